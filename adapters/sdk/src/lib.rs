@@ -1,0 +1,94 @@
+//! Bindings and small helpers for writing an iapeer runtime adapter.
+//!
+//! An adapter is a `cdylib` crate built for `wasm32-wasip2`:
+//!
+//! ```ignore
+//! use iapeer_adapter_sdk::{Guest, export_adapter};
+//! struct MyRuntime;
+//! impl Guest for MyRuntime { /* … */ }
+//! export_adapter!(MyRuntime);
+//! ```
+//!
+//! The contract itself, with every type and function documented, is
+//! `wit/adapter.wit` at the root of the iapeerd repository.
+
+wit_bindgen::generate!({
+    world: "runtime-adapter",
+    path: "../../wit",
+    default_bindings_module: "iapeer_adapter_sdk",
+    pub_export_macro: true,
+    export_macro_name: "export_adapter",
+});
+
+pub use exports::iapeer::adapter::adapter::Guest;
+pub use iapeer::adapter::host_fs;
+pub use iapeer::adapter::types::{
+    AdapterInfo, ControlSequence, DirEntry, EntryKind, EnvVar, FsError, Kind, LaunchCommand,
+    LaunchSpec,
+};
+
+/// Newest mtime (epoch ms) among the non-directory entries whose name ends
+/// with `suffix`, with the entry's name.
+pub fn newest_with_suffix<'a>(entries: &'a [DirEntry], suffix: &str) -> Option<&'a DirEntry> {
+    entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Directory && e.name.ends_with(suffix))
+        .max_by_key(|e| e.mtime_ms)
+}
+
+/// `argv` = `head…` followed by the spec's extra arguments, as the contract
+/// requires (extras always last).
+pub fn argv_with_extras(head: Vec<String>, spec: &LaunchSpec) -> Vec<String> {
+    let mut argv = head;
+    argv.extend(spec.extra_args.iter().cloned());
+    argv
+}
+
+/// True when `pane` contains any of `markers`.
+pub fn contains_any(pane: &str, markers: &[&str]) -> bool {
+    markers.iter().any(|m| pane.contains(m))
+}
+
+/// Keys for one `tmux send-keys` call.
+pub fn keys(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| (*k).to_string()).collect()
+}
+
+/// The control keys shared by the TUI runtimes: `interrupt` is Escape;
+/// `compact` types `/compact` literally, then Enter after 300 ms.
+pub fn tui_control_keys(command: &str) -> Option<ControlSequence> {
+    match command {
+        "interrupt" => Some(ControlSequence {
+            steps: vec![keys(&["Escape"])],
+            step_delay_ms: 0,
+        }),
+        "compact" => Some(ControlSequence {
+            steps: vec![keys(&["-l", "/compact"]), keys(&["Enter"])],
+            step_delay_ms: 300,
+        }),
+        _ => None,
+    }
+}
+
+/// Whitespace as JavaScript's `\s` sees it (the original adapters were
+/// written with JS regexes): Unicode White_Space plus U+FEFF.
+pub fn is_js_whitespace(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
+/// The error message of a refused intelligence gate.
+pub fn intelligence_gate_error(required: &str, actual: Option<&str>) -> String {
+    format!(
+        "requires intelligence={required} (peer has {})",
+        actual.filter(|a| !a.is_empty()).unwrap_or("unknown")
+    )
+}
+
+/// The `run` launch shared by the router runtimes: `<binary> run <extras…>`.
+/// Personality and cwd reach the process through `PEER_*` and the session cwd.
+pub fn router_run_launch(spec: &LaunchSpec) -> LaunchCommand {
+    LaunchCommand {
+        argv: argv_with_extras(vec![spec.binary.clone(), "run".into()], spec),
+        env: Vec::new(),
+    }
+}

@@ -1,0 +1,60 @@
+//! The Telegram bridge runtime adapter (a router: no TUI phases).
+
+use iapeer_adapter_sdk::{
+    AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter,
+    intelligence_gate_error, router_run_launch,
+};
+
+struct Telegram;
+
+/// A Telegram bridge speaks for a human: only natural peers may run one.
+const REQUIRED_INTELLIGENCE: &str = "natural";
+
+impl Guest for Telegram {
+    fn info() -> AdapterInfo {
+        AdapterInfo {
+            runtime: "telegram".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: Kind::Router,
+            uses_doctrine: false,
+            requires_intelligence: Some(REQUIRED_INTELLIGENCE.into()),
+            default_binary: "telegram-runtime".into(),
+            binary_env: Some("TELEGRAM_RUNTIME_BIN".into()),
+            read_dirs: Vec::new(),
+        }
+    }
+
+    fn build_launch(spec: LaunchSpec) -> Result<LaunchCommand, String> {
+        // The host enforces the gate from `info` before any launch work; this
+        // is the same rule, so the adapter is safe on its own.
+        if spec.intelligence.as_deref() != Some(REQUIRED_INTELLIGENCE) {
+            return Err(intelligence_gate_error(
+                REQUIRED_INTELLIGENCE,
+                spec.intelligence.as_deref(),
+            ));
+        }
+        Ok(router_run_launch(&spec))
+    }
+
+    fn resolve_resume(_cwd: String) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+
+    fn newest_activity_mtime(_cwd: String) -> Option<u64> {
+        None
+    }
+
+    fn boot_dialog_keys(_pane: String) -> Option<Vec<String>> {
+        None
+    }
+
+    fn is_input_ready(_pane: String) -> bool {
+        true
+    }
+
+    fn control_keys(_command: String) -> Option<ControlSequence> {
+        None
+    }
+}
+
+export_adapter!(Telegram);
