@@ -1,0 +1,110 @@
+//! `iapeer plugins list` and `iapeer plugins inspect`.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::table;
+use crate::config::Config;
+use crate::plugins::{PluginHost, PluginReport, PluginState, SUPPORTED_CONTRACTS};
+
+fn dash(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_string()
+}
+
+fn rows(reports: &[PluginReport]) -> String {
+    let mut out = vec![
+        ["RUNTIME", "VERSION", "WIT", "KIND", "STATE", "SOURCE", "SHA256", "READS"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let mut reasons = Vec::new();
+    for r in reports {
+        out.push(vec![
+            dash(r.runtime.as_deref()),
+            dash(r.version.as_deref()),
+            dash(r.wit.as_deref()),
+            dash(r.kind.map(|k| k.as_str())),
+            state_name(r.state).to_string(),
+            r.source.to_string(),
+            if r.sha256.is_empty() { "-".into() } else { r.sha256[..12].to_string() },
+            if r.read_dirs.is_empty() { "-".into() } else { r.read_dirs.join(",") },
+        ]);
+        if let Some(reason) = &r.reason {
+            reasons.push(format!("  {}: {reason}", r.source));
+        }
+    }
+    let mut text = table::render(&out);
+    if !reasons.is_empty() {
+        text.push('\n');
+        text.push_str("not loaded:\n");
+        for r in reasons {
+            text.push_str(&r);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+pub fn state_name(s: PluginState) -> &'static str {
+    match s {
+        PluginState::Loaded => "loaded",
+        PluginState::Failed => "failed",
+        PluginState::Incompatible => "incompatible",
+        PluginState::Overridden => "overridden",
+        PluginState::Duplicate => "duplicate",
+    }
+}
+
+fn dir_line(dir: &Path) -> String {
+    let note = if dir.is_dir() { "" } else { " (missing)" };
+    format!("{}{note}", dir.display())
+}
+
+pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
+    let host = PluginHost::load(&cfg.plugin_options()).map_err(anyhow::Error::msg)?;
+    if as_json {
+        let doc = json!({
+            "contracts": SUPPORTED_CONTRACTS,
+            "plugin_dirs": host.plugin_dirs(),
+            "builtins": cfg.builtin_plugins,
+            "plugins": host.reports(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let dirs: Vec<String> = host.plugin_dirs().iter().map(|d| dir_line(d)).collect();
+        println!("plugin dirs: {}", if dirs.is_empty() { "none".into() } else { dirs.join(", ") });
+        print!("{}", rows(host.reports()));
+    }
+    Ok(0)
+}
+
+pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
+    let report = PluginHost::inspect(file, &cfg.plugin_options()).map_err(anyhow::Error::msg)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let field = |k: &str, v: String| vec![format!("{k}:"), v];
+        let yes_no = |b: Option<bool>| b.map(|b| if b { "yes" } else { "no" }.to_string());
+        let lines = vec![
+            field("file", report.source.to_string()),
+            field("state", state_name(report.state).into()),
+            field("reason", dash(report.reason.as_deref())),
+            field("runtime", dash(report.runtime.as_deref())),
+            field("version", dash(report.version.as_deref())),
+            field("wit", dash(report.wit.as_deref().map(|w| w))),
+            field("kind", dash(report.kind.map(|k| k.as_str()))),
+            field("uses doctrine", dash(yes_no(report.uses_doctrine).as_deref())),
+            field("requires", dash(report.requires_intelligence.as_deref())),
+            field("binary", dash(report.default_binary.as_deref())),
+            field("binary env", dash(report.binary_env.as_deref())),
+            field(
+                "reads",
+                if report.read_dirs.is_empty() { "-".into() } else { report.read_dirs.join(", ") },
+            ),
+            field("sha256", if report.sha256.is_empty() { "-".into() } else { report.sha256.clone() }),
+        ];
+        print!("{}", table::render(&lines));
+    }
+    Ok(if report.state == PluginState::Loaded { 0 } else { 1 })
+}

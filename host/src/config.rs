@@ -1,0 +1,298 @@
+//! Configuration: the `IAPEER_*` environment with the seed's names and
+//! defaults, then command-line overrides, folded into one immutable value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::names::{Identity, Personality};
+use crate::plugins::{CompileCache, PluginOptions};
+
+/// A snapshot of the process environment (names and values as UTF-8, lossy).
+pub type Env = BTreeMap<String, String>;
+
+pub fn process_env() -> Env {
+    std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// Command-line overrides; `None` keeps the environment's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub root: Option<PathBuf>,
+    pub sock_dir: Option<PathBuf>,
+    pub launch_agents_dir: Option<PathBuf>,
+    pub systemd_user_dir: Option<PathBuf>,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub no_builtin_plugins: bool,
+    /// `runtime=path` binary overrides.
+    pub bins: Vec<(String, String)>,
+    pub boot_deadline_secs: Option<String>,
+    pub ready_gate_secs: Option<String>,
+    pub idle_secs: Option<String>,
+    pub max_age_secs: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: PathBuf,
+    /// `IAPEER_ROOT`, else `$HOME/.iapeer`.
+    pub root: PathBuf,
+    /// tmux sockets: `IAPEER_SOCK_DIR`, else `<IAPEER_ROOT>/socks` when
+    /// `IAPEER_ROOT` is set, else `/tmp`.
+    pub sock_dir: PathBuf,
+    /// `<root>/state/lifecycle`: marks, `.session` files, wake locks.
+    pub state_dir: PathBuf,
+    /// `<root>/logs/lifecycle`: pane logs.
+    pub pane_log_dir: PathBuf,
+    /// `<root>/logs/iapeer`: lifecycle.log and the daemon's log.
+    pub log_dir: PathBuf,
+    /// H4: launchd plists (`IAPEER_LAUNCHAGENTS_DIR`, else `~/Library/LaunchAgents`).
+    pub launch_agents_dir: PathBuf,
+    /// H4 on Linux: systemd user units (`IAPEER_SYSTEMD_USER_DIR`, else
+    /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`).
+    pub systemd_user_dir: PathBuf,
+    pub boot_deadline: Duration,
+    pub ready_gate: Duration,
+    pub idle_secs: u64,
+    pub max_age_secs: u64,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub builtin_plugins: bool,
+    /// Compile cache (`IAPEER_CACHE_DIR`, else `<root>/cache/plugins`).
+    pub cache_dir: PathBuf,
+    /// `--bin runtime=path` overrides (they beat the adapter's env var).
+    pub bin_overrides: BTreeMap<String, String>,
+    /// The environment the config was read from; launched sessions inherit it.
+    pub env: Env,
+}
+
+pub const DEFAULT_BOOT_DEADLINE_SECS: u64 = 240;
+pub const DEFAULT_READY_GATE_SECS: u64 = 120;
+pub const DEFAULT_IDLE_SECS: u64 = 3600;
+pub const DEFAULT_MAX_AGE_SECS: u64 = 14400;
+
+/// The seed's number rule: JavaScript `parseInt(raw, 10)`, and anything that
+/// is not a finite number above zero falls back to the default.
+pub fn positive_int_or(raw: Option<&str>, default: u64) -> u64 {
+    let Some(raw) = raw else { return default };
+    let s = raw.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    match digits[..end].parse::<u64>() {
+        Ok(n) if n > 0 && !negative => n,
+        Err(e) if end > 0 && *e.kind() == std::num::IntErrorKind::PosOverflow => u64::MAX,
+        _ => default,
+    }
+}
+
+fn non_blank<'a>(env: &'a Env, key: &str) -> Option<&'a str> {
+    env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+impl Config {
+    pub fn new(env: Env, o: &Overrides) -> Config {
+        let home = non_blank(&env, "HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let env_root = non_blank(&env, "IAPEER_ROOT").map(PathBuf::from);
+        let root = o
+            .root
+            .clone()
+            .or_else(|| env_root.clone())
+            .unwrap_or_else(|| home.join(".iapeer"));
+        let explicit_root = o.root.is_some() || env_root.is_some();
+        let sock_dir = o
+            .sock_dir
+            .clone()
+            .or_else(|| non_blank(&env, "IAPEER_SOCK_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| {
+                if explicit_root {
+                    root.join("socks")
+                } else {
+                    PathBuf::from("/tmp")
+                }
+            });
+        let launch_agents_dir = o
+            .launch_agents_dir
+            .clone()
+            .or_else(|| non_blank(&env, "IAPEER_LAUNCHAGENTS_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| home.join("Library/LaunchAgents"));
+        let systemd_user_dir = o
+            .systemd_user_dir
+            .clone()
+            .or_else(|| non_blank(&env, "IAPEER_SYSTEMD_USER_DIR").map(PathBuf::from))
+            .or_else(|| non_blank(&env, "XDG_CONFIG_HOME").map(|x| Path::new(x).join("systemd/user")))
+            .unwrap_or_else(|| home.join(".config/systemd/user"));
+        let num = |flag: &Option<String>, var: &str, default: u64| {
+            positive_int_or(flag.as_deref().or(env.get(var).map(String::as_str)), default)
+        };
+        let plugin_dirs = if !o.plugin_dirs.is_empty() {
+            o.plugin_dirs.clone()
+        } else if let Some(dirs) = non_blank(&env, "IAPEER_PLUGIN_DIR") {
+            dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect()
+        } else {
+            vec![root.join("plugins")]
+        };
+        let cache_dir = non_blank(&env, "IAPEER_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("cache/plugins"));
+        Config {
+            state_dir: root.join("state/lifecycle"),
+            pane_log_dir: root.join("logs/lifecycle"),
+            log_dir: root.join("logs/iapeer"),
+            boot_deadline: Duration::from_secs(num(
+                &o.boot_deadline_secs,
+                "IAPEER_BOOT_DEADLINE_SECS",
+                DEFAULT_BOOT_DEADLINE_SECS,
+            )),
+            ready_gate: Duration::from_secs(num(
+                &o.ready_gate_secs,
+                "IAPEER_READY_GATE_SECS",
+                DEFAULT_READY_GATE_SECS,
+            )),
+            idle_secs: num(&o.idle_secs, "IAPEER_IDLE_SECS", DEFAULT_IDLE_SECS),
+            max_age_secs: num(&o.max_age_secs, "IAPEER_MAX_AGE_SECS", DEFAULT_MAX_AGE_SECS),
+            builtin_plugins: !o.no_builtin_plugins,
+            bin_overrides: o.bins.iter().cloned().collect(),
+            home,
+            root,
+            sock_dir,
+            launch_agents_dir,
+            systemd_user_dir,
+            plugin_dirs,
+            cache_dir,
+            env,
+        }
+    }
+
+    pub fn plugin_options(&self) -> PluginOptions {
+        PluginOptions {
+            home: self.home.clone(),
+            plugin_dirs: self.plugin_dirs.clone(),
+            builtins: self.builtin_plugins,
+            cache: CompileCache::new(Some(&self.cache_dir)),
+        }
+    }
+
+    /// `<root>/peers-profiles.json`
+    pub fn registry_path(&self) -> PathBuf {
+        self.root.join("peers-profiles.json")
+    }
+
+    /// `<sockDir>/tmux-iap-<identity>.sock`
+    pub fn socket_path(&self, identity: &Identity) -> PathBuf {
+        self.sock_dir.join(format!("tmux-iap-{identity}.sock"))
+    }
+
+    /// `<stateDir>/<identity>.<suffix>`
+    pub fn state_file(&self, identity: &Identity, suffix: &str) -> PathBuf {
+        self.state_dir.join(format!("{identity}.{suffix}"))
+    }
+
+    /// H4 detector paths for a personality: the launchd plist, and on Linux
+    /// the systemd user unit that plays the same role.
+    pub fn supervisor_unit_paths(&self, p: &Personality) -> [PathBuf; 2] {
+        [
+            self.launch_agents_dir.join(format!("com.iapeer.{p}.plist")),
+            self.systemd_user_dir.join(format!("iapeer-{p}.service")),
+        ]
+    }
+
+    /// The binary for an adapter: `--bin runtime=…`, else the adapter's
+    /// override variable (when non-blank), else its default with `~/`
+    /// expanded against `$HOME`.
+    pub fn resolve_binary(&self, runtime: &str, binary_env: Option<&str>, default: &str) -> String {
+        if let Some(b) = self.bin_overrides.get(runtime) {
+            return b.clone();
+        }
+        if let Some(b) = binary_env.and_then(|var| non_blank(&self.env, var)) {
+            return b.to_string();
+        }
+        match default.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest).to_string_lossy().into_owned(),
+            None => default.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn js_parse_int_fallbacks() {
+        assert_eq!(positive_int_or(None, 7), 7);
+        assert_eq!(positive_int_or(Some("30"), 7), 30);
+        assert_eq!(positive_int_or(Some(" 42"), 7), 42);
+        assert_eq!(positive_int_or(Some("12abc"), 7), 12);
+        assert_eq!(positive_int_or(Some("3.9"), 7), 3);
+        assert_eq!(positive_int_or(Some("0"), 7), 7);
+        assert_eq!(positive_int_or(Some("-5"), 7), 7);
+        assert_eq!(positive_int_or(Some("abc"), 7), 7);
+        assert_eq!(positive_int_or(Some(""), 7), 7);
+        assert_eq!(positive_int_or(Some("+9"), 7), 9);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::new(env(&[("HOME", "/h")]), &Overrides::default());
+        assert_eq!(c.root, Path::new("/h/.iapeer"));
+        assert_eq!(c.sock_dir, Path::new("/tmp"));
+        assert_eq!(c.state_dir, Path::new("/h/.iapeer/state/lifecycle"));
+        assert_eq!(c.launch_agents_dir, Path::new("/h/Library/LaunchAgents"));
+        assert_eq!(c.systemd_user_dir, Path::new("/h/.config/systemd/user"));
+        assert_eq!(c.boot_deadline, Duration::from_secs(240));
+        assert_eq!(c.ready_gate, Duration::from_secs(120));
+        assert_eq!(c.idle_secs, 3600);
+        assert_eq!(c.max_age_secs, 14400);
+        assert_eq!(c.plugin_dirs, vec![PathBuf::from("/h/.iapeer/plugins")]);
+        assert_eq!(
+            c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "~/.local/bin/claude"),
+            "/h/.local/bin/claude"
+        );
+        assert_eq!(c.resolve_binary("codex", Some("IAPEER_CODEX_BIN"), "codex"), "codex");
+    }
+
+    #[test]
+    fn environment_and_flags() {
+        let e = env(&[
+            ("HOME", "/h"),
+            ("IAPEER_ROOT", " /r "),
+            ("IAPEER_IDLE_SECS", "nope"),
+            ("IAPEER_BOOT_DEADLINE_SECS", "5"),
+            ("IAPEER_CLAUDE_BIN", "/bin/fake-claude"),
+            ("IAPEER_CODEX_BIN", "  "),
+            ("IAPEER_PLUGIN_DIR", "/p1:/p2"),
+        ]);
+        let c = Config::new(e.clone(), &Overrides::default());
+        assert_eq!(c.root, Path::new("/r"));
+        assert_eq!(c.sock_dir, Path::new("/r/socks"));
+        assert_eq!(c.idle_secs, 3600);
+        assert_eq!(c.boot_deadline, Duration::from_secs(5));
+        assert_eq!(c.plugin_dirs, vec![PathBuf::from("/p1"), PathBuf::from("/p2")]);
+        assert_eq!(c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "x"), "/bin/fake-claude");
+        assert_eq!(c.resolve_binary("codex", Some("IAPEER_CODEX_BIN"), "codex"), "codex");
+
+        let o = Overrides {
+            root: Some("/flag".into()),
+            idle_secs: Some("9".into()),
+            bins: vec![("claude".into(), "/flag/claude".into())],
+            plugin_dirs: vec!["/pf".into()],
+            ..Default::default()
+        };
+        let c = Config::new(e, &o);
+        assert_eq!(c.root, Path::new("/flag"));
+        assert_eq!(c.idle_secs, 9);
+        assert_eq!(c.plugin_dirs, vec![PathBuf::from("/pf")]);
+        assert_eq!(c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "x"), "/flag/claude");
+    }
+}

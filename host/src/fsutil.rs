@@ -1,0 +1,111 @@
+//! File primitives every state writer uses: private directories and atomic
+//! writes (temp file in the same directory, fsync, rename), so a crash never
+//! leaves a half-written file behind and nothing is readable by other users.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Mode of every state file.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every state directory.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and missing parents) with mode 0700. An existing directory
+/// is left as it is.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+/// True when `dir` is a directory owned by this user that nobody else can
+/// write to (so files in it can be trusted).
+pub fn is_trusted_dir(dir: &Path) -> bool {
+    match fs::metadata(dir) {
+        Ok(m) => {
+            m.is_dir()
+                && m.uid() == unsafe { libc::geteuid() }
+                && m.permissions().mode() & 0o022 == 0
+        }
+        Err(_) => false,
+    }
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600, creating the parent
+/// directory (0700) if needed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    ensure_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        File::open(dir).and_then(|d| d.sync_all()).ok();
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes a file; a file that is already gone is not an error.
+pub fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_is_private_and_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/state.json");
+        write_atomic(&path, b"{\"x\":1}").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{\"x\":1}");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let dir_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        write_atomic(&path, b"2").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"2");
+        // No temp files left behind.
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn trusted_dir_rejects_group_writable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        ensure_private_dir(&dir).unwrap();
+        assert!(is_trusted_dir(&dir));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(!is_trusted_dir(&dir));
+        assert!(!is_trusted_dir(&tmp.path().join("missing")));
+    }
+}

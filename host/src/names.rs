@@ -1,0 +1,202 @@
+//! Peer names: personality, runtime and identity validation. A name becomes
+//! part of a file or socket path only after it passed these checks, so none of
+//! them can smuggle a `/`, `..` or a shell metacharacter into a path.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not a valid name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("invalid personality {0:?}: expected ^[a-z][a-z0-9-]{{0,31}}$")]
+    Personality(String),
+    #[error("invalid runtime {0:?}: expected ^[a-z][a-z0-9]{{0,31}}$")]
+    Runtime(String),
+    #[error("invalid identity {0:?}: expected <runtime>-<personality>")]
+    Identity(String),
+}
+
+fn valid_name(s: &str, dash_allowed: bool) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 32
+        && bytes[0].is_ascii_lowercase()
+        && bytes[1..]
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || (dash_allowed && b == b'-'))
+}
+
+/// `^[a-z][a-z0-9-]{0,31}$`
+pub fn is_valid_personality(s: &str) -> bool {
+    valid_name(s, true)
+}
+
+/// `^[a-z][a-z0-9]{0,31}$` — no dashes: the runtime is the left half of an
+/// identity, split at the first `-`.
+pub fn is_valid_runtime(s: &str) -> bool {
+    valid_name(s, false)
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $check:ident, $err:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
+                let s = s.into();
+                if $check(&s) { Ok(Self(s)) } else { Err(NameError::$err(s)) }
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, NameError> {
+                Self::new(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A validated personality (the peer's name).
+    Personality,
+    is_valid_personality,
+    Personality
+);
+name_type!(
+    /// A validated runtime id (`claude`, `codex`, …).
+    Runtime,
+    is_valid_runtime,
+    Runtime
+);
+
+/// `<runtime>-<personality>`: the tmux session name, the process address and
+/// the key of every lifecycle state file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identity {
+    runtime: Runtime,
+    personality: Personality,
+    text: String,
+}
+
+impl Identity {
+    pub fn new(runtime: &Runtime, personality: &Personality) -> Self {
+        Identity {
+            text: format!("{runtime}-{personality}"),
+            runtime: runtime.clone(),
+            personality: personality.clone(),
+        }
+    }
+
+    /// Splits at the first `-`: the left half must be a runtime, the right
+    /// half a personality.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let bad = || NameError::Identity(s.to_string());
+        let (rt, p) = s.split_once('-').ok_or_else(bad)?;
+        let runtime = Runtime::new(rt).map_err(|_| bad())?;
+        let personality = Personality::new(p).map_err(|_| bad())?;
+        Ok(Identity::new(&runtime, &personality))
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn personality(&self) -> &Personality {
+        &self.personality
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personality_rules() {
+        for ok in ["a", "bob", "company-checker", "a1-2", &"a".repeat(32)] {
+            assert!(is_valid_personality(ok), "{ok}");
+        }
+        for bad in [
+            "", "1a", "-a", "A", "a_b", "a.b", "a/b", "..", "a b", "é", &"a".repeat(33), "a;rm",
+        ] {
+            assert!(!is_valid_personality(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn runtime_rules() {
+        assert!(is_valid_runtime("claude"));
+        assert!(is_valid_runtime("codex2"));
+        assert!(!is_valid_runtime("my-rt"));
+        assert!(!is_valid_runtime("Claude"));
+        assert!(!is_valid_runtime(""));
+        assert!(!is_valid_runtime(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn identity_splits_at_first_dash() {
+        let id = Identity::parse("claude-company-checker").unwrap();
+        assert_eq!(id.runtime().as_str(), "claude");
+        assert_eq!(id.personality().as_str(), "company-checker");
+        assert_eq!(id.as_str(), "claude-company-checker");
+        assert!(Identity::parse("noseparator").is_err());
+        assert!(Identity::parse("claude-").is_err());
+        assert!(Identity::parse("-bob").is_err());
+        assert!(Identity::parse("claude-../x").is_err());
+    }
+
+    #[test]
+    fn serde_validates() {
+        let p: Result<Personality, _> = serde_json::from_str("\"bob\"");
+        assert!(p.is_ok());
+        let p: Result<Personality, _> = serde_json::from_str("\"../etc\"");
+        assert!(p.is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! `Adapter`: the typed, sandboxed handle the lifecycle code calls.
+//!
+//! Every call runs under a time budget and the store's memory cap. An
+//! instance is reused across calls (a call then costs about a microsecond
+//! plus the guest's own work); one that trapped is dropped, so the next call
+//! gets a clean instance and a failure never outlives the call that hit it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use wasmtime::{Store, Trap};
+
+use super::hostfs::FileGrants;
+use super::sandbox::{self, GuestState, MEMORY_CAP, Sandbox};
+use super::types::{AdapterInfo, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
+use super::{Source, v0_1, validate};
+
+/// Budget of a call that only looks at its arguments.
+pub const QUICK_CALL: Duration = Duration::from_secs(1);
+/// Budget of a call that scans transcript directories.
+pub const SCAN_CALL: Duration = Duration::from_secs(10);
+/// An instance is retired after this many calls, so a guest that leaks
+/// memory never grows into its cap.
+const CALLS_PER_INSTANCE: u32 = 10_000;
+/// Limits on what the host will send to tmux on an adapter's word.
+const MAX_KEYS: usize = 32;
+const MAX_CONTROL_STEPS: usize = 16;
+
+/// A failed adapter call. The host stays up; only this call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// The guest trapped, timed out, ran out of memory or could not be
+    /// instantiated.
+    #[error("adapter {plugin}: {call} failed: {message}")]
+    Crashed {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
+    /// The guest answered something the contract does not allow.
+    #[error("adapter {plugin}: {call} returned an invalid result: {reason}")]
+    Invalid {
+        plugin: String,
+        call: &'static str,
+        reason: String,
+    },
+    /// `build-launch` declined the spec with this message.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The bindings of one contract version, pre-linked.
+pub(crate) enum VersionedPre {
+    V0_1(v0_1::RuntimeAdapterPre<GuestState>),
+}
+
+enum VersionedInstance {
+    V0_1(v0_1::RuntimeAdapter),
+}
+
+struct Live {
+    store: Store<GuestState>,
+    instance: VersionedInstance,
+    preopen_mask: u64,
+    calls: u32,
+}
+
+pub struct Adapter {
+    info: AdapterInfo,
+    source: Source,
+    pre: VersionedPre,
+    grants: Arc<FileGrants>,
+    sandbox: &'static Sandbox,
+    idle: Mutex<Option<Live>>,
+}
+
+/// A one-line description of why a guest call failed.
+fn describe_failure(e: &wasmtime::Error, stderr: &str, budget: Duration) -> String {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return format!("timed out after {budget:?}");
+    }
+    let root = e.root_cause().to_string();
+    let mut message = if root.contains("growing memory") {
+        format!("exceeded the {} MiB memory cap", MEMORY_CAP >> 20)
+    } else {
+        root
+    };
+    // A guest panic prints its message to stderr before trapping.
+    if let Some(line) = stderr.lines().find(|l| !l.trim().is_empty()) {
+        message.push_str(&format!(" ({})", line.trim()));
+    }
+    message
+}
+
+fn check_keys(keys: &[String]) -> Result<(), String> {
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return Err(format!("{} keys (expected 1..={MAX_KEYS})", keys.len()));
+    }
+    match keys.iter().find(|k| k.is_empty() || k.contains('\0') || k.len() > 4096) {
+        Some(k) => Err(format!("key {k:?} is empty, too long or contains NUL")),
+        None => Ok(()),
+    }
+}
+
+impl Adapter {
+    /// Instantiates once and asks `info`: type mismatches between the
+    /// component and the contract only show up at instantiation, so a plugin
+    /// is not accepted before this succeeded.
+    pub(crate) fn probe(
+        sandbox: &'static Sandbox,
+        pre: VersionedPre,
+        source: Source,
+        home: &std::path::Path,
+    ) -> Result<Adapter, String> {
+        let no_grants = Arc::new(FileGrants::new(home, &[]));
+        let mut live = instantiate(sandbox, &pre, &no_grants, 0)
+            .map_err(|e| format!("does not instantiate against the contract: {e:#}"))?;
+        live.store.set_epoch_deadline(sandbox::ticks(QUICK_CALL));
+        let raw = match &live.instance {
+            VersionedInstance::V0_1(b) => v0_1::info(b, &mut live.store),
+        }
+        .map_err(|e| {
+            format!(
+                "info() failed: {}",
+                describe_failure(&e, &live.store.data().stderr_text(), QUICK_CALL)
+            )
+        })?;
+        let info = validate::info(raw)?;
+        let grants = Arc::new(FileGrants::new(home, &info.read_dirs));
+        Ok(Adapter {
+            info,
+            source,
+            pre,
+            grants,
+            sandbox,
+            idle: Mutex::new(None),
+        })
+    }
+
+    pub fn info(&self) -> &AdapterInfo {
+        &self.info
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// `runtime (source)`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.info.runtime, self.source)
+    }
+
+    fn call<R>(
+        &self,
+        call: &'static str,
+        budget: Duration,
+        f: impl FnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, AdapterError> {
+        let mask = self.grants.presence_mask();
+        let cached = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|l| l.preopen_mask == mask && l.calls < CALLS_PER_INSTANCE);
+        let mut live = match cached {
+            Some(live) => live,
+            None => instantiate(self.sandbox, &self.pre, &self.grants, mask).map_err(|e| {
+                AdapterError::Crashed {
+                    plugin: self.label(),
+                    call,
+                    message: format!("cannot instantiate: {e:#}"),
+                }
+            })?,
+        };
+        live.store.set_epoch_deadline(sandbox::ticks(budget));
+        match f(&live.instance, &mut live.store) {
+            Ok(v) => {
+                live.calls += 1;
+                let mut slot = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if slot.is_none() {
+                    *slot = Some(live);
+                }
+                Ok(v)
+            }
+            // The instance may be poisoned: drop it with the error.
+            Err(e) => Err(AdapterError::Crashed {
+                plugin: self.label(),
+                call,
+                message: describe_failure(&e, &live.store.data().stderr_text(), budget),
+            }),
+        }
+    }
+
+    fn invalid(&self, call: &'static str, reason: String) -> AdapterError {
+        AdapterError::Invalid {
+            plugin: self.label(),
+            call,
+            reason,
+        }
+    }
+
+    /// The argv and extra env for `spec`, checked against the contract
+    /// (resolved binary first, extras last, no NUL, valid env names).
+    pub fn build_launch(&self, spec: &LaunchSpec) -> Result<LaunchCommand, AdapterError> {
+        let answer = self.call("build-launch", QUICK_CALL, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec),
+        })?;
+        let cmd = answer.map_err(AdapterError::Refused)?;
+        validate::launch_command(spec, &cmd).map_err(|r| self.invalid("build-launch", r))?;
+        Ok(cmd)
+    }
+
+    pub fn resolve_resume(&self, cwd: &str) -> Result<ResumeCheck, AdapterError> {
+        self.call("resolve-resume", SCAN_CALL, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd),
+        })
+    }
+
+    pub fn newest_activity_mtime(&self, cwd: &str) -> Result<Option<u64>, AdapterError> {
+        self.call("newest-activity-mtime", SCAN_CALL, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd),
+        })
+    }
+
+    pub fn boot_dialog_keys(&self, pane: &str) -> Result<Option<Vec<String>>, AdapterError> {
+        let keys = self.call("boot-dialog-keys", QUICK_CALL, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane),
+        })?;
+        if let Some(k) = &keys {
+            check_keys(k).map_err(|r| self.invalid("boot-dialog-keys", r))?;
+        }
+        Ok(keys)
+    }
+
+    pub fn is_input_ready(&self, pane: &str) -> Result<bool, AdapterError> {
+        self.call("is-input-ready", QUICK_CALL, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane),
+        })
+    }
+
+    pub fn control_keys(&self, command: &str) -> Result<Option<ControlSequence>, AdapterError> {
+        let seq = self.call("control-keys", QUICK_CALL, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command),
+        })?;
+        if let Some(seq) = &seq {
+            if seq.steps.is_empty() || seq.steps.len() > MAX_CONTROL_STEPS {
+                return Err(self.invalid("control-keys", format!("{} steps", seq.steps.len())));
+            }
+            for step in &seq.steps {
+                check_keys(step).map_err(|r| self.invalid("control-keys", r))?;
+            }
+        }
+        Ok(seq)
+    }
+}
+
+fn instantiate(
+    sandbox: &Sandbox,
+    pre: &VersionedPre,
+    grants: &Arc<FileGrants>,
+    preopen_mask: u64,
+) -> wasmtime::Result<Live> {
+    let mut store = sandbox.new_store(grants)?;
+    // Instantiation runs guest code too (initialisers): bound it as well.
+    store.set_epoch_deadline(sandbox::ticks(QUICK_CALL));
+    let instance = match pre {
+        VersionedPre::V0_1(p) => VersionedInstance::V0_1(p.instantiate(&mut store)?),
+    };
+    Ok(Live {
+        store,
+        instance,
+        preopen_mask,
+        calls: 0,
+    })
+}

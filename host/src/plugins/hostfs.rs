@@ -1,0 +1,306 @@
+//! The `host-fs` import: read-only file access confined to the directories an
+//! adapter declared. Paths are home-relative; every lookup below a granted
+//! directory goes through cap-primitives, which refuses `..` and symlinks that
+//! would leave it — the same rule the WASI preopens enforce.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use cap_primitives::fs::{self as capfs, OpenOptions};
+
+/// Where a granted directory appears inside the guest's WASI filesystem.
+pub const GUEST_HOME: &str = "/home";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsError {
+    NotFound,
+    NotPermitted,
+    TooLarge,
+    Io(String),
+}
+
+impl From<io::Error> for FsError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::NotFound => FsError::NotFound,
+            io::ErrorKind::PermissionDenied => FsError::NotPermitted,
+            _ => FsError::Io(e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub mtime_ms: u64,
+    pub size: u64,
+}
+
+/// One declared directory.
+#[derive(Debug)]
+struct GrantedDir {
+    components: Vec<String>,
+    host_path: PathBuf,
+}
+
+/// The directories one adapter may read, resolved against a home directory.
+#[derive(Debug)]
+pub struct FileGrants {
+    dirs: Vec<GrantedDir>,
+}
+
+/// The components of a relative path made only of normal names (no `.`,
+/// `..`, root, empty component or NUL), or `None`.
+pub fn plain_relative_components(path: &str) -> Option<Vec<String>> {
+    if path.is_empty() || path.starts_with('/') || path.contains('\0') {
+        return None;
+    }
+    path.split('/')
+        .map(|c| match c {
+            "" | "." | ".." => None,
+            c => Some(c.to_string()),
+        })
+        .collect()
+}
+
+impl FileGrants {
+    /// `read_dirs` must already be validated (see `plain_relative_components`).
+    pub fn new(home: &Path, read_dirs: &[String]) -> Self {
+        let dirs = read_dirs
+            .iter()
+            .filter_map(|d| {
+                let components = plain_relative_components(d)?;
+                Some(GrantedDir {
+                    host_path: home.join(d),
+                    components,
+                })
+            })
+            .collect();
+        FileGrants { dirs }
+    }
+
+    /// The granted directories that exist now, with their guest mount points.
+    pub fn preopens(&self) -> impl Iterator<Item = (&Path, String)> {
+        self.dirs.iter().filter(|d| d.host_path.is_dir()).map(|d| {
+            (
+                d.host_path.as_path(),
+                format!("{GUEST_HOME}/{}", d.components.join("/")),
+            )
+        })
+    }
+
+    /// A bitmask of which granted directories exist: a cached instance whose
+    /// preopens were made under another mask is stale.
+    pub fn presence_mask(&self) -> u64 {
+        self.dirs
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, d)| d.host_path.is_dir())
+            .fold(0, |mask, (i, _)| mask | (1 << i))
+    }
+
+    /// Splits `path` into (opened granted dir, rest below it).
+    fn resolve(&self, path: &str) -> Result<(File, PathBuf), FsError> {
+        let components = plain_relative_components(path).ok_or(FsError::NotPermitted)?;
+        let dir = self
+            .dirs
+            .iter()
+            .filter(|d| components.starts_with(&d.components))
+            .max_by_key(|d| d.components.len())
+            .ok_or(FsError::NotPermitted)?;
+        let start = capfs::open_ambient_dir(&dir.host_path, cap_primitives::ambient_authority())?;
+        let rest: PathBuf = components[dir.components.len()..].iter().collect();
+        Ok((start, rest))
+    }
+
+    pub fn list_dir(&self, path: &str) -> Result<Vec<Entry>, FsError> {
+        let (start, rest) = self.resolve(path)?;
+        let entries = if rest.as_os_str().is_empty() {
+            capfs::read_base_dir(&start)?
+        } else {
+            capfs::read_dir(&start, &rest)?
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: no adapter can name it anyway
+            };
+            // Entries can vanish between the listing and the stat.
+            let (Ok(ty), Ok(meta)) = (entry.file_type(), entry.metadata()) else {
+                continue;
+            };
+            let kind = if ty.is_symlink() {
+                EntryKind::Symlink
+            } else if ty.is_dir() {
+                EntryKind::Directory
+            } else if ty.is_file() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            };
+            let mtime_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            out.push(Entry {
+                name,
+                kind,
+                mtime_ms,
+                size: meta.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn read_first_line(&self, path: &str, max_bytes: u32) -> Result<String, FsError> {
+        let (start, rest) = self.resolve(path)?;
+        if rest.as_os_str().is_empty() {
+            return Err(FsError::Io("is a directory".into()));
+        }
+        let file = capfs::open(&start, &rest, OpenOptions::new().read(true))?;
+        let limit = u64::from(max_bytes);
+        let mut line = Vec::new();
+        BufReader::new(file)
+            .take(limit + 1)
+            .read_until(b'\n', &mut line)?;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        } else if line.len() as u64 > limit {
+            return Err(FsError::TooLarge);
+        }
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+}
+
+/// `same-path`: true when two absolute paths resolve to the same location.
+/// Paths with `.` or `..` components are only compared as written, so the
+/// answer never reveals whether some other path exists.
+pub fn same_path(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let plain = |p: &str| {
+        let p = Path::new(p);
+        p.is_absolute()
+            && !p.as_os_str().as_encoded_bytes().contains(&0)
+            && p.components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    };
+    if !plain(a) || !plain(b) {
+        return false;
+    }
+    let canon = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+    canon(a) == canon(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn grants(home: &Path) -> FileGrants {
+        FileGrants::new(home, &[".claude/projects".to_string()])
+    }
+
+    #[test]
+    fn relative_components() {
+        assert_eq!(
+            plain_relative_components(".claude/projects"),
+            Some(vec![".claude".into(), "projects".into()])
+        );
+        for bad in ["", "/etc", "a/../b", "a//b", "./a", "a/.", "..", "a\0b", "a/"] {
+            assert_eq!(plain_relative_components(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lists_only_inside_the_grant() {
+        let home = tempfile::tempdir().unwrap();
+        let proj = home.path().join(".claude/projects/-w");
+        fs::create_dir_all(&proj).unwrap();
+        fs::write(proj.join("a.jsonl"), "{}\n").unwrap();
+        fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        let g = grants(home.path());
+
+        let entries = g.list_dir(".claude/projects/-w").unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].name, "a.jsonl");
+        assert_eq!(entries[0].kind, EntryKind::File);
+        assert!(entries[0].mtime_ms > 0);
+        assert_eq!(g.list_dir(".claude/projects").unwrap().len(), 1);
+
+        assert_eq!(g.list_dir(".ssh"), Err(FsError::NotPermitted));
+        assert_eq!(g.list_dir(".claude"), Err(FsError::NotPermitted));
+        assert_eq!(
+            g.list_dir(".claude/projects/../../.ssh"),
+            Err(FsError::NotPermitted)
+        );
+        assert_eq!(g.list_dir("/etc"), Err(FsError::NotPermitted));
+        assert_eq!(g.list_dir(".claude/projects/nope"), Err(FsError::NotFound));
+    }
+
+    #[test]
+    fn symlink_out_of_the_grant_is_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let projects = home.path().join(".claude/projects");
+        fs::create_dir_all(&projects).unwrap();
+        std::os::unix::fs::symlink("/etc", projects.join("escape")).unwrap();
+        let g = grants(home.path());
+        assert_eq!(
+            g.list_dir(".claude/projects/escape"),
+            Err(FsError::NotPermitted)
+        );
+        assert_eq!(
+            g.read_first_line(".claude/projects/escape/passwd", 100),
+            Err(FsError::NotPermitted)
+        );
+        let listed = g.list_dir(".claude/projects").unwrap();
+        assert_eq!(listed[0].kind, EntryKind::Symlink);
+    }
+
+    #[test]
+    fn first_line() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".claude/projects");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("s.jsonl"), "first\r\nsecond\n").unwrap();
+        fs::write(dir.join("one"), "only").unwrap();
+        fs::write(dir.join("long"), "x".repeat(100)).unwrap();
+        let g = grants(home.path());
+        assert_eq!(g.read_first_line(".claude/projects/s.jsonl", 10).unwrap(), "first");
+        assert_eq!(g.read_first_line(".claude/projects/one", 10).unwrap(), "only");
+        assert_eq!(g.read_first_line(".claude/projects/long", 10), Err(FsError::TooLarge));
+        assert_eq!(g.read_first_line(".claude/projects/long", 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn same_path_resolves_symlinks_only_for_plain_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (real, link) = (real.to_str().unwrap(), link.to_str().unwrap());
+        assert!(same_path(real, link));
+        assert!(same_path("/x/y", "/x/y"));
+        assert!(!same_path(&format!("{link}/../link"), real));
+        assert!(!same_path("relative", real));
+    }
+}

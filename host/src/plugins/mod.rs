@@ -1,0 +1,371 @@
+//! The plugin host: finds runtime adapters (built-in and in plugin dirs),
+//! validates each one, and hands the lifecycle code a typed `Adapter` per
+//! runtime. A plugin that fails validation is reported, never fatal.
+//!
+//! Precedence when two plugins claim one runtime: a plugin-dir adapter
+//! overrides the built-in one (an operator can ship a fixed adapter without a
+//! new iapeerd); between plugin-dir adapters the first wins, in the order of
+//! the plugin dirs and then of file names. The losers are listed as
+//! `overridden` / `duplicate` with the winner named.
+
+mod adapter;
+mod builtin;
+mod cache;
+pub mod hostfs;
+mod sandbox;
+pub mod types;
+mod v0_1;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+pub use adapter::{Adapter, AdapterError, QUICK_CALL, SCAN_CALL};
+pub use cache::{CompileCache, Origin};
+pub use types::*;
+
+use adapter::VersionedPre;
+use sandbox::Sandbox;
+
+/// The WIT package every adapter implements.
+pub const CONTRACT_PACKAGE: &str = "iapeer:adapter";
+/// The contract versions this host serves (one generated module each).
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1"];
+/// A plugin file larger than this is refused unread.
+const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    BuiltIn(&'static str),
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::BuiltIn(name) => write!(f, "built-in:{name}"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginState {
+    /// Serving its runtime.
+    Loaded,
+    /// Not a valid adapter (see the reason).
+    Failed,
+    /// Built for a contract version this host does not serve.
+    Incompatible,
+    /// A valid built-in adapter replaced by a plugin-dir adapter.
+    Overridden,
+    /// A valid adapter for a runtime another plugin already serves.
+    Duplicate,
+}
+
+/// One row of `iapeer plugins list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginReport {
+    pub runtime: Option<String>,
+    pub version: Option<String>,
+    /// The contract version the component was built against.
+    pub wit: Option<String>,
+    pub kind: Option<AdapterKind>,
+    pub source: Source,
+    pub builtin: bool,
+    pub sha256: String,
+    pub state: PluginState,
+    pub reason: Option<String>,
+    pub read_dirs: Vec<String>,
+    pub uses_doctrine: Option<bool>,
+    pub requires_intelligence: Option<String>,
+    pub default_binary: Option<String>,
+    pub binary_env: Option<String>,
+    /// `compiled` now or loaded from the compile `cache`.
+    pub load: Option<&'static str>,
+}
+
+impl PluginReport {
+    fn new(source: Source, sha256: String) -> Self {
+        PluginReport {
+            runtime: None,
+            version: None,
+            wit: None,
+            kind: None,
+            builtin: matches!(source, Source::BuiltIn(_)),
+            source,
+            sha256,
+            state: PluginState::Failed,
+            reason: None,
+            read_dirs: Vec::new(),
+            uses_doctrine: None,
+            requires_intelligence: None,
+            default_binary: None,
+            binary_env: None,
+            load: None,
+        }
+    }
+
+    fn failed(mut self, state: PluginState, reason: impl Into<String>) -> Self {
+        self.state = state;
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// Where to look for plugins and how to load them.
+#[derive(Debug, Clone)]
+pub struct PluginOptions {
+    /// The home directory the adapters' `read-dirs` are relative to.
+    pub home: PathBuf,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub builtins: bool,
+    pub cache: CompileCache,
+}
+
+/// The loaded plugins: one adapter per runtime, plus a report on every
+/// plugin found.
+pub struct PluginHost {
+    adapters: BTreeMap<String, Arc<Adapter>>,
+    reports: Vec<PluginReport>,
+    plugin_dirs: Vec<PathBuf>,
+}
+
+impl PluginHost {
+    /// Loads the built-ins and every `*.wasm` of the plugin dirs. Fails only
+    /// when the wasm engine itself cannot start.
+    pub fn load(opts: &PluginOptions) -> Result<PluginHost, String> {
+        let sandbox = Sandbox::shared()?;
+        let mut candidates: Vec<(PluginReport, Option<Adapter>)> = Vec::new();
+        if opts.builtins {
+            for b in builtin::BUILTINS {
+                candidates.push(load_bytes(sandbox, opts, b.wasm, Source::BuiltIn(b.name)));
+            }
+        }
+        for dir in &opts.plugin_dirs {
+            for path in plugin_files(dir) {
+                candidates.push(load_file(sandbox, opts, &path));
+            }
+        }
+        Ok(Self::resolve(candidates, opts.plugin_dirs.clone()))
+    }
+
+    /// Applies the precedence rule (see the module docs).
+    fn resolve(candidates: Vec<(PluginReport, Option<Adapter>)>, plugin_dirs: Vec<PathBuf>) -> Self {
+        let mut reports: Vec<PluginReport> = Vec::new();
+        let mut winners: BTreeMap<String, (usize, Arc<Adapter>)> = BTreeMap::new();
+        for (mut report, adapter) in candidates {
+            let idx = reports.len();
+            if let Some(adapter) = adapter {
+                let runtime = adapter.info().runtime.to_string();
+                match winners.get(&runtime) {
+                    None => {
+                        winners.insert(runtime, (idx, Arc::new(adapter)));
+                    }
+                    Some((prev, _)) if reports[*prev].builtin && !report.builtin => {
+                        let prev = *prev;
+                        reports[prev].state = PluginState::Overridden;
+                        reports[prev].reason = Some(format!("overridden by {}", report.source));
+                        winners.insert(runtime, (idx, Arc::new(adapter)));
+                    }
+                    Some((prev, _)) => {
+                        report.state = PluginState::Duplicate;
+                        report.reason = Some(format!(
+                            "runtime {runtime:?} is already provided by {}",
+                            reports[*prev].source
+                        ));
+                    }
+                }
+            }
+            reports.push(report);
+        }
+        PluginHost {
+            adapters: winners.into_iter().map(|(rt, (_, a))| (rt, a)).collect(),
+            reports,
+            plugin_dirs,
+        }
+    }
+
+    /// Validates one file without installing it (`iapeer plugins inspect`).
+    pub fn inspect(path: &Path, opts: &PluginOptions) -> Result<PluginReport, String> {
+        let sandbox = Sandbox::shared()?;
+        Ok(load_file(sandbox, opts, path).0)
+    }
+
+    /// The adapter serving `runtime`, if any.
+    pub fn adapter(&self, runtime: &str) -> Option<&Arc<Adapter>> {
+        self.adapters.get(runtime)
+    }
+
+    /// The runtimes served, sorted.
+    pub fn runtimes(&self) -> impl Iterator<Item = &str> {
+        self.adapters.keys().map(String::as_str)
+    }
+
+    pub fn reports(&self) -> &[PluginReport] {
+        &self.reports
+    }
+
+    pub fn plugin_dirs(&self) -> &[PathBuf] {
+        &self.plugin_dirs
+    }
+}
+
+/// `*.wasm` files of a plugin dir, by file name. A missing dir is empty.
+fn plugin_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && !p.is_dir())
+        .collect();
+    files.sort();
+    files
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn load_file(sandbox: &'static Sandbox, opts: &PluginOptions, path: &Path) -> (PluginReport, Option<Adapter>) {
+    let source = Source::File(path.to_path_buf());
+    let read = fs::metadata(path).and_then(|m| {
+        if m.len() > MAX_PLUGIN_BYTES {
+            Ok(None)
+        } else {
+            fs::read(path).map(Some)
+        }
+    });
+    match read {
+        Ok(Some(bytes)) => load_bytes(sandbox, opts, &bytes, source),
+        Ok(None) => (
+            PluginReport::new(source, String::new())
+                .failed(PluginState::Failed, format!("larger than {} MiB", MAX_PLUGIN_BYTES >> 20)),
+            None,
+        ),
+        Err(e) => (
+            PluginReport::new(source, String::new())
+                .failed(PluginState::Failed, format!("cannot read: {e}")),
+            None,
+        ),
+    }
+}
+
+/// What the first bytes say the file is.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(
+            "a core WebAssembly module, not a component: build the adapter for wasm32-wasip2 \
+             (or wrap the module with `wasm-tools component new`)"
+                .into(),
+        ),
+        Some([0, b'a', b's', b'm', ..]) => {
+            Err("a WebAssembly binary of an unsupported version or layer".into())
+        }
+        _ => Err("not a WebAssembly file (no \\0asm header)".into()),
+    }
+}
+
+/// The version of `iapeer:adapter/adapter` the component exports.
+fn exported_contract(engine: &wasmtime::Engine, component: &Component) -> Result<semver::Version, String> {
+    let prefix = format!("{CONTRACT_PACKAGE}/adapter@");
+    let ty = component.component_type();
+    let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let version = names
+        .iter()
+        .find_map(|n| n.strip_prefix(&prefix))
+        .ok_or_else(|| {
+            format!(
+                "not a runtime adapter: it does not export {CONTRACT_PACKAGE}/adapter (exports: {})",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )
+        })?;
+    semver::Version::parse(version).map_err(|e| format!("bad contract version {version:?}: {e}"))
+}
+
+fn load_bytes(
+    sandbox: &'static Sandbox,
+    opts: &PluginOptions,
+    bytes: &[u8],
+    source: Source,
+) -> (PluginReport, Option<Adapter>) {
+    let sha = sha256_hex(bytes);
+    let report = PluginReport::new(source.clone(), sha.clone());
+    if let Err(reason) = check_header(bytes) {
+        return (report.failed(PluginState::Failed, reason), None);
+    }
+    let (component, origin) = match opts.cache.load(&sandbox.engine, bytes, &sha) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                report.failed(PluginState::Failed, format!("not a valid component: {:#}", e.root_cause())),
+                None,
+            );
+        }
+    };
+    let mut report = report;
+    report.load = Some(match origin {
+        Origin::Compiled => "compiled",
+        Origin::Cached => "cache",
+    });
+    let version = match exported_contract(&sandbox.engine, &component) {
+        Ok(v) => v,
+        Err(reason) => return (report.failed(PluginState::Failed, reason), None),
+    };
+    report.wit = Some(version.to_string());
+    let pre = match (version.major, version.minor) {
+        v0_1::CONTRACT => v0_1::instance_pre(&sandbox.linker, &component).map(VersionedPre::V0_1),
+        _ => {
+            let reason = format!(
+                "built for {CONTRACT_PACKAGE}@{version}; this iapeerd serves {}",
+                SUPPORTED_CONTRACTS
+                    .iter()
+                    .map(|v| format!("{CONTRACT_PACKAGE}@{v}.x"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return (report.failed(PluginState::Incompatible, reason), None);
+        }
+    };
+    let pre = match pre {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("cannot link against the host: {:#}", e.root_cause());
+            return (report.failed(PluginState::Failed, reason), None);
+        }
+    };
+    match Adapter::probe(sandbox, pre, source, &opts.home) {
+        Ok(adapter) => {
+            let info = adapter.info();
+            report.state = PluginState::Loaded;
+            report.runtime = Some(info.runtime.to_string());
+            report.version = Some(info.version.clone());
+            report.kind = Some(info.kind);
+            report.read_dirs = info.read_dirs.clone();
+            report.uses_doctrine = Some(info.uses_doctrine);
+            report.requires_intelligence = info.requires_intelligence.clone();
+            report.default_binary = Some(info.default_binary.clone());
+            report.binary_env = info.binary_env.clone();
+            (report, Some(adapter))
+        }
+        Err(reason) => (report.failed(PluginState::Failed, reason), None),
+    }
+}

@@ -1,0 +1,184 @@
+//! Contract version 0.1 (`iapeer:adapter@0.1.x`): the generated bindings and
+//! their conversion to the host's own types. A future 0.2 gets a sibling
+//! module like this one; nothing outside `plugins` sees versioned types.
+
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+
+use super::hostfs::{self, EntryKind, FsError};
+use super::sandbox::GuestState;
+use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "runtime-adapter",
+});
+
+use exports::iapeer::adapter::adapter as guest;
+use iapeer::adapter::types as wit;
+
+/// The contract's semver major.minor this module serves.
+pub const CONTRACT: (u64, u64) = (0, 1);
+
+pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    RuntimeAdapter::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}
+
+pub fn pre(pre: InstancePre<GuestState>) -> wasmtime::Result<RuntimeAdapterPre<GuestState>> {
+    RuntimeAdapterPre::new(pre)
+}
+
+pub fn instance_pre(
+    linker: &Linker<GuestState>,
+    component: &Component,
+) -> wasmtime::Result<RuntimeAdapterPre<GuestState>> {
+    pre(linker.instantiate_pre(component)?)
+}
+
+/// `info` as the raw record; validation happens in `plugins::validate`.
+pub struct RawInfo {
+    pub runtime: String,
+    pub version: String,
+    pub kind: AdapterKind,
+    pub uses_doctrine: bool,
+    pub requires_intelligence: Option<String>,
+    pub default_binary: String,
+    pub binary_env: Option<String>,
+    pub read_dirs: Vec<String>,
+}
+
+fn api(b: &RuntimeAdapter) -> &guest::Guest {
+    b.iapeer_adapter_adapter()
+}
+
+pub fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime::Result<RawInfo> {
+    let i = api(b).call_info(store)?;
+    Ok(RawInfo {
+        runtime: i.runtime,
+        version: i.version,
+        kind: match i.kind {
+            wit::Kind::Tui => AdapterKind::Tui,
+            wit::Kind::Router => AdapterKind::Router,
+        },
+        uses_doctrine: i.uses_doctrine,
+        requires_intelligence: i.requires_intelligence,
+        default_binary: i.default_binary,
+        binary_env: i.binary_env,
+        read_dirs: i.read_dirs,
+    })
+}
+
+pub fn build_launch(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    spec: &LaunchSpec,
+) -> wasmtime::Result<Result<LaunchCommand, String>> {
+    let spec = wit::LaunchSpec {
+        personality: spec.personality.clone(),
+        identity: spec.identity.clone(),
+        cwd: spec.cwd.clone(),
+        binary: spec.binary.clone(),
+        system_prompt_file: spec.system_prompt_file.clone(),
+        resume: spec.resume,
+        resume_ref: spec.resume_ref.clone(),
+        extra_args: spec.extra_args.clone(),
+        intelligence: spec.intelligence.clone(),
+    };
+    Ok(api(b)
+        .call_build_launch(store, &spec)?
+        .map(|c| LaunchCommand {
+            argv: c.argv,
+            env: c.env.into_iter().map(|v| (v.name, v.value)).collect(),
+        }))
+}
+
+pub fn resolve_resume(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    cwd: &str,
+) -> wasmtime::Result<ResumeCheck> {
+    Ok(match api(b).call_resolve_resume(store, cwd)? {
+        Ok(reference) => ResumeCheck::Resumable(reference),
+        Err(reason) => ResumeCheck::Nothing(reason),
+    })
+}
+
+pub fn newest_activity_mtime(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    cwd: &str,
+) -> wasmtime::Result<Option<u64>> {
+    api(b).call_newest_activity_mtime(store, cwd)
+}
+
+pub fn boot_dialog_keys(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    pane: &str,
+) -> wasmtime::Result<Option<Vec<String>>> {
+    api(b).call_boot_dialog_keys(store, pane)
+}
+
+pub fn is_input_ready(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    pane: &str,
+) -> wasmtime::Result<bool> {
+    api(b).call_is_input_ready(store, pane)
+}
+
+pub fn control_keys(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    command: &str,
+) -> wasmtime::Result<Option<ControlSequence>> {
+    Ok(api(b)
+        .call_control_keys(store, command)?
+        .map(|s| ControlSequence {
+            steps: s.steps,
+            step_delay_ms: s.step_delay_ms,
+        }))
+}
+
+// ---- imports -------------------------------------------------------------
+
+impl wit::Host for GuestState {}
+
+fn fs_error(e: FsError) -> wit::FsError {
+    match e {
+        FsError::NotFound => wit::FsError::NotFound,
+        FsError::NotPermitted => wit::FsError::NotPermitted,
+        FsError::TooLarge => wit::FsError::TooLarge,
+        FsError::Io(m) => wit::FsError::Io(m),
+    }
+}
+
+impl iapeer::adapter::host_fs::Host for GuestState {
+    fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
+        let entries = self.grants.list_dir(&path).map_err(fs_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| wit::DirEntry {
+                name: e.name,
+                kind: match e.kind {
+                    EntryKind::File => wit::EntryKind::File,
+                    EntryKind::Directory => wit::EntryKind::Directory,
+                    EntryKind::Symlink => wit::EntryKind::Symlink,
+                    EntryKind::Other => wit::EntryKind::Other,
+                },
+                mtime_ms: e.mtime_ms,
+                size: e.size,
+            })
+            .collect())
+    }
+
+    fn read_first_line(&mut self, path: String, max_bytes: u32) -> Result<String, wit::FsError> {
+        self.grants
+            .read_first_line(&path, max_bytes)
+            .map_err(fs_error)
+    }
+
+    fn same_path(&mut self, a: String, b: String) -> bool {
+        hostfs::same_path(&a, &b)
+    }
+}

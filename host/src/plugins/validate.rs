@@ -1,0 +1,192 @@
+//! Checks on what an adapter says about itself (`info`) and on what it asks
+//! the host to run (`build-launch`). An adapter is untrusted input.
+
+use super::hostfs::plain_relative_components;
+use super::types::{AdapterInfo, LaunchCommand, LaunchSpec};
+use super::v0_1::RawInfo;
+use crate::names::Runtime;
+
+const MAX_READ_DIRS: usize = 16;
+const MAX_TEXT: usize = 4096;
+
+fn env_name_ok(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+fn binary_env_ok(name: &str) -> bool {
+    name.len() <= 64
+        && name.ends_with("_BIN")
+        && name.as_bytes()[0].is_ascii_uppercase()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+}
+
+fn plain_text_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_TEXT && !s.chars().any(char::is_control)
+}
+
+/// `info` → a validated `AdapterInfo`, or the reason it is not acceptable.
+pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
+    let runtime = Runtime::new(raw.runtime.clone()).map_err(|_| {
+        format!(
+            "info().runtime {:?} is not a valid runtime id (^[a-z][a-z0-9]{{0,31}}$)",
+            raw.runtime
+        )
+    })?;
+    semver::Version::parse(&raw.version)
+        .map_err(|e| format!("info().version {:?} is not semver: {e}", raw.version))?;
+    if !plain_text_ok(&raw.default_binary) {
+        return Err(format!(
+            "info().default-binary {:?} is empty, too long or has control characters",
+            raw.default_binary
+        ));
+    }
+    if let Some(env) = raw.binary_env.as_deref().filter(|e| !binary_env_ok(e)) {
+        return Err(format!(
+            "info().binary-env {env:?} must match ^[A-Z][A-Z0-9_]*_BIN$"
+        ));
+    }
+    if let Some(i) = raw
+        .requires_intelligence
+        .as_deref()
+        .filter(|i| !crate::names::is_valid_personality(i))
+    {
+        return Err(format!(
+            "info().requires-intelligence {i:?} is not a valid intelligence"
+        ));
+    }
+    if raw.read_dirs.len() > MAX_READ_DIRS {
+        return Err(format!(
+            "info().read-dirs declares {} directories (at most {MAX_READ_DIRS})",
+            raw.read_dirs.len()
+        ));
+    }
+    if let Some(bad) = raw
+        .read_dirs
+        .iter()
+        .find(|d| d.len() > MAX_TEXT || plain_relative_components(d).is_none())
+    {
+        return Err(format!(
+            "info().read-dirs entry {bad:?} must be a home-relative path without `.`/`..` components"
+        ));
+    }
+    Ok(AdapterInfo {
+        runtime,
+        version: raw.version,
+        kind: raw.kind,
+        uses_doctrine: raw.uses_doctrine,
+        requires_intelligence: raw.requires_intelligence,
+        default_binary: raw.default_binary,
+        binary_env: raw.binary_env,
+        read_dirs: raw.read_dirs,
+    })
+}
+
+/// The contract's rules for a launch command: the resolved binary first, the
+/// extra arguments last and unchanged, no NUL bytes, sane env names.
+pub fn launch_command(spec: &LaunchSpec, cmd: &LaunchCommand) -> Result<(), String> {
+    match cmd.argv.first() {
+        None => return Err("build-launch returned an empty argv".into()),
+        Some(first) if *first != spec.binary => {
+            return Err(format!(
+                "build-launch argv[0] is {first:?}, not the resolved binary {:?}",
+                spec.binary
+            ));
+        }
+        _ => {}
+    }
+    if !cmd.argv.ends_with(&spec.extra_args) {
+        return Err("build-launch did not put the extra arguments last".into());
+    }
+    if let Some(arg) = cmd.argv.iter().find(|a| a.contains('\0')) {
+        return Err(format!("build-launch argument {arg:?} contains NUL"));
+    }
+    for (name, value) in &cmd.env {
+        if !env_name_ok(name) {
+            return Err(format!("build-launch env name {name:?} is not a valid variable name"));
+        }
+        if value.contains('\0') {
+            return Err(format!("build-launch env {name} contains NUL"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::types::AdapterKind;
+
+    fn raw() -> RawInfo {
+        RawInfo {
+            runtime: "claude".into(),
+            version: "0.1.0".into(),
+            kind: AdapterKind::Tui,
+            uses_doctrine: true,
+            requires_intelligence: None,
+            default_binary: "~/.local/bin/claude".into(),
+            binary_env: Some("IAPEER_CLAUDE_BIN".into()),
+            read_dirs: vec![".claude/projects".into()],
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_info() {
+        assert_eq!(info(raw()).unwrap().runtime.as_str(), "claude");
+    }
+
+    #[test]
+    fn rejects_bad_infos() {
+        let cases: Vec<(fn(&mut RawInfo), &str)> = vec![
+            (|r| r.runtime = "Bad Runtime".into(), "runtime"),
+            (|r| r.runtime = "my-rt".into(), "runtime"),
+            (|r| r.version = "one".into(), "semver"),
+            (|r| r.default_binary = "".into(), "default-binary"),
+            (|r| r.default_binary = "a\nb".into(), "default-binary"),
+            (|r| r.binary_env = Some("PATH".into()), "binary-env"),
+            (|r| r.binary_env = Some("ld_preload_BIN".into()), "binary-env"),
+            (|r| r.read_dirs = vec!["../etc".into()], "read-dirs"),
+            (|r| r.read_dirs = vec!["/etc".into()], "read-dirs"),
+            (|r| r.read_dirs = vec!["".into()], "read-dirs"),
+            (|r| r.requires_intelligence = Some("Natural!".into()), "intelligence"),
+        ];
+        for (mutate, needle) in cases {
+            let mut r = raw();
+            mutate(&mut r);
+            let err = info(r).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn launch_command_rules() {
+        let spec = LaunchSpec {
+            binary: "/bin/claude".into(),
+            extra_args: vec!["--x".into()],
+            ..Default::default()
+        };
+        let ok = LaunchCommand {
+            argv: vec!["/bin/claude".into(), "--a".into(), "--x".into()],
+            env: vec![("IAPEER_BEARER".into(), "v".into())],
+        };
+        assert!(launch_command(&spec, &ok).is_ok());
+        let mut c = ok.clone();
+        c.argv[0] = "/bin/sh".into();
+        assert!(launch_command(&spec, &c).unwrap_err().contains("argv[0]"));
+        let mut c = ok.clone();
+        c.argv.pop();
+        assert!(launch_command(&spec, &c).unwrap_err().contains("extra"));
+        let mut c = ok.clone();
+        c.env[0].0 = "A=B".into();
+        assert!(launch_command(&spec, &c).is_err());
+        let mut c = ok.clone();
+        c.argv.insert(1, "a\0b".into());
+        assert!(launch_command(&spec, &c).is_err());
+        let c = LaunchCommand { argv: vec![], env: vec![] };
+        assert!(launch_command(&spec, &c).is_err());
+    }
+}
