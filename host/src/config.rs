@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::names::{Identity, Personality};
-use crate::plugins::{CompileCache, PluginOptions};
+use crate::plugins::{CallBudgets, CompileCache, PluginOptions};
 
 /// A snapshot of the process environment (names and values as UTF-8, lossy).
 pub type Env = BTreeMap<String, String>;
@@ -176,6 +176,7 @@ impl Config {
             plugin_dirs: self.plugin_dirs.clone(),
             builtins: self.builtin_plugins,
             cache: CompileCache::new(Some(&self.cache_dir)),
+            budgets: CallBudgets::default(),
         }
     }
 

@@ -15,10 +15,23 @@ use super::sandbox::{self, GuestState, MEMORY_CAP, Sandbox};
 use super::types::{AdapterInfo, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
 use super::{Source, v0_1, validate};
 
-/// Budget of a call that only looks at its arguments.
-pub const QUICK_CALL: Duration = Duration::from_secs(1);
-/// Budget of a call that scans transcript directories.
-pub const SCAN_CALL: Duration = Duration::from_secs(10);
+/// Time limits of adapter calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBudgets {
+    /// A call that only looks at its arguments (and instantiation).
+    pub quick: Duration,
+    /// A call that scans transcript directories.
+    pub scan: Duration,
+}
+
+impl Default for CallBudgets {
+    fn default() -> Self {
+        CallBudgets {
+            quick: Duration::from_secs(1),
+            scan: Duration::from_secs(10),
+        }
+    }
+}
 /// An instance is retired after this many calls, so a guest that leaks
 /// memory never grows into its cap.
 const CALLS_PER_INSTANCE: u32 = 10_000;
@@ -71,6 +84,7 @@ pub struct Adapter {
     pre: VersionedPre,
     grants: Arc<FileGrants>,
     sandbox: &'static Sandbox,
+    budgets: CallBudgets,
     idle: Mutex<Option<Live>>,
 }
 
@@ -86,8 +100,10 @@ fn describe_failure(e: &wasmtime::Error, stderr: &str, budget: Duration) -> Stri
         root
     };
     // A guest panic prints its message to stderr before trapping.
-    if let Some(line) = stderr.lines().find(|l| !l.trim().is_empty()) {
-        message.push_str(&format!(" ({})", line.trim()));
+    let stderr: String = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !stderr.is_empty() {
+        let clipped: String = stderr.chars().take(300).collect();
+        message.push_str(&format!(" ({clipped})"));
     }
     message
 }
@@ -111,18 +127,19 @@ impl Adapter {
         pre: VersionedPre,
         source: Source,
         home: &std::path::Path,
+        budgets: CallBudgets,
     ) -> Result<Adapter, String> {
         let no_grants = Arc::new(FileGrants::new(home, &[]));
-        let mut live = instantiate(sandbox, &pre, &no_grants, 0)
+        let mut live = instantiate(sandbox, &pre, &no_grants, 0, budgets.quick)
             .map_err(|e| format!("does not instantiate against the contract: {e:#}"))?;
-        live.store.set_epoch_deadline(sandbox::ticks(QUICK_CALL));
+        live.store.set_epoch_deadline(sandbox::ticks(budgets.quick));
         let raw = match &live.instance {
             VersionedInstance::V0_1(b) => v0_1::info(b, &mut live.store),
         }
         .map_err(|e| {
             format!(
                 "info() failed: {}",
-                describe_failure(&e, &live.store.data().stderr_text(), QUICK_CALL)
+                describe_failure(&e, &live.store.data().stderr_text(), budgets.quick)
             )
         })?;
         let info = validate::info(raw)?;
@@ -133,6 +150,7 @@ impl Adapter {
             pre,
             grants,
             sandbox,
+            budgets,
             idle: Mutex::new(None),
         })
     }
@@ -165,7 +183,7 @@ impl Adapter {
             .filter(|l| l.preopen_mask == mask && l.calls < CALLS_PER_INSTANCE);
         let mut live = match cached {
             Some(live) => live,
-            None => instantiate(self.sandbox, &self.pre, &self.grants, mask).map_err(|e| {
+            None => instantiate(self.sandbox, &self.pre, &self.grants, mask, self.budgets.quick).map_err(|e| {
                 AdapterError::Crashed {
                     plugin: self.label(),
                     call,
@@ -203,7 +221,7 @@ impl Adapter {
     /// The argv and extra env for `spec`, checked against the contract
     /// (resolved binary first, extras last, no NUL, valid env names).
     pub fn build_launch(&self, spec: &LaunchSpec) -> Result<LaunchCommand, AdapterError> {
-        let answer = self.call("build-launch", QUICK_CALL, |i, s| match i {
+        let answer = self.call("build-launch", self.budgets.quick, |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec),
         })?;
         let cmd = answer.map_err(AdapterError::Refused)?;
@@ -212,19 +230,19 @@ impl Adapter {
     }
 
     pub fn resolve_resume(&self, cwd: &str) -> Result<ResumeCheck, AdapterError> {
-        self.call("resolve-resume", SCAN_CALL, |i, s| match i {
+        self.call("resolve-resume", self.budgets.scan, |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd),
         })
     }
 
     pub fn newest_activity_mtime(&self, cwd: &str) -> Result<Option<u64>, AdapterError> {
-        self.call("newest-activity-mtime", SCAN_CALL, |i, s| match i {
+        self.call("newest-activity-mtime", self.budgets.scan, |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd),
         })
     }
 
     pub fn boot_dialog_keys(&self, pane: &str) -> Result<Option<Vec<String>>, AdapterError> {
-        let keys = self.call("boot-dialog-keys", QUICK_CALL, |i, s| match i {
+        let keys = self.call("boot-dialog-keys", self.budgets.quick, |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane),
         })?;
         if let Some(k) = &keys {
@@ -234,13 +252,13 @@ impl Adapter {
     }
 
     pub fn is_input_ready(&self, pane: &str) -> Result<bool, AdapterError> {
-        self.call("is-input-ready", QUICK_CALL, |i, s| match i {
+        self.call("is-input-ready", self.budgets.quick, |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane),
         })
     }
 
     pub fn control_keys(&self, command: &str) -> Result<Option<ControlSequence>, AdapterError> {
-        let seq = self.call("control-keys", QUICK_CALL, |i, s| match i {
+        let seq = self.call("control-keys", self.budgets.quick, |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command),
         })?;
         if let Some(seq) = &seq {
@@ -260,10 +278,11 @@ fn instantiate(
     pre: &VersionedPre,
     grants: &Arc<FileGrants>,
     preopen_mask: u64,
+    budget: Duration,
 ) -> wasmtime::Result<Live> {
     let mut store = sandbox.new_store(grants)?;
     // Instantiation runs guest code too (initialisers): bound it as well.
-    store.set_epoch_deadline(sandbox::ticks(QUICK_CALL));
+    store.set_epoch_deadline(sandbox::ticks(budget));
     let instance = match pre {
         VersionedPre::V0_1(p) => VersionedInstance::V0_1(p.instantiate(&mut store)?),
     };

@@ -27,7 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-pub use adapter::{Adapter, AdapterError, QUICK_CALL, SCAN_CALL};
+pub use adapter::{Adapter, AdapterError, CallBudgets};
 pub use cache::{CompileCache, Origin};
 pub use types::*;
 
@@ -136,6 +136,7 @@ pub struct PluginOptions {
     pub plugin_dirs: Vec<PathBuf>,
     pub builtins: bool,
     pub cache: CompileCache,
+    pub budgets: CallBudgets,
 }
 
 /// The loaded plugins: one adapter per runtime, plus a report on every
@@ -352,7 +353,7 @@ fn load_bytes(
             return (report.failed(PluginState::Failed, reason), None);
         }
     };
-    match Adapter::probe(sandbox, pre, source, &opts.home) {
+    match Adapter::probe(sandbox, pre, source, &opts.home, opts.budgets) {
         Ok(adapter) => {
             let info = adapter.info();
             report.state = PluginState::Loaded;

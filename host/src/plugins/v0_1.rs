@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
     world: "runtime-adapter",
 });
 
-use exports::iapeer::adapter::adapter as guest;
-use iapeer::adapter::types as wit;
+use self::exports::iapeer::adapter::adapter as guest;
+use self::iapeer::adapter::types as wit;
 
 /// The contract's semver major.minor this module serves.
 pub const CONTRACT: (u64, u64) = (0, 1);
@@ -153,7 +153,7 @@ fn fs_error(e: FsError) -> wit::FsError {
     }
 }
 
-impl iapeer::adapter::host_fs::Host for GuestState {
+impl self::iapeer::adapter::host_fs::Host for GuestState {
     fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
         let entries = self.grants.list_dir(&path).map_err(fs_error)?;
         Ok(entries

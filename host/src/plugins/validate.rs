@@ -99,11 +99,11 @@ pub fn launch_command(spec: &LaunchSpec, cmd: &LaunchCommand) -> Result<(), Stri
         }
         _ => {}
     }
-    if !cmd.argv.ends_with(&spec.extra_args) {
-        return Err("build-launch did not put the extra arguments last".into());
-    }
     if let Some(arg) = cmd.argv.iter().find(|a| a.contains('\0')) {
         return Err(format!("build-launch argument {arg:?} contains NUL"));
+    }
+    if !cmd.argv.ends_with(&spec.extra_args) {
+        return Err("build-launch did not put the extra arguments last".into());
     }
     for (name, value) in &cmd.env {
         if !env_name_ok(name) {

@@ -1,0 +1,405 @@
+//! Goldens for every adapter function, called through the real wasm
+//! components (plugins-dist/*.wasm) in the real sandbox, against temporary
+//! HOME trees.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{plugin_host, repo_root, write_with_mtime};
+use iapeer::plugins::{Adapter, AdapterError, AdapterKind, LaunchSpec, ResumeCheck};
+
+fn adapter(home: &Path, runtime: &str) -> Arc<Adapter> {
+    let host = plugin_host(home, vec![]);
+    host.adapter(runtime)
+        .unwrap_or_else(|| panic!("built-in {runtime} adapter loaded"))
+        .clone()
+}
+
+fn gemini(home: &Path) -> Arc<Adapter> {
+    let host = plugin_host(home, vec![repo_root().join("plugins-dist/examples")]);
+    host.adapter("gemini").expect("example adapter loads").clone()
+}
+
+fn spec(binary: &str, cwd: &str) -> LaunchSpec {
+    LaunchSpec {
+        personality: "bob".into(),
+        identity: "x-bob".into(),
+        cwd: cwd.into(),
+        binary: binary.into(),
+        ..Default::default()
+    }
+}
+
+fn argv(a: &Adapter, s: &LaunchSpec) -> String {
+    a.build_launch(s).unwrap().argv.join(" ")
+}
+
+fn pane(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures/panes").join(name)).unwrap()
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+// ---- info ------------------------------------------------------------------
+
+#[test]
+fn infos_of_the_builtins() {
+    let home = tempfile::tempdir().unwrap();
+    let host = plugin_host(home.path(), vec![]);
+    let runtimes: Vec<&str> = host.runtimes().collect();
+    assert_eq!(runtimes, ["claude", "codex", "notifier", "telegram"]);
+
+    let claude = host.adapter("claude").unwrap().info().clone();
+    assert_eq!(claude.kind, AdapterKind::Tui);
+    assert!(claude.uses_doctrine);
+    assert_eq!(claude.default_binary, "~/.local/bin/claude");
+    assert_eq!(claude.binary_env.as_deref(), Some("IAPEER_CLAUDE_BIN"));
+    assert_eq!(claude.read_dirs, [".claude/projects"]);
+    assert_eq!(claude.requires_intelligence, None);
+
+    let codex = host.adapter("codex").unwrap().info().clone();
+    assert_eq!(codex.kind, AdapterKind::Tui);
+    assert_eq!(codex.default_binary, "codex");
+    assert_eq!(codex.binary_env.as_deref(), Some("IAPEER_CODEX_BIN"));
+    assert_eq!(codex.read_dirs, [".codex/sessions"]);
+
+    let telegram = host.adapter("telegram").unwrap().info().clone();
+    assert_eq!(telegram.kind, AdapterKind::Router);
+    assert!(!telegram.uses_doctrine);
+    assert_eq!(telegram.requires_intelligence.as_deref(), Some("natural"));
+    assert_eq!(telegram.default_binary, "telegram-runtime");
+    assert_eq!(telegram.binary_env.as_deref(), Some("TELEGRAM_RUNTIME_BIN"));
+    assert!(telegram.read_dirs.is_empty());
+
+    let notifier = host.adapter("notifier").unwrap().info().clone();
+    assert_eq!(notifier.kind, AdapterKind::Router);
+    assert_eq!(notifier.requires_intelligence, None);
+    assert_eq!(notifier.default_binary, "notifier-runtime");
+    assert_eq!(notifier.binary_env.as_deref(), Some("NOTIFIER_RUNTIME_BIN"));
+}
+
+// ---- build-launch ----------------------------------------------------------
+
+#[test]
+fn claude_argv_goldens() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "claude");
+    let base = "/h/.local/bin/claude --dangerously-skip-permissions --disallowedTools AskUserQuestion --add-dir /";
+
+    let mut s = spec("/h/.local/bin/claude", "/w");
+    assert_eq!(argv(&a, &s), base);
+
+    s.system_prompt_file = Some("/st/claude-bob.system-prompt.md".into());
+    assert_eq!(
+        argv(&a, &s),
+        format!("{base} --system-prompt-file /st/claude-bob.system-prompt.md")
+    );
+
+    s.resume = true;
+    s.resume_ref = Some("0b5e1c1e-2f6a-4c1e-9a7e-1d2c3b4a5f60".into());
+    s.extra_args = strs(&["--model", "opus", "--verbose"]);
+    let resumed = argv(&a, &s);
+    assert_eq!(
+        resumed,
+        format!("{base} --system-prompt-file /st/claude-bob.system-prompt.md --continue --model opus --verbose")
+    );
+    // Resume continues; it never names the session (claude would open a picker).
+    assert!(!resumed.contains("--resume"));
+    assert!(!resumed.contains("0b5e1c1e"));
+
+    let mut s = spec("/c", "/w");
+    s.resume = true;
+    assert_eq!(
+        argv(&a, &s),
+        "/c --dangerously-skip-permissions --disallowedTools AskUserQuestion --add-dir / --continue"
+    );
+    assert!(a.build_launch(&s).unwrap().env.is_empty());
+}
+
+#[test]
+fn codex_argv_goldens() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "codex");
+    let mut s = spec("codex", "/w");
+    assert_eq!(
+        argv(&a, &s),
+        "codex --no-alt-screen -C /w --dangerously-bypass-approvals-and-sandbox"
+    );
+    s.resume = true;
+    s.system_prompt_file = Some("/sp.md".into());
+    assert_eq!(
+        argv(&a, &s),
+        "codex resume --last --no-alt-screen -C /w -c model_instructions_file=/sp.md --dangerously-bypass-approvals-and-sandbox"
+    );
+    s.extra_args = strs(&["--search"]);
+    let cmd = a.build_launch(&s).unwrap();
+    assert_eq!(cmd.argv.last().unwrap(), "--search");
+    // The prompt path is one argv element, unquoted.
+    let mut s = spec("codex", "/w w");
+    s.system_prompt_file = Some("/a b/sp.md".into());
+    let cmd = a.build_launch(&s).unwrap();
+    assert!(cmd.argv.contains(&"model_instructions_file=/a b/sp.md".to_string()));
+    assert!(cmd.argv.contains(&"/w w".to_string()));
+    assert_eq!(
+        cmd.env,
+        [("IAPEER_BEARER".to_string(), "iapeer-localhost-open-no-secret".to_string())]
+    );
+}
+
+#[test]
+fn router_argv_goldens_and_the_telegram_gate() {
+    let home = tempfile::tempdir().unwrap();
+    let n = adapter(home.path(), "notifier");
+    assert_eq!(argv(&n, &spec("notifier-runtime", "/w")), "notifier-runtime run");
+    let mut s = spec("/n/bin", "/w");
+    s.extra_args = strs(&["--foo"]);
+    assert_eq!(n.build_launch(&s).unwrap().argv, strs(&["/n/bin", "run", "--foo"]));
+    // Routers ignore resume and prompt.
+    s.resume = true;
+    s.system_prompt_file = Some("/sp".into());
+    assert_eq!(n.build_launch(&s).unwrap().argv, strs(&["/n/bin", "run", "--foo"]));
+
+    let t = adapter(home.path(), "telegram");
+    let mut s = spec("telegram-runtime", "/w");
+    match t.build_launch(&s) {
+        Err(AdapterError::Refused(m)) => {
+            assert!(m.contains("requires intelligence=natural"), "{m}");
+            assert!(m.contains("unknown"), "{m}");
+        }
+        other => panic!("absent intelligence must be refused: {other:?}"),
+    }
+    s.intelligence = Some("artificial".into());
+    match t.build_launch(&s) {
+        Err(AdapterError::Refused(m)) => assert!(m.contains("artificial"), "{m}"),
+        other => panic!("artificial must be refused: {other:?}"),
+    }
+    s.intelligence = Some("natural".into());
+    s.extra_args = strs(&["--x"]);
+    assert_eq!(t.build_launch(&s).unwrap().argv, strs(&["telegram-runtime", "run", "--x"]));
+}
+
+// ---- transcripts: claude slug rule -----------------------------------------
+
+fn claude_transcript(home: &Path, slug: &str, id: &str, mtime: u64) {
+    write_with_mtime(
+        &home.join(".claude/projects").join(slug).join(format!("{id}.jsonl")),
+        "{}\n",
+        mtime,
+    );
+}
+
+#[test]
+fn claude_slug_rule() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "claude");
+    let cases = [
+        ("/Users/x/.iapeer/peers/bob", "-Users-x--iapeer-peers-bob"),
+        ("/Users/x/my_proj.v2", "-Users-x-my-proj-v2"),
+        ("/w/café", "-w-caf-"),
+        ("/w/项目", "-w---"),
+        // Outside the BMP: two UTF-16 code units, two dashes (as claude's JS does).
+        ("/w/a😀b", "-w-a--b"),
+        ("/w/a b;c$(d)", "-w-a-b-c--d-"),
+    ];
+    for (i, (cwd, slug)) in cases.iter().enumerate() {
+        let mtime = 1_700_000_000_000 + i as u64;
+        claude_transcript(home.path(), slug, "abc", mtime);
+        assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(mtime), "{cwd} -> {slug}");
+    }
+}
+
+#[test]
+fn claude_transcript_scan() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "claude");
+    let cwd = "/w/proj";
+    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), None);
+    assert_eq!(
+        a.resolve_resume(cwd).unwrap(),
+        ResumeCheck::Nothing("no transcript to resume".into())
+    );
+    claude_transcript(home.path(), "-w-proj", "older", 1_000_000);
+    claude_transcript(home.path(), "-w-proj", "newest", 3_000_000);
+    claude_transcript(home.path(), "-w-proj", "middle", 2_000_000);
+    // Not transcripts: other suffixes and directories.
+    write_with_mtime(&home.path().join(".claude/projects/-w-proj/notes.txt"), "x", 9_000_000);
+    std::fs::create_dir_all(home.path().join(".claude/projects/-w-proj/dir.jsonl")).unwrap();
+    // Another project's transcript does not count.
+    claude_transcript(home.path(), "-w-other", "foreign", 8_000_000);
+
+    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(3_000_000));
+    assert_eq!(
+        a.resolve_resume(cwd).unwrap(),
+        ResumeCheck::Resumable(Some("newest".into()))
+    );
+}
+
+// ---- transcripts: codex session matching ------------------------------------
+
+fn session_meta(cwd: &str) -> String {
+    format!(
+        "{}\n{{\"type\":\"response_item\"}}\n",
+        serde_json::json!({"type": "session_meta", "payload": {"id": "s", "cwd": cwd, "instructions": "long text"}})
+    )
+}
+
+#[test]
+fn codex_session_matching() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "codex");
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path().canonicalize().unwrap();
+    let cwd = cwd.to_str().unwrap();
+    let sessions = home.path().join(".codex/sessions");
+
+    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), None);
+    assert_eq!(
+        a.resolve_resume(cwd).unwrap(),
+        ResumeCheck::Nothing("no codex session to resume".into())
+    );
+
+    write_with_mtime(&sessions.join("2026/11/20/rollout-a.jsonl"), &session_meta(cwd), 1_000);
+    write_with_mtime(&sessions.join("2026/11/24/rollout-b.jsonl"), &session_meta(cwd), 5_000);
+    // Newer, but for another cwd.
+    write_with_mtime(&sessions.join("2026/11/25/rollout-c.jsonl"), &session_meta("/elsewhere"), 9_000);
+    // Newer, but malformed first line / not session_meta / cwd not a string / not .jsonl.
+    write_with_mtime(&sessions.join("2026/11/25/rollout-d.jsonl"), "{not json\n", 9_100);
+    write_with_mtime(
+        &sessions.join("2026/11/25/rollout-e.jsonl"),
+        &format!("{}\n", serde_json::json!({"type": "turn", "payload": {"cwd": cwd}})),
+        9_200,
+    );
+    write_with_mtime(
+        &sessions.join("2026/11/25/rollout-f.jsonl"),
+        &format!("{}\n", serde_json::json!({"type": "session_meta", "payload": {"cwd": 7}})),
+        9_300,
+    );
+    write_with_mtime(&sessions.join("2026/11/25/rollout-g.json"), &session_meta(cwd), 9_400);
+    write_with_mtime(&sessions.join("2026/11/25/empty.jsonl"), "", 9_500);
+
+    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(5_000));
+    assert_eq!(a.resolve_resume(cwd).unwrap(), ResumeCheck::Resumable(None));
+
+    // A session recorded under a symlinked alias of the cwd matches too.
+    let alias_dir = tempfile::tempdir().unwrap();
+    let alias = alias_dir.path().join("alias");
+    std::os::unix::fs::symlink(cwd, &alias).unwrap();
+    write_with_mtime(
+        &sessions.join("2026/11/26/rollout-h.jsonl"),
+        &session_meta(alias.to_str().unwrap()),
+        7_000,
+    );
+    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(7_000));
+}
+
+#[test]
+fn gemini_example_adapter() {
+    let home = tempfile::tempdir().unwrap();
+    let g = gemini(home.path());
+    let mut s = spec("gemini", "/w");
+    assert_eq!(argv(&g, &s), "gemini --yolo");
+    s.resume = true;
+    s.system_prompt_file = Some("/sp.md".into());
+    s.extra_args = strs(&["-m", "pro"]);
+    let cmd = g.build_launch(&s).unwrap();
+    assert_eq!(cmd.argv.join(" "), "gemini --yolo --resume latest -m pro");
+    assert_eq!(cmd.env, [("GEMINI_SYSTEM_MD".to_string(), "/sp.md".to_string())]);
+    // The project's chats live under ~/.gemini/tmp/<sha256(cwd)>/chats.
+    assert_eq!(g.newest_activity_mtime("/w").unwrap(), None);
+    assert!(matches!(g.resolve_resume("/w").unwrap(), ResumeCheck::Nothing(_)));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"/w"));
+    let chats = home.path().join(".gemini/tmp").join(hash).join("chats");
+    write_with_mtime(&chats.join("session-1.json"), "{}", 4_000);
+    assert_eq!(g.newest_activity_mtime("/w").unwrap(), Some(4_000));
+    assert_eq!(g.resolve_resume("/w").unwrap(), ResumeCheck::Resumable(None));
+}
+
+// ---- panes: dialogs, readiness, control keys -------------------------------
+
+#[test]
+fn claude_boot_dialogs_and_readiness() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "claude");
+    let keys = |p: &str| a.boot_dialog_keys(&pane(p)).unwrap();
+    let ready = |p: &str| a.is_input_ready(&pane(p)).unwrap();
+
+    assert_eq!(keys("claude-ready.txt"), None);
+    assert!(ready("claude-ready.txt"));
+
+    for dialog in [
+        "claude-trust.txt",
+        "claude-text-style.txt",
+        "claude-imports.txt",
+        "claude-dev-warning.txt",
+    ] {
+        assert_eq!(keys(dialog), Some(strs(&["Enter"])), "{dialog}");
+        assert!(!ready(dialog), "{dialog}");
+    }
+    // Resume-from-summary: move to option 2 first, confirm only once there.
+    assert_eq!(keys("claude-resume-summary-opt1.txt"), Some(strs(&["Down"])));
+    assert_eq!(keys("claude-resume-summary-opt2.txt"), Some(strs(&["Enter"])));
+    assert!(!ready("claude-resume-summary-opt2.txt"));
+    // Waiting states: no answer, not ready.
+    assert_eq!(keys("claude-resuming.txt"), None);
+    assert!(!ready("claude-resuming.txt"));
+    assert_eq!(keys("claude-login.txt"), None);
+    assert!(!ready("claude-login.txt"));
+    // The composer glyph alone is not enough: the bypass banner must be up too.
+    assert!(!a.is_input_ready("│ ❯  │").unwrap());
+    assert!(!a.is_input_ready("").unwrap());
+    // A dialog marker anywhere wins over a rendered composer.
+    let both = format!("{}\n{}", pane("claude-ready.txt"), "Resuming the full session");
+    assert!(!a.is_input_ready(&both).unwrap());
+    // "❯", any whitespace (including newlines), then "2.".
+    assert_eq!(
+        a.boot_dialog_keys("Resume from summary\n❯\n\t 2. Resume full").unwrap(),
+        Some(strs(&["Enter"]))
+    );
+}
+
+#[test]
+fn codex_boot_dialogs_and_readiness() {
+    let home = tempfile::tempdir().unwrap();
+    let a = adapter(home.path(), "codex");
+    let keys = |p: &str| a.boot_dialog_keys(&pane(p)).unwrap();
+    let ready = |p: &str| a.is_input_ready(&pane(p)).unwrap();
+
+    assert_eq!(keys("codex-ready.txt"), None);
+    assert!(ready("codex-ready.txt"));
+    assert_eq!(keys("codex-update.txt"), Some(strs(&["2", "Enter"])));
+    assert!(!ready("codex-update.txt"));
+    assert_eq!(keys("codex-trust.txt"), Some(strs(&["Enter"])));
+    assert!(!ready("codex-trust.txt"), "a '› 1.' option row is not the composer");
+    assert_eq!(keys("codex-hooks.txt"), Some(strs(&["Down", "Enter"])));
+    assert!(!ready("codex-bare-glyph.txt"), "a bare › without a space is not ready");
+    // "Update available!" alone (no "Press enter") is not the update dialog.
+    assert_eq!(a.boot_dialog_keys("Update available! 1.2").unwrap(), None);
+    assert!(a.is_input_ready("   \u{a0}› type here").unwrap());
+}
+
+#[test]
+fn control_keys() {
+    let home = tempfile::tempdir().unwrap();
+    for rt in ["claude", "codex"] {
+        let a = adapter(home.path(), rt);
+        let i = a.control_keys("interrupt").unwrap().unwrap();
+        assert_eq!(i.steps, vec![strs(&["Escape"])]);
+        let c = a.control_keys("compact").unwrap().unwrap();
+        assert_eq!(c.steps, vec![strs(&["-l", "/compact"]), strs(&["Enter"])]);
+        assert_eq!(c.step_delay_ms, 300);
+        assert_eq!(a.control_keys("reboot").unwrap(), None);
+    }
+    for rt in ["telegram", "notifier"] {
+        let a = adapter(home.path(), rt);
+        assert_eq!(a.control_keys("interrupt").unwrap(), None);
+        assert_eq!(a.control_keys("compact").unwrap(), None);
+        assert_eq!(a.boot_dialog_keys("trust this folder").unwrap(), None);
+        assert!(a.is_input_ready("").unwrap());
+        assert_eq!(a.newest_activity_mtime("/w").unwrap(), None);
+        assert_eq!(a.resolve_resume("/w").unwrap(), ResumeCheck::Resumable(None));
+    }
+}

@@ -1,0 +1,285 @@
+//! The plugin host against real components: plugin-dir loading and its
+//! failure modes, the precedence rule, the sandbox holding against hostile
+//! adapters, and `iapeer plugins list/inspect` as a user runs them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{cache_dir, example_plugin, fixture_plugin, plugin_host, repo_root};
+use iapeer::plugins::{AdapterError, LaunchSpec, PluginHost, PluginReport, PluginState, ResumeCheck};
+use serde_json::Value;
+
+fn copy_into(dir: &Path, src: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).unwrap();
+    dst
+}
+
+fn report<'a>(host: &'a PluginHost, file: &str) -> &'a PluginReport {
+    host.reports()
+        .iter()
+        .find(|r| r.source.to_string().ends_with(file))
+        .unwrap_or_else(|| panic!("a report row for {file}"))
+}
+
+#[test]
+fn plugin_dir_with_bad_and_duplicate_plugins() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    copy_into(&dir, &example_plugin("gemini.wasm"), "gemini.wasm");
+    std::fs::write(dir.join("garbage.wasm"), b"this is not wasm at all").unwrap();
+    // A core module (wasm32-unknown-unknown style), not a component.
+    std::fs::write(dir.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.join("empty.wasm"), b"").unwrap();
+    // A component header with a broken body.
+    std::fs::write(dir.join("truncated.wasm"), b"\0asm\x0d\0\x01\0\x01\x02").unwrap();
+    copy_into(&dir, &fixture_plugin("future.wasm"), "future.wasm");
+    copy_into(&dir, &fixture_plugin("badinfo.wasm"), "badinfo.wasm");
+    // Two plugin-dir adapters for one runtime: the first by name wins.
+    copy_into(&dir, &example_plugin("gemini.wasm"), "gemini2.wasm");
+    // A plugin-dir claude overrides the built-in one.
+    copy_into(&dir, &repo_root().join("plugins-dist/claude.wasm"), "my-claude.wasm");
+    std::fs::write(dir.join("README.txt"), "not a plugin").unwrap();
+
+    let host = plugin_host(home.path(), vec![dir.clone()]);
+    let runtimes: Vec<&str> = host.runtimes().collect();
+    assert_eq!(runtimes, ["claude", "codex", "gemini", "notifier", "telegram"]);
+
+    let state = |f: &str| report(&host, f).state;
+    let reason = |f: &str| report(&host, f).reason.clone().unwrap_or_default();
+    assert_eq!(state("gemini.wasm"), PluginState::Loaded);
+    assert_eq!(state("garbage.wasm"), PluginState::Failed);
+    assert!(reason("garbage.wasm").contains("not a WebAssembly file"), "{}", reason("garbage.wasm"));
+    assert_eq!(state("core.wasm"), PluginState::Failed);
+    assert!(reason("core.wasm").contains("core WebAssembly module, not a component"));
+    assert_eq!(state("empty.wasm"), PluginState::Failed);
+    assert_eq!(state("truncated.wasm"), PluginState::Failed);
+    assert!(reason("truncated.wasm").contains("not a valid component"), "{}", reason("truncated.wasm"));
+    assert_eq!(state("future.wasm"), PluginState::Incompatible);
+    assert_eq!(report(&host, "future.wasm").wit.as_deref(), Some("0.2.0"));
+    assert!(reason("future.wasm").contains("iapeer:adapter@0.2.0"));
+    assert_eq!(state("badinfo.wasm"), PluginState::Failed);
+    assert!(reason("badinfo.wasm").contains("not a valid runtime id"));
+    assert_eq!(state("gemini2.wasm"), PluginState::Duplicate);
+    assert!(reason("gemini2.wasm").contains("already provided by"));
+    assert!(reason("gemini2.wasm").contains("gemini.wasm"));
+    assert_eq!(state("my-claude.wasm"), PluginState::Loaded);
+    assert_eq!(state("built-in:claude"), PluginState::Overridden);
+    assert!(reason("built-in:claude").contains("my-claude.wasm"));
+    assert!(host.reports().iter().all(|r| !r.source.to_string().ends_with(".txt")));
+    let claude = host.adapter("claude").unwrap();
+    assert_eq!(claude.source().to_string(), dir.join("my-claude.wasm").display().to_string());
+    // Every row carries the digest of the bytes it came from.
+    let gem = report(&host, "gemini.wasm");
+    assert_eq!(gem.sha256.len(), 64);
+    assert_eq!(gem.read_dirs, [".gemini/tmp"]);
+}
+
+#[test]
+fn missing_plugin_dir_is_just_empty() {
+    let home = tempfile::tempdir().unwrap();
+    let host = plugin_host(home.path(), vec![home.path().join("nope")]);
+    assert_eq!(host.reports().len(), 4);
+    assert!(host.reports().iter().all(|r| r.state == PluginState::Loaded));
+}
+
+// ---- the sandbox against a hostile adapter ---------------------------------
+
+fn evil(home: &Path) -> std::sync::Arc<iapeer::plugins::Adapter> {
+    let dir = home.join("plugins");
+    copy_into(&dir, &fixture_plugin("evil.wasm"), "evil.wasm");
+    plugin_host(home, vec![dir]).adapter("evil").unwrap().clone()
+}
+
+fn launch_as(personality: &str) -> LaunchSpec {
+    LaunchSpec {
+        personality: personality.into(),
+        identity: format!("evil-{personality}"),
+        cwd: "/w".into(),
+        binary: "evil-runtime".into(),
+        extra_args: vec!["--extra".into()],
+        ..Default::default()
+    }
+}
+
+fn crash_message(r: Result<impl std::fmt::Debug, AdapterError>) -> String {
+    match r {
+        Err(AdapterError::Crashed { message, .. }) => message,
+        other => panic!("expected a crashed call, got {other:?}"),
+    }
+}
+
+#[test]
+fn traps_timeouts_and_memory_bombs_fail_one_call_only() {
+    let home = tempfile::tempdir().unwrap();
+    let a = evil(home.path());
+    let good = launch_as("fine");
+    assert_eq!(a.build_launch(&good).unwrap().argv, ["evil-runtime", "--extra"]);
+
+    let m = crash_message(a.build_launch(&launch_as("trap")));
+    assert!(m.contains("adapter bug: boom"), "the panic message is reported: {m}");
+    // The trapped instance was dropped: the next call works.
+    assert!(a.build_launch(&good).is_ok());
+
+    let started = std::time::Instant::now();
+    let m = crash_message(a.build_launch(&launch_as("spin")));
+    assert!(m.contains("timed out"), "{m}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(a.build_launch(&good).is_ok());
+
+    let m = crash_message(a.build_launch(&launch_as("hog")));
+    assert!(m.contains("memory cap"), "{m}");
+    assert!(a.build_launch(&good).is_ok());
+
+    let m = crash_message(a.resolve_resume("/spin"));
+    assert!(m.contains("timed out"), "{m}");
+    assert!(a.build_launch(&good).is_ok());
+}
+
+#[test]
+fn bad_launch_commands_are_rejected() {
+    let home = tempfile::tempdir().unwrap();
+    let a = evil(home.path());
+    for (who, needle) in [
+        ("badargv", "argv[0]"),
+        ("emptyargv", "empty argv"),
+        ("dropextras", "extra arguments last"),
+        ("badenv", "env name"),
+        ("nulargv", "NUL"),
+    ] {
+        match a.build_launch(&launch_as(who)) {
+            Err(AdapterError::Invalid { reason, .. }) => assert!(reason.contains(needle), "{who}: {reason}"),
+            other => panic!("{who}: expected an invalid result, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn file_access_is_confined_to_declared_dirs() {
+    let home = tempfile::tempdir().unwrap();
+    let granted = home.path().join(".evil");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::write(granted.join("ok.txt"), "granted line\nsecond\n").unwrap();
+    std::os::unix::fs::symlink("/etc", granted.join("link")).unwrap();
+    std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".ssh/id"), "secret").unwrap();
+    let a = evil(home.path());
+    let resume = |cwd: &str| a.resolve_resume(cwd).unwrap();
+
+    // Declared dirs are readable, through WASI and through host-fs.
+    assert_eq!(resume("/read/wasi"), ResumeCheck::Resumable(Some("\"granted line\\nsecond\\n\"".into())));
+    assert_eq!(resume("/read/hostfs"), ResumeCheck::Resumable(Some("\"granted line\"".into())));
+
+    // Nothing else is.
+    for cwd in [
+        "/escape/wasi-etc",
+        "/escape/wasi-dotdot",
+        "/escape/wasi-symlink",
+        "/escape/hostfs-dotdot",
+        "/escape/hostfs-abs",
+        "/escape/hostfs-outside",
+        "/escape/hostfs-symlink",
+        "/escape/hostfs-symlink-file",
+        "/write/wasi",
+    ] {
+        match resume(cwd) {
+            ResumeCheck::Nothing(e) => assert!(!e.contains("root:"), "{cwd}: {e}"),
+            ResumeCheck::Resumable(v) => panic!("{cwd} escaped the sandbox: {v:?}"),
+        }
+    }
+    assert!(!granted.join("new.txt").exists());
+    // No environment leaks in.
+    assert_eq!(resume("/env"), ResumeCheck::Resumable(Some("0".into())));
+}
+
+// ---- the CLI, as a user runs it --------------------------------------------
+
+fn iapeer(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_iapeer"))
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IAPEER_ROOT", home.join(".iapeer"))
+        .env("IAPEER_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap()
+}
+
+fn list_json(home: &Path) -> Vec<Value> {
+    let out = iapeer(home, &["plugins", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["plugins"].as_array().unwrap().clone()
+}
+
+#[test]
+fn plugins_list_as_a_new_user_sees_it() {
+    let home = tempfile::tempdir().unwrap();
+    let rows = list_json(home.path());
+    assert_eq!(rows.len(), 4);
+    for (row, rt) in rows.iter().zip(["claude", "codex", "telegram", "notifier"]) {
+        assert_eq!(row["runtime"], rt);
+        assert_eq!(row["state"], "loaded");
+        assert_eq!(row["builtin"], true);
+        assert_eq!(row["wit"], "0.1.0");
+        assert_eq!(row["source"], format!("built-in:{rt}"));
+        assert_eq!(row["sha256"].as_str().unwrap().len(), 64);
+    }
+
+    // Dropping the example adapter in the plugin dir adds a fifth row.
+    let plugins = home.path().join(".iapeer/plugins");
+    copy_into(&plugins, &example_plugin("gemini.wasm"), "gemini.wasm");
+    let with_example = list_json(home.path());
+    assert_eq!(with_example.len(), 5);
+    assert_eq!(with_example[..4], rows[..]);
+    assert_eq!(with_example[4]["runtime"], "gemini");
+    assert_eq!(with_example[4]["state"], "loaded");
+    assert_eq!(with_example[4]["builtin"], false);
+
+    // A garbage file adds a failed row with a reason, and nothing else changes.
+    std::fs::write(plugins.join("zz-garbage.wasm"), "garbage").unwrap();
+    let with_garbage = list_json(home.path());
+    assert_eq!(with_garbage.len(), 6);
+    assert_eq!(with_garbage[..5], with_example[..]);
+    assert_eq!(with_garbage[5]["state"], "failed");
+    assert!(with_garbage[5]["reason"].as_str().unwrap().contains("not a WebAssembly file"));
+
+    // The human table is aligned and names the reason.
+    let out = iapeer(home.path(), &["plugins", "list"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].starts_with("RUNTIME"), "{text}");
+    let state_col = lines[1].find("STATE").unwrap();
+    for line in &lines[2..8] {
+        assert!(
+            ["loaded", "failed"].iter().any(|s| line[state_col..].starts_with(s)),
+            "{line}"
+        );
+    }
+    assert!(text.contains("zz-garbage.wasm: not a WebAssembly file"), "{text}");
+}
+
+#[test]
+fn plugins_inspect() {
+    let home = tempfile::tempdir().unwrap();
+    let ok = iapeer(home.path(), &["plugins", "inspect", example_plugin("gemini.wasm").to_str().unwrap(), "--json"]);
+    assert!(ok.status.success());
+    let doc: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(doc["runtime"], "gemini");
+    assert_eq!(doc["state"], "loaded");
+    assert_eq!(doc["read_dirs"], serde_json::json!([".gemini/tmp"]));
+
+    let bad = iapeer(home.path(), &["plugins", "inspect", fixture_plugin("future.wasm").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8(bad.stdout).unwrap();
+    assert!(text.contains("incompatible"), "{text}");
+    assert!(text.contains("iapeer:adapter@0.2.0"), "{text}");
+
+    let missing = iapeer(home.path(), &["plugins", "inspect", "/nonexistent.wasm"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8(missing.stdout).unwrap().contains("cannot read"));
+}
