@@ -218,6 +218,20 @@ impl Adapter {
         }
     }
 
+    /// Calls the guest's `info` again (the loaded facts are in `info()`);
+    /// measures the bare cost of a call.
+    pub fn fetch_info(&self) -> Result<AdapterInfo, AdapterError> {
+        let raw = self.call("info", self.budgets.quick, |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::info(b, s),
+        })?;
+        validate::info(raw).map_err(|r| self.invalid("info", r))
+    }
+
+    /// Drops the cached instance: the next call instantiates afresh.
+    pub fn drop_cached_instance(&self) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+
     /// The argv and extra env for `spec`, checked against the contract
     /// (resolved binary first, extras last, no NUL, valid env names).
     pub fn build_launch(&self, spec: &LaunchSpec) -> Result<LaunchCommand, AdapterError> {

@@ -1,0 +1,317 @@
+//! The launch primitive: bring up one session for a fully decided spec.
+//! Lifecycle decides when and how (fresh or resume); this module only does:
+//! intelligence gate → fresh tmux server → boot loop (the adapter answers
+//! startup dialogs and says when input is ready) → first message (bracketed
+//! paste) → ready gate (the adapter's activity proxy advances).
+//!
+//! Polling is adaptive: 20 ms at first, growing to 500 ms, so an instantly
+//! ready runtime is READY in tens of milliseconds and a slow one costs little.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+
+use crate::fsutil;
+use crate::names::Identity;
+use crate::plugins::{Adapter, AdapterKind, LaunchSpec};
+use crate::tmux::{Liveness, Tmux, probe};
+
+const FIRST_POLL: Duration = Duration::from_millis(20);
+const MAX_POLL: Duration = Duration::from_millis(500);
+/// How long to wait for a paste to show in the pane before pressing Enter.
+const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A router's paste settles this long before its Ctrl-J.
+const ROUTER_PASTE_SETTLE: Duration = Duration::from_millis(250);
+
+fn next_pause(p: Duration) -> Duration {
+    (p * 3 / 2).min(MAX_POLL)
+}
+
+/// Everything one launch needs, decided by the caller.
+pub struct LaunchRequest<'a> {
+    pub adapter: &'a Adapter,
+    pub identity: &'a Identity,
+    pub socket: PathBuf,
+    pub spec: LaunchSpec,
+    /// The session's environment, before the adapter's additions.
+    pub base_env: BTreeMap<String, String>,
+    /// The first message ('' = a bare bring-up).
+    pub first_message: String,
+    pub boot_deadline: Duration,
+    pub ready_gate: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchOutcome {
+    /// Up; `delivered` when a first message was accepted.
+    Ready { delivered: bool },
+    /// Not up. `session_left` when a session is still running (the ready
+    /// gate timed out after delivery): the caller keeps it supervised.
+    Failed { reason: String, session_left: bool },
+}
+
+fn failed(reason: impl Into<String>) -> LaunchOutcome {
+    LaunchOutcome::Failed {
+        reason: reason.into(),
+        session_left: false,
+    }
+}
+
+/// The last two non-empty lines of a pane, flattened for a one-line message.
+pub fn pane_tail(pane: &str) -> String {
+    let lines: Vec<String> = pane
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(2)..].join(" ⏎ ").replace('"', "'");
+    tail.chars().take(160).collect()
+}
+
+/// The child environment: the base env plus the adapter's, then the
+/// identity variables (last, so nothing can override them), a PATH, and no
+/// variable that would make a TUI think it runs inside another session.
+pub fn compose_env(
+    base: &BTreeMap<String, String>,
+    adapter_env: &[(String, String)],
+    identity: &Identity,
+) -> BTreeMap<String, String> {
+    let mut env = base.clone();
+    env.extend(adapter_env.iter().cloned());
+    env.insert("PEER_PERSONALITY".into(), identity.personality().to_string());
+    env.insert("PEER_RUNTIME".into(), identity.runtime().to_string());
+    env.insert("PEER_IDENTITY".into(), identity.to_string());
+    if env.get("PATH").is_none_or(|p| p.is_empty()) {
+        let home = env.get("HOME").cloned().unwrap_or_default();
+        env.insert(
+            "PATH".into(),
+            format!("{home}/.bun/bin:{home}/.local/bin:/opt/homebrew/bin:/opt/homebrew/sbin:/usr/local/bin:/usr/bin:/bin"),
+        );
+    }
+    env.retain(|k, _| {
+        !k.starts_with("CLAUDE_CODE_") && k != "CLAUDECODE" && k != "TMUX" && k != "TMUX_PANE"
+    });
+    env
+}
+
+/// The activity proxy, or 0 when the adapter has none (or fails).
+fn activity(adapter: &Adapter, cwd: &str) -> u64 {
+    adapter.newest_activity_mtime(cwd).ok().flatten().unwrap_or(0)
+}
+
+/// Brings the session up (see the module docs).
+pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
+    let info = req.adapter.info();
+    // S1: the intelligence gate, before any tmux or file work.
+    if let Some(required) = &info.requires_intelligence {
+        if req.spec.intelligence.as_deref() != Some(required.as_str()) {
+            return failed(format!(
+                "{} requires intelligence={required} (peer has {})",
+                info.runtime,
+                req.spec.intelligence.as_deref().unwrap_or("unknown")
+            ));
+        }
+    }
+    let cmd = match req.adapter.build_launch(&req.spec) {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot build the launch command: {e}")),
+    };
+    let env = compose_env(&req.base_env, &cmd.env, req.identity);
+    let sock = req.socket.as_path();
+    let id = req.identity.as_str();
+
+    // tmux does not create the socket dir; without it the session dies at once.
+    if let Some(dir) = sock.parent() {
+        if let Err(e) = fsutil::ensure_private_dir(dir) {
+            return failed(format!("cannot create the socket dir {}: {e}", dir.display()));
+        }
+    }
+    // Pre-clean: a stray server on this socket would swallow the new session.
+    if !matches!(probe(sock), Liveness::Dead(crate::tmux::DeathCause::SocketMissing)) {
+        let _ = tmux.kill_server(sock).await;
+        let _ = fsutil::remove_if_exists(sock);
+    }
+    if let Err(e) = tmux
+        .new_session(sock, id, Path::new(&req.spec.cwd), &cmd.argv, &env)
+        .await
+    {
+        return failed(format!("tmux new-session failed: {e}"));
+    }
+
+    if info.kind == AdapterKind::Router {
+        // No TUI phases; but a binary that is missing dies at once.
+        return match probe(sock) {
+            Liveness::Dead(_) => failed("the router process exited immediately"),
+            _ => LaunchOutcome::Ready { delivered: false },
+        };
+    }
+    boot(tmux, &req, sock).await
+}
+
+/// T9 + T10: the boot loop and the ready gate of a TUI.
+async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcome {
+    let id = req.identity.as_str();
+    let cwd = req.spec.cwd.as_str();
+    let message = req.first_message.trim_end_matches(['\n', '\r']);
+    let has_message = !message.trim().is_empty();
+    let baseline = activity(req.adapter, cwd);
+    let deadline = Instant::now() + req.boot_deadline;
+    let mut pause = FIRST_POLL;
+    let mut last_pane = String::new();
+    loop {
+        sleep(pause).await;
+        pause = next_pause(pause);
+        if let Liveness::Dead(_) = probe(sock) {
+            return failed(format!(
+                "tmux session vanished during boot{}",
+                tail_suffix(&last_pane)
+            ));
+        }
+        let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
+        if !pane.trim().is_empty() {
+            last_pane = pane;
+            match req.adapter.boot_dialog_keys(&last_pane) {
+                Ok(Some(keys)) => {
+                    let _ = tmux.send_keys(sock, id, &keys).await;
+                    pause = FIRST_POLL;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
+            }
+            match req.adapter.is_input_ready(&last_pane) {
+                Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
+                Ok(true) => {
+                    if deliver(tmux, sock, id, message, req.adapter).await.is_ok() {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
+            }
+        }
+        if Instant::now() >= deadline {
+            return kill_and_fail(
+                tmux,
+                sock,
+                format!(
+                    "never-became-ready (stuck at a startup prompt or boot hang){}",
+                    tail_suffix(&last_pane)
+                ),
+            )
+            .await;
+        }
+    }
+
+    // The ready gate: the model has processed the message once its
+    // transcript moves past the pre-delivery baseline.
+    let deadline = Instant::now() + req.ready_gate;
+    let mut pause = FIRST_POLL;
+    loop {
+        if activity(req.adapter, cwd) > baseline {
+            return LaunchOutcome::Ready { delivered: true };
+        }
+        if let Liveness::Dead(_) = probe(sock) {
+            return failed("tmux session vanished during ready-gate");
+        }
+        if Instant::now() >= deadline {
+            return LaunchOutcome::Failed {
+                reason: "model-did-not-process-task (no activity advance after delivery)".into(),
+                session_left: true,
+            };
+        }
+        sleep(pause).await;
+        pause = next_pause(pause);
+    }
+}
+
+fn tail_suffix(pane: &str) -> String {
+    let tail = pane_tail(pane);
+    if tail.is_empty() { String::new() } else { format!("; pane tail: {tail}") }
+}
+
+/// A session that never became usable is not left behind: the next wake
+/// would otherwise take it for a live peer.
+async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcome {
+    let _ = tmux.kill_server(sock).await;
+    let _ = fsutil::remove_if_exists(sock);
+    failed(reason)
+}
+
+/// Pastes a message into a TUI and submits it: bracketed paste, wait until
+/// the pane shows it (its last line, or a collapsed `[Pasted text` marker),
+/// then Enter.
+pub async fn deliver(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    message: &str,
+    adapter: &Adapter,
+) -> Result<(), crate::tmux::TmuxError> {
+    if adapter.info().kind == AdapterKind::Router {
+        tmux.paste(sock, id, message, true).await?;
+        sleep(ROUTER_PASTE_SETTLE).await;
+        return tmux.send_keys(sock, id, &["C-j".to_string()]).await;
+    }
+    tmux.paste(sock, id, message, false).await?;
+    let probe_text: String = message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(30)
+        .collect();
+    let shown_by = Instant::now() + PASTE_SHOW_TIMEOUT;
+    let mut pause = Duration::from_millis(10);
+    while Instant::now() < shown_by {
+        let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
+        if pane.contains(&probe_text) || pane.contains("[Pasted text") || pane.contains("[Image #") {
+            break;
+        }
+        sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    tmux.send_keys(sock, id, &["Enter".to_string()]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pane_tail_is_one_clipped_line() {
+        assert_eq!(pane_tail(""), "");
+        assert_eq!(pane_tail("a\n\n  b   c \n\n d \"q\"\n\n"), "b c ⏎ d 'q'");
+        assert_eq!(pane_tail(&"x".repeat(500)).chars().count(), 160);
+    }
+
+    #[test]
+    fn env_composition() {
+        let id = Identity::parse("claude-bob").unwrap();
+        let base: BTreeMap<String, String> = [
+            ("HOME", "/h"),
+            ("CLAUDECODE", "1"),
+            ("CLAUDE_CODE_ENTRYPOINT", "cli"),
+            ("TMUX", "/tmp/x,1,0"),
+            ("PEER_IDENTITY", "spoofed"),
+            ("KEEP", "yes"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = compose_env(&base, &[("PEER_RUNTIME".into(), "x".into()), ("A".into(), "b".into())], &id);
+        assert_eq!(env["PEER_IDENTITY"], "claude-bob");
+        assert_eq!(env["PEER_RUNTIME"], "claude");
+        assert_eq!(env["PEER_PERSONALITY"], "bob");
+        assert_eq!(env["A"], "b");
+        assert_eq!(env["KEEP"], "yes");
+        assert!(env["PATH"].starts_with("/h/.bun/bin:"));
+        assert!(!env.contains_key("CLAUDECODE"));
+        assert!(!env.contains_key("CLAUDE_CODE_ENTRYPOINT"));
+        assert!(!env.contains_key("TMUX"));
+    }
+}

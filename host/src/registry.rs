@@ -1,0 +1,604 @@
+//! The peer registry (`<root>/peers-profiles.json`), the local peer profile
+//! (`<cwd>/.iapeer/peer-profile.json`) and `launch.env`. Every reader treats
+//! the file as untrusted: a malformed one is a one-line error naming the file.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+use serde_json::{Map, Value};
+
+use crate::fsutil;
+use crate::names::{Personality, Runtime};
+
+/// Descriptions are clamped to this many characters.
+pub const MAX_DESCRIPTION: usize = 450;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("corrupt registry {path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid peer profile {path}: {detail}")]
+    Profile { path: PathBuf, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The nature of a peer.
+pub const INTELLIGENCES: &[&str] = &["natural", "artificial", "absent"];
+
+/// The nature a runtime implies when a peer does not say.
+pub fn default_intelligence(runtime: &str) -> &'static str {
+    match runtime {
+        "telegram" | "discord" | "matrix" | "email" | "web" => "natural",
+        "notifier" | "webhook" | "api" | "cron" => "absent",
+        _ => "artificial",
+    }
+}
+
+/// `human` and `scripted` are legacy spellings.
+fn normalize_intelligence(raw: &str) -> Option<&'static str> {
+    match raw {
+        "natural" | "human" => Some("natural"),
+        "artificial" => Some("artificial"),
+        "absent" | "scripted" => Some("absent"),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRecord {
+    pub personality: Personality,
+    pub default_runtime: Runtime,
+    /// Declared runtimes, the default first.
+    pub runtimes: Vec<Runtime>,
+    pub description: String,
+    /// Normalized nature (`natural`, `artificial`, `absent`).
+    pub intelligence: String,
+    /// The nature as written (a legacy spelling is written back verbatim).
+    pub raw_intelligence: Option<String>,
+    pub cwd: PathBuf,
+    pub interfaces: Option<Value>,
+    /// Keys this version does not know, preserved on write.
+    pub extra: Map<String, Value>,
+}
+
+impl PeerRecord {
+    pub fn declares(&self, runtime: &str) -> bool {
+        self.runtimes.iter().any(|r| r == runtime)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registry {
+    pub version: i64,
+    pub peers: Vec<PeerRecord>,
+}
+
+impl Registry {
+    pub fn find(&self, personality: &str) -> Option<&PeerRecord> {
+        self.peers.iter().find(|p| p.personality == personality)
+    }
+}
+
+fn clamp(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn parse_runtimes(
+    default: &Runtime,
+    listed: Option<&Value>,
+    bad: &dyn Fn(String) -> String,
+) -> Result<Vec<Runtime>, String> {
+    let mut out = vec![default.clone()];
+    match listed {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let s = item
+                    .as_str()
+                    .ok_or_else(|| bad(format!("runtimes entry {item} is not a string")))?;
+                let rt = Runtime::new(s).map_err(|e| bad(e.to_string()))?;
+                if !out.contains(&rt) {
+                    out.push(rt);
+                }
+            }
+        }
+        Some(other) => return Err(bad(format!("runtimes must be an array, got {other}"))),
+    }
+    Ok(out)
+}
+
+fn parse_peer(v: &Value, index: usize) -> Result<PeerRecord, String> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("peers[{index}] is not an object"))?;
+    let name = obj.get("personality").and_then(Value::as_str).unwrap_or("");
+    let bad = |detail: String| format!("peer {name:?}: {detail}");
+    let personality = Personality::new(name).map_err(|e| format!("peers[{index}]: {e}"))?;
+    let rt = obj
+        .get("default_runtime")
+        .or_else(|| obj.get("runtime"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no default_runtime".into()))?;
+    let default_runtime = Runtime::new(rt).map_err(|e| bad(e.to_string()))?;
+    let runtimes = parse_runtimes(&default_runtime, obj.get("runtimes"), &bad)?;
+    let description = match obj.get("description") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => clamp(s, MAX_DESCRIPTION),
+        Some(other) => return Err(bad(format!("description must be a string, got {other}"))),
+    };
+    let cwd = obj
+        .get("cwd")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("cwd must be a non-empty string".into()))?;
+    let raw_intelligence = match obj.get("intelligence") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(bad(format!("intelligence must be a string, got {other}"))),
+    };
+    let intelligence = match &raw_intelligence {
+        None => default_intelligence(default_runtime.as_str()).to_string(),
+        Some(raw) => normalize_intelligence(raw)
+            .ok_or_else(|| bad(format!("unknown intelligence {raw:?}")))?
+            .to_string(),
+    };
+    let interfaces = match obj.get("interfaces") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(other) => return Err(bad(format!("interfaces must be an object, got {other}"))),
+    };
+    let known = [
+        "personality",
+        "default_runtime",
+        "runtime",
+        "runtimes",
+        "description",
+        "cwd",
+        "intelligence",
+        "interfaces",
+    ];
+    let extra = obj
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(PeerRecord {
+        personality,
+        default_runtime,
+        runtimes,
+        description,
+        intelligence,
+        raw_intelligence,
+        cwd: PathBuf::from(cwd),
+        interfaces,
+        extra,
+    })
+}
+
+/// Parses registry text (`path` is only for messages).
+pub fn parse_registry(text: &str, path: &Path) -> Result<Registry, RegistryError> {
+    let corrupt = |detail: String| RegistryError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let doc: Value = serde_json::from_str(text).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| corrupt("top level is not an object".into()))?;
+    let version = match obj.get("version") {
+        None => 2,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| corrupt(format!("version must be an integer, got {v}")))?,
+    };
+    let peers = match obj.get("peers") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_peer(v, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?,
+        Some(other) => return Err(corrupt(format!("peers must be an array, got {other}"))),
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = peers.iter().find(|p| !seen.insert(p.personality.clone())) {
+        return Err(corrupt(format!("duplicate personality {:?}", dup.personality.as_str())));
+    }
+    Ok(Registry { version, peers })
+}
+
+/// Reads the registry; a missing file is an empty registry.
+pub fn read_registry(path: &Path) -> Result<Registry, RegistryError> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse_registry(&text, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry {
+            version: 2,
+            peers: Vec::new(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(RegistryError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "not UTF-8".into(),
+        }),
+        Err(source) => Err(RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn peer_json(p: &PeerRecord) -> Value {
+    let mut obj = p.extra.clone();
+    obj.insert("personality".into(), p.personality.as_str().into());
+    obj.insert("default_runtime".into(), p.default_runtime.as_str().into());
+    // Legacy mirror of default_runtime, read by older iapeer versions.
+    obj.insert("runtime".into(), p.default_runtime.as_str().into());
+    obj.insert(
+        "runtimes".into(),
+        p.runtimes.iter().map(|r| Value::from(r.as_str())).collect(),
+    );
+    obj.insert("description".into(), p.description.clone().into());
+    obj.insert(
+        "intelligence".into(),
+        p.raw_intelligence.clone().unwrap_or_else(|| p.intelligence.clone()).into(),
+    );
+    obj.insert("cwd".into(), p.cwd.to_string_lossy().into_owned().into());
+    if let Some(i) = &p.interfaces {
+        obj.insert("interfaces".into(), i.clone());
+    }
+    Value::Object(obj)
+}
+
+/// The registry as written: pretty JSON, peers sorted, trailing newline.
+pub fn render_registry(reg: &Registry) -> String {
+    let mut peers: Vec<&PeerRecord> = reg.peers.iter().collect();
+    peers.sort_by(|a, b| a.personality.cmp(&b.personality));
+    let doc = serde_json::json!({
+        "version": reg.version,
+        "peers": peers.into_iter().map(peer_json).collect::<Vec<_>>(),
+    });
+    let mut text = serde_json::to_string_pretty(&doc).expect("JSON values always serialize");
+    text.push('\n');
+    text
+}
+
+/// What `iapeer register` asks for.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub personality: Personality,
+    pub runtime: Runtime,
+    pub runtimes: Vec<Runtime>,
+    pub cwd: PathBuf,
+    pub intelligence: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Holds `<root>/peers-profiles.lock` exclusively; released on drop or when
+/// the process dies.
+pub struct RegistryLock(File);
+
+impl RegistryLock {
+    pub fn acquire(root: &Path) -> std::io::Result<RegistryLock> {
+        fsutil::ensure_private_dir(root)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(fsutil::FILE_MODE)
+            .open(root.join("peers-profiles.lock"))?;
+        f.lock_exclusive()?;
+        Ok(RegistryLock(f))
+    }
+}
+
+impl Drop for RegistryLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.0);
+    }
+}
+
+/// Inserts or updates a peer, atomically and under the registry lock.
+/// Merge rules: cwd and default runtime from the call win; runtimes are the
+/// union with the default first; intelligence = explicit, else existing, else
+/// the runtime's default; a blank description keeps the existing one.
+pub fn upsert_peer(root: &Path, path: &Path, r: &Registration) -> Result<PeerRecord, RegistryError> {
+    let io = |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let explicit = match r.intelligence.as_deref() {
+        None => None,
+        Some(raw) => Some(normalize_intelligence(raw).ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "unknown intelligence {raw:?} (expected one of {})",
+                INTELLIGENCES.join(", ")
+            ))
+        })?),
+    };
+    let _lock = RegistryLock::acquire(root).map_err(io)?;
+    let mut reg = read_registry(path)?;
+    let existing = reg.peers.iter().position(|p| p.personality == r.personality);
+    let old = existing.map(|i| reg.peers[i].clone());
+    let mut runtimes = vec![r.runtime.clone()];
+    for rt in old.iter().flat_map(|o| o.runtimes.iter()).chain(r.runtimes.iter()) {
+        if !runtimes.contains(rt) {
+            runtimes.push(rt.clone());
+        }
+    }
+    let (intelligence, raw_intelligence) = match (explicit, &old) {
+        // Re-asserting the same nature keeps a legacy spelling.
+        (Some(n), Some(o)) if o.intelligence == n => (n.to_string(), o.raw_intelligence.clone()),
+        (Some(n), _) => (n.to_string(), r.intelligence.clone()),
+        (None, Some(o)) => (o.intelligence.clone(), o.raw_intelligence.clone()),
+        (None, None) => (default_intelligence(r.runtime.as_str()).to_string(), None),
+    };
+    let description = match r.description.as_deref().map(str::trim) {
+        Some(d) if !d.is_empty() => clamp(d, MAX_DESCRIPTION),
+        _ => old.as_ref().map(|o| o.description.clone()).unwrap_or_default(),
+    };
+    let record = PeerRecord {
+        personality: r.personality.clone(),
+        default_runtime: r.runtime.clone(),
+        runtimes,
+        description,
+        intelligence,
+        raw_intelligence,
+        cwd: r.cwd.clone(),
+        interfaces: old.as_ref().and_then(|o| o.interfaces.clone()),
+        extra: old.as_ref().map(|o| o.extra.clone()).unwrap_or_default(),
+    };
+    match existing {
+        Some(i) => reg.peers[i] = record.clone(),
+        None => reg.peers.push(record.clone()),
+    }
+    fsutil::write_atomic(path, render_registry(&reg).as_bytes()).map_err(io)?;
+    Ok(record)
+}
+
+// ---- the local profile -----------------------------------------------------
+
+/// What the lifecycle needs from `<cwd>/.iapeer/peer-profile.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerProfile {
+    pub personality: Option<Personality>,
+    pub default_runtime: Option<Runtime>,
+    pub runtimes: Vec<Runtime>,
+    pub intelligence: Option<String>,
+    pub initial_prompt: Option<String>,
+}
+
+pub fn profile_path(cwd: &Path) -> PathBuf {
+    cwd.join(".iapeer/peer-profile.json")
+}
+
+/// Reads the local profile; `Ok(None)` when there is none.
+pub fn read_profile(cwd: &Path) -> Result<Option<PeerProfile>, RegistryError> {
+    let path = profile_path(cwd);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RegistryError::Io { path, source }),
+    };
+    let bad = |detail: String| RegistryError::Profile {
+        path: path.clone(),
+        detail,
+    };
+    let doc: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let obj = doc.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
+    let personality = obj
+        .get("personality")
+        .and_then(Value::as_str)
+        .map(|p| Personality::new(p).map_err(|e| bad(e.to_string())))
+        .transpose()?;
+    let default_runtime = obj
+        .get("default_runtime")
+        .or_else(|| obj.get("runtime"))
+        .and_then(Value::as_str)
+        .map(|r| Runtime::new(r).map_err(|e| bad(e.to_string())))
+        .transpose()?;
+    let runtimes = match &default_runtime {
+        Some(d) => parse_runtimes(d, obj.get("runtimes"), &|d| d).map_err(bad)?,
+        None => Vec::new(),
+    };
+    let intelligence = obj
+        .get("intelligence")
+        .and_then(Value::as_str)
+        .and_then(normalize_intelligence)
+        .map(str::to_string);
+    let initial_prompt = obj
+        .get("initial_prompt")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    Ok(Some(PeerProfile {
+        personality,
+        default_runtime,
+        runtimes,
+        intelligence,
+        initial_prompt,
+    }))
+}
+
+// ---- launch.env ------------------------------------------------------------
+
+/// `<cwd>/.iapeer/runtimes/<runtime>/launch.env`: extra child env and start
+/// arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchEnv {
+    pub env: Vec<(String, String)>,
+    /// `PEER_START_ARGS`, split on whitespace.
+    pub start_args: Vec<String>,
+}
+
+fn env_key_ok(k: &str) -> bool {
+    let b = k.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// Lines `KEY=VALUE` or `export KEY=VALUE`; blank, `#` and other lines are
+/// ignored; a value wrapped in matching quotes is unwrapped. Nothing here is
+/// ever given to a shell.
+pub fn parse_launch_env(text: &str) -> LaunchEnv {
+    let mut out = LaunchEnv::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let key = key.trim();
+        if !env_key_ok(key) || value.contains('\0') {
+            continue;
+        }
+        let value = value.trim();
+        let value = [b'"', b'\'']
+            .iter()
+            .find_map(|q| {
+                let b = value.as_bytes();
+                (b.len() >= 2 && b[0] == *q && b[b.len() - 1] == *q).then(|| &value[1..value.len() - 1])
+            })
+            .unwrap_or(value);
+        if key == "PEER_START_ARGS" {
+            out.start_args = value.split_whitespace().map(str::to_string).collect();
+        } else {
+            out.env.push((key.to_string(), value.to_string()));
+        }
+    }
+    out
+}
+
+pub fn read_launch_env(cwd: &Path, runtime: &Runtime) -> LaunchEnv {
+    let path = cwd.join(".iapeer/runtimes").join(runtime.as_str()).join("launch.env");
+    fs::read_to_string(path)
+        .map(|t| parse_launch_env(&t))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Registry, RegistryError> {
+        parse_registry(text, Path::new("/r/peers-profiles.json"))
+    }
+
+    #[test]
+    fn reads_the_documented_shape() {
+        let reg = parse(
+            r#"{"version": 2, "peers": [{
+              "personality": "assistant", "default_runtime": "claude", "runtime": "claude",
+              "runtimes": ["codex", "claude", "codex"], "description": "General.",
+              "intelligence": "human", "cwd": "/w/a",
+              "interfaces": {"telegram": {"bot": "a"}}, "future_key": 1 }]}"#,
+        )
+        .unwrap();
+        let p = reg.find("assistant").unwrap();
+        assert_eq!(p.runtimes, [Runtime::new("claude").unwrap(), Runtime::new("codex").unwrap()]);
+        assert_eq!(p.intelligence, "natural");
+        assert_eq!(p.raw_intelligence.as_deref(), Some("human"));
+        assert_eq!(p.extra.get("future_key"), Some(&Value::from(1)));
+        // Round trip keeps the raw spelling and unknown keys.
+        let again = parse(&render_registry(&reg)).unwrap();
+        assert_eq!(again, reg);
+    }
+
+    #[test]
+    fn defaults_and_legacy_runtime_key() {
+        let reg = parse(r#"{"peers":[{"personality":"t","runtime":"telegram","cwd":"/w"}]}"#).unwrap();
+        let p = reg.find("t").unwrap();
+        assert_eq!(p.default_runtime.as_str(), "telegram");
+        assert_eq!(p.intelligence, "natural");
+        assert_eq!(reg.version, 2);
+        assert_eq!(parse("{}").unwrap().peers.len(), 0);
+    }
+
+    #[test]
+    fn corrupt_registries_name_the_file() {
+        for text in [
+            "",
+            "[]",
+            "{not json",
+            r#"{"peers": {}}"#,
+            r#"{"version": "two"}"#,
+            r#"{"peers":[{"personality":"Bad Name","runtime":"claude","cwd":"/w"}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"cl-aude","cwd":"/w"}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude"}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":""}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","intelligence":"genius"}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","interfaces":3}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","runtimes":["../x"]}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w"},{"personality":"a","runtime":"codex","cwd":"/x"}]}"#,
+            r#"{"peers":[7]}"#,
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with("corrupt registry /r/peers-profiles.json: "), "{text}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn description_is_clamped() {
+        let long = "é".repeat(500);
+        let reg = parse(&format!(
+            r#"{{"peers":[{{"personality":"a","runtime":"claude","cwd":"/w","description":"{long}"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(reg.peers[0].description.chars().count(), MAX_DESCRIPTION);
+    }
+
+    #[test]
+    fn launch_env_rules() {
+        let e = parse_launch_env(
+            "# comment\n\nFOO=bar\nexport QUOTED=\"a b\"\nSINGLE='x'\nPEER_START_ARGS=--model  opus\nnot an assignment\nBAD-KEY=1\nEMPTY=\n",
+        );
+        assert_eq!(
+            e.env,
+            [
+                ("FOO".to_string(), "bar".to_string()),
+                ("QUOTED".to_string(), "a b".to_string()),
+                ("SINGLE".to_string(), "x".to_string()),
+                ("EMPTY".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(e.start_args, ["--model", "opus"]);
+    }
+
+    #[test]
+    fn upsert_merges() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("peers-profiles.json");
+        let reg = |rt: &str, rts: &[&str], i: Option<&str>, d: Option<&str>| Registration {
+            personality: Personality::new("bob").unwrap(),
+            runtime: Runtime::new(rt).unwrap(),
+            runtimes: rts.iter().map(|r| Runtime::new(*r).unwrap()).collect(),
+            cwd: "/w/bob".into(),
+            intelligence: i.map(str::to_string),
+            description: d.map(str::to_string),
+        };
+        let p = upsert_peer(tmp.path(), &path, &reg("claude", &[], None, Some("first"))).unwrap();
+        assert_eq!(p.intelligence, "artificial");
+        let p = upsert_peer(tmp.path(), &path, &reg("codex", &["claude"], None, Some("  "))).unwrap();
+        assert_eq!(p.default_runtime.as_str(), "codex");
+        assert_eq!(p.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["codex", "claude"]);
+        assert_eq!(p.description, "first");
+        assert!(upsert_peer(tmp.path(), &path, &reg("claude", &[], Some("genius"), None)).is_err());
+        let on_disk = read_registry(&path).unwrap();
+        assert_eq!(on_disk.peers.len(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("}\n"));
+        assert!(text.contains("\n  \"peers\""));
+    }
+}

@@ -1,0 +1,101 @@
+//! Lifecycle state under `<root>/state/lifecycle/`, keyed by identity:
+//! `<id>.session` (what the supervisor walks), the `<id>.stopped` and
+//! `<id>.new` marks. Files are written atomically, 0600 in a 0700 dir; a
+//! garbage `.session` file is skipped, never fatal.
+
+use std::fs;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::iso8601_utc;
+use crate::config::Config;
+use crate::fsutil;
+use crate::names::Identity;
+
+/// A durable mark on an identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// `stop`: the operator halted the peer; wakes are refused until `start`.
+    Stopped,
+    /// `/new`: the next (eager) relaunch is fresh; consumed by that wake.
+    New,
+}
+
+impl Mark {
+    fn suffix(self) -> &'static str {
+        match self {
+            Mark::Stopped => "stopped",
+            Mark::New => "new",
+        }
+    }
+}
+
+pub fn has_mark(cfg: &Config, id: &Identity, mark: Mark) -> bool {
+    cfg.state_file(id, mark.suffix()).exists()
+}
+
+/// Sets a mark (its content is the time it was set, ISO 8601 + newline).
+pub fn set_mark(cfg: &Config, id: &Identity, mark: Mark, now_ms: u64) -> io::Result<()> {
+    let stamp = format!("{}\n", iso8601_utc(now_ms));
+    fsutil::write_atomic(&cfg.state_file(id, mark.suffix()), stamp.as_bytes())
+}
+
+pub fn clear_mark(cfg: &Config, id: &Identity, mark: Mark) -> io::Result<()> {
+    fsutil::remove_if_exists(&cfg.state_file(id, mark.suffix()))
+}
+
+/// A session the daemon brought up (`<id>.session`), as the TypeScript
+/// iapeer writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub identity: String,
+    pub runtime: String,
+    pub personality: String,
+    pub cwd: String,
+    #[serde(rename = "wokeAt")]
+    pub woke_at: u64,
+}
+
+impl SessionState {
+    /// The validated identity, when the record is consistent.
+    pub fn identity(&self) -> Option<Identity> {
+        let id = Identity::parse(&self.identity).ok()?;
+        (id.runtime() == self.runtime.as_str() && id.personality() == self.personality.as_str())
+            .then_some(id)
+    }
+}
+
+pub fn write_session(cfg: &Config, s: &SessionState) -> io::Result<()> {
+    let id = s
+        .identity()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "inconsistent session state"))?;
+    let json = serde_json::to_vec(s).map_err(io::Error::other)?;
+    fsutil::write_atomic(&cfg.state_file(&id, "session"), &json)
+}
+
+pub fn remove_session(cfg: &Config, id: &Identity) -> io::Result<()> {
+    fsutil::remove_if_exists(&cfg.state_file(id, "session"))
+}
+
+/// Every well-formed `.session` file. A file that does not parse, names an
+/// invalid identity, has an empty cwd, or whose name does not match its
+/// identity is skipped.
+pub fn read_sessions(cfg: &Config) -> Vec<(Identity, SessionState)> {
+    let Ok(entries) = fs::read_dir(&cfg.state_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Identity, SessionState)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".session")?;
+            let bytes = fs::read(e.path()).ok()?;
+            let s: SessionState = serde_json::from_slice(&bytes).ok()?;
+            let id = s.identity()?;
+            (id.as_str() == stem && !s.cwd.is_empty()).then_some((id, s))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
