@@ -2,6 +2,7 @@
 //! 1 refused or failed (one line on stderr naming the cause), 2 usage.
 
 mod plugins;
+mod verbs;
 pub use plugins::state_name;
 pub mod table;
 
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, Overrides};
+use crate::lifecycle::WakeArgs;
 
 /// Options every command accepts.
 #[derive(Debug, Clone, Args)]
@@ -109,6 +111,125 @@ enum Command {
     /// Runtime adapters: list what is loaded, inspect a .wasm file.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Bring a peer up (resuming or fresh, as its state says), optionally with a message.
+    Wake {
+        peer: String,
+        #[arg(long)]
+        runtime: Option<String>,
+        #[command(flatten)]
+        message: MessageArgs,
+        /// Resume the previous session; fail if there is none.
+        #[arg(long, conflicts_with = "fresh")]
+        resume: bool,
+        /// Start a fresh session.
+        #[arg(long)]
+        fresh: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a message: pasted into a live session, or the wake's first message.
+    Send {
+        peer: String,
+        #[arg(long)]
+        runtime: Option<String>,
+        #[command(flatten)]
+        message: MessageArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a peer durably: kill its session; wakes are refused until `start`.
+    Stop {
+        #[arg(required_unless_present = "all")]
+        peer: Option<String>,
+        runtime: Option<String>,
+        #[arg(long, conflicts_with_all = ["peer", "runtime"])]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo `stop`: the next message wakes the peer.
+    Start {
+        #[arg(required_unless_present = "all")]
+        peer: Option<String>,
+        runtime: Option<String>,
+        #[arg(long, conflicts_with_all = ["peer", "runtime"])]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restart a peer with a fresh session (its initial prompt first).
+    New {
+        peer: String,
+        runtime: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the /new mark: the peer's next relaunch is fresh.
+    MarkNew {
+        peer: String,
+        runtime: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach the terminal to a peer's session, resuming it if it sleeps.
+    Attach {
+        peer: String,
+        runtime: Option<String>,
+        /// Print the socket and identity instead of attaching.
+        #[arg(long)]
+        print: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Folder launch: bring up the peer of the current directory, fresh.
+    Launch {
+        runtime: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every registered peer: live / asleep / stopped per runtime.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One supervise pass: reap gone and idle sessions, relaunch /new ones.
+    Supervise {
+        /// Run one tick and exit (continuous supervision is iapeerd's job).
+        #[arg(long, required = true)]
+        once: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or update a peer in the registry.
+    Register {
+        peer: String,
+        #[arg(long)]
+        cwd: PathBuf,
+        #[arg(long)]
+        runtime: String,
+        /// More runtimes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        runtimes: Vec<String>,
+        #[arg(long)]
+        intelligence: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// `iapeer <runtime>`: folder launch with that runtime.
+    #[command(external_subcommand)]
+    Runtime(Vec<String>),
+}
+
+#[derive(Debug, Clone, Args)]
+struct MessageArgs {
+    /// The message text.
+    #[arg(long, conflicts_with = "message_file")]
+    message: Option<String>,
+    /// Read the message from a file (`-` = stdin).
+    #[arg(long, value_name = "FILE")]
+    message_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,18 +247,78 @@ enum PluginsCommand {
     },
 }
 
+fn wake_args(peer: &str, runtime: &Option<String>, task: Option<String>, resume: Option<bool>) -> WakeArgs {
+    WakeArgs {
+        personality: peer.to_string(),
+        runtime: runtime.clone(),
+        task: task.unwrap_or_default(),
+        resume,
+    }
+}
+
+fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Plugins(PluginsCommand::List { json }) => plugins::list(cfg, *json),
+        Command::Plugins(PluginsCommand::Inspect { file, json }) => plugins::inspect(cfg, file, *json),
+        Command::Wake { peer, runtime, message, resume, fresh, json } => {
+            let task = verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?;
+            let mode = if *resume { Some(true) } else if *fresh { Some(false) } else { None };
+            verbs::wake(cfg, wake_args(peer, runtime, task, mode), *json)
+        }
+        Command::Send { peer, runtime, message, json } => {
+            let task = verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?
+                .filter(|m| !m.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("{peer}: send needs a non-empty --message or --message-file"))?;
+            verbs::send(cfg, wake_args(peer, runtime, Some(task), None), *json)
+        }
+        Command::Stop { peer, runtime, all, json } => {
+            verbs::stop(cfg, peer.as_deref(), runtime.as_deref(), *all, *json)
+        }
+        Command::Start { peer, runtime, all, json } => {
+            verbs::start(cfg, peer.as_deref(), runtime.as_deref(), *all, *json)
+        }
+        Command::New { peer, runtime, json } => verbs::new(cfg, peer, runtime.as_deref(), *json),
+        Command::MarkNew { peer, runtime, json } => verbs::mark_new(cfg, peer, runtime.as_deref(), *json),
+        Command::Attach { peer, runtime, print, json } => {
+            verbs::attach(cfg, peer, runtime.as_deref(), *print, *json)
+        }
+        Command::Launch { runtime, json } => verbs::launch(cfg, runtime.as_deref(), *json),
+        Command::List { json } => verbs::list(cfg, *json),
+        Command::Supervise { once: _, json } => verbs::supervise_once(cfg, *json),
+        Command::Register { peer, cwd, runtime, runtimes, intelligence, description, json } => verbs::register(
+            cfg,
+            verbs::RegisterArgs {
+                peer: peer.clone(),
+                cwd: cwd.clone(),
+                runtime: runtime.clone(),
+                runtimes: runtimes.clone(),
+                intelligence: intelligence.clone(),
+                description: description.clone(),
+            },
+            *json,
+        ),
+        Command::Runtime(args) => {
+            let verb = &args[0];
+            if !crate::names::is_valid_runtime(verb) {
+                eprintln!("iapeer: unknown command {verb:?} (see iapeer --help)");
+                return Ok(2);
+            }
+            let json = args[1..].iter().any(|a| a == "--json");
+            if let Some(extra) = args[1..].iter().find(|a| *a != "--json") {
+                eprintln!("iapeer {verb}: unexpected argument {extra:?}");
+                return Ok(2);
+            }
+            verbs::launch(cfg, Some(verb), json)
+        }
+    }
+}
+
 /// Entry point of the `iapeer` binary.
 pub fn iapeer_main() -> ExitCode {
     let cli = IapeerCli::parse();
     cli.global.init_logging("warn");
     let cfg = cli.global.config();
-    let result = match &cli.command {
-        Command::Plugins(PluginsCommand::List { json }) => plugins::list(&cfg, *json),
-        Command::Plugins(PluginsCommand::Inspect { file, json }) => {
-            plugins::inspect(&cfg, file, *json)
-        }
-    };
-    finish("iapeer", result)
+    finish("iapeer", run(&cfg, &cli.command))
 }
 
 /// Maps a command's outcome to the exit code, printing a failure as one line.

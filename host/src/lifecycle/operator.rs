@@ -1,0 +1,318 @@
+//! Operator verbs: stop / start / new / mark-new, attach, folder launch, and
+//! the fleet listing. All of them reuse `wake_or_spawn` for bring-up, so H4,
+//! the wake lock and the stopped mark apply everywhere.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Lifecycle, WakeArgs, WakeResult, resolve_wake_runtime};
+use crate::guard;
+use crate::names::{Identity, Runtime};
+use crate::registry::{self, PeerRecord};
+use crate::store::{self, Mark};
+use crate::wakelock;
+
+/// One row of a stop / start / new / mark-new outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerbOutcome {
+    pub personality: String,
+    pub runtime: String,
+    /// `stopped`, `started`, `fresh`, `marked`, `failed`, `refused-launchd`.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl VerbOutcome {
+    pub fn ok(&self) -> bool {
+        !matches!(self.action.as_str(), "failed" | "refused-launchd")
+    }
+}
+
+/// Where `attach` connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachTarget {
+    pub identity: String,
+    pub socket: PathBuf,
+    pub woke: bool,
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeStatus {
+    pub runtime: String,
+    /// `live`, `asleep` or `stopped`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    pub personality: String,
+    pub default_runtime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active_runtime: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active_ms: Option<u64>,
+    pub intelligence: String,
+    pub description: String,
+    pub cwd: PathBuf,
+    pub launchd_managed: bool,
+    pub runtimes: Vec<RuntimeStatus>,
+}
+
+impl Lifecycle {
+    /// The registry record of a peer, or a one-line reason.
+    pub fn registered_peer(&self, personality: &str) -> Result<PeerRecord, String> {
+        let reg = self.registry().map_err(|e| e.to_string())?;
+        reg.find(personality)
+            .cloned()
+            .ok_or_else(|| format!("peer {personality:?} is not registered"))
+    }
+
+    /// The runtimes a verb applies to: the explicit one (must be declared),
+    /// else all declared ones.
+    fn verb_runtimes(&self, peer: &PeerRecord, runtime: Option<&str>) -> Result<Vec<Runtime>, String> {
+        match runtime {
+            Some(r) => resolve_wake_runtime(Some(r), peer).map(|rt| vec![rt]),
+            None => Ok(peer.runtimes.clone()),
+        }
+    }
+
+    fn refused_launchd(&self, peer: &PeerRecord, runtimes: &[Runtime]) -> Option<Vec<VerbOutcome>> {
+        let owner = guard::external_owner(&self.cfg, &peer.personality)?;
+        Some(
+            runtimes
+                .iter()
+                .map(|rt| VerbOutcome {
+                    personality: peer.personality.to_string(),
+                    runtime: rt.to_string(),
+                    action: "refused-launchd".into(),
+                    reason: Some(format!("{} (hands off: its supervisor owns it)", owner.describe())),
+                })
+                .collect(),
+        )
+    }
+
+    /// `stop`: a durable operator halt. The mark is set first (new wakes
+    /// refuse at once), then the wake lock is taken (an in-flight wake
+    /// finishes first), then the session is killed.
+    pub async fn stop(&self, personality: &str, runtime: Option<&str>) -> Result<Vec<VerbOutcome>, String> {
+        let peer = self.registered_peer(personality)?;
+        let runtimes = self.verb_runtimes(&peer, runtime)?;
+        if let Some(refused) = self.refused_launchd(&peer, &runtimes) {
+            return Ok(refused);
+        }
+        let mut out = Vec::new();
+        for rt in runtimes {
+            let id = Identity::new(&rt, &peer.personality);
+            let row = |action: &str, reason: Option<String>| VerbOutcome {
+                personality: peer.personality.to_string(),
+                runtime: rt.to_string(),
+                action: action.into(),
+                reason,
+            };
+            if let Err(e) = store::set_mark(&self.cfg, &id, Mark::Stopped, self.clock.now_ms()) {
+                out.push(row("failed", Some(format!("cannot write the stopped mark: {e}"))));
+                continue;
+            }
+            let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
+            self.kill_session(&id).await;
+            let _ = store::remove_session(&self.cfg, &id);
+            out.push(row("stopped", None));
+        }
+        Ok(out)
+    }
+
+    /// `start`: clears the stopped mark (the next message wakes the peer).
+    pub fn start(&self, personality: &str, runtime: Option<&str>) -> Result<Vec<VerbOutcome>, String> {
+        let peer = self.registered_peer(personality)?;
+        let runtimes = self.verb_runtimes(&peer, runtime)?;
+        if let Some(refused) = self.refused_launchd(&peer, &runtimes) {
+            return Ok(refused);
+        }
+        Ok(runtimes
+            .into_iter()
+            .map(|rt| {
+                let id = Identity::new(&rt, &peer.personality);
+                let (action, reason) = match store::clear_mark(&self.cfg, &id, Mark::Stopped) {
+                    Ok(()) => ("started", None),
+                    Err(e) => ("failed", Some(format!("cannot clear the stopped mark: {e}"))),
+                };
+                VerbOutcome {
+                    personality: peer.personality.to_string(),
+                    runtime: rt.to_string(),
+                    action: action.into(),
+                    reason,
+                }
+            })
+            .collect())
+    }
+
+    /// `mark-new`: drops the `/new` mark; the next relaunch is fresh.
+    pub fn mark_new(&self, personality: &str, runtime: Option<&str>) -> Result<VerbOutcome, String> {
+        let peer = self.registered_peer(personality)?;
+        let rt = resolve_wake_runtime(runtime, &peer)?;
+        let id = Identity::new(&rt, &peer.personality);
+        store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
+            .map_err(|e| format!("cannot write the /new mark: {e}"))?;
+        Ok(VerbOutcome {
+            personality: peer.personality.to_string(),
+            runtime: rt.to_string(),
+            action: "marked".into(),
+            reason: None,
+        })
+    }
+
+    /// `new`: an unconditional fresh restart (clears stopped and /new, kills
+    /// the session, wakes fresh with the initial prompt).
+    pub async fn new_session(&self, personality: &str, runtime: Option<&str>) -> Result<(VerbOutcome, WakeResult), String> {
+        let peer = self.registered_peer(personality)?;
+        let rt = resolve_wake_runtime(runtime, &peer)?;
+        let row = |action: &str, reason: Option<String>| VerbOutcome {
+            personality: peer.personality.to_string(),
+            runtime: rt.to_string(),
+            action: action.into(),
+            reason,
+        };
+        if let Some(owner) = guard::external_owner(&self.cfg, &peer.personality) {
+            let reason = format!("{} (hands off: its supervisor owns it)", owner.describe());
+            let wake = WakeResult::failed(Some(rt.as_str()), reason.clone());
+            return Ok((row("refused-launchd", Some(reason)), wake));
+        }
+        let id = Identity::new(&rt, &peer.personality);
+        let _ = store::clear_mark(&self.cfg, &id, Mark::Stopped);
+        let _ = store::clear_mark(&self.cfg, &id, Mark::New);
+        {
+            let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
+            self.kill_session(&id).await;
+            let _ = store::remove_session(&self.cfg, &id);
+        }
+        let wake = self
+            .wake_or_spawn(&WakeArgs {
+                personality: peer.personality.to_string(),
+                runtime: Some(rt.to_string()),
+                task: String::new(),
+                resume: Some(false),
+            })
+            .await;
+        let outcome = if wake.is_ready() {
+            row("fresh", None)
+        } else {
+            row("failed", wake.reason.clone())
+        };
+        Ok((outcome, wake))
+    }
+
+    /// The declared runtime with the freshest activity, if any has some.
+    pub fn last_active_runtime(&self, peer: &PeerRecord) -> Option<(Runtime, u64)> {
+        let cwd = std::fs::canonicalize(&peer.cwd).unwrap_or_else(|_| peer.cwd.clone());
+        let cwd = cwd.to_string_lossy();
+        peer.runtimes
+            .iter()
+            .filter_map(|rt| {
+                let mt = self.plugins.adapter(rt.as_str())?.newest_activity_mtime(&cwd).ok()??;
+                Some((rt.clone(), mt))
+            })
+            .max_by_key(|(_, mt)| *mt)
+    }
+
+    /// `attach`: make sure the peer is live — resuming it, never fresh —
+    /// and say where to attach. Runtime: explicit, else the last active one,
+    /// else the default.
+    pub async fn attach_target(&self, personality: &str, runtime: Option<&str>) -> Result<AttachTarget, String> {
+        let peer = self.registered_peer(personality)?;
+        let rt = match runtime {
+            Some(r) => resolve_wake_runtime(Some(r), &peer)?,
+            None => self
+                .last_active_runtime(&peer)
+                .map(|(rt, _)| rt)
+                .unwrap_or_else(|| peer.default_runtime.clone()),
+        };
+        let id = Identity::new(&rt, &peer.personality);
+        let target = |woke| AttachTarget {
+            identity: id.to_string(),
+            socket: self.socket(&id),
+            woke,
+            runtime: rt.to_string(),
+        };
+        if self.is_live(&id) {
+            return Ok(target(false));
+        }
+        let woke = self
+            .wake_or_spawn(&WakeArgs {
+                personality: peer.personality.to_string(),
+                runtime: Some(rt.to_string()),
+                task: String::new(),
+                resume: Some(true),
+            })
+            .await;
+        if !woke.is_ready() {
+            return Err(woke.reason.unwrap_or_else(|| "wake failed".into()));
+        }
+        Ok(target(true))
+    }
+
+    /// `launch` (`iapeer <runtime>`): bring up the peer of `cwd`, always
+    /// fresh, its initial prompt delivered once. A live session is reused.
+    pub async fn folder_launch(&self, cwd: &Path, runtime: Option<&str>) -> Result<WakeResult, String> {
+        let profile = registry::read_profile(cwd)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no peer profile in {}", registry::profile_path(cwd).display()))?;
+        let personality = profile
+            .personality
+            .ok_or_else(|| format!("{} names no personality", registry::profile_path(cwd).display()))?;
+        let runtime = runtime
+            .map(str::to_string)
+            .or_else(|| profile.default_runtime.map(|r| r.to_string()));
+        Ok(self
+            .wake_or_spawn(&WakeArgs {
+                personality: personality.to_string(),
+                runtime,
+                task: String::new(),
+                resume: Some(false),
+            })
+            .await)
+    }
+
+    /// Every registered peer with the state of each runtime.
+    pub fn fleet(&self) -> Result<Vec<PeerStatus>, String> {
+        let reg = self.registry().map_err(|e| e.to_string())?;
+        Ok(reg
+            .peers
+            .iter()
+            .map(|peer| {
+                let runtimes = peer
+                    .runtimes
+                    .iter()
+                    .map(|rt| {
+                        let id = Identity::new(rt, &peer.personality);
+                        let status = if self.is_live(&id) {
+                            "live"
+                        } else if store::has_mark(&self.cfg, &id, Mark::Stopped) {
+                            "stopped"
+                        } else {
+                            "asleep"
+                        };
+                        RuntimeStatus {
+                            runtime: rt.to_string(),
+                            status,
+                        }
+                    })
+                    .collect();
+                let last = self.last_active_runtime(peer);
+                PeerStatus {
+                    personality: peer.personality.to_string(),
+                    default_runtime: peer.default_runtime.to_string(),
+                    last_active_runtime: last.as_ref().map(|(rt, _)| rt.to_string()),
+                    last_active_ms: last.map(|(_, ms)| ms),
+                    intelligence: peer.intelligence.clone(),
+                    description: peer.description.clone(),
+                    cwd: peer.cwd.clone(),
+                    launchd_managed: guard::is_externally_managed(&self.cfg, &peer.personality),
+                    runtimes,
+                }
+            })
+            .collect())
+    }
+}
