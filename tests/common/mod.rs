@@ -47,3 +47,207 @@ pub fn write_with_mtime(path: &Path, content: &str, mtime_ms: u64) {
     f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_millis(mtime_ms))
         .unwrap();
 }
+
+// ---- a throwaway fleet: own HOME, root, sockets, fake runtimes ---------------
+
+use std::process::{Command, Output};
+
+pub fn fake(name: &str) -> PathBuf {
+    repo_root().join("tests/fakes").join(name)
+}
+
+/// An isolated iapeer world in a temp dir, driven through the real `iapeer`
+/// binary. Its tmux servers are killed when it is dropped.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub root: PathBuf,
+    pub socks: PathBuf,
+    pub launch_agents: PathBuf,
+    pub systemd_units: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        // Short paths: a unix socket path must fit in 108 bytes.
+        let dir = tempfile::Builder::new().prefix("iap").tempdir_in("/tmp").unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let f = Fleet {
+            home,
+            root: dir.path().join("root"),
+            socks: dir.path().join("s"),
+            launch_agents: dir.path().join("la"),
+            systemd_units: dir.path().join("sd"),
+            dir,
+            env: Vec::new(),
+        };
+        std::fs::create_dir_all(&f.launch_agents).unwrap();
+        f
+    }
+
+    /// Adds an environment variable for every command (e.g. FAKE_DIALOG).
+    pub fn with_env(mut self, k: &str, v: &str) -> Fleet {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.into(), v.into()));
+    }
+
+    pub fn env_map(&self) -> std::collections::BTreeMap<String, String> {
+        let mut env: std::collections::BTreeMap<String, String> = [
+            ("HOME", self.home.to_str().unwrap()),
+            ("PATH", &std::env::var("PATH").unwrap_or_default()),
+            ("USER", "tester"),
+            ("IAPEER_ROOT", self.root.to_str().unwrap()),
+            ("IAPEER_SOCK_DIR", self.socks.to_str().unwrap()),
+            ("IAPEER_LAUNCHAGENTS_DIR", self.launch_agents.to_str().unwrap()),
+            ("IAPEER_SYSTEMD_USER_DIR", self.systemd_units.to_str().unwrap()),
+            ("IAPEER_CACHE_DIR", cache_dir().to_str().unwrap()),
+            ("IAPEER_CLAUDE_BIN", fake("fake-claude").to_str().unwrap()),
+            ("IAPEER_CODEX_BIN", fake("fake-codex").to_str().unwrap()),
+            ("TELEGRAM_RUNTIME_BIN", fake("fake-router").to_str().unwrap()),
+            ("NOTIFIER_RUNTIME_BIN", fake("fake-router").to_str().unwrap()),
+            ("IAPEER_BOOT_DEADLINE_SECS", "20"),
+            ("IAPEER_READY_GATE_SECS", "20"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_iapeer"));
+        c.args(args).env_clear().envs(self.env_map()).current_dir(self.dir.path());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "iapeer {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must be refused (exit 1); its stderr.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "iapeer {args:?} should be refused:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// A peer directory (created) registered with `iapeer register`.
+    pub fn register(&self, peer: &str, runtime: &str, extra: &[&str]) -> PathBuf {
+        let cwd = self.dir.path().join("w").join(peer);
+        std::fs::create_dir_all(&cwd).unwrap();
+        self.register_at(peer, runtime, &cwd, extra);
+        cwd.canonicalize().unwrap()
+    }
+
+    pub fn register_at(&self, peer: &str, runtime: &str, cwd: &Path, extra: &[&str]) {
+        let mut args = vec!["register", peer, "--cwd", cwd.to_str().unwrap(), "--runtime", runtime];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    /// Lines of `$HOME/fake-runs.log`: one per runtime start.
+    pub fn runs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.home.join("fake-runs.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every claude transcript line recorded for `cwd`, oldest file first.
+    pub fn claude_transcript(&self, cwd: &Path) -> String {
+        let slug: String = cwd
+            .to_str()
+            .unwrap()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let dir = self.home.join(".claude/projects").join(slug);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect()
+    }
+
+    pub fn claude_transcript_count(&self, cwd: &Path) -> usize {
+        let slug: String = cwd
+            .to_str()
+            .unwrap()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        std::fs::read_dir(self.home.join(".claude/projects").join(slug))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    pub fn socket(&self, identity: &str) -> PathBuf {
+        self.socks.join(format!("tmux-iap-{identity}.sock"))
+    }
+
+    pub fn state(&self, identity: &str, suffix: &str) -> PathBuf {
+        self.root.join("state/lifecycle").join(format!("{identity}.{suffix}"))
+    }
+
+    pub fn is_live(&self, identity: &str) -> bool {
+        std::os::unix::net::UnixStream::connect(self.socket(identity)).is_ok()
+    }
+
+    /// Kills a session behind iapeer's back (a crash).
+    pub fn crash(&self, identity: &str) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket(identity))
+            .arg("kill-server")
+            .output();
+    }
+
+    /// The visible pane of a session.
+    pub fn pane(&self, identity: &str) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket(identity))
+            .args(["capture-pane", "-p", "-t", identity])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.socks) {
+            for e in entries.filter_map(Result::ok) {
+                let _ = Command::new("tmux").arg("-S").arg(e.path()).arg("kill-server").output();
+            }
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! Black-box lifecycle tests: the real `iapeer` binary, real tmux, real
+//! adapter components, and fake runtimes (tests/fakes) that behave like the
+//! claude / codex TUIs and a router.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::Fleet;
+use serde_json::Value;
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn claude_runs(f: &Fleet) -> Vec<String> {
+    f.runs().into_iter().filter(|l| l.starts_with("claude ")).collect()
+}
+
+// ---- the user story of the issue --------------------------------------------
+
+#[test]
+fn register_wake_stop_start_supervise() {
+    let f = Fleet::new();
+    let cwd = f.register("bob", "claude", &[]);
+
+    let out = json(&f.ok(&["wake", "bob", "--message", "hello bob", "--json"]));
+    assert_eq!(out["status"], "READY");
+    assert_eq!(out["woke"], true);
+    assert_eq!(out["mode"], "fresh");
+    assert_eq!(out["process_address"], "claude-bob");
+    assert_eq!(out["taskDelivered"], true);
+    assert!(f.claude_transcript(&cwd).contains("hello bob"));
+    assert!(f.is_live("claude-bob"));
+    assert!(f.state("claude-bob", "session").exists());
+
+    // A second wake finds it live: no second spawn.
+    let out = json(&f.ok(&["wake", "bob", "--json"]));
+    assert_eq!(out["woke"], false);
+    assert_eq!(claude_runs(&f).len(), 1);
+
+    f.ok(&["stop", "bob"]);
+    assert!(!f.is_live("claude-bob"));
+    assert!(f.state("claude-bob", "stopped").exists());
+    assert!(!f.state("claude-bob", "session").exists());
+    let err = f.refused(&["wake", "bob", "--message", "are you there"]);
+    assert!(err.contains("bob") && err.contains("stopped"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = json(&String::from_utf8(f.run(&["wake", "bob", "--json"]).stdout).unwrap());
+    assert_eq!(out["stopped"], true);
+
+    f.ok(&["start", "bob"]);
+    let out = json(&f.ok(&["wake", "bob", "--message", "back again", "--json"]));
+    assert_eq!(out["mode"], "resume", "a transcript exists, so the wake resumes");
+    assert!(claude_runs(&f)[1].ends_with("--continue"), "{:?}", claude_runs(&f));
+    assert!(f.claude_transcript(&cwd).contains("back again"));
+    assert_eq!(f.claude_transcript_count(&cwd), 1, "resume continues the same transcript");
+
+    // Nothing to reap yet.
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"][0]["action"], "alive");
+    // A crash is reaped as gone.
+    f.crash("claude-bob");
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"][0]["action"], "reaped-gone");
+    assert!(out["outcomes"][0]["reason"].as_str().unwrap().contains("server-dead"));
+    assert!(!f.state("claude-bob", "session").exists());
+}
+
+#[test]
+fn send_pastes_into_a_live_session_and_wakes_a_dead_one() {
+    let f = Fleet::new();
+    let cwd = f.register("ann", "claude", &[]);
+    assert!(f.ok(&["send", "ann", "--message", "first"]).contains("woke ann (claude)"));
+    assert!(f.ok(&["send", "ann", "--message", "second"]).contains("delivered to ann (claude)"));
+    let text = f.claude_transcript(&cwd);
+    assert!(text.contains("first") && text.contains("second"), "{text}");
+    assert_eq!(claude_runs(&f).len(), 1);
+    // Usage: a message is required.
+    assert_eq!(f.run(&["send", "ann"]).status.code(), Some(1));
+    assert_eq!(f.run(&["send"]).status.code(), Some(2));
+}
+
+// ---- H4 ---------------------------------------------------------------------
+
+#[test]
+fn launchd_and_systemd_peers_are_never_touched() {
+    let f = Fleet::new();
+    f.register("lion", "claude", &[]);
+    std::fs::write(f.launch_agents.join("com.iapeer.lion.plist"), "<plist/>").unwrap();
+    let err = f.refused(&["wake", "lion", "--message", "hi"]);
+    assert!(err.contains("launchd-managed"), "{err}");
+    assert!(f.runs().is_empty());
+    let out = f.run(&["stop", "lion"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refused-launchd"));
+    assert!(!f.state("claude-lion", "stopped").exists());
+    assert!(f.refused(&["new", "lion"]).contains("launchd"));
+    f.run(&["launch", "claude"]); // not in lion's folder: irrelevant
+    assert!(f.refused(&["attach", "lion", "--print"]).contains("launchd"));
+
+    f.register("tiger", "claude", &[]);
+    std::fs::create_dir_all(&f.systemd_units).unwrap();
+    std::fs::write(f.systemd_units.join("iapeer-tiger.service"), "[Unit]\n").unwrap();
+    let err = f.refused(&["wake", "tiger"]);
+    assert!(err.contains("systemd-managed"), "{err}");
+    assert!(f.runs().is_empty());
+}
+
+#[test]
+fn supervise_skips_launchd_peers() {
+    let f = Fleet::new();
+    f.register("cub", "claude", &[]);
+    f.ok(&["wake", "cub"]);
+    std::fs::write(f.launch_agents.join("com.iapeer.cub.plist"), "").unwrap();
+    f.crash("claude-cub");
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"][0]["action"], "skipped-launchd");
+    assert!(f.state("claude-cub", "session").exists(), "H4: state untouched");
+}
+
+/// Holds the wake lock of `identity` from this process while `during` runs.
+fn with_wake_lock_held(f: &Fleet, identity: &str, during: impl FnOnce()) {
+    use fs2::FileExt;
+    std::fs::create_dir_all(f.root.join("state/lifecycle")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(f.state(identity, "wake.lock"))
+        .unwrap();
+    lock.lock_exclusive().unwrap();
+    during();
+    FileExt::unlock(&lock).unwrap();
+}
+
+#[test]
+fn refusal_gates_are_rechecked_inside_the_wake_lock() {
+    let f = Fleet::new();
+    f.register("deer", "claude", &[]);
+    f.register("elk", "claude", &[]);
+
+    // The plist lands while the wake waits for the lock.
+    let mut wake = None;
+    with_wake_lock_held(&f, "claude-deer", || {
+        let child = f.cmd(&["wake", "deer"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        std::fs::write(f.launch_agents.join("com.iapeer.deer.plist"), "").unwrap();
+        wake = Some(child);
+    });
+    let out = wake.unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("became launchd-managed mid-wake"), "{err}");
+
+    // A stop lands while the wake waits for the lock.
+    let mut wake = None;
+    with_wake_lock_held(&f, "claude-elk", || {
+        let child = f.cmd(&["wake", "elk", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        std::fs::create_dir_all(f.root.join("state/lifecycle")).unwrap();
+        std::fs::write(f.state("claude-elk", "stopped"), "2026-11-25T00:00:00.000Z\n").unwrap();
+        wake = Some(child);
+    });
+    let out = wake.unwrap().wait_with_output().unwrap();
+    let r = json(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(r["status"], "FAILED");
+    assert_eq!(r["stopped"], true);
+    assert!(f.runs().is_empty(), "nothing was spawned: {:?}", f.runs());
+}
+
+// ---- the wake lock ---------------------------------------------------------
+
+#[test]
+fn concurrent_wakes_from_separate_processes_spawn_once() {
+    let f = Fleet::new();
+    let cwd = f.register("fox", "claude", &[]);
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            f.cmd(&["wake", "fox", "--message", &format!("msg-{i}"), "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            json(&String::from_utf8(out.stdout).unwrap())
+        })
+        .collect();
+    assert_eq!(claude_runs(&f).len(), 1, "exactly one spawn: {:?}", f.runs());
+    assert_eq!(results.iter().filter(|r| r["woke"] == true).count(), 1);
+    let text = f.claude_transcript(&cwd);
+    for i in 0..8 {
+        assert!(text.contains(&format!("msg-{i}")), "msg-{i} lost: {text}");
+    }
+}
+
+#[test]
+fn a_crashed_lock_holder_does_not_block_wakes() {
+    let f = Fleet::new();
+    f.register("gnu", "claude", &[]);
+    std::fs::create_dir_all(f.root.join("state/lifecycle")).unwrap();
+    // A process takes the lock and dies holding it (`-o`: only flock itself
+    // holds the lock, not the command it runs).
+    let lock_path = f.state("claude-gnu", "wake.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock_path)
+        .args(["sleep", "5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    f.ok(&["wake", "gnu"]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+// ---- wake modes ------------------------------------------------------------
+
+#[test]
+fn wake_mode_priorities() {
+    let f = Fleet::new();
+    let cwd = f.register("hen", "claude", &[]);
+    // First wake: nothing to resume → fresh.
+    assert_eq!(json(&f.ok(&["wake", "hen", "--message", "one", "--json"]))["mode"], "fresh");
+    f.ok(&["stop", "hen"]);
+    f.ok(&["start", "hen"]);
+    // Default with a transcript → resume.
+    assert_eq!(json(&f.ok(&["wake", "hen", "--message", "two", "--json"]))["mode"], "resume");
+    f.ok(&["stop", "hen"]);
+    f.ok(&["start", "hen"]);
+    // Explicit fresh wins over the transcript.
+    assert_eq!(json(&f.ok(&["wake", "hen", "--fresh", "--message", "three", "--json"]))["mode"], "fresh");
+    f.ok(&["stop", "hen"]);
+    f.ok(&["start", "hen"]);
+    // The /new mark wins over an explicit resume, and is consumed.
+    f.ok(&["mark-new", "hen"]);
+    assert!(f.state("claude-hen", "new").exists());
+    assert_eq!(json(&f.ok(&["wake", "hen", "--resume", "--message", "four", "--json"]))["mode"], "fresh");
+    assert!(!f.state("claude-hen", "new").exists());
+    f.ok(&["stop", "hen"]);
+    f.ok(&["start", "hen"]);
+    // Explicit resume with a transcript → resume.
+    assert_eq!(json(&f.ok(&["wake", "hen", "--resume", "--json"]))["mode"], "resume");
+
+    let runs = claude_runs(&f);
+    let resumed: Vec<bool> = runs.iter().map(|r| r.ends_with("--continue")).collect();
+    assert_eq!(resumed, [false, true, false, false, true], "{runs:?}");
+    assert_eq!(f.claude_transcript_count(&cwd), 3);
+}
+
+#[test]
+fn explicit_resume_fails_loud_when_there_is_nothing() {
+    let f = Fleet::new();
+    f.register("ibis", "claude", &[]);
+    let err = f.refused(&["wake", "ibis", "--resume"]);
+    assert!(err.contains("ibis") && err.contains("no transcript to resume"), "{err}");
+    let err = f.refused(&["attach", "ibis", "--print"]);
+    assert!(err.contains("no transcript to resume"), "{err}");
+    assert!(f.runs().is_empty());
+}
+
+#[test]
+fn runtime_resolution_errors() {
+    let f = Fleet::new();
+    f.register("jay", "claude", &["--runtimes", "gemini"]);
+    let err = f.refused(&["wake", "jay", "--runtime", "codex"]);
+    assert!(err.contains("not declared"), "{err}");
+    let err = f.refused(&["wake", "jay", "--runtime", "Not-A-Runtime"]);
+    assert!(err.contains("invalid runtime"), "{err}");
+    let err = f.refused(&["wake", "jay", "--runtime", "gemini"]);
+    assert!(err.contains("no adapter for runtime \"gemini\""), "{err}");
+    let err = f.refused(&["wake", "nobody"]);
+    assert!(err.contains("unknown peer \"nobody\""), "{err}");
+    let err = f.refused(&["stop", "nobody"]);
+    assert!(err.contains("not registered"), "{err}");
+}
+
+#[test]
+fn codex_and_router_peers() {
+    let f = Fleet::new();
+    let cwd = f.register("kit", "codex", &[]);
+    f.ok(&["wake", "kit", "--message", "hello codex"]);
+    let run = f.runs().into_iter().find(|l| l.starts_with("codex ")).unwrap();
+    assert!(run.contains("bearer=iapeer-localhost-open-no-secret"), "{run}");
+    assert!(run.contains(&format!("--no-alt-screen -C {}", cwd.display())), "{run}");
+    f.ok(&["stop", "kit"]);
+    f.ok(&["start", "kit"]);
+    f.ok(&["wake", "kit", "--message", "again"]);
+    let runs: Vec<String> = f.runs().into_iter().filter(|l| l.starts_with("codex ")).collect();
+    assert!(runs[1].contains("argv=resume --last --no-alt-screen"), "{runs:?}");
+
+    // telegram: a router behind the natural-intelligence gate.
+    f.register("tg", "telegram", &[]);
+    let out = json(&f.ok(&["wake", "tg", "--json"]));
+    assert_eq!(out["status"], "READY");
+    assert!(f.is_live("telegram-tg"));
+    f.ok(&["send", "tg", "--message", "to the bridge"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(f.home.join("router-telegram-tg.log")).unwrap_or_default();
+    assert!(log.contains("to the bridge"), "{log}");
+
+    f.register("bot", "telegram", &["--intelligence", "artificial"]);
+    let err = f.refused(&["wake", "bot"]);
+    assert!(err.contains("requires intelligence=natural") && err.contains("artificial"), "{err}");
+    assert!(!f.is_live("telegram-bot"));
+
+    f.register("tick", "notifier", &[]);
+    f.ok(&["wake", "tick"]);
+    assert!(f.is_live("notifier-tick"));
+    assert!(f.runs().iter().any(|l| l.starts_with("router ") && l.contains("identity=notifier-tick argv=run")));
+}
+
+// ---- boot and ready gate ---------------------------------------------------
+
+#[test]
+fn boot_dialogs_are_answered_by_the_adapter() {
+    let f = Fleet::new().with_env("FAKE_DIALOG", "trust");
+    let cwd = f.register("lark", "claude", &[]);
+    f.ok(&["wake", "lark", "--message", "past the dialog"]);
+    assert!(f.claude_transcript(&cwd).contains("past the dialog"));
+}
+
+#[test]
+fn boot_failure_names_the_pane_and_leaves_nothing_running() {
+    let f = Fleet::new().with_env("FAKE_STUCK", "1").with_env("IAPEER_BOOT_DEADLINE_SECS", "1");
+    f.register("mole", "claude", &[]);
+    let err = f.refused(&["wake", "mole", "--message", "hi"]);
+    assert!(err.contains("never-became-ready"), "{err}");
+    assert!(err.contains("pane tail: ") && err.contains("Select login method"), "{err}");
+    assert!(!f.is_live("claude-mole"));
+    assert!(!f.state("claude-mole", "session").exists());
+}
+
+#[test]
+fn ready_gate_timeout_keeps_the_session_supervised() {
+    let f = Fleet::new().with_env("FAKE_SILENT", "1").with_env("IAPEER_READY_GATE_SECS", "1");
+    f.register("newt", "claude", &[]);
+    let err = f.refused(&["wake", "newt", "--message", "ignored"]);
+    assert!(err.contains("model-did-not-process-task"), "{err}");
+    assert!(f.is_live("claude-newt"));
+    assert!(f.state("claude-newt", "session").exists());
+}
+
+#[test]
+fn missing_cwd_and_vanishing_session() {
+    let f = Fleet::new();
+    let cwd = f.register("owl", "claude", &[]);
+    std::fs::remove_dir(&cwd).unwrap();
+    let err = f.refused(&["wake", "owl"]);
+    assert!(err.contains("peer cwd does not exist"), "{err}");
+
+    let f = Fleet::new().with_env("IAPEER_CLAUDE_BIN", "/nonexistent/claude");
+    f.register("pug", "claude", &[]);
+    let err = f.refused(&["wake", "pug", "--message", "x"]);
+    assert!(err.contains("vanished during boot"), "{err}");
+}
+
+// ---- /new, eager relaunch, new ---------------------------------------------
+
+#[test]
+fn eager_fresh_relaunch_consumes_the_mark() {
+    let f = Fleet::new();
+    let cwd = f.register("quail", "claude", &[]);
+    std::fs::create_dir_all(cwd.join(".iapeer")).unwrap();
+    std::fs::write(
+        cwd.join(".iapeer/peer-profile.json"),
+        r#"{"personality":"quail","default_runtime":"claude","initial_prompt":"New session: report in."}"#,
+    )
+    .unwrap();
+    f.ok(&["wake", "quail", "--message", "work"]);
+    // The agent drops the /new mark and exits.
+    f.ok(&["mark-new", "quail"]);
+    f.crash("claude-quail");
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"][0]["action"], "needs-eager-fresh");
+    assert_eq!(out["relaunches"][0]["status"], "READY");
+    assert_eq!(out["relaunches"][0]["mode"], "fresh");
+    assert!(!f.state("claude-quail", "new").exists(), "consumed");
+    assert!(f.is_live("claude-quail"));
+    assert_eq!(f.claude_transcript_count(&cwd), 2, "a new transcript");
+    assert!(f.claude_transcript(&cwd).contains("New session: report in."));
+}
+
+#[test]
+fn a_failed_eager_relaunch_keeps_the_mark() {
+    let mut f = Fleet::new();
+    f.register("rook", "claude", &[]);
+    f.ok(&["wake", "rook"]);
+    f.ok(&["mark-new", "rook"]);
+    f.crash("claude-rook");
+    f.set_env("IAPEER_CLAUDE_BIN", "/nonexistent/claude");
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"][0]["action"], "needs-eager-fresh");
+    assert_eq!(out["relaunches"][0]["status"], "FAILED");
+    assert!(f.state("claude-rook", "new").exists(), "kept for the next wake");
+    // The next wake (with a working binary) is fresh and consumes it.
+    f.set_env("IAPEER_CLAUDE_BIN", common::fake("fake-claude").to_str().unwrap());
+    assert_eq!(json(&f.ok(&["wake", "rook", "--json"]))["mode"], "fresh");
+    assert!(!f.state("claude-rook", "new").exists());
+}
+
+#[test]
+fn new_restarts_fresh_even_when_stopped() {
+    let f = Fleet::new();
+    let cwd = f.register("seal", "claude", &[]);
+    f.ok(&["wake", "seal", "--message", "old"]);
+    f.ok(&["stop", "seal"]);
+    let out = f.ok(&["new", "seal"]);
+    assert!(out.contains("new: claude-seal fresh session up"), "{out}");
+    assert!(!f.state("claude-seal", "stopped").exists());
+    assert!(f.is_live("claude-seal"));
+    let runs = claude_runs(&f);
+    assert!(!runs.last().unwrap().ends_with("--continue"));
+    let _ = cwd;
+}
+
+// ---- attach and folder launch ----------------------------------------------
+
+#[test]
+fn attach_resumes_a_sleeping_peer_on_its_last_active_runtime() {
+    let f = Fleet::new();
+    let cwd = f.register("tern", "codex", &["--runtimes", "claude"]);
+    f.ok(&["wake", "tern", "--runtime", "claude", "--message", "on claude"]);
+    f.ok(&["stop", "tern", "claude"]);
+    f.ok(&["start", "tern"]);
+    let out = json(&f.ok(&["attach", "tern", "--json"]));
+    assert_eq!(out["runtime"], "claude", "last active, not the default (codex)");
+    assert_eq!(out["woke"], true);
+    assert!(claude_runs(&f).last().unwrap().ends_with("--continue"));
+    // Live now: attach does not wake again.
+    let printed = f.ok(&["attach", "tern", "claude", "--print"]);
+    assert!(printed.contains("identity=claude-tern") && printed.contains("woke=false"), "{printed}");
+    assert!(printed.contains(f.socket("claude-tern").to_str().unwrap()));
+    let _ = cwd;
+}
+
+#[test]
+fn folder_launch_is_always_fresh_and_seeds_once() {
+    let f = Fleet::new();
+    let cwd = f.register("vole", "claude", &[]);
+    std::fs::create_dir_all(cwd.join(".iapeer")).unwrap();
+    std::fs::write(
+        cwd.join(".iapeer/peer-profile.json"),
+        r#"{"personality":"vole","default_runtime":"claude","initial_prompt":"SEED-LINE"}"#,
+    )
+    .unwrap();
+    f.ok(&["wake", "vole", "--message", "earlier work"]);
+    f.ok(&["stop", "vole"]);
+    f.ok(&["start", "vole"]);
+    let out = f.cmd(&["claude"]).current_dir(&cwd).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("launched claude-vole (fresh)"));
+    assert!(!claude_runs(&f).last().unwrap().ends_with("--continue"));
+    let text = f.claude_transcript(&cwd);
+    assert_eq!(text.matches("SEED-LINE").count(), 2, "once per fresh start: {text}");
+    // The launch's own transcript has the seed exactly once.
+    assert_eq!(f.claude_transcript_count(&cwd), 2);
+
+    // No profile: a clear error.
+    let out = f.cmd(&["launch"]).current_dir(f.dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no peer profile"));
+    // `iapeer <not-a-runtime>` is a usage error.
+    assert_eq!(f.run(&["Bogus-Verb"]).status.code(), Some(2));
+}
+
+// ---- hostile input ---------------------------------------------------------
+
+#[test]
+fn shell_metacharacters_execute_nothing() {
+    let f = Fleet::new();
+    let evil_dir = f.dir.path().join("w").join("we$(touch PWNED1);`touch PWNED2`;'q\" a&b|c");
+    std::fs::create_dir_all(&evil_dir).unwrap();
+    f.register_at("wren", "claude", &evil_dir, &[]);
+    let message = "$(touch PWNED3); `touch PWNED4`; echo hi > PWNED5 #{session_name} \\; end;";
+    f.ok(&["wake", "wren", "--message", message]);
+    let cwd = evil_dir.canonicalize().unwrap();
+    let runs = claude_runs(&f);
+    assert!(runs[0].contains(&format!("cwd={}", cwd.display())), "{runs:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let text = f.claude_transcript(&cwd);
+    assert!(text.contains(message), "delivered literally: {text}");
+    let pwned: Vec<_> = walk(f.dir.path()).into_iter().filter(|p| p.starts_with("PWNED")).collect();
+    assert!(pwned.is_empty(), "{pwned:?}");
+    for root in [std::path::PathBuf::from("/tmp"), std::env::current_dir().unwrap()] {
+        for n in 1..=5 {
+            assert!(!root.join(format!("PWNED{n}")).exists());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        out.push(name);
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_names_never_become_paths() {
+    let f = Fleet::new();
+    f.register("yak", "claude", &[]);
+    for bad in ["../../etc", "yak/../x", "Yak", "y k", "yak;rm"] {
+        let out = f.run(&["wake", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let out = f.run(&["register", bad, "--cwd", "/tmp", "--runtime", "claude"]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+    }
+    assert_eq!(f.run(&["stop", "yak", "../x"]).status.code(), Some(1));
+    assert!(!f.dir.path().join("etc").exists());
+}
+
+#[test]
+fn corrupt_registry_and_garbage_state() {
+    let f = Fleet::new();
+    f.register("zebu", "claude", &[]);
+    f.ok(&["wake", "zebu"]);
+    let state = f.root.join("state/lifecycle");
+    std::fs::write(state.join("claude-ghost.session"), "{not json").unwrap();
+    std::fs::write(state.join("junk.session"), "[]").unwrap();
+    std::fs::write(
+        state.join("claude-fake.session"),
+        r#"{"identity":"claude-other","runtime":"claude","personality":"other","cwd":"/","wokeAt":1}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        state.join("claude-x.session"),
+        r#"{"identity":"claude-../../x","runtime":"claude","personality":"../../x","cwd":"/","wokeAt":1}"#,
+    )
+    .unwrap();
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    let outcomes = out["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 1, "garbage skipped: {outcomes:?}");
+    assert_eq!(outcomes[0]["identity"], "claude-zebu");
+    assert!(state.join("claude-ghost.session").exists(), "garbage is left alone, not deleted");
+
+    let registry = f.root.join("peers-profiles.json");
+    let before = std::fs::read(&registry).unwrap();
+    std::fs::write(&registry, "{\"peers\": [ {\"personality\": 42").unwrap();
+    for args in [&["wake", "zebu"][..], &["list"], &["stop", "zebu"], &["send", "zebu", "--message", "x"]] {
+        let err = f.refused(args);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("corrupt registry") && err.contains("peers-profiles.json"), "{err}");
+    }
+    // Registering into a corrupt registry refuses and keeps the file.
+    let err = f.refused(&["register", "new", "--cwd", "/tmp", "--runtime", "claude"]);
+    assert!(err.contains("corrupt registry"), "{err}");
+    assert_ne!(std::fs::read(&registry).unwrap(), before);
+    assert!(f.is_live("claude-zebu"), "nothing was killed");
+}
+
+#[test]
+fn state_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fleet::new();
+    f.register("ant", "claude", &[]);
+    f.ok(&["wake", "ant", "--message", "hi"]);
+    f.ok(&["mark-new", "ant"]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&f.root.join("peers-profiles.json")), 0o600);
+    assert_eq!(mode(&f.root.join("state/lifecycle")), 0o700);
+    assert_eq!(mode(&f.state("claude-ant", "session")), 0o600);
+    assert_eq!(mode(&f.state("claude-ant", "new")), 0o600);
+    assert_eq!(mode(&f.state("claude-ant", "wake.lock")), 0o600);
+    assert_eq!(mode(&f.socks), 0o700);
+    let session: Value = serde_json::from_slice(&std::fs::read(f.state("claude-ant", "session")).unwrap()).unwrap();
+    assert_eq!(session["identity"], "claude-ant");
+    assert!(session["wokeAt"].as_u64().unwrap() > 1_700_000_000_000);
+}
+
+#[test]
+fn list_shows_live_asleep_and_stopped() {
+    let f = Fleet::new();
+    f.register("bee", "claude", &["--runtimes", "codex"]);
+    f.register("cat", "notifier", &[]);
+    assert_eq!(Fleet::new().ok(&["list"]).trim(), "no peers registered");
+    f.ok(&["wake", "bee", "--message", "hi"]);
+    f.ok(&["stop", "bee", "codex"]);
+    let out = json(&f.ok(&["list", "--json"]));
+    let bee = &out["peers"][0];
+    assert_eq!(bee["personality"], "bee");
+    assert_eq!(bee["runtimes"][0]["status"], "live");
+    assert_eq!(bee["runtimes"][1]["status"], "stopped");
+    assert_eq!(bee["last_active_runtime"], "claude");
+    assert_eq!(out["peers"][1]["runtimes"][0]["status"], "asleep");
+    let table = f.ok(&["list"]);
+    assert!(table.contains("● claude  ✕ codex"), "{table}");
+    assert!(table.contains("○ notifier"), "{table}");
+}
