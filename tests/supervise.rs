@@ -1,0 +1,144 @@
+//! The supervise tick with an injected clock: sessions are real (woken with
+//! the real binary on real tmux), time is not, so idle bounds of an hour are
+//! tested in milliseconds.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{Fleet, plugin_host};
+use iapeer::clock::ManualClock;
+use iapeer::config::{Config, Overrides};
+use iapeer::lifecycle::{Lifecycle, SuperviseAction};
+
+const IDLE_SECS: u64 = 3600;
+
+fn lifecycle(f: &Fleet, clock: &ManualClock) -> Lifecycle {
+    let cfg = Config::new(f.env_map(), &Overrides::default());
+    assert_eq!(cfg.idle_secs, IDLE_SECS);
+    let plugins = Arc::new(plugin_host(&f.home, vec![]));
+    Lifecycle::new(cfg, plugins, Arc::new(clock.clone()))
+}
+
+fn woke_at(f: &Fleet, id: &str) -> u64 {
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(f.state(id, "session")).unwrap()).unwrap();
+    s["wokeAt"].as_u64().unwrap()
+}
+
+fn tick(lc: &Lifecycle) -> Vec<(String, SuperviseAction)> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(lc.supervise_tick())
+        .into_iter()
+        .map(|o| (o.identity, o.action))
+        .collect()
+}
+
+fn newest_transcript_mtime(f: &Fleet) -> u64 {
+    let mut newest = 0;
+    for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let m = file.unwrap().metadata().unwrap().modified().unwrap();
+            let ms = m.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
+            newest = newest.max(ms);
+        }
+    }
+    newest
+}
+
+#[test]
+fn idle_reap_by_activity_with_strict_bound() {
+    let f = Fleet::new();
+    f.register("ada", "claude", &[]);
+    f.ok(&["wake", "ada", "--message", "work"]);
+    let last = woke_at(&f, "claude-ada").max(newest_transcript_mtime(&f));
+    let clock = ManualClock::at(last + IDLE_SECS * 1000);
+    let lc = lifecycle(&f, &clock);
+
+    // age == idle bound: not yet (the comparison is strict).
+    assert_eq!(tick(&lc), [("claude-ada".to_string(), SuperviseAction::Alive)]);
+    clock.advance(Duration::from_millis(1500));
+    assert_eq!(tick(&lc), [("claude-ada".to_string(), SuperviseAction::ReapedIdle)]);
+    assert!(!f.is_live("claude-ada"));
+    assert!(!f.socket("claude-ada").exists(), "the last session took its server and socket");
+    assert!(!f.state("claude-ada", "session").exists());
+    assert!(tick(&lc).is_empty());
+    // Idle-reaped is not stopped: the next message resumes.
+    let out = f.ok(&["wake", "ada", "--message", "again", "--json"]);
+    assert!(out.contains("\"mode\": \"resume\""), "{out}");
+}
+
+#[test]
+fn activity_keeps_a_session_alive_and_woke_at_is_the_fallback() {
+    let f = Fleet::new();
+    f.register("bo", "claude", &[]);
+    f.register("cy", "claude", &[]);
+    f.ok(&["wake", "bo", "--message", "busy"]);
+    // A bare wake writes no transcript: only wokeAt bounds it.
+    f.ok(&["wake", "cy"]);
+    let woke_bo = woke_at(&f, "claude-bo");
+    let woke_cy = woke_at(&f, "claude-cy");
+    // bo's transcript moves on (the agent keeps working).
+    let later = SystemTime::now() + Duration::from_secs(2 * IDLE_SECS);
+    for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let file = std::fs::File::options().write(true).open(file.unwrap().path()).unwrap();
+            file.set_modified(later).unwrap();
+        }
+    }
+    let clock = ManualClock::at(woke_bo.max(woke_cy) + IDLE_SECS * 1000 + 5000);
+    let lc = lifecycle(&f, &clock);
+    let mut outcomes = tick(&lc);
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        outcomes,
+        [
+            ("claude-bo".to_string(), SuperviseAction::Alive),
+            ("claude-cy".to_string(), SuperviseAction::ReapedIdle),
+        ]
+    );
+}
+
+#[test]
+fn a_resumed_session_is_not_reaped_for_its_old_transcript() {
+    let f = Fleet::new();
+    f.register("dot", "claude", &[]);
+    f.ok(&["wake", "dot", "--message", "long ago"]);
+    // The transcript is two hours old; the peer sleeps, then is resumed.
+    let old = SystemTime::now() - Duration::from_secs(2 * IDLE_SECS);
+    for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let file = std::fs::File::options().write(true).open(file.unwrap().path()).unwrap();
+            file.set_modified(old).unwrap();
+        }
+    }
+    f.ok(&["stop", "dot"]);
+    f.ok(&["start", "dot"]);
+    f.ok(&["attach", "dot", "--print"]);
+    let clock = ManualClock::at(woke_at(&f, "claude-dot") + 60_000);
+    let lc = lifecycle(&f, &clock);
+    assert_eq!(tick(&lc), [("claude-dot".to_string(), SuperviseAction::Alive)]);
+}
+
+#[test]
+fn a_hung_server_is_unknown_not_dead() {
+    let f = Fleet::new();
+    f.register("eve", "claude", &[]);
+    f.ok(&["wake", "eve"]);
+    // Freeze the tmux server: it still holds its socket but answers nothing.
+    let pid = std::process::Command::new("tmux")
+        .arg("-S")
+        .arg(f.socket("claude-eve"))
+        .args(["display-message", "-p", "#{pid}"])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8(pid.stdout).unwrap().trim().to_string();
+    assert!(!pid.is_empty());
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let clock = ManualClock::at(woke_at(&f, "claude-eve") + 1000);
+    let lc = lifecycle(&f, &clock);
+    let outcome = tick(&lc);
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert_eq!(outcome, [("claude-eve".to_string(), SuperviseAction::Alive)]);
+    assert!(f.state("claude-eve", "session").exists(), "not reaped");
+}
