@@ -5,9 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use iapeer::plugins::{
-    CallBudgets, CompileCache, LaunchSpec, PluginHost, PluginOptions,
-};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use iapeer::clock::SystemClock;
+use iapeer::config::{Config, Overrides};
+use iapeer::lifecycle::{Lifecycle, SuperviseAction, WakeArgs};
+use iapeer::names::Identity;
+use iapeer::plugins::{CallBudgets, CompileCache, LaunchSpec, PluginHost, PluginOptions};
+use iapeer::store::{self, SessionState};
 
 struct Stats {
     n: usize,
@@ -218,6 +224,283 @@ fn bench_plugins() {
     }));
 }
 
+/// A throwaway iapeer world: HOME, root, sockets, the fake claude.
+struct World {
+    dir: tempfile::TempDir,
+    lc: Lifecycle,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::Builder::new().prefix("iapb").tempdir_in("/tmp").unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let fake = repo_root().join("tests/fakes/fake-claude");
+        let env: BTreeMap<String, String> = [
+            ("HOME", home.to_str().unwrap()),
+            ("PATH", &std::env::var("PATH").unwrap_or_default()),
+            ("USER", "bench"),
+            ("IAPEER_ROOT", dir.path().join("root").to_str().unwrap()),
+            ("IAPEER_SOCK_DIR", dir.path().join("s").to_str().unwrap()),
+            ("IAPEER_LAUNCHAGENTS_DIR", dir.path().join("la").to_str().unwrap()),
+            ("IAPEER_CLAUDE_BIN", fake.to_str().unwrap()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = Config::new(env, &Overrides::default());
+        let plugins = PluginHost::load(&cfg.plugin_options()).unwrap();
+        let lc = Lifecycle::new(cfg, Arc::new(plugins), Arc::new(SystemClock));
+        World { dir, lc }
+    }
+
+    fn register(&self, peer: &str) -> PathBuf {
+        let cwd = self.dir.path().join("w").join(peer);
+        std::fs::create_dir_all(&cwd).unwrap();
+        let cwd = cwd.canonicalize().unwrap();
+        iapeer::registry::upsert_peer(
+            &self.lc.cfg.root,
+            &self.lc.cfg.registry_path(),
+            &iapeer::registry::Registration {
+                personality: iapeer::names::Personality::new(peer).unwrap(),
+                runtime: iapeer::names::Runtime::new("claude").unwrap(),
+                runtimes: vec![],
+                cwd: cwd.clone(),
+                intelligence: None,
+                description: None,
+            },
+        )
+        .unwrap();
+        cwd
+    }
+
+    fn spawns(&self) -> usize {
+        let log = self.dir.path().join("home/fake-runs.log");
+        std::fs::read_to_string(log).unwrap_or_default().lines().count()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.lc.cfg.sock_dir).into_iter().flatten().flatten() {
+            let _ = std::process::Command::new("tmux").arg("-S").arg(e.path()).arg("kill-server").output();
+        }
+    }
+}
+
+fn wake_args(peer: &str, task: &str) -> WakeArgs {
+    WakeArgs {
+        personality: peer.into(),
+        runtime: None,
+        task: task.into(),
+        resume: None,
+    }
+}
+
+fn bench_wake() {
+    println!("## wake");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let world = World::new();
+    world.register("bob");
+    let id = Identity::parse("claude-bob").unwrap();
+    let sock = world.lc.cfg.socket_path(&id);
+
+    // Baseline: tmux itself.
+    let tmux_sock = world.dir.path().join("s/bare.sock");
+    std::fs::create_dir_all(tmux_sock.parent().unwrap()).unwrap();
+    row("bare `tmux new-session -d` (+ kill-server, untimed)", &measure(30, || {
+        let ok = std::process::Command::new("tmux")
+            .args(["-f", "/dev/null", "-S"])
+            .arg(&tmux_sock)
+            .args(["new-session", "-d", "-s", "x", "sleep", "60"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let _ = std::process::Command::new("tmux").arg("-S").arg(&tmux_sock).arg("kill-server").status();
+        // The dying server may still hold the path: start the next on a fresh one.
+        let _ = std::fs::remove_file(&tmux_sock);
+    }));
+    std::process::Command::new("tmux")
+        .args(["-f", "/dev/null", "-S"])
+        .arg(&tmux_sock)
+        .args(["new-session", "-d", "-s", "x", "sleep", "600"])
+        .status()
+        .unwrap();
+    row("`tmux has-session` (one liveness check by process)", &measure(100, || {
+        let out = std::process::Command::new("tmux").arg("-S").arg(&tmux_sock).args(["has-session", "-t", "x"]).output().unwrap();
+        assert!(out.status.success());
+    }));
+    row("liveness by connect() to the socket (what iapeerd uses)", &measure(10_000, || {
+        std::os::unix::net::UnixStream::connect(&tmux_sock).unwrap();
+    }));
+    let _ = std::process::Command::new("tmux").arg("-S").arg(&tmux_sock).arg("kill-server").status();
+
+    let kill = |world: &World| {
+        rt.block_on(world.lc.kill_session(&id));
+        let _ = store::remove_session(&world.lc.cfg, &id);
+    };
+    let bare = measure(30, || {
+        kill(&world);
+        let r = rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "")));
+        assert!(r.is_ready() && r.woke, "{r:?}");
+    });
+    row("wake a dead peer, no message (READY = input ready)", &bare);
+    let with_message = measure(30, || {
+        kill(&world);
+        let r = rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "hello")));
+        assert!(r.is_ready() && r.woke && r.task_delivered == Some(true), "{r:?}");
+    });
+    row("wake a dead peer with a message (READY = ready gate passed)", &with_message);
+    row("wake a live peer, no message (fast path)", &measure(200, || {
+        let r = rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "")));
+        assert!(r.is_ready() && !r.woke);
+    }));
+    assert!(sock.exists());
+
+    // The CLI end to end: process start, plugin load from cache, wake.
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/iapeer");
+    if bin.exists() {
+        let env = world.lc.cfg.env.clone();
+        row("`iapeer wake` CLI process, dead peer, with a message", &measure(20, || {
+            kill(&world);
+            let out = std::process::Command::new(&bin)
+                .args(["wake", "bob", "--message", "hi"])
+                .env_clear()
+                .envs(&env)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }));
+    } else {
+        println!("(skipped the CLI row: build target/release/iapeer first)");
+    }
+
+    // 50 concurrent wakes of one dead peer.
+    let n = 50;
+    let rounds = 10;
+    let mut all = Vec::new();
+    let spawns_before = world.spawns();
+    for _ in 0..rounds {
+        kill(&world);
+        let lc = &world.lc;
+        let latencies: Vec<Duration> = rt.block_on(async {
+            let futures = (0..n).map(|_| async {
+                let t = Instant::now();
+                let r = lc.wake_or_spawn(&wake_args("bob", "")).await;
+                assert!(r.is_ready(), "{r:?}");
+                t.elapsed()
+            });
+            futures_join_all(futures).await
+        });
+        all.extend(latencies);
+    }
+    assert_eq!(world.spawns() - spawns_before, rounds, "exactly one spawn per round");
+    all.sort();
+    let s = Stats {
+        n: all.len(),
+        min: all[0],
+        median: all[all.len() / 2],
+        p99: all[all.len() * 99 / 100],
+    };
+    row(&format!("{n} concurrent wakes of one dead peer ({rounds} rounds, 1 spawn each)"), &s);
+    println!(
+        "{:<58} p99 / single median = {:.2}x",
+        "",
+        s.p99.as_secs_f64() / bare.median.as_secs_f64()
+    );
+}
+
+/// Runs futures concurrently on the current task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+fn bench_supervise() {
+    println!("## supervise");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let world = World::new();
+    let cfg = &world.lc.cfg;
+    let n = 1000;
+    // 1000 recorded sessions whose servers are up (a listening socket is what
+    // the liveness check sees) and whose transcripts are fresh.
+    std::fs::create_dir_all(&cfg.sock_dir).unwrap();
+    let now = iapeer::clock::Clock::now_ms(&SystemClock);
+    let mut listeners = Vec::new();
+    for i in 0..n {
+        let p = format!("p{i:04}");
+        let id = Identity::parse(&format!("claude-{p}")).unwrap();
+        let cwd = world.dir.path().join("w").join(&p);
+        let slug: String = cwd.to_str().unwrap().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let tdir = cfg.home.join(".claude/projects").join(slug);
+        std::fs::create_dir_all(&tdir).unwrap();
+        for t in 0..3 {
+            std::fs::write(tdir.join(format!("t{t}.jsonl")), "{}\n").unwrap();
+        }
+        store::write_session(cfg, &SessionState {
+            identity: id.to_string(),
+            runtime: "claude".into(),
+            personality: p.clone(),
+            cwd: cwd.to_string_lossy().into_owned(),
+            woke_at: now,
+        })
+        .unwrap();
+        listeners.push(std::os::unix::net::UnixListener::bind(cfg.socket_path(&id)).unwrap());
+    }
+    let s = measure(20, || {
+        let outcomes = rt.block_on(world.lc.supervise_tick());
+        assert_eq!(outcomes.len(), n);
+        assert!(outcomes.iter().all(|o| o.action == SuperviseAction::Alive));
+    });
+    row(&format!("supervise tick, {n} live sessions (3 transcripts each)"), &s);
+    drop(listeners);
+    let mut ticks = Vec::new();
+    for _ in 0..5 {
+        // Dead sessions are forgotten on the first pass; re-record them.
+        for i in 0..n {
+            let p = format!("p{i:04}");
+            store::write_session(cfg, &SessionState {
+                identity: format!("claude-{p}"),
+                runtime: "claude".into(),
+                personality: p,
+                cwd: "/nonexistent".into(),
+                woke_at: now,
+            })
+            .unwrap();
+        }
+        let t = Instant::now();
+        let outcomes = rt.block_on(world.lc.supervise_tick());
+        ticks.push(t.elapsed());
+        assert!(outcomes.iter().all(|o| o.action == SuperviseAction::ReapedGone));
+    }
+    ticks.sort();
+    row(
+        &format!("supervise tick, {n} dead sessions (all reaped)"),
+        &Stats { n: ticks.len(), min: ticks[0], median: ticks[2], p99: ticks[4] },
+    );
+}
+
 fn main() {
     let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wants = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
@@ -226,5 +509,11 @@ fn main() {
     }
     if wants("plugins") {
         bench_plugins();
+    }
+    if wants("wake") {
+        bench_wake();
+    }
+    if wants("supervise") {
+        bench_supervise();
     }
 }

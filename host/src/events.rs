@@ -20,14 +20,24 @@ fn quote(v: &str) -> String {
     }
 }
 
-/// Appends one event; fields with an empty key are skipped.
-pub fn log(cfg: &Config, ev: &str, fields: &[(&str, &str)]) {
+/// One logfmt line: `ts=… ev=<ev> k=v…`.
+pub fn line(ev: &str, fields: &[(&str, &str)]) -> String {
     let mut line = format!("ts={} ev={ev}", iso8601_utc(SystemClock.now_ms()));
     for (k, v) in fields {
         line.push_str(&format!(" {k}={}", quote(v)));
     }
     line.push('\n');
-    tracing::debug!(target: "iapeer::events", "{}", line.trim_end());
+    line
+}
+
+/// Appends lines in one write (a supervise pass logs all its outcomes at once).
+pub fn append(cfg: &Config, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    for l in lines {
+        tracing::debug!(target: "iapeer::events", "{}", l.trim_end());
+    }
     if fsutil::ensure_private_dir(&cfg.log_dir).is_err() {
         return;
     }
@@ -37,8 +47,13 @@ pub fn log(cfg: &Config, ev: &str, fields: &[(&str, &str)]) {
         .mode(fsutil::FILE_MODE)
         .open(cfg.log_dir.join("lifecycle.log"))
     {
-        let _ = f.write_all(line.as_bytes());
+        let _ = f.write_all(lines.concat().as_bytes());
     }
+}
+
+/// Appends one event.
+pub fn log(cfg: &Config, ev: &str, fields: &[(&str, &str)]) {
+    append(cfg, &[line(ev, fields)]);
 }
 
 #[cfg(test)]

@@ -83,17 +83,36 @@ impl GlobalArgs {
         Config::new(config::process_env(), &o)
     }
 
-    /// Logs go to stderr, filtered by --log, else RUST_LOG, else warnings.
-    pub fn init_logging(&self, default: &str) {
+    /// Logs go to stderr (and to `file` when given, created 0600), filtered
+    /// by --log, else RUST_LOG, else `default`.
+    pub fn init_logging(&self, default: &str, file: Option<&std::path::Path>) {
+        use tracing_subscriber::fmt::writer::MakeWriterExt;
         let filter = self
             .log
             .clone()
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or_else(|| default.to_string());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        let log_file = file.and_then(|path| {
+            crate::fsutil::ensure_private_dir(path.parent()?).ok()?;
+            std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().create(true).append(true),
+                crate::fsutil::FILE_MODE,
+            )
+            .open(path)
+            .ok()
+        });
+        let _ = match log_file {
+            Some(f) => tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+                .try_init(),
+            None => tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init(),
+        };
     }
 }
 
@@ -316,7 +335,7 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
 /// Entry point of the `iapeer` binary.
 pub fn iapeer_main() -> ExitCode {
     let cli = IapeerCli::parse();
-    cli.global.init_logging("warn");
+    cli.global.init_logging("warn", None);
     let cfg = cli.global.config();
     finish("iapeer", run(&cfg, &cli.command))
 }

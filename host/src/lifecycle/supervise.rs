@@ -58,6 +58,7 @@ impl Lifecycle {
     pub async fn supervise_tick(&self) -> Vec<SuperviseOutcome> {
         let now = self.clock.now_ms();
         let mut out = Vec::new();
+        let mut log = Vec::new();
         for (id, state) in store::read_sessions(&self.cfg) {
             let outcome = self.supervise_one(&id, &state, now).await;
             if !matches!(outcome.action, SuperviseAction::Alive | SuperviseAction::SkippedLaunchd) {
@@ -65,10 +66,11 @@ impl Lifecycle {
                 if let Some(r) = &outcome.reason {
                     fields.push(("reason", r));
                 }
-                events::log(&self.cfg, "supervise", &fields);
+                log.push(events::line("supervise", &fields));
             }
             out.push(outcome);
         }
+        events::append(&self.cfg, &log);
         out
     }
 
