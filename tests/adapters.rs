@@ -19,7 +19,9 @@ fn adapter(home: &Path, runtime: &str) -> Arc<Adapter> {
 
 fn gemini(home: &Path) -> Arc<Adapter> {
     let host = plugin_host(home, vec![repo_root().join("plugins-dist/examples")]);
-    host.adapter("gemini").expect("example adapter loads").clone()
+    host.adapter("gemini")
+        .expect("example adapter loads")
+        .clone()
 }
 
 fn spec(binary: &str, cwd: &str) -> LaunchSpec {
@@ -105,7 +107,9 @@ fn claude_argv_goldens() {
     let resumed = argv(&a, &s);
     assert_eq!(
         resumed,
-        format!("{base} --system-prompt-file /st/claude-bob.system-prompt.md --continue --model opus --verbose")
+        format!(
+            "{base} --system-prompt-file /st/claude-bob.system-prompt.md --continue --model opus --verbose"
+        )
     );
     // Resume continues; it never names the session (claude would open a picker).
     assert!(!resumed.contains("--resume"));
@@ -142,11 +146,17 @@ fn codex_argv_goldens() {
     let mut s = spec("codex", "/w w");
     s.system_prompt_file = Some("/a b/sp.md".into());
     let cmd = a.build_launch(&s).unwrap();
-    assert!(cmd.argv.contains(&"model_instructions_file=/a b/sp.md".to_string()));
+    assert!(
+        cmd.argv
+            .contains(&"model_instructions_file=/a b/sp.md".to_string())
+    );
     assert!(cmd.argv.contains(&"/w w".to_string()));
     assert_eq!(
         cmd.env,
-        [("IAPEER_BEARER".to_string(), "iapeer-localhost-open-no-secret".to_string())]
+        [(
+            "IAPEER_BEARER".to_string(),
+            "iapeer-localhost-open-no-secret".to_string()
+        )]
     );
 }
 
@@ -154,14 +164,23 @@ fn codex_argv_goldens() {
 fn router_argv_goldens_and_the_telegram_gate() {
     let home = tempfile::tempdir().unwrap();
     let n = adapter(home.path(), "notifier");
-    assert_eq!(argv(&n, &spec("notifier-runtime", "/w")), "notifier-runtime run");
+    assert_eq!(
+        argv(&n, &spec("notifier-runtime", "/w")),
+        "notifier-runtime run"
+    );
     let mut s = spec("/n/bin", "/w");
     s.extra_args = strs(&["--foo"]);
-    assert_eq!(n.build_launch(&s).unwrap().argv, strs(&["/n/bin", "run", "--foo"]));
+    assert_eq!(
+        n.build_launch(&s).unwrap().argv,
+        strs(&["/n/bin", "run", "--foo"])
+    );
     // Routers ignore resume and prompt.
     s.resume = true;
     s.system_prompt_file = Some("/sp".into());
-    assert_eq!(n.build_launch(&s).unwrap().argv, strs(&["/n/bin", "run", "--foo"]));
+    assert_eq!(
+        n.build_launch(&s).unwrap().argv,
+        strs(&["/n/bin", "run", "--foo"])
+    );
 
     let t = adapter(home.path(), "telegram");
     let mut s = spec("telegram-runtime", "/w");
@@ -179,14 +198,20 @@ fn router_argv_goldens_and_the_telegram_gate() {
     }
     s.intelligence = Some("natural".into());
     s.extra_args = strs(&["--x"]);
-    assert_eq!(t.build_launch(&s).unwrap().argv, strs(&["telegram-runtime", "run", "--x"]));
+    assert_eq!(
+        t.build_launch(&s).unwrap().argv,
+        strs(&["telegram-runtime", "run", "--x"])
+    );
 }
 
 // ---- transcripts: claude slug rule -----------------------------------------
 
 fn claude_transcript(home: &Path, slug: &str, id: &str, mtime: u64) {
     write_with_mtime(
-        &home.join(".claude/projects").join(slug).join(format!("{id}.jsonl")),
+        &home
+            .join(".claude/projects")
+            .join(slug)
+            .join(format!("{id}.jsonl")),
         "{}\n",
         mtime,
     );
@@ -208,7 +233,11 @@ fn claude_slug_rule() {
     for (i, (cwd, slug)) in cases.iter().enumerate() {
         let mtime = 1_700_000_000_000 + i as u64;
         claude_transcript(home.path(), slug, "abc", mtime);
-        assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(mtime), "{cwd} -> {slug}");
+        assert_eq!(
+            a.newest_activity_mtime(cwd).unwrap(),
+            Some(mtime),
+            "{cwd} -> {slug}"
+        );
     }
 }
 
@@ -226,7 +255,11 @@ fn claude_transcript_scan() {
     claude_transcript(home.path(), "-w-proj", "newest", 3_000_000);
     claude_transcript(home.path(), "-w-proj", "middle", 2_000_000);
     // Not transcripts: other suffixes and directories.
-    write_with_mtime(&home.path().join(".claude/projects/-w-proj/notes.txt"), "x", 9_000_000);
+    write_with_mtime(
+        &home.path().join(".claude/projects/-w-proj/notes.txt"),
+        "x",
+        9_000_000,
+    );
     std::fs::create_dir_all(home.path().join(".claude/projects/-w-proj/dir.jsonl")).unwrap();
     // Another project's transcript does not count.
     claude_transcript(home.path(), "-w-other", "foreign", 8_000_000);
@@ -262,23 +295,49 @@ fn codex_session_matching() {
         ResumeCheck::Nothing("no codex session to resume".into())
     );
 
-    write_with_mtime(&sessions.join("2026/11/20/rollout-a.jsonl"), &session_meta(cwd), 1_000);
-    write_with_mtime(&sessions.join("2026/11/24/rollout-b.jsonl"), &session_meta(cwd), 5_000);
+    write_with_mtime(
+        &sessions.join("2026/11/20/rollout-a.jsonl"),
+        &session_meta(cwd),
+        1_000,
+    );
+    write_with_mtime(
+        &sessions.join("2026/11/24/rollout-b.jsonl"),
+        &session_meta(cwd),
+        5_000,
+    );
     // Newer, but for another cwd.
-    write_with_mtime(&sessions.join("2026/11/25/rollout-c.jsonl"), &session_meta("/elsewhere"), 9_000);
+    write_with_mtime(
+        &sessions.join("2026/11/25/rollout-c.jsonl"),
+        &session_meta("/elsewhere"),
+        9_000,
+    );
     // Newer, but malformed first line / not session_meta / cwd not a string / not .jsonl.
-    write_with_mtime(&sessions.join("2026/11/25/rollout-d.jsonl"), "{not json\n", 9_100);
+    write_with_mtime(
+        &sessions.join("2026/11/25/rollout-d.jsonl"),
+        "{not json\n",
+        9_100,
+    );
     write_with_mtime(
         &sessions.join("2026/11/25/rollout-e.jsonl"),
-        &format!("{}\n", serde_json::json!({"type": "turn", "payload": {"cwd": cwd}})),
+        &format!(
+            "{}\n",
+            serde_json::json!({"type": "turn", "payload": {"cwd": cwd}})
+        ),
         9_200,
     );
     write_with_mtime(
         &sessions.join("2026/11/25/rollout-f.jsonl"),
-        &format!("{}\n", serde_json::json!({"type": "session_meta", "payload": {"cwd": 7}})),
+        &format!(
+            "{}\n",
+            serde_json::json!({"type": "session_meta", "payload": {"cwd": 7}})
+        ),
         9_300,
     );
-    write_with_mtime(&sessions.join("2026/11/25/rollout-g.json"), &session_meta(cwd), 9_400);
+    write_with_mtime(
+        &sessions.join("2026/11/25/rollout-g.json"),
+        &session_meta(cwd),
+        9_400,
+    );
     write_with_mtime(&sessions.join("2026/11/25/empty.jsonl"), "", 9_500);
 
     assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(5_000));
@@ -307,15 +366,24 @@ fn gemini_example_adapter() {
     s.extra_args = strs(&["-m", "pro"]);
     let cmd = g.build_launch(&s).unwrap();
     assert_eq!(cmd.argv.join(" "), "gemini --yolo --resume latest -m pro");
-    assert_eq!(cmd.env, [("GEMINI_SYSTEM_MD".to_string(), "/sp.md".to_string())]);
+    assert_eq!(
+        cmd.env,
+        [("GEMINI_SYSTEM_MD".to_string(), "/sp.md".to_string())]
+    );
     // The project's chats live under ~/.gemini/tmp/<sha256(cwd)>/chats.
     assert_eq!(g.newest_activity_mtime("/w").unwrap(), None);
-    assert!(matches!(g.resolve_resume("/w").unwrap(), ResumeCheck::Nothing(_)));
+    assert!(matches!(
+        g.resolve_resume("/w").unwrap(),
+        ResumeCheck::Nothing(_)
+    ));
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"/w"));
     let chats = home.path().join(".gemini/tmp").join(hash).join("chats");
     write_with_mtime(&chats.join("session-1.json"), "{}", 4_000);
     assert_eq!(g.newest_activity_mtime("/w").unwrap(), Some(4_000));
-    assert_eq!(g.resolve_resume("/w").unwrap(), ResumeCheck::Resumable(None));
+    assert_eq!(
+        g.resolve_resume("/w").unwrap(),
+        ResumeCheck::Resumable(None)
+    );
 }
 
 // ---- panes: dialogs, readiness, control keys -------------------------------
@@ -340,8 +408,14 @@ fn claude_boot_dialogs_and_readiness() {
         assert!(!ready(dialog), "{dialog}");
     }
     // Resume-from-summary: move to option 2 first, confirm only once there.
-    assert_eq!(keys("claude-resume-summary-opt1.txt"), Some(strs(&["Down"])));
-    assert_eq!(keys("claude-resume-summary-opt2.txt"), Some(strs(&["Enter"])));
+    assert_eq!(
+        keys("claude-resume-summary-opt1.txt"),
+        Some(strs(&["Down"]))
+    );
+    assert_eq!(
+        keys("claude-resume-summary-opt2.txt"),
+        Some(strs(&["Enter"]))
+    );
     assert!(!ready("claude-resume-summary-opt2.txt"));
     // Waiting states: no answer, not ready.
     assert_eq!(keys("claude-resuming.txt"), None);
@@ -352,11 +426,16 @@ fn claude_boot_dialogs_and_readiness() {
     assert!(!a.is_input_ready("│ ❯  │").unwrap());
     assert!(!a.is_input_ready("").unwrap());
     // A dialog marker anywhere wins over a rendered composer.
-    let both = format!("{}\n{}", pane("claude-ready.txt"), "Resuming the full session");
+    let both = format!(
+        "{}\n{}",
+        pane("claude-ready.txt"),
+        "Resuming the full session"
+    );
     assert!(!a.is_input_ready(&both).unwrap());
     // "❯", any whitespace (including newlines), then "2.".
     assert_eq!(
-        a.boot_dialog_keys("Resume from summary\n❯\n\t 2. Resume full").unwrap(),
+        a.boot_dialog_keys("Resume from summary\n❯\n\t 2. Resume full")
+            .unwrap(),
         Some(strs(&["Enter"]))
     );
 }
@@ -373,9 +452,15 @@ fn codex_boot_dialogs_and_readiness() {
     assert_eq!(keys("codex-update.txt"), Some(strs(&["2", "Enter"])));
     assert!(!ready("codex-update.txt"));
     assert_eq!(keys("codex-trust.txt"), Some(strs(&["Enter"])));
-    assert!(!ready("codex-trust.txt"), "a '› 1.' option row is not the composer");
+    assert!(
+        !ready("codex-trust.txt"),
+        "a '› 1.' option row is not the composer"
+    );
     assert_eq!(keys("codex-hooks.txt"), Some(strs(&["Down", "Enter"])));
-    assert!(!ready("codex-bare-glyph.txt"), "a bare › without a space is not ready");
+    assert!(
+        !ready("codex-bare-glyph.txt"),
+        "a bare › without a space is not ready"
+    );
     // "Update available!" alone (no "Press enter") is not the update dialog.
     assert_eq!(a.boot_dialog_keys("Update available! 1.2").unwrap(), None);
     assert!(a.is_input_ready("   \u{a0}› type here").unwrap());
@@ -400,6 +485,9 @@ fn control_keys() {
         assert_eq!(a.boot_dialog_keys("trust this folder").unwrap(), None);
         assert!(a.is_input_ready("").unwrap());
         assert_eq!(a.newest_activity_mtime("/w").unwrap(), None);
-        assert_eq!(a.resolve_resume("/w").unwrap(), ResumeCheck::Resumable(None));
+        assert_eq!(
+            a.resolve_resume("/w").unwrap(),
+            ResumeCheck::Resumable(None)
+        );
     }
 }

@@ -10,7 +10,11 @@ use common::Fleet;
 
 fn iapeerd(f: &Fleet, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iapeerd"));
-    c.args(extra).env_clear().envs(f.env_map()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(extra)
+        .env_clear()
+        .envs(f.env_map())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -23,10 +27,15 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 fn terminate(mut child: Child) -> std::process::Output {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(10), "iapeerd did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "iapeerd did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
@@ -40,7 +49,9 @@ fn the_daemon_supervises_and_relaunches() {
 
     let daemon = iapeerd(&f, &["--tick-secs", "1"]).spawn().unwrap();
     // A second daemon on the same root refuses.
-    wait_for("the daemon lock", Duration::from_secs(10), || f.root.join("state/iapeer/iapeerd.lock").exists());
+    wait_for("the daemon lock", Duration::from_secs(10), || {
+        f.root.join("state/iapeer/iapeerd.lock").exists()
+    });
     std::thread::sleep(Duration::from_millis(300));
     let second = iapeerd(&f, &["--tick-secs", "1"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
@@ -52,21 +63,39 @@ fn the_daemon_supervises_and_relaunches() {
     wait_for("the eager relaunch", Duration::from_secs(20), || {
         !f.state("claude-dan", "new").exists() && f.is_live("claude-dan")
     });
-    assert_eq!(f.claude_transcript_count(&cwd), 1, "a bare relaunch writes nothing yet");
+    assert_eq!(
+        f.claude_transcript_count(&cwd),
+        1,
+        "a bare relaunch writes nothing yet"
+    );
     assert_eq!(f.runs().len(), 2);
 
     // A crash without a mark is only forgotten.
     f.crash("claude-dan");
-    wait_for("the gone reap", Duration::from_secs(10), || !f.state("claude-dan", "session").exists());
+    wait_for("the gone reap", Duration::from_secs(10), || {
+        !f.state("claude-dan", "session").exists()
+    });
     assert_eq!(f.runs().len(), 2);
 
     let out = terminate(daemon);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[iapeerd] READY"), "{stderr}");
-    assert!(stderr.contains("adapters=claude,codex,notifier,telegram"), "{stderr}");
+    assert!(
+        stderr.contains("adapters=claude,codex,notifier,telegram"),
+        "{stderr}"
+    );
     let log = std::fs::read_to_string(f.root.join("logs/iapeer/iapeerd.log")).unwrap();
     assert!(log.contains("needs-eager-fresh"), "{log}");
     let lifecycle_log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
-    assert!(lifecycle_log.contains("ev=wake personality=dan identity=claude-dan runtime=claude mode=fresh cause=new-mark"), "{lifecycle_log}");
+    assert!(
+        lifecycle_log.contains(
+            "ev=wake personality=dan identity=claude-dan runtime=claude mode=fresh cause=new-mark"
+        ),
+        "{lifecycle_log}"
+    );
 }

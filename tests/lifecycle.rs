@@ -15,7 +15,10 @@ fn json(out: &str) -> Value {
 }
 
 fn claude_runs(f: &Fleet) -> Vec<String> {
-    f.runs().into_iter().filter(|l| l.starts_with("claude ")).collect()
+    f.runs()
+        .into_iter()
+        .filter(|l| l.starts_with("claude "))
+        .collect()
 }
 
 // ---- the user story of the issue --------------------------------------------
@@ -52,10 +55,21 @@ fn register_wake_stop_start_supervise() {
 
     f.ok(&["start", "bob"]);
     let out = json(&f.ok(&["wake", "bob", "--message", "back again", "--json"]));
-    assert_eq!(out["mode"], "resume", "a transcript exists, so the wake resumes");
-    assert!(claude_runs(&f)[1].ends_with("--continue"), "{:?}", claude_runs(&f));
+    assert_eq!(
+        out["mode"], "resume",
+        "a transcript exists, so the wake resumes"
+    );
+    assert!(
+        claude_runs(&f)[1].ends_with("--continue"),
+        "{:?}",
+        claude_runs(&f)
+    );
     assert!(f.claude_transcript(&cwd).contains("back again"));
-    assert_eq!(f.claude_transcript_count(&cwd), 1, "resume continues the same transcript");
+    assert_eq!(
+        f.claude_transcript_count(&cwd),
+        1,
+        "resume continues the same transcript"
+    );
 
     // Nothing to reap yet.
     let out = json(&f.ok(&["supervise", "--once", "--json"]));
@@ -64,7 +78,12 @@ fn register_wake_stop_start_supervise() {
     f.crash("claude-bob");
     let out = json(&f.ok(&["supervise", "--once", "--json"]));
     assert_eq!(out["outcomes"][0]["action"], "reaped-gone");
-    assert!(out["outcomes"][0]["reason"].as_str().unwrap().contains("server-dead"));
+    assert!(
+        out["outcomes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("server-dead")
+    );
     assert!(!f.state("claude-bob", "session").exists());
 }
 
@@ -72,8 +91,14 @@ fn register_wake_stop_start_supervise() {
 fn send_pastes_into_a_live_session_and_wakes_a_dead_one() {
     let f = Fleet::new();
     let cwd = f.register("ann", "claude", &[]);
-    assert!(f.ok(&["send", "ann", "--message", "first"]).contains("woke ann (claude)"));
-    assert!(f.ok(&["send", "ann", "--message", "second"]).contains("delivered to ann (claude)"));
+    assert!(
+        f.ok(&["send", "ann", "--message", "first"])
+            .contains("woke ann (claude)")
+    );
+    assert!(
+        f.ok(&["send", "ann", "--message", "second"])
+            .contains("delivered to ann (claude)")
+    );
     let text = f.claude_transcript(&cwd);
     assert!(text.contains("first") && text.contains("second"), "{text}");
     assert_eq!(claude_runs(&f).len(), 1);
@@ -98,7 +123,10 @@ fn launchd_and_systemd_peers_are_never_touched() {
     assert!(!f.state("claude-lion", "stopped").exists());
     assert!(f.refused(&["new", "lion"]).contains("launchd"));
     f.run(&["launch", "claude"]); // not in lion's folder: irrelevant
-    assert!(f.refused(&["attach", "lion", "--print"]).contains("launchd"));
+    assert!(
+        f.refused(&["attach", "lion", "--print"])
+            .contains("launchd")
+    );
 
     f.register("tiger", "claude", &[]);
     std::fs::create_dir_all(&f.systemd_units).unwrap();
@@ -117,7 +145,10 @@ fn supervise_skips_launchd_peers() {
     f.crash("claude-cub");
     let out = json(&f.ok(&["supervise", "--once", "--json"]));
     assert_eq!(out["outcomes"][0]["action"], "skipped-launchd");
-    assert!(f.state("claude-cub", "session").exists(), "H4: state untouched");
+    assert!(
+        f.state("claude-cub", "session").exists(),
+        "H4: state untouched"
+    );
 }
 
 /// Holds the wake lock of `identity` from this process while `during` runs.
@@ -144,7 +175,12 @@ fn refusal_gates_are_rechecked_inside_the_wake_lock() {
     // The plist lands while the wake waits for the lock.
     let mut wake = None;
     with_wake_lock_held(&f, "claude-deer", || {
-        let child = f.cmd(&["wake", "deer"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = f
+            .cmd(&["wake", "deer"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(700));
         std::fs::write(f.launch_agents.join("com.iapeer.deer.plist"), "").unwrap();
         wake = Some(child);
@@ -157,10 +193,19 @@ fn refusal_gates_are_rechecked_inside_the_wake_lock() {
     // A stop lands while the wake waits for the lock.
     let mut wake = None;
     with_wake_lock_held(&f, "claude-elk", || {
-        let child = f.cmd(&["wake", "elk", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = f
+            .cmd(&["wake", "elk", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(700));
         std::fs::create_dir_all(f.root.join("state/lifecycle")).unwrap();
-        std::fs::write(f.state("claude-elk", "stopped"), "2026-11-25T00:00:00.000Z\n").unwrap();
+        std::fs::write(
+            f.state("claude-elk", "stopped"),
+            "2026-11-25T00:00:00.000Z\n",
+        )
+        .unwrap();
         wake = Some(child);
     });
     let out = wake.unwrap().wait_with_output().unwrap();
@@ -189,11 +234,20 @@ fn concurrent_wakes_from_separate_processes_spawn_once() {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             json(&String::from_utf8(out.stdout).unwrap())
         })
         .collect();
-    assert_eq!(claude_runs(&f).len(), 1, "exactly one spawn: {:?}", f.runs());
+    assert_eq!(
+        claude_runs(&f).len(),
+        1,
+        "exactly one spawn: {:?}",
+        f.runs()
+    );
     assert_eq!(results.iter().filter(|r| r["woke"] == true).count(), 1);
     let text = f.claude_transcript(&cwd);
     for i in 0..8 {
@@ -231,26 +285,41 @@ fn wake_mode_priorities() {
     let f = Fleet::new();
     let cwd = f.register("hen", "claude", &[]);
     // First wake: nothing to resume → fresh.
-    assert_eq!(json(&f.ok(&["wake", "hen", "--message", "one", "--json"]))["mode"], "fresh");
+    assert_eq!(
+        json(&f.ok(&["wake", "hen", "--message", "one", "--json"]))["mode"],
+        "fresh"
+    );
     f.ok(&["stop", "hen"]);
     f.ok(&["start", "hen"]);
     // Default with a transcript → resume.
-    assert_eq!(json(&f.ok(&["wake", "hen", "--message", "two", "--json"]))["mode"], "resume");
+    assert_eq!(
+        json(&f.ok(&["wake", "hen", "--message", "two", "--json"]))["mode"],
+        "resume"
+    );
     f.ok(&["stop", "hen"]);
     f.ok(&["start", "hen"]);
     // Explicit fresh wins over the transcript.
-    assert_eq!(json(&f.ok(&["wake", "hen", "--fresh", "--message", "three", "--json"]))["mode"], "fresh");
+    assert_eq!(
+        json(&f.ok(&["wake", "hen", "--fresh", "--message", "three", "--json"]))["mode"],
+        "fresh"
+    );
     f.ok(&["stop", "hen"]);
     f.ok(&["start", "hen"]);
     // The /new mark wins over an explicit resume, and is consumed.
     f.ok(&["mark-new", "hen"]);
     assert!(f.state("claude-hen", "new").exists());
-    assert_eq!(json(&f.ok(&["wake", "hen", "--resume", "--message", "four", "--json"]))["mode"], "fresh");
+    assert_eq!(
+        json(&f.ok(&["wake", "hen", "--resume", "--message", "four", "--json"]))["mode"],
+        "fresh"
+    );
     assert!(!f.state("claude-hen", "new").exists());
     f.ok(&["stop", "hen"]);
     f.ok(&["start", "hen"]);
     // Explicit resume with a transcript → resume.
-    assert_eq!(json(&f.ok(&["wake", "hen", "--resume", "--json"]))["mode"], "resume");
+    assert_eq!(
+        json(&f.ok(&["wake", "hen", "--resume", "--json"]))["mode"],
+        "resume"
+    );
 
     let runs = claude_runs(&f);
     let resumed: Vec<bool> = runs.iter().map(|r| r.ends_with("--continue")).collect();
@@ -263,7 +332,10 @@ fn explicit_resume_fails_loud_when_there_is_nothing() {
     let f = Fleet::new();
     f.register("ibis", "claude", &[]);
     let err = f.refused(&["wake", "ibis", "--resume"]);
-    assert!(err.contains("ibis") && err.contains("no transcript to resume"), "{err}");
+    assert!(
+        err.contains("ibis") && err.contains("no transcript to resume"),
+        "{err}"
+    );
     let err = f.refused(&["attach", "ibis", "--print"]);
     assert!(err.contains("no transcript to resume"), "{err}");
     assert!(f.runs().is_empty());
@@ -290,14 +362,31 @@ fn codex_and_router_peers() {
     let f = Fleet::new();
     let cwd = f.register("kit", "codex", &[]);
     f.ok(&["wake", "kit", "--message", "hello codex"]);
-    let run = f.runs().into_iter().find(|l| l.starts_with("codex ")).unwrap();
-    assert!(run.contains("bearer=iapeer-localhost-open-no-secret"), "{run}");
-    assert!(run.contains(&format!("--no-alt-screen -C {}", cwd.display())), "{run}");
+    let run = f
+        .runs()
+        .into_iter()
+        .find(|l| l.starts_with("codex "))
+        .unwrap();
+    assert!(
+        run.contains("bearer=iapeer-localhost-open-no-secret"),
+        "{run}"
+    );
+    assert!(
+        run.contains(&format!("--no-alt-screen -C {}", cwd.display())),
+        "{run}"
+    );
     f.ok(&["stop", "kit"]);
     f.ok(&["start", "kit"]);
     f.ok(&["wake", "kit", "--message", "again"]);
-    let runs: Vec<String> = f.runs().into_iter().filter(|l| l.starts_with("codex ")).collect();
-    assert!(runs[1].contains("argv=resume --last --no-alt-screen"), "{runs:?}");
+    let runs: Vec<String> = f
+        .runs()
+        .into_iter()
+        .filter(|l| l.starts_with("codex "))
+        .collect();
+    assert!(
+        runs[1].contains("argv=resume --last --no-alt-screen"),
+        "{runs:?}"
+    );
 
     // telegram: a router behind the natural-intelligence gate.
     f.register("tg", "telegram", &[]);
@@ -311,13 +400,20 @@ fn codex_and_router_peers() {
 
     f.register("bot", "telegram", &["--intelligence", "artificial"]);
     let err = f.refused(&["wake", "bot"]);
-    assert!(err.contains("requires intelligence=natural") && err.contains("artificial"), "{err}");
+    assert!(
+        err.contains("requires intelligence=natural") && err.contains("artificial"),
+        "{err}"
+    );
     assert!(!f.is_live("telegram-bot"));
 
     f.register("tick", "notifier", &[]);
     f.ok(&["wake", "tick"]);
     assert!(f.is_live("notifier-tick"));
-    assert!(f.runs().iter().any(|l| l.starts_with("router ") && l.contains("identity=notifier-tick argv=run")));
+    assert!(
+        f.runs()
+            .iter()
+            .any(|l| l.starts_with("router ") && l.contains("identity=notifier-tick argv=run"))
+    );
 }
 
 // ---- boot and ready gate ---------------------------------------------------
@@ -332,18 +428,25 @@ fn boot_dialogs_are_answered_by_the_adapter() {
 
 #[test]
 fn boot_failure_names_the_pane_and_leaves_nothing_running() {
-    let f = Fleet::new().with_env("FAKE_STUCK", "1").with_env("IAPEER_BOOT_DEADLINE_SECS", "1");
+    let f = Fleet::new()
+        .with_env("FAKE_STUCK", "1")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "1");
     f.register("mole", "claude", &[]);
     let err = f.refused(&["wake", "mole", "--message", "hi"]);
     assert!(err.contains("never-became-ready"), "{err}");
-    assert!(err.contains("pane tail: ") && err.contains("Select login method"), "{err}");
+    assert!(
+        err.contains("pane tail: ") && err.contains("Select login method"),
+        "{err}"
+    );
     assert!(!f.is_live("claude-mole"));
     assert!(!f.state("claude-mole", "session").exists());
 }
 
 #[test]
 fn ready_gate_timeout_keeps_the_session_supervised() {
-    let f = Fleet::new().with_env("FAKE_SILENT", "1").with_env("IAPEER_READY_GATE_SECS", "1");
+    let f = Fleet::new()
+        .with_env("FAKE_SILENT", "1")
+        .with_env("IAPEER_READY_GATE_SECS", "1");
     f.register("newt", "claude", &[]);
     let err = f.refused(&["wake", "newt", "--message", "ignored"]);
     assert!(err.contains("model-did-not-process-task"), "{err}");
@@ -388,7 +491,10 @@ fn eager_fresh_relaunch_consumes_the_mark() {
     assert!(!f.state("claude-quail", "new").exists(), "consumed");
     assert!(f.is_live("claude-quail"));
     assert_eq!(f.claude_transcript_count(&cwd), 2, "a new transcript");
-    assert!(f.claude_transcript(&cwd).contains("New session: report in."));
+    assert!(
+        f.claude_transcript(&cwd)
+            .contains("New session: report in.")
+    );
 }
 
 #[test]
@@ -402,9 +508,15 @@ fn a_failed_eager_relaunch_keeps_the_mark() {
     let out = json(&f.ok(&["supervise", "--once", "--json"]));
     assert_eq!(out["outcomes"][0]["action"], "needs-eager-fresh");
     assert_eq!(out["relaunches"][0]["status"], "FAILED");
-    assert!(f.state("claude-rook", "new").exists(), "kept for the next wake");
+    assert!(
+        f.state("claude-rook", "new").exists(),
+        "kept for the next wake"
+    );
     // The next wake (with a working binary) is fresh and consumes it.
-    f.set_env("IAPEER_CLAUDE_BIN", common::fake("fake-claude").to_str().unwrap());
+    f.set_env(
+        "IAPEER_CLAUDE_BIN",
+        common::fake("fake-claude").to_str().unwrap(),
+    );
     assert_eq!(json(&f.ok(&["wake", "rook", "--json"]))["mode"], "fresh");
     assert!(!f.state("claude-rook", "new").exists());
 }
@@ -430,16 +542,29 @@ fn new_restarts_fresh_even_when_stopped() {
 fn attach_resumes_a_sleeping_peer_on_its_last_active_runtime() {
     let f = Fleet::new();
     let cwd = f.register("tern", "codex", &["--runtimes", "claude"]);
-    f.ok(&["wake", "tern", "--runtime", "claude", "--message", "on claude"]);
+    f.ok(&[
+        "wake",
+        "tern",
+        "--runtime",
+        "claude",
+        "--message",
+        "on claude",
+    ]);
     f.ok(&["stop", "tern", "claude"]);
     f.ok(&["start", "tern"]);
     let out = json(&f.ok(&["attach", "tern", "--json"]));
-    assert_eq!(out["runtime"], "claude", "last active, not the default (codex)");
+    assert_eq!(
+        out["runtime"], "claude",
+        "last active, not the default (codex)"
+    );
     assert_eq!(out["woke"], true);
     assert!(claude_runs(&f).last().unwrap().ends_with("--continue"));
     // Live now: attach does not wake again.
     let printed = f.ok(&["attach", "tern", "claude", "--print"]);
-    assert!(printed.contains("identity=claude-tern") && printed.contains("woke=false"), "{printed}");
+    assert!(
+        printed.contains("identity=claude-tern") && printed.contains("woke=false"),
+        "{printed}"
+    );
     assert!(printed.contains(f.socket("claude-tern").to_str().unwrap()));
     let _ = cwd;
 }
@@ -458,16 +583,28 @@ fn folder_launch_is_always_fresh_and_seeds_once() {
     f.ok(&["stop", "vole"]);
     f.ok(&["start", "vole"]);
     let out = f.cmd(&["claude"]).current_dir(&cwd).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("launched claude-vole (fresh)"));
     assert!(!claude_runs(&f).last().unwrap().ends_with("--continue"));
     let text = f.claude_transcript(&cwd);
-    assert_eq!(text.matches("SEED-LINE").count(), 2, "once per fresh start: {text}");
+    assert_eq!(
+        text.matches("SEED-LINE").count(),
+        2,
+        "once per fresh start: {text}"
+    );
     // The launch's own transcript has the seed exactly once.
     assert_eq!(f.claude_transcript_count(&cwd), 2);
 
     // No profile: a clear error.
-    let out = f.cmd(&["launch"]).current_dir(f.dir.path()).output().unwrap();
+    let out = f
+        .cmd(&["launch"])
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no peer profile"));
     // `iapeer <not-a-runtime>` is a usage error.
@@ -479,20 +616,33 @@ fn folder_launch_is_always_fresh_and_seeds_once() {
 #[test]
 fn shell_metacharacters_execute_nothing() {
     let f = Fleet::new();
-    let evil_dir = f.dir.path().join("w").join("we$(touch PWNED1);`touch PWNED2`;'q\" a&b|c");
+    let evil_dir = f
+        .dir
+        .path()
+        .join("w")
+        .join("we$(touch PWNED1);`touch PWNED2`;'q\" a&b|c");
     std::fs::create_dir_all(&evil_dir).unwrap();
     f.register_at("wren", "claude", &evil_dir, &[]);
     let message = "$(touch PWNED3); `touch PWNED4`; echo hi > PWNED5 #{session_name} \\; end;";
     f.ok(&["wake", "wren", "--message", message]);
     let cwd = evil_dir.canonicalize().unwrap();
     let runs = claude_runs(&f);
-    assert!(runs[0].contains(&format!("cwd={}", cwd.display())), "{runs:?}");
+    assert!(
+        runs[0].contains(&format!("cwd={}", cwd.display())),
+        "{runs:?}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let text = f.claude_transcript(&cwd);
     assert!(text.contains(message), "delivered literally: {text}");
-    let pwned: Vec<_> = walk(f.dir.path()).into_iter().filter(|p| p.starts_with("PWNED")).collect();
+    let pwned: Vec<_> = walk(f.dir.path())
+        .into_iter()
+        .filter(|p| p.starts_with("PWNED"))
+        .collect();
     assert!(pwned.is_empty(), "{pwned:?}");
-    for root in [std::path::PathBuf::from("/tmp"), std::env::current_dir().unwrap()] {
+    for root in [
+        std::path::PathBuf::from("/tmp"),
+        std::env::current_dir().unwrap(),
+    ] {
         for n in 1..=5 {
             assert!(!root.join(format!("PWNED{n}")).exists());
         }
@@ -501,7 +651,11 @@ fn shell_metacharacters_execute_nothing() {
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+    for e in std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         out.push(name);
@@ -548,15 +702,26 @@ fn corrupt_registry_and_garbage_state() {
     let outcomes = out["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.len(), 1, "garbage skipped: {outcomes:?}");
     assert_eq!(outcomes[0]["identity"], "claude-zebu");
-    assert!(state.join("claude-ghost.session").exists(), "garbage is left alone, not deleted");
+    assert!(
+        state.join("claude-ghost.session").exists(),
+        "garbage is left alone, not deleted"
+    );
 
     let registry = f.root.join("peers-profiles.json");
     let before = std::fs::read(&registry).unwrap();
     std::fs::write(&registry, "{\"peers\": [ {\"personality\": 42").unwrap();
-    for args in [&["wake", "zebu"][..], &["list"], &["stop", "zebu"], &["send", "zebu", "--message", "x"]] {
+    for args in [
+        &["wake", "zebu"][..],
+        &["list"],
+        &["stop", "zebu"],
+        &["send", "zebu", "--message", "x"],
+    ] {
         let err = f.refused(args);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("corrupt registry") && err.contains("peers-profiles.json"), "{err}");
+        assert!(
+            err.contains("corrupt registry") && err.contains("peers-profiles.json"),
+            "{err}"
+        );
     }
     // Registering into a corrupt registry refuses and keeps the file.
     let err = f.refused(&["register", "new", "--cwd", "/tmp", "--runtime", "claude"]);
@@ -579,7 +744,8 @@ fn state_files_are_private() {
     assert_eq!(mode(&f.state("claude-ant", "new")), 0o600);
     assert_eq!(mode(&f.state("claude-ant", "wake.lock")), 0o600);
     assert_eq!(mode(&f.socks), 0o700);
-    let session: Value = serde_json::from_slice(&std::fs::read(f.state("claude-ant", "session")).unwrap()).unwrap();
+    let session: Value =
+        serde_json::from_slice(&std::fs::read(f.state("claude-ant", "session")).unwrap()).unwrap();
     assert_eq!(session["identity"], "claude-ant");
     assert!(session["wokeAt"].as_u64().unwrap() > 1_700_000_000_000);
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{cache_dir, example_plugin, fixture_plugin, plugin_host, repo_root};
-use iapeer::plugins::{AdapterError, LaunchSpec, PluginHost, PluginReport, PluginState, ResumeCheck};
+use iapeer::plugins::{
+    AdapterError, LaunchSpec, PluginHost, PluginReport, PluginState, ResumeCheck,
+};
 use serde_json::Value;
 
 fn copy_into(dir: &Path, src: &Path, name: &str) -> PathBuf {
@@ -41,23 +43,38 @@ fn plugin_dir_with_bad_and_duplicate_plugins() {
     // Two plugin-dir adapters for one runtime: the first by name wins.
     copy_into(&dir, &example_plugin("gemini.wasm"), "gemini2.wasm");
     // A plugin-dir claude overrides the built-in one.
-    copy_into(&dir, &repo_root().join("plugins-dist/claude.wasm"), "my-claude.wasm");
+    copy_into(
+        &dir,
+        &repo_root().join("plugins-dist/claude.wasm"),
+        "my-claude.wasm",
+    );
     std::fs::write(dir.join("README.txt"), "not a plugin").unwrap();
 
     let host = plugin_host(home.path(), vec![dir.clone()]);
     let runtimes: Vec<&str> = host.runtimes().collect();
-    assert_eq!(runtimes, ["claude", "codex", "gemini", "notifier", "telegram"]);
+    assert_eq!(
+        runtimes,
+        ["claude", "codex", "gemini", "notifier", "telegram"]
+    );
 
     let state = |f: &str| report(&host, f).state;
     let reason = |f: &str| report(&host, f).reason.clone().unwrap_or_default();
     assert_eq!(state("gemini.wasm"), PluginState::Loaded);
     assert_eq!(state("garbage.wasm"), PluginState::Failed);
-    assert!(reason("garbage.wasm").contains("not a WebAssembly file"), "{}", reason("garbage.wasm"));
+    assert!(
+        reason("garbage.wasm").contains("not a WebAssembly file"),
+        "{}",
+        reason("garbage.wasm")
+    );
     assert_eq!(state("core.wasm"), PluginState::Failed);
     assert!(reason("core.wasm").contains("core WebAssembly module, not a component"));
     assert_eq!(state("empty.wasm"), PluginState::Failed);
     assert_eq!(state("truncated.wasm"), PluginState::Failed);
-    assert!(reason("truncated.wasm").contains("not a valid component"), "{}", reason("truncated.wasm"));
+    assert!(
+        reason("truncated.wasm").contains("not a valid component"),
+        "{}",
+        reason("truncated.wasm")
+    );
     assert_eq!(state("future.wasm"), PluginState::Incompatible);
     assert_eq!(report(&host, "future.wasm").wit.as_deref(), Some("0.2.0"));
     assert!(reason("future.wasm").contains("iapeer:adapter@0.2.0"));
@@ -69,9 +86,16 @@ fn plugin_dir_with_bad_and_duplicate_plugins() {
     assert_eq!(state("my-claude.wasm"), PluginState::Loaded);
     assert_eq!(state("built-in:claude"), PluginState::Overridden);
     assert!(reason("built-in:claude").contains("my-claude.wasm"));
-    assert!(host.reports().iter().all(|r| !r.source.to_string().ends_with(".txt")));
+    assert!(
+        host.reports()
+            .iter()
+            .all(|r| !r.source.to_string().ends_with(".txt"))
+    );
     let claude = host.adapter("claude").unwrap();
-    assert_eq!(claude.source().to_string(), dir.join("my-claude.wasm").display().to_string());
+    assert_eq!(
+        claude.source().to_string(),
+        dir.join("my-claude.wasm").display().to_string()
+    );
     // Every row carries the digest of the bytes it came from.
     let gem = report(&host, "gemini.wasm");
     assert_eq!(gem.sha256.len(), 64);
@@ -83,7 +107,11 @@ fn missing_plugin_dir_is_just_empty() {
     let home = tempfile::tempdir().unwrap();
     let host = plugin_host(home.path(), vec![home.path().join("nope")]);
     assert_eq!(host.reports().len(), 4);
-    assert!(host.reports().iter().all(|r| r.state == PluginState::Loaded));
+    assert!(
+        host.reports()
+            .iter()
+            .all(|r| r.state == PluginState::Loaded)
+    );
 }
 
 // ---- the sandbox against a hostile adapter ---------------------------------
@@ -91,7 +119,10 @@ fn missing_plugin_dir_is_just_empty() {
 fn evil(home: &Path) -> std::sync::Arc<iapeer::plugins::Adapter> {
     let dir = home.join("plugins");
     copy_into(&dir, &fixture_plugin("evil.wasm"), "evil.wasm");
-    plugin_host(home, vec![dir]).adapter("evil").unwrap().clone()
+    plugin_host(home, vec![dir])
+        .adapter("evil")
+        .unwrap()
+        .clone()
 }
 
 fn launch_as(personality: &str) -> LaunchSpec {
@@ -117,10 +148,16 @@ fn traps_timeouts_and_memory_bombs_fail_one_call_only() {
     let home = tempfile::tempdir().unwrap();
     let a = evil(home.path());
     let good = launch_as("fine");
-    assert_eq!(a.build_launch(&good).unwrap().argv, ["evil-runtime", "--extra"]);
+    assert_eq!(
+        a.build_launch(&good).unwrap().argv,
+        ["evil-runtime", "--extra"]
+    );
 
     let m = crash_message(a.build_launch(&launch_as("trap")));
-    assert!(m.contains("adapter bug: boom"), "the panic message is reported: {m}");
+    assert!(
+        m.contains("adapter bug: boom"),
+        "the panic message is reported: {m}"
+    );
     // The trapped instance was dropped: the next call works.
     assert!(a.build_launch(&good).is_ok());
 
@@ -151,7 +188,9 @@ fn bad_launch_commands_are_rejected() {
         ("nulargv", "NUL"),
     ] {
         match a.build_launch(&launch_as(who)) {
-            Err(AdapterError::Invalid { reason, .. }) => assert!(reason.contains(needle), "{who}: {reason}"),
+            Err(AdapterError::Invalid { reason, .. }) => {
+                assert!(reason.contains(needle), "{who}: {reason}")
+            }
             other => panic!("{who}: expected an invalid result, got {other:?}"),
         }
     }
@@ -170,8 +209,14 @@ fn file_access_is_confined_to_declared_dirs() {
     let resume = |cwd: &str| a.resolve_resume(cwd).unwrap();
 
     // Declared dirs are readable, through WASI and through host-fs.
-    assert_eq!(resume("/read/wasi"), ResumeCheck::Resumable(Some("\"granted line\\nsecond\\n\"".into())));
-    assert_eq!(resume("/read/hostfs"), ResumeCheck::Resumable(Some("\"granted line\"".into())));
+    assert_eq!(
+        resume("/read/wasi"),
+        ResumeCheck::Resumable(Some("\"granted line\\nsecond\\n\"".into()))
+    );
+    assert_eq!(
+        resume("/read/hostfs"),
+        ResumeCheck::Resumable(Some("\"granted line\"".into()))
+    );
 
     // Nothing else is.
     for cwd in [
@@ -211,7 +256,11 @@ fn iapeer(home: &Path, args: &[&str]) -> std::process::Output {
 
 fn list_json(home: &Path) -> Vec<Value> {
     let out = iapeer(home, &["plugins", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["plugins"].as_array().unwrap().clone()
 }
@@ -246,7 +295,12 @@ fn plugins_list_as_a_new_user_sees_it() {
     assert_eq!(with_garbage.len(), 6);
     assert_eq!(with_garbage[..5], with_example[..]);
     assert_eq!(with_garbage[5]["state"], "failed");
-    assert!(with_garbage[5]["reason"].as_str().unwrap().contains("not a WebAssembly file"));
+    assert!(
+        with_garbage[5]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file")
+    );
 
     // The human table is aligned and names the reason.
     let out = iapeer(home.path(), &["plugins", "list"]);
@@ -256,24 +310,44 @@ fn plugins_list_as_a_new_user_sees_it() {
     let state_col = lines[1].find("STATE").unwrap();
     for line in &lines[2..8] {
         assert!(
-            ["loaded", "failed"].iter().any(|s| line[state_col..].starts_with(s)),
+            ["loaded", "failed"]
+                .iter()
+                .any(|s| line[state_col..].starts_with(s)),
             "{line}"
         );
     }
-    assert!(text.contains("zz-garbage.wasm: not a WebAssembly file"), "{text}");
+    assert!(
+        text.contains("zz-garbage.wasm: not a WebAssembly file"),
+        "{text}"
+    );
 }
 
 #[test]
 fn plugins_inspect() {
     let home = tempfile::tempdir().unwrap();
-    let ok = iapeer(home.path(), &["plugins", "inspect", example_plugin("gemini.wasm").to_str().unwrap(), "--json"]);
+    let ok = iapeer(
+        home.path(),
+        &[
+            "plugins",
+            "inspect",
+            example_plugin("gemini.wasm").to_str().unwrap(),
+            "--json",
+        ],
+    );
     assert!(ok.status.success());
     let doc: Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(doc["runtime"], "gemini");
     assert_eq!(doc["state"], "loaded");
     assert_eq!(doc["read_dirs"], serde_json::json!([".gemini/tmp"]));
 
-    let bad = iapeer(home.path(), &["plugins", "inspect", fixture_plugin("future.wasm").to_str().unwrap()]);
+    let bad = iapeer(
+        home.path(),
+        &[
+            "plugins",
+            "inspect",
+            fixture_plugin("future.wasm").to_str().unwrap(),
+        ],
+    );
     assert_eq!(bad.status.code(), Some(1));
     let text = String::from_utf8(bad.stdout).unwrap();
     assert!(text.contains("incompatible"), "{text}");
@@ -281,5 +355,9 @@ fn plugins_inspect() {
 
     let missing = iapeer(home.path(), &["plugins", "inspect", "/nonexistent.wasm"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8(missing.stdout).unwrap().contains("cannot read"));
+    assert!(
+        String::from_utf8(missing.stdout)
+            .unwrap()
+            .contains("cannot read")
+    );
 }

@@ -30,7 +30,10 @@ fn all_layers_golden() {
     write(&root.join("Zeta.md"), "Zeta, global only.\n");
     write(&root.join("EMPTY.md"), "\n\n");
     write(&root.join("notes.txt"), "not markdown");
-    write(&root.join("iapeer.md"), "a second doctrine spelling is never a domain doc");
+    write(
+        &root.join("iapeer.md"),
+        "a second doctrine spelling is never a domain doc",
+    );
     write(&root.join("fragments/f1.md"), "Fragment one.\n");
     write(&local.join("fragments/f1.md"), "Fragment one, local.\n");
     write(&local.join("fragments/f0.md"), "Fragment zero.\n");
@@ -142,7 +145,10 @@ fn a_doctrine_peer_is_launched_with_its_prompt_file() {
         "{run}"
     );
     let text = fs::read_to_string(&prompt_file).unwrap();
-    assert!(text.starts_with("---\npersonality: \"doc\"\ndescription: \"Keeps the docs.\"\n"), "{text}");
+    assert!(
+        text.starts_with("---\npersonality: \"doc\"\ndescription: \"Keeps the docs.\"\n"),
+        "{text}"
+    );
     assert!(text.contains("user: \"tester\""), "{text}");
     assert!(text.contains("You keep the docs."));
     assert!(text.contains("## Known peers\n- doc — Keeps the docs."));

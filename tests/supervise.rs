@@ -22,12 +22,16 @@ fn lifecycle(f: &Fleet, clock: &ManualClock) -> Lifecycle {
 }
 
 fn woke_at(f: &Fleet, id: &str) -> u64 {
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(f.state(id, "session")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.state(id, "session")).unwrap()).unwrap();
     s["wokeAt"].as_u64().unwrap()
 }
 
 fn tick(lc: &Lifecycle) -> Vec<(String, SuperviseAction)> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(lc.supervise_tick())
         .into_iter()
         .map(|o| (o.identity, o.action))
@@ -39,7 +43,10 @@ fn newest_transcript_mtime(f: &Fleet) -> u64 {
     for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
         for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
             let m = file.unwrap().metadata().unwrap().modified().unwrap();
-            let ms = m.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
+            let ms = m
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
             newest = newest.max(ms);
         }
     }
@@ -56,11 +63,20 @@ fn idle_reap_by_activity_with_strict_bound() {
     let lc = lifecycle(&f, &clock);
 
     // age == idle bound: not yet (the comparison is strict).
-    assert_eq!(tick(&lc), [("claude-ada".to_string(), SuperviseAction::Alive)]);
+    assert_eq!(
+        tick(&lc),
+        [("claude-ada".to_string(), SuperviseAction::Alive)]
+    );
     clock.advance(Duration::from_millis(1500));
-    assert_eq!(tick(&lc), [("claude-ada".to_string(), SuperviseAction::ReapedIdle)]);
+    assert_eq!(
+        tick(&lc),
+        [("claude-ada".to_string(), SuperviseAction::ReapedIdle)]
+    );
     assert!(!f.is_live("claude-ada"));
-    assert!(!f.socket("claude-ada").exists(), "the last session took its server and socket");
+    assert!(
+        !f.socket("claude-ada").exists(),
+        "the last session took its server and socket"
+    );
     assert!(!f.state("claude-ada", "session").exists());
     assert!(tick(&lc).is_empty());
     // Idle-reaped is not stopped: the next message resumes.
@@ -82,7 +98,10 @@ fn activity_keeps_a_session_alive_and_woke_at_is_the_fallback() {
     let later = SystemTime::now() + Duration::from_secs(2 * IDLE_SECS);
     for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
         for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let file = std::fs::File::options().write(true).open(file.unwrap().path()).unwrap();
+            let file = std::fs::File::options()
+                .write(true)
+                .open(file.unwrap().path())
+                .unwrap();
             file.set_modified(later).unwrap();
         }
     }
@@ -108,7 +127,10 @@ fn a_resumed_session_is_not_reaped_for_its_old_transcript() {
     let old = SystemTime::now() - Duration::from_secs(2 * IDLE_SECS);
     for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
         for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let file = std::fs::File::options().write(true).open(file.unwrap().path()).unwrap();
+            let file = std::fs::File::options()
+                .write(true)
+                .open(file.unwrap().path())
+                .unwrap();
             file.set_modified(old).unwrap();
         }
     }
@@ -117,7 +139,10 @@ fn a_resumed_session_is_not_reaped_for_its_old_transcript() {
     f.ok(&["attach", "dot", "--print"]);
     let clock = ManualClock::at(woke_at(&f, "claude-dot") + 60_000);
     let lc = lifecycle(&f, &clock);
-    assert_eq!(tick(&lc), [("claude-dot".to_string(), SuperviseAction::Alive)]);
+    assert_eq!(
+        tick(&lc),
+        [("claude-dot".to_string(), SuperviseAction::Alive)]
+    );
 }
 
 #[test]
@@ -134,11 +159,20 @@ fn a_hung_server_is_unknown_not_dead() {
         .unwrap();
     let pid = String::from_utf8(pid.stdout).unwrap().trim().to_string();
     assert!(!pid.is_empty());
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
     let clock = ManualClock::at(woke_at(&f, "claude-eve") + 1000);
     let lc = lifecycle(&f, &clock);
     let outcome = tick(&lc);
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
-    assert_eq!(outcome, [("claude-eve".to_string(), SuperviseAction::Alive)]);
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    assert_eq!(
+        outcome,
+        [("claude-eve".to_string(), SuperviseAction::Alive)]
+    );
     assert!(f.state("claude-eve", "session").exists(), "not reaped");
 }

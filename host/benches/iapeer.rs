@@ -63,7 +63,10 @@ fn row(name: &str, s: &Stats) {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn options(home: &Path, cache: CompileCache) -> PluginOptions {
@@ -108,7 +111,10 @@ fn bench_plugins() {
         let s = measure(10, || {
             PluginHost::inspect(&file, &opts).unwrap();
         });
-        row(&format!("load {name}.wasm cold (compile + instantiate + info)"), &s);
+        row(
+            &format!("load {name}.wasm cold (compile + instantiate + info)"),
+            &s,
+        );
     }
     // Warm load from the compile cache.
     let cache_dir = home.path().join("cache");
@@ -120,7 +126,10 @@ fn bench_plugins() {
         let s = measure(200, || {
             PluginHost::inspect(&file, &opts).unwrap();
         });
-        row(&format!("load {name}.wasm from cache (mmap + instantiate + info)"), &s);
+        row(
+            &format!("load {name}.wasm from cache (mmap + instantiate + info)"),
+            &s,
+        );
     }
     let s = measure(50, || {
         PluginHost::load(&options(home.path(), cache.clone())).unwrap();
@@ -141,26 +150,44 @@ fn bench_plugins() {
         extra_args: vec!["--verbose".into()],
         ..Default::default()
     };
-    let ready_pane = std::fs::read_to_string(repo_root().join("tests/fixtures/panes/claude-ready.txt")).unwrap();
-    let dialog_pane =
-        std::fs::read_to_string(repo_root().join("tests/fixtures/panes/claude-resume-summary-opt1.txt")).unwrap();
+    let ready_pane =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/panes/claude-ready.txt")).unwrap();
+    let dialog_pane = std::fs::read_to_string(
+        repo_root().join("tests/fixtures/panes/claude-resume-summary-opt1.txt"),
+    )
+    .unwrap();
 
     let n = 20_000;
-    row("reused instance: info", &measure(n, || {
-        claude.fetch_info().unwrap();
-    }));
-    row("reused instance: build-launch", &measure(n, || {
-        claude.build_launch(&spec).unwrap();
-    }));
-    row("reused instance: boot-dialog-keys (dialog pane)", &measure(n, || {
-        claude.boot_dialog_keys(&dialog_pane).unwrap();
-    }));
-    row("reused instance: is-input-ready (ready pane)", &measure(n, || {
-        claude.is_input_ready(&ready_pane).unwrap();
-    }));
-    row("reused instance: control-keys compact", &measure(n, || {
-        claude.control_keys("compact").unwrap();
-    }));
+    row(
+        "reused instance: info",
+        &measure(n, || {
+            claude.fetch_info().unwrap();
+        }),
+    );
+    row(
+        "reused instance: build-launch",
+        &measure(n, || {
+            claude.build_launch(&spec).unwrap();
+        }),
+    );
+    row(
+        "reused instance: boot-dialog-keys (dialog pane)",
+        &measure(n, || {
+            claude.boot_dialog_keys(&dialog_pane).unwrap();
+        }),
+    );
+    row(
+        "reused instance: is-input-ready (ready pane)",
+        &measure(n, || {
+            claude.is_input_ready(&ready_pane).unwrap();
+        }),
+    );
+    row(
+        "reused instance: control-keys compact",
+        &measure(n, || {
+            claude.control_keys("compact").unwrap();
+        }),
+    );
 
     // The activity scan: 20 transcripts + one other file.
     let project = home.path().join(".claude/projects/-w-proj");
@@ -169,7 +196,12 @@ fn bench_plugins() {
         let f = project.join(format!("session-{i:02}.jsonl"));
         std::fs::write(&f, "{}\n").unwrap();
         let t = SystemTime::now() - Duration::from_secs(100 - i);
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(t).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
     }
     std::fs::write(project.join("notes.txt"), "x").unwrap();
     let expected = native_newest_jsonl(&project);
@@ -182,10 +214,16 @@ fn bench_plugins() {
     let reused = measure(n, || {
         claude.newest_activity_mtime("/w/proj").unwrap();
     });
-    row("reused instance: newest-activity-mtime, 20 transcripts", &reused);
-    row("reused instance: resolve-resume, 20 transcripts", &measure(n, || {
-        claude.resolve_resume("/w/proj").unwrap();
-    }));
+    row(
+        "reused instance: newest-activity-mtime, 20 transcripts",
+        &reused,
+    );
+    row(
+        "reused instance: resolve-resume, 20 transcripts",
+        &measure(n, || {
+            claude.resolve_resume("/w/proj").unwrap();
+        }),
+    );
     println!(
         "{:<58} {:.2}x native (median)",
         "  scan ratio",
@@ -194,18 +232,27 @@ fn bench_plugins() {
 
     // Fresh instance per call.
     let n = 2_000;
-    row("fresh instance + info", &measure(n, || {
-        claude.drop_cached_instance();
-        claude.fetch_info().unwrap();
-    }));
-    row("fresh instance + build-launch", &measure(n, || {
-        claude.drop_cached_instance();
-        claude.build_launch(&spec).unwrap();
-    }));
-    row("fresh instance + newest-activity-mtime, 20 transcripts", &measure(n, || {
-        claude.drop_cached_instance();
-        claude.newest_activity_mtime("/w/proj").unwrap();
-    }));
+    row(
+        "fresh instance + info",
+        &measure(n, || {
+            claude.drop_cached_instance();
+            claude.fetch_info().unwrap();
+        }),
+    );
+    row(
+        "fresh instance + build-launch",
+        &measure(n, || {
+            claude.drop_cached_instance();
+            claude.build_launch(&spec).unwrap();
+        }),
+    );
+    row(
+        "fresh instance + newest-activity-mtime, 20 transcripts",
+        &measure(n, || {
+            claude.drop_cached_instance();
+            claude.newest_activity_mtime("/w/proj").unwrap();
+        }),
+    );
 
     // codex: a date-nested sessions tree, 20 sessions of which 10 match.
     let sessions = home.path().join(".codex/sessions/2026/11");
@@ -219,9 +266,12 @@ fn bench_plugins() {
         )
         .unwrap();
     }
-    row("reused instance: codex newest-activity-mtime, 20 sessions", &measure(2_000, || {
-        codex.newest_activity_mtime("/w/proj").unwrap().unwrap();
-    }));
+    row(
+        "reused instance: codex newest-activity-mtime, 20 sessions",
+        &measure(2_000, || {
+            codex.newest_activity_mtime("/w/proj").unwrap().unwrap();
+        }),
+    );
 }
 
 /// A throwaway iapeer world: HOME, root, sockets, the fake claude.
@@ -232,7 +282,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::Builder::new().prefix("iapb").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("iapb")
+            .tempdir_in("/tmp")
+            .unwrap();
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let fake = repo_root().join("tests/fakes/fake-claude");
@@ -242,7 +295,10 @@ impl World {
             ("USER", "bench"),
             ("IAPEER_ROOT", dir.path().join("root").to_str().unwrap()),
             ("IAPEER_SOCK_DIR", dir.path().join("s").to_str().unwrap()),
-            ("IAPEER_LAUNCHAGENTS_DIR", dir.path().join("la").to_str().unwrap()),
+            (
+                "IAPEER_LAUNCHAGENTS_DIR",
+                dir.path().join("la").to_str().unwrap(),
+            ),
             ("IAPEER_CLAUDE_BIN", fake.to_str().unwrap()),
         ]
         .iter()
@@ -276,14 +332,25 @@ impl World {
 
     fn spawns(&self) -> usize {
         let log = self.dir.path().join("home/fake-runs.log");
-        std::fs::read_to_string(log).unwrap_or_default().lines().count()
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 }
 
 impl Drop for World {
     fn drop(&mut self) {
-        for e in std::fs::read_dir(&self.lc.cfg.sock_dir).into_iter().flatten().flatten() {
-            let _ = std::process::Command::new("tmux").arg("-S").arg(e.path()).arg("kill-server").output();
+        for e in std::fs::read_dir(&self.lc.cfg.sock_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::process::Command::new("tmux")
+                .arg("-S")
+                .arg(e.path())
+                .arg("kill-server")
+                .output();
         }
     }
 }
@@ -299,7 +366,10 @@ fn wake_args(peer: &str, task: &str) -> WakeArgs {
 
 fn bench_wake() {
     println!("## wake");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let world = World::new();
     world.register("bob");
     let id = Identity::parse("claude-bob").unwrap();
@@ -308,33 +378,55 @@ fn bench_wake() {
     // Baseline: tmux itself.
     let tmux_sock = world.dir.path().join("s/bare.sock");
     std::fs::create_dir_all(tmux_sock.parent().unwrap()).unwrap();
-    row("bare `tmux new-session -d` (+ kill-server, untimed)", &measure(30, || {
-        let ok = std::process::Command::new("tmux")
-            .args(["-f", "/dev/null", "-S"])
-            .arg(&tmux_sock)
-            .args(["new-session", "-d", "-s", "x", "sleep", "60"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let _ = std::process::Command::new("tmux").arg("-S").arg(&tmux_sock).arg("kill-server").status();
-        // The dying server may still hold the path: start the next on a fresh one.
-        let _ = std::fs::remove_file(&tmux_sock);
-    }));
+    row(
+        "bare `tmux new-session -d` (+ kill-server, untimed)",
+        &measure(30, || {
+            let ok = std::process::Command::new("tmux")
+                .args(["-f", "/dev/null", "-S"])
+                .arg(&tmux_sock)
+                .args(["new-session", "-d", "-s", "x", "sleep", "60"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+            let _ = std::process::Command::new("tmux")
+                .arg("-S")
+                .arg(&tmux_sock)
+                .arg("kill-server")
+                .status();
+            // The dying server may still hold the path: start the next on a fresh one.
+            let _ = std::fs::remove_file(&tmux_sock);
+        }),
+    );
     std::process::Command::new("tmux")
         .args(["-f", "/dev/null", "-S"])
         .arg(&tmux_sock)
         .args(["new-session", "-d", "-s", "x", "sleep", "600"])
         .status()
         .unwrap();
-    row("`tmux has-session` (one liveness check by process)", &measure(100, || {
-        let out = std::process::Command::new("tmux").arg("-S").arg(&tmux_sock).args(["has-session", "-t", "x"]).output().unwrap();
-        assert!(out.status.success());
-    }));
-    row("liveness by connect() to the socket (what iapeerd uses)", &measure(10_000, || {
-        std::os::unix::net::UnixStream::connect(&tmux_sock).unwrap();
-    }));
-    let _ = std::process::Command::new("tmux").arg("-S").arg(&tmux_sock).arg("kill-server").status();
+    row(
+        "`tmux has-session` (one liveness check by process)",
+        &measure(100, || {
+            let out = std::process::Command::new("tmux")
+                .arg("-S")
+                .arg(&tmux_sock)
+                .args(["has-session", "-t", "x"])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }),
+    );
+    row(
+        "liveness by connect() to the socket (what iapeerd uses)",
+        &measure(10_000, || {
+            std::os::unix::net::UnixStream::connect(&tmux_sock).unwrap();
+        }),
+    );
+    let _ = std::process::Command::new("tmux")
+        .arg("-S")
+        .arg(&tmux_sock)
+        .arg("kill-server")
+        .status();
 
     let kill = |world: &World| {
         rt.block_on(world.lc.kill_session(&id));
@@ -349,29 +441,45 @@ fn bench_wake() {
     let with_message = measure(30, || {
         kill(&world);
         let r = rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "hello")));
-        assert!(r.is_ready() && r.woke && r.task_delivered == Some(true), "{r:?}");
+        assert!(
+            r.is_ready() && r.woke && r.task_delivered == Some(true),
+            "{r:?}"
+        );
     });
-    row("wake a dead peer with a message (READY = ready gate passed)", &with_message);
-    row("wake a live peer, no message (fast path)", &measure(200, || {
-        let r = rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "")));
-        assert!(r.is_ready() && !r.woke);
-    }));
+    row(
+        "wake a dead peer with a message (READY = ready gate passed)",
+        &with_message,
+    );
+    row(
+        "wake a live peer, no message (fast path)",
+        &measure(200, || {
+            let r = rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "")));
+            assert!(r.is_ready() && !r.woke);
+        }),
+    );
     assert!(sock.exists());
 
     // The CLI end to end: process start, plugin load from cache, wake.
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/iapeer");
     if bin.exists() {
         let env = world.lc.cfg.env.clone();
-        row("`iapeer wake` CLI process, dead peer, with a message", &measure(20, || {
-            kill(&world);
-            let out = std::process::Command::new(&bin)
-                .args(["wake", "bob", "--message", "hi"])
-                .env_clear()
-                .envs(&env)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        }));
+        row(
+            "`iapeer wake` CLI process, dead peer, with a message",
+            &measure(20, || {
+                kill(&world);
+                let out = std::process::Command::new(&bin)
+                    .args(["wake", "bob", "--message", "hi"])
+                    .env_clear()
+                    .envs(&env)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }),
+        );
     } else {
         println!("(skipped the CLI row: build target/release/iapeer first)");
     }
@@ -395,7 +503,11 @@ fn bench_wake() {
         });
         all.extend(latencies);
     }
-    assert_eq!(world.spawns() - spawns_before, rounds, "exactly one spawn per round");
+    assert_eq!(
+        world.spawns() - spawns_before,
+        rounds,
+        "exactly one spawn per round"
+    );
     all.sort();
     let s = Stats {
         n: all.len(),
@@ -403,7 +515,10 @@ fn bench_wake() {
         median: all[all.len() / 2],
         p99: all[all.len() * 99 / 100],
     };
-    row(&format!("{n} concurrent wakes of one dead peer ({rounds} rounds, 1 spawn each)"), &s);
+    row(
+        &format!("{n} concurrent wakes of one dead peer ({rounds} rounds, 1 spawn each)"),
+        &s,
+    );
     println!(
         "{:<58} p99 / single median = {:.2}x",
         "",
@@ -412,7 +527,9 @@ fn bench_wake() {
 }
 
 /// Runs futures concurrently on the current task (no extra dependency).
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send,
 {
@@ -431,7 +548,11 @@ where
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().map(Option::unwrap).collect()
@@ -439,7 +560,10 @@ where
 
 fn bench_supervise() {
     println!("## supervise");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let world = World::new();
     let cfg = &world.lc.cfg;
     let n = 1000;
@@ -452,19 +576,27 @@ fn bench_supervise() {
         let p = format!("p{i:04}");
         let id = Identity::parse(&format!("claude-{p}")).unwrap();
         let cwd = world.dir.path().join("w").join(&p);
-        let slug: String = cwd.to_str().unwrap().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let slug: String = cwd
+            .to_str()
+            .unwrap()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
         let tdir = cfg.home.join(".claude/projects").join(slug);
         std::fs::create_dir_all(&tdir).unwrap();
         for t in 0..3 {
             std::fs::write(tdir.join(format!("t{t}.jsonl")), "{}\n").unwrap();
         }
-        store::write_session(cfg, &SessionState {
-            identity: id.to_string(),
-            runtime: "claude".into(),
-            personality: p.clone(),
-            cwd: cwd.to_string_lossy().into_owned(),
-            woke_at: now,
-        })
+        store::write_session(
+            cfg,
+            &SessionState {
+                identity: id.to_string(),
+                runtime: "claude".into(),
+                personality: p.clone(),
+                cwd: cwd.to_string_lossy().into_owned(),
+                woke_at: now,
+            },
+        )
         .unwrap();
         listeners.push(std::os::unix::net::UnixListener::bind(cfg.socket_path(&id)).unwrap());
     }
@@ -473,39 +605,59 @@ fn bench_supervise() {
         assert_eq!(outcomes.len(), n);
         assert!(outcomes.iter().all(|o| o.action == SuperviseAction::Alive));
     });
-    row(&format!("supervise tick, {n} live sessions (3 transcripts each)"), &s);
+    row(
+        &format!("supervise tick, {n} live sessions (3 transcripts each)"),
+        &s,
+    );
     drop(listeners);
     let mut ticks = Vec::new();
     for _ in 0..5 {
         // Dead sessions are forgotten on the first pass; re-record them.
         for i in 0..n {
             let p = format!("p{i:04}");
-            store::write_session(cfg, &SessionState {
-                identity: format!("claude-{p}"),
-                runtime: "claude".into(),
-                personality: p,
-                cwd: "/nonexistent".into(),
-                woke_at: now,
-            })
+            store::write_session(
+                cfg,
+                &SessionState {
+                    identity: format!("claude-{p}"),
+                    runtime: "claude".into(),
+                    personality: p,
+                    cwd: "/nonexistent".into(),
+                    woke_at: now,
+                },
+            )
             .unwrap();
         }
         let t = Instant::now();
         let outcomes = rt.block_on(world.lc.supervise_tick());
         ticks.push(t.elapsed());
-        assert!(outcomes.iter().all(|o| o.action == SuperviseAction::ReapedGone));
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.action == SuperviseAction::ReapedGone)
+        );
     }
     ticks.sort();
     row(
         &format!("supervise tick, {n} dead sessions (all reaped)"),
-        &Stats { n: ticks.len(), min: ticks[0], median: ticks[2], p99: ticks[4] },
+        &Stats {
+            n: ticks.len(),
+            min: ticks[0],
+            median: ticks[2],
+            p99: ticks[4],
+        },
     );
 }
 
 fn main() {
-    let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let groups: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let wants = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
     if std::env::var_os("RUST_BACKTRACE").is_some() {
-        eprintln!("note: RUST_BACKTRACE is set; error paths capture backtraces (unset it for figures)");
+        eprintln!(
+            "note: RUST_BACKTRACE is set; error paths capture backtraces (unset it for figures)"
+        );
     }
     if wants("plugins") {
         bench_plugins();

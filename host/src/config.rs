@@ -13,7 +13,12 @@ pub type Env = BTreeMap<String, String>;
 
 pub fn process_env() -> Env {
     std::env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -126,15 +131,23 @@ impl Config {
             .systemd_user_dir
             .clone()
             .or_else(|| non_blank(&env, "IAPEER_SYSTEMD_USER_DIR").map(PathBuf::from))
-            .or_else(|| non_blank(&env, "XDG_CONFIG_HOME").map(|x| Path::new(x).join("systemd/user")))
+            .or_else(|| {
+                non_blank(&env, "XDG_CONFIG_HOME").map(|x| Path::new(x).join("systemd/user"))
+            })
             .unwrap_or_else(|| home.join(".config/systemd/user"));
         let num = |flag: &Option<String>, var: &str, default: u64| {
-            positive_int_or(flag.as_deref().or(env.get(var).map(String::as_str)), default)
+            positive_int_or(
+                flag.as_deref().or(env.get(var).map(String::as_str)),
+                default,
+            )
         };
         let plugin_dirs = if !o.plugin_dirs.is_empty() {
             o.plugin_dirs.clone()
         } else if let Some(dirs) = non_blank(&env, "IAPEER_PLUGIN_DIR") {
-            dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect()
+            dirs.split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect()
         } else {
             vec![root.join("plugins")]
         };
@@ -226,7 +239,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -260,7 +276,10 @@ mod tests {
             c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "~/.local/bin/claude"),
             "/h/.local/bin/claude"
         );
-        assert_eq!(c.resolve_binary("codex", Some("IAPEER_CODEX_BIN"), "codex"), "codex");
+        assert_eq!(
+            c.resolve_binary("codex", Some("IAPEER_CODEX_BIN"), "codex"),
+            "codex"
+        );
     }
 
     #[test]
@@ -279,9 +298,18 @@ mod tests {
         assert_eq!(c.sock_dir, Path::new("/r/socks"));
         assert_eq!(c.idle_secs, 3600);
         assert_eq!(c.boot_deadline, Duration::from_secs(5));
-        assert_eq!(c.plugin_dirs, vec![PathBuf::from("/p1"), PathBuf::from("/p2")]);
-        assert_eq!(c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "x"), "/bin/fake-claude");
-        assert_eq!(c.resolve_binary("codex", Some("IAPEER_CODEX_BIN"), "codex"), "codex");
+        assert_eq!(
+            c.plugin_dirs,
+            vec![PathBuf::from("/p1"), PathBuf::from("/p2")]
+        );
+        assert_eq!(
+            c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "x"),
+            "/bin/fake-claude"
+        );
+        assert_eq!(
+            c.resolve_binary("codex", Some("IAPEER_CODEX_BIN"), "codex"),
+            "codex"
+        );
 
         let o = Overrides {
             root: Some("/flag".into()),
@@ -294,6 +322,9 @@ mod tests {
         assert_eq!(c.root, Path::new("/flag"));
         assert_eq!(c.idle_secs, 9);
         assert_eq!(c.plugin_dirs, vec![PathBuf::from("/pf")]);
-        assert_eq!(c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "x"), "/flag/claude");
+        assert_eq!(
+            c.resolve_binary("claude", Some("IAPEER_CLAUDE_BIN"), "x"),
+            "/flag/claude"
+        );
     }
 }

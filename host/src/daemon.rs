@@ -53,14 +53,21 @@ fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
 
 fn summary(host: &PluginHost) -> String {
     let runtimes: Vec<&str> = host.runtimes().collect();
-    let not_loaded = host.reports().iter().filter(|r| r.state != PluginState::Loaded).count();
+    let not_loaded = host
+        .reports()
+        .iter()
+        .filter(|r| r.state != PluginState::Loaded)
+        .count();
     format!("adapters={} not_loaded={not_loaded}", runtimes.join(","))
 }
 
 /// One supervise pass plus the eager relaunches it asks for.
 async fn supervise(lc: Arc<Lifecycle>) {
     let outcomes = lc.supervise_tick().await;
-    for o in outcomes.iter().filter(|o| o.action != SuperviseAction::Alive) {
+    for o in outcomes
+        .iter()
+        .filter(|o| o.action != SuperviseAction::Alive)
+    {
         tracing::info!(
             identity = %o.identity,
             action = supervise_action_name(o.action),
@@ -70,8 +77,14 @@ async fn supervise(lc: Arc<Lifecycle>) {
     }
     for r in lc.process_eager_relaunches(&outcomes).await {
         match r.is_ready() {
-            true => tracing::info!(identity = r.process_address.as_deref().unwrap_or(""), "eager fresh relaunch READY"),
-            false => tracing::warn!(reason = r.reason.as_deref().unwrap_or(""), "eager fresh relaunch failed; the /new mark stays"),
+            true => tracing::info!(
+                identity = r.process_address.as_deref().unwrap_or(""),
+                "eager fresh relaunch READY"
+            ),
+            false => tracing::warn!(
+                reason = r.reason.as_deref().unwrap_or(""),
+                "eager fresh relaunch failed; the /new mark stays"
+            ),
         }
     }
 }
@@ -87,11 +100,19 @@ async fn run(cfg: Config, tick: Duration) -> anyhow::Result<i32> {
         .mode(fsutil::FILE_MODE)
         .open(lock_dir.join("iapeerd.lock"))?;
     if lock.try_lock_exclusive().is_err() {
-        anyhow::bail!("another iapeerd is already running on {}", cfg.root.display());
+        anyhow::bail!(
+            "another iapeerd is already running on {}",
+            cfg.root.display()
+        );
     }
 
     let plugins = load_plugins(&cfg)?;
-    eprintln!("[iapeerd] READY root={} tick={}s {}", cfg.root.display(), tick.as_secs(), summary(&plugins));
+    eprintln!(
+        "[iapeerd] READY root={} tick={}s {}",
+        cfg.root.display(),
+        tick.as_secs(),
+        summary(&plugins)
+    );
     let lifecycle = Arc::new(RwLock::new(Arc::new(Lifecycle::new(
         cfg.clone(),
         plugins,
@@ -139,10 +160,17 @@ async fn run(cfg: Config, tick: Duration) -> anyhow::Result<i32> {
 pub fn iapeerd_main() -> ExitCode {
     let cli = IapeerdCli::parse();
     let cfg = cli.global.config();
-    cli.global.init_logging("info", Some(&cfg.log_dir.join("iapeerd.log")));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    cli.global
+        .init_logging("info", Some(&cfg.log_dir.join("iapeerd.log")));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return finish("iapeerd", Err(e.into())),
     };
-    finish("iapeerd", runtime.block_on(run(cfg, Duration::from_secs(cli.tick_secs))))
+    finish(
+        "iapeerd",
+        runtime.block_on(run(cfg, Duration::from_secs(cli.tick_secs))),
+    )
 }

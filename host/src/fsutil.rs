@@ -16,10 +16,7 @@ pub const DIR_MODE: u32 = 0o700;
 /// Creates `dir` (and missing parents) with mode 0700. An existing directory
 /// is left as it is.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
 }
 
 /// True when `dir` is a directory owned by this user that nobody else can
@@ -89,8 +86,14 @@ mod tests {
         let path = tmp.path().join("a/b/state.json");
         write_atomic(&path, b"{\"x\":1}").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"{\"x\":1}");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let dir_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         write_atomic(&path, b"2").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"2");

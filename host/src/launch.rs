@@ -66,7 +66,9 @@ pub fn pane_tail(pane: &str) -> String {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|l| !l.is_empty())
         .collect();
-    let tail = lines[lines.len().saturating_sub(2)..].join(" ⏎ ").replace('"', "'");
+    let tail = lines[lines.len().saturating_sub(2)..]
+        .join(" ⏎ ")
+        .replace('"', "'");
     tail.chars().take(160).collect()
 }
 
@@ -80,7 +82,10 @@ pub fn compose_env(
 ) -> BTreeMap<String, String> {
     let mut env = base.clone();
     env.extend(adapter_env.iter().cloned());
-    env.insert("PEER_PERSONALITY".into(), identity.personality().to_string());
+    env.insert(
+        "PEER_PERSONALITY".into(),
+        identity.personality().to_string(),
+    );
     env.insert("PEER_RUNTIME".into(), identity.runtime().to_string());
     env.insert("PEER_IDENTITY".into(), identity.to_string());
     if env.get("PATH").is_none_or(|p| p.is_empty()) {
@@ -98,21 +103,25 @@ pub fn compose_env(
 
 /// The activity proxy, or 0 when the adapter has none (or fails).
 fn activity(adapter: &Adapter, cwd: &str) -> u64 {
-    adapter.newest_activity_mtime(cwd).ok().flatten().unwrap_or(0)
+    adapter
+        .newest_activity_mtime(cwd)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// Brings the session up (see the module docs).
 pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     let info = req.adapter.info();
     // S1: the intelligence gate, before any tmux or file work.
-    if let Some(required) = &info.requires_intelligence {
-        if req.spec.intelligence.as_deref() != Some(required.as_str()) {
-            return failed(format!(
-                "{} requires intelligence={required} (peer has {})",
-                info.runtime,
-                req.spec.intelligence.as_deref().unwrap_or("unknown")
-            ));
-        }
+    if let Some(required) = &info.requires_intelligence
+        && req.spec.intelligence.as_deref() != Some(required.as_str())
+    {
+        return failed(format!(
+            "{} requires intelligence={required} (peer has {})",
+            info.runtime,
+            req.spec.intelligence.as_deref().unwrap_or("unknown")
+        ));
     }
     let cmd = match req.adapter.build_launch(&req.spec) {
         Ok(c) => c,
@@ -123,13 +132,19 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     let id = req.identity.as_str();
 
     // tmux does not create the socket dir; without it the session dies at once.
-    if let Some(dir) = sock.parent() {
-        if let Err(e) = fsutil::ensure_private_dir(dir) {
-            return failed(format!("cannot create the socket dir {}: {e}", dir.display()));
-        }
+    if let Some(dir) = sock.parent()
+        && let Err(e) = fsutil::ensure_private_dir(dir)
+    {
+        return failed(format!(
+            "cannot create the socket dir {}: {e}",
+            dir.display()
+        ));
     }
     // Pre-clean: a stray server on this socket would swallow the new session.
-    if !matches!(probe(sock), Liveness::Dead(crate::tmux::DeathCause::SocketMissing)) {
+    if !matches!(
+        probe(sock),
+        Liveness::Dead(crate::tmux::DeathCause::SocketMissing)
+    ) {
         let _ = tmux.kill_server(sock).await;
         let _ = fsutil::remove_if_exists(sock);
     }
@@ -229,7 +244,11 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
 
 fn tail_suffix(pane: &str) -> String {
     let tail = pane_tail(pane);
-    if tail.is_empty() { String::new() } else { format!("; pane tail: {tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; pane tail: {tail}")
+    }
 }
 
 /// A session that never became usable is not left behind: the next wake
@@ -269,7 +288,8 @@ pub async fn deliver(
     let mut pause = Duration::from_millis(10);
     while Instant::now() < shown_by {
         let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if pane.contains(&probe_text) || pane.contains("[Pasted text") || pane.contains("[Image #") {
+        if pane.contains(&probe_text) || pane.contains("[Pasted text") || pane.contains("[Image #")
+        {
             break;
         }
         sleep(pause).await;
@@ -303,7 +323,14 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let env = compose_env(&base, &[("PEER_RUNTIME".into(), "x".into()), ("A".into(), "b".into())], &id);
+        let env = compose_env(
+            &base,
+            &[
+                ("PEER_RUNTIME".into(), "x".into()),
+                ("A".into(), "b".into()),
+            ],
+            &id,
+        );
         assert_eq!(env["PEER_IDENTITY"], "claude-bob");
         assert_eq!(env["PEER_RUNTIME"], "claude");
         assert_eq!(env["PEER_PERSONALITY"], "bob");

@@ -164,7 +164,18 @@ mod tests {
             assert!(is_valid_personality(ok), "{ok}");
         }
         for bad in [
-            "", "1a", "-a", "A", "a_b", "a.b", "a/b", "..", "a b", "é", &"a".repeat(33), "a;rm",
+            "",
+            "1a",
+            "-a",
+            "A",
+            "a_b",
+            "a.b",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"a".repeat(33),
+            "a;rm",
         ] {
             assert!(!is_valid_personality(bad), "{bad}");
         }

@@ -82,7 +82,9 @@ fn login_name() -> Option<String> {
         if pw.is_null() || (*pw).pw_name.is_null() {
             return None;
         }
-        let name = std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+        let name = std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned();
         (!name.is_empty()).then_some(name)
     }
 }
@@ -95,7 +97,12 @@ fn local_today() -> String {
         if libc::localtime_r(&now, &mut tm).is_null() {
             return "unknown".into();
         }
-        format!("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday)
+        format!(
+            "{:04}-{:02}-{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday
+        )
     }
 }
 

@@ -213,7 +213,10 @@ pub fn parse_registry(text: &str, path: &Path) -> Result<Registry, RegistryError
     };
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = peers.iter().find(|p| !seen.insert(p.personality.clone())) {
-        return Err(corrupt(format!("duplicate personality {:?}", dup.personality.as_str())));
+        return Err(corrupt(format!(
+            "duplicate personality {:?}",
+            dup.personality.as_str()
+        )));
     }
     Ok(Registry { version, peers })
 }
@@ -250,7 +253,10 @@ fn peer_json(p: &PeerRecord) -> Value {
     obj.insert("description".into(), p.description.clone().into());
     obj.insert(
         "intelligence".into(),
-        p.raw_intelligence.clone().unwrap_or_else(|| p.intelligence.clone()).into(),
+        p.raw_intelligence
+            .clone()
+            .unwrap_or_else(|| p.intelligence.clone())
+            .into(),
     );
     obj.insert("cwd".into(), p.cwd.to_string_lossy().into_owned().into());
     if let Some(i) = &p.interfaces {
@@ -311,7 +317,11 @@ impl Drop for RegistryLock {
 /// Merge rules: cwd and default runtime from the call win; runtimes are the
 /// union with the default first; intelligence = explicit, else existing, else
 /// the runtime's default; a blank description keeps the existing one.
-pub fn upsert_peer(root: &Path, path: &Path, r: &Registration) -> Result<PeerRecord, RegistryError> {
+pub fn upsert_peer(
+    root: &Path,
+    path: &Path,
+    r: &Registration,
+) -> Result<PeerRecord, RegistryError> {
     let io = |source| RegistryError::Io {
         path: path.to_path_buf(),
         source,
@@ -327,10 +337,17 @@ pub fn upsert_peer(root: &Path, path: &Path, r: &Registration) -> Result<PeerRec
     };
     let _lock = RegistryLock::acquire(root).map_err(io)?;
     let mut reg = read_registry(path)?;
-    let existing = reg.peers.iter().position(|p| p.personality == r.personality);
+    let existing = reg
+        .peers
+        .iter()
+        .position(|p| p.personality == r.personality);
     let old = existing.map(|i| reg.peers[i].clone());
     let mut runtimes = vec![r.runtime.clone()];
-    for rt in old.iter().flat_map(|o| o.runtimes.iter()).chain(r.runtimes.iter()) {
+    for rt in old
+        .iter()
+        .flat_map(|o| o.runtimes.iter())
+        .chain(r.runtimes.iter())
+    {
         if !runtimes.contains(rt) {
             runtimes.push(rt.clone());
         }
@@ -344,7 +361,10 @@ pub fn upsert_peer(root: &Path, path: &Path, r: &Registration) -> Result<PeerRec
     };
     let description = match r.description.as_deref().map(str::trim) {
         Some(d) if !d.is_empty() => clamp(d, MAX_DESCRIPTION),
-        _ => old.as_ref().map(|o| o.description.clone()).unwrap_or_default(),
+        _ => old
+            .as_ref()
+            .map(|o| o.description.clone())
+            .unwrap_or_default(),
     };
     let record = PeerRecord {
         personality: r.personality.clone(),
@@ -394,7 +414,9 @@ pub fn read_profile(cwd: &Path) -> Result<Option<PeerProfile>, RegistryError> {
         detail,
     };
     let doc: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let obj = doc.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| bad("not a JSON object".into()))?;
     let personality = obj
         .get("personality")
         .and_then(Value::as_str)
@@ -457,8 +479,13 @@ pub fn parse_launch_env(text: &str) -> LaunchEnv {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let key = key.trim();
         if !env_key_ok(key) || value.contains('\0') {
             continue;
@@ -468,7 +495,8 @@ pub fn parse_launch_env(text: &str) -> LaunchEnv {
             .iter()
             .find_map(|q| {
                 let b = value.as_bytes();
-                (b.len() >= 2 && b[0] == *q && b[b.len() - 1] == *q).then(|| &value[1..value.len() - 1])
+                (b.len() >= 2 && b[0] == *q && b[b.len() - 1] == *q)
+                    .then(|| &value[1..value.len() - 1])
             })
             .unwrap_or(value);
         if key == "PEER_START_ARGS" {
@@ -481,7 +509,10 @@ pub fn parse_launch_env(text: &str) -> LaunchEnv {
 }
 
 pub fn read_launch_env(cwd: &Path, runtime: &Runtime) -> LaunchEnv {
-    let path = cwd.join(".iapeer/runtimes").join(runtime.as_str()).join("launch.env");
+    let path = cwd
+        .join(".iapeer/runtimes")
+        .join(runtime.as_str())
+        .join("launch.env");
     fs::read_to_string(path)
         .map(|t| parse_launch_env(&t))
         .unwrap_or_default()
@@ -506,7 +537,13 @@ mod tests {
         )
         .unwrap();
         let p = reg.find("assistant").unwrap();
-        assert_eq!(p.runtimes, [Runtime::new("claude").unwrap(), Runtime::new("codex").unwrap()]);
+        assert_eq!(
+            p.runtimes,
+            [
+                Runtime::new("claude").unwrap(),
+                Runtime::new("codex").unwrap()
+            ]
+        );
         assert_eq!(p.intelligence, "natural");
         assert_eq!(p.raw_intelligence.as_deref(), Some("human"));
         assert_eq!(p.extra.get("future_key"), Some(&Value::from(1)));
@@ -517,7 +554,8 @@ mod tests {
 
     #[test]
     fn defaults_and_legacy_runtime_key() {
-        let reg = parse(r#"{"peers":[{"personality":"t","runtime":"telegram","cwd":"/w"}]}"#).unwrap();
+        let reg =
+            parse(r#"{"peers":[{"personality":"t","runtime":"telegram","cwd":"/w"}]}"#).unwrap();
         let p = reg.find("t").unwrap();
         assert_eq!(p.default_runtime.as_str(), "telegram");
         assert_eq!(p.intelligence, "natural");
@@ -544,7 +582,10 @@ mod tests {
             r#"{"peers":[7]}"#,
         ] {
             let err = parse(text).unwrap_err().to_string();
-            assert!(err.starts_with("corrupt registry /r/peers-profiles.json: "), "{text}: {err}");
+            assert!(
+                err.starts_with("corrupt registry /r/peers-profiles.json: "),
+                "{text}: {err}"
+            );
             assert!(!err.contains('\n'), "{err}");
         }
     }
@@ -590,9 +631,17 @@ mod tests {
         };
         let p = upsert_peer(tmp.path(), &path, &reg("claude", &[], None, Some("first"))).unwrap();
         assert_eq!(p.intelligence, "artificial");
-        let p = upsert_peer(tmp.path(), &path, &reg("codex", &["claude"], None, Some("  "))).unwrap();
+        let p = upsert_peer(
+            tmp.path(),
+            &path,
+            &reg("codex", &["claude"], None, Some("  ")),
+        )
+        .unwrap();
         assert_eq!(p.default_runtime.as_str(), "codex");
-        assert_eq!(p.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["codex", "claude"]);
+        assert_eq!(
+            p.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ["codex", "claude"]
+        );
         assert_eq!(p.description, "first");
         assert!(upsert_peer(tmp.path(), &path, &reg("claude", &[], Some("genius"), None)).is_err());
         let on_disk = read_registry(&path).unwrap();

@@ -59,7 +59,9 @@ pub fn probe(sock: &Path) -> Liveness {
     match UnixStream::connect(sock) {
         Ok(_) => Liveness::Alive,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Liveness::Dead(DeathCause::SocketMissing),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Liveness::Dead(DeathCause::StaleSocket),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Liveness::Dead(DeathCause::StaleSocket)
+        }
         Err(e) => Liveness::Unknown(e.to_string()),
     }
 }
@@ -107,12 +109,19 @@ impl Tmux {
         c.arg("-f").arg("/dev/null").arg("-S").arg(sock);
         c.args(args.iter().map(|a| escape(a)));
         c.env_remove("TMUX").env_remove("TMUX_PANE");
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c.kill_on_drop(true);
         c
     }
 
-    async fn run(&self, mut c: Command, what: &str, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
+    async fn run(
+        &self,
+        mut c: Command,
+        what: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<String, TmuxError> {
         if stdin.is_some() {
             c.stdin(Stdio::piped());
         }
@@ -126,14 +135,20 @@ impl Tmux {
         };
         let out = tokio::time::timeout(CALL_TIMEOUT, work)
             .await
-            .map_err(|_| TmuxError::Timeout { command: what.to_string() })??;
+            .map_err(|_| TmuxError::Timeout {
+                command: what.to_string(),
+            })??;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
             Err(TmuxError::Failed {
                 command: what.to_string(),
-                stderr: if stderr.is_empty() { format!("{}", out.status) } else { stderr },
+                stderr: if stderr.is_empty() {
+                    format!("{}", out.status)
+                } else {
+                    stderr
+                },
             })
         }
     }
@@ -155,7 +170,17 @@ impl Tmux {
     ) -> Result<(), TmuxError> {
         let cwd = cwd.to_string_lossy();
         let mut args = vec![
-            "new-session", "-d", "-s", identity, "-x", WIDTH, "-y", HEIGHT, "-c", &cwd, "--",
+            "new-session",
+            "-d",
+            "-s",
+            identity,
+            "-x",
+            WIDTH,
+            "-y",
+            HEIGHT,
+            "-c",
+            &cwd,
+            "--",
         ];
         // A single argument would be run through `sh -c`: go through env(1)
         // instead, which execs it directly.
@@ -169,7 +194,9 @@ impl Tmux {
     }
 
     pub async fn kill_session(&self, sock: &Path, identity: &str) -> Result<(), TmuxError> {
-        self.tmux(sock, &["kill-session", "-t", identity]).await.map(drop)
+        self.tmux(sock, &["kill-session", "-t", identity])
+            .await
+            .map(drop)
     }
 
     pub async fn kill_server(&self, sock: &Path) -> Result<(), TmuxError> {
@@ -177,18 +204,30 @@ impl Tmux {
     }
 
     pub async fn list_sessions(&self, sock: &Path) -> Result<Vec<String>, TmuxError> {
-        let out = self.tmux(sock, &["list-sessions", "-F", "#{session_name}"]).await?;
-        Ok(out.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+        let out = self
+            .tmux(sock, &["list-sessions", "-F", "#{session_name}"])
+            .await?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 
     /// The visible pane as plain text.
     pub async fn capture_pane(&self, sock: &Path, identity: &str) -> Result<String, TmuxError> {
-        self.tmux(sock, &["capture-pane", "-p", "-t", identity]).await
+        self.tmux(sock, &["capture-pane", "-p", "-t", identity])
+            .await
     }
 
     /// One `send-keys` call. A leading `-l` (literal) is kept as a flag; every
     /// other key comes after `--`, so no key can be read as an option.
-    pub async fn send_keys(&self, sock: &Path, identity: &str, keys: &[String]) -> Result<(), TmuxError> {
+    pub async fn send_keys(
+        &self,
+        sock: &Path,
+        identity: &str,
+        keys: &[String],
+    ) -> Result<(), TmuxError> {
         let mut args = vec!["send-keys", "-t", identity];
         let keys = match keys.split_first() {
             Some((first, rest)) if first == "-l" => {
@@ -205,11 +244,18 @@ impl Tmux {
     /// Pastes `text` into the pane through a tmux buffer (the text travels
     /// on stdin, never on a command line). Bracketed (`-p`) so a TUI takes it
     /// as one paste; `-r` keeps LF line endings for routers.
-    pub async fn paste(&self, sock: &Path, identity: &str, text: &str, keep_lf: bool) -> Result<(), TmuxError> {
+    pub async fn paste(
+        &self,
+        sock: &Path,
+        identity: &str,
+        text: &str,
+        keep_lf: bool,
+    ) -> Result<(), TmuxError> {
+        static PASTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let buffer = format!(
             "iapeer-{}-{}",
             std::process::id(),
-            crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+            PASTES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let load = self.command(sock, &["load-buffer", "-b", &buffer, "-"]);
         self.run(load, "load-buffer", Some(text.as_bytes())).await?;
@@ -227,7 +273,9 @@ impl Tmux {
     /// The blocking command that attaches the terminal to the session.
     pub fn attach_command(&self, sock: &Path, identity: &str) -> std::process::Command {
         let mut c = std::process::Command::new(&self.bin);
-        c.arg("-S").arg(sock).args(["attach-session", "-t", identity]);
+        c.arg("-S")
+            .arg(sock)
+            .args(["attach-session", "-t", identity]);
         c.env_remove("TMUX").env_remove("TMUX_PANE");
         c
     }

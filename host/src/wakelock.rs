@@ -42,7 +42,11 @@ pub enum WakeLockError {
 }
 
 /// Waits up to `patience` for the lock of `id`.
-pub async fn acquire(cfg: &Config, id: &Identity, patience: Duration) -> Result<WakeLock, WakeLockError> {
+pub async fn acquire(
+    cfg: &Config,
+    id: &Identity,
+    patience: Duration,
+) -> Result<WakeLock, WakeLockError> {
     let started = Instant::now();
     let mutex = PROCESS_LOCKS
         .lock()
@@ -73,7 +77,10 @@ pub async fn acquire(cfg: &Config, id: &Identity, patience: Duration) -> Result<
                     _in_process: in_process,
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+            {
                 if started.elapsed() >= patience {
                     return Err(WakeLockError::Busy(id.to_string(), patience));
                 }

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 use iapeer::plugins::{CallBudgets, CompileCache, PluginHost, PluginOptions};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// One compile cache for every test process: each component is compiled
@@ -71,7 +74,10 @@ pub struct Fleet {
 impl Fleet {
     pub fn new() -> Fleet {
         // Short paths: a unix socket path must fit in 108 bytes.
-        let dir = tempfile::Builder::new().prefix("iap").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("iap")
+            .tempdir_in("/tmp")
+            .unwrap();
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let f = Fleet {
@@ -105,13 +111,25 @@ impl Fleet {
             ("USER", "tester"),
             ("IAPEER_ROOT", self.root.to_str().unwrap()),
             ("IAPEER_SOCK_DIR", self.socks.to_str().unwrap()),
-            ("IAPEER_LAUNCHAGENTS_DIR", self.launch_agents.to_str().unwrap()),
-            ("IAPEER_SYSTEMD_USER_DIR", self.systemd_units.to_str().unwrap()),
+            (
+                "IAPEER_LAUNCHAGENTS_DIR",
+                self.launch_agents.to_str().unwrap(),
+            ),
+            (
+                "IAPEER_SYSTEMD_USER_DIR",
+                self.systemd_units.to_str().unwrap(),
+            ),
             ("IAPEER_CACHE_DIR", cache_dir().to_str().unwrap()),
             ("IAPEER_CLAUDE_BIN", fake("fake-claude").to_str().unwrap()),
             ("IAPEER_CODEX_BIN", fake("fake-codex").to_str().unwrap()),
-            ("TELEGRAM_RUNTIME_BIN", fake("fake-router").to_str().unwrap()),
-            ("NOTIFIER_RUNTIME_BIN", fake("fake-router").to_str().unwrap()),
+            (
+                "TELEGRAM_RUNTIME_BIN",
+                fake("fake-router").to_str().unwrap(),
+            ),
+            (
+                "NOTIFIER_RUNTIME_BIN",
+                fake("fake-router").to_str().unwrap(),
+            ),
             ("IAPEER_BOOT_DEADLINE_SECS", "20"),
             ("IAPEER_READY_GATE_SECS", "20"),
         ]
@@ -124,7 +142,10 @@ impl Fleet {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_iapeer"));
-        c.args(args).env_clear().envs(self.env_map()).current_dir(self.dir.path());
+        c.args(args)
+            .env_clear()
+            .envs(self.env_map())
+            .current_dir(self.dir.path());
         c
     }
 
@@ -167,7 +188,14 @@ impl Fleet {
     }
 
     pub fn register_at(&self, peer: &str, runtime: &str, cwd: &Path, extra: &[&str]) {
-        let mut args = vec!["register", peer, "--cwd", cwd.to_str().unwrap(), "--runtime", runtime];
+        let mut args = vec![
+            "register",
+            peer,
+            "--cwd",
+            cwd.to_str().unwrap(),
+            "--runtime",
+            runtime,
+        ];
         args.extend_from_slice(extra);
         self.ok(&args);
     }
@@ -194,7 +222,10 @@ impl Fleet {
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
         files.sort();
-        files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect()
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect()
     }
 
     pub fn claude_transcript_count(&self, cwd: &Path) -> usize {
@@ -214,7 +245,9 @@ impl Fleet {
     }
 
     pub fn state(&self, identity: &str, suffix: &str) -> PathBuf {
-        self.root.join("state/lifecycle").join(format!("{identity}.{suffix}"))
+        self.root
+            .join("state/lifecycle")
+            .join(format!("{identity}.{suffix}"))
     }
 
     pub fn is_live(&self, identity: &str) -> bool {
@@ -246,7 +279,11 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         if let Ok(entries) = std::fs::read_dir(&self.socks) {
             for e in entries.filter_map(Result::ok) {
-                let _ = Command::new("tmux").arg("-S").arg(e.path()).arg("kill-server").output();
+                let _ = Command::new("tmux")
+                    .arg("-S")
+                    .arg(e.path())
+                    .arg("kill-server")
+                    .output();
             }
         }
     }

@@ -8,9 +8,8 @@
 //! transcript directory derived from a hash of the cwd.
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
-    argv_with_extras, contains_any, export_adapter, host_fs, keys, newest_with_suffix,
-    tui_control_keys,
+    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
+    contains_any, export_adapter, host_fs, keys, newest_with_suffix, tui_control_keys,
 };
 use sha2::{Digest, Sha256};
 

@@ -1,1 +1,3 @@
-fn main() -> std::process::ExitCode { iapeer::cli::iapeer_main() }
+fn main() -> std::process::ExitCode {
+    iapeer::cli::iapeer_main()
+}

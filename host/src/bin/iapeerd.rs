@@ -1,1 +1,3 @@
-fn main() -> std::process::ExitCode { iapeer::daemon::iapeerd_main() }
+fn main() -> std::process::ExitCode {
+    iapeer::daemon::iapeerd_main()
+}

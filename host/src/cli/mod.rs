@@ -117,7 +117,11 @@ impl GlobalArgs {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "iapeer", version, about = "Operate a fleet of iapeer agent sessions")]
+#[command(
+    name = "iapeer",
+    version,
+    about = "Operate a fleet of iapeer agent sessions"
+)]
 struct IapeerCli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -266,7 +270,12 @@ enum PluginsCommand {
     },
 }
 
-fn wake_args(peer: &str, runtime: &Option<String>, task: Option<String>, resume: Option<bool>) -> WakeArgs {
+fn wake_args(
+    peer: &str,
+    runtime: &Option<String>,
+    task: Option<String>,
+    resume: Option<bool>,
+) -> WakeArgs {
     WakeArgs {
         personality: peer.to_string(),
         runtime: runtime.clone(),
@@ -278,33 +287,84 @@ fn wake_args(peer: &str, runtime: &Option<String>, task: Option<String>, resume:
 fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
     match command {
         Command::Plugins(PluginsCommand::List { json }) => plugins::list(cfg, *json),
-        Command::Plugins(PluginsCommand::Inspect { file, json }) => plugins::inspect(cfg, file, *json),
-        Command::Wake { peer, runtime, message, resume, fresh, json } => {
-            let task = verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?;
-            let mode = if *resume { Some(true) } else if *fresh { Some(false) } else { None };
+        Command::Plugins(PluginsCommand::Inspect { file, json }) => {
+            plugins::inspect(cfg, file, *json)
+        }
+        Command::Wake {
+            peer,
+            runtime,
+            message,
+            resume,
+            fresh,
+            json,
+        } => {
+            let task =
+                verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?;
+            let mode = if *resume {
+                Some(true)
+            } else if *fresh {
+                Some(false)
+            } else {
+                None
+            };
             verbs::wake(cfg, wake_args(peer, runtime, task, mode), *json)
         }
-        Command::Send { peer, runtime, message, json } => {
-            let task = verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?
-                .filter(|m| !m.trim().is_empty())
-                .ok_or_else(|| anyhow::anyhow!("{peer}: send needs a non-empty --message or --message-file"))?;
+        Command::Send {
+            peer,
+            runtime,
+            message,
+            json,
+        } => {
+            let task =
+                verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?
+                    .filter(|m| !m.trim().is_empty())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{peer}: send needs a non-empty --message or --message-file"
+                        )
+                    })?;
             verbs::send(cfg, wake_args(peer, runtime, Some(task), None), *json)
         }
-        Command::Stop { peer, runtime, all, json } => {
-            verbs::stop(cfg, peer.as_deref(), runtime.as_deref(), *all, *json)
-        }
-        Command::Start { peer, runtime, all, json } => {
-            verbs::start(cfg, peer.as_deref(), runtime.as_deref(), *all, *json)
-        }
-        Command::New { peer, runtime, json } => verbs::new(cfg, peer, runtime.as_deref(), *json),
-        Command::MarkNew { peer, runtime, json } => verbs::mark_new(cfg, peer, runtime.as_deref(), *json),
-        Command::Attach { peer, runtime, print, json } => {
-            verbs::attach(cfg, peer, runtime.as_deref(), *print, *json)
-        }
+        Command::Stop {
+            peer,
+            runtime,
+            all,
+            json,
+        } => verbs::stop(cfg, peer.as_deref(), runtime.as_deref(), *all, *json),
+        Command::Start {
+            peer,
+            runtime,
+            all,
+            json,
+        } => verbs::start(cfg, peer.as_deref(), runtime.as_deref(), *all, *json),
+        Command::New {
+            peer,
+            runtime,
+            json,
+        } => verbs::new(cfg, peer, runtime.as_deref(), *json),
+        Command::MarkNew {
+            peer,
+            runtime,
+            json,
+        } => verbs::mark_new(cfg, peer, runtime.as_deref(), *json),
+        Command::Attach {
+            peer,
+            runtime,
+            print,
+            json,
+        } => verbs::attach(cfg, peer, runtime.as_deref(), *print, *json),
         Command::Launch { runtime, json } => verbs::launch(cfg, runtime.as_deref(), *json),
         Command::List { json } => verbs::list(cfg, *json),
         Command::Supervise { once: _, json } => verbs::supervise_once(cfg, *json),
-        Command::Register { peer, cwd, runtime, runtimes, intelligence, description, json } => verbs::register(
+        Command::Register {
+            peer,
+            cwd,
+            runtime,
+            runtimes,
+            intelligence,
+            description,
+            json,
+        } => verbs::register(
             cfg,
             verbs::RegisterArgs {
                 peer: peer.clone(),

@@ -14,9 +14,11 @@ fn dash(v: Option<&str>) -> String {
 
 fn rows(reports: &[PluginReport]) -> String {
     let mut out = vec![
-        ["RUNTIME", "VERSION", "WIT", "KIND", "STATE", "SOURCE", "SHA256", "READS"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "RUNTIME", "VERSION", "WIT", "KIND", "STATE", "SOURCE", "SHA256", "READS",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     let mut reasons = Vec::new();
     for r in reports {
@@ -27,8 +29,16 @@ fn rows(reports: &[PluginReport]) -> String {
             dash(r.kind.map(|k| k.as_str())),
             state_name(r.state).to_string(),
             r.source.to_string(),
-            if r.sha256.is_empty() { "-".into() } else { r.sha256[..12].to_string() },
-            if r.read_dirs.is_empty() { "-".into() } else { r.read_dirs.join(",") },
+            if r.sha256.is_empty() {
+                "-".into()
+            } else {
+                r.sha256[..12].to_string()
+            },
+            if r.read_dirs.is_empty() {
+                "-".into()
+            } else {
+                r.read_dirs.join(",")
+            },
         ]);
         if let Some(reason) = &r.reason {
             reasons.push(format!("  {}: {reason}", r.source));
@@ -73,7 +83,14 @@ pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let dirs: Vec<String> = host.plugin_dirs().iter().map(|d| dir_line(d)).collect();
-        println!("plugin dirs: {}", if dirs.is_empty() { "none".into() } else { dirs.join(", ") });
+        println!(
+            "plugin dirs: {}",
+            if dirs.is_empty() {
+                "none".into()
+            } else {
+                dirs.join(", ")
+            }
+        );
         print!("{}", rows(host.reports()));
     }
     Ok(0)
@@ -92,19 +109,37 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
             field("reason", dash(report.reason.as_deref())),
             field("runtime", dash(report.runtime.as_deref())),
             field("version", dash(report.version.as_deref())),
-            field("wit", dash(report.wit.as_deref().map(|w| w))),
+            field("wit", dash(report.wit.as_deref())),
             field("kind", dash(report.kind.map(|k| k.as_str()))),
-            field("uses doctrine", dash(yes_no(report.uses_doctrine).as_deref())),
+            field(
+                "uses doctrine",
+                dash(yes_no(report.uses_doctrine).as_deref()),
+            ),
             field("requires", dash(report.requires_intelligence.as_deref())),
             field("binary", dash(report.default_binary.as_deref())),
             field("binary env", dash(report.binary_env.as_deref())),
             field(
                 "reads",
-                if report.read_dirs.is_empty() { "-".into() } else { report.read_dirs.join(", ") },
+                if report.read_dirs.is_empty() {
+                    "-".into()
+                } else {
+                    report.read_dirs.join(", ")
+                },
             ),
-            field("sha256", if report.sha256.is_empty() { "-".into() } else { report.sha256.clone() }),
+            field(
+                "sha256",
+                if report.sha256.is_empty() {
+                    "-".into()
+                } else {
+                    report.sha256.clone()
+                },
+            ),
         ];
         print!("{}", table::render(&lines));
     }
-    Ok(if report.state == PluginState::Loaded { 0 } else { 1 })
+    Ok(if report.state == PluginState::Loaded {
+        0
+    } else {
+        1
+    })
 }

@@ -20,7 +20,11 @@ use crate::registry::{self, Registration};
 
 pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
     let plugins = PluginHost::load(&cfg.plugin_options()).map_err(anyhow::Error::msg)?;
-    Ok(Lifecycle::new(cfg.clone(), Arc::new(plugins), Arc::new(SystemClock)))
+    Ok(Lifecycle::new(
+        cfg.clone(),
+        Arc::new(plugins),
+        Arc::new(SystemClock),
+    ))
 }
 
 /// Runs a future on a fresh multi-threaded runtime (the adapters' WASI
@@ -45,7 +49,9 @@ pub fn read_message(text: Option<&str>, file: Option<&Path>) -> anyhow::Result<O
         (Some(t), _) => Ok(Some(t.to_string())),
         (None, Some(f)) if f == Path::new("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read the message from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the message from stdin")?;
             Ok(Some(s))
         }
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -57,8 +63,15 @@ pub fn read_message(text: Option<&str>, file: Option<&Path>) -> anyhow::Result<O
 
 /// A failed wake as one line naming the peer and the cause.
 fn wake_failure(peer: &str, r: &WakeResult) -> anyhow::Error {
-    let rt = r.runtime.as_deref().map(|rt| format!(" ({rt})")).unwrap_or_default();
-    anyhow::anyhow!("{peer}{rt}: {}", r.reason.as_deref().unwrap_or("wake failed"))
+    let rt = r
+        .runtime
+        .as_deref()
+        .map(|rt| format!(" ({rt})"))
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "{peer}{rt}: {}",
+        r.reason.as_deref().unwrap_or("wake failed")
+    )
 }
 
 pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
@@ -105,12 +118,18 @@ fn print_outcomes(rows: &[VerbOutcome], json: bool) -> anyhow::Result<i32> {
     } else {
         for r in rows {
             match &r.reason {
-                Some(reason) => println!("{} ({}): {} — {reason}", r.personality, r.runtime, r.action),
+                Some(reason) => {
+                    println!("{} ({}): {} — {reason}", r.personality, r.runtime, r.action)
+                }
                 None => println!("{} ({}): {}", r.personality, r.runtime, r.action),
             }
         }
     }
-    Ok(if rows.iter().all(VerbOutcome::ok) { 0 } else { 1 })
+    Ok(if rows.iter().all(VerbOutcome::ok) {
+        0
+    } else {
+        1
+    })
 }
 
 /// The personalities a verb targets: one peer, or `--all` registered ones.
@@ -127,7 +146,13 @@ fn targets(lc: &Lifecycle, peer: Option<&str>, all: bool) -> anyhow::Result<Vec<
     }
 }
 
-pub fn stop(cfg: &Config, peer: Option<&str>, runtime: Option<&str>, all: bool, json: bool) -> anyhow::Result<i32> {
+pub fn stop(
+    cfg: &Config,
+    peer: Option<&str>,
+    runtime: Option<&str>,
+    all: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
     let mut rows = Vec::new();
     for p in targets(&lc, peer, all)? {
@@ -136,7 +161,13 @@ pub fn stop(cfg: &Config, peer: Option<&str>, runtime: Option<&str>, all: bool, 
     print_outcomes(&rows, json)
 }
 
-pub fn start(cfg: &Config, peer: Option<&str>, runtime: Option<&str>, all: bool, json: bool) -> anyhow::Result<i32> {
+pub fn start(
+    cfg: &Config,
+    peer: Option<&str>,
+    runtime: Option<&str>,
+    all: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
     let mut rows = Vec::new();
     for p in targets(&lc, peer, all)? {
@@ -145,7 +176,12 @@ pub fn start(cfg: &Config, peer: Option<&str>, runtime: Option<&str>, all: bool,
     print_outcomes(&rows, json)
 }
 
-pub fn mark_new(cfg: &Config, peer: &str, runtime: Option<&str>, json: bool) -> anyhow::Result<i32> {
+pub fn mark_new(
+    cfg: &Config,
+    peer: &str,
+    runtime: Option<&str>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
     let row = lc.mark_new(peer, runtime).map_err(anyhow::Error::msg)?;
     print_outcomes(&[row], json)
@@ -159,26 +195,58 @@ pub fn new(cfg: &Config, peer: &str, runtime: Option<&str>, json: bool) -> anyho
         return Ok(if row.ok() { 0 } else { 1 });
     }
     if !row.ok() {
-        bail!("{} ({}): {} — {}", row.personality, row.runtime, row.action, row.reason.unwrap_or_default());
+        bail!(
+            "{} ({}): {} — {}",
+            row.personality,
+            row.runtime,
+            row.action,
+            row.reason.unwrap_or_default()
+        );
     }
     println!("new: {}-{} fresh session up", row.runtime, row.personality);
     Ok(0)
 }
 
-pub fn attach(cfg: &Config, peer: &str, runtime: Option<&str>, print: bool, json: bool) -> anyhow::Result<i32> {
+pub fn attach(
+    cfg: &Config,
+    peer: &str,
+    runtime: Option<&str>,
+    print: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let target = block_on(lc.attach_target(peer, runtime))?.map_err(|e| anyhow::anyhow!("{peer}: {e}"))?;
+    let target =
+        block_on(lc.attach_target(peer, runtime))?.map_err(|e| anyhow::anyhow!("{peer}: {e}"))?;
     if json {
         print_json(&target)?;
         return Ok(0);
     }
     if print {
-        println!("socket={} identity={} woke={}", target.socket.display(), target.identity, target.woke);
+        println!(
+            "socket={} identity={} woke={}",
+            target.socket.display(),
+            target.identity,
+            target.woke
+        );
         return Ok(0);
     }
-    eprintln!("{}attaching {}…", if target.woke { "woke + " } else { "" }, target.identity);
-    crate::events::log(cfg, "attach", &[("identity", &target.identity), ("woke", &target.woke.to_string())]);
-    let err = lc.tmux.attach_command(&target.socket, &target.identity).exec();
+    eprintln!(
+        "{}attaching {}…",
+        if target.woke { "woke + " } else { "" },
+        target.identity
+    );
+    crate::events::log(
+        cfg,
+        "attach",
+        &[
+            ("identity", &target.identity),
+            ("woke", &target.woke.to_string()),
+        ],
+    );
+    let err = lc
+        .tmux
+        .attach_command(&target.socket, &target.identity)
+        .exec();
     Err(anyhow::anyhow!("cannot run tmux attach: {err}"))
 }
 
@@ -216,7 +284,11 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         println!("no peers registered");
         return Ok(0);
     }
-    let mut rows = vec![["PEER", "DEFAULT", "INTELLIGENCE", "RUNTIMES", "LAST-ACTIVE"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["PEER", "DEFAULT", "INTELLIGENCE", "RUNTIMES", "LAST-ACTIVE"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for p in &fleet {
         let runtimes: Vec<String> = p
             .runtimes
@@ -225,6 +297,7 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                 let glyph = match r.status {
                     "live" => '●',
                     "stopped" => '✕',
+                    "unknown" => '?',
                     _ => '○',
                 };
                 format!("{glyph} {}", r.runtime)

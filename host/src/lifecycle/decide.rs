@@ -134,7 +134,10 @@ mod tests {
     fn runtime_resolution() {
         let p = peer("claude", &["claude", "codex"]);
         assert_eq!(resolve_wake_runtime(None, &p).unwrap().as_str(), "claude");
-        assert_eq!(resolve_wake_runtime(Some("codex"), &p).unwrap().as_str(), "codex");
+        assert_eq!(
+            resolve_wake_runtime(Some("codex"), &p).unwrap().as_str(),
+            "codex"
+        );
         let e = resolve_wake_runtime(Some("telegram"), &p).unwrap_err();
         assert!(e.contains("not declared"), "{e}");
         let e = resolve_wake_runtime(Some("Bad-Rt"), &p).unwrap_err();
@@ -147,12 +150,24 @@ mod tests {
         let nothing = || Ok(ResumeCheck::Nothing("no transcript to resume".into()));
         let never = || -> Result<ResumeCheck, String> { panic!("must not be asked") };
 
-        assert_eq!(resolve_wake_mode(true, Some(true), never), WakeMode::Fresh(ModeCause::NewMark));
-        assert_eq!(resolve_wake_mode(true, None, never), WakeMode::Fresh(ModeCause::NewMark));
-        assert_eq!(resolve_wake_mode(false, Some(false), never), WakeMode::Fresh(ModeCause::ExplicitFresh));
+        assert_eq!(
+            resolve_wake_mode(true, Some(true), never),
+            WakeMode::Fresh(ModeCause::NewMark)
+        );
+        assert_eq!(
+            resolve_wake_mode(true, None, never),
+            WakeMode::Fresh(ModeCause::NewMark)
+        );
+        assert_eq!(
+            resolve_wake_mode(false, Some(false), never),
+            WakeMode::Fresh(ModeCause::ExplicitFresh)
+        );
         assert_eq!(
             resolve_wake_mode(false, Some(true), found),
-            WakeMode::Resume { cause: ModeCause::ExplicitResume, reference: Some("t1".into()) }
+            WakeMode::Resume {
+                cause: ModeCause::ExplicitResume,
+                reference: Some("t1".into())
+            }
         );
         assert_eq!(
             resolve_wake_mode(false, Some(true), nothing),
@@ -160,9 +175,15 @@ mod tests {
         );
         assert_eq!(
             resolve_wake_mode(false, None, found),
-            WakeMode::Resume { cause: ModeCause::TranscriptPresent, reference: Some("t1".into()) }
+            WakeMode::Resume {
+                cause: ModeCause::TranscriptPresent,
+                reference: Some("t1".into())
+            }
         );
-        assert_eq!(resolve_wake_mode(false, None, nothing), WakeMode::Fresh(ModeCause::FirstWake));
+        assert_eq!(
+            resolve_wake_mode(false, None, nothing),
+            WakeMode::Fresh(ModeCause::FirstWake)
+        );
         assert_eq!(
             resolve_wake_mode(false, None, || Err("adapter crashed".into())),
             WakeMode::Fresh(ModeCause::FirstWake)
@@ -171,7 +192,10 @@ mod tests {
 
     #[test]
     fn first_message() {
-        assert_eq!(compose_first_message(Some("Seed."), "task", true), "Seed.\n\ntask");
+        assert_eq!(
+            compose_first_message(Some("Seed."), "task", true),
+            "Seed.\n\ntask"
+        );
         assert_eq!(compose_first_message(Some("Seed."), "", true), "Seed.");
         assert_eq!(compose_first_message(Some("Seed."), "task", false), "task");
         assert_eq!(compose_first_message(None, "task", true), "task");

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use decide::{ModeCause, WakeMode, compose_first_message, resolve_wake_mode, resolve_wake_runtime};
+pub use decide::{
+    ModeCause, WakeMode, compose_first_message, resolve_wake_mode, resolve_wake_runtime,
+};
 pub use operator::{AttachTarget, PeerStatus, RuntimeStatus, VerbOutcome};
 pub use supervise::{SuperviseAction, SuperviseOutcome, supervise_action_name};
 
@@ -110,9 +112,15 @@ fn owner_refusal(p: &Personality, owner: &Owner, mid_wake: bool) -> String {
         Owner::SystemdUser(_) => "its systemd user unit owns its lifecycle",
     };
     if mid_wake {
-        format!("\"{p}\" became {} mid-wake; the daemon does not wake it", owner.describe())
+        format!(
+            "\"{p}\" became {} mid-wake; the daemon does not wake it",
+            owner.describe()
+        )
     } else {
-        format!("\"{p}\" is {}; the daemon does not wake it ({who})", owner.describe())
+        format!(
+            "\"{p}\" is {}; the daemon does not wake it ({who})",
+            owner.describe()
+        )
     }
 }
 
@@ -144,9 +152,9 @@ impl Lifecycle {
     }
 
     fn adapter(&self, runtime: &str) -> Result<&Arc<Adapter>, String> {
-        self.plugins
-            .adapter(runtime)
-            .ok_or_else(|| format!("no adapter for runtime {runtime:?} (see `iapeer plugins list`)"))
+        self.plugins.adapter(runtime).ok_or_else(|| {
+            format!("no adapter for runtime {runtime:?} (see `iapeer plugins list`)")
+        })
     }
 
     fn record_session(&self, id: &Identity, cwd: &Path) {
@@ -223,13 +231,24 @@ impl Lifecycle {
         }
 
         let sock = self.socket(&id);
+        let liveness = probe(&sock);
+        if let Liveness::Unknown(why) = &liveness {
+            // Unknown is never dead: spawning would kill whatever runs there.
+            return WakeResult::failed(
+                Some(rt),
+                format!("cannot tell whether {id} is running ({why}); not starting another"),
+            );
+        }
         // Live fast path: a concurrent wake already brought it up.
-        if probe(&sock) == Liveness::Alive {
+        if liveness == Liveness::Alive {
             self.record_session(&id, &peer.cwd);
             let task_delivered = if args.task.trim().is_empty() {
                 None
             } else {
-                Some(self.deliver_live(&adapter, &id, &peer.cwd, &args.task).await)
+                Some(
+                    self.deliver_live(&adapter, &id, &peer.cwd, &args.task)
+                        .await,
+                )
             };
             let mut r = WakeResult {
                 status: Status::Ready,
@@ -249,7 +268,8 @@ impl Lifecycle {
             }
             return r;
         }
-        self.spawn_locked(args, peer, &registry, &adapter, &id).await
+        self.spawn_locked(args, peer, &registry, &adapter, &id)
+            .await
     }
 
     /// The spawn half of a wake, under the lock, with the session known dead.
@@ -279,7 +299,13 @@ impl Lifecycle {
         });
         let (fresh, resume_ref, cause) = match &mode {
             WakeMode::Fail(reason) => {
-                self.log_wake(p, Some(id), "fail", "attach-nothing-to-resume", Some(reason));
+                self.log_wake(
+                    p,
+                    Some(id),
+                    "fail",
+                    "attach-nothing-to-resume",
+                    Some(reason),
+                );
                 return WakeResult::failed(Some(rt), reason.clone());
             }
             WakeMode::Fresh(c) => (true, None, *c),
@@ -307,7 +333,9 @@ impl Lifecycle {
             personality: p.to_string(),
             identity: id.to_string(),
             cwd: cwd_str.clone(),
-            binary: self.cfg.resolve_binary(rt, info.binary_env.as_deref(), &info.default_binary),
+            binary: self
+                .cfg
+                .resolve_binary(rt, info.binary_env.as_deref(), &info.default_binary),
             system_prompt_file: system_prompt_file.map(|f| f.to_string_lossy().into_owned()),
             resume: !fresh,
             resume_ref,
@@ -329,12 +357,19 @@ impl Lifecycle {
         )
         .await;
         match outcome {
-            LaunchOutcome::Failed { reason, session_left } => {
+            LaunchOutcome::Failed {
+                reason,
+                session_left,
+            } => {
                 if session_left {
                     // Keep what is still running under supervision.
                     self.record_session(id, &cwd);
                 }
-                events::log(&self.cfg, "wake-failed", &[("identity", id.as_str()), ("reason", &reason)]);
+                events::log(
+                    &self.cfg,
+                    "wake-failed",
+                    &[("identity", id.as_str()), ("reason", &reason)],
+                );
                 WakeResult::failed(Some(rt), reason)
             }
             LaunchOutcome::Ready { delivered } => {
@@ -384,14 +419,29 @@ impl Lifecycle {
     }
 
     /// Delivers a message to a live session; true when it was accepted.
-    pub async fn deliver_live(&self, adapter: &Adapter, id: &Identity, cwd: &Path, message: &str) -> bool {
+    pub async fn deliver_live(
+        &self,
+        adapter: &Adapter,
+        id: &Identity,
+        cwd: &Path,
+        message: &str,
+    ) -> bool {
         let sock = self.socket(id);
         let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
         let cwd = cwd.to_string_lossy();
-        let activity = || adapter.newest_activity_mtime(&cwd).ok().flatten().unwrap_or(0);
+        let activity = || {
+            adapter
+                .newest_activity_mtime(&cwd)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
         let baseline = activity();
         let message = message.trim_end_matches(['\n', '\r']);
-        if launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter).await.is_err() {
+        if launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
+            .await
+            .is_err()
+        {
             return false;
         }
         if adapter.info().kind == crate::plugins::AdapterKind::Router {
@@ -409,10 +459,21 @@ impl Lifecycle {
         activity() > baseline
     }
 
-    fn log_wake(&self, p: &Personality, id: Option<&Identity>, mode: &str, cause: &str, reason: Option<&str>) {
+    fn log_wake(
+        &self,
+        p: &Personality,
+        id: Option<&Identity>,
+        mode: &str,
+        cause: &str,
+        reason: Option<&str>,
+    ) {
         let id = id.map(Identity::to_string).unwrap_or_default();
         let rt = id.split_once('-').map(|(r, _)| r).unwrap_or("");
-        let mut fields = vec![("personality", p.as_str()), ("identity", id.as_str()), ("runtime", rt)];
+        let mut fields = vec![
+            ("personality", p.as_str()),
+            ("identity", id.as_str()),
+            ("runtime", rt),
+        ];
         fields.push(("mode", mode));
         fields.push(("cause", cause));
         if let Some(r) = reason {

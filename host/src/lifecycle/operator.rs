@@ -11,6 +11,7 @@ use crate::guard;
 use crate::names::{Identity, Runtime};
 use crate::registry::{self, PeerRecord};
 use crate::store::{self, Mark};
+use crate::tmux::{Liveness, probe};
 use crate::wakelock;
 
 /// One row of a stop / start / new / mark-new outcome.
@@ -42,7 +43,7 @@ pub struct AttachTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuntimeStatus {
     pub runtime: String,
-    /// `live`, `asleep` or `stopped`.
+    /// `live`, `asleep`, `stopped`, or `unknown` (liveness undecidable).
     pub status: &'static str,
 }
 
@@ -72,7 +73,11 @@ impl Lifecycle {
 
     /// The runtimes a verb applies to: the explicit one (must be declared),
     /// else all declared ones.
-    fn verb_runtimes(&self, peer: &PeerRecord, runtime: Option<&str>) -> Result<Vec<Runtime>, String> {
+    fn verb_runtimes(
+        &self,
+        peer: &PeerRecord,
+        runtime: Option<&str>,
+    ) -> Result<Vec<Runtime>, String> {
         match runtime {
             Some(r) => resolve_wake_runtime(Some(r), peer).map(|rt| vec![rt]),
             None => Ok(peer.runtimes.clone()),
@@ -88,7 +93,10 @@ impl Lifecycle {
                     personality: peer.personality.to_string(),
                     runtime: rt.to_string(),
                     action: "refused-launchd".into(),
-                    reason: Some(format!("{} (hands off: its supervisor owns it)", owner.describe())),
+                    reason: Some(format!(
+                        "{} (hands off: its supervisor owns it)",
+                        owner.describe()
+                    )),
                 })
                 .collect(),
         )
@@ -97,7 +105,11 @@ impl Lifecycle {
     /// `stop`: a durable operator halt. The mark is set first (new wakes
     /// refuse at once), then the wake lock is taken (an in-flight wake
     /// finishes first), then the session is killed.
-    pub async fn stop(&self, personality: &str, runtime: Option<&str>) -> Result<Vec<VerbOutcome>, String> {
+    pub async fn stop(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<Vec<VerbOutcome>, String> {
         let peer = self.registered_peer(personality)?;
         let runtimes = self.verb_runtimes(&peer, runtime)?;
         if let Some(refused) = self.refused_launchd(&peer, &runtimes) {
@@ -113,7 +125,10 @@ impl Lifecycle {
                 reason,
             };
             if let Err(e) = store::set_mark(&self.cfg, &id, Mark::Stopped, self.clock.now_ms()) {
-                out.push(row("failed", Some(format!("cannot write the stopped mark: {e}"))));
+                out.push(row(
+                    "failed",
+                    Some(format!("cannot write the stopped mark: {e}")),
+                ));
                 continue;
             }
             let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
@@ -125,7 +140,11 @@ impl Lifecycle {
     }
 
     /// `start`: clears the stopped mark (the next message wakes the peer).
-    pub fn start(&self, personality: &str, runtime: Option<&str>) -> Result<Vec<VerbOutcome>, String> {
+    pub fn start(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<Vec<VerbOutcome>, String> {
         let peer = self.registered_peer(personality)?;
         let runtimes = self.verb_runtimes(&peer, runtime)?;
         if let Some(refused) = self.refused_launchd(&peer, &runtimes) {
@@ -137,7 +156,10 @@ impl Lifecycle {
                 let id = Identity::new(&rt, &peer.personality);
                 let (action, reason) = match store::clear_mark(&self.cfg, &id, Mark::Stopped) {
                     Ok(()) => ("started", None),
-                    Err(e) => ("failed", Some(format!("cannot clear the stopped mark: {e}"))),
+                    Err(e) => (
+                        "failed",
+                        Some(format!("cannot clear the stopped mark: {e}")),
+                    ),
                 };
                 VerbOutcome {
                     personality: peer.personality.to_string(),
@@ -150,7 +172,11 @@ impl Lifecycle {
     }
 
     /// `mark-new`: drops the `/new` mark; the next relaunch is fresh.
-    pub fn mark_new(&self, personality: &str, runtime: Option<&str>) -> Result<VerbOutcome, String> {
+    pub fn mark_new(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<VerbOutcome, String> {
         let peer = self.registered_peer(personality)?;
         let rt = resolve_wake_runtime(runtime, &peer)?;
         let id = Identity::new(&rt, &peer.personality);
@@ -166,7 +192,11 @@ impl Lifecycle {
 
     /// `new`: an unconditional fresh restart (clears stopped and /new, kills
     /// the session, wakes fresh with the initial prompt).
-    pub async fn new_session(&self, personality: &str, runtime: Option<&str>) -> Result<(VerbOutcome, WakeResult), String> {
+    pub async fn new_session(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<(VerbOutcome, WakeResult), String> {
         let peer = self.registered_peer(personality)?;
         let rt = resolve_wake_runtime(runtime, &peer)?;
         let row = |action: &str, reason: Option<String>| VerbOutcome {
@@ -211,7 +241,11 @@ impl Lifecycle {
         peer.runtimes
             .iter()
             .filter_map(|rt| {
-                let mt = self.plugins.adapter(rt.as_str())?.newest_activity_mtime(&cwd).ok()??;
+                let mt = self
+                    .plugins
+                    .adapter(rt.as_str())?
+                    .newest_activity_mtime(&cwd)
+                    .ok()??;
                 Some((rt.clone(), mt))
             })
             .max_by_key(|(_, mt)| *mt)
@@ -220,7 +254,11 @@ impl Lifecycle {
     /// `attach`: make sure the peer is live — resuming it, never fresh —
     /// and say where to attach. Runtime: explicit, else the last active one,
     /// else the default.
-    pub async fn attach_target(&self, personality: &str, runtime: Option<&str>) -> Result<AttachTarget, String> {
+    pub async fn attach_target(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<AttachTarget, String> {
         let peer = self.registered_peer(personality)?;
         let rt = match runtime {
             Some(r) => resolve_wake_runtime(Some(r), &peer)?,
@@ -255,13 +293,25 @@ impl Lifecycle {
 
     /// `launch` (`iapeer <runtime>`): bring up the peer of `cwd`, always
     /// fresh, its initial prompt delivered once. A live session is reused.
-    pub async fn folder_launch(&self, cwd: &Path, runtime: Option<&str>) -> Result<WakeResult, String> {
+    pub async fn folder_launch(
+        &self,
+        cwd: &Path,
+        runtime: Option<&str>,
+    ) -> Result<WakeResult, String> {
         let profile = registry::read_profile(cwd)
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no peer profile in {}", registry::profile_path(cwd).display()))?;
-        let personality = profile
-            .personality
-            .ok_or_else(|| format!("{} names no personality", registry::profile_path(cwd).display()))?;
+            .ok_or_else(|| {
+                format!(
+                    "no peer profile in {}",
+                    registry::profile_path(cwd).display()
+                )
+            })?;
+        let personality = profile.personality.ok_or_else(|| {
+            format!(
+                "{} names no personality",
+                registry::profile_path(cwd).display()
+            )
+        })?;
         let runtime = runtime
             .map(str::to_string)
             .or_else(|| profile.default_runtime.map(|r| r.to_string()));
@@ -287,12 +337,13 @@ impl Lifecycle {
                     .iter()
                     .map(|rt| {
                         let id = Identity::new(rt, &peer.personality);
-                        let status = if self.is_live(&id) {
-                            "live"
-                        } else if store::has_mark(&self.cfg, &id, Mark::Stopped) {
-                            "stopped"
-                        } else {
-                            "asleep"
+                        let status = match probe(&self.socket(&id)) {
+                            Liveness::Alive => "live",
+                            Liveness::Unknown(_) => "unknown",
+                            Liveness::Dead(_) if store::has_mark(&self.cfg, &id, Mark::Stopped) => {
+                                "stopped"
+                            }
+                            Liveness::Dead(_) => "asleep",
                         };
                         RuntimeStatus {
                             runtime: rt.to_string(),

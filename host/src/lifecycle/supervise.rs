@@ -61,8 +61,14 @@ impl Lifecycle {
         let mut log = Vec::new();
         for (id, state) in store::read_sessions(&self.cfg) {
             let outcome = self.supervise_one(&id, &state, now).await;
-            if !matches!(outcome.action, SuperviseAction::Alive | SuperviseAction::SkippedLaunchd) {
-                let mut fields = vec![("identity", id.as_str()), ("action", supervise_action_name(outcome.action))];
+            if !matches!(
+                outcome.action,
+                SuperviseAction::Alive | SuperviseAction::SkippedLaunchd
+            ) {
+                let mut fields = vec![
+                    ("identity", id.as_str()),
+                    ("action", supervise_action_name(outcome.action)),
+                ];
                 if let Some(r) = &outcome.reason {
                     fields.push(("reason", r));
                 }
@@ -96,7 +102,11 @@ impl Lifecycle {
                         )
                     };
                 }
-                SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(cause.describe().into()))
+                SuperviseOutcome::new(
+                    id,
+                    SuperviseAction::ReapedGone,
+                    Some(cause.describe().into()),
+                )
             }
             Liveness::Alive => {
                 // Idle age from the activity proxy, never older than the wake
@@ -111,7 +121,11 @@ impl Lifecycle {
                 if age_secs > self.cfg.idle_secs {
                     self.kill_session(id).await;
                     let _ = store::remove_session(&self.cfg, id);
-                    SuperviseOutcome::new(id, SuperviseAction::ReapedIdle, Some(format!("idle {age_secs}s")))
+                    SuperviseOutcome::new(
+                        id,
+                        SuperviseAction::ReapedIdle,
+                        Some(format!("idle {age_secs}s")),
+                    )
                 } else {
                     SuperviseOutcome::new(id, SuperviseAction::Alive, None)
                 }

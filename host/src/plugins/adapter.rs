@@ -112,7 +112,10 @@ fn check_keys(keys: &[String]) -> Result<(), String> {
     if keys.is_empty() || keys.len() > MAX_KEYS {
         return Err(format!("{} keys (expected 1..={MAX_KEYS})", keys.len()));
     }
-    match keys.iter().find(|k| k.is_empty() || k.contains('\0') || k.len() > 4096) {
+    match keys
+        .iter()
+        .find(|k| k.is_empty() || k.contains('\0') || k.len() > 4096)
+    {
         Some(k) => Err(format!("key {k:?} is empty, too long or contains NUL")),
         None => Ok(()),
     }
@@ -183,12 +186,17 @@ impl Adapter {
             .filter(|l| l.preopen_mask == mask && l.calls < CALLS_PER_INSTANCE);
         let mut live = match cached {
             Some(live) => live,
-            None => instantiate(self.sandbox, &self.pre, &self.grants, mask, self.budgets.quick).map_err(|e| {
-                AdapterError::Crashed {
-                    plugin: self.label(),
-                    call,
-                    message: format!("cannot instantiate: {e:#}"),
-                }
+            None => instantiate(
+                self.sandbox,
+                &self.pre,
+                &self.grants,
+                mask,
+                self.budgets.quick,
+            )
+            .map_err(|e| AdapterError::Crashed {
+                plugin: self.label(),
+                call,
+                message: format!("cannot instantiate: {e:#}"),
             })?,
         };
         live.store.set_epoch_deadline(sandbox::ticks(budget));
@@ -229,7 +237,10 @@ impl Adapter {
 
     /// Drops the cached instance: the next call instantiates afresh.
     pub fn drop_cached_instance(&self) {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// The argv and extra env for `spec`, checked against the contract

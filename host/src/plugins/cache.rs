@@ -66,7 +66,9 @@ impl CompileCache {
             // engine's compatibility hash; wasmtime still checks its header.
             match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(c) => return Ok((c, Origin::Cached)),
-                Err(e) => tracing::warn!(path = %path.display(), "stale compile cache entry, recompiling: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "stale compile cache entry, recompiling: {e:#}")
+                }
             }
         }
         let component = Component::from_binary(engine, wasm)?;

@@ -225,7 +225,9 @@ mod tests {
             plain_relative_components(".claude/projects"),
             Some(vec![".claude".into(), "projects".into()])
         );
-        for bad in ["", "/etc", "a/../b", "a//b", "./a", "a/.", "..", "a\0b", "a/"] {
+        for bad in [
+            "", "/etc", "a/../b", "a//b", "./a", "a/.", "..", "a\0b", "a/",
+        ] {
             assert_eq!(plain_relative_components(bad), None, "{bad:?}");
         }
     }
@@ -284,10 +286,24 @@ mod tests {
         fs::write(dir.join("one"), "only").unwrap();
         fs::write(dir.join("long"), "x".repeat(100)).unwrap();
         let g = grants(home.path());
-        assert_eq!(g.read_first_line(".claude/projects/s.jsonl", 10).unwrap(), "first");
-        assert_eq!(g.read_first_line(".claude/projects/one", 10).unwrap(), "only");
-        assert_eq!(g.read_first_line(".claude/projects/long", 10), Err(FsError::TooLarge));
-        assert_eq!(g.read_first_line(".claude/projects/long", 100).unwrap().len(), 100);
+        assert_eq!(
+            g.read_first_line(".claude/projects/s.jsonl", 10).unwrap(),
+            "first"
+        );
+        assert_eq!(
+            g.read_first_line(".claude/projects/one", 10).unwrap(),
+            "only"
+        );
+        assert_eq!(
+            g.read_first_line(".claude/projects/long", 10),
+            Err(FsError::TooLarge)
+        );
+        assert_eq!(
+            g.read_first_line(".claude/projects/long", 100)
+                .unwrap()
+                .len(),
+            100
+        );
     }
 
     #[test]

@@ -167,7 +167,10 @@ impl PluginHost {
     }
 
     /// Applies the precedence rule (see the module docs).
-    fn resolve(candidates: Vec<(PluginReport, Option<Adapter>)>, plugin_dirs: Vec<PathBuf>) -> Self {
+    fn resolve(
+        candidates: Vec<(PluginReport, Option<Adapter>)>,
+        plugin_dirs: Vec<PathBuf>,
+    ) -> Self {
         let mut reports: Vec<PluginReport> = Vec::new();
         let mut winners: BTreeMap<String, (usize, Arc<Adapter>)> = BTreeMap::new();
         for (mut report, adapter) in candidates {
@@ -245,7 +248,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn load_file(sandbox: &'static Sandbox, opts: &PluginOptions, path: &Path) -> (PluginReport, Option<Adapter>) {
+fn load_file(
+    sandbox: &'static Sandbox,
+    opts: &PluginOptions,
+    path: &Path,
+) -> (PluginReport, Option<Adapter>) {
     let source = Source::File(path.to_path_buf());
     let read = fs::metadata(path).and_then(|m| {
         if m.len() > MAX_PLUGIN_BYTES {
@@ -257,8 +264,10 @@ fn load_file(sandbox: &'static Sandbox, opts: &PluginOptions, path: &Path) -> (P
     match read {
         Ok(Some(bytes)) => load_bytes(sandbox, opts, &bytes, source),
         Ok(None) => (
-            PluginReport::new(source, String::new())
-                .failed(PluginState::Failed, format!("larger than {} MiB", MAX_PLUGIN_BYTES >> 20)),
+            PluginReport::new(source, String::new()).failed(
+                PluginState::Failed,
+                format!("larger than {} MiB", MAX_PLUGIN_BYTES >> 20),
+            ),
             None,
         ),
         Err(e) => (
@@ -286,7 +295,10 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// The version of `iapeer:adapter/adapter` the component exports.
-fn exported_contract(engine: &wasmtime::Engine, component: &Component) -> Result<semver::Version, String> {
+fn exported_contract(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> Result<semver::Version, String> {
     let prefix = format!("{CONTRACT_PACKAGE}/adapter@");
     let ty = component.component_type();
     let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -317,7 +329,10 @@ fn load_bytes(
         Ok(c) => c,
         Err(e) => {
             return (
-                report.failed(PluginState::Failed, format!("not a valid component: {:#}", e.root_cause())),
+                report.failed(
+                    PluginState::Failed,
+                    format!("not a valid component: {:#}", e.root_cause()),
+                ),
                 None,
             );
         }

@@ -107,7 +107,9 @@ pub fn launch_command(spec: &LaunchSpec, cmd: &LaunchCommand) -> Result<(), Stri
     }
     for (name, value) in &cmd.env {
         if !env_name_ok(name) {
-            return Err(format!("build-launch env name {name:?} is not a valid variable name"));
+            return Err(format!(
+                "build-launch env name {name:?} is not a valid variable name"
+            ));
         }
         if value.contains('\0') {
             return Err(format!("build-launch env {name} contains NUL"));
@@ -141,18 +143,25 @@ mod tests {
 
     #[test]
     fn rejects_bad_infos() {
-        let cases: Vec<(fn(&mut RawInfo), &str)> = vec![
+        type Mutation = fn(&mut RawInfo);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|r| r.runtime = "Bad Runtime".into(), "runtime"),
             (|r| r.runtime = "my-rt".into(), "runtime"),
             (|r| r.version = "one".into(), "semver"),
             (|r| r.default_binary = "".into(), "default-binary"),
             (|r| r.default_binary = "a\nb".into(), "default-binary"),
             (|r| r.binary_env = Some("PATH".into()), "binary-env"),
-            (|r| r.binary_env = Some("ld_preload_BIN".into()), "binary-env"),
+            (
+                |r| r.binary_env = Some("ld_preload_BIN".into()),
+                "binary-env",
+            ),
             (|r| r.read_dirs = vec!["../etc".into()], "read-dirs"),
             (|r| r.read_dirs = vec!["/etc".into()], "read-dirs"),
             (|r| r.read_dirs = vec!["".into()], "read-dirs"),
-            (|r| r.requires_intelligence = Some("Natural!".into()), "intelligence"),
+            (
+                |r| r.requires_intelligence = Some("Natural!".into()),
+                "intelligence",
+            ),
         ];
         for (mutate, needle) in cases {
             let mut r = raw();
@@ -186,7 +195,10 @@ mod tests {
         let mut c = ok.clone();
         c.argv.insert(1, "a\0b".into());
         assert!(launch_command(&spec, &c).is_err());
-        let c = LaunchCommand { argv: vec![], env: vec![] };
+        let c = LaunchCommand {
+            argv: vec![],
+            env: vec![],
+        };
         assert!(launch_command(&spec, &c).is_err());
     }
 }

@@ -3,13 +3,15 @@
 //! `resolve-resume`), so one component covers every sandbox test.
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
-    argv_with_extras, export_adapter, host_fs,
+    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
+    export_adapter, host_fs,
 };
 
 struct Evil;
 
-fn shown<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, E>) -> Result<Option<String>, String> {
+fn shown<T: std::fmt::Debug, E: std::fmt::Debug>(
+    r: Result<T, E>,
+) -> Result<Option<String>, String> {
     match r {
         Ok(v) => Ok(Some(format!("{v:?}"))),
         Err(e) => Err(format!("{e:?}")),
@@ -41,12 +43,18 @@ impl Guest for Evil {
                 let v = vec![1u8; 1 << 30];
                 return Err(format!("allocated {}", v.len()));
             }
-            "badargv" => (vec!["/bin/sh".into(), "-c".into(), "echo pwned".into()], vec![]),
+            "badargv" => (
+                vec!["/bin/sh".into(), "-c".into(), "echo pwned".into()],
+                vec![],
+            ),
             "emptyargv" => (vec![], vec![]),
             "dropextras" => (vec![spec.binary.clone()], vec![]),
             "badenv" => (
                 good,
-                vec![EnvVar { name: "BAD=NAME".into(), value: "x".into() }],
+                vec![EnvVar {
+                    name: "BAD=NAME".into(),
+                    value: "x".into(),
+                }],
             ),
             "nulargv" => (vec![spec.binary.clone(), "a\0b".into()], vec![]),
             _ => (good, vec![]),
@@ -57,10 +65,12 @@ impl Guest for Evil {
     fn resolve_resume(cwd: String) -> Result<Option<String>, String> {
         match cwd.as_str() {
             "/escape/wasi-etc" => shown(std::fs::read_to_string("/etc/passwd")),
-            "/escape/wasi-dotdot" => {
-                shown(std::fs::read_to_string("/home/.evil/../../../../etc/passwd"))
+            "/escape/wasi-dotdot" => shown(std::fs::read_to_string(
+                "/home/.evil/../../../../etc/passwd",
+            )),
+            "/escape/wasi-symlink" => {
+                shown(std::fs::read_dir("/home/.evil/link").map(|d| d.count()))
             }
-            "/escape/wasi-symlink" => shown(std::fs::read_dir("/home/.evil/link").map(|d| d.count())),
             "/escape/hostfs-dotdot" => shown(host_fs::list_dir(".evil/../../etc")),
             "/escape/hostfs-abs" => shown(host_fs::list_dir("/etc")),
             "/escape/hostfs-outside" => shown(host_fs::list_dir(".ssh")),

@@ -24,7 +24,10 @@ impl Guest for Future {
     }
 
     fn build_launch(spec: LaunchSpec) -> Result<LaunchCommand, String> {
-        Ok(LaunchCommand { argv: vec![spec.binary], env: Vec::new() })
+        Ok(LaunchCommand {
+            argv: vec![spec.binary],
+            env: Vec::new(),
+        })
     }
 
     fn resolve_resume(_cwd: String) -> Result<Option<String>, String> {
