@@ -96,15 +96,7 @@ fn activity_keeps_a_session_alive_and_woke_at_is_the_fallback() {
     let woke_cy = woke_at(&f, "claude-cy");
     // bo's transcript moves on (the agent keeps working).
     let later = SystemTime::now() + Duration::from_secs(2 * IDLE_SECS);
-    for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
-        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let file = std::fs::File::options()
-                .write(true)
-                .open(file.unwrap().path())
-                .unwrap();
-            file.set_modified(later).unwrap();
-        }
-    }
+    f.touch_all_transcripts(later);
     let clock = ManualClock::at(woke_bo.max(woke_cy) + IDLE_SECS * 1000 + 5000);
     let lc = lifecycle(&f, &clock);
     let mut outcomes = tick(&lc);
@@ -125,15 +117,7 @@ fn a_resumed_session_is_not_reaped_for_its_old_transcript() {
     f.ok(&["wake", "dot", "--message", "long ago"]);
     // The transcript is two hours old; the peer sleeps, then is resumed.
     let old = SystemTime::now() - Duration::from_secs(2 * IDLE_SECS);
-    for dir in std::fs::read_dir(f.home.join(".claude/projects")).unwrap() {
-        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let file = std::fs::File::options()
-                .write(true)
-                .open(file.unwrap().path())
-                .unwrap();
-            file.set_modified(old).unwrap();
-        }
-    }
+    f.touch_all_transcripts(old);
     f.ok(&["stop", "dot"]);
     f.ok(&["start", "dot"]);
     f.ok(&["attach", "dot", "--print"]);

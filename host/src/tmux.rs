@@ -56,6 +56,22 @@ impl DeathCause {
 /// Is the session on this socket alive? (See the module docs for why a
 /// connect is a correct answer.)
 pub fn probe(sock: &Path) -> Liveness {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // In a shared socket dir (the default /tmp) another user could squat the
+    // path: only a socket this user owns speaks for our session.
+    match std::fs::symlink_metadata(sock) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Liveness::Dead(DeathCause::SocketMissing);
+        }
+        Err(e) => return Liveness::Unknown(e.to_string()),
+        Ok(m) if !m.file_type().is_socket() || m.uid() != unsafe { libc::geteuid() } => {
+            return Liveness::Unknown(format!(
+                "{} is not a socket owned by this user",
+                sock.display()
+            ));
+        }
+        Ok(_) => {}
+    }
     match UnixStream::connect(sock) {
         Ok(_) => Liveness::Alive,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Liveness::Dead(DeathCause::SocketMissing),
@@ -303,5 +319,12 @@ mod tests {
         assert_eq!(probe(&sock), Liveness::Alive);
         drop(listener);
         assert_eq!(probe(&sock), Liveness::Dead(DeathCause::StaleSocket));
+        // Not a socket (or a symlink to one): never taken for our session.
+        let file = tmp.path().join("f.sock");
+        std::fs::write(&file, "").unwrap();
+        assert!(matches!(probe(&file), Liveness::Unknown(_)));
+        let link = tmp.path().join("l.sock");
+        std::os::unix::fs::symlink(&sock, &link).unwrap();
+        assert!(matches!(probe(&link), Liveness::Unknown(_)));
     }
 }

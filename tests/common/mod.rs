@@ -55,6 +55,15 @@ pub fn write_with_mtime(path: &Path, content: &str, mtime_ms: u64) {
 
 use std::process::{Command, Output};
 
+/// Claude's project directory name for an ASCII cwd.
+pub fn claude_slug(cwd: &Path) -> String {
+    cwd.to_str()
+        .unwrap()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
 pub fn fake(name: &str) -> PathBuf {
     repo_root().join("tests/fakes").join(name)
 }
@@ -209,35 +218,39 @@ impl Fleet {
             .collect()
     }
 
-    /// Every claude transcript line recorded for `cwd`, oldest file first.
-    pub fn claude_transcript(&self, cwd: &Path) -> String {
-        let slug: String = cwd
-            .to_str()
-            .unwrap()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let dir = self.home.join(".claude/projects").join(slug);
+    /// The claude transcript files of `cwd`, oldest first.
+    pub fn claude_transcripts(&self, cwd: &Path) -> Vec<PathBuf> {
+        let dir = self.home.join(".claude/projects").join(claude_slug(cwd));
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
         files.sort();
         files
+    }
+
+    /// Every claude transcript line recorded for `cwd`, oldest file first.
+    pub fn claude_transcript(&self, cwd: &Path) -> String {
+        self.claude_transcripts(cwd)
             .iter()
             .map(|f| std::fs::read_to_string(f).unwrap())
             .collect()
     }
 
     pub fn claude_transcript_count(&self, cwd: &Path) -> usize {
-        let slug: String = cwd
-            .to_str()
-            .unwrap()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        std::fs::read_dir(self.home.join(".claude/projects").join(slug))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        self.claude_transcripts(cwd).len()
+    }
+
+    /// Sets the mtime of every claude transcript of every project.
+    pub fn touch_all_transcripts(&self, when: std::time::SystemTime) {
+        for dir in std::fs::read_dir(self.home.join(".claude/projects")).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(file.unwrap().path())
+                    .unwrap();
+                file.set_modified(when).unwrap();
+            }
+        }
     }
 
     pub fn socket(&self, identity: &str) -> PathBuf {

@@ -3,8 +3,7 @@
 //! `PEER_PERSONALITY`.
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter,
-    router_run_launch,
+    AdapterInfo, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter, router_run_launch,
 };
 
 struct Notifier;
@@ -27,25 +26,7 @@ impl Guest for Notifier {
         Ok(router_run_launch(&spec))
     }
 
-    fn resolve_resume(_cwd: String) -> Result<Option<String>, String> {
-        Ok(None)
-    }
-
-    fn newest_activity_mtime(_cwd: String) -> Option<u64> {
-        None
-    }
-
-    fn boot_dialog_keys(_pane: String) -> Option<Vec<String>> {
-        None
-    }
-
-    fn is_input_ready(_pane: String) -> bool {
-        true
-    }
-
-    fn control_keys(_command: String) -> Option<ControlSequence> {
-        None
-    }
+    iapeer_adapter_sdk::router_predicates!();
 }
 
 export_adapter!(Notifier);

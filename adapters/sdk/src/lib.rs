@@ -92,3 +92,31 @@ pub fn router_run_launch(spec: &LaunchSpec) -> LaunchCommand {
         env: Vec::new(),
     }
 }
+
+/// The predicates of a router adapter — nothing to resume (always `ok`), no
+/// transcripts, no dialogs, always ready, no control keys — for use inside
+/// `impl Guest for …`.
+#[macro_export]
+macro_rules! router_predicates {
+    () => {
+        fn resolve_resume(_cwd: String) -> Result<Option<String>, String> {
+            Ok(None)
+        }
+
+        fn newest_activity_mtime(_cwd: String) -> Option<u64> {
+            None
+        }
+
+        fn boot_dialog_keys(_pane: String) -> Option<Vec<String>> {
+            None
+        }
+
+        fn is_input_ready(_pane: String) -> bool {
+            true
+        }
+
+        fn control_keys(_command: String) -> Option<$crate::ControlSequence> {
+            None
+        }
+    };
+}

@@ -1,8 +1,8 @@
 //! The Telegram bridge runtime adapter (a router: no TUI phases).
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter,
-    intelligence_gate_error, router_run_launch,
+    AdapterInfo, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter, intelligence_gate_error,
+    router_run_launch,
 };
 
 struct Telegram;
@@ -36,25 +36,7 @@ impl Guest for Telegram {
         Ok(router_run_launch(&spec))
     }
 
-    fn resolve_resume(_cwd: String) -> Result<Option<String>, String> {
-        Ok(None)
-    }
-
-    fn newest_activity_mtime(_cwd: String) -> Option<u64> {
-        None
-    }
-
-    fn boot_dialog_keys(_pane: String) -> Option<Vec<String>> {
-        None
-    }
-
-    fn is_input_ready(_pane: String) -> bool {
-        true
-    }
-
-    fn control_keys(_command: String) -> Option<ControlSequence> {
-        None
-    }
+    iapeer_adapter_sdk::router_predicates!();
 }
 
 export_adapter!(Telegram);

@@ -404,6 +404,7 @@ pub fn iapeer_main() -> ExitCode {
 pub fn finish(program: &str, result: anyhow::Result<i32>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
+        Err(e) if e.is::<verbs::ExitQuietly>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("{program}: {e:#}");
             ExitCode::from(1)

@@ -18,6 +18,11 @@ use crate::names::{Personality, Runtime};
 use crate::plugins::PluginHost;
 use crate::registry::{self, Registration};
 
+/// A failure already reported on stdout (as JSON): exit 1, print nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("failed")]
+pub struct ExitQuietly;
+
 pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
     let plugins = PluginHost::load(&cfg.plugin_options()).map_err(anyhow::Error::msg)?;
     Ok(Lifecycle::new(
@@ -74,16 +79,28 @@ fn wake_failure(peer: &str, r: &WakeResult) -> anyhow::Error {
     )
 }
 
-pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
+/// Runs a wake; `Ok(Some(r))` when human output is still to be printed for
+/// a READY result (JSON and failures are handled here).
+fn run_wake(cfg: &Config, args: &WakeArgs, json: bool) -> anyhow::Result<Option<WakeResult>> {
     let lc = lifecycle(cfg)?;
-    let r = block_on(lc.wake_or_spawn(&args))?;
+    let r = block_on(lc.wake_or_spawn(args))?;
     if json {
         print_json(&r)?;
-        return Ok(if r.is_ready() { 0 } else { 1 });
+        if !r.is_ready() {
+            return Err(anyhow::Error::new(ExitQuietly));
+        }
+        return Ok(None);
     }
     if !r.is_ready() {
         return Err(wake_failure(&args.personality, &r));
     }
+    Ok(Some(r))
+}
+
+pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
+    let Some(r) = run_wake(cfg, &args, json)? else {
+        return Ok(0);
+    };
     let id = r.process_address.as_deref().unwrap_or("?");
     match (r.woke, r.task_delivered) {
         (true, _) => println!("woke {id} ({})", r.mode.unwrap_or("fresh")),
@@ -94,15 +111,9 @@ pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
 }
 
 pub fn send(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
-    let lc = lifecycle(cfg)?;
-    let r = block_on(lc.wake_or_spawn(&args))?;
-    if json {
-        print_json(&r)?;
-        return Ok(if r.is_ready() { 0 } else { 1 });
-    }
-    if !r.is_ready() {
-        return Err(wake_failure(&args.personality, &r));
-    }
+    let Some(r) = run_wake(cfg, &args, json)? else {
+        return Ok(0);
+    };
     let rt = r.runtime.as_deref().unwrap_or("?");
     if r.woke {
         println!("woke {} ({rt}) and delivered the message", args.personality);

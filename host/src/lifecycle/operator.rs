@@ -26,9 +26,22 @@ pub struct VerbOutcome {
 }
 
 impl VerbOutcome {
+    fn new(peer: &PeerRecord, runtime: &Runtime, action: &str, reason: Option<String>) -> Self {
+        VerbOutcome {
+            personality: peer.personality.to_string(),
+            runtime: runtime.to_string(),
+            action: action.into(),
+            reason,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         !matches!(self.action.as_str(), "failed" | "refused-launchd")
     }
+}
+
+fn hands_off(owner: &guard::Owner) -> String {
+    format!("{} (hands off: its supervisor owns it)", owner.describe())
 }
 
 /// Where `attach` connects.
@@ -89,15 +102,7 @@ impl Lifecycle {
         Some(
             runtimes
                 .iter()
-                .map(|rt| VerbOutcome {
-                    personality: peer.personality.to_string(),
-                    runtime: rt.to_string(),
-                    action: "refused-launchd".into(),
-                    reason: Some(format!(
-                        "{} (hands off: its supervisor owns it)",
-                        owner.describe()
-                    )),
-                })
+                .map(|rt| VerbOutcome::new(peer, rt, "refused-launchd", Some(hands_off(&owner))))
                 .collect(),
         )
     }
@@ -118,12 +123,7 @@ impl Lifecycle {
         let mut out = Vec::new();
         for rt in runtimes {
             let id = Identity::new(&rt, &peer.personality);
-            let row = |action: &str, reason: Option<String>| VerbOutcome {
-                personality: peer.personality.to_string(),
-                runtime: rt.to_string(),
-                action: action.into(),
-                reason,
-            };
+            let row = |action: &str, reason| VerbOutcome::new(&peer, &rt, action, reason);
             if let Err(e) = store::set_mark(&self.cfg, &id, Mark::Stopped, self.clock.now_ms()) {
                 out.push(row(
                     "failed",
@@ -161,12 +161,7 @@ impl Lifecycle {
                         Some(format!("cannot clear the stopped mark: {e}")),
                     ),
                 };
-                VerbOutcome {
-                    personality: peer.personality.to_string(),
-                    runtime: rt.to_string(),
-                    action: action.into(),
-                    reason,
-                }
+                VerbOutcome::new(&peer, &rt, action, reason)
             })
             .collect())
     }
@@ -182,12 +177,7 @@ impl Lifecycle {
         let id = Identity::new(&rt, &peer.personality);
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
             .map_err(|e| format!("cannot write the /new mark: {e}"))?;
-        Ok(VerbOutcome {
-            personality: peer.personality.to_string(),
-            runtime: rt.to_string(),
-            action: "marked".into(),
-            reason: None,
-        })
+        Ok(VerbOutcome::new(&peer, &rt, "marked", None))
     }
 
     /// `new`: an unconditional fresh restart (clears stopped and /new, kills
@@ -199,14 +189,9 @@ impl Lifecycle {
     ) -> Result<(VerbOutcome, WakeResult), String> {
         let peer = self.registered_peer(personality)?;
         let rt = resolve_wake_runtime(runtime, &peer)?;
-        let row = |action: &str, reason: Option<String>| VerbOutcome {
-            personality: peer.personality.to_string(),
-            runtime: rt.to_string(),
-            action: action.into(),
-            reason,
-        };
+        let row = |action: &str, reason| VerbOutcome::new(&peer, &rt, action, reason);
         if let Some(owner) = guard::external_owner(&self.cfg, &peer.personality) {
-            let reason = format!("{} (hands off: its supervisor owns it)", owner.describe());
+            let reason = hands_off(&owner);
             let wake = WakeResult::failed(Some(rt.as_str()), reason.clone());
             return Ok((row("refused-launchd", Some(reason)), wake));
         }

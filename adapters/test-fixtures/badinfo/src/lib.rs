@@ -1,9 +1,7 @@
 //! Test fixture: an adapter whose `info` breaks the contract (an invalid
 //! runtime id and a read-dir outside home). The host must refuse to load it.
 
-use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter,
-};
+use iapeer_adapter_sdk::{AdapterInfo, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter};
 
 struct BadInfo;
 
@@ -25,25 +23,7 @@ impl Guest for BadInfo {
         Err("unreachable".into())
     }
 
-    fn resolve_resume(_cwd: String) -> Result<Option<String>, String> {
-        Ok(None)
-    }
-
-    fn newest_activity_mtime(_cwd: String) -> Option<u64> {
-        None
-    }
-
-    fn boot_dialog_keys(_pane: String) -> Option<Vec<String>> {
-        None
-    }
-
-    fn is_input_ready(_pane: String) -> bool {
-        true
-    }
-
-    fn control_keys(_command: String) -> Option<ControlSequence> {
-        None
-    }
+    iapeer_adapter_sdk::router_predicates!();
 }
 
 export_adapter!(BadInfo);
