@@ -330,13 +330,13 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             runtime,
             all,
             json,
-        } => verbs::stop(cfg, peer.as_deref(), runtime.as_deref(), *all, *json),
+        } => verbs::stop_or_start(cfg, true, peer.as_deref(), runtime.as_deref(), *all, *json),
         Command::Start {
             peer,
             runtime,
             all,
             json,
-        } => verbs::start(cfg, peer.as_deref(), runtime.as_deref(), *all, *json),
+        } => verbs::stop_or_start(cfg, false, peer.as_deref(), runtime.as_deref(), *all, *json),
         Command::New {
             peer,
             runtime,

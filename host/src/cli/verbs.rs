@@ -157,8 +157,10 @@ fn targets(lc: &Lifecycle, peer: Option<&str>, all: bool) -> anyhow::Result<Vec<
     }
 }
 
-pub fn stop(
+/// `stop` (durable halt) or `start` (undo it) for one peer or `--all`.
+pub fn stop_or_start(
     cfg: &Config,
+    stop: bool,
     peer: Option<&str>,
     runtime: Option<&str>,
     all: bool,
@@ -167,22 +169,12 @@ pub fn stop(
     let lc = lifecycle(cfg)?;
     let mut rows = Vec::new();
     for p in targets(&lc, peer, all)? {
-        rows.extend(block_on(lc.stop(&p, runtime))?.map_err(anyhow::Error::msg)?);
-    }
-    print_outcomes(&rows, json)
-}
-
-pub fn start(
-    cfg: &Config,
-    peer: Option<&str>,
-    runtime: Option<&str>,
-    all: bool,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let lc = lifecycle(cfg)?;
-    let mut rows = Vec::new();
-    for p in targets(&lc, peer, all)? {
-        rows.extend(lc.start(&p, runtime).map_err(anyhow::Error::msg)?);
+        let outcome = if stop {
+            block_on(lc.stop(&p, runtime))?
+        } else {
+            lc.start(&p, runtime)
+        };
+        rows.extend(outcome.map_err(anyhow::Error::msg)?);
     }
     print_outcomes(&rows, json)
 }
