@@ -48,11 +48,12 @@ fn the_daemon_supervises_and_relaunches() {
     f.ok(&["wake", "dan", "--message", "start"]);
 
     let daemon = iapeerd(&f, &["--tick-secs", "1"]).spawn().unwrap();
-    // A second daemon on the same root refuses.
-    wait_for("the daemon lock", Duration::from_secs(10), || {
-        f.root.join("state/iapeer/iapeerd.lock").exists()
+    // A second daemon on the same root refuses (once the first holds the
+    // lock: it loads the adapters only after taking it).
+    let log = f.root.join("logs/iapeer/iapeerd.log");
+    wait_for("the daemon to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("adapter loaded"))
     });
-    std::thread::sleep(Duration::from_millis(300));
     let second = iapeerd(&f, &["--tick-secs", "1"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));

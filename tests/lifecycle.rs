@@ -151,6 +151,28 @@ fn supervise_skips_launchd_peers() {
     );
 }
 
+/// Waits until process `pid` has `path` open: a wake that opened its lock
+/// file has passed every pre-lock check and is waiting for the lock.
+fn wait_until_open(pid: u32, path: &std::path::Path) {
+    let started = std::time::Instant::now();
+    loop {
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == path));
+        if open {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} never opened by {pid}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Holds the wake lock of `identity` from this process while `during` runs.
 fn with_wake_lock_held(f: &Fleet, identity: &str, during: impl FnOnce()) {
     use fs2::FileExt;
@@ -181,7 +203,7 @@ fn refusal_gates_are_rechecked_inside_the_wake_lock() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        wait_until_open(child.id(), &f.state("claude-deer", "wake.lock"));
         std::fs::write(f.launch_agents.join("com.iapeer.deer.plist"), "").unwrap();
         wake = Some(child);
     });
@@ -199,7 +221,7 @@ fn refusal_gates_are_rechecked_inside_the_wake_lock() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        wait_until_open(child.id(), &f.state("claude-elk", "wake.lock"));
         std::fs::create_dir_all(f.root.join("state/lifecycle")).unwrap();
         std::fs::write(
             f.state("claude-elk", "stopped"),

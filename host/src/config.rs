@@ -99,29 +99,41 @@ fn non_blank<'a>(env: &'a Env, key: &str) -> Option<&'a str> {
     env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
+/// Relative paths are taken against the current directory, so every
+/// process agrees on the same sockets and state whatever its cwd.
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|cwd| cwd.join(&p)).unwrap_or(p)
+    }
+}
+
 impl Config {
     pub fn new(env: Env, o: &Overrides) -> Config {
         let home = non_blank(&env, "HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/"));
         let env_root = non_blank(&env, "IAPEER_ROOT").map(PathBuf::from);
-        let root = o
-            .root
-            .clone()
-            .or_else(|| env_root.clone())
-            .unwrap_or_else(|| home.join(".iapeer"));
+        let root = absolute(
+            o.root
+                .clone()
+                .or_else(|| env_root.clone())
+                .unwrap_or_else(|| home.join(".iapeer")),
+        );
         let explicit_root = o.root.is_some() || env_root.is_some();
-        let sock_dir = o
-            .sock_dir
-            .clone()
-            .or_else(|| non_blank(&env, "IAPEER_SOCK_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| {
-                if explicit_root {
-                    root.join("socks")
-                } else {
-                    PathBuf::from("/tmp")
-                }
-            });
+        let sock_dir = absolute(
+            o.sock_dir
+                .clone()
+                .or_else(|| non_blank(&env, "IAPEER_SOCK_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| {
+                    if explicit_root {
+                        root.join("socks")
+                    } else {
+                        PathBuf::from("/tmp")
+                    }
+                }),
+        );
         let launch_agents_dir = o
             .launch_agents_dir
             .clone()

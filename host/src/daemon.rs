@@ -61,6 +61,16 @@ fn summary(host: &PluginHost) -> String {
     format!("adapters={} not_loaded={not_loaded}", runtimes.join(","))
 }
 
+/// Clears the "a tick is running" flag when the tick ends — even if it
+/// panicked, so one bad tick never stops supervision.
+struct TickDone(Arc<AtomicBool>);
+
+impl Drop for TickDone {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// One supervise pass plus the eager relaunches it asks for.
 async fn supervise(lc: Arc<Lifecycle>) {
     let outcomes = lc.supervise_tick().await;
@@ -143,10 +153,10 @@ async fn run(cfg: Config, tick: Duration) -> anyhow::Result<i32> {
                     continue;
                 }
                 let lc = lifecycle.read().await.clone();
-                let flag = ticking.clone();
+                let done = TickDone(ticking.clone());
                 tokio::spawn(async move {
                     supervise(lc).await;
-                    flag.store(false, Ordering::SeqCst);
+                    drop(done);
                 });
             }
         }
