@@ -642,7 +642,7 @@ fn shell_metacharacters_execute_nothing() {
         .dir
         .path()
         .join("w")
-        .join("we$(touch PWNED1);`touch PWNED2`;'q\" a&b|c");
+        .join("we$(touch PWNED1);`touch PWNED2`;'q\" a&b|c#(touch PWNED6)#S;");
     std::fs::create_dir_all(&evil_dir).unwrap();
     f.register_at("wren", "claude", &evil_dir, &[]);
     let message = "$(touch PWNED3); `touch PWNED4`; echo hi > PWNED5 #{session_name} \\; end;";
@@ -665,7 +665,7 @@ fn shell_metacharacters_execute_nothing() {
         std::path::PathBuf::from("/tmp"),
         std::env::current_dir().unwrap(),
     ] {
-        for n in 1..=5 {
+        for n in 1..=6 {
             assert!(!root.join(format!("PWNED{n}")).exists());
         }
     }
@@ -790,4 +790,205 @@ fn list_shows_live_asleep_and_stopped() {
     let table = f.ok(&["list"]);
     assert!(table.contains("● claude  ✕ codex"), "{table}");
     assert!(table.contains("○ notifier"), "{table}");
+}
+
+// ---- routing, env, operator verbs --------------------------------------------
+
+#[test]
+fn a_message_to_a_sleeping_router_is_delivered() {
+    let f = Fleet::new();
+    f.register("tg", "telegram", &[]);
+    let out = json(&f.ok(&["send", "tg", "--message", "wake and hear", "--json"]));
+    assert_eq!(out["woke"], true);
+    assert_eq!(out["taskDelivered"], true);
+    let log = f.home.join("router-telegram-tg.log");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("wake and hear")
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "not delivered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn send_goes_to_the_live_runtime() {
+    let f = Fleet::new();
+    let cwd = f.register("ivy", "codex", &["--runtimes", "claude"]);
+    f.ok(&["wake", "ivy", "--runtime", "claude", "--message", "first"]);
+    // The default (codex) sleeps; claude is live: the message goes there.
+    let out = f.ok(&["send", "ivy", "--message", "second"]);
+    assert!(out.contains("delivered to ivy (claude)"), "{out}");
+    assert!(f.claude_transcript(&cwd).contains("second"));
+    assert!(
+        f.runs().iter().all(|r| !r.starts_with("codex ")),
+        "{:?}",
+        f.runs()
+    );
+    // Live in both: the default wins.
+    f.ok(&["wake", "ivy", "--runtime", "codex"]);
+    let out = f.ok(&["send", "ivy", "--message", "third"]);
+    assert!(out.contains("delivered to ivy (codex)"), "{out}");
+
+    // Two live runtimes, neither the default: ambiguous without --runtime.
+    f.register("amb", "claude", &["--runtimes", "codex,notifier"]);
+    f.ok(&["wake", "amb", "--runtime", "codex"]);
+    f.ok(&["wake", "amb", "--runtime", "notifier"]);
+    let err = f.refused(&["send", "amb", "--message", "which one?"]);
+    assert!(
+        err.contains("live in several runtimes (codex, notifier)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn launch_env_and_the_child_environment() {
+    let f = Fleet::new()
+        .with_env("CLAUDECODE", "1")
+        .with_env("CLAUDE_CODE_ENTRYPOINT", "cli")
+        .with_env("PEER_IDENTITY", "spoofed-parent");
+    let cwd = f.register("env", "claude", &[]);
+    let dir = cwd.join(".iapeer/runtimes/claude");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("launch.env"),
+        "# per-runtime settings\nexport FOO='bar baz'\nPEER_IDENTITY=spoofed-env\nPEER_START_ARGS=--model  opus\n",
+    )
+    .unwrap();
+    f.ok(&["wake", "env"]);
+    let run = claude_runs(&f).pop().unwrap();
+    assert!(run.contains("identity=claude-env "), "{run}");
+    assert!(run.contains("foo=bar baz "), "{run}");
+    assert!(run.contains("claudecode=unset "), "{run}");
+    assert!(
+        run.ends_with("--add-dir / --model opus"),
+        "extras last: {run}"
+    );
+}
+
+#[test]
+fn new_restarts_a_live_session_fresh() {
+    let f = Fleet::new();
+    let cwd = f.register("kai", "claude", &[]);
+    f.ok(&["wake", "kai", "--message", "old work"]);
+    let before = f.claude_transcript_count(&cwd);
+    f.ok(&["new", "kai"]);
+    assert!(
+        !f.state("claude-kai", "new").exists(),
+        "the mark was consumed"
+    );
+    assert!(f.is_live("claude-kai"));
+    let runs = claude_runs(&f);
+    assert_eq!(runs.len(), 2);
+    assert!(!runs[1].ends_with("--continue"));
+    // Fresh: the next message starts a new transcript, not the old one.
+    f.ok(&["send", "kai", "--message", "new work"]);
+    assert_eq!(f.claude_transcript_count(&cwd), before + 1);
+    assert!(f.refused(&["new", "nobody"]).contains("not registered"));
+}
+
+#[test]
+fn stop_and_start_all_runtimes_and_all_peers() {
+    let f = Fleet::new();
+    f.register("lea", "claude", &["--runtimes", "codex"]);
+    f.register("max", "notifier", &[]);
+    f.ok(&["wake", "lea", "--runtime", "claude"]);
+    f.ok(&["wake", "lea", "--runtime", "codex"]);
+    f.ok(&["wake", "max"]);
+    let out = json(&f.ok(&["stop", "--all", "--json"]));
+    let rows: Vec<String> = out["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{}/{}", r["personality"], r["runtime"], r["action"]))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "\"lea\"/\"claude\"/\"stopped\"",
+            "\"lea\"/\"codex\"/\"stopped\"",
+            "\"max\"/\"notifier\"/\"stopped\""
+        ]
+    );
+    for id in ["claude-lea", "codex-lea", "notifier-max"] {
+        assert!(!f.is_live(id), "{id}");
+        assert!(f.state(id, "stopped").exists(), "{id}");
+    }
+    f.ok(&["start", "--all"]);
+    for id in ["claude-lea", "codex-lea", "notifier-max"] {
+        assert!(!f.state(id, "stopped").exists(), "{id}");
+    }
+    assert_eq!(f.run(&["stop"]).status.code(), Some(2), "a peer or --all");
+}
+
+#[test]
+fn attach_refusals() {
+    let f = Fleet::new();
+    f.register("ned", "claude", &[]);
+    assert!(
+        f.refused(&["attach", "ghost", "--print"])
+            .contains("not registered")
+    );
+    assert!(
+        f.refused(&["attach", "ned", "codex", "--print"])
+            .contains("not declared")
+    );
+}
+
+#[test]
+fn folder_launch_variants() {
+    let f = Fleet::new();
+    let cwd = f.register("oak", "claude", &["--runtimes", "codex"]);
+    std::fs::create_dir_all(cwd.join(".iapeer")).unwrap();
+    std::fs::write(
+        cwd.join(".iapeer/peer-profile.json"),
+        r#"{"personality":"Oak","default_runtime":"codex","runtimes":["codex","claude"]}"#,
+    )
+    .unwrap();
+    // `iapeer launch` takes the runtime from the profile (normalised name).
+    let out = f
+        .cmd(&["launch", "--json"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json(&String::from_utf8(out.stdout).unwrap())["process_address"],
+        "codex-oak"
+    );
+    // Already live: reused, not restarted.
+    let out = f.cmd(&["launch"]).current_dir(&cwd).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("launched codex-oak (already live)"));
+    assert_eq!(f.runs().len(), 1);
+    // Stopped: refused.
+    f.ok(&["stop", "oak", "claude"]);
+    let out = f.cmd(&["claude"]).current_dir(&cwd).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+    // launchd-managed: refused.
+    f.ok(&["start", "oak"]);
+    std::fs::write(f.launch_agents.join("com.iapeer.oak.plist"), "").unwrap();
+    let out = f.cmd(&["claude"]).current_dir(&cwd).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("launchd-managed"));
+}
+
+#[test]
+fn a_wake_heals_other_strays_first() {
+    let f = Fleet::new();
+    f.register("pip", "claude", &[]);
+    f.register("quo", "claude", &[]);
+    f.ok(&["wake", "pip"]);
+    f.crash("claude-pip");
+    assert!(f.state("claude-pip", "session").exists());
+    f.ok(&["wake", "quo"]);
+    assert!(
+        !f.state("claude-pip", "session").exists(),
+        "reaped by quo's heal tick"
+    );
 }

@@ -30,6 +30,9 @@ fn all_layers_golden() {
     write(&root.join("Zeta.md"), "Zeta, global only.\n");
     write(&root.join("EMPTY.md"), "\n\n");
     write(&root.join("notes.txt"), "not markdown");
+    // Names whose last bytes are inside a multi-byte character.
+    write(&root.join("заметки"), "not markdown either");
+    write(&local.join("éé"), "nor this");
     write(
         &root.join("iapeer.md"),
         "a second doctrine spelling is never a domain doc",
@@ -57,6 +60,7 @@ fn all_layers_golden() {
         personality: "zed",
         description: "The \"reviewer\"\u{7f}",
         cwd: &cwd,
+        registered_cwd: &cwd,
         facts: &facts,
         root: &root,
         home: &home,
@@ -123,6 +127,7 @@ Fragment one, local.
             personality: "zed",
             description: "",
             cwd: &cwd,
+            registered_cwd: &cwd,
             facts: &facts,
             root: &root,
             home: &home,

@@ -160,3 +160,27 @@ fn a_hung_server_is_unknown_not_dead() {
     );
     assert!(f.state("claude-eve", "session").exists(), "not reaped");
 }
+
+#[test]
+fn a_registered_cwd_with_a_symlink_still_finds_its_activity() {
+    let f = Fleet::new();
+    let cwd = f.register("fay", "claude", &[]);
+    f.ok(&["wake", "fay", "--message", "busy"]);
+    // A state file written with the cwd as registered (as the TypeScript
+    // iapeer does), through a symlink.
+    let alias = f.dir.path().join("alias-of-fay");
+    std::os::unix::fs::symlink(&cwd, &alias).unwrap();
+    let path = f.state("claude-fay", "session");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["cwd"] = alias.to_str().unwrap().into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    // The transcript keeps moving; wokeAt alone would say idle.
+    f.touch_all_transcripts(SystemTime::now() + Duration::from_secs(2 * IDLE_SECS));
+    let clock = ManualClock::at(woke_at(&f, "claude-fay") + IDLE_SECS * 1000 + 5000);
+    let lc = lifecycle(&f, &clock);
+    assert_eq!(
+        tick(&lc),
+        [("claude-fay".to_string(), SuperviseAction::Alive)]
+    );
+}

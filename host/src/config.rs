@@ -77,9 +77,18 @@ pub const DEFAULT_READY_GATE_SECS: u64 = 120;
 pub const DEFAULT_IDLE_SECS: u64 = 3600;
 pub const DEFAULT_MAX_AGE_SECS: u64 = 14400;
 
+/// Longest accepted duration setting (~31 years): larger values are clamped
+/// so deadline arithmetic can never overflow.
+pub const MAX_SECS: u64 = 1_000_000_000;
+
 /// The seed's number rule: JavaScript `parseInt(raw, 10)`, and anything that
-/// is not a finite number above zero falls back to the default.
+/// is not a finite number above zero falls back to the default. Clamped to
+/// [`MAX_SECS`].
 pub fn positive_int_or(raw: Option<&str>, default: u64) -> u64 {
+    parse_int_js(raw, default).min(MAX_SECS)
+}
+
+fn parse_int_js(raw: Option<&str>, default: u64) -> u64 {
     let Some(raw) = raw else { return default };
     let s = raw.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     let (negative, digits) = match s.as_bytes().first() {
@@ -99,6 +108,22 @@ fn non_blank<'a>(env: &'a Env, key: &str) -> Option<&'a str> {
     env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
+/// The home directory from the password database (when `$HOME` is unset).
+fn passwd_home() -> Option<PathBuf> {
+    // SAFETY: getpwuid returns static storage or NULL; the path is copied out
+    // before any other call.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_dir.is_null() {
+            return None;
+        }
+        let dir = std::ffi::CStr::from_ptr((*pw).pw_dir)
+            .to_string_lossy()
+            .into_owned();
+        (!dir.is_empty()).then(|| PathBuf::from(dir))
+    }
+}
+
 /// Relative paths are taken against the current directory, so every
 /// process agrees on the same sockets and state whatever its cwd.
 fn absolute(p: PathBuf) -> PathBuf {
@@ -113,6 +138,7 @@ impl Config {
     pub fn new(env: Env, o: &Overrides) -> Config {
         let home = non_blank(&env, "HOME")
             .map(PathBuf::from)
+            .or_else(passwd_home)
             .unwrap_or_else(|| PathBuf::from("/"));
         let env_root = non_blank(&env, "IAPEER_ROOT").map(PathBuf::from);
         let root = absolute(
@@ -269,6 +295,10 @@ mod tests {
         assert_eq!(positive_int_or(Some("abc"), 7), 7);
         assert_eq!(positive_int_or(Some(""), 7), 7);
         assert_eq!(positive_int_or(Some("+9"), 7), 9);
+        assert_eq!(
+            positive_int_or(Some("99999999999999999999999"), 7),
+            MAX_SECS
+        );
     }
 
     #[test]

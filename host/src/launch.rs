@@ -35,8 +35,10 @@ pub struct LaunchRequest<'a> {
     pub identity: &'a Identity,
     pub socket: PathBuf,
     pub spec: LaunchSpec,
-    /// The session's environment, before the adapter's additions.
-    pub base_env: BTreeMap<String, String>,
+    /// The parent environment the session inherits.
+    pub parent_env: BTreeMap<String, String>,
+    /// Extra variables from the peer's `launch.env`.
+    pub launch_env: Vec<(String, String)>,
     /// The first message ('' = a bare bring-up).
     pub first_message: String,
     pub boot_deadline: Duration,
@@ -72,15 +74,19 @@ pub fn pane_tail(pane: &str) -> String {
     tail.chars().take(160).collect()
 }
 
-/// The child environment: the base env plus the adapter's, then the
-/// identity variables (last, so nothing can override them), a PATH, and no
-/// variable that would make a TUI think it runs inside another session.
+/// The child environment, in the reference's order: the parent's, then
+/// `launch.env`, then the adapter's, then the identity variables (so nothing
+/// can override them), then PATH (the parent's, else a fallback); finally
+/// every variable that would make a TUI think it runs inside another
+/// session is dropped.
 pub fn compose_env(
-    base: &BTreeMap<String, String>,
+    parent: &BTreeMap<String, String>,
+    launch_env: &[(String, String)],
     adapter_env: &[(String, String)],
     identity: &Identity,
 ) -> BTreeMap<String, String> {
-    let mut env = base.clone();
+    let mut env = parent.clone();
+    env.extend(launch_env.iter().cloned());
     env.extend(adapter_env.iter().cloned());
     env.insert(
         "PEER_PERSONALITY".into(),
@@ -88,13 +94,16 @@ pub fn compose_env(
     );
     env.insert("PEER_RUNTIME".into(), identity.runtime().to_string());
     env.insert("PEER_IDENTITY".into(), identity.to_string());
-    if env.get("PATH").is_none_or(|p| p.is_empty()) {
-        let home = env.get("HOME").cloned().unwrap_or_default();
-        env.insert(
-            "PATH".into(),
-            format!("{home}/.bun/bin:{home}/.local/bin:/opt/homebrew/bin:/opt/homebrew/sbin:/usr/local/bin:/usr/bin:/bin"),
-        );
-    }
+    let path = match parent.get("PATH").filter(|p| !p.is_empty()) {
+        Some(p) => p.clone(),
+        None => {
+            let home = parent.get("HOME").cloned().unwrap_or_default();
+            format!(
+                "{home}/.bun/bin:{home}/.local/bin:/opt/homebrew/bin:/opt/homebrew/sbin:/usr/local/bin:/usr/bin:/bin"
+            )
+        }
+    };
+    env.insert("PATH".into(), path);
     env.retain(|k, _| {
         !k.starts_with("CLAUDE_CODE_") && k != "CLAUDECODE" && k != "TMUX" && k != "TMUX_PANE"
     });
@@ -127,7 +136,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot build the launch command: {e}")),
     };
-    let env = compose_env(&req.base_env, &cmd.env, req.identity);
+    let env = compose_env(&req.parent_env, &req.launch_env, &cmd.env, req.identity);
     let sock = req.socket.as_path();
     let id = req.identity.as_str();
 
@@ -259,9 +268,12 @@ async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcom
     failed(reason)
 }
 
-/// Pastes a message into a TUI and submits it: bracketed paste, wait until
-/// the pane shows it (its last line, or a collapsed `[Pasted text` marker),
-/// then Enter.
+/// Pastes a message into a session and submits it. A TUI gets a bracketed
+/// paste, then — once the pane shows it (one more occurrence of its last
+/// line than before, or a collapsed `[Pasted text` marker) — Enter; a
+/// router gets the text with LF line ends, then Ctrl-J. `Err` only when the
+/// paste itself failed (nothing reached the session, so it may be retried);
+/// a failed Enter is left for the caller's activity check to notice.
 pub async fn deliver(
     tmux: &Tmux,
     sock: &Path,
@@ -272,9 +284,9 @@ pub async fn deliver(
     if adapter.info().kind == AdapterKind::Router {
         tmux.paste(sock, id, message, true).await?;
         sleep(ROUTER_PASTE_SETTLE).await;
-        return tmux.send_keys(sock, id, &["C-j".to_string()]).await;
+        let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
+        return Ok(());
     }
-    tmux.paste(sock, id, message, false).await?;
     let probe_text: String = message
         .lines()
         .rev()
@@ -284,18 +296,26 @@ pub async fn deliver(
         .chars()
         .take(30)
         .collect();
+    let shown = |pane: &str| {
+        (
+            pane.matches(probe_text.as_str()).count(),
+            pane.matches("[Pasted text").count() + pane.matches("[Image #").count(),
+        )
+    };
+    let before = shown(&tmux.capture_pane(sock, id).await.unwrap_or_default());
+    tmux.paste(sock, id, message, false).await?;
     let shown_by = Instant::now() + PASTE_SHOW_TIMEOUT;
     let mut pause = Duration::from_millis(10);
     while Instant::now() < shown_by {
-        let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if pane.contains(&probe_text) || pane.contains("[Pasted text") || pane.contains("[Image #")
-        {
+        let now = shown(&tmux.capture_pane(sock, id).await.unwrap_or_default());
+        if now.0 > before.0 || now.1 > before.1 {
             break;
         }
         sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    tmux.send_keys(sock, id, &["Enter".to_string()]).await
+    let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -312,7 +332,7 @@ mod tests {
     #[test]
     fn env_composition() {
         let id = Identity::parse("claude-bob").unwrap();
-        let base: BTreeMap<String, String> = [
+        let parent: BTreeMap<String, String> = [
             ("HOME", "/h"),
             ("CLAUDECODE", "1"),
             ("CLAUDE_CODE_ENTRYPOINT", "cli"),
@@ -323,22 +343,32 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let env = compose_env(
-            &base,
-            &[
-                ("PEER_RUNTIME".into(), "x".into()),
-                ("A".into(), "b".into()),
-            ],
-            &id,
-        );
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let launch_env = pairs(&[("FOO", "bar"), ("PATH", "/evil"), ("PEER_RUNTIME", "x")]);
+        let adapter_env = pairs(&[("A", "b"), ("KEEP", "adapter")]);
+        let env = compose_env(&parent, &launch_env, &adapter_env, &id);
         assert_eq!(env["PEER_IDENTITY"], "claude-bob");
         assert_eq!(env["PEER_RUNTIME"], "claude");
         assert_eq!(env["PEER_PERSONALITY"], "bob");
+        assert_eq!(env["FOO"], "bar");
         assert_eq!(env["A"], "b");
-        assert_eq!(env["KEEP"], "yes");
-        assert!(env["PATH"].starts_with("/h/.bun/bin:"));
+        assert_eq!(env["KEEP"], "adapter");
+        assert!(
+            env["PATH"].starts_with("/h/.bun/bin:"),
+            "PATH is the parent's or the fallback"
+        );
         assert!(!env.contains_key("CLAUDECODE"));
         assert!(!env.contains_key("CLAUDE_CODE_ENTRYPOINT"));
         assert!(!env.contains_key("TMUX"));
+        let mut parent = parent;
+        parent.insert("PATH".into(), "/usr/bin".into());
+        assert_eq!(
+            compose_env(&parent, &launch_env, &[], &id)["PATH"],
+            "/usr/bin"
+        );
     }
 }

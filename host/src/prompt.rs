@@ -34,16 +34,27 @@ impl SystemFacts {
             "macos" => "darwin".to_string(),
             other => other.to_string(),
         };
-        let os_version = fs::read_to_string("/etc/os-release")
-            .ok()
-            .and_then(|t| {
+        let os_version = if cfg!(target_os = "macos") {
+            std::process::Command::new("sw_vers")
+                .arg("-productVersion")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .filter(|v| !v.is_empty())
+        } else {
+            None
+        };
+        let os_version = os_version.or_else(|| {
+            fs::read_to_string("/etc/os-release").ok().and_then(|t| {
                 t.lines().find_map(|l| {
                     let v = l.strip_prefix("VERSION_ID=")?;
                     let v = v.trim().trim_matches('"');
                     (!v.is_empty()).then(|| v.to_string())
                 })
             })
-            .unwrap_or_else(|| "unknown".into());
+        });
+        let os_version = os_version.unwrap_or_else(|| "unknown".into());
         let user = env
             .get("USER")
             .map(|u| u.trim().to_string())
@@ -117,7 +128,10 @@ fn yaml_string(s: &str) -> String {
 pub struct PromptInput<'a> {
     pub personality: &'a str,
     pub description: &'a str,
+    /// Where the doctrine files are read (canonical).
     pub cwd: &'a Path,
+    /// The cwd as registered: what `peer-cwd` says.
+    pub registered_cwd: &'a Path,
     pub facts: &'a SystemFacts,
     /// `<root>`: the global doctrine layers live here.
     pub root: &'a Path,
@@ -143,8 +157,11 @@ fn marked_file(path: &Path, home: &Path) -> Option<String> {
         .then(|| format!("<!-- {} -->\n{content}", display_path(path, home)))
 }
 
+/// `*.md`, any case (`.md` alone is a hidden file, not a doc).
 fn is_md(name: &str) -> bool {
-    name.len() > 3 && name[name.len() - 3..].eq_ignore_ascii_case(".md")
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md"))
 }
 
 fn md_names(dir: &Path) -> BTreeSet<String> {
@@ -207,7 +224,7 @@ pub fn compose(input: &PromptInput<'_>) -> Option<String> {
     let facts = [
         ("personality", input.personality),
         ("description", input.description),
-        ("peer-cwd", &input.cwd.to_string_lossy()),
+        ("peer-cwd", &input.registered_cwd.to_string_lossy()),
         ("platform", &f.platform),
         ("os_version", &f.os_version),
         ("user", &f.user),
@@ -254,5 +271,9 @@ mod tests {
         assert!(is_md("a.md"));
         assert!(!is_md(".md"));
         assert!(!is_md("a.mdx"));
+        // Multi-byte names never split a character.
+        assert!(!is_md("заметки"));
+        assert!(!is_md("éé"));
+        assert!(is_md("заметки.md"));
     }
 }

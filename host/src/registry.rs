@@ -92,6 +92,9 @@ fn clamp(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// `[default, …listed]`, de-duplicated, default first. Entries that are not
+/// valid runtime names are dropped (with a warning): they could never be
+/// woken, and one typo must not make the whole registry unreadable.
 fn parse_runtimes(
     default: &Runtime,
     listed: Option<&Value>,
@@ -102,18 +105,42 @@ fn parse_runtimes(
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for item in items {
-                let s = item
-                    .as_str()
-                    .ok_or_else(|| bad(format!("runtimes entry {item} is not a string")))?;
-                let rt = Runtime::new(s).map_err(|e| bad(e.to_string()))?;
-                if !out.contains(&rt) {
-                    out.push(rt);
+                match item.as_str().map(Runtime::new) {
+                    Some(Ok(rt)) if !out.contains(&rt) => out.push(rt),
+                    Some(Ok(_)) => {}
+                    _ => tracing::warn!("{}", bad(format!("ignoring runtimes entry {item}"))),
                 }
             }
         }
         Some(other) => return Err(bad(format!("runtimes must be an array, got {other}"))),
     }
     Ok(out)
+}
+
+/// The default runtime: `default_runtime`, else the legacy `runtime` (a
+/// `null` counts as absent, as in the original's `??`).
+fn default_runtime_field(obj: &Map<String, Value>) -> Option<&str> {
+    ["default_runtime", "runtime"]
+        .iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
+        .and_then(Value::as_str)
+}
+
+/// The original's name normalisation, ASCII part: lower case, every run of
+/// other characters becomes one `-`, no edge dashes, at most 32 bytes.
+/// (Transliteration of non-ASCII letters is not done: they separate.)
+pub fn normalize_personality(raw: &str) -> String {
+    let mut out = String::new();
+    for c in raw.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_matches('-');
+    let cut: String = trimmed.chars().take(32).collect();
+    cut.trim_end_matches('-').to_string()
 }
 
 fn parse_peer(v: &Value, index: usize) -> Result<PeerRecord, String> {
@@ -123,11 +150,7 @@ fn parse_peer(v: &Value, index: usize) -> Result<PeerRecord, String> {
     let name = obj.get("personality").and_then(Value::as_str).unwrap_or("");
     let bad = |detail: String| format!("peer {name:?}: {detail}");
     let personality = Personality::new(name).map_err(|e| format!("peers[{index}]: {e}"))?;
-    let rt = obj
-        .get("default_runtime")
-        .or_else(|| obj.get("runtime"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("no default_runtime".into()))?;
+    let rt = default_runtime_field(obj).ok_or_else(|| bad("no default_runtime".into()))?;
     let default_runtime = Runtime::new(rt).map_err(|e| bad(e.to_string()))?;
     let runtimes = parse_runtimes(&default_runtime, obj.get("runtimes"), &bad)?;
     let description = match obj.get("description") {
@@ -420,12 +443,9 @@ pub fn read_profile(cwd: &Path) -> Result<Option<PeerProfile>, RegistryError> {
     let personality = obj
         .get("personality")
         .and_then(Value::as_str)
-        .map(|p| Personality::new(p).map_err(|e| bad(e.to_string())))
+        .map(|p| Personality::new(normalize_personality(p)).map_err(|e| bad(e.to_string())))
         .transpose()?;
-    let default_runtime = obj
-        .get("default_runtime")
-        .or_else(|| obj.get("runtime"))
-        .and_then(Value::as_str)
+    let default_runtime = default_runtime_field(obj)
         .map(|r| Runtime::new(r).map_err(|e| bad(e.to_string())))
         .transpose()?;
     let runtimes = match &default_runtime {
@@ -577,7 +597,6 @@ mod tests {
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":""}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","intelligence":"genius"}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","interfaces":3}]}"#,
-            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","runtimes":["../x"]}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w"},{"personality":"a","runtime":"codex","cwd":"/x"}]}"#,
             r#"{"peers":[7]}"#,
         ] {
@@ -588,6 +607,36 @@ mod tests {
             );
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn lenient_where_the_original_is() {
+        let reg = parse(
+            r#"{"peers":[{"personality":"a","default_runtime":null,"runtime":"codex","cwd":"/w",
+                "runtimes":["../x", 7, "claude", "codex"]}]}"#,
+        )
+        .unwrap();
+        let p = reg.find("a").unwrap();
+        assert_eq!(p.default_runtime.as_str(), "codex");
+        assert_eq!(
+            p.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ["codex", "claude"]
+        );
+    }
+
+    #[test]
+    fn personality_normalisation() {
+        for (raw, want) in [
+            ("My Project", "my-project"),
+            ("a___b...c", "a-b-c"),
+            ("--lead-and-trail--", "lead-and-trail"),
+            ("bob", "bob"),
+            ("2nd", "2nd"),
+        ] {
+            assert_eq!(normalize_personality(raw), want, "{raw}");
+        }
+        assert_eq!(normalize_personality(&"a".repeat(40)), "a".repeat(32));
+        assert!(Personality::new(normalize_personality("2nd")).is_err());
     }
 
     #[test]

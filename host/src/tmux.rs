@@ -175,7 +175,8 @@ impl Tmux {
 
     /// Starts a server on `sock` with one detached session running `argv`
     /// (executed directly: with more than one argument tmux does not use a
-    /// shell) in `cwd`, with exactly `env` as its environment.
+    /// shell) in `cwd`, with exactly `env` as its environment. Nothing here
+    /// goes through tmux's format expansion either.
     pub async fn new_session(
         &self,
         sock: &Path,
@@ -184,7 +185,8 @@ impl Tmux {
         argv: &[String],
         env: &BTreeMap<String, String>,
     ) -> Result<(), TmuxError> {
-        let cwd = cwd.to_string_lossy();
+        // No `-c`: tmux expands formats in it (`#(cmd)` would run a shell).
+        // The session starts in the client's working directory instead.
         let mut args = vec![
             "new-session",
             "-d",
@@ -194,8 +196,6 @@ impl Tmux {
             WIDTH,
             "-y",
             HEIGHT,
-            "-c",
-            &cwd,
             "--",
         ];
         // A single argument would be run through `sh -c`: go through env(1)
@@ -205,7 +205,7 @@ impl Tmux {
         }
         args.extend(argv.iter().map(String::as_str));
         let mut c = self.command(sock, &args);
-        c.env_clear().envs(env);
+        c.env_clear().envs(env).current_dir(cwd);
         self.run(c, "new-session", None).await.map(drop)
     }
 

@@ -48,10 +48,11 @@ pub async fn acquire(
     patience: Duration,
 ) -> Result<WakeLock, WakeLockError> {
     let started = Instant::now();
+    let path = cfg.state_file(id, "wake.lock");
     let mutex = PROCESS_LOCKS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .entry(id.to_string())
+        .entry(path.to_string_lossy().into_owned())
         .or_default()
         .clone();
     let in_process = tokio::time::timeout(patience, mutex.lock_owned())
@@ -65,7 +66,7 @@ pub async fn acquire(
         .truncate(false)
         .write(true)
         .mode(fsutil::FILE_MODE)
-        .open(cfg.state_file(id, "wake.lock"))
+        .open(&path)
         .map_err(io_err)?;
     // Another process holds it: poll, quickly at first.
     let mut pause = Duration::from_millis(2);

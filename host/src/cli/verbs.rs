@@ -81,8 +81,7 @@ fn wake_failure(peer: &str, r: &WakeResult) -> anyhow::Error {
 
 /// Runs a wake; `Ok(Some(r))` when human output is still to be printed for
 /// a READY result (JSON and failures are handled here).
-fn run_wake(cfg: &Config, args: &WakeArgs, json: bool) -> anyhow::Result<Option<WakeResult>> {
-    let lc = lifecycle(cfg)?;
+fn run_wake(lc: &Lifecycle, args: &WakeArgs, json: bool) -> anyhow::Result<Option<WakeResult>> {
     let r = block_on(lc.wake_or_spawn(args))?;
     if json {
         print_json(&r)?;
@@ -98,7 +97,7 @@ fn run_wake(cfg: &Config, args: &WakeArgs, json: bool) -> anyhow::Result<Option<
 }
 
 pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
-    let Some(r) = run_wake(cfg, &args, json)? else {
+    let Some(r) = run_wake(&lifecycle(cfg)?, &args, json)? else {
         return Ok(0);
     };
     let id = r.process_address.as_deref().unwrap_or("?");
@@ -110,8 +109,15 @@ pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn send(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
-    let Some(r) = run_wake(cfg, &args, json)? else {
+pub fn send(cfg: &Config, mut args: WakeArgs, json: bool) -> anyhow::Result<i32> {
+    let lc = lifecycle(cfg)?;
+    if args.runtime.is_none() {
+        // A message goes where the peer is live; only a sleeping peer is woken.
+        args.runtime = lc
+            .delivery_runtime(&args.personality)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.personality))?;
+    }
+    let Some(r) = run_wake(&lc, &args, json)? else {
         return Ok(0);
     };
     let rt = r.runtime.as_deref().unwrap_or("?");
@@ -199,7 +205,7 @@ pub fn new(cfg: &Config, peer: &str, runtime: Option<&str>, json: bool) -> anyho
     }
     if !row.ok() {
         bail!(
-            "{} ({}): {} — {}",
+            "new: {} ({}): {} — {}",
             row.personality,
             row.runtime,
             row.action,

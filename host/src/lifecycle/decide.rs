@@ -10,7 +10,7 @@ use crate::registry::PeerRecord;
 /// socket to scan): an explicit runtime (must be declared), else the
 /// registry default, else the first declared runtime.
 pub fn resolve_wake_runtime(requested: Option<&str>, peer: &PeerRecord) -> Result<Runtime, String> {
-    match requested {
+    match requested.filter(|r| !r.is_empty()) {
         Some(r) => {
             let rt = Runtime::new(r).map_err(|_| format!("invalid runtime {r:?}"))?;
             if peer.default_runtime != rt && !peer.declares(r) {
@@ -95,8 +95,10 @@ pub fn resolve_wake_mode(
                 cause: ModeCause::TranscriptPresent,
                 reference,
             },
-            // An adapter that cannot tell is treated like "nothing to resume".
-            _ => WakeMode::Fresh(ModeCause::FirstWake),
+            Ok(ResumeCheck::Nothing(_)) => WakeMode::Fresh(ModeCause::FirstWake),
+            // An adapter that cannot tell fails the wake: starting fresh
+            // would silently discard a session that may be resumable.
+            Err(e) => WakeMode::Fail(e),
         },
     }
 }
@@ -140,6 +142,10 @@ mod tests {
         );
         let e = resolve_wake_runtime(Some("telegram"), &p).unwrap_err();
         assert!(e.contains("not declared"), "{e}");
+        assert_eq!(
+            resolve_wake_runtime(Some(""), &p).unwrap().as_str(),
+            "claude"
+        );
         let e = resolve_wake_runtime(Some("Bad-Rt"), &p).unwrap_err();
         assert!(e.contains("invalid runtime"), "{e}");
     }
@@ -186,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             resolve_wake_mode(false, None, || Err("adapter crashed".into())),
-            WakeMode::Fresh(ModeCause::FirstWake)
+            WakeMode::Fail("adapter crashed".into())
         );
     }
 

@@ -37,6 +37,12 @@ use crate::{fsutil, wakelock};
 /// proxy to move (proof the message was accepted).
 const LIVE_DELIVERY_GRACE: Duration = Duration::from_secs(3);
 
+/// The canonical form of a cwd (what adapters expect), or the path as given
+/// when it cannot be resolved.
+pub(crate) fn canonical(cwd: &Path) -> PathBuf {
+    std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf())
+}
+
 /// The lifecycle engine: configuration, adapters, tmux and a clock.
 pub struct Lifecycle {
     pub cfg: Config,
@@ -158,6 +164,7 @@ impl Lifecycle {
     }
 
     fn record_session(&self, id: &Identity, cwd: &Path) {
+        let cwd = canonical(cwd);
         let state = SessionState {
             identity: id.to_string(),
             runtime: id.runtime().to_string(),
@@ -299,13 +306,12 @@ impl Lifecycle {
         });
         let (fresh, resume_ref, cause) = match &mode {
             WakeMode::Fail(reason) => {
-                self.log_wake(
-                    p,
-                    Some(id),
-                    "fail",
-                    "attach-nothing-to-resume",
-                    Some(reason),
-                );
+                let cause = if args.resume == Some(true) {
+                    "attach-nothing-to-resume"
+                } else {
+                    "resume-check-failed"
+                };
+                self.log_wake(p, Some(id), "fail", cause, Some(reason));
                 return WakeResult::failed(Some(rt), reason.clone());
             }
             WakeMode::Fresh(c) => (true, None, *c),
@@ -327,8 +333,6 @@ impl Lifecycle {
         let seed = profile.as_ref().and_then(|p| p.initial_prompt.as_deref());
         let first_message = compose_first_message(seed, &args.task, fresh);
         let launch_env = registry::read_launch_env(&cwd, id.runtime());
-        let mut base_env = self.cfg.env.clone();
-        base_env.extend(launch_env.env);
         let spec = LaunchSpec {
             personality: p.to_string(),
             identity: id.to_string(),
@@ -349,7 +353,8 @@ impl Lifecycle {
                 identity: id,
                 socket: self.socket(id),
                 spec,
-                base_env,
+                parent_env: self.cfg.env.clone(),
+                launch_env: launch_env.env,
                 first_message: first_message.clone(),
                 boot_deadline: self.cfg.boot_deadline,
                 ready_gate: self.cfg.ready_gate,
@@ -362,8 +367,10 @@ impl Lifecycle {
                 session_left,
             } => {
                 if session_left {
-                    // Keep what is still running under supervision.
+                    // Keep what is still running under supervision; it is
+                    // the fresh session the /new mark asked for.
                     self.record_session(id, &cwd);
+                    self.consume_new_mark(id, cause);
                 }
                 events::log(
                     &self.cfg,
@@ -374,11 +381,11 @@ impl Lifecycle {
             }
             LaunchOutcome::Ready { delivered } => {
                 self.record_session(id, &cwd);
-                // The /new mark is consumed only by a relaunch that came up:
-                // a failed one leaves it, so the next wake is still fresh.
-                if cause == ModeCause::NewMark {
-                    let _ = store::clear_mark(&self.cfg, id, Mark::New);
-                }
+                self.consume_new_mark(id, cause);
+                let has_task = !args.task.trim().is_empty();
+                // A router takes no first message at launch: hand it over now.
+                let delivered = delivered
+                    || (has_task && self.deliver_live(adapter, id, &cwd, &args.task).await);
                 WakeResult {
                     status: Status::Ready,
                     woke: true,
@@ -387,9 +394,17 @@ impl Lifecycle {
                     mode: Some(mode_name),
                     reason: None,
                     stopped: false,
-                    task_delivered: (!args.task.trim().is_empty()).then_some(delivered),
+                    task_delivered: has_task.then_some(delivered),
                 }
             }
+        }
+    }
+
+    /// The /new mark is consumed only by a relaunch that brought a session
+    /// up: a failed one leaves it, so the next wake is still fresh.
+    fn consume_new_mark(&self, id: &Identity, cause: ModeCause) {
+        if cause == ModeCause::NewMark {
+            let _ = store::clear_mark(&self.cfg, id, Mark::New);
         }
     }
 
@@ -406,6 +421,7 @@ impl Lifecycle {
             personality: peer.personality.as_str(),
             description: &peer.description,
             cwd,
+            registered_cwd: &peer.cwd,
             facts: &facts,
             root: &self.cfg.root,
             home: &self.cfg.home,
@@ -427,7 +443,7 @@ impl Lifecycle {
         message: &str,
     ) -> bool {
         let sock = self.socket(id);
-        let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+        let cwd = canonical(cwd);
         let cwd = cwd.to_string_lossy();
         let activity = || {
             adapter
@@ -447,11 +463,20 @@ impl Lifecycle {
         if adapter.info().kind == crate::plugins::AdapterKind::Router {
             return true;
         }
-        let deadline = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE;
+        let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(20);
-        while tokio::time::Instant::now() < deadline {
+        let mut pressed_again = false;
+        while started.elapsed() < LIVE_DELIVERY_GRACE {
             if activity() > baseline {
                 return true;
+            }
+            // A swallowed Enter leaves the paste sitting in the composer.
+            if !pressed_again && started.elapsed() > LIVE_DELIVERY_GRACE / 3 {
+                pressed_again = true;
+                let _ = self
+                    .tmux
+                    .send_keys(&sock, id.as_str(), &["Enter".to_string()])
+                    .await;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 3 / 2).min(Duration::from_millis(250));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Lifecycle, WakeArgs, WakeResult, resolve_wake_runtime};
+use super::{Lifecycle, WakeArgs, WakeResult, canonical, resolve_wake_runtime};
 use crate::guard;
 use crate::names::{Identity, Runtime};
 use crate::registry::{self, PeerRecord};
@@ -131,10 +131,21 @@ impl Lifecycle {
                 ));
                 continue;
             }
+            // Even if an in-flight wake outlasts our patience, the operator
+            // asked for a halt: kill anyway (that wake then fails).
             let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
-            self.kill_session(&id).await;
-            let _ = store::remove_session(&self.cfg, &id);
-            out.push(row("stopped", None));
+            match self.kill_session(&id).await {
+                Ok(()) => {
+                    let _ = store::remove_session(&self.cfg, &id);
+                    out.push(row("stopped", None));
+                }
+                Err(e) => out.push(row(
+                    "failed",
+                    Some(format!(
+                        "marked stopped, but the session could not be killed: {e}"
+                    )),
+                )),
+            }
         }
         Ok(out)
     }
@@ -180,8 +191,10 @@ impl Lifecycle {
         Ok(VerbOutcome::new(&peer, &rt, "marked", None))
     }
 
-    /// `new`: an unconditional fresh restart (clears stopped and /new, kills
-    /// the session, wakes fresh with the initial prompt).
+    /// `new`: an unconditional fresh restart — clears the stopped mark, kills
+    /// the session, and wakes fresh with the initial prompt. It works through
+    /// the /new mark, so a message that slips in between the kill and the
+    /// wake also gets the fresh session, never a resumed one.
     pub async fn new_session(
         &self,
         personality: &str,
@@ -197,10 +210,15 @@ impl Lifecycle {
         }
         let id = Identity::new(&rt, &peer.personality);
         let _ = store::clear_mark(&self.cfg, &id, Mark::Stopped);
-        let _ = store::clear_mark(&self.cfg, &id, Mark::New);
+        store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
+            .map_err(|e| format!("cannot write the /new mark: {e}"))?;
         {
             let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
-            self.kill_session(&id).await;
+            if let Err(e) = self.kill_session(&id).await {
+                let reason = format!("the running session could not be killed: {e}");
+                let wake = WakeResult::failed(Some(rt.as_str()), reason.clone());
+                return Ok((row("failed", Some(reason)), wake));
+            }
             let _ = store::remove_session(&self.cfg, &id);
         }
         let wake = self
@@ -221,7 +239,7 @@ impl Lifecycle {
 
     /// The declared runtime with the freshest activity, if any has some.
     pub fn last_active_runtime(&self, peer: &PeerRecord) -> Option<(Runtime, u64)> {
-        let cwd = std::fs::canonicalize(&peer.cwd).unwrap_or_else(|_| peer.cwd.clone());
+        let cwd = canonical(&peer.cwd);
         let cwd = cwd.to_string_lossy();
         peer.runtimes
             .iter()
@@ -233,7 +251,35 @@ impl Lifecycle {
                     .ok()??;
                 Some((rt.clone(), mt))
             })
-            .max_by_key(|(_, mt)| *mt)
+            // On a tie the first declared runtime wins.
+            .fold(None, |best: Option<(Runtime, u64)>, (rt, mt)| match best {
+                Some((_, b)) if b >= mt => best,
+                _ => Some((rt, mt)),
+            })
+    }
+
+    /// The runtime a message goes to when the sender names none: the
+    /// default if it is live, else the one other declared runtime that is
+    /// live, else the default (which the wake then brings up). Two live
+    /// non-default runtimes are ambiguous.
+    pub fn delivery_runtime(&self, personality: &str) -> Result<Option<String>, String> {
+        let peer = self.registered_peer(personality)?;
+        let live = |rt: &Runtime| self.is_live(&Identity::new(rt, &peer.personality));
+        if live(&peer.default_runtime) {
+            return Ok(Some(peer.default_runtime.to_string()));
+        }
+        let others: Vec<&Runtime> = peer.runtimes.iter().filter(|rt| live(rt)).collect();
+        match others.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.to_string())),
+            many => Err(format!(
+                "{personality:?} is live in several runtimes ({}); name one with --runtime",
+                many.iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// `attach`: make sure the peer is live — resuming it, never fresh —

@@ -3,12 +3,15 @@
 
 use serde::Serialize;
 
-use super::{Lifecycle, WakeArgs, WakeResult};
+use std::path::Path;
+
+use super::{Lifecycle, WakeArgs, WakeResult, canonical};
 use crate::events;
+use crate::fsutil;
 use crate::guard;
 use crate::names::Identity;
 use crate::store::{self, Mark, SessionState};
-use crate::tmux::{Liveness, probe};
+use crate::tmux::{Liveness, TmuxError, probe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -111,15 +114,25 @@ impl Lifecycle {
             Liveness::Alive => {
                 // Idle age from the activity proxy, never older than the wake
                 // itself (a resumed session's transcript can be hours old).
+                // Adapters expect a canonical cwd; older state files (and the
+                // TypeScript iapeer's) may hold it as registered.
+                let cwd = canonical(Path::new(&s.cwd));
+                let cwd = cwd.to_string_lossy();
                 let activity = self
                     .plugins
                     .adapter(id.runtime().as_str())
-                    .and_then(|a| a.newest_activity_mtime(&s.cwd).ok().flatten())
+                    .and_then(|a| a.newest_activity_mtime(&cwd).ok().flatten())
                     .unwrap_or(0);
                 let last = activity.max(s.woke_at);
                 let age_secs = now.saturating_sub(last) / 1000;
                 if age_secs > self.cfg.idle_secs {
-                    self.kill_session(id).await;
+                    if let Err(e) = self.kill_session(id).await {
+                        return SuperviseOutcome::new(
+                            id,
+                            SuperviseAction::Unknown,
+                            Some(format!("idle {age_secs}s but could not be killed: {e}")),
+                        );
+                    }
                     let _ = store::remove_session(&self.cfg, id);
                     SuperviseOutcome::new(
                         id,
@@ -156,13 +169,35 @@ impl Lifecycle {
     }
 
     /// Kills a session; the server (and its socket) go with the last one.
-    pub async fn kill_session(&self, id: &Identity) {
+    /// `Err` when tmux did not answer in time: the session may still run, so
+    /// it is never treated as gone.
+    pub async fn kill_session(&self, id: &Identity) -> Result<(), String> {
         let sock = self.socket(id);
-        let _ = self.tmux.kill_session(&sock, id.as_str()).await;
-        let remaining = self.tmux.list_sessions(&sock).await.unwrap_or_default();
-        if remaining.is_empty() {
-            let _ = self.tmux.kill_server(&sock).await;
-            let _ = crate::fsutil::remove_if_exists(&sock);
+        if let Liveness::Dead(_) = probe(&sock) {
+            let _ = fsutil::remove_if_exists(&sock);
+            return Ok(());
+        }
+        if let Err(e @ (TmuxError::Timeout { .. } | TmuxError::Spawn(_))) =
+            self.tmux.kill_session(&sock, id.as_str()).await
+        {
+            return Err(e.to_string());
+        }
+        match self.tmux.list_sessions(&sock).await {
+            // Someone else's session shares the server: leave it running.
+            Ok(rest) if !rest.is_empty() => Ok(()),
+            Ok(_) => {
+                let _ = self.tmux.kill_server(&sock).await;
+                let _ = fsutil::remove_if_exists(&sock);
+                Ok(())
+            }
+            // "no server running": the last session took the server along.
+            Err(TmuxError::Failed { .. }) => {
+                if let Liveness::Dead(_) = probe(&sock) {
+                    let _ = fsutil::remove_if_exists(&sock);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 }
