@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Fleet;
+use common::{Fleet, wait_until};
 
 fn iapeerd(f: &Fleet, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iapeerd"));
@@ -16,14 +16,6 @@ fn iapeerd(f: &Fleet, extra: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn terminate(mut child: Child) -> std::process::Output {
@@ -51,7 +43,7 @@ fn the_daemon_supervises_and_relaunches() {
     // A second daemon on the same root refuses (once the first holds the
     // lock: it loads the adapters only after taking it).
     let log = f.root.join("logs/iapeer/iapeerd.log");
-    wait_for("the daemon to start", Duration::from_secs(20), || {
+    wait_until("the daemon to start", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("adapter loaded"))
     });
     let second = iapeerd(&f, &["--tick-secs", "1"]).output().unwrap();
@@ -61,7 +53,7 @@ fn the_daemon_supervises_and_relaunches() {
     // The agent asks for /new and exits: the daemon relaunches it fresh.
     f.ok(&["mark-new", "dan"]);
     f.crash("claude-dan");
-    wait_for("the eager relaunch", Duration::from_secs(20), || {
+    wait_until("the eager relaunch", Duration::from_secs(20), || {
         !f.state("claude-dan", "new").exists() && f.is_live("claude-dan")
     });
     assert_eq!(
@@ -73,7 +65,7 @@ fn the_daemon_supervises_and_relaunches() {
 
     // A crash without a mark is only forgotten.
     f.crash("claude-dan");
-    wait_for("the gone reap", Duration::from_secs(10), || {
+    wait_until("the gone reap", Duration::from_secs(10), || {
         !f.state("claude-dan", "session").exists()
     });
     assert_eq!(f.runs().len(), 2);

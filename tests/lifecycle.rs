@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::Fleet;
+use common::{Fleet, wait_until};
 use serde_json::Value;
 
 fn json(out: &str) -> Value {
@@ -416,9 +416,16 @@ fn codex_and_router_peers() {
     assert_eq!(out["status"], "READY");
     assert!(f.is_live("telegram-tg"));
     f.ok(&["send", "tg", "--message", "to the bridge"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let log = std::fs::read_to_string(f.home.join("router-telegram-tg.log")).unwrap_or_default();
-    assert!(log.contains("to the bridge"), "{log}");
+    let log = f.home.join("router-telegram-tg.log");
+    wait_until(
+        "the router to log the message",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("to the bridge")
+        },
+    );
 
     f.register("bot", "telegram", &["--intelligence", "artificial"]);
     let err = f.refused(&["wake", "bot"]);
@@ -431,11 +438,12 @@ fn codex_and_router_peers() {
     f.register("tick", "notifier", &[]);
     f.ok(&["wake", "tick"]);
     assert!(f.is_live("notifier-tick"));
-    assert!(
+    // A router is READY once its session exists; its first log line follows.
+    wait_until("the notifier to start", Duration::from_secs(10), || {
         f.runs()
             .iter()
             .any(|l| l.starts_with("router ") && l.contains("identity=notifier-tick argv=run"))
-    );
+    });
 }
 
 // ---- boot and ready gate ---------------------------------------------------
@@ -802,14 +810,15 @@ fn a_message_to_a_sleeping_router_is_delivered() {
     assert_eq!(out["woke"], true);
     assert_eq!(out["taskDelivered"], true);
     let log = f.home.join("router-telegram-tg.log");
-    let started = std::time::Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("wake and hear")
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "not delivered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "the router to log the message",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("wake and hear")
+        },
+    );
 }
 
 #[test]

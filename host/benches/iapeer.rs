@@ -429,7 +429,7 @@ fn bench_wake() {
         .status();
 
     let kill = |world: &World| {
-        rt.block_on(world.lc.kill_session(&id));
+        rt.block_on(world.lc.kill_session(&id)).unwrap();
         let _ = store::remove_session(&world.lc.cfg, &id);
     };
     let bare = measure(30, || {

@@ -55,6 +55,15 @@ pub fn write_with_mtime(path: &Path, content: &str, mtime_ms: u64) {
 
 use std::process::{Command, Output};
 
+/// Polls `cond` until it holds; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Claude's project directory name for an ASCII cwd.
 pub fn claude_slug(cwd: &Path) -> String {
     cwd.to_str()
