@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{plugin_host, repo_root, write_with_mtime};
+use common::{Block, plugin_host, repo_root, write_with_mtime};
 use iapeer::plugins::{Adapter, AdapterError, AdapterKind, LaunchSpec, ResumeCheck};
 
 fn adapter(home: &Path, runtime: &str) -> Arc<Adapter> {
@@ -35,7 +35,7 @@ fn spec(binary: &str, cwd: &str) -> LaunchSpec {
 }
 
 fn argv(a: &Adapter, s: &LaunchSpec) -> String {
-    a.build_launch(s).unwrap().argv.join(" ")
+    a.build_launch(s).block().unwrap().argv.join(" ")
 }
 
 fn pane(name: &str) -> String {
@@ -121,7 +121,7 @@ fn claude_argv_goldens() {
         argv(&a, &s),
         "/c --dangerously-skip-permissions --disallowedTools AskUserQuestion --add-dir / --continue"
     );
-    assert!(a.build_launch(&s).unwrap().env.is_empty());
+    assert!(a.build_launch(&s).block().unwrap().env.is_empty());
 }
 
 #[test]
@@ -140,12 +140,12 @@ fn codex_argv_goldens() {
         "codex resume --last --no-alt-screen -C /w -c model_instructions_file=/sp.md --dangerously-bypass-approvals-and-sandbox"
     );
     s.extra_args = strs(&["--search"]);
-    let cmd = a.build_launch(&s).unwrap();
+    let cmd = a.build_launch(&s).block().unwrap();
     assert_eq!(cmd.argv.last().unwrap(), "--search");
     // The prompt path is one argv element, unquoted.
     let mut s = spec("codex", "/w w");
     s.system_prompt_file = Some("/a b/sp.md".into());
-    let cmd = a.build_launch(&s).unwrap();
+    let cmd = a.build_launch(&s).block().unwrap();
     assert!(
         cmd.argv
             .contains(&"model_instructions_file=/a b/sp.md".to_string())
@@ -171,20 +171,20 @@ fn router_argv_goldens_and_the_telegram_gate() {
     let mut s = spec("/n/bin", "/w");
     s.extra_args = strs(&["--foo"]);
     assert_eq!(
-        n.build_launch(&s).unwrap().argv,
+        n.build_launch(&s).block().unwrap().argv,
         strs(&["/n/bin", "run", "--foo"])
     );
     // Routers ignore resume and prompt.
     s.resume = true;
     s.system_prompt_file = Some("/sp".into());
     assert_eq!(
-        n.build_launch(&s).unwrap().argv,
+        n.build_launch(&s).block().unwrap().argv,
         strs(&["/n/bin", "run", "--foo"])
     );
 
     let t = adapter(home.path(), "telegram");
     let mut s = spec("telegram-runtime", "/w");
-    match t.build_launch(&s) {
+    match t.build_launch(&s).block() {
         Err(AdapterError::Refused(m)) => {
             assert!(m.contains("requires intelligence=natural"), "{m}");
             assert!(m.contains("unknown"), "{m}");
@@ -192,14 +192,14 @@ fn router_argv_goldens_and_the_telegram_gate() {
         other => panic!("absent intelligence must be refused: {other:?}"),
     }
     s.intelligence = Some("artificial".into());
-    match t.build_launch(&s) {
+    match t.build_launch(&s).block() {
         Err(AdapterError::Refused(m)) => assert!(m.contains("artificial"), "{m}"),
         other => panic!("artificial must be refused: {other:?}"),
     }
     s.intelligence = Some("natural".into());
     s.extra_args = strs(&["--x"]);
     assert_eq!(
-        t.build_launch(&s).unwrap().argv,
+        t.build_launch(&s).block().unwrap().argv,
         strs(&["telegram-runtime", "run", "--x"])
     );
 }
@@ -234,7 +234,7 @@ fn claude_slug_rule() {
         let mtime = 1_700_000_000_000 + i as u64;
         claude_transcript(home.path(), slug, "abc", mtime);
         assert_eq!(
-            a.newest_activity_mtime(cwd).unwrap(),
+            a.newest_activity_mtime(cwd).block().unwrap(),
             Some(mtime),
             "{cwd} -> {slug}"
         );
@@ -246,9 +246,9 @@ fn claude_transcript_scan() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "claude");
     let cwd = "/w/proj";
-    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), None);
+    assert_eq!(a.newest_activity_mtime(cwd).block().unwrap(), None);
     assert_eq!(
-        a.resolve_resume(cwd).unwrap(),
+        a.resolve_resume(cwd).block().unwrap(),
         ResumeCheck::Nothing("no transcript to resume".into())
     );
     claude_transcript(home.path(), "-w-proj", "older", 1_000_000);
@@ -264,9 +264,12 @@ fn claude_transcript_scan() {
     // Another project's transcript does not count.
     claude_transcript(home.path(), "-w-other", "foreign", 8_000_000);
 
-    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(3_000_000));
     assert_eq!(
-        a.resolve_resume(cwd).unwrap(),
+        a.newest_activity_mtime(cwd).block().unwrap(),
+        Some(3_000_000)
+    );
+    assert_eq!(
+        a.resolve_resume(cwd).block().unwrap(),
         ResumeCheck::Resumable(Some("newest".into()))
     );
 }
@@ -289,9 +292,9 @@ fn codex_session_matching() {
     let cwd = cwd.to_str().unwrap();
     let sessions = home.path().join(".codex/sessions");
 
-    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), None);
+    assert_eq!(a.newest_activity_mtime(cwd).block().unwrap(), None);
     assert_eq!(
-        a.resolve_resume(cwd).unwrap(),
+        a.resolve_resume(cwd).block().unwrap(),
         ResumeCheck::Nothing("no codex session to resume".into())
     );
 
@@ -340,8 +343,11 @@ fn codex_session_matching() {
     );
     write_with_mtime(&sessions.join("2026/11/25/empty.jsonl"), "", 9_500);
 
-    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(5_000));
-    assert_eq!(a.resolve_resume(cwd).unwrap(), ResumeCheck::Resumable(None));
+    assert_eq!(a.newest_activity_mtime(cwd).block().unwrap(), Some(5_000));
+    assert_eq!(
+        a.resolve_resume(cwd).block().unwrap(),
+        ResumeCheck::Resumable(None)
+    );
 
     // A session recorded under a symlinked alias of the cwd matches too.
     let alias_dir = tempfile::tempdir().unwrap();
@@ -352,7 +358,7 @@ fn codex_session_matching() {
         &session_meta(alias.to_str().unwrap()),
         7_000,
     );
-    assert_eq!(a.newest_activity_mtime(cwd).unwrap(), Some(7_000));
+    assert_eq!(a.newest_activity_mtime(cwd).block().unwrap(), Some(7_000));
 }
 
 #[test]
@@ -364,24 +370,24 @@ fn gemini_example_adapter() {
     s.resume = true;
     s.system_prompt_file = Some("/sp.md".into());
     s.extra_args = strs(&["-m", "pro"]);
-    let cmd = g.build_launch(&s).unwrap();
+    let cmd = g.build_launch(&s).block().unwrap();
     assert_eq!(cmd.argv.join(" "), "gemini --yolo --resume latest -m pro");
     assert_eq!(
         cmd.env,
         [("GEMINI_SYSTEM_MD".to_string(), "/sp.md".to_string())]
     );
     // The project's chats live under ~/.gemini/tmp/<sha256(cwd)>/chats.
-    assert_eq!(g.newest_activity_mtime("/w").unwrap(), None);
+    assert_eq!(g.newest_activity_mtime("/w").block().unwrap(), None);
     assert!(matches!(
-        g.resolve_resume("/w").unwrap(),
+        g.resolve_resume("/w").block().unwrap(),
         ResumeCheck::Nothing(_)
     ));
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"/w"));
     let chats = home.path().join(".gemini/tmp").join(hash).join("chats");
     write_with_mtime(&chats.join("session-1.json"), "{}", 4_000);
-    assert_eq!(g.newest_activity_mtime("/w").unwrap(), Some(4_000));
+    assert_eq!(g.newest_activity_mtime("/w").block().unwrap(), Some(4_000));
     assert_eq!(
-        g.resolve_resume("/w").unwrap(),
+        g.resolve_resume("/w").block().unwrap(),
         ResumeCheck::Resumable(None)
     );
 }
@@ -392,8 +398,8 @@ fn gemini_example_adapter() {
 fn claude_boot_dialogs_and_readiness() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "claude");
-    let keys = |p: &str| a.boot_dialog_keys(&pane(p)).unwrap();
-    let ready = |p: &str| a.is_input_ready(&pane(p)).unwrap();
+    let keys = |p: &str| a.boot_dialog_keys(&pane(p)).block().unwrap();
+    let ready = |p: &str| a.is_input_ready(&pane(p)).block().unwrap();
 
     assert_eq!(keys("claude-ready.txt"), None);
     assert!(ready("claude-ready.txt"));
@@ -423,18 +429,19 @@ fn claude_boot_dialogs_and_readiness() {
     assert_eq!(keys("claude-login.txt"), None);
     assert!(!ready("claude-login.txt"));
     // The composer glyph alone is not enough: the bypass banner must be up too.
-    assert!(!a.is_input_ready("│ ❯  │").unwrap());
-    assert!(!a.is_input_ready("").unwrap());
+    assert!(!a.is_input_ready("│ ❯  │").block().unwrap());
+    assert!(!a.is_input_ready("").block().unwrap());
     // A dialog marker anywhere wins over a rendered composer.
     let both = format!(
         "{}\n{}",
         pane("claude-ready.txt"),
         "Resuming the full session"
     );
-    assert!(!a.is_input_ready(&both).unwrap());
+    assert!(!a.is_input_ready(&both).block().unwrap());
     // "❯", any whitespace (including newlines), then "2.".
     assert_eq!(
         a.boot_dialog_keys("Resume from summary\n❯\n\t 2. Resume full")
+            .block()
             .unwrap(),
         Some(strs(&["Enter"]))
     );
@@ -444,8 +451,8 @@ fn claude_boot_dialogs_and_readiness() {
 fn codex_boot_dialogs_and_readiness() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "codex");
-    let keys = |p: &str| a.boot_dialog_keys(&pane(p)).unwrap();
-    let ready = |p: &str| a.is_input_ready(&pane(p)).unwrap();
+    let keys = |p: &str| a.boot_dialog_keys(&pane(p)).block().unwrap();
+    let ready = |p: &str| a.is_input_ready(&pane(p)).block().unwrap();
 
     assert_eq!(keys("codex-ready.txt"), None);
     assert!(ready("codex-ready.txt"));
@@ -462,8 +469,11 @@ fn codex_boot_dialogs_and_readiness() {
         "a bare › without a space is not ready"
     );
     // "Update available!" alone (no "Press enter") is not the update dialog.
-    assert_eq!(a.boot_dialog_keys("Update available! 1.2").unwrap(), None);
-    assert!(a.is_input_ready("   \u{a0}› type here").unwrap());
+    assert_eq!(
+        a.boot_dialog_keys("Update available! 1.2").block().unwrap(),
+        None
+    );
+    assert!(a.is_input_ready("   \u{a0}› type here").block().unwrap());
 }
 
 #[test]
@@ -471,22 +481,25 @@ fn control_keys() {
     let home = tempfile::tempdir().unwrap();
     for rt in ["claude", "codex"] {
         let a = adapter(home.path(), rt);
-        let i = a.control_keys("interrupt").unwrap().unwrap();
+        let i = a.control_keys("interrupt").block().unwrap().unwrap();
         assert_eq!(i.steps, vec![strs(&["Escape"])]);
-        let c = a.control_keys("compact").unwrap().unwrap();
+        let c = a.control_keys("compact").block().unwrap().unwrap();
         assert_eq!(c.steps, vec![strs(&["-l", "/compact"]), strs(&["Enter"])]);
         assert_eq!(c.step_delay_ms, 300);
-        assert_eq!(a.control_keys("reboot").unwrap(), None);
+        assert_eq!(a.control_keys("reboot").block().unwrap(), None);
     }
     for rt in ["telegram", "notifier"] {
         let a = adapter(home.path(), rt);
-        assert_eq!(a.control_keys("interrupt").unwrap(), None);
-        assert_eq!(a.control_keys("compact").unwrap(), None);
-        assert_eq!(a.boot_dialog_keys("trust this folder").unwrap(), None);
-        assert!(a.is_input_ready("").unwrap());
-        assert_eq!(a.newest_activity_mtime("/w").unwrap(), None);
+        assert_eq!(a.control_keys("interrupt").block().unwrap(), None);
+        assert_eq!(a.control_keys("compact").block().unwrap(), None);
         assert_eq!(
-            a.resolve_resume("/w").unwrap(),
+            a.boot_dialog_keys("trust this folder").block().unwrap(),
+            None
+        );
+        assert!(a.is_input_ready("").block().unwrap());
+        assert_eq!(a.newest_activity_mtime("/w").block().unwrap(), None);
+        assert_eq!(
+            a.resolve_resume("/w").block().unwrap(),
             ResumeCheck::Resumable(None)
         );
     }

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{cache_dir, example_plugin, fixture_plugin, plugin_host, repo_root};
+use common::{Block, cache_dir, example_plugin, fixture_plugin, plugin_host, repo_root};
 use iapeer::plugins::{
     AdapterError, LaunchSpec, PluginHost, PluginReport, PluginState, ResumeCheck,
 };
@@ -103,6 +103,41 @@ fn plugin_dir_with_bad_and_duplicate_plugins() {
 }
 
 #[test]
+fn devices_fifos_and_unsafe_plugin_dirs_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.wasm")).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("fifo.wasm").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let host = plugin_host(home.path(), vec![dir.clone()]);
+    for f in ["zero.wasm", "fifo.wasm"] {
+        assert_eq!(report(&host, f).state, PluginState::Failed);
+        assert!(
+            report(&host, f)
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("not a regular file")
+        );
+    }
+    // A plugin dir others can write to is not loaded from.
+    copy_into(&dir, &example_plugin("gemini.wasm"), "gemini.wasm");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let host = plugin_host(home.path(), vec![dir.clone()]);
+    assert!(host.adapter("gemini").is_none());
+    let row = report(&host, "plugins");
+    assert!(
+        row.reason
+            .as_deref()
+            .unwrap()
+            .contains("writable by others"),
+        "{row:?}"
+    );
+}
+
+#[test]
 fn missing_plugin_dir_is_just_empty() {
     let home = tempfile::tempdir().unwrap();
     let host = plugin_host(home.path(), vec![home.path().join("nope")]);
@@ -149,31 +184,39 @@ fn traps_timeouts_and_memory_bombs_fail_one_call_only() {
     let a = evil(home.path());
     let good = launch_as("fine");
     assert_eq!(
-        a.build_launch(&good).unwrap().argv,
+        a.build_launch(&good).block().unwrap().argv,
         ["evil-runtime", "--extra"]
     );
 
-    let m = crash_message(a.build_launch(&launch_as("trap")));
+    let m = crash_message(a.build_launch(&launch_as("trap")).block());
     assert!(
         m.contains("adapter bug: boom"),
         "the panic message is reported: {m}"
     );
     // The trapped instance was dropped: the next call works.
-    assert!(a.build_launch(&good).is_ok());
+    assert!(a.build_launch(&good).block().is_ok());
 
     let started = std::time::Instant::now();
-    let m = crash_message(a.build_launch(&launch_as("spin")));
+    let m = crash_message(a.build_launch(&launch_as("spin")).block());
     assert!(m.contains("timed out"), "{m}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    assert!(a.build_launch(&good).is_ok());
+    assert!(a.build_launch(&good).block().is_ok());
 
-    let m = crash_message(a.build_launch(&launch_as("hog")));
+    let m = crash_message(a.build_launch(&launch_as("hog")).block());
     assert!(m.contains("memory cap"), "{m}");
-    assert!(a.build_launch(&good).is_ok());
+    assert!(a.build_launch(&good).block().is_ok());
 
-    let m = crash_message(a.resolve_resume("/spin"));
+    let m = crash_message(a.resolve_resume("/spin").block());
     assert!(m.contains("timed out"), "{m}");
-    assert!(a.build_launch(&good).is_ok());
+    assert!(a.build_launch(&good).block().is_ok());
+
+    // Blocked in a host call (a WASI sleep), out of the epoch's reach: the
+    // wall-clock limit still ends the call.
+    let started = std::time::Instant::now();
+    let m = crash_message(a.resolve_resume("/sleep").block());
+    assert!(m.contains("timed out") && m.contains("host call"), "{m}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(a.build_launch(&good).block().is_ok());
 }
 
 #[test]
@@ -186,8 +229,9 @@ fn bad_launch_commands_are_rejected() {
         ("dropextras", "extra arguments last"),
         ("badenv", "env name"),
         ("nulargv", "NUL"),
+        ("preload", "LD_PRELOAD"),
     ] {
-        match a.build_launch(&launch_as(who)) {
+        match a.build_launch(&launch_as(who)).block() {
             Err(AdapterError::Invalid { reason, .. }) => {
                 assert!(reason.contains(needle), "{who}: {reason}")
             }
@@ -206,7 +250,7 @@ fn file_access_is_confined_to_declared_dirs() {
     std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
     std::fs::write(home.path().join(".ssh/id"), "secret").unwrap();
     let a = evil(home.path());
-    let resume = |cwd: &str| a.resolve_resume(cwd).unwrap();
+    let resume = |cwd: &str| a.resolve_resume(cwd).block().unwrap();
 
     // Declared dirs are readable, through WASI and through host-fs.
     assert_eq!(

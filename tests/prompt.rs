@@ -30,6 +30,9 @@ fn all_layers_golden() {
     write(&root.join("Zeta.md"), "Zeta, global only.\n");
     write(&root.join("EMPTY.md"), "\n\n");
     write(&root.join("notes.txt"), "not markdown");
+    // A doc that leads outside its dir (here: to a key) is never included.
+    write(&home.join(".ssh/id_ed25519"), "PRIVATE KEY");
+    std::os::unix::fs::symlink(home.join(".ssh/id_ed25519"), local.join("KEYS.md")).unwrap();
     // Names whose last bytes are inside a multi-byte character.
     write(&root.join("заметки"), "not markdown either");
     write(&local.join("éé"), "nor this");

@@ -15,6 +15,24 @@ use iapeer::names::Identity;
 use iapeer::plugins::{CallBudgets, CompileCache, LaunchSpec, PluginHost, PluginOptions};
 use iapeer::store::{self, SessionState};
 
+/// Runs a future to completion on the bench's runtime.
+trait Block: std::future::Future + Sized {
+    fn block(self) -> Self::Output {
+        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .block_on(self)
+    }
+}
+
+impl<F: std::future::Future> Block for F {}
+
 struct Stats {
     n: usize,
     min: Duration,
@@ -109,7 +127,7 @@ fn bench_plugins() {
         let file = plugins_dist.join(format!("{name}.wasm"));
         let opts = options(home.path(), CompileCache::disabled());
         let s = measure(10, || {
-            PluginHost::inspect(&file, &opts).unwrap();
+            PluginHost::inspect(&file, &opts).block().unwrap();
         });
         row(
             &format!("load {name}.wasm cold (compile + instantiate + info)"),
@@ -119,12 +137,14 @@ fn bench_plugins() {
     // Warm load from the compile cache.
     let cache_dir = home.path().join("cache");
     let cache = CompileCache::new(Some(&cache_dir));
-    PluginHost::load(&options(home.path(), cache.clone())).unwrap();
+    PluginHost::load(&options(home.path(), cache.clone()))
+        .block()
+        .unwrap();
     for name in ["claude", "codex"] {
         let file = plugins_dist.join(format!("{name}.wasm"));
         let opts = options(home.path(), cache.clone());
         let s = measure(200, || {
-            PluginHost::inspect(&file, &opts).unwrap();
+            PluginHost::inspect(&file, &opts).block().unwrap();
         });
         row(
             &format!("load {name}.wasm from cache (mmap + instantiate + info)"),
@@ -132,12 +152,16 @@ fn bench_plugins() {
         );
     }
     let s = measure(50, || {
-        PluginHost::load(&options(home.path(), cache.clone())).unwrap();
+        PluginHost::load(&options(home.path(), cache.clone()))
+            .block()
+            .unwrap();
     });
     row("PluginHost::load, 4 built-ins, warm cache", &s);
 
     // Calls.
-    let host = PluginHost::load(&options(home.path(), cache.clone())).unwrap();
+    let host = PluginHost::load(&options(home.path(), cache.clone()))
+        .block()
+        .unwrap();
     let claude = host.adapter("claude").unwrap();
     let codex = host.adapter("codex").unwrap();
     let spec = LaunchSpec {
@@ -161,31 +185,31 @@ fn bench_plugins() {
     row(
         "reused instance: info",
         &measure(n, || {
-            claude.fetch_info().unwrap();
+            claude.fetch_info().block().unwrap();
         }),
     );
     row(
         "reused instance: build-launch",
         &measure(n, || {
-            claude.build_launch(&spec).unwrap();
+            claude.build_launch(&spec).block().unwrap();
         }),
     );
     row(
         "reused instance: boot-dialog-keys (dialog pane)",
         &measure(n, || {
-            claude.boot_dialog_keys(&dialog_pane).unwrap();
+            claude.boot_dialog_keys(&dialog_pane).block().unwrap();
         }),
     );
     row(
         "reused instance: is-input-ready (ready pane)",
         &measure(n, || {
-            claude.is_input_ready(&ready_pane).unwrap();
+            claude.is_input_ready(&ready_pane).block().unwrap();
         }),
     );
     row(
         "reused instance: control-keys compact",
         &measure(n, || {
-            claude.control_keys("compact").unwrap();
+            claude.control_keys("compact").block().unwrap();
         }),
     );
 
@@ -205,14 +229,17 @@ fn bench_plugins() {
     }
     std::fs::write(project.join("notes.txt"), "x").unwrap();
     let expected = native_newest_jsonl(&project);
-    assert_eq!(claude.newest_activity_mtime("/w/proj").unwrap(), expected);
+    assert_eq!(
+        claude.newest_activity_mtime("/w/proj").block().unwrap(),
+        expected
+    );
     let n = 5_000;
     let native = measure(n, || {
         native_newest_jsonl(&project).unwrap();
     });
     row("native Rust scan, 20 transcripts (std::fs)", &native);
     let reused = measure(n, || {
-        claude.newest_activity_mtime("/w/proj").unwrap();
+        claude.newest_activity_mtime("/w/proj").block().unwrap();
     });
     row(
         "reused instance: newest-activity-mtime, 20 transcripts",
@@ -221,7 +248,7 @@ fn bench_plugins() {
     row(
         "reused instance: resolve-resume, 20 transcripts",
         &measure(n, || {
-            claude.resolve_resume("/w/proj").unwrap();
+            claude.resolve_resume("/w/proj").block().unwrap();
         }),
     );
     println!(
@@ -236,21 +263,21 @@ fn bench_plugins() {
         "fresh instance + info",
         &measure(n, || {
             claude.drop_cached_instance();
-            claude.fetch_info().unwrap();
+            claude.fetch_info().block().unwrap();
         }),
     );
     row(
         "fresh instance + build-launch",
         &measure(n, || {
             claude.drop_cached_instance();
-            claude.build_launch(&spec).unwrap();
+            claude.build_launch(&spec).block().unwrap();
         }),
     );
     row(
         "fresh instance + newest-activity-mtime, 20 transcripts",
         &measure(n, || {
             claude.drop_cached_instance();
-            claude.newest_activity_mtime("/w/proj").unwrap();
+            claude.newest_activity_mtime("/w/proj").block().unwrap();
         }),
     );
 
@@ -269,7 +296,11 @@ fn bench_plugins() {
     row(
         "reused instance: codex newest-activity-mtime, 20 sessions",
         &measure(2_000, || {
-            codex.newest_activity_mtime("/w/proj").unwrap().unwrap();
+            codex
+                .newest_activity_mtime("/w/proj")
+                .block()
+                .unwrap()
+                .unwrap();
         }),
     );
 }
@@ -305,7 +336,7 @@ impl World {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let cfg = Config::new(env, &Overrides::default());
-        let plugins = PluginHost::load(&cfg.plugin_options()).unwrap();
+        let plugins = PluginHost::load(&cfg.plugin_options()).block().unwrap();
         let lc = Lifecycle::new(cfg, Arc::new(plugins), Arc::new(SystemClock));
         World { dir, lc }
     }

@@ -44,8 +44,7 @@ pub struct Config {
     pub home: PathBuf,
     /// `IAPEER_ROOT`, else `$HOME/.iapeer`.
     pub root: PathBuf,
-    /// tmux sockets: `IAPEER_SOCK_DIR`, else `<IAPEER_ROOT>/socks` when
-    /// `IAPEER_ROOT` is set, else `/tmp`.
+    /// tmux sockets: `IAPEER_SOCK_DIR`, else `<root>/socks` (0700).
     pub sock_dir: PathBuf,
     /// `<root>/state/lifecycle`: marks, `.session` files, wake locks.
     pub state_dir: PathBuf,
@@ -147,18 +146,13 @@ impl Config {
                 .or_else(|| env_root.clone())
                 .unwrap_or_else(|| home.join(".iapeer")),
         );
-        let explicit_root = o.root.is_some() || env_root.is_some();
+        // Always under the root by default: a shared /tmp (the original's
+        // default) lets another user squat socket names or listen on them.
         let sock_dir = absolute(
             o.sock_dir
                 .clone()
                 .or_else(|| non_blank(&env, "IAPEER_SOCK_DIR").map(PathBuf::from))
-                .unwrap_or_else(|| {
-                    if explicit_root {
-                        root.join("socks")
-                    } else {
-                        PathBuf::from("/tmp")
-                    }
-                }),
+                .unwrap_or_else(|| root.join("socks")),
         );
         let launch_agents_dir = o
             .launch_agents_dir
@@ -305,7 +299,7 @@ mod tests {
     fn defaults() {
         let c = Config::new(env(&[("HOME", "/h")]), &Overrides::default());
         assert_eq!(c.root, Path::new("/h/.iapeer"));
-        assert_eq!(c.sock_dir, Path::new("/tmp"));
+        assert_eq!(c.sock_dir, Path::new("/h/.iapeer/socks"));
         assert_eq!(c.state_dir, Path::new("/h/.iapeer/state/lifecycle"));
         assert_eq!(c.launch_agents_dir, Path::new("/h/Library/LaunchAgents"));
         assert_eq!(c.systemd_user_dir, Path::new("/h/.config/systemd/user"));

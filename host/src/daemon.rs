@@ -33,8 +33,10 @@ struct IapeerdCli {
     tick_secs: u64,
 }
 
-fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
-    let host = PluginHost::load(&cfg.plugin_options()).map_err(anyhow::Error::msg)?;
+async fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
+    let host = PluginHost::load(&cfg.plugin_options())
+        .await
+        .map_err(anyhow::Error::msg)?;
     for r in host.reports() {
         let runtime = r.runtime.as_deref().unwrap_or("-");
         match r.state {
@@ -116,7 +118,7 @@ async fn run(cfg: Config, tick: Duration) -> anyhow::Result<i32> {
         );
     }
 
-    let plugins = load_plugins(&cfg)?;
+    let plugins = load_plugins(&cfg).await?;
     eprintln!(
         "[iapeerd] READY root={} tick={}s {}",
         cfg.root.display(),
@@ -138,14 +140,18 @@ async fn run(cfg: Config, tick: Duration) -> anyhow::Result<i32> {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
-                let c = cfg.clone();
-                match tokio::task::spawn_blocking(move || load_plugins(&c)).await? {
-                    Ok(host) => {
-                        eprintln!("[iapeerd] plugins reloaded {}", summary(&host));
-                        *lifecycle.write().await = Arc::new(Lifecycle::new(cfg.clone(), host, Arc::new(SystemClock)));
+                // Off the signal loop: a slow plugin must not delay SIGTERM.
+                let (cfg, lifecycle) = (cfg.clone(), lifecycle.clone());
+                tokio::spawn(async move {
+                    match load_plugins(&cfg).await {
+                        Ok(host) => {
+                            eprintln!("[iapeerd] plugins reloaded {}", summary(&host));
+                            let next = Lifecycle::new(cfg, host, Arc::new(SystemClock));
+                            *lifecycle.write().await = Arc::new(next);
+                        }
+                        Err(e) => tracing::error!("plugin reload failed, keeping the old set: {e:#}"),
                     }
-                    Err(e) => tracing::error!("plugin reload failed, keeping the old set: {e:#}"),
-                }
+                });
             }
             _ = interval.tick() => {
                 // A long eager relaunch must not stack ticks on top of it.

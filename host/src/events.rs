@@ -10,13 +10,20 @@ use crate::clock::{Clock, SystemClock, iso8601_utc};
 use crate::config::Config;
 use crate::fsutil;
 
+/// A logfmt value: quoted (Rust string escapes, so control characters are
+/// escaped and a value never spans lines) when it has spaces, quotes, `=`
+/// or controls; clipped to a sane length.
 fn quote(v: &str) -> String {
+    let v: String = v.chars().take(1000).collect();
     if v.is_empty() {
         "\"\"".into()
-    } else if v.chars().any(|c| c.is_whitespace() || c == '"' || c == '=') {
-        format!("{:?}", v)
+    } else if v
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=')
+    {
+        format!("{v:?}")
     } else {
-        v.to_string()
+        v
     }
 }
 
@@ -64,5 +71,6 @@ mod tests {
         assert_eq!(super::quote(""), "\"\"");
         assert_eq!(super::quote("a b"), "\"a b\"");
         assert_eq!(super::quote("k=v"), "\"k=v\"");
+        assert_eq!(super::quote("a\nb\u{1b}"), "\"a\\nb\\u{1b}\"");
     }
 }

@@ -20,16 +20,63 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// True when `dir` is a directory owned by this user that nobody else can
-/// write to (so files in it can be trusted).
+/// write to, and no ancestor lets anyone else swap it out (each is owned by
+/// this user or root and not writable by others, unless sticky like /tmp).
 pub fn is_trusted_dir(dir: &Path) -> bool {
-    match fs::metadata(dir) {
-        Ok(m) => {
-            m.is_dir()
-                && m.uid() == unsafe { libc::geteuid() }
-                && m.permissions().mode() & 0o022 == 0
-        }
-        Err(_) => false,
+    let me = unsafe { libc::geteuid() };
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    let private =
+        |m: &fs::Metadata| m.is_dir() && m.uid() == me && m.permissions().mode() & 0o022 == 0;
+    if !fs::metadata(&dir).is_ok_and(|m| private(&m)) {
+        return false;
     }
+    dir.ancestors().skip(1).all(|a| {
+        fs::metadata(a).is_ok_and(|m| {
+            let mode = m.permissions().mode();
+            (m.uid() == me || m.uid() == 0) && (mode & 0o022 == 0 || mode & 0o1000 != 0)
+        })
+    })
+}
+
+/// Reads a regular file of at most `max` bytes. Opened non-blocking, so a
+/// FIFO or a device planted under the name fails instead of hanging or
+/// flooding the reader.
+pub fn read_regular_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular_file`] as UTF-8 text.
+pub fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
+    String::from_utf8(read_regular_file(path, max)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600, creating the parent
@@ -102,6 +149,21 @@ mod tests {
     }
 
     #[test]
+    fn regular_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        fs::write(&f, "hello").unwrap();
+        assert_eq!(read_regular_text(&f, 10).unwrap(), "hello");
+        assert!(read_regular_text(&f, 3).is_err());
+        assert!(read_regular_file(Path::new("/dev/zero"), 1 << 20).is_err());
+        let fifo = tmp.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(read_regular_file(&fifo, 10).is_err());
+        assert!(read_regular_file(tmp.path(), 10).is_err());
+    }
+
+    #[test]
     fn trusted_dir_rejects_group_writable() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("d");
@@ -109,6 +171,13 @@ mod tests {
         assert!(is_trusted_dir(&dir));
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
         assert!(!is_trusted_dir(&dir));
+        // A private dir inside a dir others may write to is not trusted.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let inner = dir.join("inner");
+        ensure_private_dir(&inner).unwrap();
+        assert!(is_trusted_dir(&inner));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!is_trusted_dir(&inner));
         assert!(!is_trusted_dir(&tmp.path().join("missing")));
     }
 }

@@ -111,9 +111,10 @@ pub fn compose_env(
 }
 
 /// The activity proxy, or 0 when the adapter has none (or fails).
-fn activity(adapter: &Adapter, cwd: &str) -> u64 {
+pub async fn activity(adapter: &Adapter, cwd: &str) -> u64 {
     adapter
         .newest_activity_mtime(cwd)
+        .await
         .ok()
         .flatten()
         .unwrap_or(0)
@@ -132,7 +133,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
             req.spec.intelligence.as_deref().unwrap_or("unknown")
         ));
     }
-    let cmd = match req.adapter.build_launch(&req.spec) {
+    let cmd = match req.adapter.build_launch(&req.spec).await {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot build the launch command: {e}")),
     };
@@ -149,13 +150,20 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
             dir.display()
         ));
     }
-    // Pre-clean: a stray server on this socket would swallow the new session.
-    if !matches!(
-        probe(sock),
-        Liveness::Dead(crate::tmux::DeathCause::SocketMissing)
-    ) {
-        let _ = tmux.kill_server(sock).await;
-        let _ = fsutil::remove_if_exists(sock);
+    // Pre-clean: a stray server on this socket would swallow the new session;
+    // a socket that is not provably ours is never touched.
+    match probe(sock) {
+        Liveness::Dead(crate::tmux::DeathCause::SocketMissing) => {}
+        Liveness::Dead(crate::tmux::DeathCause::StaleSocket) => {
+            let _ = fsutil::remove_if_exists(sock);
+        }
+        Liveness::Alive => {
+            let _ = tmux.kill_server(sock).await;
+            let _ = fsutil::remove_if_exists(sock);
+        }
+        Liveness::Unknown(why) => {
+            return failed(format!("cannot start on {}: {why}", sock.display()));
+        }
     }
     if let Err(e) = tmux
         .new_session(sock, id, Path::new(&req.spec.cwd), &cmd.argv, &env)
@@ -180,7 +188,7 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
     let cwd = req.spec.cwd.as_str();
     let message = req.first_message.trim_end_matches(['\n', '\r']);
     let has_message = !message.trim().is_empty();
-    let baseline = activity(req.adapter, cwd);
+    let baseline = activity(req.adapter, cwd).await;
     let deadline = Instant::now() + req.boot_deadline;
     let mut pause = FIRST_POLL;
     let mut last_pane = String::new();
@@ -196,7 +204,7 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
         let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
         if !pane.trim().is_empty() {
             last_pane = pane;
-            match req.adapter.boot_dialog_keys(&last_pane) {
+            match req.adapter.boot_dialog_keys(&last_pane).await {
                 Ok(Some(keys)) => {
                     let _ = tmux.send_keys(sock, id, &keys).await;
                     pause = FIRST_POLL;
@@ -205,7 +213,7 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
                 Ok(None) => {}
                 Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
             }
-            match req.adapter.is_input_ready(&last_pane) {
+            match req.adapter.is_input_ready(&last_pane).await {
                 Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
                 Ok(true) => {
                     if deliver(tmux, sock, id, message, req.adapter).await.is_ok() {
@@ -234,7 +242,7 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
     let deadline = Instant::now() + req.ready_gate;
     let mut pause = FIRST_POLL;
     loop {
-        if activity(req.adapter, cwd) > baseline {
+        if activity(req.adapter, cwd).await > baseline {
             return LaunchOutcome::Ready { delivered: true };
         }
         if let Liveness::Dead(_) = probe(sock) {

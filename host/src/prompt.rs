@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::fsutil;
 use crate::registry::PeerRecord;
 
 /// Facts about the host, gathered once per launch.
@@ -149,9 +150,19 @@ fn display_path(path: &Path, home: &Path) -> String {
     }
 }
 
-/// `<!-- path -->\n<content>` for a non-blank file.
-fn marked_file(path: &Path, home: &Path) -> Option<String> {
-    let content = fs::read_to_string(path).ok()?;
+/// The largest doctrine file included.
+const MAX_DOC_BYTES: u64 = 1 << 20;
+
+/// `<!-- path -->\n<content>` for a non-blank file. The file must resolve
+/// inside `base` (the dir it was found in): a symlink in a doctrine dir must
+/// not carry, say, `~/.ssh/id_ed25519` into a prompt sent to a model.
+fn marked_file(path: &Path, base: &Path, home: &Path) -> Option<String> {
+    let real = path.canonicalize().ok()?;
+    if !real.starts_with(base.canonicalize().ok()?) {
+        tracing::warn!(path = %path.display(), "doctrine file leads outside its directory; skipped");
+        return None;
+    }
+    let content = fsutil::read_regular_text(&real, MAX_DOC_BYTES).ok()?;
     let content = content.trim_end_matches(['\n', '\r']);
     (!content.trim_matches(['\n', '\r']).is_empty())
         .then(|| format!("<!-- {} -->\n{content}", display_path(path, home)))
@@ -182,7 +193,10 @@ fn domain_docs(global: &Path, local: &Path, home: &Path) -> Vec<String> {
     names
         .iter()
         .flat_map(|n| [global.join(n), local.join(n)])
-        .filter_map(|p| marked_file(&p, home))
+        .filter_map(|p| {
+            let base = if p.starts_with(global) { global } else { local };
+            marked_file(&p, base, home)
+        })
         .collect()
 }
 
@@ -236,8 +250,16 @@ pub fn compose(input: &PromptInput<'_>) -> Option<String> {
     .collect::<Vec<_>>()
     .join("\n");
     let mut sections = vec![format!("---\n{facts}\n---")];
-    sections.extend(marked_file(&input.root.join("IAPEER.md"), input.home));
-    sections.extend(marked_file(&local_doctrine(input.cwd), input.home));
+    sections.extend(marked_file(
+        &input.root.join("IAPEER.md"),
+        input.root,
+        input.home,
+    ));
+    sections.extend(marked_file(
+        &local_doctrine(input.cwd),
+        &local_dir,
+        input.home,
+    ));
     sections.extend(known_peers(input.peers));
     sections.extend(domain_docs(input.root, &local_dir, input.home));
     sections.extend(domain_docs(

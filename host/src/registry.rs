@@ -2,7 +2,7 @@
 //! (`<cwd>/.iapeer/peer-profile.json`) and `launch.env`. Every reader treats
 //! the file as untrusted: a malformed one is a one-line error naming the file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,10 @@ use serde_json::{Map, Value};
 
 use crate::fsutil;
 use crate::names::{Personality, Runtime};
+
+/// The largest registry, profile or launch.env read (a planted device or
+/// a runaway file must not exhaust memory).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Descriptions are clamped to this many characters.
 pub const MAX_DESCRIPTION: usize = 450;
@@ -161,8 +165,8 @@ fn parse_peer(v: &Value, index: usize) -> Result<PeerRecord, String> {
     let cwd = obj
         .get("cwd")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("cwd must be a non-empty string".into()))?;
+        .filter(|s| s.starts_with('/') && !s.contains('\0'))
+        .ok_or_else(|| bad("cwd must be an absolute path".into()))?;
     let raw_intelligence = match obj.get("intelligence") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
@@ -246,16 +250,23 @@ pub fn parse_registry(text: &str, path: &Path) -> Result<Registry, RegistryError
 
 /// Reads the registry; a missing file is an empty registry.
 pub fn read_registry(path: &Path) -> Result<Registry, RegistryError> {
-    match fs::read_to_string(path) {
+    match fsutil::read_regular_text(path, MAX_CONFIG_BYTES) {
         Ok(text) => parse_registry(&text, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry {
             version: 2,
             peers: Vec::new(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(RegistryError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "not UTF-8".into(),
-        }),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            ) =>
+        {
+            Err(RegistryError::Corrupt {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+        }
         Err(source) => Err(RegistryError::Io {
             path: path.to_path_buf(),
             source,
@@ -427,7 +438,7 @@ pub fn profile_path(cwd: &Path) -> PathBuf {
 /// Reads the local profile; `Ok(None)` when there is none.
 pub fn read_profile(cwd: &Path) -> Result<Option<PeerProfile>, RegistryError> {
     let path = profile_path(cwd);
-    let text = match fs::read_to_string(&path) {
+    let text = match fsutil::read_regular_text(&path, MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RegistryError::Io { path, source }),
@@ -533,7 +544,7 @@ pub fn read_launch_env(cwd: &Path, runtime: &Runtime) -> LaunchEnv {
         .join(".iapeer/runtimes")
         .join(runtime.as_str())
         .join("launch.env");
-    fs::read_to_string(path)
+    fsutil::read_regular_text(&path, MAX_CONFIG_BYTES)
         .map(|t| parse_launch_env(&t))
         .unwrap_or_default()
 }
@@ -595,6 +606,7 @@ mod tests {
             r#"{"peers":[{"personality":"a","runtime":"cl-aude","cwd":"/w"}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude"}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":""}]}"#,
+            r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"relative/dir"}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","intelligence":"genius"}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w","interfaces":3}]}"#,
             r#"{"peers":[{"personality":"a","runtime":"claude","cwd":"/w"},{"personality":"a","runtime":"codex","cwd":"/x"}]}"#,
@@ -695,7 +707,7 @@ mod tests {
         assert!(upsert_peer(tmp.path(), &path, &reg("claude", &[], Some("genius"), None)).is_err());
         let on_disk = read_registry(&path).unwrap();
         assert_eq!(on_disk.peers.len(), 1);
-        let text = fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with("}\n"));
         assert!(text.contains("\n  \"peers\""));
     }

@@ -13,6 +13,9 @@ use crate::config::Config;
 use crate::fsutil;
 use crate::names::Identity;
 
+/// A `.session` file is a few hundred bytes; anything huge is garbage.
+const MAX_SESSION_BYTES: u64 = 64 << 10;
+
 /// A durable mark on an identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
@@ -90,7 +93,7 @@ pub fn read_sessions(cfg: &Config) -> Vec<(Identity, SessionState)> {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let stem = name.strip_suffix(".session")?;
-            let bytes = fs::read(e.path()).ok()?;
+            let bytes = fsutil::read_regular_file(&e.path(), MAX_SESSION_BYTES).ok()?;
             let s: SessionState = serde_json::from_slice(&bytes).ok()?;
             let id = s.identity()?;
             (id.as_str() == stem && !s.cwd.is_empty()).then_some((id, s))

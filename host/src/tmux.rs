@@ -102,6 +102,17 @@ fn escape(arg: &str) -> String {
     }
 }
 
+/// Text as it may be pasted: line breaks (`\r\n` and `\r` become `\n`) and
+/// tabs survive, every other control character is dropped — an ESC could end
+/// the bracketed paste early and turn the rest of a message into keystrokes.
+pub fn paste_safe(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct Tmux {
     bin: PathBuf,
@@ -124,7 +135,9 @@ impl Tmux {
         let mut c = Command::new(&self.bin);
         c.arg("-f").arg("/dev/null").arg("-S").arg(sock);
         c.args(args.iter().map(|a| escape(a)));
-        c.env_remove("TMUX").env_remove("TMUX_PANE");
+        // The tmux client sends its environment to the server: pass nothing
+        // (new-session sets the session's own environment explicitly).
+        c.env_clear();
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -274,6 +287,7 @@ impl Tmux {
             PASTES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let load = self.command(sock, &["load-buffer", "-b", &buffer, "-"]);
+        let text = paste_safe(text);
         self.run(load, "load-buffer", Some(text.as_bytes())).await?;
         let mut args = vec!["paste-buffer", "-p", "-d", "-b", &buffer, "-t", identity];
         if keep_lf {
@@ -308,6 +322,15 @@ mod tests {
         assert_eq!(escape(";"), "\\;");
         assert_eq!(escape(";x"), ";x");
         assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn pasted_text_cannot_carry_escapes() {
+        assert_eq!(
+            paste_safe("a\u{1b}[201~ INJECTED\u{1b}[Z\r\nb\tc\u{7}"),
+            "a[201~ INJECTED[Z\nb\tc"
+        );
+        assert_eq!(paste_safe("x\ry"), "x\ny");
     }
 
     #[test]

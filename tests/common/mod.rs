@@ -27,6 +27,25 @@ pub fn example_plugin(name: &str) -> PathBuf {
     repo_root().join("plugins-dist/examples").join(name)
 }
 
+/// Runs a future to completion from synchronous test code, on one shared
+/// multi-threaded runtime (as the binaries do).
+pub trait Block: std::future::Future + Sized {
+    fn block(self) -> Self::Output {
+        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .block_on(self)
+    }
+}
+
+impl<F: std::future::Future> Block for F {}
+
 pub fn plugin_host(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginHost {
     PluginHost::load(&PluginOptions {
         home: home.to_path_buf(),
@@ -39,6 +58,7 @@ pub fn plugin_host(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginHost {
             scan: Duration::from_secs(2),
         },
     })
+    .block()
     .expect("wasm engine starts")
 }
 

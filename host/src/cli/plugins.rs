@@ -72,7 +72,8 @@ fn dir_line(dir: &Path) -> String {
 }
 
 pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
-    let host = PluginHost::load(&cfg.plugin_options()).map_err(anyhow::Error::msg)?;
+    let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
+        .map_err(anyhow::Error::msg)?;
     if as_json {
         let doc = json!({
             "contracts": SUPPORTED_CONTRACTS,
@@ -97,7 +98,8 @@ pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
 }
 
 pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
-    let report = PluginHost::inspect(file, &cfg.plugin_options()).map_err(anyhow::Error::msg)?;
+    let report = super::verbs::block_on(PluginHost::inspect(file, &cfg.plugin_options()))?
+        .map_err(anyhow::Error::msg)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -24,7 +24,7 @@ use crate::registry::{self, Registration};
 pub struct ExitQuietly;
 
 pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
-    let plugins = PluginHost::load(&cfg.plugin_options()).map_err(anyhow::Error::msg)?;
+    let plugins = block_on(PluginHost::load(&cfg.plugin_options()))?.map_err(anyhow::Error::msg)?;
     Ok(Lifecycle::new(
         cfg.clone(),
         Arc::new(plugins),
@@ -32,14 +32,20 @@ pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
     ))
 }
 
-/// Runs a future on a fresh multi-threaded runtime (the adapters' WASI
-/// plumbing needs one that allows blocking).
+/// Runs a future to completion on the process's async runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    let rt = RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     Ok(rt.block_on(f))
 }
 
@@ -239,6 +245,10 @@ pub fn attach(
         );
         return Ok(0);
     }
+    // Attach only to a live socket this user owns.
+    if crate::tmux::probe(&target.socket) != crate::tmux::Liveness::Alive {
+        bail!("{peer}: {} is not live", target.identity);
+    }
     eprintln!(
         "{}attaching {}…",
         if target.woke { "woke + " } else { "" },
@@ -284,7 +294,7 @@ pub fn launch(cfg: &Config, runtime: Option<&str>, json: bool) -> anyhow::Result
 
 pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let fleet = lc.fleet().map_err(anyhow::Error::msg)?;
+    let fleet = block_on(lc.fleet())?.map_err(anyhow::Error::msg)?;
     if json {
         print_json(&json!({ "peers": fleet }))?;
         return Ok(0);

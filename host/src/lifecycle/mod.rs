@@ -301,8 +301,19 @@ impl Lifecycle {
         };
         let cwd_str = cwd.to_string_lossy().into_owned();
         let new_mark = store::has_mark(&self.cfg, id, Mark::New);
+        // Ask the adapter only when the answer decides the mode.
+        let check = if !new_mark && args.resume != Some(false) {
+            Some(
+                adapter
+                    .resolve_resume(&cwd_str)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        } else {
+            None
+        };
         let mode = resolve_wake_mode(new_mark, args.resume, || {
-            adapter.resolve_resume(&cwd_str).map_err(|e| e.to_string())
+            check.unwrap_or_else(|| Err("resume check skipped".into()))
         });
         let (fresh, resume_ref, cause) = match &mode {
             WakeMode::Fail(reason) => {
@@ -445,14 +456,7 @@ impl Lifecycle {
         let sock = self.socket(id);
         let cwd = canonical(cwd);
         let cwd = cwd.to_string_lossy();
-        let activity = || {
-            adapter
-                .newest_activity_mtime(&cwd)
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-        };
-        let baseline = activity();
+        let baseline = launch::activity(adapter, &cwd).await;
         let message = message.trim_end_matches(['\n', '\r']);
         if launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
             .await
@@ -467,7 +471,7 @@ impl Lifecycle {
         let mut pause = Duration::from_millis(20);
         let mut pressed_again = false;
         while started.elapsed() < LIVE_DELIVERY_GRACE {
-            if activity() > baseline {
+            if launch::activity(adapter, &cwd).await > baseline {
                 return true;
             }
             // A swallowed Enter leaves the paste sitting in the composer.
@@ -481,7 +485,7 @@ impl Lifecycle {
             tokio::time::sleep(pause).await;
             pause = (pause * 3 / 2).min(Duration::from_millis(250));
         }
-        activity() > baseline
+        launch::activity(adapter, &cwd).await > baseline
     }
 
     fn log_wake(

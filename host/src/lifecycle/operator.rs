@@ -237,25 +237,23 @@ impl Lifecycle {
         Ok((outcome, wake))
     }
 
-    /// The declared runtime with the freshest activity, if any has some.
-    pub fn last_active_runtime(&self, peer: &PeerRecord) -> Option<(Runtime, u64)> {
+    /// The declared runtime with the freshest activity, if any has some
+    /// (on a tie the first declared one).
+    pub async fn last_active_runtime(&self, peer: &PeerRecord) -> Option<(Runtime, u64)> {
         let cwd = canonical(&peer.cwd);
         let cwd = cwd.to_string_lossy();
-        peer.runtimes
-            .iter()
-            .filter_map(|rt| {
-                let mt = self
-                    .plugins
-                    .adapter(rt.as_str())?
-                    .newest_activity_mtime(&cwd)
-                    .ok()??;
-                Some((rt.clone(), mt))
-            })
-            // On a tie the first declared runtime wins.
-            .fold(None, |best: Option<(Runtime, u64)>, (rt, mt)| match best {
-                Some((_, b)) if b >= mt => best,
-                _ => Some((rt, mt)),
-            })
+        let mut best: Option<(Runtime, u64)> = None;
+        for rt in &peer.runtimes {
+            let Some(adapter) = self.plugins.adapter(rt.as_str()) else {
+                continue;
+            };
+            if let Ok(Some(mt)) = adapter.newest_activity_mtime(&cwd).await
+                && best.as_ref().is_none_or(|(_, b)| mt > *b)
+            {
+                best = Some((rt.clone(), mt));
+            }
+        }
+        best
     }
 
     /// The runtime a message goes to when the sender names none: the
@@ -295,6 +293,7 @@ impl Lifecycle {
             Some(r) => resolve_wake_runtime(Some(r), &peer)?,
             None => self
                 .last_active_runtime(&peer)
+                .await
                 .map(|(rt, _)| rt)
                 .unwrap_or_else(|| peer.default_runtime.clone()),
         };
@@ -357,44 +356,42 @@ impl Lifecycle {
     }
 
     /// Every registered peer with the state of each runtime.
-    pub fn fleet(&self) -> Result<Vec<PeerStatus>, String> {
+    pub async fn fleet(&self) -> Result<Vec<PeerStatus>, String> {
         let reg = self.registry().map_err(|e| e.to_string())?;
-        Ok(reg
-            .peers
-            .iter()
-            .map(|peer| {
-                let runtimes = peer
-                    .runtimes
-                    .iter()
-                    .map(|rt| {
-                        let id = Identity::new(rt, &peer.personality);
-                        let status = match probe(&self.socket(&id)) {
-                            Liveness::Alive => "live",
-                            Liveness::Unknown(_) => "unknown",
-                            Liveness::Dead(_) if store::has_mark(&self.cfg, &id, Mark::Stopped) => {
-                                "stopped"
-                            }
-                            Liveness::Dead(_) => "asleep",
-                        };
-                        RuntimeStatus {
-                            runtime: rt.to_string(),
-                            status,
+        let mut fleet = Vec::with_capacity(reg.peers.len());
+        for peer in &reg.peers {
+            let runtimes = peer
+                .runtimes
+                .iter()
+                .map(|rt| {
+                    let id = Identity::new(rt, &peer.personality);
+                    let status = match probe(&self.socket(&id)) {
+                        Liveness::Alive => "live",
+                        Liveness::Unknown(_) => "unknown",
+                        Liveness::Dead(_) if store::has_mark(&self.cfg, &id, Mark::Stopped) => {
+                            "stopped"
                         }
-                    })
-                    .collect();
-                let last = self.last_active_runtime(peer);
-                PeerStatus {
-                    personality: peer.personality.to_string(),
-                    default_runtime: peer.default_runtime.to_string(),
-                    last_active_runtime: last.as_ref().map(|(rt, _)| rt.to_string()),
-                    last_active_ms: last.map(|(_, ms)| ms),
-                    intelligence: peer.intelligence.clone(),
-                    description: peer.description.clone(),
-                    cwd: peer.cwd.clone(),
-                    launchd_managed: guard::is_externally_managed(&self.cfg, &peer.personality),
-                    runtimes,
-                }
-            })
-            .collect())
+                        Liveness::Dead(_) => "asleep",
+                    };
+                    RuntimeStatus {
+                        runtime: rt.to_string(),
+                        status,
+                    }
+                })
+                .collect();
+            let last = self.last_active_runtime(peer).await;
+            fleet.push(PeerStatus {
+                personality: peer.personality.to_string(),
+                default_runtime: peer.default_runtime.to_string(),
+                last_active_runtime: last.as_ref().map(|(rt, _)| rt.to_string()),
+                last_active_ms: last.map(|(_, ms)| ms),
+                intelligence: peer.intelligence.clone(),
+                description: peer.description.clone(),
+                cwd: peer.cwd.clone(),
+                launchd_managed: guard::is_externally_managed(&self.cfg, &peer.personality),
+                runtimes,
+            });
+        }
+        Ok(fleet)
     }
 }

@@ -118,11 +118,21 @@ impl Lifecycle {
                 // TypeScript iapeer's) may hold it as registered.
                 let cwd = canonical(Path::new(&s.cwd));
                 let cwd = cwd.to_string_lossy();
-                let activity = self
-                    .plugins
-                    .adapter(id.runtime().as_str())
-                    .and_then(|a| a.newest_activity_mtime(&cwd).ok().flatten())
-                    .unwrap_or(0);
+                // No adapter (a plugin removed): wokeAt alone bounds it. An
+                // adapter that cannot answer is not evidence of idleness.
+                let activity = match self.plugins.adapter(id.runtime().as_str()) {
+                    None => 0,
+                    Some(a) => match a.newest_activity_mtime(&cwd).await {
+                        Ok(mt) => mt.unwrap_or(0),
+                        Err(e) => {
+                            return SuperviseOutcome::new(
+                                id,
+                                SuperviseAction::Unknown,
+                                Some(format!("activity unknown: {e}")),
+                            );
+                        }
+                    },
+                };
                 let last = activity.max(s.woke_at);
                 let age_secs = now.saturating_sub(last) / 1000;
                 if age_secs > self.cfg.idle_secs {
@@ -173,9 +183,14 @@ impl Lifecycle {
     /// it is never treated as gone.
     pub async fn kill_session(&self, id: &Identity) -> Result<(), String> {
         let sock = self.socket(id);
-        if let Liveness::Dead(_) = probe(&sock) {
-            let _ = fsutil::remove_if_exists(&sock);
-            return Ok(());
+        match probe(&sock) {
+            Liveness::Dead(_) => {
+                let _ = fsutil::remove_if_exists(&sock);
+                return Ok(());
+            }
+            // Not provably ours: never talk to it.
+            Liveness::Unknown(why) => return Err(why),
+            Liveness::Alive => {}
         }
         if let Err(e @ (TmuxError::Timeout { .. } | TmuxError::Spawn(_))) =
             self.tmux.kill_session(&sock, id.as_str()).await

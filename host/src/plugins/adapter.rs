@@ -1,9 +1,14 @@
 //! `Adapter`: the typed, sandboxed handle the lifecycle code calls.
 //!
-//! Every call runs under a time budget and the store's memory cap. An
-//! instance is reused across calls (a call then costs about a microsecond
-//! plus the guest's own work); one that trapped is dropped, so the next call
-//! gets a clean instance and a failure never outlives the call that hit it.
+//! Every call runs under two limits: the epoch deadline, which interrupts a
+//! guest spinning in wasm, and a wall-clock timeout around the whole call,
+//! which also covers time the guest spends blocked in a host call (a WASI
+//! sleep, a slow read). Plus the store's memory and table caps.
+//!
+//! An instance is reused across calls (a call then costs a few microseconds
+//! plus the guest's own work); one that failed or timed out is dropped, so
+//! the next call gets a clean instance and a failure never outlives the call
+//! that hit it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -32,12 +37,15 @@ impl Default for CallBudgets {
         }
     }
 }
+
 /// An instance is retired after this many calls, so a guest that leaks
 /// memory never grows into its cap.
 const CALLS_PER_INSTANCE: u32 = 10_000;
 /// Limits on what the host will send to tmux on an adapter's word.
 const MAX_KEYS: usize = 32;
 const MAX_CONTROL_STEPS: usize = 16;
+/// Guest-provided text quoted in messages is clipped to this many chars.
+const MAX_GUEST_TEXT: usize = 300;
 
 /// A failed adapter call. The host stays up; only this call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,22 +96,36 @@ pub struct Adapter {
     idle: Mutex<Option<Live>>,
 }
 
+/// Guest text made safe for one terminal line: control characters become
+/// spaces, runs of whitespace one space, and the result is clipped.
+pub fn sanitize_guest_text(s: &str) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let one_line = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut clipped: String = one_line.chars().take(MAX_GUEST_TEXT).collect();
+    if one_line.chars().count() > MAX_GUEST_TEXT {
+        clipped.push('…');
+    }
+    clipped
+}
+
 /// A one-line description of why a guest call failed.
 fn describe_failure(e: &wasmtime::Error, stderr: &str, budget: Duration) -> String {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return format!("timed out after {budget:?}");
     }
     let root = e.root_cause().to_string();
-    let mut message = if root.contains("growing memory") {
-        format!("exceeded the {} MiB memory cap", MEMORY_CAP >> 20)
+    let mut message = if root.contains("growing memory") || root.contains("growing table") {
+        format!("exceeded its memory cap ({} MiB)", MEMORY_CAP >> 20)
     } else {
-        root
+        sanitize_guest_text(&root)
     };
     // A guest panic prints its message to stderr before trapping.
-    let stderr: String = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let stderr = sanitize_guest_text(stderr);
     if !stderr.is_empty() {
-        let clipped: String = stderr.chars().take(300).collect();
-        message.push_str(&format!(" ({clipped})"));
+        message.push_str(&format!(" ({stderr})"));
     }
     message
 }
@@ -114,10 +136,40 @@ fn check_keys(keys: &[String]) -> Result<(), String> {
     }
     match keys
         .iter()
-        .find(|k| k.is_empty() || k.contains('\0') || k.len() > 4096)
+        .find(|k| k.is_empty() || k.chars().any(char::is_control) || k.len() > 4096)
     {
-        Some(k) => Err(format!("key {k:?} is empty, too long or contains NUL")),
+        Some(k) => Err(format!(
+            "key {:?} is empty, too long or has control characters",
+            sanitize_guest_text(k)
+        )),
         None => Ok(()),
+    }
+}
+
+/// The wall-clock limit of a whole call: the epoch deadline plus slack, so a
+/// guest spinning in wasm is reported as the epoch trap, and only a guest
+/// stuck in a host call hits this.
+fn wall_clock(budget: Duration) -> Duration {
+    budget + budget / 2 + Duration::from_millis(100)
+}
+
+/// Runs one guest call on `live` (which the caller drops on any error).
+async fn guest_call<R>(
+    live: &mut Live,
+    budget: Duration,
+    call: impl AsyncFnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
+) -> Result<R, String> {
+    live.store.set_epoch_deadline(sandbox::ticks(budget));
+    match tokio::time::timeout(wall_clock(budget), call(&live.instance, &mut live.store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(describe_failure(
+            &e,
+            &live.store.data().stderr_text(),
+            budget,
+        )),
+        Err(_) => Err(format!(
+            "timed out after {budget:?} (blocked in a host call)"
+        )),
     }
 }
 
@@ -125,7 +177,7 @@ impl Adapter {
     /// Instantiates once and asks `info`: type mismatches between the
     /// component and the contract only show up at instantiation, so a plugin
     /// is not accepted before this succeeded.
-    pub(crate) fn probe(
+    pub(crate) async fn probe(
         sandbox: &'static Sandbox,
         pre: VersionedPre,
         source: Source,
@@ -134,17 +186,13 @@ impl Adapter {
     ) -> Result<Adapter, String> {
         let no_grants = Arc::new(FileGrants::new(home, &[]));
         let mut live = instantiate(sandbox, &pre, &no_grants, 0, budgets.quick)
-            .map_err(|e| format!("does not instantiate against the contract: {e:#}"))?;
-        live.store.set_epoch_deadline(sandbox::ticks(budgets.quick));
-        let raw = match &live.instance {
-            VersionedInstance::V0_1(b) => v0_1::info(b, &mut live.store),
-        }
-        .map_err(|e| {
-            format!(
-                "info() failed: {}",
-                describe_failure(&e, &live.store.data().stderr_text(), budgets.quick)
-            )
-        })?;
+            .await
+            .map_err(|e| format!("does not instantiate against the contract: {e}"))?;
+        let raw = guest_call(&mut live, budgets.quick, async |i, s| match i {
+            VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
+        })
+        .await
+        .map_err(|e| format!("info() failed: {e}"))?;
         let info = validate::info(raw)?;
         let grants = Arc::new(FileGrants::new(home, &info.read_dirs));
         Ok(Adapter {
@@ -171,12 +219,18 @@ impl Adapter {
         format!("{} ({})", self.info.runtime, self.source)
     }
 
-    fn call<R>(
+    async fn call<R>(
         &self,
         call: &'static str,
         budget: Duration,
-        f: impl FnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        cwd: Option<&str>,
+        f: impl AsyncFnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, AdapterError> {
+        let crashed = |message: String| AdapterError::Crashed {
+            plugin: self.label(),
+            call,
+            message,
+        };
         let mask = self.grants.presence_mask();
         let cached = self
             .idle
@@ -193,29 +247,19 @@ impl Adapter {
                 mask,
                 self.budgets.quick,
             )
-            .map_err(|e| AdapterError::Crashed {
-                plugin: self.label(),
-                call,
-                message: format!("cannot instantiate: {e:#}"),
-            })?,
+            .await
+            .map_err(|e| crashed(format!("cannot instantiate: {e}")))?,
         };
-        live.store.set_epoch_deadline(sandbox::ticks(budget));
-        match f(&live.instance, &mut live.store) {
-            Ok(v) => {
-                live.calls += 1;
-                let mut slot = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                if slot.is_none() {
-                    *slot = Some(live);
-                }
-                Ok(v)
-            }
-            // The instance may be poisoned: drop it with the error.
-            Err(e) => Err(AdapterError::Crashed {
-                plugin: self.label(),
-                call,
-                message: describe_failure(&e, &live.store.data().stderr_text(), budget),
-            }),
+        live.store.data_mut().call_cwd = cwd.map(str::to_string);
+        // On any error the instance may be poisoned: it is dropped with it.
+        let value = guest_call(&mut live, budget, f).await.map_err(crashed)?;
+        live.store.data_mut().call_cwd = None;
+        live.calls += 1;
+        let mut slot = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(live);
         }
+        Ok(value)
     }
 
     fn invalid(&self, call: &'static str, reason: String) -> AdapterError {
@@ -228,10 +272,12 @@ impl Adapter {
 
     /// Calls the guest's `info` again (the loaded facts are in `info()`);
     /// measures the bare cost of a call.
-    pub fn fetch_info(&self) -> Result<AdapterInfo, AdapterError> {
-        let raw = self.call("info", self.budgets.quick, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::info(b, s),
-        })?;
+    pub async fn fetch_info(&self) -> Result<AdapterInfo, AdapterError> {
+        let raw = self
+            .call("info", self.budgets.quick, None, async |i, s| match i {
+                VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
+            })
+            .await?;
         validate::info(raw).map_err(|r| self.invalid("info", r))
     }
 
@@ -245,47 +291,94 @@ impl Adapter {
 
     /// The argv and extra env for `spec`, checked against the contract
     /// (resolved binary first, extras last, no NUL, valid env names).
-    pub fn build_launch(&self, spec: &LaunchSpec) -> Result<LaunchCommand, AdapterError> {
-        let answer = self.call("build-launch", self.budgets.quick, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec),
-        })?;
-        let cmd = answer.map_err(AdapterError::Refused)?;
+    pub async fn build_launch(&self, spec: &LaunchSpec) -> Result<LaunchCommand, AdapterError> {
+        let answer = self
+            .call(
+                "build-launch",
+                self.budgets.quick,
+                None,
+                async |i, s| match i {
+                    VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec).await,
+                },
+            )
+            .await?;
+        let cmd = answer.map_err(|m| AdapterError::Refused(sanitize_guest_text(&m)))?;
         validate::launch_command(spec, &cmd).map_err(|r| self.invalid("build-launch", r))?;
         Ok(cmd)
     }
 
-    pub fn resolve_resume(&self, cwd: &str) -> Result<ResumeCheck, AdapterError> {
-        self.call("resolve-resume", self.budgets.scan, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd),
+    pub async fn resolve_resume(&self, cwd: &str) -> Result<ResumeCheck, AdapterError> {
+        let check = self
+            .call(
+                "resolve-resume",
+                self.budgets.scan,
+                Some(cwd),
+                async |i, s| match i {
+                    VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd).await,
+                },
+            )
+            .await?;
+        Ok(match check {
+            ResumeCheck::Nothing(reason) => ResumeCheck::Nothing(sanitize_guest_text(&reason)),
+            found => found,
         })
     }
 
-    pub fn newest_activity_mtime(&self, cwd: &str) -> Result<Option<u64>, AdapterError> {
-        self.call("newest-activity-mtime", self.budgets.scan, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd),
-        })
+    pub async fn newest_activity_mtime(&self, cwd: &str) -> Result<Option<u64>, AdapterError> {
+        self.call(
+            "newest-activity-mtime",
+            self.budgets.scan,
+            Some(cwd),
+            async |i, s| match i {
+                VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd).await,
+            },
+        )
+        .await
     }
 
-    pub fn boot_dialog_keys(&self, pane: &str) -> Result<Option<Vec<String>>, AdapterError> {
-        let keys = self.call("boot-dialog-keys", self.budgets.quick, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane),
-        })?;
+    pub async fn boot_dialog_keys(&self, pane: &str) -> Result<Option<Vec<String>>, AdapterError> {
+        let keys = self
+            .call(
+                "boot-dialog-keys",
+                self.budgets.quick,
+                None,
+                async |i, s| match i {
+                    VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane).await,
+                },
+            )
+            .await?;
         if let Some(k) = &keys {
             check_keys(k).map_err(|r| self.invalid("boot-dialog-keys", r))?;
         }
         Ok(keys)
     }
 
-    pub fn is_input_ready(&self, pane: &str) -> Result<bool, AdapterError> {
-        self.call("is-input-ready", self.budgets.quick, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane),
-        })
+    pub async fn is_input_ready(&self, pane: &str) -> Result<bool, AdapterError> {
+        self.call(
+            "is-input-ready",
+            self.budgets.quick,
+            None,
+            async |i, s| match i {
+                VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane).await,
+            },
+        )
+        .await
     }
 
-    pub fn control_keys(&self, command: &str) -> Result<Option<ControlSequence>, AdapterError> {
-        let seq = self.call("control-keys", self.budgets.quick, |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command),
-        })?;
+    pub async fn control_keys(
+        &self,
+        command: &str,
+    ) -> Result<Option<ControlSequence>, AdapterError> {
+        let seq = self
+            .call(
+                "control-keys",
+                self.budgets.quick,
+                None,
+                async |i, s| match i {
+                    VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command).await,
+                },
+            )
+            .await?;
         if let Some(seq) = &seq {
             if seq.steps.is_empty() || seq.steps.len() > MAX_CONTROL_STEPS {
                 return Err(self.invalid("control-keys", format!("{} steps", seq.steps.len())));
@@ -298,18 +391,24 @@ impl Adapter {
     }
 }
 
-fn instantiate(
+async fn instantiate(
     sandbox: &Sandbox,
     pre: &VersionedPre,
     grants: &Arc<FileGrants>,
     preopen_mask: u64,
     budget: Duration,
-) -> wasmtime::Result<Live> {
-    let mut store = sandbox.new_store(grants)?;
+) -> Result<Live, String> {
+    let mut store = sandbox.new_store(grants).map_err(|e| format!("{e:#}"))?;
     // Instantiation runs guest code too (initialisers): bound it as well.
     store.set_epoch_deadline(sandbox::ticks(budget));
     let instance = match pre {
-        VersionedPre::V0_1(p) => VersionedInstance::V0_1(p.instantiate(&mut store)?),
+        VersionedPre::V0_1(p) => {
+            tokio::time::timeout(wall_clock(budget), p.instantiate_async(&mut store))
+                .await
+                .map_err(|_| format!("instantiation timed out after {budget:?}"))?
+                .map(VersionedInstance::V0_1)
+                .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget))?
+        }
     };
     Ok(Live {
         store,

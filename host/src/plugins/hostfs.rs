@@ -10,6 +10,11 @@ use std::time::UNIX_EPOCH;
 
 use cap_primitives::fs::{self as capfs, OpenOptions};
 
+/// Entries one `list-dir` returns at most.
+pub const MAX_ENTRIES: usize = 100_000;
+/// The longest first line `read-first-line` reads, whatever the guest asks.
+pub const MAX_LINE_BYTES: u32 = 16 << 20;
+
 /// Where a granted directory appears inside the guest's WASI filesystem.
 pub const GUEST_HOME: &str = "/home";
 
@@ -76,7 +81,11 @@ pub fn plain_relative_components(path: &str) -> Option<Vec<String>> {
 
 impl FileGrants {
     /// `read_dirs` must already be validated (see `plain_relative_components`).
+    /// A home of `/` grants nothing: `etc` must never mean `/etc`.
     pub fn new(home: &Path, read_dirs: &[String]) -> Self {
+        if home == Path::new("/") || !home.is_absolute() {
+            return FileGrants { dirs: Vec::new() };
+        }
         let dirs = read_dirs
             .iter()
             .filter_map(|d| {
@@ -133,7 +142,7 @@ impl FileGrants {
             capfs::read_dir(&start, &rest)?
         };
         let mut out = Vec::new();
-        for entry in entries {
+        for entry in entries.take(MAX_ENTRIES) {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue; // not UTF-8: no adapter can name it anyway
@@ -171,8 +180,16 @@ impl FileGrants {
         if rest.as_os_str().is_empty() {
             return Err(FsError::Io("is a directory".into()));
         }
-        let file = capfs::open(&start, &rest, OpenOptions::new().read(true))?;
-        let limit = u64::from(max_bytes);
+        // Non-blocking, and only regular files: a FIFO or a device in a
+        // granted dir must not hang or flood the host.
+        let mut options = OpenOptions::new();
+        options.read(true);
+        cap_primitives::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let file = capfs::open(&start, &rest, &options)?;
+        if !file.metadata()?.is_file() {
+            return Err(FsError::Io("not a regular file".into()));
+        }
+        let limit = u64::from(max_bytes.min(MAX_LINE_BYTES));
         let mut line = Vec::new();
         BufReader::new(file)
             .take(limit + 1)
@@ -189,25 +206,24 @@ impl FileGrants {
     }
 }
 
-/// `same-path`: true when two absolute paths resolve to the same location.
-/// Paths with `.` or `..` components are only compared as written, so the
-/// answer never reveals whether some other path exists.
-pub fn same_path(a: &str, b: &str) -> bool {
+/// `same-path`: true when `a` and `b` name the same location. Only the cwd
+/// of the scan call running now (`call_cwd`, canonical) is resolved
+/// against: `a` is canonicalised only when `b` is that cwd, so the answer
+/// says whether `a` is an alias of the peer's folder and nothing else about
+/// the host's filesystem. Any other pair is compared as written.
+pub fn same_path(a: &str, b: &str, call_cwd: Option<&str>) -> bool {
     if a == b {
         return true;
     }
-    let plain = |p: &str| {
-        let p = Path::new(p);
-        p.is_absolute()
-            && !p.as_os_str().as_encoded_bytes().contains(&0)
-            && p.components()
-                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-    };
-    if !plain(a) || !plain(b) {
+    if call_cwd != Some(b) {
         return false;
     }
-    let canon = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
-    canon(a) == canon(b)
+    let a = Path::new(a);
+    let plain = a.is_absolute()
+        && !a.as_os_str().as_encoded_bytes().contains(&0)
+        && a.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    plain && std::fs::canonicalize(a).is_ok_and(|c| c == Path::new(b))
 }
 
 #[cfg(test)]
@@ -278,6 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn fifos_and_devices_are_not_read() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".claude/projects");
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("pipe.jsonl");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let g = grants(home.path());
+        assert_eq!(
+            g.read_first_line(".claude/projects/pipe.jsonl", 100),
+            Err(FsError::Io("not a regular file".into()))
+        );
+        assert!(
+            FileGrants::new(Path::new("/"), &["etc".into()])
+                .list_dir("etc")
+                .is_err()
+        );
+    }
+
+    #[test]
     fn first_line() {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join(".claude/projects");
@@ -313,10 +349,15 @@ mod tests {
         fs::create_dir(&real).unwrap();
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&real, &link).unwrap();
+        let real = real.canonicalize().unwrap();
         let (real, link) = (real.to_str().unwrap(), link.to_str().unwrap());
-        assert!(same_path(real, link));
-        assert!(same_path("/x/y", "/x/y"));
-        assert!(!same_path(&format!("{link}/../link"), real));
-        assert!(!same_path("relative", real));
+        assert!(same_path(link, real, Some(real)));
+        assert!(same_path("/x/y", "/x/y", None));
+        // Only the call's cwd is resolved against.
+        assert!(!same_path(link, real, None));
+        assert!(!same_path(link, real, Some("/elsewhere")));
+        assert!(!same_path(&format!("{link}/../link"), real, Some(real)));
+        assert!(!same_path("relative", real, Some(real)));
+        assert!(!same_path("/proc/self/cwd", real, Some("/other")));
     }
 }

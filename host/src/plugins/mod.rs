@@ -27,7 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-pub use adapter::{Adapter, AdapterError, CallBudgets};
+pub use adapter::{Adapter, AdapterError, CallBudgets, sanitize_guest_text};
 pub use cache::{CompileCache, Origin};
 pub use types::*;
 
@@ -150,17 +150,27 @@ pub struct PluginHost {
 impl PluginHost {
     /// Loads the built-ins and every `*.wasm` of the plugin dirs. Fails only
     /// when the wasm engine itself cannot start.
-    pub fn load(opts: &PluginOptions) -> Result<PluginHost, String> {
+    pub async fn load(opts: &PluginOptions) -> Result<PluginHost, String> {
         let sandbox = Sandbox::shared()?;
         let mut candidates: Vec<(PluginReport, Option<Adapter>)> = Vec::new();
         if opts.builtins {
             for b in builtin::BUILTINS {
-                candidates.push(load_bytes(sandbox, opts, b.wasm, Source::BuiltIn(b.name)));
+                let source = Source::BuiltIn(b.name);
+                candidates.push(load_bytes(sandbox, opts, b.wasm, source).await);
             }
         }
         for dir in &opts.plugin_dirs {
-            for path in plugin_files(dir) {
-                candidates.push(load_file(sandbox, opts, &path));
+            match plugin_files(dir) {
+                Ok(files) => {
+                    for path in files {
+                        candidates.push(load_file(sandbox, opts, &path).await);
+                    }
+                }
+                Err(reason) => candidates.push((
+                    PluginReport::new(Source::File(dir.clone()), String::new())
+                        .failed(PluginState::Failed, reason),
+                    None,
+                )),
             }
         }
         Ok(Self::resolve(candidates, opts.plugin_dirs.clone()))
@@ -206,9 +216,9 @@ impl PluginHost {
     }
 
     /// Validates one file without installing it (`iapeer plugins inspect`).
-    pub fn inspect(path: &Path, opts: &PluginOptions) -> Result<PluginReport, String> {
+    pub async fn inspect(path: &Path, opts: &PluginOptions) -> Result<PluginReport, String> {
         let sandbox = Sandbox::shared()?;
-        Ok(load_file(sandbox, opts, path).0)
+        Ok(load_file(sandbox, opts, path).await.0)
     }
 
     /// The adapter serving `runtime`, if any.
@@ -230,46 +240,40 @@ impl PluginHost {
     }
 }
 
-/// `*.wasm` files of a plugin dir, by file name. A missing dir is empty.
-fn plugin_files(dir: &Path) -> Vec<PathBuf> {
+/// `*.wasm` files of a plugin dir, by file name. A missing dir is empty; a
+/// dir that someone else could write to is refused (whoever writes a plugin
+/// there decides what iapeerd runs).
+fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
+    if !crate::fsutil::is_trusted_dir(dir) {
+        return Err(
+            "plugin dir is not owned by this user or is writable by others; not loading from it"
+                .into(),
+        );
+    }
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "wasm") && !p.is_dir())
         .collect();
     files.sort();
-    files
+    Ok(files)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn load_file(
+async fn load_file(
     sandbox: &'static Sandbox,
     opts: &PluginOptions,
     path: &Path,
 ) -> (PluginReport, Option<Adapter>) {
     let source = Source::File(path.to_path_buf());
-    let read = fs::metadata(path).and_then(|m| {
-        if m.len() > MAX_PLUGIN_BYTES {
-            Ok(None)
-        } else {
-            fs::read(path).map(Some)
-        }
-    });
-    match read {
-        Ok(Some(bytes)) => load_bytes(sandbox, opts, &bytes, source),
-        Ok(None) => (
-            PluginReport::new(source, String::new()).failed(
-                PluginState::Failed,
-                format!("larger than {} MiB", MAX_PLUGIN_BYTES >> 20),
-            ),
-            None,
-        ),
+    match crate::fsutil::read_regular_file(path, MAX_PLUGIN_BYTES) {
+        Ok(bytes) => load_bytes(sandbox, opts, &bytes, source).await,
         Err(e) => (
             PluginReport::new(source, String::new())
                 .failed(PluginState::Failed, format!("cannot read: {e}")),
@@ -314,7 +318,7 @@ fn exported_contract(
     semver::Version::parse(version).map_err(|e| format!("bad contract version {version:?}: {e}"))
 }
 
-fn load_bytes(
+async fn load_bytes(
     sandbox: &'static Sandbox,
     opts: &PluginOptions,
     bytes: &[u8],
@@ -368,7 +372,7 @@ fn load_bytes(
             return (report.failed(PluginState::Failed, reason), None);
         }
     };
-    match Adapter::probe(sandbox, pre, source, &opts.home, opts.budgets) {
+    match Adapter::probe(sandbox, pre, source, &opts.home, opts.budgets).await {
         Ok(adapter) => {
             let info = adapter.info();
             report.state = PluginState::Loaded;

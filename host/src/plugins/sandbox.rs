@@ -18,6 +18,17 @@ use super::hostfs::FileGrants;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Linear memory an adapter may use.
 pub const MEMORY_CAP: usize = 64 << 20;
+/// Linear memories per component (a wasip2 component has one; the
+/// component's own shims may add one).
+pub const MAX_MEMORIES: usize = 2;
+/// Tables per component and elements per table: enough for indirect calls,
+/// far from the gigabytes one `table.grow` could otherwise claim.
+pub const MAX_TABLES: usize = 8;
+pub const MAX_TABLE_ELEMENTS: usize = 10_000;
+/// Core instances per component (a component is a handful of them).
+pub const MAX_INSTANCES: usize = 32;
+/// Live WASI resources (files, streams, pollables) per store.
+pub const MAX_RESOURCES: usize = 256;
 /// Bytes of guest stderr kept (a panic message, for the error report).
 const STDERR_CAP: usize = 16 << 10;
 
@@ -28,6 +39,9 @@ pub struct GuestState {
     limits: StoreLimits,
     stderr: MemoryOutputPipe,
     pub(crate) grants: Arc<FileGrants>,
+    /// The canonical cwd of the scan call running now: the only path
+    /// `same-path` resolves against (so it cannot probe the filesystem).
+    pub(crate) call_cwd: Option<String>,
 }
 
 impl GuestState {
@@ -70,7 +84,7 @@ impl Sandbox {
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::v0_1::add_to_linker(&mut linker)?;
         start_epoch_ticker(&engine);
         Ok(Sandbox { engine, linker })
@@ -87,18 +101,25 @@ impl Sandbox {
         for (host, guest) in grants.preopens() {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
         }
+        let mut table = ResourceTable::new();
+        // Open files, streams and pollables a guest may hold at once.
+        table.set_max_capacity(MAX_RESOURCES);
         let state = GuestState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
+            // The cap binds every memory and table a component may create:
+            // one memory of MEMORY_CAP, and small tables.
             limits: StoreLimitsBuilder::new()
                 .memory_size(MEMORY_CAP)
-                .instances(32)
-                .tables(32)
-                .memories(8)
+                .memories(MAX_MEMORIES)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .tables(MAX_TABLES)
+                .instances(MAX_INSTANCES)
                 .trap_on_grow_failure(true)
                 .build(),
             stderr,
             grants: grants.clone(),
+            call_cwd: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -9,9 +9,14 @@ use super::hostfs::{self, EntryKind, FsError};
 use super::sandbox::GuestState;
 use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
 
+// Async bindings: a guest call is a future the host can time out, so a guest
+// blocked in a host call (a WASI sleep, a slow read) cannot hold a caller
+// past its budget, and no WASI call ever needs a nested runtime.
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "runtime-adapter",
+    imports: { default: async },
+    exports: { default: async },
 });
 
 use self::exports::iapeer::adapter::adapter as guest;
@@ -51,8 +56,8 @@ fn api(b: &RuntimeAdapter) -> &guest::Guest {
     b.iapeer_adapter_adapter()
 }
 
-pub fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime::Result<RawInfo> {
-    let i = api(b).call_info(store)?;
+pub async fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime::Result<RawInfo> {
+    let i = api(b).call_info(store).await?;
     Ok(RawInfo {
         runtime: i.runtime,
         version: i.version,
@@ -68,7 +73,7 @@ pub fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime::Resu
     })
 }
 
-pub fn build_launch(
+pub async fn build_launch(
     b: &RuntimeAdapter,
     store: &mut Store<GuestState>,
     spec: &LaunchSpec,
@@ -85,55 +90,57 @@ pub fn build_launch(
         intelligence: spec.intelligence.clone(),
     };
     Ok(api(b)
-        .call_build_launch(store, &spec)?
+        .call_build_launch(store, &spec)
+        .await?
         .map(|c| LaunchCommand {
             argv: c.argv,
             env: c.env.into_iter().map(|v| (v.name, v.value)).collect(),
         }))
 }
 
-pub fn resolve_resume(
+pub async fn resolve_resume(
     b: &RuntimeAdapter,
     store: &mut Store<GuestState>,
     cwd: &str,
 ) -> wasmtime::Result<ResumeCheck> {
-    Ok(match api(b).call_resolve_resume(store, cwd)? {
+    Ok(match api(b).call_resolve_resume(store, cwd).await? {
         Ok(reference) => ResumeCheck::Resumable(reference),
         Err(reason) => ResumeCheck::Nothing(reason),
     })
 }
 
-pub fn newest_activity_mtime(
+pub async fn newest_activity_mtime(
     b: &RuntimeAdapter,
     store: &mut Store<GuestState>,
     cwd: &str,
 ) -> wasmtime::Result<Option<u64>> {
-    api(b).call_newest_activity_mtime(store, cwd)
+    api(b).call_newest_activity_mtime(store, cwd).await
 }
 
-pub fn boot_dialog_keys(
+pub async fn boot_dialog_keys(
     b: &RuntimeAdapter,
     store: &mut Store<GuestState>,
     pane: &str,
 ) -> wasmtime::Result<Option<Vec<String>>> {
-    api(b).call_boot_dialog_keys(store, pane)
+    api(b).call_boot_dialog_keys(store, pane).await
 }
 
-pub fn is_input_ready(
+pub async fn is_input_ready(
     b: &RuntimeAdapter,
     store: &mut Store<GuestState>,
     pane: &str,
 ) -> wasmtime::Result<bool> {
-    api(b).call_is_input_ready(store, pane)
+    api(b).call_is_input_ready(store, pane).await
 }
 
-pub fn control_keys(
+pub async fn control_keys(
     b: &RuntimeAdapter,
     store: &mut Store<GuestState>,
     command: &str,
 ) -> wasmtime::Result<Option<ControlSequence>> {
     Ok(api(b)
-        .call_control_keys(store, command)?
+        .call_control_keys(store, command)
+        .await?
         .map(|s| ControlSequence {
             steps: s.steps,
             step_delay_ms: s.step_delay_ms,
@@ -154,7 +161,7 @@ fn fs_error(e: FsError) -> wit::FsError {
 }
 
 impl self::iapeer::adapter::host_fs::Host for GuestState {
-    fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
+    async fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
         let entries = self.grants.list_dir(&path).map_err(fs_error)?;
         Ok(entries
             .into_iter()
@@ -172,13 +179,17 @@ impl self::iapeer::adapter::host_fs::Host for GuestState {
             .collect())
     }
 
-    fn read_first_line(&mut self, path: String, max_bytes: u32) -> Result<String, wit::FsError> {
+    async fn read_first_line(
+        &mut self,
+        path: String,
+        max_bytes: u32,
+    ) -> Result<String, wit::FsError> {
         self.grants
             .read_first_line(&path, max_bytes)
             .map_err(fs_error)
     }
 
-    fn same_path(&mut self, a: String, b: String) -> bool {
-        hostfs::same_path(&a, &b)
+    async fn same_path(&mut self, a: String, b: String) -> bool {
+        hostfs::same_path(&a, &b, self.call_cwd.as_deref())
     }
 }

@@ -16,6 +16,37 @@ fn env_name_ok(name: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// Variables that make the dynamic loader, a shell or an interpreter run
+/// extra code, or that redirect where programs are found: an adapter
+/// supplies data for its runtime, never these.
+fn is_loader_variable(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "PROMPT_COMMAND",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PERL5LIB",
+        "PERL5OPT",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "GIT_SSH_COMMAND",
+    ];
+    let upper = name.to_ascii_uppercase();
+    EXACT.contains(&upper.as_str())
+        || upper.starts_with("LD_")
+        || upper.starts_with("DYLD_")
+        || upper.starts_with("BASH_FUNC_")
+}
+
 fn binary_env_ok(name: &str) -> bool {
     name.len() <= 64
         && name.ends_with("_BIN")
@@ -106,6 +137,11 @@ pub fn launch_command(spec: &LaunchSpec, cmd: &LaunchCommand) -> Result<(), Stri
         return Err("build-launch did not put the extra arguments last".into());
     }
     for (name, value) in &cmd.env {
+        if is_loader_variable(name) {
+            return Err(format!(
+                "build-launch env {name} changes how programs load or start; adapters may not set it"
+            ));
+        }
         if !env_name_ok(name) {
             return Err(format!(
                 "build-launch env name {name:?} is not a valid variable name"
@@ -192,6 +228,21 @@ mod tests {
         let mut c = ok.clone();
         c.env[0].0 = "A=B".into();
         assert!(launch_command(&spec, &c).is_err());
+        for loader in [
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "NODE_OPTIONS",
+            "PATH",
+            "BASH_ENV",
+            "ld_library_path",
+        ] {
+            let mut c = ok.clone();
+            c.env[0].0 = loader.into();
+            assert!(
+                launch_command(&spec, &c).unwrap_err().contains("load"),
+                "{loader}"
+            );
+        }
         let mut c = ok.clone();
         c.argv.insert(1, "a\0b".into());
         assert!(launch_command(&spec, &c).is_err());

@@ -57,6 +57,13 @@ impl Guest for Evil {
                 }],
             ),
             "nulargv" => (vec![spec.binary.clone(), "a\0b".into()], vec![]),
+            "preload" => (
+                good,
+                vec![EnvVar {
+                    name: "LD_PRELOAD".into(),
+                    value: "/tmp/evil.so".into(),
+                }],
+            ),
             _ => (good, vec![]),
         };
         Ok(LaunchCommand { argv, env })
@@ -82,6 +89,11 @@ impl Guest for Evil {
             "/read/hostfs" => shown(host_fs::read_first_line(".evil/ok.txt", 4096)),
             "/write/wasi" => shown(std::fs::write("/home/.evil/new.txt", b"x")),
             "/env" => Ok(Some(std::env::vars().count().to_string())),
+            "/sleep" => {
+                // Blocks in a host call (a WASI poll), out of the epoch's reach.
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                Ok(None)
+            }
             "/spin" => loop {
                 std::hint::black_box(());
             },
