@@ -162,10 +162,14 @@ fn a_doctrine_peer_is_launched_with_its_prompt_file() {
     assert!(text.contains("## Known peers\n- doc — Keeps the docs."));
     assert!(text.ends_with("You keep the docs.\n") || text.ends_with('\n'));
 
-    // A router never gets one; a bare peer neither.
-    let plain = f.register("plain", "claude", &[]);
+    // A bare peer gets none…
+    f.register("plain", "claude", &[]);
     f.ok(&["wake", "plain"]);
     assert!(!f.runs().pop().unwrap().contains("--system-prompt-file"));
     assert!(!f.state("claude-plain", "system-prompt.md").exists());
-    let _ = plain;
+    // …nor does a router, doctrine or not.
+    let router = f.register("relay", "notifier", &[]);
+    write(&router.join(".iapeer/IAPEER.md"), "Doctrine a router ignores.\n");
+    f.ok(&["wake", "relay"]);
+    assert!(!f.state("notifier-relay", "system-prompt.md").exists());
 }
