@@ -169,7 +169,10 @@ fn a_doctrine_peer_is_launched_with_its_prompt_file() {
     assert!(!f.state("claude-plain", "system-prompt.md").exists());
     // …nor does a router, doctrine or not.
     let router = f.register("relay", "notifier", &[]);
-    write(&router.join(".iapeer/IAPEER.md"), "Doctrine a router ignores.\n");
+    write(
+        &router.join(".iapeer/IAPEER.md"),
+        "Doctrine a router ignores.\n",
+    );
     f.ok(&["wake", "relay"]);
     assert!(!f.state("notifier-relay", "system-prompt.md").exists());
 }
