@@ -416,16 +416,7 @@ fn codex_and_router_peers() {
     assert_eq!(out["status"], "READY");
     assert!(f.is_live("telegram-tg"));
     f.ok(&["send", "tg", "--message", "to the bridge"]);
-    let log = f.home.join("router-telegram-tg.log");
-    wait_until(
-        "the router to log the message",
-        Duration::from_secs(10),
-        || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("to the bridge")
-        },
-    );
+    f.wait_for_router_line("telegram-tg", "to the bridge");
 
     f.register("bot", "telegram", &["--intelligence", "artificial"]);
     let err = f.refused(&["wake", "bot"]);
@@ -809,16 +800,7 @@ fn a_message_to_a_sleeping_router_is_delivered() {
     let out = json(&f.ok(&["send", "tg", "--message", "wake and hear", "--json"]));
     assert_eq!(out["woke"], true);
     assert_eq!(out["taskDelivered"], true);
-    let log = f.home.join("router-telegram-tg.log");
-    wait_until(
-        "the router to log the message",
-        Duration::from_secs(10),
-        || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("wake and hear")
-        },
-    );
+    f.wait_for_router_line("telegram-tg", "wake and hear");
 }
 
 #[test]

@@ -305,6 +305,20 @@ impl Fleet {
             .output();
     }
 
+    /// Waits until the router of `identity` has logged a line containing `text`.
+    pub fn wait_for_router_line(&self, identity: &str, text: &str) {
+        let log = self.home.join(format!("router-{identity}.log"));
+        wait_until(
+            "the router to log the message",
+            std::time::Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(text)
+            },
+        );
+    }
+
     /// The visible pane of a session.
     pub fn pane(&self, identity: &str) -> String {
         let out = Command::new("tmux")

@@ -97,6 +97,22 @@ impl Lifecycle {
         }
     }
 
+    /// The peer and runtimes a stop/start acts on, or the refusal rows of a
+    /// peer an external supervisor owns.
+    #[allow(clippy::type_complexity)]
+    fn verb_targets(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<Result<(PeerRecord, Vec<Runtime>), Vec<VerbOutcome>>, String> {
+        let peer = self.registered_peer(personality)?;
+        let runtimes = self.verb_runtimes(&peer, runtime)?;
+        Ok(match self.refused_launchd(&peer, &runtimes) {
+            Some(refused) => Err(refused),
+            None => Ok((peer, runtimes)),
+        })
+    }
+
     fn refused_launchd(&self, peer: &PeerRecord, runtimes: &[Runtime]) -> Option<Vec<VerbOutcome>> {
         let owner = guard::external_owner(&self.cfg, &peer.personality)?;
         Some(
@@ -115,11 +131,10 @@ impl Lifecycle {
         personality: &str,
         runtime: Option<&str>,
     ) -> Result<Vec<VerbOutcome>, String> {
-        let peer = self.registered_peer(personality)?;
-        let runtimes = self.verb_runtimes(&peer, runtime)?;
-        if let Some(refused) = self.refused_launchd(&peer, &runtimes) {
-            return Ok(refused);
-        }
+        let (peer, runtimes) = match self.verb_targets(personality, runtime)? {
+            Ok(targets) => targets,
+            Err(refused) => return Ok(refused),
+        };
         let mut out = Vec::new();
         for rt in runtimes {
             let id = Identity::new(&rt, &peer.personality);
@@ -156,11 +171,10 @@ impl Lifecycle {
         personality: &str,
         runtime: Option<&str>,
     ) -> Result<Vec<VerbOutcome>, String> {
-        let peer = self.registered_peer(personality)?;
-        let runtimes = self.verb_runtimes(&peer, runtime)?;
-        if let Some(refused) = self.refused_launchd(&peer, &runtimes) {
-            return Ok(refused);
-        }
+        let (peer, runtimes) = match self.verb_targets(personality, runtime)? {
+            Ok(targets) => targets,
+            Err(refused) => return Ok(refused),
+        };
         Ok(runtimes
             .into_iter()
             .map(|rt| {
