@@ -90,20 +90,49 @@ fn register_wake_stop_start_supervise() {
 #[test]
 fn send_pastes_into_a_live_session_and_wakes_a_dead_one() {
     let f = Fleet::new();
+    let from = f.sender();
     let cwd = f.register("ann", "claude", &[]);
     assert!(
-        f.ok(&["send", "ann", "--message", "first"])
+        f.ok(&["send", "ann", "--from", from, "--message", "first"])
             .contains("woke ann (claude)")
     );
     assert!(
-        f.ok(&["send", "ann", "--message", "second"])
-            .contains("delivered to ann (claude)")
+        f.ok(&[
+            "send",
+            "ann",
+            "--from",
+            from,
+            "--message",
+            "second",
+            "--topic",
+            "t1"
+        ])
+        .contains("delivered to ann (claude)")
     );
     let text = f.claude_transcript(&cwd);
     assert!(text.contains("first") && text.contains("second"), "{text}");
-    assert_eq!(claude_runs(&f).len(), 1);
-    // Usage: a message is required.
-    assert_eq!(f.run(&["send", "ann"]).status.code(), Some(1));
+    // Both arrive in the IAP envelope, from the sender's record.
+    assert_eq!(
+        text.matches(
+            r#"<iap from-personality="op" from-runtime="claude" from-intelligence="artificial""#
+        )
+        .count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains(r#"topic="t1">"#), "{text}");
+    assert_eq!(
+        claude_runs(&f).len(),
+        1,
+        "ann woke once; the sender was never woken"
+    );
+    // Usage: a message is required; a sender is required.
+    assert_eq!(
+        f.run(&["send", "ann", "--from", from]).status.code(),
+        Some(1)
+    );
+    let err = f.refused(&["send", "ann", "--message", "who?"]);
+    assert!(err.contains("no sender"), "{err}");
     assert_eq!(f.run(&["send"]).status.code(), Some(2));
 }
 
@@ -374,7 +403,7 @@ fn runtime_resolution_errors() {
     let err = f.refused(&["wake", "jay", "--runtime", "gemini"]);
     assert!(err.contains("no adapter for runtime \"gemini\""), "{err}");
     let err = f.refused(&["wake", "nobody"]);
-    assert!(err.contains("unknown peer \"nobody\""), "{err}");
+    assert!(err.contains("peer \"nobody\" is not registered"), "{err}");
     let err = f.refused(&["stop", "nobody"]);
     assert!(err.contains("not registered"), "{err}");
 }
@@ -415,7 +444,8 @@ fn codex_and_router_peers() {
     let out = json(&f.ok(&["wake", "tg", "--json"]));
     assert_eq!(out["status"], "READY");
     assert!(f.is_live("telegram-tg"));
-    f.ok(&["send", "tg", "--message", "to the bridge"]);
+    let from = f.sender();
+    f.ok(&["send", "tg", "--from", from, "--message", "to the bridge"]);
     f.wait_for_router_line("telegram-tg", "to the bridge");
 
     f.register("bot", "telegram", &["--intelligence", "artificial"]);
@@ -796,20 +826,32 @@ fn list_shows_live_asleep_and_stopped() {
 #[test]
 fn a_message_to_a_sleeping_router_is_delivered() {
     let f = Fleet::new();
+    let from = f.sender();
     f.register("tg", "telegram", &[]);
-    let out = json(&f.ok(&["send", "tg", "--message", "wake and hear", "--json"]));
+    let out = json(&f.ok(&[
+        "send",
+        "tg",
+        "--from",
+        from,
+        "--message",
+        "wake and hear",
+        "--json",
+    ]));
+    assert_eq!(out["ok"], true);
     assert_eq!(out["woke"], true);
-    assert_eq!(out["taskDelivered"], true);
+    assert_eq!(out["delivered_to"]["runtime"], "telegram");
     f.wait_for_router_line("telegram-tg", "wake and hear");
+    f.wait_for_router_line("telegram-tg", r#"from-personality="op""#);
 }
 
 #[test]
 fn send_goes_to_the_live_runtime() {
     let f = Fleet::new();
     let cwd = f.register("ivy", "codex", &["--runtimes", "claude"]);
+    let from = f.sender();
     f.ok(&["wake", "ivy", "--runtime", "claude", "--message", "first"]);
     // The default (codex) sleeps; claude is live: the message goes there.
-    let out = f.ok(&["send", "ivy", "--message", "second"]);
+    let out = f.ok(&["send", "ivy", "--from", from, "--message", "second"]);
     assert!(out.contains("delivered to ivy (claude)"), "{out}");
     assert!(f.claude_transcript(&cwd).contains("second"));
     assert!(
@@ -819,16 +861,16 @@ fn send_goes_to_the_live_runtime() {
     );
     // Live in both: the default wins.
     f.ok(&["wake", "ivy", "--runtime", "codex"]);
-    let out = f.ok(&["send", "ivy", "--message", "third"]);
+    let out = f.ok(&["send", "ivy", "--from", from, "--message", "third"]);
     assert!(out.contains("delivered to ivy (codex)"), "{out}");
 
     // Two live runtimes, neither the default: ambiguous without --runtime.
     f.register("amb", "claude", &["--runtimes", "codex,notifier"]);
     f.ok(&["wake", "amb", "--runtime", "codex"]);
     f.ok(&["wake", "amb", "--runtime", "notifier"]);
-    let err = f.refused(&["send", "amb", "--message", "which one?"]);
+    let err = f.refused(&["send", "amb", "--from", from, "--message", "which one?"]);
     assert!(
-        err.contains("live in several runtimes (codex, notifier)"),
+        err.contains("online in multiple runtimes (codex, notifier)"),
         "{err}"
     );
 }
@@ -874,7 +916,8 @@ fn new_restarts_a_live_session_fresh() {
     assert_eq!(runs.len(), 2);
     assert!(!runs[1].ends_with("--continue"));
     // Fresh: the next message starts a new transcript, not the old one.
-    f.ok(&["send", "kai", "--message", "new work"]);
+    let from = f.sender();
+    f.ok(&["send", "kai", "--from", from, "--message", "new work"]);
     assert_eq!(f.claude_transcript_count(&cwd), before + 1);
     assert!(f.refused(&["new", "nobody"]).contains("not registered"));
 }

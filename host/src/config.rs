@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::logfile::Rotation;
 use crate::names::{Identity, Personality};
 use crate::plugins::{CallBudgets, CompileCache, PluginOptions};
 
@@ -48,8 +49,6 @@ pub struct Config {
     pub sock_dir: PathBuf,
     /// `<root>/state/lifecycle`: marks, `.session` files, wake locks.
     pub state_dir: PathBuf,
-    /// `<root>/logs/lifecycle`: pane logs.
-    pub pane_log_dir: PathBuf,
     /// `<root>/logs/iapeer`: lifecycle.log and the daemon's log.
     pub log_dir: PathBuf,
     /// H4: launchd plists (`IAPEER_LAUNCHAGENTS_DIR`, else `~/Library/LaunchAgents`).
@@ -67,6 +66,17 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// `--bin runtime=path` overrides (they beat the adapter's env var).
     pub bin_overrides: BTreeMap<String, String>,
+    /// Size bounds of `lifecycle.log` (`IAPEER_LIFECYCLE_LOG_MAX_BYTES` /
+    /// `_KEEP`), `delivery.log` (`IAPEER_DELIVERY_LOG_MAX_BYTES` / `_KEEP`)
+    /// and `iapeerd.log` (`IAPEER_DAEMON_LOG_MAX_BYTES` / `_KEEP`).
+    pub lifecycle_log: Rotation,
+    pub delivery_log: Rotation,
+    pub daemon_log: Rotation,
+    /// The daemon's Unix socket (`IAPEER_DAEMON_SOCKET`, else
+    /// `<root>/state/iapeer/router.sock`).
+    pub daemon_socket: PathBuf,
+    /// `IAPEER_BEARER_TOKEN`: when set, every HTTP request must carry it.
+    pub bearer_token: Option<String>,
     /// The environment the config was read from; launched sessions inherit it.
     pub env: Env,
 }
@@ -183,12 +193,28 @@ impl Config {
         } else {
             vec![root.join("plugins")]
         };
+        let rotation = |var: &str| {
+            let default = Rotation::default();
+            Rotation {
+                max_bytes: positive_int_or(
+                    env.get(&format!("{var}_MAX_BYTES")).map(String::as_str),
+                    default.max_bytes,
+                ),
+                keep: positive_int_or(
+                    env.get(&format!("{var}_KEEP")).map(String::as_str),
+                    u64::from(default.keep),
+                )
+                .min(100) as u32,
+            }
+        };
+        let daemon_socket = non_blank(&env, "IAPEER_DAEMON_SOCKET")
+            .map(|s| absolute(PathBuf::from(s)))
+            .unwrap_or_else(|| root.join("state/iapeer/router.sock"));
         let cache_dir = non_blank(&env, "IAPEER_CACHE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("cache/plugins"));
         Config {
             state_dir: root.join("state/lifecycle"),
-            pane_log_dir: root.join("logs/lifecycle"),
             log_dir: root.join("logs/iapeer"),
             boot_deadline: Duration::from_secs(num(
                 &o.boot_deadline_secs,
@@ -211,6 +237,11 @@ impl Config {
             systemd_user_dir,
             plugin_dirs,
             cache_dir,
+            lifecycle_log: rotation("IAPEER_LIFECYCLE_LOG"),
+            delivery_log: rotation("IAPEER_DELIVERY_LOG"),
+            daemon_log: rotation("IAPEER_DAEMON_LOG"),
+            daemon_socket,
+            bearer_token: non_blank(&env, "IAPEER_BEARER_TOKEN").map(str::to_string),
             env,
         }
     }

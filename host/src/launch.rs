@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 use crate::fsutil;
 use crate::names::Identity;
 use crate::plugins::{Adapter, AdapterKind, LaunchSpec};
+use crate::poll::Poll;
 use crate::tmux::{Liveness, Tmux, probe};
 
 const FIRST_POLL: Duration = Duration::from_millis(20);
@@ -24,10 +25,6 @@ const MAX_POLL: Duration = Duration::from_millis(500);
 const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A router's paste settles this long before its Ctrl-J.
 const ROUTER_PASTE_SETTLE: Duration = Duration::from_millis(250);
-
-fn next_pause(p: Duration) -> Duration {
-    (p * 3 / 2).min(MAX_POLL)
-}
 
 /// Everything one launch needs, decided by the caller.
 pub struct LaunchRequest<'a> {
@@ -189,42 +186,10 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
     let message = req.first_message.trim_end_matches(['\n', '\r']);
     let has_message = !message.trim().is_empty();
     let baseline = activity(req.adapter, cwd).await;
-    let deadline = Instant::now() + req.boot_deadline;
-    let mut pause = FIRST_POLL;
+    let mut poll = Poll::new(req.boot_deadline, FIRST_POLL, MAX_POLL);
     let mut last_pane = String::new();
     loop {
-        sleep(pause).await;
-        pause = next_pause(pause);
-        if let Liveness::Dead(_) = probe(sock) {
-            return failed(format!(
-                "tmux session vanished during boot{}",
-                tail_suffix(&last_pane)
-            ));
-        }
-        let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if !pane.trim().is_empty() {
-            last_pane = pane;
-            match req.adapter.boot_dialog_keys(&last_pane).await {
-                Ok(Some(keys)) => {
-                    let _ = tmux.send_keys(sock, id, &keys).await;
-                    pause = FIRST_POLL;
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
-            }
-            match req.adapter.is_input_ready(&last_pane).await {
-                Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
-                Ok(true) => {
-                    if deliver(tmux, sock, id, message, req.adapter).await.is_ok() {
-                        break;
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
-            }
-        }
-        if Instant::now() >= deadline {
+        if !poll.pause().await {
             return kill_and_fail(
                 tmux,
                 sock,
@@ -235,12 +200,42 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
             )
             .await;
         }
+        if let Liveness::Dead(_) = probe(sock) {
+            return failed(format!(
+                "tmux session vanished during boot{}",
+                tail_suffix(&last_pane)
+            ));
+        }
+        let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
+        if pane.trim().is_empty() {
+            continue;
+        }
+        last_pane = pane;
+        match req.adapter.boot_dialog_keys(&last_pane).await {
+            Ok(Some(keys)) => {
+                let _ = tmux.send_keys(sock, id, &keys).await;
+                // The next screen comes soon: look again quickly.
+                poll.reset();
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
+        }
+        match req.adapter.is_input_ready(&last_pane).await {
+            Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
+            Ok(true) => {
+                if deliver(tmux, sock, id, message, req.adapter).await.is_ok() {
+                    break;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
+        }
     }
 
     // The ready gate: the model has processed the message once its
     // transcript moves past the pre-delivery baseline.
-    let deadline = Instant::now() + req.ready_gate;
-    let mut pause = FIRST_POLL;
+    let mut poll = Poll::new(req.ready_gate, FIRST_POLL, MAX_POLL);
     loop {
         if activity(req.adapter, cwd).await > baseline {
             return LaunchOutcome::Ready { delivered: true };
@@ -248,14 +243,12 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
         if let Liveness::Dead(_) = probe(sock) {
             return failed("tmux session vanished during ready-gate");
         }
-        if Instant::now() >= deadline {
+        if !poll.pause().await {
             return LaunchOutcome::Failed {
                 reason: "model-did-not-process-task (no activity advance after delivery)".into(),
                 session_left: true,
             };
         }
-        sleep(pause).await;
-        pause = next_pause(pause);
     }
 }
 
@@ -312,15 +305,16 @@ pub async fn deliver(
     };
     let before = shown(&tmux.capture_pane(sock, id).await.unwrap_or_default());
     tmux.paste(sock, id, message, false).await?;
-    let shown_by = Instant::now() + PASTE_SHOW_TIMEOUT;
-    let mut pause = Duration::from_millis(10);
-    while Instant::now() < shown_by {
+    let mut poll = Poll::new(
+        PASTE_SHOW_TIMEOUT,
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+    );
+    loop {
         let now = shown(&tmux.capture_pane(sock, id).await.unwrap_or_default());
-        if now.0 > before.0 || now.1 > before.1 {
+        if now.0 > before.0 || now.1 > before.1 || !poll.pause().await {
             break;
         }
-        sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
     }
     let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
     Ok(())

@@ -4,21 +4,32 @@
 //! The path of one wake, module by module: `config` → `registry` → `guard`
 //! (H4) → `plugins` (the adapter) → `store` (marks) → `wakelock` →
 //! `lifecycle` (decisions) → `prompt` → `launch` (boot loop, first message,
-//! ready gate) → `tmux`.
+//! ready gate) → `tmux`. A message between peers enters through `api` (MCP
+//! and the fleet API, served by `daemon`) or `cli`, and is routed by
+//! `route` (with the `envelope`) onto the same lifecycle.
+//!
+//! The public surface is what the binaries, the black-box tests and the
+//! benchmarks need; everything else is crate-private.
 
+mod api;
 pub mod cli;
+mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod events;
-pub mod fsutil;
-pub mod guard;
-pub mod launch;
+mod envelope;
+mod events;
+mod fsutil;
+mod guard;
+mod launch;
 pub mod lifecycle;
+mod logfile;
 pub mod names;
 pub mod plugins;
+mod poll;
 pub mod prompt;
 pub mod registry;
+pub mod route;
 pub mod store;
-pub mod tmux;
-pub mod wakelock;
+mod tmux;
+mod wakelock;

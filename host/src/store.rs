@@ -81,6 +81,14 @@ pub fn remove_session(cfg: &Config, id: &Identity) -> io::Result<()> {
     fsutil::remove_if_exists(&cfg.state_file(id, "session"))
 }
 
+/// The `.session` record of one identity, if there is a well-formed one.
+pub fn read_session(cfg: &Config, id: &Identity) -> Option<SessionState> {
+    let bytes =
+        fsutil::read_regular_file(&cfg.state_file(id, "session"), MAX_SESSION_BYTES).ok()?;
+    let s: SessionState = serde_json::from_slice(&bytes).ok()?;
+    (s.identity().as_ref() == Some(id) && !s.cwd.is_empty()).then_some(s)
+}
+
 /// Every well-formed `.session` file. A file that does not parse, names an
 /// invalid identity, has an empty cwd, or whose name does not match its
 /// identity is skipped.

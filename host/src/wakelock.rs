@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fs2::FileExt;
 use tokio::sync::OwnedMutexGuard;
@@ -17,6 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 use crate::config::Config;
 use crate::fsutil;
 use crate::names::Identity;
+use crate::poll::Poll;
 
 type ProcessLocks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 static PROCESS_LOCKS: LazyLock<ProcessLocks> = LazyLock::new(Default::default);
@@ -47,48 +48,74 @@ pub async fn acquire(
     id: &Identity,
     patience: Duration,
 ) -> Result<WakeLock, WakeLockError> {
-    let started = Instant::now();
+    let mut poll = Poll::new(
+        patience,
+        Duration::from_millis(2),
+        Duration::from_millis(50),
+    );
+    let in_process = tokio::time::timeout(patience, process_mutex(cfg, id).lock_owned())
+        .await
+        .map_err(|_| WakeLockError::Busy(id.to_string(), patience))?;
+    let file = open(cfg, id)?;
+    // Another process holds it: poll, quickly at first.
+    loop {
+        if try_flock(&file, id)? {
+            return Ok(WakeLock {
+                file,
+                _in_process: in_process,
+            });
+        }
+        if !poll.pause().await {
+            return Err(WakeLockError::Busy(id.to_string(), patience));
+        }
+    }
+}
+
+/// Takes the lock only if nobody holds it: `Ok(None)` means busy (a wake,
+/// a delivery or another reaper is at work on this identity).
+pub fn try_acquire(cfg: &Config, id: &Identity) -> Result<Option<WakeLock>, WakeLockError> {
+    let Ok(in_process) = process_mutex(cfg, id).try_lock_owned() else {
+        return Ok(None);
+    };
+    let file = open(cfg, id)?;
+    Ok(try_flock(&file, id)?.then_some(WakeLock {
+        file,
+        _in_process: in_process,
+    }))
+}
+
+fn process_mutex(cfg: &Config, id: &Identity) -> Arc<tokio::sync::Mutex<()>> {
     let path = cfg.state_file(id, "wake.lock");
-    let mutex = PROCESS_LOCKS
+    PROCESS_LOCKS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .entry(path.to_string_lossy().into_owned())
         .or_default()
-        .clone();
-    let in_process = tokio::time::timeout(patience, mutex.lock_owned())
-        .await
-        .map_err(|_| WakeLockError::Busy(id.to_string(), patience))?;
+        .clone()
+}
 
+fn open(cfg: &Config, id: &Identity) -> Result<File, WakeLockError> {
     let io_err = |e| WakeLockError::Io(id.to_string(), e);
     fsutil::ensure_private_dir(&cfg.state_dir).map_err(io_err)?;
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(fsutil::FILE_MODE)
-        .open(&path)
-        .map_err(io_err)?;
-    // Another process holds it: poll, quickly at first.
-    let mut pause = Duration::from_millis(2);
-    loop {
-        match file.try_lock_exclusive() {
-            Ok(()) => {
-                return Ok(WakeLock {
-                    file,
-                    _in_process: in_process,
-                });
-            }
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
-            {
-                if started.elapsed() >= patience {
-                    return Err(WakeLockError::Busy(id.to_string(), patience));
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 3 / 2).min(Duration::from_millis(50));
-            }
-            Err(e) => return Err(io_err(e)),
+        .open(cfg.state_file(id, "wake.lock"))
+        .map_err(io_err)
+}
+
+/// `Ok(false)` when another process holds the lock.
+fn try_flock(file: &File, id: &Identity) -> Result<bool, WakeLockError> {
+    match file.try_lock_exclusive() {
+        Ok(()) => Ok(true),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+        {
+            Ok(false)
         }
+        Err(e) => Err(WakeLockError::Io(id.to_string(), e)),
     }
 }

@@ -238,6 +238,37 @@ impl Fleet {
         self.ok(&args);
     }
 
+    /// Registers `op` (claude), a peer that only ever sends, and returns its
+    /// identity for `--from`. It may message telegram channels.
+    pub fn sender(&self) -> &'static str {
+        let cwd = self.dir.path().join("w").join("op");
+        if !cwd.exists() {
+            std::fs::create_dir_all(&cwd).unwrap();
+            self.register_at("op", "claude", &cwd, &[]);
+            self.set_peer_field(
+                "op",
+                "interfaces",
+                serde_json::json!({"telegram": {"bot": "op_bot"}}),
+            );
+        }
+        "claude-op"
+    }
+
+    /// Sets a field of a peer's registry record (what `register` cannot).
+    pub fn set_peer_field(&self, personality: &str, key: &str, value: serde_json::Value) {
+        let path = self.root.join("peers-profiles.json");
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let peer = doc["peers"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["personality"] == personality)
+            .unwrap();
+        peer[key] = value;
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    }
+
     /// Lines of `$HOME/fake-runs.log`: one per runtime start.
     pub fn runs(&self) -> Vec<String> {
         std::fs::read_to_string(self.home.join("fake-runs.log"))

@@ -1,10 +1,11 @@
 //! The command-line front ends of both binaries (clap). Exit codes: 0 done,
 //! 1 refused or failed (one line on stderr naming the cause), 2 usage.
 
+mod mcp_config;
 mod plugins;
-mod verbs;
-pub use plugins::state_name;
-pub mod table;
+mod status;
+mod table;
+pub(crate) mod verbs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ pub struct GlobalArgs {
     /// Do not load the built-in adapters.
     #[arg(long, global = true)]
     pub no_builtin_plugins: bool,
-    /// tmux socket directory (default: $IAPEER_SOCK_DIR, else <IAPEER_ROOT>/socks, else /tmp).
+    /// tmux socket directory (default: $IAPEER_SOCK_DIR, else <root>/socks).
     #[arg(long, global = true, value_name = "DIR")]
     pub sock_dir: Option<PathBuf>,
     /// launchd plist directory for the H4 guard (default: $IAPEER_LAUNCHAGENTS_DIR).
@@ -83,9 +84,9 @@ impl GlobalArgs {
         Config::new(config::process_env(), &o)
     }
 
-    /// Logs go to stderr (and to `file` when given, created 0600), filtered
+    /// Logs go to stderr (and to the rotated `file` when given), filtered
     /// by --log, else RUST_LOG, else `default`.
-    pub fn init_logging(&self, default: &str, file: Option<&std::path::Path>) {
+    pub fn init_logging(&self, default: &str, file: Option<crate::logfile::RotatingWriter>) {
         use tracing_subscriber::fmt::writer::MakeWriterExt;
         let filter = self
             .log
@@ -93,20 +94,11 @@ impl GlobalArgs {
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or_else(|| default.to_string());
         let filter = tracing_subscriber::EnvFilter::new(filter);
-        let log_file = file.and_then(|path| {
-            crate::fsutil::ensure_private_dir(path.parent()?).ok()?;
-            std::os::unix::fs::OpenOptionsExt::mode(
-                std::fs::OpenOptions::new().create(true).append(true),
-                crate::fsutil::FILE_MODE,
-            )
-            .open(path)
-            .ok()
-        });
-        let _ = match log_file {
+        let _ = match file {
             Some(f) => tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_ansi(false)
-                .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+                .with_writer(std::io::stderr.and(f))
                 .try_init(),
             None => tracing_subscriber::fmt()
                 .with_env_filter(filter)
@@ -150,15 +142,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Deliver a message: pasted into a live session, or the wake's first message.
+    /// Send an IAP message, as MCP send_to_peer does: pasted into a live
+    /// session, or the first message of the wake it causes.
     Send {
         peer: String,
         #[arg(long)]
         runtime: Option<String>,
         #[command(flatten)]
         message: MessageArgs,
+        /// The sender, <runtime>-<personality> (default: $PEER_IDENTITY, else
+        /// the peer of the current directory, else the one natural peer).
+        #[arg(long, value_name = "IDENTITY")]
+        from: Option<String>,
+        /// A topic for the message (at most 200 characters).
+        #[arg(long)]
+        topic: Option<String>,
+        /// A file to point the peer at (repeatable; made absolute).
+        #[arg(long = "attachment", value_name = "PATH")]
+        attachments: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Ask the running daemon how it is (exit 1 when none answers).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print (or install with --write) what a Claude Code or Codex session
+    /// needs to reach this daemon's send_to_peer under its own identity.
+    McpConfig {
+        client: mcp_config::Client,
+        /// The peer whose folder gets the config (claude: <cwd>/.mcp.json).
+        peer: Option<String>,
+        /// Write the config file instead of printing it (idempotent).
+        #[arg(long)]
+        write: bool,
     },
     /// Stop a peer durably: kill its session; wakes are refused until `start`.
     Stop {
@@ -313,9 +331,12 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             peer,
             runtime,
             message,
+            from,
+            topic,
+            attachments,
             json,
         } => {
-            let task =
+            let text =
                 verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?
                     .filter(|m| !m.trim().is_empty())
                     .ok_or_else(|| {
@@ -323,8 +344,32 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
                             "{peer}: send needs a non-empty --message or --message-file"
                         )
                     })?;
-            verbs::send(cfg, wake_args(peer, runtime, Some(task), None), *json)
+            let cwd = std::env::current_dir()?;
+            let request = crate::route::SendRequest {
+                personality: peer.clone(),
+                runtime: runtime.clone(),
+                message: text,
+                topic: topic.clone(),
+                attachments: attachments
+                    .iter()
+                    .map(|a| cwd.join(a).to_string_lossy().into_owned())
+                    .collect(),
+            };
+            verbs::send(
+                cfg,
+                verbs::SendArgs {
+                    from: from.clone(),
+                    request,
+                },
+                *json,
+            )
         }
+        Command::Status { json } => status::status(cfg, *json),
+        Command::McpConfig {
+            client,
+            peer,
+            write,
+        } => mcp_config::run(cfg, *client, peer.as_deref(), *write),
         Command::Stop {
             peer,
             runtime,

@@ -27,7 +27,7 @@ fn rows(reports: &[PluginReport]) -> String {
             dash(r.version.as_deref()),
             dash(r.wit.as_deref()),
             dash(r.kind.map(|k| k.as_str())),
-            state_name(r.state).to_string(),
+            r.state.to_string(),
             r.source.to_string(),
             if r.sha256.is_empty() {
                 "-".into()
@@ -54,16 +54,6 @@ fn rows(reports: &[PluginReport]) -> String {
         }
     }
     text
-}
-
-pub fn state_name(s: PluginState) -> &'static str {
-    match s {
-        PluginState::Loaded => "loaded",
-        PluginState::Failed => "failed",
-        PluginState::Incompatible => "incompatible",
-        PluginState::Overridden => "overridden",
-        PluginState::Duplicate => "duplicate",
-    }
 }
 
 fn dir_line(dir: &Path) -> String {
@@ -107,7 +97,7 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
         let yes_no = |b: Option<bool>| b.map(|b| if b { "yes" } else { "no" }.to_string());
         let lines = vec![
             field("file", report.source.to_string()),
-            field("state", state_name(report.state).into()),
+            field("state", report.state.to_string()),
             field("reason", dash(report.reason.as_deref())),
             field("runtime", dash(report.runtime.as_deref())),
             field("version", dash(report.version.as_deref())),

@@ -1,6 +1,7 @@
-//! The lifecycle verbs of `iapeer`. They act directly on state and tmux, so
-//! they work while the daemon is down; the cross-process wake lock keeps them
-//! safe beside it.
+//! The lifecycle verbs of `iapeer`: each one calls the same library
+//! function the fleet API calls, then prints the typed result (a human line
+//! or `--json`). They act directly on state and tmux, so they work while
+//! the daemon is down; the cross-process wake lock keeps them safe beside it.
 
 use std::io::{IsTerminal, Read};
 use std::os::unix::process::CommandExt;
@@ -13,10 +14,13 @@ use serde_json::json;
 use super::table;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::lifecycle::{Lifecycle, VerbOutcome, WakeArgs, WakeResult, supervise_action_name};
-use crate::names::{Personality, Runtime};
+use crate::lifecycle::{
+    Lifecycle, LifecycleError, Peers, RuntimeState, VerbOutcome, WakeArgs, WakeReport,
+};
+use crate::names::{Identity, Personality, Runtime};
 use crate::plugins::PluginHost;
 use crate::registry::{self, Registration};
+use crate::route::{self, Door, SendRequest};
 
 /// A failure already reported on stdout (as JSON): exit 1, print nothing more.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +53,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
     Ok(rt.block_on(f))
 }
 
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -72,67 +76,94 @@ pub fn read_message(text: Option<&str>, file: Option<&Path>) -> anyhow::Result<O
     }
 }
 
-/// A failed wake as one line naming the peer and the cause.
-fn wake_failure(peer: &str, r: &WakeResult) -> anyhow::Error {
-    let rt = r
-        .runtime
-        .as_deref()
-        .map(|rt| format!(" ({rt})"))
-        .unwrap_or_default();
-    anyhow::anyhow!(
-        "{peer}{rt}: {}",
-        r.reason.as_deref().unwrap_or("wake failed")
-    )
-}
-
-/// Runs a wake; `Ok(Some(r))` when human output is still to be printed for
-/// a READY result (JSON and failures are handled here).
-fn run_wake(lc: &Lifecycle, args: &WakeArgs, json: bool) -> anyhow::Result<Option<WakeResult>> {
-    let r = block_on(lc.wake_or_spawn(args))?;
-    if json {
-        print_json(&r)?;
-        if !r.is_ready() {
-            return Err(anyhow::Error::new(ExitQuietly));
-        }
-        return Ok(None);
+/// A lifecycle failure as one line naming the peer (and runtime) and the cause.
+fn failure(peer: &str, e: &LifecycleError) -> anyhow::Error {
+    match e.runtime() {
+        Some(rt) => anyhow::anyhow!("{peer} ({rt}): {e}"),
+        None => anyhow::anyhow!("{peer}: {e}"),
     }
-    if !r.is_ready() {
-        return Err(wake_failure(&args.personality, &r));
-    }
-    Ok(Some(r))
 }
 
 pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
-    let Some(r) = run_wake(&lifecycle(cfg)?, &args, json)? else {
-        return Ok(0);
-    };
-    let id = r.process_address.as_deref().unwrap_or("?");
-    match (r.woke, r.task_delivered) {
-        (true, _) => println!("woke {id} ({})", r.mode.unwrap_or("fresh")),
-        (false, Some(true)) => println!("{id} is live; message delivered"),
-        _ => println!("{id} is live"),
+    let lc = lifecycle(cfg)?;
+    let outcome = block_on(lc.wake_or_spawn(&args))?;
+    if json {
+        print_json(&WakeReport::new(&outcome))?;
+        return if outcome.is_ok() {
+            Ok(0)
+        } else {
+            Err(ExitQuietly.into())
+        };
+    }
+    let w = outcome.map_err(|e| failure(&args.personality, &e))?;
+    match (w.spawned, w.task_delivered) {
+        (Some(mode), _) => println!("woke {} ({})", w.identity, <&str>::from(mode)),
+        (None, Some(true)) => println!("{} is live; message delivered", w.identity),
+        _ => println!("{} is live", w.identity),
     }
     Ok(0)
 }
 
-pub fn send(cfg: &Config, mut args: WakeArgs, json: bool) -> anyhow::Result<i32> {
+/// Everything `iapeer send` takes besides the config.
+pub struct SendArgs {
+    pub from: Option<String>,
+    pub request: SendRequest,
+}
+
+/// `iapeer send`: the same routing as MCP `send_to_peer`, in-process.
+pub fn send(cfg: &Config, args: SendArgs, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    if args.runtime.is_none() {
-        // A message goes where the peer is live; only a sleeping peer is woken.
-        args.runtime = lc
-            .delivery_runtime(&args.personality)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", args.personality))?;
+    let caller = sender(&lc, args.from.as_deref())?;
+    let result = block_on(route::send(&lc, &caller, &args.request, Door::Cli))?;
+    let target = &args.request.personality;
+    match (result, json) {
+        (Ok(sent), true) => print_json(&sent).map(|()| 0),
+        (Ok(sent), false) => {
+            let to = &sent.delivered_to;
+            if sent.woke {
+                println!(
+                    "woke {} ({}) and delivered the message",
+                    to.personality, to.runtime
+                );
+            } else {
+                println!("delivered to {} ({})", to.personality, to.runtime);
+            }
+            Ok(0)
+        }
+        (Err(e), true) => {
+            print_json(&json!({ "ok": false, "error": e.to_string() }))?;
+            Err(ExitQuietly.into())
+        }
+        (Err(e), false) => bail!("{target}: {e}"),
     }
-    let Some(r) = run_wake(&lc, &args, json)? else {
-        return Ok(0);
-    };
-    let rt = r.runtime.as_deref().unwrap_or("?");
-    if r.woke {
-        println!("woke {} ({rt}) and delivered the message", args.personality);
-    } else {
-        println!("delivered to {} ({rt})", args.personality);
+}
+
+/// Who `iapeer send` speaks as: `--from`, else `$PEER_IDENTITY`, else the
+/// peer of the current directory, else the registry's one natural
+/// (human-facing) peer.
+fn sender(lc: &Lifecycle, from: Option<&str>) -> anyhow::Result<Identity> {
+    let explicit = from.map(|f| ("--from", f.to_string())).or_else(|| {
+        lc.cfg
+            .env
+            .get("PEER_IDENTITY")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| ("PEER_IDENTITY", v.trim().to_string()))
+    });
+    if let Some((source, raw)) = explicit {
+        return Identity::parse(&raw)
+            .with_context(|| format!("{source} must be <runtime>-<personality>"));
     }
-    Ok(0)
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    if let Some(profile) = registry::read_profile(&cwd)?
+        && let (Some(p), Some(rt)) = (profile.personality, profile.default_runtime)
+    {
+        return Ok(Identity::new(&rt, &p));
+    }
+    route::natural_sender(&lc.registry()?).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no sender: pass --from <runtime>-<personality>, set PEER_IDENTITY, or run from a peer folder"
+        )
+    })
 }
 
 fn print_outcomes(rows: &[VerbOutcome], json: bool) -> anyhow::Result<i32> {
@@ -155,16 +186,17 @@ fn print_outcomes(rows: &[VerbOutcome], json: bool) -> anyhow::Result<i32> {
     })
 }
 
-/// The personalities a verb targets: one peer, or `--all` registered ones.
-fn targets(lc: &Lifecycle, peer: Option<&str>, all: bool) -> anyhow::Result<Vec<String>> {
+fn peers<'a>(
+    peer: Option<&'a str>,
+    runtime: Option<&'a str>,
+    all: bool,
+) -> anyhow::Result<Peers<'a>> {
     match (peer, all) {
-        (Some(p), false) => Ok(vec![p.to_string()]),
-        (None, true) => Ok(lc
-            .registry()?
-            .peers
-            .iter()
-            .map(|p| p.personality.to_string())
-            .collect()),
+        (Some(personality), false) => Ok(Peers::One {
+            personality,
+            runtime,
+        }),
+        (None, true) => Ok(Peers::All),
         _ => bail!("name a peer or pass --all"),
     }
 }
@@ -179,15 +211,13 @@ pub fn stop_or_start(
     json: bool,
 ) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let mut rows = Vec::new();
-    for p in targets(&lc, peer, all)? {
-        let outcome = if stop {
-            block_on(lc.stop(&p, runtime))?
-        } else {
-            lc.start(&p, runtime)
-        };
-        rows.extend(outcome.map_err(anyhow::Error::msg)?);
-    }
+    let targets = peers(peer, runtime, all)?;
+    let rows = if stop {
+        block_on(lc.stop(targets))?
+    } else {
+        lc.start(targets)
+    };
+    let rows = rows.map_err(|e| failure(peer.unwrap_or("--all"), &e))?;
     print_outcomes(&rows, json)
 }
 
@@ -198,17 +228,18 @@ pub fn mark_new(
     json: bool,
 ) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let row = lc.mark_new(peer, runtime).map_err(anyhow::Error::msg)?;
+    let row = lc.mark_new(peer, runtime).map_err(|e| failure(peer, &e))?;
     print_outcomes(&[row], json)
 }
 
 pub fn new(cfg: &Config, peer: &str, runtime: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let (row, wake) = block_on(lc.new_session(peer, runtime))?.map_err(anyhow::Error::msg)?;
+    let out = block_on(lc.new_session(peer, runtime))?.map_err(|e| failure(peer, &e))?;
     if json {
-        print_json(&json!({ "outcome": row, "wake": wake }))?;
-        return Ok(if row.ok() { 0 } else { 1 });
+        print_json(&out)?;
+        return Ok(if out.outcome.ok() { 0 } else { 1 });
     }
+    let row = out.outcome;
     if !row.ok() {
         bail!(
             "new: {} ({}): {} — {}",
@@ -230,8 +261,7 @@ pub fn attach(
     json: bool,
 ) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let target =
-        block_on(lc.attach_target(peer, runtime))?.map_err(|e| anyhow::anyhow!("{peer}: {e}"))?;
+    let target = block_on(lc.attach_target(peer, runtime))?.map_err(|e| failure(peer, &e))?;
     if json {
         print_json(&target)?;
         return Ok(0);
@@ -272,29 +302,28 @@ pub fn attach(
 pub fn launch(cfg: &Config, runtime: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let lc = lifecycle(cfg)?;
-    let r = block_on(lc.folder_launch(&cwd, runtime))?.map_err(anyhow::Error::msg)?;
+    let outcome = block_on(lc.folder_launch(&cwd, runtime))?;
     if json {
-        print_json(&r)?;
-        return Ok(if r.is_ready() { 0 } else { 1 });
+        print_json(&WakeReport::new(&outcome))?;
+        return Ok(if outcome.is_ok() { 0 } else { 1 });
     }
-    if !r.is_ready() {
-        bail!("launch: {}", r.reason.unwrap_or_default());
-    }
-    let id = r.process_address.clone().unwrap_or_default();
-    let how = if r.woke { "fresh" } else { "already live" };
+    let w = outcome.map_err(|e| anyhow::anyhow!("launch: {e}"))?;
+    let how = if w.woke() { "fresh" } else { "already live" };
     if std::io::stdout().is_terminal() {
-        eprintln!("launched {id} ({how}) — attaching…");
-        let sock = lc.cfg.sock_dir.join(format!("tmux-iap-{id}.sock"));
-        let err = lc.tmux.attach_command(&sock, &id).exec();
+        eprintln!("launched {} ({how}) — attaching…", w.identity);
+        let err = lc
+            .tmux
+            .attach_command(&lc.socket(&w.identity), w.identity.as_str())
+            .exec();
         bail!("cannot run tmux attach: {err}");
     }
-    println!("launched {id} ({how})");
+    println!("launched {} ({how})", w.identity);
     Ok(0)
 }
 
 pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let fleet = block_on(lc.fleet())?.map_err(anyhow::Error::msg)?;
+    let fleet = block_on(lc.fleet())??;
     if json {
         print_json(&json!({ "peers": fleet }))?;
         return Ok(0);
@@ -314,10 +343,10 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             .iter()
             .map(|r| {
                 let glyph = match r.status {
-                    "live" => '●',
-                    "stopped" => '✕',
-                    "unknown" => '?',
-                    _ => '○',
+                    RuntimeState::Live => '●',
+                    RuntimeState::Stopped => '✕',
+                    RuntimeState::Unknown => '?',
+                    RuntimeState::Asleep => '○',
                 };
                 format!("{glyph} {}", r.runtime)
             })
@@ -346,6 +375,7 @@ pub fn supervise_once(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         (outcomes, relaunches)
     })?;
     if json {
+        let relaunches: Vec<WakeReport> = relaunches.iter().map(WakeReport::new).collect();
         print_json(&json!({ "outcomes": outcomes, "relaunches": relaunches }))?;
         return Ok(0);
     }
@@ -357,22 +387,18 @@ pub fn supervise_once(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         .map(|o| {
             vec![
                 o.identity.clone(),
-                supervise_action_name(o.action).to_string(),
+                o.action.to_string(),
                 o.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
     print!("{}", table::render(&rows));
     for r in &relaunches {
-        match r.status {
-            crate::lifecycle::Status::Ready => println!(
-                "relaunched {} fresh",
-                r.process_address.as_deref().unwrap_or("?")
-            ),
-            crate::lifecycle::Status::Failed => println!(
-                "relaunch of {} failed: {}",
-                r.runtime.as_deref().unwrap_or("?"),
-                r.reason.as_deref().unwrap_or("")
+        match r {
+            Ok(w) => println!("relaunched {} fresh", w.identity),
+            Err(e) => println!(
+                "relaunch of {} failed: {e}",
+                e.runtime().map_or("?", |r| r.as_str())
             ),
         }
     }

@@ -2,22 +2,26 @@
 //! the first message is. Side effects (consuming the /new mark, reading the
 //! profile) stay with the caller so these can be tested on their own.
 
+use super::LifecycleError;
 use crate::names::Runtime;
 use crate::plugins::ResumeCheck;
 use crate::registry::PeerRecord;
 
 /// H5: the runtime to wake, from the registry only (a dead peer has no live
 /// socket to scan): an explicit runtime (must be declared), else the
-/// registry default, else the first declared runtime.
-pub fn resolve_wake_runtime(requested: Option<&str>, peer: &PeerRecord) -> Result<Runtime, String> {
+/// registry default.
+pub fn resolve_wake_runtime(
+    requested: Option<&str>,
+    peer: &PeerRecord,
+) -> Result<Runtime, LifecycleError> {
     match requested.filter(|r| !r.is_empty()) {
         Some(r) => {
-            let rt = Runtime::new(r).map_err(|_| format!("invalid runtime {r:?}"))?;
+            let rt = Runtime::new(r).map_err(|_| LifecycleError::InvalidRuntime(r.to_string()))?;
             if peer.default_runtime != rt && !peer.declares(r) {
-                return Err(format!(
-                    "runtime {r:?} is not declared for {:?}",
-                    peer.personality.as_str()
-                ));
+                return Err(LifecycleError::UndeclaredRuntime {
+                    personality: peer.personality.to_string(),
+                    runtime: r.to_string(),
+                });
             }
             Ok(rt)
         }
@@ -26,7 +30,8 @@ pub fn resolve_wake_runtime(requested: Option<&str>, peer: &PeerRecord) -> Resul
 }
 
 /// Why a wake is fresh or a resume (logged as `cause`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum ModeCause {
     /// A `/new` mark: eager graceful relaunch.
     NewMark,
@@ -42,13 +47,7 @@ pub enum ModeCause {
 
 impl ModeCause {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ModeCause::NewMark => "new-mark",
-            ModeCause::ExplicitFresh => "explicit-fresh",
-            ModeCause::ExplicitResume => "explicit-resume",
-            ModeCause::TranscriptPresent => "transcript-present",
-            ModeCause::FirstWake => "first-wake",
-        }
+        self.into()
     }
 }
 
@@ -61,12 +60,6 @@ pub enum WakeMode {
     },
     /// An explicit resume found nothing: fail loud, never fall back to fresh.
     Fail(String),
-}
-
-impl WakeMode {
-    pub fn is_fresh(&self) -> bool {
-        matches!(self, WakeMode::Fresh(_))
-    }
 }
 
 /// The seed's priority: /new mark > explicit fresh > explicit resume
@@ -141,13 +134,13 @@ mod tests {
             "codex"
         );
         let e = resolve_wake_runtime(Some("telegram"), &p).unwrap_err();
-        assert!(e.contains("not declared"), "{e}");
+        assert!(e.to_string().contains("not declared"), "{e}");
         assert_eq!(
             resolve_wake_runtime(Some(""), &p).unwrap().as_str(),
             "claude"
         );
         let e = resolve_wake_runtime(Some("Bad-Rt"), &p).unwrap_err();
-        assert!(e.contains("invalid runtime"), "{e}");
+        assert!(e.to_string().contains("invalid runtime"), "{e}");
     }
 
     #[test]

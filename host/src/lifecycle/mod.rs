@@ -2,39 +2,46 @@
 //!
 //! heal (supervise tick) → registry lookup → H4 guard → runtime resolution →
 //! adapter → stopped mark → wake lock → stopped + H4 again → live fast path
-//! → cwd exists → wake mode → system prompt → launch → session state → READY.
+//! → cwd exists → wake mode → system prompt → session recorded → launch →
+//! READY.
 
 mod decide;
+mod error;
 mod operator;
 mod supervise;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use decide::{
-    ModeCause, WakeMode, compose_first_message, resolve_wake_mode, resolve_wake_runtime,
+pub(crate) use decide::resolve_wake_runtime;
+pub use decide::{ModeCause, WakeMode, compose_first_message, resolve_wake_mode};
+pub use error::LifecycleError;
+pub use operator::{
+    AttachTarget, NewOutcome, PeerStatus, Peers, RuntimeState, RuntimeStatus, VerbAction,
+    VerbOutcome,
 };
-pub use operator::{AttachTarget, PeerStatus, RuntimeStatus, VerbOutcome};
-pub use supervise::{SuperviseAction, SuperviseOutcome, supervise_action_name};
+pub use supervise::{SuperviseAction, SuperviseOutcome};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events;
-use crate::guard::{self, Owner};
+use crate::guard;
 use crate::launch::{self, LaunchOutcome, LaunchRequest};
 use crate::names::{Identity, Personality};
-use crate::plugins::{Adapter, LaunchSpec, PluginHost};
+use crate::plugins::{Adapter, AdapterKind, LaunchSpec, PluginHost};
+use crate::poll::Poll;
 use crate::prompt::{self, PromptInput, SystemFacts};
 use crate::registry::{self, PeerRecord, Registry};
 use crate::store::{self, Mark, SessionState};
 use crate::tmux::{Liveness, Tmux, probe};
 use crate::{fsutil, wakelock};
 
-/// How long a wake waits after delivering to a live TUI for its activity
-/// proxy to move (proof the message was accepted).
+/// How long a delivery to a live TUI waits for its activity proxy to move
+/// (proof the message was accepted).
 const LIVE_DELIVERY_GRACE: Duration = Duration::from_secs(3);
 
 /// The canonical form of a cwd (what adapters expect), or the path as given
@@ -43,12 +50,27 @@ pub(crate) fn canonical(cwd: &Path) -> PathBuf {
     std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf())
 }
 
+/// What happens to the eager `/new` relaunches a wake's heal pass finds.
+#[derive(Debug, Clone, Default)]
+pub enum Relaunches {
+    /// Run them before the wake goes on (the CLI: nobody else will).
+    #[default]
+    Inline,
+    /// Ask the daemon's supervise loop to run a tick now, so the message
+    /// that triggered the heal is not held up by another peer's boot.
+    Kick(Arc<tokio::sync::Notify>),
+}
+
 /// The lifecycle engine: configuration, adapters, tmux and a clock.
 pub struct Lifecycle {
     pub cfg: Config,
     pub plugins: Arc<PluginHost>,
-    pub tmux: Tmux,
+    pub(crate) tmux: Tmux,
     pub clock: Arc<dyn Clock>,
+    relaunches: Relaunches,
+    /// A supervise pass is running in this process: a wake's heal pass is
+    /// skipped (the running one heals; two would only race for locks).
+    ticking: AtomicBool,
 }
 
 /// A wake request.
@@ -62,6 +84,33 @@ pub struct WakeArgs {
     pub resume: Option<bool>,
 }
 
+/// How a wake started a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum SpawnMode {
+    Fresh,
+    Resume,
+}
+
+/// A wake that left the peer live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Woken {
+    pub identity: Identity,
+    /// `Some` when this call started the session; `None` when it was live.
+    pub spawned: Option<SpawnMode>,
+    /// Whether the task reached the session (`None` when there was none).
+    pub task_delivered: Option<bool>,
+}
+
+impl Woken {
+    pub fn woke(&self) -> bool {
+        self.spawned.is_some()
+    }
+}
+
+pub type WakeOutcome = Result<Woken, LifecycleError>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Status {
     #[serde(rename = "READY")]
@@ -70,9 +119,10 @@ pub enum Status {
     Failed,
 }
 
-/// The outcome of a wake, with the reference's field names.
+/// A wake outcome in the reference's JSON shape (what `--json` prints and
+/// the fleet API returns).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WakeResult {
+pub struct WakeReport {
     pub status: Status,
     /// A session was spawned by this call.
     pub woke: bool,
@@ -80,30 +130,40 @@ pub struct WakeResult {
     pub runtime: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_address: Option<String>,
-    /// `fresh` or `resume` when this call spawned a session.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<&'static str>,
+    pub mode: Option<SpawnMode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The refusal was a durable operator stop.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
-    /// Whether the task reached the session (absent when there was none).
     #[serde(rename = "taskDelivered", skip_serializing_if = "Option::is_none")]
     pub task_delivered: Option<bool>,
 }
 
-impl WakeResult {
-    fn failed(runtime: Option<&str>, reason: impl Into<String>) -> Self {
-        WakeResult {
-            status: Status::Failed,
-            woke: false,
-            runtime: runtime.map(str::to_string),
-            process_address: None,
-            mode: None,
-            reason: Some(reason.into()),
-            stopped: false,
-            task_delivered: None,
+impl WakeReport {
+    pub fn new(outcome: &WakeOutcome) -> WakeReport {
+        match outcome {
+            Ok(w) => WakeReport {
+                status: Status::Ready,
+                woke: w.woke(),
+                runtime: Some(w.identity.runtime().to_string()),
+                process_address: Some(w.identity.to_string()),
+                mode: w.spawned,
+                reason: None,
+                stopped: false,
+                task_delivered: w.task_delivered,
+            },
+            Err(e) => WakeReport {
+                status: Status::Failed,
+                woke: false,
+                runtime: e.runtime().map(ToString::to_string),
+                process_address: None,
+                mode: None,
+                reason: Some(e.to_string()),
+                stopped: matches!(e, LifecycleError::Stopped(_)),
+                task_delivered: None,
+            },
         }
     }
 
@@ -112,26 +172,23 @@ impl WakeResult {
     }
 }
 
-fn owner_refusal(p: &Personality, owner: &Owner, mid_wake: bool) -> String {
-    let who = match owner {
-        Owner::Launchd(_) => "launchd KeepAlive owns its lifecycle",
-        Owner::SystemdUser(_) => "its systemd user unit owns its lifecycle",
-    };
-    if mid_wake {
-        format!(
-            "\"{p}\" became {} mid-wake; the daemon does not wake it",
-            owner.describe()
-        )
-    } else {
-        format!(
-            "\"{p}\" is {}; the daemon does not wake it ({who})",
-            owner.describe()
-        )
-    }
+/// Why a delivery to a live session did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryFailure {
+    /// Nothing reached the session.
+    #[error("the paste failed: {0}")]
+    Paste(crate::tmux::TmuxError),
+    /// Pasted, but the runtime showed no sign of taking it.
+    #[error("no activity after the paste")]
+    Unconfirmed,
 }
 
-fn stopped_refusal(p: &Personality, runtime: &str) -> String {
-    format!("\"{p}\" ({runtime}) is stopped and not accepting messages; start it to resume")
+/// The outcome of a delivery attempt to whatever is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Accepted,
+    /// Not live (any more): the caller wakes it instead.
+    NotLive,
 }
 
 impl Lifecycle {
@@ -142,7 +199,15 @@ impl Lifecycle {
             plugins,
             tmux,
             clock,
+            relaunches: Relaunches::Inline,
+            ticking: AtomicBool::new(false),
         }
+    }
+
+    /// Where eager relaunches found by a wake's heal pass go.
+    pub fn with_relaunches(mut self, relaunches: Relaunches) -> Lifecycle {
+        self.relaunches = relaunches;
+        self
     }
 
     pub fn registry(&self) -> Result<Registry, registry::RegistryError> {
@@ -157,10 +222,11 @@ impl Lifecycle {
         probe(&self.socket(id)) == Liveness::Alive
     }
 
-    fn adapter(&self, runtime: &str) -> Result<&Arc<Adapter>, String> {
-        self.plugins.adapter(runtime).ok_or_else(|| {
-            format!("no adapter for runtime {runtime:?} (see `iapeer plugins list`)")
-        })
+    fn adapter(&self, runtime: &crate::names::Runtime) -> Result<Arc<Adapter>, LifecycleError> {
+        self.plugins
+            .adapter(runtime.as_str())
+            .cloned()
+            .ok_or_else(|| LifecycleError::NoAdapter(runtime.clone()))
     }
 
     fn record_session(&self, id: &Identity, cwd: &Path) {
@@ -180,103 +246,120 @@ impl Lifecycle {
     }
 
     /// Longest a wake may hold the lock: waiting longer means the holder hangs.
-    fn lock_patience(&self) -> Duration {
+    pub(crate) fn lock_patience(&self) -> Duration {
         self.cfg.boot_deadline + self.cfg.ready_gate + Duration::from_secs(30)
     }
 
-    /// Wake (or reuse) a peer's session and deliver `task` to it.
-    pub async fn wake_or_spawn(&self, args: &WakeArgs) -> WakeResult {
-        // Heal strays first: the same H4-guarded pass the daemon runs.
-        let _ = self.supervise_tick().await;
+    /// Runs one supervise pass unless one is already running in this
+    /// process (`None` then).
+    pub async fn try_supervise_tick(&self) -> Option<Vec<SuperviseOutcome>> {
+        if self.ticking.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.ticking);
+        Some(self.supervise_tick().await)
+    }
 
-        let registry = match self.registry() {
-            Ok(r) => r,
-            Err(e) => return WakeResult::failed(None, e.to_string()),
+    /// The heal pass before a wake: the same H4-guarded tick the daemon
+    /// runs. Eager `/new` relaunches it finds are never dropped: they run
+    /// here (CLI) or are handed to the daemon's loop.
+    async fn heal(&self) {
+        let Some(outcomes) = self.try_supervise_tick().await else {
+            return;
         };
-        let Some(peer) = registry.find(&args.personality) else {
-            return WakeResult::failed(None, format!("unknown peer {:?}", args.personality));
-        };
+        if !outcomes
+            .iter()
+            .any(|o| o.action == SuperviseAction::NeedsEagerFresh)
+        {
+            return;
+        }
+        match &self.relaunches {
+            Relaunches::Inline => {
+                self.process_eager_relaunches(&outcomes).await;
+            }
+            Relaunches::Kick(notify) => notify.notify_one(),
+        }
+    }
+
+    /// Wake (or reuse) a peer's session and deliver `task` to it.
+    pub async fn wake_or_spawn(&self, args: &WakeArgs) -> WakeOutcome {
+        self.heal().await;
+        self.wake(args).await
+    }
+
+    /// `wake_or_spawn` without the heal pass (relaunches run inside a tick).
+    async fn wake(&self, args: &WakeArgs) -> WakeOutcome {
+        let registry = self.registry()?;
+        let peer = registry
+            .find(&args.personality)
+            .ok_or_else(|| LifecycleError::NotRegistered(args.personality.clone()))?;
         let p = &peer.personality;
         if let Some(owner) = guard::external_owner(&self.cfg, p) {
             self.log_wake(p, None, "refused", owner.describe(), None);
-            return WakeResult::failed(None, owner_refusal(p, &owner, false));
+            return Err(LifecycleError::ExternallyOwned {
+                personality: p.clone(),
+                owner,
+                mid_wake: false,
+            });
         }
-        let runtime = match resolve_wake_runtime(args.runtime.as_deref(), peer) {
-            Ok(r) => r,
-            Err(e) => return WakeResult::failed(None, e),
-        };
-        let rt = runtime.as_str();
-        let adapter = match self.adapter(rt) {
-            Ok(a) => a.clone(),
-            Err(e) => return WakeResult::failed(Some(rt), e),
-        };
+        let runtime = resolve_wake_runtime(args.runtime.as_deref(), peer)?;
+        let adapter = self.adapter(&runtime)?;
         let id = Identity::new(&runtime, p);
         if store::has_mark(&self.cfg, &id, Mark::Stopped) {
             self.log_wake(p, Some(&id), "refused", "stopped", None);
-            return WakeResult {
-                stopped: true,
-                ..WakeResult::failed(Some(rt), stopped_refusal(p, rt))
-            };
+            return Err(LifecycleError::Stopped(id));
         }
 
-        let _lock = match wakelock::acquire(&self.cfg, &id, self.lock_patience()).await {
-            Ok(l) => l,
-            Err(e) => return WakeResult::failed(Some(rt), e.to_string()),
-        };
+        let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await?;
         // A stop or a plist install that landed while we waited still wins.
         if store::has_mark(&self.cfg, &id, Mark::Stopped) {
             self.log_wake(p, Some(&id), "refused", "stopped-mid-wake", None);
-            return WakeResult {
-                stopped: true,
-                ..WakeResult::failed(Some(rt), stopped_refusal(p, rt))
-            };
+            return Err(LifecycleError::Stopped(id));
         }
         if let Some(owner) = guard::external_owner(&self.cfg, p) {
             let cause = format!("{}-mid-wake", owner.describe());
             self.log_wake(p, Some(&id), "refused", &cause, None);
-            return WakeResult::failed(Some(rt), owner_refusal(p, &owner, true));
+            return Err(LifecycleError::ExternallyOwned {
+                personality: p.clone(),
+                owner,
+                mid_wake: true,
+            });
         }
 
-        let sock = self.socket(&id);
-        let liveness = probe(&sock);
-        if let Liveness::Unknown(why) = &liveness {
+        match probe(&self.socket(&id)) {
             // Unknown is never dead: spawning would kill whatever runs there.
-            return WakeResult::failed(
-                Some(rt),
-                format!("cannot tell whether {id} is running ({why}); not starting another"),
-            );
-        }
-        // Live fast path: a concurrent wake already brought it up.
-        if liveness == Liveness::Alive {
-            self.record_session(&id, &peer.cwd);
-            let task_delivered = if args.task.trim().is_empty() {
-                None
-            } else {
-                Some(
+            Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown { id, why }),
+            // Live fast path: a concurrent wake already brought it up.
+            Liveness::Alive => {
+                self.record_session(&id, &peer.cwd);
+                let task_delivered = if args.task.trim().is_empty() {
+                    None
+                } else {
                     self.deliver_live(&adapter, &id, &peer.cwd, &args.task)
-                        .await,
-                )
-            };
-            let mut r = WakeResult {
-                status: Status::Ready,
-                woke: false,
-                runtime: Some(rt.to_string()),
-                process_address: Some(id.to_string()),
-                mode: None,
-                reason: None,
-                stopped: false,
-                task_delivered,
-            };
-            if task_delivered == Some(false) {
-                r.status = Status::Failed;
-                r.reason = Some(format!(
-                    "{id} is live but did not accept the message; message NOT delivered"
-                ));
+                        .await
+                        .map_err(|failure| {
+                            tracing::warn!(identity = %id, "delivery failed: {failure}");
+                            LifecycleError::NotDelivered { id: id.clone() }
+                        })?;
+                    Some(true)
+                };
+                Ok(Woken {
+                    identity: id,
+                    spawned: None,
+                    task_delivered,
+                })
             }
-            return r;
+            Liveness::Dead(_) => {
+                self.spawn_locked(args, peer, &registry, &adapter, &id)
+                    .await
+            }
         }
-        self.spawn_locked(args, peer, &registry, &adapter, &id)
-            .await
     }
 
     /// The spawn half of a wake, under the lock, with the session known dead.
@@ -287,17 +370,14 @@ impl Lifecycle {
         registry: &Registry,
         adapter: &Arc<Adapter>,
         id: &Identity,
-    ) -> WakeResult {
+    ) -> WakeOutcome {
+        // The dead session's record goes now: a failure before the launch
+        // must not leave it for every later tick to retry.
+        let _ = store::remove_session(&self.cfg, id);
         let p = &peer.personality;
-        let rt = id.runtime().as_str();
         let cwd = match std::fs::canonicalize(&peer.cwd) {
             Ok(c) if c.is_dir() => c,
-            _ => {
-                return WakeResult::failed(
-                    Some(rt),
-                    format!("peer cwd does not exist: {}", peer.cwd.display()),
-                );
-            }
+            _ => return Err(LifecycleError::CwdMissing(peer.cwd.clone())),
         };
         let cwd_str = cwd.to_string_lossy().into_owned();
         let new_mark = store::has_mark(&self.cfg, id, Mark::New);
@@ -315,28 +395,28 @@ impl Lifecycle {
         let mode = resolve_wake_mode(new_mark, args.resume, || {
             check.unwrap_or_else(|| Err("resume check skipped".into()))
         });
-        let (fresh, resume_ref, cause) = match &mode {
+        let (spawn_mode, resume_ref, cause) = match mode {
             WakeMode::Fail(reason) => {
                 let cause = if args.resume == Some(true) {
                     "attach-nothing-to-resume"
                 } else {
                     "resume-check-failed"
                 };
-                self.log_wake(p, Some(id), "fail", cause, Some(reason));
-                return WakeResult::failed(Some(rt), reason.clone());
+                self.log_wake(p, Some(id), "fail", cause, Some(&reason));
+                return Err(LifecycleError::CannotResume {
+                    id: id.clone(),
+                    reason,
+                });
             }
-            WakeMode::Fresh(c) => (true, None, *c),
-            WakeMode::Resume { cause, reference } => (false, reference.clone(), *cause),
+            WakeMode::Fresh(c) => (SpawnMode::Fresh, None, c),
+            WakeMode::Resume { cause, reference } => (SpawnMode::Resume, reference, cause),
         };
-        let mode_name = if fresh { "fresh" } else { "resume" };
-        self.log_wake(p, Some(id), mode_name, cause.as_str(), None);
+        let fresh = spawn_mode == SpawnMode::Fresh;
+        self.log_wake(p, Some(id), spawn_mode.into(), cause.as_str(), None);
 
         let info = adapter.info();
         let system_prompt_file = if info.uses_doctrine {
-            match self.write_system_prompt(peer, &cwd, id, registry) {
-                Ok(path) => path,
-                Err(e) => return WakeResult::failed(Some(rt), e),
-            }
+            self.write_system_prompt(peer, &cwd, id, registry)?
         } else {
             None
         };
@@ -344,6 +424,7 @@ impl Lifecycle {
         let seed = profile.as_ref().and_then(|p| p.initial_prompt.as_deref());
         let first_message = compose_first_message(seed, &args.task, fresh);
         let launch_env = registry::read_launch_env(&cwd, id.runtime());
+        let rt = id.runtime().as_str();
         let spec = LaunchSpec {
             personality: p.to_string(),
             identity: id.to_string(),
@@ -357,6 +438,10 @@ impl Lifecycle {
             extra_args: launch_env.start_args,
             intelligence: Some(peer.intelligence.clone()),
         };
+        // Recorded before the launch: if this process dies mid-boot, the
+        // session it leaves is still supervised (ticks skip it while we hold
+        // the lock).
+        self.record_session(id, &cwd);
         let outcome = launch::launch(
             &self.tmux,
             LaunchRequest {
@@ -366,7 +451,7 @@ impl Lifecycle {
                 spec,
                 parent_env: self.cfg.env.clone(),
                 launch_env: launch_env.env,
-                first_message: first_message.clone(),
+                first_message,
                 boot_deadline: self.cfg.boot_deadline,
                 ready_gate: self.cfg.ready_gate,
             },
@@ -382,13 +467,18 @@ impl Lifecycle {
                     // the fresh session the /new mark asked for.
                     self.record_session(id, &cwd);
                     self.consume_new_mark(id, cause);
+                } else {
+                    let _ = store::remove_session(&self.cfg, id);
                 }
                 events::log(
                     &self.cfg,
                     "wake-failed",
                     &[("identity", id.as_str()), ("reason", &reason)],
                 );
-                WakeResult::failed(Some(rt), reason)
+                Err(LifecycleError::Launch {
+                    id: id.clone(),
+                    reason,
+                })
             }
             LaunchOutcome::Ready { delivered } => {
                 self.record_session(id, &cwd);
@@ -396,17 +486,16 @@ impl Lifecycle {
                 let has_task = !args.task.trim().is_empty();
                 // A router takes no first message at launch: hand it over now.
                 let delivered = delivered
-                    || (has_task && self.deliver_live(adapter, id, &cwd, &args.task).await);
-                WakeResult {
-                    status: Status::Ready,
-                    woke: true,
-                    runtime: Some(rt.to_string()),
-                    process_address: Some(id.to_string()),
-                    mode: Some(mode_name),
-                    reason: None,
-                    stopped: false,
+                    || (has_task
+                        && self
+                            .deliver_live(adapter, id, &cwd, &args.task)
+                            .await
+                            .is_ok());
+                Ok(Woken {
+                    identity: id.clone(),
+                    spawned: Some(spawn_mode),
                     task_delivered: has_task.then_some(delivered),
-                }
+                })
             }
         }
     }
@@ -426,7 +515,7 @@ impl Lifecycle {
         cwd: &Path,
         id: &Identity,
         registry: &Registry,
-    ) -> Result<Option<PathBuf>, String> {
+    ) -> Result<Option<PathBuf>, LifecycleError> {
         let facts = SystemFacts::gather(&self.cfg.env);
         let text = prompt::compose(&PromptInput {
             personality: peer.personality.as_str(),
@@ -441,51 +530,88 @@ impl Lifecycle {
         let Some(text) = text else { return Ok(None) };
         let path = self.cfg.state_file(id, "system-prompt.md");
         fsutil::write_atomic(&path, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| LifecycleError::state(path.display().to_string(), e))?;
         Ok(Some(path))
     }
 
-    /// Delivers a message to a live session; true when it was accepted.
-    pub async fn deliver_live(
+    /// Delivers `message` to the session of `id` if it is live, under the
+    /// wake lock — serialised with wakes, reaps and other deliveries to the
+    /// same peer, so two pastes never interleave and a reap never kills a
+    /// session between our liveness check and the paste.
+    pub async fn deliver_if_live(
+        &self,
+        id: &Identity,
+        cwd: &Path,
+        message: &str,
+    ) -> Result<Delivery, LifecycleError> {
+        let adapter = self.adapter(id.runtime())?;
+        let _lock = wakelock::acquire(&self.cfg, id, self.lock_patience()).await?;
+        // A stop lands its mark before it takes the lock to kill.
+        if store::has_mark(&self.cfg, id, Mark::Stopped) {
+            return Err(LifecycleError::Stopped(id.clone()));
+        }
+        match probe(&self.socket(id)) {
+            Liveness::Dead(_) => Ok(Delivery::NotLive),
+            Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown {
+                id: id.clone(),
+                why,
+            }),
+            Liveness::Alive => {
+                self.deliver_live(&adapter, id, cwd, message)
+                    .await
+                    .map_err(|failure| {
+                        tracing::warn!(identity = %id, "delivery failed: {failure}");
+                        LifecycleError::NotDelivered { id: id.clone() }
+                    })?;
+                Ok(Delivery::Accepted)
+            }
+        }
+    }
+
+    /// Pastes a message into a live session (the caller holds the lock).
+    /// A router has accepted it once the paste went through; a TUI once its
+    /// activity proxy moves (Enter is pressed once more if nothing moves).
+    async fn deliver_live(
         &self,
         adapter: &Adapter,
         id: &Identity,
         cwd: &Path,
         message: &str,
-    ) -> bool {
+    ) -> Result<(), DeliveryFailure> {
         let sock = self.socket(id);
         let cwd = canonical(cwd);
         let cwd = cwd.to_string_lossy();
         let baseline = launch::activity(adapter, &cwd).await;
         let message = message.trim_end_matches(['\n', '\r']);
-        if launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
+        launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
             .await
-            .is_err()
-        {
-            return false;
+            .map_err(DeliveryFailure::Paste)?;
+        if adapter.info().kind == AdapterKind::Router {
+            return Ok(());
         }
-        if adapter.info().kind == crate::plugins::AdapterKind::Router {
-            return true;
-        }
-        let started = tokio::time::Instant::now();
-        let mut pause = Duration::from_millis(20);
+        let mut poll = Poll::new(
+            LIVE_DELIVERY_GRACE,
+            Duration::from_millis(20),
+            Duration::from_millis(250),
+        );
+        let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
         let mut pressed_again = false;
-        while started.elapsed() < LIVE_DELIVERY_GRACE {
+        loop {
             if launch::activity(adapter, &cwd).await > baseline {
-                return true;
+                return Ok(());
             }
             // A swallowed Enter leaves the paste sitting in the composer.
-            if !pressed_again && started.elapsed() > LIVE_DELIVERY_GRACE / 3 {
+            if !pressed_again && tokio::time::Instant::now() > press_again_after {
                 pressed_again = true;
                 let _ = self
                     .tmux
                     .send_keys(&sock, id.as_str(), &["Enter".to_string()])
                     .await;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 3 / 2).min(Duration::from_millis(250));
+            if !poll.pause().await {
+                return Err(DeliveryFailure::Unconfirmed);
+            }
         }
-        launch::activity(adapter, &cwd).await > baseline
     }
 
     fn log_wake(
@@ -496,15 +622,15 @@ impl Lifecycle {
         cause: &str,
         reason: Option<&str>,
     ) {
-        let id = id.map(Identity::to_string).unwrap_or_default();
-        let rt = id.split_once('-').map(|(r, _)| r).unwrap_or("");
+        let runtime = id.map(|id| id.runtime().as_str()).unwrap_or("");
+        let id = id.map(Identity::as_str).unwrap_or("");
         let mut fields = vec![
             ("personality", p.as_str()),
-            ("identity", id.as_str()),
-            ("runtime", rt),
+            ("identity", id),
+            ("runtime", runtime),
+            ("mode", mode),
+            ("cause", cause),
         ];
-        fields.push(("mode", mode));
-        fields.push(("cause", cause));
         if let Some(r) = reason {
             fields.push(("reason", r));
         }

@@ -1,12 +1,13 @@
 //! Operator verbs: stop / start / new / mark-new, attach, folder launch, and
-//! the fleet listing. All of them reuse `wake_or_spawn` for bring-up, so H4,
-//! the wake lock and the stopped mark apply everywhere.
+//! the fleet listing. All of them reuse the wake for bring-up, so H4, the
+//! wake lock and the stopped mark apply everywhere. They return typed
+//! outcomes; printing them is the caller's business (CLI or fleet API).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Lifecycle, WakeArgs, WakeResult, canonical, resolve_wake_runtime};
+use super::{Lifecycle, LifecycleError, WakeArgs, WakeReport, canonical, resolve_wake_runtime};
 use crate::guard;
 use crate::names::{Identity, Runtime};
 use crate::registry::{self, PeerRecord};
@@ -14,30 +15,73 @@ use crate::store::{self, Mark};
 use crate::tmux::{Liveness, probe};
 use crate::wakelock;
 
+/// What a stop / start / new / mark-new did to one runtime of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum VerbAction {
+    Stopped,
+    Started,
+    Fresh,
+    Marked,
+    Failed,
+    /// Launchd or a systemd user unit owns the peer: nothing was touched.
+    #[serde(rename = "refused-launchd")]
+    #[strum(serialize = "refused-launchd")]
+    RefusedExternallyOwned,
+}
+
 /// One row of a stop / start / new / mark-new outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerbOutcome {
     pub personality: String,
     pub runtime: String,
-    /// `stopped`, `started`, `fresh`, `marked`, `failed`, `refused-launchd`.
-    pub action: String,
+    pub action: VerbAction,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 impl VerbOutcome {
-    fn new(peer: &PeerRecord, runtime: &Runtime, action: &str, reason: Option<String>) -> Self {
+    fn new(
+        peer: &PeerRecord,
+        runtime: &Runtime,
+        action: VerbAction,
+        reason: Option<String>,
+    ) -> Self {
         VerbOutcome {
             personality: peer.personality.to_string(),
             runtime: runtime.to_string(),
-            action: action.into(),
+            action,
             reason,
         }
     }
 
     pub fn ok(&self) -> bool {
-        !matches!(self.action.as_str(), "failed" | "refused-launchd")
+        !matches!(
+            self.action,
+            VerbAction::Failed | VerbAction::RefusedExternallyOwned
+        )
     }
+}
+
+/// `new`'s outcome row and the wake that brought the fresh session up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewOutcome {
+    pub outcome: VerbOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeReport>,
+}
+
+/// The peers a stop / start applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum Peers<'a> {
+    /// One peer: one runtime, or every declared one.
+    One {
+        personality: &'a str,
+        runtime: Option<&'a str>,
+    },
+    /// Every registered peer, every declared runtime.
+    All,
 }
 
 fn hands_off(owner: &guard::Owner) -> String {
@@ -53,11 +97,22 @@ pub struct AttachTarget {
     pub runtime: String,
 }
 
+/// The state of one runtime of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum RuntimeState {
+    Live,
+    Asleep,
+    Stopped,
+    /// Liveness undecidable (a socket that is not provably ours).
+    Unknown,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuntimeStatus {
     pub runtime: String,
-    /// `live`, `asleep`, `stopped`, or `unknown` (liveness undecidable).
-    pub status: &'static str,
+    pub status: RuntimeState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,49 +131,62 @@ pub struct PeerStatus {
 }
 
 impl Lifecycle {
-    /// The registry record of a peer, or a one-line reason.
-    pub fn registered_peer(&self, personality: &str) -> Result<PeerRecord, String> {
-        let reg = self.registry().map_err(|e| e.to_string())?;
-        reg.find(personality)
+    /// The registry record of a peer.
+    pub fn registered_peer(&self, personality: &str) -> Result<PeerRecord, LifecycleError> {
+        self.registry()?
+            .find(personality)
             .cloned()
-            .ok_or_else(|| format!("peer {personality:?} is not registered"))
+            .ok_or_else(|| LifecycleError::NotRegistered(personality.to_string()))
     }
 
-    /// The runtimes a verb applies to: the explicit one (must be declared),
-    /// else all declared ones.
-    fn verb_runtimes(
+    /// The peers and runtimes a stop/start acts on: an explicit runtime
+    /// (must be declared), else every declared one.
+    fn verb_targets(
         &self,
-        peer: &PeerRecord,
-        runtime: Option<&str>,
-    ) -> Result<Vec<Runtime>, String> {
-        match runtime {
-            Some(r) => resolve_wake_runtime(Some(r), peer).map(|rt| vec![rt]),
-            None => Ok(peer.runtimes.clone()),
+        peers: Peers<'_>,
+    ) -> Result<Vec<(PeerRecord, Vec<Runtime>)>, LifecycleError> {
+        match peers {
+            Peers::One {
+                personality,
+                runtime,
+            } => {
+                let peer = self.registered_peer(personality)?;
+                let runtimes = match runtime {
+                    Some(r) => vec![resolve_wake_runtime(Some(r), &peer)?],
+                    None => peer.runtimes.clone(),
+                };
+                Ok(vec![(peer, runtimes)])
+            }
+            Peers::All => Ok(self
+                .registry()?
+                .peers
+                .into_iter()
+                .map(|p| {
+                    let runtimes = p.runtimes.clone();
+                    (p, runtimes)
+                })
+                .collect()),
         }
     }
 
-    /// The peer and runtimes a stop/start acts on, or the refusal rows of a
-    /// peer an external supervisor owns.
-    #[allow(clippy::type_complexity)]
-    fn verb_targets(
+    /// The refusal rows of a peer an external supervisor owns.
+    fn refused_externally_owned(
         &self,
-        personality: &str,
-        runtime: Option<&str>,
-    ) -> Result<Result<(PeerRecord, Vec<Runtime>), Vec<VerbOutcome>>, String> {
-        let peer = self.registered_peer(personality)?;
-        let runtimes = self.verb_runtimes(&peer, runtime)?;
-        Ok(match self.refused_launchd(&peer, &runtimes) {
-            Some(refused) => Err(refused),
-            None => Ok((peer, runtimes)),
-        })
-    }
-
-    fn refused_launchd(&self, peer: &PeerRecord, runtimes: &[Runtime]) -> Option<Vec<VerbOutcome>> {
+        peer: &PeerRecord,
+        runtimes: &[Runtime],
+    ) -> Option<Vec<VerbOutcome>> {
         let owner = guard::external_owner(&self.cfg, &peer.personality)?;
         Some(
             runtimes
                 .iter()
-                .map(|rt| VerbOutcome::new(peer, rt, "refused-launchd", Some(hands_off(&owner))))
+                .map(|rt| {
+                    VerbOutcome::new(
+                        peer,
+                        rt,
+                        VerbAction::RefusedExternallyOwned,
+                        Some(hands_off(&owner)),
+                    )
+                })
                 .collect(),
         )
     }
@@ -126,69 +194,67 @@ impl Lifecycle {
     /// `stop`: a durable operator halt. The mark is set first (new wakes
     /// refuse at once), then the wake lock is taken (an in-flight wake
     /// finishes first), then the session is killed.
-    pub async fn stop(
-        &self,
-        personality: &str,
-        runtime: Option<&str>,
-    ) -> Result<Vec<VerbOutcome>, String> {
-        let (peer, runtimes) = match self.verb_targets(personality, runtime)? {
-            Ok(targets) => targets,
-            Err(refused) => return Ok(refused),
-        };
+    pub async fn stop(&self, peers: Peers<'_>) -> Result<Vec<VerbOutcome>, LifecycleError> {
         let mut out = Vec::new();
-        for rt in runtimes {
-            let id = Identity::new(&rt, &peer.personality);
-            let row = |action: &str, reason| VerbOutcome::new(&peer, &rt, action, reason);
-            if let Err(e) = store::set_mark(&self.cfg, &id, Mark::Stopped, self.clock.now_ms()) {
-                out.push(row(
-                    "failed",
-                    Some(format!("cannot write the stopped mark: {e}")),
-                ));
+        for (peer, runtimes) in self.verb_targets(peers)? {
+            if let Some(refused) = self.refused_externally_owned(&peer, &runtimes) {
+                out.extend(refused);
                 continue;
             }
-            // Even if an in-flight wake outlasts our patience, the operator
-            // asked for a halt: kill anyway (that wake then fails).
-            let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
-            match self.kill_session(&id).await {
-                Ok(()) => {
-                    let _ = store::remove_session(&self.cfg, &id);
-                    out.push(row("stopped", None));
-                }
-                Err(e) => out.push(row(
-                    "failed",
-                    Some(format!(
-                        "marked stopped, but the session could not be killed: {e}"
-                    )),
-                )),
+            for rt in runtimes {
+                out.push(self.stop_one(&peer, rt).await);
             }
         }
         Ok(out)
     }
 
+    async fn stop_one(&self, peer: &PeerRecord, rt: Runtime) -> VerbOutcome {
+        let id = Identity::new(&rt, &peer.personality);
+        let row = |action, reason| VerbOutcome::new(peer, &rt, action, reason);
+        if let Err(e) = store::set_mark(&self.cfg, &id, Mark::Stopped, self.clock.now_ms()) {
+            return row(
+                VerbAction::Failed,
+                Some(format!("cannot write the stopped mark: {e}")),
+            );
+        }
+        // Even if an in-flight wake outlasts our patience, the operator
+        // asked for a halt: kill anyway (that wake then fails).
+        let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
+        match self.kill_session(&id).await {
+            Ok(()) => {
+                let _ = store::remove_session(&self.cfg, &id);
+                row(VerbAction::Stopped, None)
+            }
+            Err(e) => row(
+                VerbAction::Failed,
+                Some(format!(
+                    "marked stopped, but the session could not be killed: {e}"
+                )),
+            ),
+        }
+    }
+
     /// `start`: clears the stopped mark (the next message wakes the peer).
-    pub fn start(
-        &self,
-        personality: &str,
-        runtime: Option<&str>,
-    ) -> Result<Vec<VerbOutcome>, String> {
-        let (peer, runtimes) = match self.verb_targets(personality, runtime)? {
-            Ok(targets) => targets,
-            Err(refused) => return Ok(refused),
-        };
-        Ok(runtimes
-            .into_iter()
-            .map(|rt| {
+    pub fn start(&self, peers: Peers<'_>) -> Result<Vec<VerbOutcome>, LifecycleError> {
+        let mut out = Vec::new();
+        for (peer, runtimes) in self.verb_targets(peers)? {
+            if let Some(refused) = self.refused_externally_owned(&peer, &runtimes) {
+                out.extend(refused);
+                continue;
+            }
+            out.extend(runtimes.into_iter().map(|rt| {
                 let id = Identity::new(&rt, &peer.personality);
                 let (action, reason) = match store::clear_mark(&self.cfg, &id, Mark::Stopped) {
-                    Ok(()) => ("started", None),
+                    Ok(()) => (VerbAction::Started, None),
                     Err(e) => (
-                        "failed",
+                        VerbAction::Failed,
                         Some(format!("cannot clear the stopped mark: {e}")),
                     ),
                 };
                 VerbOutcome::new(&peer, &rt, action, reason)
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 
     /// `mark-new`: drops the `/new` mark; the next relaunch is fresh.
@@ -196,13 +262,13 @@ impl Lifecycle {
         &self,
         personality: &str,
         runtime: Option<&str>,
-    ) -> Result<VerbOutcome, String> {
+    ) -> Result<VerbOutcome, LifecycleError> {
         let peer = self.registered_peer(personality)?;
         let rt = resolve_wake_runtime(runtime, &peer)?;
         let id = Identity::new(&rt, &peer.personality);
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
-            .map_err(|e| format!("cannot write the /new mark: {e}"))?;
-        Ok(VerbOutcome::new(&peer, &rt, "marked", None))
+            .map_err(|e| LifecycleError::state("the /new mark", e))?;
+        Ok(VerbOutcome::new(&peer, &rt, VerbAction::Marked, None))
     }
 
     /// `new`: an unconditional fresh restart — clears the stopped mark, kills
@@ -213,25 +279,30 @@ impl Lifecycle {
         &self,
         personality: &str,
         runtime: Option<&str>,
-    ) -> Result<(VerbOutcome, WakeResult), String> {
+    ) -> Result<NewOutcome, LifecycleError> {
         let peer = self.registered_peer(personality)?;
         let rt = resolve_wake_runtime(runtime, &peer)?;
-        let row = |action: &str, reason| VerbOutcome::new(&peer, &rt, action, reason);
+        let row = |action, reason| VerbOutcome::new(&peer, &rt, action, reason);
         if let Some(owner) = guard::external_owner(&self.cfg, &peer.personality) {
-            let reason = hands_off(&owner);
-            let wake = WakeResult::failed(Some(rt.as_str()), reason.clone());
-            return Ok((row("refused-launchd", Some(reason)), wake));
+            return Ok(NewOutcome {
+                outcome: row(VerbAction::RefusedExternallyOwned, Some(hands_off(&owner))),
+                wake: None,
+            });
         }
         let id = Identity::new(&rt, &peer.personality);
         let _ = store::clear_mark(&self.cfg, &id, Mark::Stopped);
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
-            .map_err(|e| format!("cannot write the /new mark: {e}"))?;
+            .map_err(|e| LifecycleError::state("the /new mark", e))?;
         {
             let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
             if let Err(e) = self.kill_session(&id).await {
-                let reason = format!("the running session could not be killed: {e}");
-                let wake = WakeResult::failed(Some(rt.as_str()), reason.clone());
-                return Ok((row("failed", Some(reason)), wake));
+                return Ok(NewOutcome {
+                    outcome: row(
+                        VerbAction::Failed,
+                        Some(format!("the running session could not be killed: {e}")),
+                    ),
+                    wake: None,
+                });
             }
             let _ = store::remove_session(&self.cfg, &id);
         }
@@ -243,12 +314,14 @@ impl Lifecycle {
                 resume: Some(false),
             })
             .await;
-        let outcome = if wake.is_ready() {
-            row("fresh", None)
-        } else {
-            row("failed", wake.reason.clone())
+        let outcome = match &wake {
+            Ok(_) => row(VerbAction::Fresh, None),
+            Err(e) => row(VerbAction::Failed, Some(e.to_string())),
         };
-        Ok((outcome, wake))
+        Ok(NewOutcome {
+            outcome,
+            wake: Some(WakeReport::new(&wake)),
+        })
     }
 
     /// The declared runtime with the freshest activity, if any has some
@@ -270,27 +343,31 @@ impl Lifecycle {
         best
     }
 
+    /// The declared runtimes of a peer that are live right now.
+    pub fn live_runtimes(&self, peer: &PeerRecord) -> Vec<Runtime> {
+        peer.runtimes
+            .iter()
+            .filter(|rt| self.is_live(&Identity::new(rt, &peer.personality)))
+            .cloned()
+            .collect()
+    }
+
     /// The runtime a message goes to when the sender names none: the
     /// default if it is live, else the one other declared runtime that is
-    /// live, else the default (which the wake then brings up). Two live
-    /// non-default runtimes are ambiguous.
-    pub fn delivery_runtime(&self, personality: &str) -> Result<Option<String>, String> {
-        let peer = self.registered_peer(personality)?;
-        let live = |rt: &Runtime| self.is_live(&Identity::new(rt, &peer.personality));
-        if live(&peer.default_runtime) {
-            return Ok(Some(peer.default_runtime.to_string()));
+    /// live; `None` when nothing is live (a wake then brings up the
+    /// default). Two live non-default runtimes are ambiguous.
+    pub fn delivery_runtime(&self, peer: &PeerRecord) -> Result<Option<Runtime>, LifecycleError> {
+        if self.is_live(&Identity::new(&peer.default_runtime, &peer.personality)) {
+            return Ok(Some(peer.default_runtime.clone()));
         }
-        let others: Vec<&Runtime> = peer.runtimes.iter().filter(|rt| live(rt)).collect();
-        match others.as_slice() {
+        let live = self.live_runtimes(peer);
+        match live.as_slice() {
             [] => Ok(None),
-            [one] => Ok(Some(one.to_string())),
-            many => Err(format!(
-                "{personality:?} is live in several runtimes ({}); name one with --runtime",
-                many.iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            [one] => Ok(Some(one.clone())),
+            many => Err(LifecycleError::AmbiguousRuntime {
+                personality: peer.personality.to_string(),
+                runtimes: many.iter().map(ToString::to_string).collect(),
+            }),
         }
     }
 
@@ -301,7 +378,7 @@ impl Lifecycle {
         &self,
         personality: &str,
         runtime: Option<&str>,
-    ) -> Result<AttachTarget, String> {
+    ) -> Result<AttachTarget, LifecycleError> {
         let peer = self.registered_peer(personality)?;
         let rt = match runtime {
             Some(r) => resolve_wake_runtime(Some(r), &peer)?,
@@ -321,90 +398,77 @@ impl Lifecycle {
         if self.is_live(&id) {
             return Ok(target(false));
         }
-        let woke = self
-            .wake_or_spawn(&WakeArgs {
-                personality: peer.personality.to_string(),
-                runtime: Some(rt.to_string()),
-                task: String::new(),
-                resume: Some(true),
-            })
-            .await;
-        if !woke.is_ready() {
-            return Err(woke.reason.unwrap_or_else(|| "wake failed".into()));
-        }
+        self.wake_or_spawn(&WakeArgs {
+            personality: peer.personality.to_string(),
+            runtime: Some(rt.to_string()),
+            task: String::new(),
+            resume: Some(true),
+        })
+        .await?;
         Ok(target(true))
     }
 
     /// `launch` (`iapeer <runtime>`): bring up the peer of `cwd`, always
     /// fresh, its initial prompt delivered once. A live session is reused.
-    pub async fn folder_launch(
-        &self,
-        cwd: &Path,
-        runtime: Option<&str>,
-    ) -> Result<WakeResult, String> {
-        let profile = registry::read_profile(cwd)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "no peer profile in {}",
-                    registry::profile_path(cwd).display()
-                )
-            })?;
-        let personality = profile.personality.ok_or_else(|| {
-            format!(
-                "{} names no personality",
-                registry::profile_path(cwd).display()
-            )
-        })?;
+    pub async fn folder_launch(&self, cwd: &Path, runtime: Option<&str>) -> super::WakeOutcome {
+        let profile = registry::read_profile(cwd)?
+            .ok_or_else(|| LifecycleError::NoProfile(registry::profile_path(cwd)))?;
+        let personality = profile
+            .personality
+            .ok_or_else(|| LifecycleError::NoPersonality(registry::profile_path(cwd)))?;
         let runtime = runtime
             .map(str::to_string)
             .or_else(|| profile.default_runtime.map(|r| r.to_string()));
-        Ok(self
-            .wake_or_spawn(&WakeArgs {
-                personality: personality.to_string(),
-                runtime,
-                task: String::new(),
-                resume: Some(false),
+        self.wake_or_spawn(&WakeArgs {
+            personality: personality.to_string(),
+            runtime,
+            task: String::new(),
+            resume: Some(false),
+        })
+        .await
+    }
+
+    /// One registered peer with the state of each runtime.
+    pub async fn peer_status(&self, peer: &PeerRecord) -> PeerStatus {
+        let runtimes = peer
+            .runtimes
+            .iter()
+            .map(|rt| {
+                let id = Identity::new(rt, &peer.personality);
+                let status = match probe(&self.socket(&id)) {
+                    Liveness::Alive => RuntimeState::Live,
+                    Liveness::Unknown(_) => RuntimeState::Unknown,
+                    Liveness::Dead(_) if store::has_mark(&self.cfg, &id, Mark::Stopped) => {
+                        RuntimeState::Stopped
+                    }
+                    Liveness::Dead(_) => RuntimeState::Asleep,
+                };
+                RuntimeStatus {
+                    runtime: rt.to_string(),
+                    status,
+                }
             })
-            .await)
+            .collect();
+        let last = self.last_active_runtime(peer).await;
+        PeerStatus {
+            personality: peer.personality.to_string(),
+            default_runtime: peer.default_runtime.to_string(),
+            last_active_runtime: last.as_ref().map(|(rt, _)| rt.to_string()),
+            last_active_ms: last.map(|(_, ms)| ms),
+            intelligence: peer.intelligence.clone(),
+            description: peer.description.clone(),
+            cwd: peer.cwd.clone(),
+            launchd_managed: guard::is_externally_managed(&self.cfg, &peer.personality),
+            runtimes,
+        }
     }
 
     /// Every registered peer with the state of each runtime.
-    pub async fn fleet(&self) -> Result<Vec<PeerStatus>, String> {
-        let reg = self.registry().map_err(|e| e.to_string())?;
+    pub async fn fleet(&self) -> Result<Vec<PeerStatus>, LifecycleError> {
+        let reg = self.registry()?;
         let mut fleet = Vec::with_capacity(reg.peers.len());
         for peer in &reg.peers {
-            let runtimes = peer
-                .runtimes
-                .iter()
-                .map(|rt| {
-                    let id = Identity::new(rt, &peer.personality);
-                    let status = match probe(&self.socket(&id)) {
-                        Liveness::Alive => "live",
-                        Liveness::Unknown(_) => "unknown",
-                        Liveness::Dead(_) if store::has_mark(&self.cfg, &id, Mark::Stopped) => {
-                            "stopped"
-                        }
-                        Liveness::Dead(_) => "asleep",
-                    };
-                    RuntimeStatus {
-                        runtime: rt.to_string(),
-                        status,
-                    }
-                })
-                .collect();
-            let last = self.last_active_runtime(peer).await;
-            fleet.push(PeerStatus {
-                personality: peer.personality.to_string(),
-                default_runtime: peer.default_runtime.to_string(),
-                last_active_runtime: last.as_ref().map(|(rt, _)| rt.to_string()),
-                last_active_ms: last.map(|(_, ms)| ms),
-                intelligence: peer.intelligence.clone(),
-                description: peer.description.clone(),
-                cwd: peer.cwd.clone(),
-                launchd_managed: guard::is_externally_managed(&self.cfg, &peer.personality),
-                runtimes,
-            });
+            fleet.push(self.peer_status(peer).await);
         }
         Ok(fleet)
     }

@@ -1,32 +1,51 @@
 //! The supervise tick — the single H4-guarded reap pass — and the eager
 //! relaunch of peers that died carrying a `/new` mark.
-
-use serde::Serialize;
+//!
+//! Every action that changes a session (forgetting a dead one, killing an
+//! idle one) happens with the identity's wake lock held and the state read
+//! again under it: a lock held by someone else means a wake or a delivery
+//! is at work, so the session is busy and this tick leaves it alone.
 
 use std::path::Path;
 
-use super::{Lifecycle, WakeArgs, WakeResult, canonical};
+use serde::Serialize;
+
+use super::{Lifecycle, WakeArgs, WakeOutcome, canonical};
 use crate::events;
 use crate::fsutil;
 use crate::guard;
 use crate::names::Identity;
 use crate::store::{self, Mark, SessionState};
 use crate::tmux::{Liveness, TmuxError, probe};
+use crate::wakelock::{self, WakeLock};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum SuperviseAction {
     /// Idle longer than the idle bound: killed (the next message resumes).
     ReapedIdle,
     /// Dead without a `/new` mark: state removed (the next message wakes).
     ReapedGone,
+    /// Dead while stopped: state removed, never relaunched.
+    SkippedStopped,
     /// Owned by launchd / a systemd unit: not touched.
     SkippedLaunchd,
+    /// A wake or a delivery holds the peer's lock: left for the next tick.
+    SkippedBusy,
     Alive,
     /// Liveness could not be decided: not touched.
     Unknown,
-    /// Died carrying a `/new` mark: relaunch it fresh now.
+    /// Died carrying a `/new` mark: relaunch it fresh now. Its `.session`
+    /// stays until the relaunch settles, so a relaunch that never runs (the
+    /// process died) is found again by the next tick.
     NeedsEagerFresh,
+}
+
+impl SuperviseAction {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +72,13 @@ impl SuperviseOutcome {
     }
 }
 
+/// What one session needs, decided without the lock.
+enum Verdict {
+    Done(SuperviseOutcome),
+    /// Dead, or idle past the bound: act only under the lock.
+    Act,
+}
+
 impl Lifecycle {
     /// One pass over every recorded session: skip externally owned peers,
     /// forget dead ones (or flag them for an eager fresh relaunch), reap the
@@ -70,7 +96,7 @@ impl Lifecycle {
             ) {
                 let mut fields = vec![
                     ("identity", id.as_str()),
-                    ("action", supervise_action_name(outcome.action)),
+                    ("action", outcome.action.as_str()),
                 ];
                 if let Some(r) = &outcome.reason {
                     fields.push(("reason", r));
@@ -88,13 +114,83 @@ impl Lifecycle {
         if guard::is_externally_managed(&self.cfg, id.personality()) {
             return SuperviseOutcome::new(id, SuperviseAction::SkippedLaunchd, None);
         }
-        let sock = self.socket(id);
-        match probe(&sock) {
+        if let Verdict::Done(outcome) = self.look(id, s, now).await {
+            return outcome;
+        }
+        let _lock: WakeLock = match wakelock::try_acquire(&self.cfg, id) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None),
+            Err(e) => {
+                return SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e.to_string()));
+            }
+        };
+        // Under the lock, from the state as it is now: a wake or a delivery
+        // may have finished between the look and the lock.
+        let Some(s) = store::read_session(&self.cfg, id) else {
+            return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None);
+        };
+        match self.look(id, &s, now).await {
+            Verdict::Done(outcome) => outcome,
+            Verdict::Act => self.act_locked(id, &s, now).await,
+        }
+    }
+
+    /// The lock-free look at one session.
+    async fn look(&self, id: &Identity, s: &SessionState, now: u64) -> Verdict {
+        match probe(&self.socket(id)) {
+            Liveness::Unknown(e) => {
+                Verdict::Done(SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)))
+            }
+            Liveness::Dead(_) => Verdict::Act,
+            Liveness::Alive => match self.idle_age(id, s, now).await {
+                Err(outcome) => Verdict::Done(outcome),
+                Ok(age) if age > self.cfg.idle_secs => Verdict::Act,
+                Ok(_) => Verdict::Done(SuperviseOutcome::new(id, SuperviseAction::Alive, None)),
+            },
+        }
+    }
+
+    /// Seconds since the session's last sign of life: its activity proxy,
+    /// never older than the wake itself (a resumed session's transcript can
+    /// be hours old).
+    async fn idle_age(
+        &self,
+        id: &Identity,
+        s: &SessionState,
+        now: u64,
+    ) -> Result<u64, SuperviseOutcome> {
+        // Adapters expect a canonical cwd; older state files (and the
+        // TypeScript iapeer's) may hold it as registered.
+        let cwd = canonical(Path::new(&s.cwd));
+        let cwd = cwd.to_string_lossy();
+        // No adapter (a plugin removed): wokeAt alone bounds it. An adapter
+        // that cannot answer is not evidence of idleness.
+        let activity = match self.plugins.adapter(id.runtime().as_str()) {
+            None => 0,
+            Some(a) => match a.newest_activity_mtime(&cwd).await {
+                Ok(mt) => mt.unwrap_or(0),
+                Err(e) => {
+                    return Err(SuperviseOutcome::new(
+                        id,
+                        SuperviseAction::Unknown,
+                        Some(format!("activity unknown: {e}")),
+                    ));
+                }
+            },
+        };
+        Ok(now.saturating_sub(activity.max(s.woke_at)) / 1000)
+    }
+
+    /// Forgets, flags or reaps a session whose look said so (lock held).
+    async fn act_locked(&self, id: &Identity, s: &SessionState, now: u64) -> SuperviseOutcome {
+        match probe(&self.socket(id)) {
             Liveness::Unknown(e) => SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)),
             Liveness::Dead(cause) => {
-                let _ = store::remove_session(&self.cfg, id);
+                if store::has_mark(&self.cfg, id, Mark::Stopped) {
+                    let _ = store::remove_session(&self.cfg, id);
+                    return SuperviseOutcome::new(id, SuperviseAction::SkippedStopped, None);
+                }
                 if store::has_mark(&self.cfg, id, Mark::New) {
-                    // The mark stays: the relaunch's wake consumes it.
                     return SuperviseOutcome {
                         personality: Some(id.personality().to_string()),
                         runtime: Some(id.runtime().to_string()),
@@ -105,6 +201,7 @@ impl Lifecycle {
                         )
                     };
                 }
+                let _ = store::remove_session(&self.cfg, id);
                 SuperviseOutcome::new(
                     id,
                     SuperviseAction::ReapedGone,
@@ -112,54 +209,38 @@ impl Lifecycle {
                 )
             }
             Liveness::Alive => {
-                // Idle age from the activity proxy, never older than the wake
-                // itself (a resumed session's transcript can be hours old).
-                // Adapters expect a canonical cwd; older state files (and the
-                // TypeScript iapeer's) may hold it as registered.
-                let cwd = canonical(Path::new(&s.cwd));
-                let cwd = cwd.to_string_lossy();
-                // No adapter (a plugin removed): wokeAt alone bounds it. An
-                // adapter that cannot answer is not evidence of idleness.
-                let activity = match self.plugins.adapter(id.runtime().as_str()) {
-                    None => 0,
-                    Some(a) => match a.newest_activity_mtime(&cwd).await {
-                        Ok(mt) => mt.unwrap_or(0),
-                        Err(e) => {
-                            return SuperviseOutcome::new(
-                                id,
-                                SuperviseAction::Unknown,
-                                Some(format!("activity unknown: {e}")),
-                            );
-                        }
-                    },
+                let age = match self.idle_age(id, s, now).await {
+                    Ok(age) => age,
+                    Err(outcome) => return outcome,
                 };
-                let last = activity.max(s.woke_at);
-                let age_secs = now.saturating_sub(last) / 1000;
-                if age_secs > self.cfg.idle_secs {
-                    if let Err(e) = self.kill_session(id).await {
-                        return SuperviseOutcome::new(
-                            id,
-                            SuperviseAction::Unknown,
-                            Some(format!("idle {age_secs}s but could not be killed: {e}")),
-                        );
-                    }
-                    let _ = store::remove_session(&self.cfg, id);
-                    SuperviseOutcome::new(
-                        id,
-                        SuperviseAction::ReapedIdle,
-                        Some(format!("idle {age_secs}s")),
-                    )
-                } else {
-                    SuperviseOutcome::new(id, SuperviseAction::Alive, None)
+                if age <= self.cfg.idle_secs {
+                    return SuperviseOutcome::new(id, SuperviseAction::Alive, None);
                 }
+                if let Err(e) = self.kill_session(id).await {
+                    return SuperviseOutcome::new(
+                        id,
+                        SuperviseAction::Unknown,
+                        Some(format!("idle {age}s but could not be killed: {e}")),
+                    );
+                }
+                let _ = store::remove_session(&self.cfg, id);
+                SuperviseOutcome::new(
+                    id,
+                    SuperviseAction::ReapedIdle,
+                    Some(format!("idle {age}s")),
+                )
             }
         }
     }
 
     /// Relaunches, fresh, every peer the tick flagged `needs-eager-fresh`.
-    /// A failed relaunch leaves the `/new` mark: the peer then wakes fresh on
-    /// its next message (graceful degrades to lazy, never lost).
-    pub async fn process_eager_relaunches(&self, outcomes: &[SuperviseOutcome]) -> Vec<WakeResult> {
+    /// A relaunch that fails leaves the `/new` mark (the peer then wakes
+    /// fresh on its next message: graceful degrades to lazy, never lost)
+    /// and forgets the dead session, so later ticks do not retry forever.
+    pub async fn process_eager_relaunches(
+        &self,
+        outcomes: &[SuperviseOutcome],
+    ) -> Vec<WakeOutcome> {
         let mut results = Vec::new();
         for o in outcomes {
             let (SuperviseAction::NeedsEagerFresh, Some(personality), Some(runtime)) =
@@ -173,9 +254,26 @@ impl Lifecycle {
                 task: String::new(),
                 resume: None,
             };
-            results.push(self.wake_or_spawn(&args).await);
+            let result = self.wake(&args).await;
+            if let Err(e) = &result {
+                tracing::warn!(identity = %o.identity, "eager fresh relaunch failed; the /new mark stays: {e}");
+                if let Ok(id) = Identity::parse(&o.identity) {
+                    self.forget_if_dead(&id);
+                }
+            }
+            results.push(result);
         }
         results
+    }
+
+    /// Drops the record of a session that is provably dead, unless someone
+    /// holds its lock (then they own its fate).
+    fn forget_if_dead(&self, id: &Identity) {
+        if let Ok(Some(_lock)) = wakelock::try_acquire(&self.cfg, id)
+            && let Liveness::Dead(_) = probe(&self.socket(id))
+        {
+            let _ = store::remove_session(&self.cfg, id);
+        }
     }
 
     /// Kills a session; the server (and its socket) go with the last one.
@@ -214,16 +312,5 @@ impl Lifecycle {
             }
             Err(e) => Err(e.to_string()),
         }
-    }
-}
-
-pub fn supervise_action_name(a: SuperviseAction) -> &'static str {
-    match a {
-        SuperviseAction::ReapedIdle => "reaped-idle",
-        SuperviseAction::ReapedGone => "reaped-gone",
-        SuperviseAction::SkippedLaunchd => "skipped-launchd",
-        SuperviseAction::Alive => "alive",
-        SuperviseAction::Unknown => "unknown",
-        SuperviseAction::NeedsEagerFresh => "needs-eager-fresh",
     }
 }

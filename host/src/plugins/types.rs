@@ -7,8 +7,9 @@ use serde::Serialize;
 use crate::names::Runtime;
 
 /// How the host drives a session (see `kind` in `wit/adapter.wit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum AdapterKind {
     Tui,
     Router,
@@ -16,10 +17,7 @@ pub enum AdapterKind {
 
 impl AdapterKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AdapterKind::Tui => "tui",
-            AdapterKind::Router => "router",
-        }
+        self.into()
     }
 }
 

@@ -1,0 +1,277 @@
+//! Lifecycle and delivery events for the fleet API, read from the event
+//! logs themselves — so events written by CLI processes show up too. The
+//! SSE stream replays the last N events, then tails both logs (surviving
+//! rotation) with a heartbeat comment, until the daemon stops.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::ApiState;
+use crate::config::Config;
+use crate::events::{self, EventLog};
+
+/// How often the logs are looked at for new lines.
+const TAIL_POLL: Duration = Duration::from_millis(200);
+/// How far back the replay and a peer's recent events read.
+const RECENT_BYTES: u64 = 512 << 10;
+/// The most events a replay sends.
+pub(crate) const MAX_REPLAY: usize = 1000;
+
+/// One event as JSON: `{"log": "delivery", "ts": …, "ev": …, …fields}`.
+fn event_json(log: EventLog, line: &str) -> Option<Value> {
+    let fields = events::parse_line(line);
+    if fields.len() < 2 || fields[0].0 != "ts" {
+        return None;
+    }
+    let mut obj = Map::new();
+    obj.insert("log".into(), Value::String(<&str>::from(log).into()));
+    for (k, v) in fields {
+        obj.insert(k, Value::String(v));
+    }
+    Some(Value::Object(obj))
+}
+
+/// The newest complete lines of a log, at most `RECENT_BYTES` back.
+fn tail_lines(path: &std::path::Path) -> Vec<String> {
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(RECENT_BYTES);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = f.take(RECENT_BYTES).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut mid-line
+    }
+    lines
+}
+
+/// The last `n` events of both logs (and of their last rotated files),
+/// oldest first.
+pub(crate) fn recent(cfg: &Config, n: usize, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut all: Vec<Value> = EventLog::ALL
+        .iter()
+        .flat_map(|&log| {
+            let path = log.path(cfg);
+            let mut rotated = path.as_os_str().to_owned();
+            rotated.push(".1");
+            let mut lines = tail_lines(std::path::Path::new(&rotated));
+            lines.extend(tail_lines(&path));
+            lines.into_iter().filter_map(move |l| event_json(log, &l))
+        })
+        .filter(|e| keep(e))
+        .collect();
+    // ISO timestamps sort as strings; the sort is stable within a log.
+    all.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    let skip = all.len().saturating_sub(n);
+    all.split_off(skip)
+}
+
+/// Does an event concern this peer (as subject, target or sender)?
+pub(crate) fn concerns(event: &Value, personality: &str) -> bool {
+    let field = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("");
+    let identity_is = |v: &str| {
+        crate::names::Identity::parse(v).is_ok_and(|id| id.personality().as_str() == personality)
+    };
+    field("personality") == personality
+        || field("to") == personality
+        || identity_is(field("identity"))
+        || identity_is(field("caller"))
+        || identity_is(field("via"))
+}
+
+/// Follows one log file from an offset, across rotations.
+pub(crate) struct LogTail {
+    log: EventLog,
+    path: PathBuf,
+    inode: u64,
+    offset: u64,
+    partial: String,
+}
+
+impl LogTail {
+    /// A tail starting at the current end of the log.
+    pub(crate) fn at_end(cfg: &Config, log: EventLog) -> LogTail {
+        let path = log.path(cfg);
+        let (inode, offset) = std::fs::metadata(&path)
+            .map(|m| (m.ino(), m.len()))
+            .unwrap_or((0, 0));
+        LogTail {
+            log,
+            path,
+            inode,
+            offset,
+            partial: String::new(),
+        }
+    }
+
+    /// Events appended since the last call.
+    pub(crate) fn poll(&mut self) -> Vec<Value> {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if meta.ino() != self.inode || meta.len() < self.offset {
+            // Rotated: finish the old file (now `<log>.1`) first, then read
+            // the new one from its start.
+            let mut rotated = self.path.as_os_str().to_owned();
+            rotated.push(".1");
+            let rotated = PathBuf::from(rotated);
+            if std::fs::metadata(&rotated).is_ok_and(|m| m.ino() == self.inode) {
+                out = self.read_from(&rotated);
+            }
+            self.inode = meta.ino();
+            self.offset = 0;
+            self.partial.clear();
+        }
+        if meta.len() > self.offset {
+            let path = self.path.clone();
+            out.extend(self.read_from(&path));
+        }
+        out
+    }
+
+    /// The complete lines of `path` past the offset, as events.
+    fn read_from(&mut self, path: &std::path::Path) -> Vec<Value> {
+        let Ok(mut f) = File::open(path) else {
+            return Vec::new();
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut bytes = Vec::new();
+        let _ = f.take(RECENT_BYTES).read_to_end(&mut bytes);
+        self.offset += bytes.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&bytes));
+        let Some(cut) = self.partial.rfind('\n') else {
+            return Vec::new();
+        };
+        let complete: String = self.partial.drain(..=cut).collect();
+        complete
+            .lines()
+            .filter_map(|l| event_json(self.log, l))
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StreamQuery {
+    #[serde(default)]
+    replay: usize,
+}
+
+fn sse_event(e: &Value) -> Event {
+    let name = e["log"].as_str().unwrap_or("event").to_string();
+    Event::default().event(name).data(e.to_string())
+}
+
+/// `GET /fleet/v1/events?replay=N`: `: connected`, the last N events,
+/// then every new one; `: hb` comments keep idle connections alive.
+pub(super) async fn stream(
+    State(state): State<Arc<ApiState>>,
+    Query(q): Query<StreamQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let cfg = state.lifecycle().cfg.clone();
+    let replay = recent(&cfg, q.replay.min(MAX_REPLAY), |_| true);
+    let mut tails: Vec<LogTail> = EventLog::ALL
+        .iter()
+        .map(|&log| LogTail::at_end(&cfg, log))
+        .collect();
+    let shutdown = state.shutdown.clone();
+    let heartbeat = state.info.heartbeat;
+    let stream = async_stream(move |tx| async move {
+        let _ = tx.send(Event::default().comment("connected")).await;
+        for e in &replay {
+            if tx.send(sse_event(e)).await.is_err() {
+                return;
+            }
+        }
+        let mut tick = tokio::time::interval(TAIL_POLL);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tx.closed() => return,
+                _ = tick.tick() => {}
+            }
+            let mut fresh: Vec<Value> = tails.iter_mut().flat_map(LogTail::poll).collect();
+            fresh.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+            for e in &fresh {
+                if tx.send(sse_event(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("hb"))
+}
+
+/// A stream fed by a task through a small channel.
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(producer(tx));
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_follows_appends_and_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut env = crate::config::Env::new();
+        env.insert("HOME".into(), tmp.path().to_string_lossy().into_owned());
+        env.insert(
+            "IAPEER_ROOT".into(),
+            tmp.path().join("r").to_string_lossy().into_owned(),
+        );
+        env.insert("IAPEER_DELIVERY_LOG_MAX_BYTES".into(), "450".into());
+        let cfg = Config::new(env, &Default::default());
+        let line = |to: &str| events::line("delivery", &[("caller", "claude-a"), ("to", to)]);
+        events::append_to(&cfg, EventLog::Delivery, &[line("before")]);
+        let mut tail = LogTail::at_end(&cfg, EventLog::Delivery);
+        assert!(tail.poll().is_empty());
+        events::append_to(&cfg, EventLog::Delivery, &[line("one"), line("two")]);
+        let got = tail.poll();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["to"], "one");
+        assert_eq!(got[0]["log"], "delivery");
+        // One rotation (at 450 bytes) happens among these: the tail follows it.
+        for i in 0..6 {
+            events::append_to(&cfg, EventLog::Delivery, &[line(&format!("r{i}"))]);
+        }
+        let got: Vec<String> = tail
+            .poll()
+            .iter()
+            .map(|e| e["to"].as_str().unwrap().to_string())
+            .collect();
+        // Nothing is lost across one rotation between polls.
+        assert_eq!(got, ["r0", "r1", "r2", "r3", "r4", "r5"]);
+        let recent = recent(&cfg, 2, |e| concerns(e, "r5") || concerns(e, "r4"));
+        assert_eq!(recent.len(), 2);
+        assert!(concerns(&recent[0], "a"), "the caller's personality counts");
+    }
+}

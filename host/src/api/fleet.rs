@@ -1,0 +1,307 @@
+//! The fleet API (`/fleet/v1`): plain JSON for operators and tools, over
+//! the same verb functions the CLI calls. Errors are `{"error": "…"}` with
+//! 400 (bad input), 401 (bearer), 404 (unknown peer or endpoint), 405
+//! (wrong method), 502 (the verb ran and failed or was refused) or 500.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiState, error, events, json};
+use crate::clock::{Clock, SystemClock, iso8601_utc};
+use crate::lifecycle::{LifecycleError, Peers, WakeArgs, WakeReport};
+use crate::names::{Identity, is_valid_personality};
+use crate::plugins::PluginState;
+use crate::route::{self, Door, SendError, SendRequest};
+use crate::store;
+
+/// The most recent events `GET /peers/<p>` returns.
+const PEER_EVENTS: usize = 50;
+
+pub(super) fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/status", get(status))
+        .route("/snapshot", get(snapshot))
+        .route("/events", get(events::stream))
+        .route("/peers/{personality}", get(peer))
+        .route("/peers/{personality}/{verb}", post(verb))
+        .route("/send", post(send))
+}
+
+fn lifecycle_status(e: &LifecycleError) -> StatusCode {
+    match e {
+        LifecycleError::NotRegistered(_) => StatusCode::NOT_FOUND,
+        e if e.is_bad_request() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn send_status(e: &SendError) -> StatusCode {
+    if e.is_unknown_target() {
+        StatusCode::NOT_FOUND
+    } else if e.is_bad_request() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::BAD_GATEWAY
+    }
+}
+
+fn panicked(e: tokio::task::JoinError) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the verb panicked: {e}"),
+    )
+}
+
+/// The daemon's own state: what `iapeer status` prints.
+pub(crate) fn status_value(state: &ApiState) -> Value {
+    let lc = state.lifecycle();
+    let info = &state.info;
+    let adapters: Vec<Value> = lc
+        .plugins
+        .reports()
+        .iter()
+        .map(|r| {
+            json!({
+                "runtime": r.runtime,
+                "version": r.version,
+                "source": r.source,
+                "state": r.state,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    let last_tick = info
+        .last_tick
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    json!({
+        "api": 1,
+        "pid": info.pid,
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": iso8601_utc(info.started_ms),
+        "uptime_secs": info.started.elapsed().as_secs(),
+        "root": lc.cfg.root,
+        "listeners": { "sock": info.sock, "tcp": info.tcp },
+        "adapters": adapters,
+        "adapters_loaded": lc.plugins.reports().iter().filter(|r| r.state == PluginState::Loaded).count(),
+        "sessions": store::read_sessions(&lc.cfg).len(),
+        "tick_secs": info.tick_secs,
+        "last_tick": last_tick,
+    })
+}
+
+async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    json(StatusCode::OK, &status_value(&state))
+}
+
+async fn snapshot(State(state): State<Arc<ApiState>>) -> Response {
+    let lc = state.lifecycle();
+    let fleet = match state.run(async move { lc.fleet().await }).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return panicked(e),
+    };
+    json(
+        StatusCode::OK,
+        &json!({
+            "api": 1,
+            "version": env!("CARGO_PKG_VERSION"),
+            "ts": iso8601_utc(SystemClock.now_ms()),
+            "host": status_value(&state),
+            "peers": fleet,
+        }),
+    )
+}
+
+async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String>) -> Response {
+    if !is_valid_personality(&personality) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid personality {personality:?}"),
+        );
+    }
+    let lc = state.lifecycle();
+    let record = match lc.registered_peer(&personality) {
+        Ok(r) => r,
+        Err(e) => return error(lifecycle_status(&e), e.to_string()),
+    };
+    let row = {
+        let lc = lc.clone();
+        match state
+            .run(async move { lc.peer_status(&record).await })
+            .await
+        {
+            Ok(row) => row,
+            Err(e) => return panicked(e),
+        }
+    };
+    let recent = events::recent(&lc.cfg, PEER_EVENTS, |e| events::concerns(e, &personality));
+    json(StatusCode::OK, &json!({ "peer": row, "events": recent }))
+}
+
+/// The optional body of a verb: `{"runtime": "codex"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerbBody {
+    #[serde(default)]
+    runtime: Option<String>,
+}
+
+fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+async fn verb(
+    State(state): State<Arc<ApiState>>,
+    Path((personality, verb)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if !is_valid_personality(&personality) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid personality {personality:?}"),
+        );
+    }
+    let body: VerbBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let lc = state.lifecycle();
+    let runtime = body.runtime;
+    let work = async move {
+        let peers = Peers::One {
+            personality: &personality,
+            runtime: runtime.as_deref(),
+        };
+        match verb.as_str() {
+            "wake" => {
+                let outcome = lc
+                    .wake_or_spawn(&WakeArgs {
+                        personality: personality.clone(),
+                        runtime: runtime.clone(),
+                        task: String::new(),
+                        resume: None,
+                    })
+                    .await;
+                let status = match &outcome {
+                    Ok(_) => StatusCode::OK,
+                    Err(e) => lifecycle_status(e),
+                };
+                json(status, &WakeReport::new(&outcome))
+            }
+            "stop" | "start" => {
+                let rows = if verb == "stop" {
+                    lc.stop(peers).await
+                } else {
+                    lc.start(peers)
+                };
+                match rows {
+                    Ok(rows) => {
+                        let ok = rows.iter().all(|r| r.ok());
+                        let status = if ok {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::BAD_GATEWAY
+                        };
+                        json(status, &json!({ "outcomes": rows }))
+                    }
+                    Err(e) => error(lifecycle_status(&e), e.to_string()),
+                }
+            }
+            "new" => match lc.new_session(&personality, runtime.as_deref()).await {
+                Ok(out) => {
+                    let status = if out.outcome.ok() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::BAD_GATEWAY
+                    };
+                    json(status, &out)
+                }
+                Err(e) => error(lifecycle_status(&e), e.to_string()),
+            },
+            other => error(
+                StatusCode::NOT_FOUND,
+                format!("unknown verb {other:?} (wake, stop, start, new)"),
+            ),
+        }
+    };
+    state.run(work).await.unwrap_or_else(panicked)
+}
+
+/// `POST /send`: `{personality, message, runtime?, topic?, attachments?, from?}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    #[serde(default)]
+    personality: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    runtime: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    attachments: Vec<String>,
+    /// The sender, `<runtime>-<personality>` (default: the one natural peer).
+    #[serde(default)]
+    from: Option<String>,
+}
+
+async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let body: SendBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let lc = state.lifecycle();
+    let caller = match &body.from {
+        Some(from) => match route::parse_caller(Some(from)) {
+            Ok(id) => id,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        None => match default_sender(&lc) {
+            Ok(id) => id,
+            Err(r) => return r,
+        },
+    };
+    let req = SendRequest {
+        personality: body.personality,
+        runtime: body.runtime,
+        message: body.message,
+        topic: body.topic,
+        attachments: body.attachments,
+    };
+    let result = state
+        .run(async move { route::send(&lc, &caller, &req, Door::Fleet).await })
+        .await;
+    match result {
+        Ok(Ok(sent)) => json(StatusCode::OK, &sent),
+        Ok(Err(e)) => error(send_status(&e), e.to_string()),
+        Err(e) => panicked(e),
+    }
+}
+
+/// Without `from`, the registry's one natural (human-facing) peer speaks.
+fn default_sender(lc: &crate::lifecycle::Lifecycle) -> Result<Identity, Response> {
+    let registry = lc
+        .registry()
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    route::natural_sender(&registry).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "no sender: pass \"from\" (<runtime>-<personality>); there is not exactly one natural peer to default to",
+        )
+    })
+}

@@ -1,0 +1,194 @@
+//! MCP over Streamable HTTP, stateless, on the official Rust SDK (rmcp):
+//! exactly one tool, `send_to_peer`. The caller's identity comes with each
+//! request in the `X-IAPeer-Identity` header (every session the host
+//! launches has `PEER_IDENTITY` in its environment for its client config to
+//! send).
+
+use std::sync::Arc;
+
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
+    Implementation, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiState, MAX_BODY_BYTES};
+use crate::envelope::{MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, MAX_TOPIC_CHARS};
+use crate::route::{self, Door, SendRequest};
+
+pub(crate) const TOOL: &str = "send_to_peer";
+pub(crate) const IDENTITY_HEADER: &str = "x-iapeer-identity";
+
+/// The tower service mounted at `/mcp`: a fresh handler per request, no
+/// sessions, plain JSON responses.
+pub(super) fn service(
+    state: Arc<ApiState>,
+) -> StreamableHttpService<PeerTool, NeverSessionManager> {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        // Host and Origin are checked by the router for every endpoint.
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_cancellation_token(state.shutdown.child_token());
+    StreamableHttpService::new(
+        move || Ok(PeerTool(state.clone())),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}
+
+#[derive(Clone)]
+pub(super) struct PeerTool(Arc<ApiState>);
+
+/// The tool's input schema (additional properties refused).
+fn input_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "personality": {
+                "type": "string",
+                "pattern": "^[a-z][a-z0-9-]{0,31}$",
+                "description": "The peer to message."
+            },
+            "runtime": {
+                "type": "string",
+                "pattern": "^[a-z][a-z0-9]{0,31}$",
+                "description": "Deliver to this runtime of the peer (default: where it is live, else its default runtime)."
+            },
+            "message": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_MESSAGE_CHARS,
+                "description": "The message text."
+            },
+            "topic": {
+                "type": "string",
+                "maxLength": MAX_TOPIC_CHARS,
+                "description": "An optional topic for the conversation."
+            },
+            "attachments": {
+                "type": "array",
+                "items": { "type": "string" },
+                "maxItems": MAX_ATTACHMENTS,
+                "description": "Absolute paths of files the peer should look at."
+            }
+        },
+        "required": ["personality", "message"],
+        "additionalProperties": false
+    })
+}
+
+pub(crate) fn tool() -> Tool {
+    let Value::Object(schema) = input_schema() else {
+        unreachable!("the schema is an object")
+    };
+    let mut meta = serde_json::Map::new();
+    meta.insert("anthropic/alwaysLoad".into(), Value::Bool(true));
+    Tool::new(
+        TOOL,
+        "Send a message to another peer (an agent session or a bridge). A sleeping peer is \
+         woken and receives the message as its first input; a live one gets it pasted in. \
+         The result says where it was delivered, or the error says it was NOT delivered.",
+        schema,
+    )
+    .with_meta(MetaObject(meta))
+}
+
+/// The tool's arguments as sent; unknown fields are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    personality: String,
+    #[serde(default)]
+    runtime: Option<String>,
+    message: String,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    attachments: Vec<String>,
+}
+
+fn tool_error(message: impl Into<String>) -> CallToolResponse {
+    CallToolResult::error(vec![ContentBlock::text(message)]).into()
+}
+
+impl ServerHandler for PeerTool {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("iapeer", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![tool()]))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        (name == TOOL).then(tool)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if request.name != TOOL {
+            return Ok(tool_error(format!("unknown tool: {}", request.name)));
+        }
+        let header = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get(IDENTITY_HEADER))
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+        let caller = match route::parse_caller(header.as_deref()) {
+            Ok(c) => c,
+            Err(e) => return Ok(tool_error(e.to_string())),
+        };
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let args: Args = match serde_json::from_value(arguments) {
+            Ok(a) => a,
+            Err(e) => {
+                return Ok(tool_error(format!(
+                    "invalid arguments: {e}; message NOT delivered"
+                )));
+            }
+        };
+        let req = SendRequest {
+            personality: args.personality,
+            runtime: args.runtime,
+            message: args.message,
+            topic: args.topic,
+            attachments: args.attachments,
+        };
+        let state = self.0.clone();
+        let lc = state.lifecycle();
+        tracing::debug!(caller = %caller, to = %req.personality, "tools/call send_to_peer");
+        let result = state
+            .run(async move { route::send(&lc, &caller, &req, Door::Mcp).await })
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("send_to_peer panicked: {e}"), None))?;
+        Ok(match result {
+            Ok(sent) => {
+                let value = serde_json::to_value(&sent)
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                let mut ok = CallToolResult::success(vec![ContentBlock::text(text)]);
+                ok.structured_content = Some(value);
+                ok.into()
+            }
+            Err(e) => tool_error(e.to_string()),
+        })
+    }
+}

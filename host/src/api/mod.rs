@@ -1,0 +1,244 @@
+//! The daemon's front door, served on both listeners: MCP at `POST /mcp`
+//! (one tool, `send_to_peer`, on the official Rust SDK) and the fleet API
+//! under `/fleet/v1` (plain JSON and an SSE event stream). Both are thin:
+//! every handler calls the same library function the CLI calls.
+//!
+//! Gates, outermost first: a loopback `Host` on TCP (DNS rebinding), no
+//! browser `Origin` anywhere (cross-site requests), the optional bearer
+//! token, and a body size cap.
+
+mod events;
+mod fleet;
+mod mcp;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::lifecycle::Lifecycle;
+
+/// The largest request body accepted (a 16 000-character message is far
+/// below it).
+pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What the daemon knows about itself, for `status` and the snapshot.
+#[derive(Debug)]
+pub(crate) struct DaemonInfo {
+    pub pid: u32,
+    pub started: Instant,
+    pub started_ms: u64,
+    pub sock: PathBuf,
+    pub tcp: Option<String>,
+    pub tick_secs: u64,
+    pub heartbeat: Duration,
+    pub last_tick: Mutex<Option<TickSummary>>,
+}
+
+/// The outcome of the last supervise pass.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TickSummary {
+    pub at: String,
+    pub ms: u64,
+    /// Sessions per supervise action (`alive`, `reaped-idle`, …).
+    pub actions: std::collections::BTreeMap<String, usize>,
+    pub relaunched: usize,
+    pub relaunch_failed: usize,
+}
+
+/// Shared by every handler.
+pub(crate) struct ApiState {
+    lifecycle: RwLock<Arc<Lifecycle>>,
+    pub info: DaemonInfo,
+    /// Cancelled when the daemon stops: event streams end.
+    pub shutdown: CancellationToken,
+    /// Routes and verbs run as tracked tasks: a client that hangs up does
+    /// not abort a wake half-way, and shutdown waits for them.
+    pub tasks: TaskTracker,
+}
+
+impl ApiState {
+    pub fn new(lifecycle: Arc<Lifecycle>, info: DaemonInfo, shutdown: CancellationToken) -> Self {
+        ApiState {
+            lifecycle: RwLock::new(lifecycle),
+            info,
+            shutdown,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The current lifecycle (replaced when the plugins are reloaded).
+    pub fn lifecycle(&self) -> Arc<Lifecycle> {
+        self.lifecycle
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace_lifecycle(&self, next: Arc<Lifecycle>) {
+        *self
+            .lifecycle
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = next;
+    }
+
+    pub fn record_tick(&self, summary: TickSummary) {
+        *self
+            .info
+            .last_tick
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(summary);
+    }
+
+    /// Runs `work` as a tracked task and waits for it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        self.tasks.spawn(work).await
+    }
+}
+
+/// Which listener a router serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    Unix,
+    Tcp,
+}
+
+/// The whole front door for one listener.
+pub(crate) fn router(state: Arc<ApiState>, listener: Listener) -> Router {
+    let mut app = Router::new()
+        .nest_service("/mcp", mcp::service(state.clone()))
+        .nest("/fleet/v1", fleet::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), bearer_gate))
+        .layer(middleware::from_fn(refuse_browsers));
+    if listener == Listener::Tcp {
+        app = app.layer(middleware::from_fn(loopback_host));
+    }
+    app.with_state(state)
+}
+
+/// `{"error": "…"}` with a status.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// With `IAPEER_BEARER_TOKEN` set, every request carries it (the
+/// reference's 401: `www-authenticate: Bearer` and a JSON-RPC error body).
+async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let lc = state.lifecycle();
+    let Some(token) = lc.cfg.bearer_token.as_deref() else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        return next.run(req).await;
+    }
+    let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized"}}"#;
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(header::WWW_AUTHENTICATE, "Bearer")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("static response")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A browser page may not drive the daemon: a request that carries an
+/// `Origin` header comes from one (curl, SDK clients and agents send none).
+async fn refuse_browsers(req: Request, next: Next) -> Response {
+    if req.headers().contains_key(header::ORIGIN) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "requests from a browser origin are refused",
+        );
+    }
+    next.run(req).await
+}
+
+/// On TCP the `Host` must be a loopback name: a DNS-rebound page would
+/// otherwise reach the fleet API under its own name.
+async fn loopback_host(req: Request, next: Next) -> Response {
+    if host_is_loopback(req.headers()) {
+        next.run(req).await
+    } else {
+        error(StatusCode::FORBIDDEN, "Host must be a loopback address")
+    }
+}
+
+fn host_is_loopback(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        // HTTP/1.0 without Host: only a local client gets here.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "::1")
+}
+
+/// A JSON body, for the handlers that answer with one.
+pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => Response::builder()
+            .status(status)
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .body(Body::from(bytes))
+            .expect("valid response"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_str(v).unwrap());
+            host_is_loopback(&m)
+        };
+        assert!(h("127.0.0.1:8765"));
+        assert!(h("localhost"));
+        assert!(h("[::1]:8765"));
+        assert!(!h("evil.example:8765"));
+        assert!(!h("127.0.0.1.evil.example"));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

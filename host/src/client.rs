@@ -1,0 +1,73 @@
+//! A small HTTP client for the daemon's fleet API over its Unix socket
+//! (what `iapeer status` uses): one request per connection, bounded in time.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+/// How long a client waits for the daemon to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the daemon did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("HTTP error: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("bad request: {0}")]
+    Request(#[from] http::Error),
+    #[error("the daemon answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the daemon's answer is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// `GET <path>` on the daemon's socket; the JSON body of a 2xx answer.
+pub async fn get_json(
+    sock: &Path,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<serde_json::Value, ClientError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, get(sock, path, bearer))
+        .await
+        .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))?
+}
+
+async fn get(
+    sock: &Path,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<serde_json::Value, ClientError> {
+    let stream = tokio::net::UnixStream::connect(sock)
+        .await
+        .map_err(|source| ClientError::Connect {
+            path: sock.display().to_string(),
+            source,
+        })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = http::Request::get(path).header(http::header::HOST, "localhost");
+    if let Some(token) = bearer {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let res = sender
+        .send_request(req.body(Empty::<Bytes>::new())?)
+        .await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body).trim().to_string(),
+        });
+    }
+    Ok(serde_json::from_slice(&body)?)
+}

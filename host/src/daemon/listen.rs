@@ -1,0 +1,140 @@
+//! The two listeners and their accept loops: a Unix socket (0600 in a 0700
+//! dir, the peer's uid checked with `SO_PEERCRED`) and loopback TCP. Each
+//! connection is served by hyper (HTTP/1.1) with a header-read timeout, so
+//! a client that connects and never sends costs one idle task for a few
+//! seconds and nothing else.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+use crate::fsutil;
+
+/// A client has this long to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Bound {
+    pub unix: UnixListener,
+    pub sock: PathBuf,
+    pub tcp: Option<TcpListener>,
+}
+
+/// Binds the Unix socket (replacing a stale file, never a live daemon's)
+/// and, when `port` is given, `127.0.0.1:<port>` (0 picks a free port).
+pub(crate) fn bind(sock: &Path, port: Option<u16>) -> anyhow::Result<Bound> {
+    let dir = sock
+        .parent()
+        .context("the daemon socket path has no directory")?;
+    fsutil::ensure_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(fsutil::DIR_MODE))
+        .with_context(|| format!("cannot make {} private", dir.display()))?;
+    match std::fs::symlink_metadata(sock) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+                bail!("a daemon is already listening on {}", sock.display());
+            }
+            fsutil::remove_if_exists(sock)?;
+        }
+        Ok(_) => bail!(
+            "{} exists and is not a socket; not replacing it",
+            sock.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", sock.display())),
+    }
+    let std_unix = std::os::unix::net::UnixListener::bind(sock)
+        .with_context(|| format!("cannot listen on {}", sock.display()))?;
+    std::fs::set_permissions(sock, std::fs::Permissions::from_mode(fsutil::FILE_MODE))?;
+    std_unix.set_nonblocking(true)?;
+    let unix = UnixListener::from_std(std_unix)?;
+    let tcp = match port {
+        None => None,
+        Some(port) => {
+            let std_tcp = std::net::TcpListener::bind(("127.0.0.1", port))
+                .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+            std_tcp.set_nonblocking(true)?;
+            Some(TcpListener::from_std(std_tcp)?)
+        }
+    };
+    Ok(Bound {
+        unix,
+        sock: sock.to_path_buf(),
+        tcp,
+    })
+}
+
+fn serve_connection<S>(stream: S, app: &Router, graceful: &GracefulShutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("connection ended: {e}");
+        }
+    });
+}
+
+/// Accepts on the Unix socket until `stop`, then lets open connections
+/// finish their requests.
+pub(crate) async fn serve_unix(listener: UnixListener, app: Router, stop: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    // SAFETY: geteuid has no failure mode.
+    let me = unsafe { libc::geteuid() };
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accept on the daemon socket failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == me => serve_connection(stream, &app, &graceful),
+            Ok(cred) => {
+                tracing::warn!(uid = cred.uid(), "refused a connection from another user");
+            }
+            Err(e) => tracing::warn!("refused a connection without credentials: {e}"),
+        }
+    }
+    graceful.shutdown().await;
+}
+
+/// Accepts on loopback TCP until `stop`, then lets open connections finish.
+pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    serve_connection(stream, &app, &graceful);
+                }
+                Err(e) => {
+                    tracing::warn!("accept on TCP failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    graceful.shutdown().await;
+}

@@ -1,0 +1,276 @@
+//! `iapeerd`: the long-running host. Loads the adapters; serves MCP and the
+//! fleet API on a Unix socket and loopback TCP; runs the supervise tick
+//! (reap gone and idle sessions, relaunch `/new` ones) every `--tick-secs`
+//! and whenever a wake's heal pass finds a relaunch to do; reloads the
+//! plugin dirs on SIGHUP; on SIGTERM/SIGINT stops accepting, lets in-flight
+//! wakes and deliveries finish (bounded), removes its socket and
+//! `router.json`, and exits 0. Sessions outlive it: the next daemon
+//! supervises them. One daemon per root.
+
+mod discovery;
+mod listen;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use fs2::FileExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use discovery::Discovery;
+pub(crate) use discovery::read as read_discovery;
+
+use crate::api::{self, ApiState, DaemonInfo, Listener, TickSummary};
+use crate::cli::{GlobalArgs, finish};
+use crate::clock::{Clock, SystemClock, iso8601_utc};
+use crate::config::Config;
+use crate::fsutil;
+use crate::lifecycle::{Lifecycle, Relaunches, SuperviseAction};
+use crate::plugins::{PluginHost, PluginState};
+
+#[derive(Debug, Parser)]
+#[command(name = "iapeerd", version, about = "The iapeer plugin-host daemon")]
+struct IapeerdCli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    /// Seconds between supervise ticks.
+    #[arg(long, default_value_t = 60, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    tick_secs: u64,
+    /// Loopback TCP port for MCP and the fleet API (0 picks a free one).
+    #[arg(long, env = "IAPEER_PORT", default_value_t = 8765, value_name = "N")]
+    port: u16,
+    /// Serve only the Unix socket.
+    #[arg(long)]
+    no_tcp: bool,
+    /// Longest wait on shutdown for in-flight wakes and deliveries.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    shutdown_grace_secs: u64,
+    /// Seconds between heartbeat comments on the event stream.
+    #[arg(long, default_value_t = 15, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), hide = true)]
+    heartbeat_secs: u64,
+}
+
+async fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
+    let host = PluginHost::load(&cfg.plugin_options())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for r in host.reports() {
+        let runtime = r.runtime.as_deref().unwrap_or("-");
+        match r.state {
+            PluginState::Loaded => tracing::info!(runtime, source = %r.source, "adapter loaded"),
+            _ => tracing::warn!(
+                runtime,
+                source = %r.source,
+                state = %r.state,
+                reason = r.reason.as_deref().unwrap_or(""),
+                "adapter not loaded"
+            ),
+        }
+    }
+    Ok(Arc::new(host))
+}
+
+fn summary(host: &PluginHost) -> String {
+    let runtimes: Vec<&str> = host.runtimes().collect();
+    let not_loaded = host
+        .reports()
+        .iter()
+        .filter(|r| r.state != PluginState::Loaded)
+        .count();
+    format!("adapters={} not_loaded={not_loaded}", runtimes.join(","))
+}
+
+fn new_lifecycle(cfg: &Config, plugins: Arc<PluginHost>, kick: &Arc<Notify>) -> Arc<Lifecycle> {
+    Arc::new(
+        Lifecycle::new(cfg.clone(), plugins, Arc::new(SystemClock))
+            .with_relaunches(Relaunches::Kick(kick.clone())),
+    )
+}
+
+/// One supervise pass plus the eager relaunches it asks for (skipped when
+/// a pass is already running).
+async fn supervise(state: Arc<ApiState>) {
+    let lc = state.lifecycle();
+    let started = Instant::now();
+    let Some(outcomes) = lc.try_supervise_tick().await else {
+        return;
+    };
+    let mut actions = std::collections::BTreeMap::new();
+    for o in &outcomes {
+        *actions.entry(o.action.to_string()).or_insert(0) += 1;
+        if o.action != SuperviseAction::Alive {
+            tracing::info!(
+                identity = %o.identity,
+                action = %o.action,
+                reason = o.reason.as_deref().unwrap_or(""),
+                "supervise"
+            );
+        }
+    }
+    let relaunches = lc.process_eager_relaunches(&outcomes).await;
+    for r in &relaunches {
+        match r {
+            Ok(w) => tracing::info!(identity = %w.identity, "eager fresh relaunch READY"),
+            Err(e) => tracing::warn!("eager fresh relaunch failed; the /new mark stays: {e}"),
+        }
+    }
+    let relaunched = relaunches.iter().filter(|r| r.is_ok()).count();
+    state.record_tick(TickSummary {
+        at: iso8601_utc(SystemClock.now_ms()),
+        ms: started.elapsed().as_millis() as u64,
+        actions,
+        relaunched,
+        relaunch_failed: relaunches.len() - relaunched,
+    });
+}
+
+async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
+    // One daemon per root.
+    let state_dir = cfg.root.join("state/iapeer");
+    fsutil::ensure_private_dir(&state_dir).context("cannot create the daemon state dir")?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(fsutil::FILE_MODE)
+        .open(state_dir.join("iapeerd.lock"))?;
+    if lock.try_lock_exclusive().is_err() {
+        anyhow::bail!(
+            "another iapeerd is already running on {}",
+            cfg.root.display()
+        );
+    }
+
+    let plugins = load_plugins(&cfg).await?;
+    let plugin_summary = summary(&plugins);
+    let kick = Arc::new(Notify::new());
+    let bound = listen::bind(&cfg.daemon_socket, (!cli.no_tcp).then_some(cli.port))?;
+    let tcp_url = match &bound.tcp {
+        Some(l) => Some(format!("http://{}/mcp", l.local_addr()?)),
+        None => None,
+    };
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(ApiState::new(
+        new_lifecycle(&cfg, plugins, &kick),
+        DaemonInfo {
+            pid: std::process::id(),
+            started: Instant::now(),
+            started_ms: SystemClock.now_ms(),
+            sock: bound.sock.clone(),
+            tcp: tcp_url.clone(),
+            tick_secs: cli.tick_secs,
+            heartbeat: Duration::from_secs(cli.heartbeat_secs),
+            last_tick: Default::default(),
+        },
+        shutdown.clone(),
+    ));
+
+    let mut servers = vec![tokio::spawn(listen::serve_unix(
+        bound.unix,
+        api::router(state.clone(), Listener::Unix),
+        shutdown.clone(),
+    ))];
+    if let Some(tcp) = bound.tcp {
+        servers.push(tokio::spawn(listen::serve_tcp(
+            tcp,
+            api::router(state.clone(), Listener::Tcp),
+            shutdown.clone(),
+        )));
+    }
+    let discovery_file = discovery::write(
+        &cfg,
+        &Discovery {
+            sock: Some(bound.sock.clone()),
+            tcp: tcp_url.clone(),
+            fleet: 1,
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+        },
+    )
+    .context("cannot write router.json")?;
+    eprintln!(
+        "[iapeerd] READY root={} tick={}s {plugin_summary} tcp={} sock={}",
+        cfg.root.display(),
+        cli.tick_secs,
+        tcp_url.as_deref().unwrap_or("off"),
+        bound.sock.display(),
+    );
+
+    let mut interval = tokio::time::interval(Duration::from_secs(cli.tick_secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                // Off the signal loop: a slow plugin must not delay SIGTERM.
+                let (cfg, state, kick) = (cfg.clone(), state.clone(), kick.clone());
+                state.tasks.clone().spawn(async move {
+                    match load_plugins(&cfg).await {
+                        Ok(host) => {
+                            eprintln!("[iapeerd] plugins reloaded {}", summary(&host));
+                            state.replace_lifecycle(new_lifecycle(&cfg, host, &kick));
+                        }
+                        Err(e) => tracing::error!("plugin reload failed, keeping the old set: {e:#}"),
+                    }
+                });
+            }
+            _ = interval.tick() => {
+                state.tasks.spawn(supervise(state.clone()));
+            }
+            _ = kick.notified() => {
+                state.tasks.spawn(supervise(state.clone()));
+            }
+        }
+    }
+
+    eprintln!("[iapeerd] stopping: no new connections; waiting for in-flight work");
+    shutdown.cancel();
+    state.tasks.close();
+    let grace = Duration::from_secs(cli.shutdown_grace_secs);
+    let drained = tokio::time::timeout(grace, async {
+        futures::future::join_all(servers).await;
+        state.tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "in-flight work outlasted {grace:?}; stopping anyway (its sessions stay recorded and supervised)"
+        );
+    }
+    discovery::remove(&discovery_file);
+    let _ = fsutil::remove_if_exists(&state.info.sock);
+    eprintln!("[iapeerd] stopped");
+    drop(lock);
+    Ok(0)
+}
+
+/// Entry point of the `iapeerd` binary.
+pub fn iapeerd_main() -> ExitCode {
+    let cli = IapeerdCli::parse();
+    let cfg = cli.global.config();
+    cli.global.init_logging(
+        "info",
+        Some(crate::logfile::RotatingWriter {
+            path: cfg.log_dir.join("iapeerd.log"),
+            rotation: cfg.daemon_log,
+        }),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return finish("iapeerd", Err(e.into())),
+    };
+    finish("iapeerd", runtime.block_on(run(cfg, cli)))
+}

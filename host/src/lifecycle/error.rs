@@ -1,0 +1,126 @@
+//! Why a lifecycle verb refused or failed. One enum for every verb, so the
+//! CLI, the MCP tool and the fleet API map the same cause to their own
+//! surface (an exit code, a tool error, an HTTP status) without comparing
+//! strings.
+
+use std::path::PathBuf;
+
+use crate::guard::Owner;
+use crate::names::{Identity, Personality, Runtime};
+use crate::registry::RegistryError;
+use crate::tmux::TmuxError;
+use crate::wakelock::WakeLockError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("peer {0:?} is not registered")]
+    NotRegistered(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("invalid runtime {0:?}")]
+    InvalidRuntime(String),
+    #[error("runtime {runtime:?} is not declared for {personality:?}")]
+    UndeclaredRuntime {
+        personality: String,
+        runtime: String,
+    },
+    #[error("no adapter for runtime \"{0}\" (see `iapeer plugins list`)")]
+    NoAdapter(Runtime),
+    /// H4: launchd or a systemd user unit owns the peer.
+    #[error("{}", owner_refusal(.personality, .owner, *.mid_wake))]
+    ExternallyOwned {
+        personality: Personality,
+        owner: Owner,
+        /// The unit appeared while this wake waited for the lock.
+        mid_wake: bool,
+    },
+    /// A durable operator stop.
+    #[error("\"{}\" ({}) is stopped and not accepting messages; start it to resume", .0.personality(), .0.runtime())]
+    Stopped(Identity),
+    #[error(transparent)]
+    Busy(#[from] WakeLockError),
+    /// Neither provably alive nor dead: never spawned over.
+    #[error("cannot tell whether {id} is running ({why}); not starting another")]
+    LivenessUnknown { id: Identity, why: String },
+    #[error("peer cwd does not exist: {}", .0.display())]
+    CwdMissing(PathBuf),
+    /// An explicit resume found nothing (or the adapter could not tell).
+    #[error("{reason}")]
+    CannotResume { id: Identity, reason: String },
+    #[error("{id}: {reason}")]
+    Adapter { id: Identity, reason: String },
+    /// The launch did not bring a usable session up.
+    #[error("{reason}")]
+    Launch { id: Identity, reason: String },
+    /// Live, but the message was not accepted.
+    #[error("{id} is live but did not accept the message; message NOT delivered")]
+    NotDelivered { id: Identity },
+    #[error("{personality:?} is live in several runtimes ({}); name one with --runtime", .runtimes.join(", "))]
+    AmbiguousRuntime {
+        personality: String,
+        runtimes: Vec<String>,
+    },
+    #[error("{0}")]
+    Tmux(#[from] TmuxError),
+    #[error("cannot write {what}: {source}")]
+    State {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no peer profile in {}", .0.display())]
+    NoProfile(PathBuf),
+    #[error("{} names no personality", .0.display())]
+    NoPersonality(PathBuf),
+}
+
+impl LifecycleError {
+    /// The runtime the failure concerns, when one was resolved.
+    pub fn runtime(&self) -> Option<&Runtime> {
+        match self {
+            LifecycleError::NoAdapter(rt) => Some(rt),
+            LifecycleError::Stopped(id)
+            | LifecycleError::LivenessUnknown { id, .. }
+            | LifecycleError::CannotResume { id, .. }
+            | LifecycleError::Adapter { id, .. }
+            | LifecycleError::Launch { id, .. }
+            | LifecycleError::NotDelivered { id } => Some(id.runtime()),
+            _ => None,
+        }
+    }
+
+    /// The caller named something that does not exist or is malformed (as
+    /// opposed to a refusal or a failure of the peer itself).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            LifecycleError::InvalidRuntime(_)
+                | LifecycleError::UndeclaredRuntime { .. }
+                | LifecycleError::AmbiguousRuntime { .. }
+        )
+    }
+
+    pub(crate) fn state(what: impl Into<String>, source: std::io::Error) -> LifecycleError {
+        LifecycleError::State {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+fn owner_refusal(p: &Personality, owner: &Owner, mid_wake: bool) -> String {
+    if mid_wake {
+        return format!(
+            "\"{p}\" became {} mid-wake; the daemon does not wake it",
+            owner.describe()
+        );
+    }
+    let who = match owner {
+        Owner::Launchd(_) => "launchd KeepAlive owns its lifecycle",
+        Owner::SystemdUser(_) => "its systemd user unit owns its lifecycle",
+    };
+    format!(
+        "\"{p}\" is {}; the daemon does not wake it ({who})",
+        owner.describe()
+    )
+}

@@ -1,0 +1,498 @@
+//! `send_to_peer` routing, shared by the MCP tool, the fleet API and
+//! `iapeer send`. The order of checks:
+//!
+//! 1. validate the request (limits in the error text);
+//! 2. the target must be registered, and the caller too (with its runtime);
+//! 3. telegram sender policy on the intended channel, before any wake;
+//! 4. build the IAP envelope from the caller's record;
+//! 5. resolve a live target: the named runtime, else the default, else the
+//!    one live runtime (two are ambiguous);
+//! 6. hit: refuse a self-send, deliver warm under the peer's wake lock;
+//! 7. miss: wake with the envelope as the task, verify the peer is live
+//!    before acting on the result, and deliver over the live path if the
+//!    wake did not.
+//!
+//! A message is delivered exactly once, or the error says it was NOT
+//! delivered. One `ev=delivery` line per call goes to `delivery.log`.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::clock::iso8601_utc;
+use crate::envelope::{self, MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, MAX_TOPIC_CHARS, Sender};
+use crate::events::{self, EventLog};
+use crate::lifecycle::{Delivery, Lifecycle, LifecycleError, WakeArgs};
+use crate::names::{Identity, Personality, Runtime, is_valid_personality, is_valid_runtime};
+use crate::registry::{PeerRecord, Registry};
+
+/// One message to route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendRequest {
+    /// The target peer.
+    pub personality: String,
+    pub runtime: Option<String>,
+    pub message: String,
+    pub topic: Option<String>,
+    pub attachments: Vec<String>,
+}
+
+/// Which front door a message came through (logged as `path=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum Door {
+    Mcp,
+    Cli,
+    Fleet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveredTo {
+    pub personality: String,
+    pub runtime: String,
+}
+
+/// The tool result of a delivered message (§5.2's `structuredContent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    pub ok: bool,
+    pub delivered_to: DeliveredTo,
+    /// The target was asleep and this message woke it.
+    pub woke: bool,
+    pub ts: String,
+}
+
+/// Why a message was not delivered. Every message says so.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The request itself is malformed (a limit, a name, a missing field).
+    #[error("{0}; message NOT delivered")]
+    Invalid(String),
+    #[error(
+        "missing or malformed x-iapeer-identity header (expected <runtime>-<personality>, got {0:?}); message NOT delivered"
+    )]
+    BadCaller(String),
+    #[error("unknown caller \"{0}\"; message NOT delivered")]
+    UnknownCaller(String),
+    #[error(
+        "caller runtime \"{runtime}\" is not declared for \"{personality}\"; message NOT delivered"
+    )]
+    CallerRuntimeUndeclared {
+        personality: String,
+        runtime: String,
+    },
+    #[error("peer \"{0}\" is not in the iapeer peers index; message NOT delivered")]
+    UnknownTarget(String),
+    #[error(
+        "telegram policy: \"{caller}\" has no interfaces.telegram.bot in the registry, so it may not message a telegram channel; message NOT delivered"
+    )]
+    TelegramPolicy { caller: String },
+    #[error("cannot send to self; message NOT delivered")]
+    SelfSend,
+    #[error("peer \"{personality}\" is online in multiple runtimes ({}) — specify runtime; message NOT delivered", .runtimes.join(", "))]
+    Ambiguous {
+        personality: String,
+        runtimes: Vec<String>,
+    },
+    /// A durable operator stop (its reason, verbatim).
+    #[error("{0}; message NOT delivered")]
+    Stopped(LifecycleError),
+    #[error("peer \"{personality}\" offline and wake failed: {reason}; message NOT delivered")]
+    WakeFailed { personality: String, reason: String },
+    #[error(
+        "peer \"{0}\" reported READY but is not live (verify-before-act); message NOT delivered"
+    )]
+    VerifyBeforeAct(String),
+    /// Live, but the delivery did not go through.
+    #[error("{0}")]
+    NotDelivered(LifecycleError),
+    #[error("{0}; message NOT delivered")]
+    Lifecycle(LifecycleError),
+}
+
+impl SendError {
+    /// The caller's mistake (400/404-ish) rather than the target's failure.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            SendError::Invalid(_)
+                | SendError::BadCaller(_)
+                | SendError::UnknownCaller(_)
+                | SendError::CallerRuntimeUndeclared { .. }
+                | SendError::SelfSend
+                | SendError::Ambiguous { .. }
+                | SendError::TelegramPolicy { .. }
+        )
+    }
+
+    pub fn is_unknown_target(&self) -> bool {
+        matches!(self, SendError::UnknownTarget(_))
+    }
+}
+
+/// A validated request.
+struct Checked {
+    target: Personality,
+    runtime: Option<Runtime>,
+    topic: Option<String>,
+}
+
+fn validate(req: &SendRequest) -> Result<Checked, SendError> {
+    let bad = |m: String| Err(SendError::Invalid(m));
+    if req.attachments.len() > MAX_ATTACHMENTS {
+        return bad(format!(
+            "too many attachments: {} (at most {MAX_ATTACHMENTS})",
+            req.attachments.len()
+        ));
+    }
+    for a in &req.attachments {
+        if !a.starts_with('/') || a.contains(['\r', '\n']) || a.contains('\0') {
+            return bad(format!(
+                "attachment {a:?} must be an absolute path without line breaks"
+            ));
+        }
+    }
+    if req.personality.is_empty() {
+        return bad("personality is required".into());
+    }
+    if req.message.trim().is_empty() {
+        return bad("message is required (1 to 16000 characters)".into());
+    }
+    if !is_valid_personality(&req.personality) {
+        return bad(format!(
+            "invalid personality {:?}: expected ^[a-z][a-z0-9-]{{0,31}}$",
+            req.personality
+        ));
+    }
+    let runtime = match req.runtime.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) if is_valid_runtime(r) => Some(Runtime::new(r).expect("checked")),
+        Some(r) => {
+            return bad(format!(
+                "invalid runtime {r:?}: expected ^[a-z][a-z0-9]{{0,31}}$"
+            ));
+        }
+    };
+    let topic_chars = req.topic.as_deref().map_or(0, |t| t.chars().count());
+    if topic_chars > MAX_TOPIC_CHARS {
+        return bad(format!(
+            "topic is {topic_chars} characters (at most {MAX_TOPIC_CHARS})"
+        ));
+    }
+    let chars = req.message.chars().count();
+    if chars > MAX_MESSAGE_CHARS {
+        return bad(format!(
+            "message is {chars} characters (at most {MAX_MESSAGE_CHARS})"
+        ));
+    }
+    Ok(Checked {
+        target: Personality::new(&req.personality).expect("checked"),
+        runtime,
+        topic: req.topic.clone(),
+    })
+}
+
+/// The caller's identity from a header value (`<runtime>-<personality>`).
+pub fn parse_caller(header: Option<&str>) -> Result<Identity, SendError> {
+    let raw = header.unwrap_or("").trim();
+    Identity::parse(raw).map_err(|_| SendError::BadCaller(raw.to_string()))
+}
+
+/// The registry's one natural (human-facing) peer: who an operator's
+/// message comes from when it names no sender. `None` unless exactly one.
+pub fn natural_sender(registry: &Registry) -> Option<Identity> {
+    let mut natural = registry
+        .peers
+        .iter()
+        .filter(|p| p.intelligence == "natural");
+    match (natural.next(), natural.next()) {
+        (Some(one), None) => Some(Identity::new(&one.default_runtime, &one.personality)),
+        _ => None,
+    }
+}
+
+/// A telegram channel is open only to callers with a telegram bot.
+fn telegram_policy(caller: &PeerRecord, channel: &Runtime) -> Result<(), SendError> {
+    if channel.as_str() != "telegram" {
+        return Ok(());
+    }
+    let has_bot = caller
+        .interfaces
+        .as_ref()
+        .and_then(|i| i.get("telegram"))
+        .and_then(|t| t.get("bot"))
+        .and_then(|b| b.as_str())
+        .is_some_and(|b| !b.trim().is_empty());
+    if has_bot {
+        Ok(())
+    } else {
+        Err(SendError::TelegramPolicy {
+            caller: caller.personality.to_string(),
+        })
+    }
+}
+
+/// Routes one message (see the module docs) and logs the outcome.
+pub async fn send(
+    lc: &Lifecycle,
+    caller: &Identity,
+    req: &SendRequest,
+    door: Door,
+) -> Result<Sent, SendError> {
+    let started = Instant::now();
+    let result = route(lc, caller, req).await;
+    log_delivery(lc, caller, req, door, &result, started);
+    result
+}
+
+async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<Sent, SendError> {
+    let checked = validate(req)?;
+    let registry = lc.registry().map_err(|e| SendError::Lifecycle(e.into()))?;
+    let target = registry
+        .find(checked.target.as_str())
+        .ok_or_else(|| SendError::UnknownTarget(req.personality.clone()))?;
+    let caller_rec = registry
+        .find(caller.personality().as_str())
+        .ok_or_else(|| SendError::UnknownCaller(caller.personality().to_string()))?;
+    if !caller_rec.declares(caller.runtime().as_str()) {
+        return Err(SendError::CallerRuntimeUndeclared {
+            personality: caller.personality().to_string(),
+            runtime: caller.runtime().to_string(),
+        });
+    }
+    let intended = checked
+        .runtime
+        .clone()
+        .unwrap_or_else(|| target.default_runtime.clone());
+    telegram_policy(caller_rec, &intended)?;
+    let text = envelope::build(
+        &Sender {
+            personality: caller.personality().as_str(),
+            runtime: caller.runtime().as_str(),
+            intelligence: &caller_rec.intelligence,
+        },
+        checked.topic.as_deref(),
+        &req.attachments,
+        &req.message,
+    );
+
+    // Hit: deliver warm. A session that died since the look falls through
+    // to the wake, with the runtime it had.
+    let live = resolve_live(lc, target, checked.runtime.as_ref())?;
+    let mut wake_runtime = checked.runtime.clone();
+    if let Some(rt) = live {
+        let id = Identity::new(&rt, &target.personality);
+        if &id == caller {
+            return Err(SendError::SelfSend);
+        }
+        telegram_policy(caller_rec, &rt)?;
+        match lc.deliver_if_live(&id, &target.cwd, &text).await {
+            Ok(Delivery::Accepted) => return Ok(sent(&id, false)),
+            Ok(Delivery::NotLive) => wake_runtime = Some(rt),
+            Err(e @ LifecycleError::Stopped(_)) => return Err(SendError::Stopped(e)),
+            Err(e @ LifecycleError::NotDelivered { .. }) => return Err(SendError::NotDelivered(e)),
+            Err(e) => return Err(SendError::Lifecycle(e)),
+        }
+    }
+
+    // Miss: wake with the envelope as the first message.
+    let wake_id = Identity::new(
+        wake_runtime.as_ref().unwrap_or(&target.default_runtime),
+        &target.personality,
+    );
+    if &wake_id == caller {
+        return Err(SendError::SelfSend);
+    }
+    let woken = lc
+        .wake_or_spawn(&WakeArgs {
+            personality: target.personality.to_string(),
+            runtime: wake_runtime.as_ref().map(ToString::to_string),
+            task: text.clone(),
+            resume: None,
+        })
+        .await
+        .map_err(|e| match e {
+            LifecycleError::Stopped(_) => SendError::Stopped(e),
+            LifecycleError::NotDelivered { .. } => SendError::NotDelivered(e),
+            e if e.is_bad_request() => SendError::Lifecycle(e),
+            e => SendError::WakeFailed {
+                personality: target.personality.to_string(),
+                reason: e.to_string(),
+            },
+        })?;
+    // Verify before acting on READY: the peer must really be up.
+    let id = woken.identity.clone();
+    if !lc.is_live(&id) {
+        return Err(SendError::VerifyBeforeAct(target.personality.to_string()));
+    }
+    if &id == caller {
+        return Err(SendError::SelfSend);
+    }
+    telegram_policy(caller_rec, id.runtime())?;
+    if woken.task_delivered == Some(true) {
+        return Ok(sent(&id, woken.woke()));
+    }
+    // Up, but the envelope did not go in with the wake (a router whose
+    // first paste failed): once more over the live path.
+    match lc.deliver_if_live(&id, &target.cwd, &text).await {
+        Ok(Delivery::Accepted) => Ok(sent(&id, woken.woke())),
+        Ok(Delivery::NotLive) => Err(SendError::VerifyBeforeAct(target.personality.to_string())),
+        Err(e @ LifecycleError::Stopped(_)) => Err(SendError::Stopped(e)),
+        Err(e) => Err(SendError::NotDelivered(e)),
+    }
+}
+
+/// The live runtime a message goes to: the named one (if live), else the
+/// default (if live), else the only live declared runtime.
+fn resolve_live(
+    lc: &Lifecycle,
+    target: &PeerRecord,
+    explicit: Option<&Runtime>,
+) -> Result<Option<Runtime>, SendError> {
+    if let Some(rt) = explicit {
+        let live = lc.is_live(&Identity::new(rt, &target.personality));
+        return Ok(live.then(|| rt.clone()));
+    }
+    lc.delivery_runtime(target).map_err(|e| match e {
+        LifecycleError::AmbiguousRuntime {
+            personality,
+            runtimes,
+        } => SendError::Ambiguous {
+            personality,
+            runtimes,
+        },
+        e => SendError::Lifecycle(e),
+    })
+}
+
+fn sent(id: &Identity, woke: bool) -> Sent {
+    Sent {
+        ok: true,
+        delivered_to: DeliveredTo {
+            personality: id.personality().to_string(),
+            runtime: id.runtime().to_string(),
+        },
+        woke,
+        ts: iso8601_utc(crate::clock::SystemClock.now_ms()),
+    }
+}
+
+use crate::clock::Clock as _;
+
+fn log_delivery(
+    lc: &Lifecycle,
+    caller: &Identity,
+    req: &SendRequest,
+    door: Door,
+    result: &Result<Sent, SendError>,
+    started: Instant,
+) {
+    let ms = started.elapsed().as_millis().to_string();
+    let len = req.message.chars().count().to_string();
+    let att = req.attachments.len().to_string();
+    let mut fields: Vec<(&str, &str)> = Vec::new();
+    if door != Door::Mcp {
+        fields.push(("path", door.into()));
+    }
+    fields.push(("caller", caller.as_str()));
+    fields.push(("to", &req.personality));
+    if let Some(rt) = &req.runtime {
+        fields.push(("rt", rt));
+    }
+    let via;
+    let woke;
+    match result {
+        Ok(s) => {
+            via = format!("{}-{}", s.delivered_to.runtime, s.delivered_to.personality);
+            woke = s.woke.to_string();
+            fields.extend([
+                ("ok", "true"),
+                ("via", via.as_str()),
+                ("woke", woke.as_str()),
+            ]);
+        }
+        Err(_) => fields.push(("ok", "false")),
+    }
+    fields.push(("ms", &ms));
+    fields.push(("len", &len));
+    if !req.attachments.is_empty() {
+        fields.push(("att", &att));
+    }
+    let topic = req.topic.as_deref().map(envelope::clip_topic);
+    if let Some(t) = topic.as_deref().filter(|t| !t.is_empty()) {
+        fields.push(("topic", t));
+    }
+    let err = result.as_ref().err().map(ToString::to_string);
+    if let Some(e) = &err {
+        fields.push(("err", e));
+    }
+    events::append_to(
+        &lc.cfg,
+        EventLog::Delivery,
+        &[events::line("delivery", &fields)],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(personality: &str, message: &str) -> SendRequest {
+        SendRequest {
+            personality: personality.into(),
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    fn invalid(r: &SendRequest) -> String {
+        match validate(r) {
+            Err(e @ SendError::Invalid(_)) => e.to_string(),
+            other => panic!("expected a validation error, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_limit() {
+        assert!(validate(&req("bob", "hi")).is_ok());
+        assert!(invalid(&req("bob", "")).contains("message is required"));
+        assert!(invalid(&req("", "hi")).contains("personality is required"));
+        assert!(invalid(&req("Bob!", "hi")).contains("invalid personality"));
+        let e = invalid(&req("bob", &"x".repeat(16_001)));
+        assert!(e.contains("16001") && e.contains("16000"), "{e}");
+        assert!(e.ends_with("message NOT delivered"), "{e}");
+        // Characters, not bytes.
+        assert!(validate(&req("bob", &"é".repeat(16_000))).is_ok());
+        let mut r = req("bob", "hi");
+        r.topic = Some("t".repeat(201));
+        assert!(invalid(&r).contains("at most 200"));
+        r.topic = None;
+        r.runtime = Some("No-Such".into());
+        assert!(invalid(&r).contains("invalid runtime"));
+        r.runtime = None;
+        r.attachments = vec!["/a".into(); 21];
+        assert!(invalid(&r).contains("at most 20"));
+        r.attachments = vec!["relative/path".into()];
+        assert!(invalid(&r).contains("absolute path"));
+        r.attachments = vec!["/a\nb".into()];
+        assert!(invalid(&r).contains("line breaks"));
+    }
+
+    #[test]
+    fn caller_header() {
+        assert_eq!(
+            parse_caller(Some("claude-alice")).unwrap().as_str(),
+            "claude-alice"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("alice"),
+            Some("Claude-alice"),
+            Some("claude-../x"),
+        ] {
+            let e = parse_caller(bad).unwrap_err().to_string();
+            assert!(e.contains("x-iapeer-identity"), "{e}");
+        }
+    }
+}
