@@ -13,11 +13,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {path}: {source}")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
     #[error("the daemon did not answer within {0:?}")]
     Timeout(Duration),
     #[error("HTTP error: {0}")]
@@ -48,10 +45,7 @@ async fn get(
 ) -> Result<serde_json::Value, ClientError> {
     let stream = tokio::net::UnixStream::connect(sock)
         .await
-        .map_err(|source| ClientError::Connect {
-            path: sock.display().to_string(),
-            source,
-        })?;
+        .map_err(ClientError::Connect)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let mut req = http::Request::get(path).header(http::header::HOST, "localhost");

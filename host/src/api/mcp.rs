@@ -15,6 +15,11 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -115,6 +120,36 @@ struct Args {
     topic: Option<String>,
     #[serde(default)]
     attachments: Vec<String>,
+}
+
+/// A JSON-RPC error answer for a request that never reached the SDK.
+fn rpc_error(status: StatusCode, code: i64, message: String) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// A POST body that is too large or not JSON gets a clear JSON-RPC error
+/// (413, or 400 with -32700 "parse error") instead of the SDK's generic
+/// media-type refusal.
+pub(super) async fn parse_gate(req: Request, next: Next) -> Response {
+    if req.method() != http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                format!("request body larger than {MAX_BODY_BYTES} bytes"),
+            );
+        }
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+        return rpc_error(StatusCode::BAD_REQUEST, -32700, format!("parse error: {e}"));
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 fn tool_error(message: impl Into<String>) -> CallToolResponse {

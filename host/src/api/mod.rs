@@ -117,10 +117,14 @@ pub(crate) enum Listener {
 
 /// The whole front door for one listener.
 pub(crate) fn router(state: Arc<ApiState>, listener: Listener) -> Router {
+    let mcp = Router::new()
+        .fallback_service(mcp::service(state.clone()))
+        .layer(middleware::from_fn(mcp::parse_gate));
     let mut app = Router::new()
-        .nest_service("/mcp", mcp::service(state.clone()))
+        .nest("/mcp", mcp)
         .nest("/fleet/v1", fleet::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), bearer_gate))
         .layer(middleware::from_fn(refuse_browsers));
@@ -141,6 +145,10 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
 }
 
 /// With `IAPEER_BEARER_TOKEN` set, every request carries it (the

@@ -259,7 +259,7 @@ pub fn iapeerd_main() -> ExitCode {
     let cli = IapeerdCli::parse();
     let cfg = cli.global.config();
     cli.global.init_logging(
-        "info",
+        "info,rmcp=warn",
         Some(crate::logfile::RotatingWriter {
             path: cfg.log_dir.join("iapeerd.log"),
             rotation: cfg.daemon_log,
