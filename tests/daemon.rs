@@ -1,37 +1,14 @@
 //! `iapeerd` as an operator runs it: one per root, a supervise tick that
-//! reaps and relaunches, a clean stop on SIGTERM.
+//! reaps and relaunches, the front door (MCP and the fleet API on a Unix
+//! socket and loopback TCP), a clean stop on SIGTERM.
 
 mod common;
+mod front_door;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use common::{Fleet, wait_until};
-
-fn iapeerd(f: &Fleet, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_iapeerd"));
-    c.args(extra)
-        .env_clear()
-        .envs(f.env_map())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
-
-fn terminate(mut child: Child) -> std::process::Output {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "iapeerd did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 #[test]
 fn the_daemon_supervises_and_relaunches() {
@@ -39,14 +16,13 @@ fn the_daemon_supervises_and_relaunches() {
     let cwd = f.register("dan", "claude", &[]);
     f.ok(&["wake", "dan", "--message", "start"]);
 
-    let daemon = iapeerd(&f, &["--tick-secs", "1"]).spawn().unwrap();
-    // A second daemon on the same root refuses (once the first holds the
-    // lock: it loads the adapters only after taking it).
-    let log = f.root.join("logs/iapeer/iapeerd.log");
-    wait_until("the daemon to start", Duration::from_secs(20), || {
-        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("adapter loaded"))
-    });
-    let second = iapeerd(&f, &["--tick-secs", "1"]).output().unwrap();
+    let daemon = f.start_daemon(&["--tick-secs", "1"]);
+    // A second daemon on the same root refuses.
+    let second = f
+        .daemon_cmd(&["--tick-secs", "1", "--port", "0"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
 
@@ -70,13 +46,10 @@ fn the_daemon_supervises_and_relaunches() {
     });
     assert_eq!(f.runs().len(), 2);
 
-    let out = terminate(daemon);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr_path = daemon.stderr_path.clone();
+    let status = daemon.terminate();
+    let stderr = std::fs::read_to_string(stderr_path).unwrap();
+    assert!(status.success(), "{stderr}");
     assert!(stderr.contains("[iapeerd] READY"), "{stderr}");
     assert!(
         stderr.contains("adapters=claude,codex,notifier,telegram"),

@@ -548,6 +548,32 @@ fn eager_fresh_relaunch_consumes_the_mark() {
     );
 }
 
+/// Regression: the heal pass inside a wake of another peer used to drop
+/// the relaunch (it deleted the dead session's record and forgot the
+/// outcome), so the eager /new relaunch silently became lazy.
+#[test]
+fn a_wake_of_another_peer_runs_the_eager_relaunch() {
+    let f = Fleet::new();
+    let a = f.register("ash", "claude", &[]);
+    f.register("elm", "claude", &[]);
+    f.ok(&["wake", "ash", "--message", "work"]);
+    f.ok(&["mark-new", "ash"]);
+    f.crash("claude-ash");
+    f.ok(&["wake", "elm"]);
+    assert!(f.is_live("claude-ash"), "relaunched by elm's heal pass");
+    assert!(!f.state("claude-ash", "new").exists(), "consumed");
+    assert!(f.state("claude-ash", "session").exists(), "supervised");
+    let ash_runs: Vec<String> = claude_runs(&f)
+        .into_iter()
+        .filter(|r| r.contains("identity=claude-ash "))
+        .collect();
+    assert_eq!(ash_runs.len(), 2);
+    assert!(!ash_runs[1].contains("--continue"), "fresh: {ash_runs:?}");
+    assert_eq!(f.claude_transcript_count(&a), 1, "a bare relaunch writes nothing yet");
+}
+
+/// A relaunch that cannot run forgets the dead session (no retry storm)
+/// and keeps the mark: the next message wakes the peer fresh.
 #[test]
 fn a_failed_eager_relaunch_keeps_the_mark() {
     let mut f = Fleet::new();
@@ -563,6 +589,9 @@ fn a_failed_eager_relaunch_keeps_the_mark() {
         f.state("claude-rook", "new").exists(),
         "kept for the next wake"
     );
+    assert!(!f.state("claude-rook", "session").exists(), "forgotten");
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"], serde_json::json!([]), "no retry storm");
     // The next wake (with a working binary) is fresh and consumes it.
     f.set_env(
         "IAPEER_CLAUDE_BIN",

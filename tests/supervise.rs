@@ -184,3 +184,68 @@ fn a_registered_cwd_with_a_symlink_still_finds_its_activity() {
         [("claude-fay".to_string(), SuperviseAction::Alive)]
     );
 }
+
+/// The reaper never kills a session whose wake lock someone holds (a wake
+/// or a delivery at work): a message landing between the idle check and
+/// the kill would be reported delivered and lost.
+#[test]
+fn idle_reap_skips_a_session_whose_lock_is_held() {
+    use fs2::FileExt;
+    let f = Fleet::new();
+    f.register("bea", "claude", &[]);
+    f.ok(&["wake", "bea", "--message", "work"]);
+    let last = woke_at(&f, "claude-bea").max(newest_transcript_mtime(&f));
+    let clock = ManualClock::at(last + (IDLE_SECS + 10) * 1000);
+    let lc = lifecycle(&f, &clock);
+
+    // A delivery in another process holds the lock (flock is per open
+    // file, so this conflicts exactly as another process would).
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(f.state("claude-bea", "wake.lock"))
+        .unwrap();
+    lock.lock_exclusive().unwrap();
+    assert_eq!(
+        tick(&lc),
+        [("claude-bea".to_string(), SuperviseAction::SkippedBusy)]
+    );
+    assert!(f.is_live("claude-bea"));
+    assert!(f.state("claude-bea", "session").exists());
+
+    // Released: the next tick reaps it.
+    FileExt::unlock(&lock).unwrap();
+    assert_eq!(
+        tick(&lc),
+        [("claude-bea".to_string(), SuperviseAction::ReapedIdle)]
+    );
+    assert!(!f.is_live("claude-bea"));
+}
+
+/// A dead session is only forgotten under its lock, too: a wake that is
+/// bringing it back up (lock held) keeps its record.
+#[test]
+fn a_dead_session_being_woken_keeps_its_record() {
+    use fs2::FileExt;
+    let f = Fleet::new();
+    f.register("cid", "claude", &[]);
+    f.ok(&["wake", "cid"]);
+    f.crash("claude-cid");
+    let clock = ManualClock::at(woke_at(&f, "claude-cid"));
+    let lc = lifecycle(&f, &clock);
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(f.state("claude-cid", "wake.lock"))
+        .unwrap();
+    lock.lock_exclusive().unwrap();
+    assert_eq!(
+        tick(&lc),
+        [("claude-cid".to_string(), SuperviseAction::SkippedBusy)]
+    );
+    assert!(f.state("claude-cid", "session").exists());
+    FileExt::unlock(&lock).unwrap();
+    assert_eq!(
+        tick(&lc),
+        [("claude-cid".to_string(), SuperviseAction::ReapedGone)]
+    );
+    assert!(!f.state("claude-cid", "session").exists());
+}

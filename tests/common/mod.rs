@@ -375,3 +375,200 @@ impl Drop for Fleet {
         }
     }
 }
+
+// ---- a running iapeerd and HTTP through curl ---------------------------------
+
+/// An answer as curl saw it.
+#[derive(Debug)]
+pub struct Http {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Http {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+/// Runs curl (a client this project did not write) and splits its answer.
+pub fn curl(args: &[&str]) -> Http {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "-i", "-H", "Expect:", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("curl is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    Http {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+/// An `iapeerd` started for a test; killed when dropped.
+pub struct Daemon {
+    child: Option<std::process::Child>,
+    pub sock: PathBuf,
+    /// `http://127.0.0.1:<port>` (no TCP: empty).
+    pub tcp: String,
+    pub stderr_path: PathBuf,
+}
+
+impl Fleet {
+    pub fn daemon_cmd(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_iapeerd"));
+        c.args(extra)
+            .env_clear()
+            .envs(self.env_map())
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Starts `iapeerd --port 0 <extra>` and waits until it is listening.
+    pub fn start_daemon(&self, extra: &[&str]) -> Daemon {
+        let router_json = self.root.join("state/iapeer/router.json");
+        let _ = std::fs::remove_file(&router_json);
+        let stderr_path = self.dir.path().join(format!(
+            "iapeerd-{}.stderr",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut args = vec!["--port", "0"];
+        args.extend_from_slice(extra);
+        let child = self
+            .daemon_cmd(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        wait_until("iapeerd to listen", Duration::from_secs(30), || {
+            router_json.exists()
+        });
+        let d: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&router_json).unwrap()).unwrap();
+        Daemon {
+            child: Some(child),
+            sock: PathBuf::from(d["sock"].as_str().unwrap()),
+            tcp: d["tcp"]
+                .as_str()
+                .map(|u| u.trim_end_matches("/mcp").to_string())
+                .unwrap_or_default(),
+            stderr_path,
+        }
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `curl --unix-socket <sock> http://x<path> <args…>`
+    pub fn unix(&self, path: &str, args: &[&str]) -> Http {
+        let url = format!("http://x{path}");
+        let mut all = vec!["--unix-socket", self.sock.to_str().unwrap(), url.as_str()];
+        all.extend_from_slice(args);
+        curl(&all)
+    }
+
+    pub fn get(&self, path: &str) -> Http {
+        self.unix(path, &[])
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Http {
+        self.unix(path, &["-X", "POST", "--data-binary", body])
+    }
+
+    /// One JSON-RPC request to `/mcp` over the socket, as `identity`.
+    pub fn mcp(&self, identity: Option<&str>, method: &str, params: serde_json::Value) -> Http {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            .to_string();
+        let header = identity.map(|i| format!("X-IAPeer-Identity: {i}"));
+        let mut args = vec![
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "--data-binary",
+            body.as_str(),
+        ];
+        if let Some(h) = &header {
+            args.extend(["-H", h.as_str()]);
+        }
+        self.unix("/mcp", &args)
+    }
+
+    /// `tools/call send_to_peer`: the tool result (`isError`, `structuredContent`, `content`).
+    pub fn send_to_peer(&self, identity: Option<&str>, args: serde_json::Value) -> serde_json::Value {
+        let res = self.mcp(
+            identity,
+            "tools/call",
+            serde_json::json!({"name": "send_to_peer", "arguments": args}),
+        );
+        assert_eq!(res.status, 200, "{res:?}");
+        let v = res.json();
+        v["result"].clone()
+    }
+
+    /// SIGTERM, then waits for the exit (the exit status).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "iapeerd did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The text of a tool result.
+pub fn tool_text(result: &serde_json::Value) -> String {
+    result["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -42,8 +42,9 @@ pub(super) fn service(
         // Host and Origin are checked by the router for every endpoint.
         .disable_allowed_hosts()
         .disable_allowed_origins()
-        .with_max_request_body_bytes(MAX_BODY_BYTES)
-        .with_cancellation_token(state.shutdown.child_token());
+        // Not the daemon's shutdown token: on shutdown the listeners stop
+        // accepting, but a call in flight must still get its answer.
+        .with_max_request_body_bytes(MAX_BODY_BYTES);
     StreamableHttpService::new(
         move || Ok(PeerTool(state.clone())),
         Arc::new(NeverSessionManager::default()),

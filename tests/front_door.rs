@@ -1,0 +1,606 @@
+//! The front door, black-box: a daemon started on a temp root, real tmux,
+//! fake runtimes, and clients this project did not write (curl, the
+//! official Python MCP SDK).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{self, Daemon, Fleet, curl, tool_text, wait_until};
+
+/// alice (caller), bob and carol (targets): three claude peers.
+fn fleet_of_three() -> (Fleet, PathBuf, PathBuf) {
+    let f = Fleet::new();
+    f.register("alice", "claude", &[]);
+    let bob = f.register("bob", "claude", &[]);
+    let carol = f.register("carol", "claude", &[]);
+    (f, bob, carol)
+}
+
+fn spawns_of(f: &Fleet, identity: &str) -> usize {
+    f.runs()
+        .iter()
+        .filter(|r| r.contains(&format!("identity={identity} ")))
+        .count()
+}
+
+fn envelopes(transcript: &str) -> usize {
+    transcript.matches("<iap from-personality=").count()
+}
+
+fn assert_not_delivered(result: &Value, needle: &str) {
+    assert_eq!(result["isError"], true, "{result}");
+    let text = tool_text(result);
+    assert!(text.contains("NOT delivered"), "{text}");
+    assert!(text.contains(needle), "{needle:?} not in {text:?}");
+}
+
+#[test]
+fn send_to_peer_wakes_a_sleeping_peer_and_delivers_to_a_live_one() {
+    let (f, bob, _) = fleet_of_three();
+    let d = f.start_daemon(&[]);
+
+    let first = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "hello bob", "topic": "greetings"}),
+    );
+    assert_eq!(first["isError"], false, "{first}");
+    let sc = &first["structuredContent"];
+    assert_eq!(sc["ok"], true);
+    assert_eq!(sc["woke"], true);
+    assert_eq!(sc["delivered_to"], json!({"personality": "bob", "runtime": "claude"}));
+    assert!(sc["ts"].as_str().unwrap().ends_with('Z'));
+    // The text content is the same JSON, pretty-printed.
+    let text: Value = serde_json::from_str(&tool_text(&first)).unwrap();
+    assert_eq!(&text, sc);
+
+    let second = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "still there?"}),
+    );
+    assert_eq!(second["structuredContent"]["woke"], false, "{second}");
+
+    let t = f.claude_transcript(&bob);
+    assert_eq!(envelopes(&t), 2, "{t}");
+    assert!(t.contains(
+        "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\" topic=\"greetings\">"
+    ));
+    assert!(t.contains("IAP message from known peers. Reply via send_to_peer."));
+    assert!(t.contains("<message><![CDATA[hello bob]]></message>"), "{t}");
+    assert_eq!(t.matches("hello bob").count(), 1, "delivered once");
+    assert_eq!(spawns_of(&f, "claude-bob"), 1);
+    assert_eq!(spawns_of(&f, "claude-alice"), 0, "the caller is not woken");
+
+    // delivery.log: one line per call, never the body.
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/delivery.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].contains(
+        "ev=delivery caller=claude-alice to=bob ok=true via=claude-bob woke=true ms="
+    ));
+    assert!(lines[0].contains(" len=9 topic=greetings"), "{log}");
+    assert!(lines[1].contains("woke=false"), "{log}");
+    assert!(!log.contains("hello bob"), "the body is never logged");
+}
+
+#[test]
+fn twenty_concurrent_sends_to_a_sleeping_peer_spawn_it_once() {
+    let (f, _, carol) = fleet_of_three();
+    let d = f.start_daemon(&[]);
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || {
+                    d.send_to_peer(
+                        Some("claude-alice"),
+                        json!({"personality": "carol", "message": format!("note number {i:02}")}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &results {
+        assert_eq!(r["isError"], false, "{r}");
+    }
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r["structuredContent"]["woke"] == true)
+            .count(),
+        1,
+        "exactly one caller woke her"
+    );
+    assert_eq!(spawns_of(&f, "claude-carol"), 1, "one spawn");
+    let t = f.claude_transcript(&carol);
+    assert_eq!(envelopes(&t), 20, "{t}");
+    for i in 0..20 {
+        assert_eq!(
+            t.matches(&format!("note number {i:02}]]>")).count(),
+            1,
+            "message {i} exactly once"
+        );
+    }
+}
+
+#[test]
+fn refusals_say_the_message_was_not_delivered() {
+    let (f, _, _) = fleet_of_three();
+    f.register("tg", "telegram", &[]);
+    f.register("owned", "claude", &[]);
+    std::fs::write(f.launch_agents.join("com.iapeer.owned.plist"), "<plist/>").unwrap();
+    f.ok(&["stop", "carol"]);
+    let d = f.start_daemon(&[]);
+    let send = |identity: Option<&str>, args: Value| d.send_to_peer(identity, args);
+    let to = |p: &str| json!({"personality": p, "message": "hi"});
+
+    assert_not_delivered(&send(Some("claude-alice"), to("carol")), "is stopped");
+    assert_not_delivered(&send(Some("claude-alice"), to("owned")), "launchd-managed");
+    assert_not_delivered(&send(Some("claude-alice"), to("nobody")), "not in the iapeer peers index");
+    assert_not_delivered(&send(None, to("bob")), "x-iapeer-identity");
+    assert_not_delivered(&send(Some("alice"), to("bob")), "x-iapeer-identity");
+    assert_not_delivered(&send(Some("claude-zoe"), to("bob")), "unknown caller \"zoe\"");
+    assert_not_delivered(&send(Some("codex-alice"), to("bob")), "not declared");
+    assert_not_delivered(&send(Some("claude-alice"), to("alice")), "cannot send to self");
+    assert_not_delivered(&send(Some("claude-alice"), to("tg")), "telegram policy");
+    let long = "x".repeat(16_001);
+    assert_not_delivered(
+        &send(Some("claude-alice"), json!({"personality": "bob", "message": long})),
+        "at most 16000",
+    );
+    assert_not_delivered(
+        &send(Some("claude-alice"), json!({"personality": "bob", "message": "hi", "extra": 1})),
+        "unknown field",
+    );
+    assert_not_delivered(
+        &send(Some("claude-alice"), json!({"personality": "../etc", "message": "hi"})),
+        "invalid personality",
+    );
+    let unknown = d.mcp(
+        Some("claude-alice"),
+        "tools/call",
+        json!({"name": "rm_rf", "arguments": {}}),
+    );
+    assert!(tool_text(&unknown.json()["result"]).contains("unknown tool: rm_rf"));
+
+    // Nothing was started for any of them.
+    assert!(f.runs().is_empty(), "{:?}", f.runs());
+    // A telegram-capable caller gets through to the bridge.
+    f.set_peer_field("alice", "interfaces", json!({"telegram": {"bot": "alice_bot"}}));
+    let ok = send(Some("claude-alice"), to("tg"));
+    assert_eq!(ok["isError"], false, "{ok}");
+    f.wait_for_router_line("telegram-tg", "from-personality=\"alice\"");
+}
+
+#[test]
+fn malformed_hostile_and_silent_clients_do_not_hurt_the_daemon() {
+    let (f, bob, _) = fleet_of_three();
+    let d = f.start_daemon(&[]);
+    let mcp_headers = [
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+    ];
+
+    // Clients that connect and never send a byte, on both listeners.
+    let _silent_unix = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let port = d.tcp.rsplit(':').next().unwrap();
+    let _silent_tcp = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+
+    // Malformed JSON: a JSON-RPC parse error.
+    let mut args = mcp_headers.to_vec();
+    args.extend(["--data-binary", r#"{"jsonrpc":"2.0","id":1,"method":"#]);
+    let bad = d.unix("/mcp", &args);
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(bad.json()["error"]["code"], -32700);
+
+    // A 10 MB body: refused, not read into memory.
+    let big = f.dir.path().join("big.json");
+    let mut file = std::fs::File::create(&big).unwrap();
+    file.write_all(&vec![b'a'; 10 << 20]).unwrap();
+    let at_big = format!("@{}", big.display());
+    let mut args = mcp_headers.to_vec();
+    args.extend(["--data-binary", at_big.as_str()]);
+    assert_eq!(d.unix("/mcp", &args).status, 413);
+    let huge_send = d.unix("/fleet/v1/send", &["-X", "POST", "--data-binary", &at_big]);
+    assert_eq!(huge_send.status, 413, "{huge_send:?}");
+
+    // Fleet API: bad JSON, hostile names, unknown things, wrong methods.
+    assert_eq!(d.post("/fleet/v1/send", "{bad").status, 400);
+    assert_eq!(d.get("/fleet/v1/peers/..%2F..%2Fetc").status, 400);
+    assert_eq!(d.post("/fleet/v1/peers/Bob;rm/wake", "").status, 400);
+    assert_eq!(d.post("/fleet/v1/peers/bob/explode", "").status, 404);
+    assert_eq!(d.get("/nowhere").status, 404);
+    let wrong = d.get("/fleet/v1/send");
+    assert_eq!(wrong.status, 405);
+    assert!(wrong.json()["error"].is_string());
+    // A browser page may not drive the daemon, nor a DNS-rebound name.
+    let browser = d.unix("/fleet/v1/snapshot", &["-H", "Origin: https://evil.example"]);
+    assert_eq!(browser.status, 403);
+    let rebound = curl(&[
+        &format!("{}/fleet/v1/snapshot", d.tcp),
+        "-H",
+        "Host: evil.example",
+    ]);
+    assert_eq!(rebound.status, 403);
+
+    // Through all of that, a real message still goes through, once.
+    let ok = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "after the storm"}),
+    );
+    assert_eq!(ok["isError"], false, "{ok}");
+    assert_eq!(f.claude_transcript(&bob).matches("after the storm").count(), 1);
+    assert_eq!(curl(&[&format!("{}/fleet/v1/status", d.tcp)]).status, 200);
+}
+
+#[test]
+fn the_bearer_gate() {
+    let (f, _, _) = fleet_of_three();
+    let f = f.with_env("IAPEER_BEARER_TOKEN", "s3cret-token");
+    let d = f.start_daemon(&[]);
+    for (path, args) in [
+        ("/fleet/v1/status", vec![]),
+        ("/mcp", vec!["-X", "POST", "--data-binary", "{}"]),
+    ] {
+        let no = d.unix(path, &args);
+        assert_eq!(no.status, 401, "{path}");
+        assert!(no.headers.contains("www-authenticate: bearer"), "{no:?}");
+        assert_eq!(
+            no.json(),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized"}})
+        );
+        let mut wrong = args.clone();
+        wrong.extend(["-H", "Authorization: Bearer s3cret-tokeN"]);
+        assert_eq!(d.unix(path, &wrong).status, 401);
+    }
+    let tcp = curl(&[
+        &format!("{}/fleet/v1/status", d.tcp),
+        "-H",
+        "Authorization: Bearer s3cret-token",
+    ]);
+    assert_eq!(tcp.status, 200);
+    // The CLI takes the token from the same environment.
+    assert!(f.ok(&["status"]).contains("running"));
+    let ok = d.unix(
+        "/mcp",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer s3cret-token",
+            "-H",
+            "X-IAPeer-Identity: claude-alice",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "--data-binary",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        ],
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.json()["result"]["tools"][0]["name"], "send_to_peer");
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn listeners_discovery_status_and_a_clean_stop() {
+    let (f, _, _) = fleet_of_three();
+    let state = f.root.join("state/iapeer");
+    // A stale socket from a crashed daemon is replaced.
+    std::fs::create_dir_all(&state).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(state.join("router.sock")).unwrap());
+
+    let d = f.start_daemon(&["--tick-secs", "3600"]);
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&d.sock), 0o600);
+    let discovery: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("router.json")).unwrap()).unwrap();
+    assert_eq!(mode(&state.join("router.json")), 0o600);
+    assert_eq!(discovery["sock"], d.sock.to_str().unwrap());
+    assert_eq!(discovery["tcp"], format!("{}/mcp", d.tcp));
+    assert!(d.tcp.starts_with("http://127.0.0.1:"), "loopback only");
+    assert!(d.stderr().contains(&format!("tcp={}/mcp sock={}", d.tcp, d.sock.display())));
+
+    // A second daemon is refused and leaves the first one's files alone.
+    let second = f.daemon_cmd(&["--port", "0"]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+    assert!(state.join("router.json").exists() && d.sock.exists());
+
+    let status: Value = serde_json::from_str(&f.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["pid"], d.pid());
+    assert_eq!(status["listeners"]["tcp"], format!("{}/mcp", d.tcp));
+    assert_eq!(status["adapters_loaded"], 4);
+    assert_eq!(status["last_tick"]["actions"], json!({}));
+    let human = f.ok(&["status"]);
+    assert!(human.contains("iapeerd 0.1.0 running"), "{human}");
+
+    refused_for_another_user(&f, &d);
+
+    let sock = d.sock.clone();
+    assert!(d.terminate().success());
+    assert!(!sock.exists(), "socket removed");
+    assert!(!state.join("router.json").exists(), "router.json removed");
+    let err = f.refused(&["status"]);
+    assert!(err.contains("no daemon answers"), "{err}");
+}
+
+/// As root, a client running as `nobody` cannot reach the socket through
+/// its 0700 dir; and with the permissions opened up, `SO_PEERCRED` still
+/// turns it away. Skipped when not root or without setpriv.
+fn refused_for_another_user(f: &Fleet, d: &Daemon) {
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    if !root || !setpriv {
+        eprintln!("skipping the foreign-uid check (needs root and setpriv)");
+        return;
+    }
+    let as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "-S"])
+            .args(["--max-time", "10", "--unix-socket", d.sock.to_str().unwrap()])
+            .arg("http://x/fleet/v1/status")
+            .output()
+            .unwrap()
+    };
+    let denied = as_nobody();
+    assert!(!denied.status.success(), "the 0700 dir keeps nobody out");
+    // Open every directory on the way and the socket itself.
+    let mut opened = Vec::new();
+    for dir in d.sock.ancestors().skip(1) {
+        if dir == Path::new("/tmp") || dir == Path::new("/") {
+            break;
+        }
+        opened.push((dir.to_path_buf(), mode(dir)));
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&d.sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let refused = as_nobody();
+    assert!(
+        !refused.status.success() && refused.stdout.is_empty(),
+        "peer credentials refuse another uid: {:?}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    for (dir, m) in opened {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    std::fs::set_permissions(&d.sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    wait_until("the refusal to be logged", Duration::from_secs(5), || {
+        d.stderr().contains("refused a connection from another user")
+    });
+    let _ = f;
+}
+
+#[test]
+fn the_fleet_api() {
+    let (f, bob, _) = fleet_of_three();
+    f.register("tg", "telegram", &[]);
+    let d = f.start_daemon(&["--heartbeat-secs", "1"]);
+
+    // Events: connect first, so what follows streams in.
+    let events_out = f.dir.path().join("events.txt");
+    let mut events = Command::new("curl")
+        .args(["-s", "-N", "--max-time", "8", "--unix-socket", d.sock.to_str().unwrap()])
+        .arg("http://x/fleet/v1/events?replay=2")
+        .stdout(std::fs::File::create(&events_out).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the event stream", Duration::from_secs(10), || {
+        std::fs::read_to_string(&events_out).is_ok_and(|t| t.contains("connected"))
+    });
+
+    let snap = d.get("/fleet/v1/snapshot");
+    assert_eq!(snap.status, 200);
+    let snap = snap.json();
+    assert_eq!(snap["api"], 1);
+    assert_eq!(snap["host"]["pid"], d.pid());
+    let names: Vec<&str> = snap["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["personality"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol", "tg"]);
+    assert_eq!(snap["peers"][1]["runtimes"][0], json!({"runtime": "claude", "status": "asleep"}));
+
+    // Verbs, with the status codes of the reference.
+    let woke = d.post("/fleet/v1/peers/bob/wake", "");
+    assert_eq!(woke.status, 200, "{woke:?}");
+    assert_eq!(woke.json()["status"], "READY");
+    assert_eq!(woke.json()["woke"], true);
+    assert!(f.is_live("claude-bob"));
+    let stopped = d.post("/fleet/v1/peers/bob/stop", r#"{"runtime": "claude"}"#);
+    assert_eq!(stopped.status, 200);
+    assert_eq!(stopped.json()["outcomes"][0]["action"], "stopped");
+    assert!(!f.is_live("claude-bob"));
+    let refused = d.post("/fleet/v1/peers/bob/wake", "");
+    assert_eq!(refused.status, 502);
+    assert_eq!(refused.json()["stopped"], true);
+    assert_eq!(d.post("/fleet/v1/peers/bob/start", "").json()["outcomes"][0]["action"], "started");
+    let fresh = d.post("/fleet/v1/peers/bob/new", "");
+    assert_eq!(fresh.status, 200, "{fresh:?}");
+    assert_eq!(fresh.json()["outcome"]["action"], "fresh");
+    assert_eq!(d.post("/fleet/v1/peers/nobody/wake", "").status, 404);
+    assert_eq!(d.post("/fleet/v1/peers/bob/wake", r#"{"runtime": "codex"}"#).status, 400);
+    assert_eq!(d.post("/fleet/v1/peers/bob/wake", r#"{"runtim": "x"}"#).status, 400);
+    // tg needs natural intelligence and has it; an artificial one fails.
+    f.register("bot", "telegram", &["--intelligence", "artificial"]);
+    let failed = d.post("/fleet/v1/peers/bot/wake", "");
+    assert_eq!(failed.status, 502);
+    assert!(failed.json()["reason"].as_str().unwrap().contains("requires intelligence=natural"));
+
+    // Send: from the single natural peer by default, or as named.
+    let sent = d.post("/fleet/v1/send", r#"{"personality": "bob", "message": "from the operator"}"#);
+    assert_eq!(sent.status, 200, "{sent:?}");
+    assert_eq!(sent.json()["delivered_to"]["runtime"], "claude");
+    assert!(f.claude_transcript(&bob).contains("from-personality=\"tg\" from-runtime=\"telegram\" from-intelligence=\"natural\""));
+    let as_alice = d.post(
+        "/fleet/v1/send",
+        r#"{"personality": "bob", "message": "from alice", "from": "claude-alice"}"#,
+    );
+    assert_eq!(as_alice.status, 200);
+    assert_eq!(d.post("/fleet/v1/send", r#"{"personality": "nobody", "message": "x"}"#).status, 404);
+    assert_eq!(d.post("/fleet/v1/send", r#"{"personality": "bob"}"#).status, 400);
+    assert_eq!(d.post("/fleet/v1/send", r#"{"personality": "bob", "message": "x", "from": "nope"}"#).status, 400);
+
+    // A peer's row and its recent events.
+    let peer = d.get("/fleet/v1/peers/bob").json();
+    assert_eq!(peer["peer"]["runtimes"][0]["status"], "live");
+    let evs = peer["events"].as_array().unwrap();
+    assert!(evs.len() <= 50 && !evs.is_empty());
+    assert!(evs.iter().any(|e| e["ev"] == "delivery" && e["to"] == "bob"));
+    assert!(evs.iter().any(|e| e["ev"] == "wake" && e["log"] == "lifecycle"));
+    assert!(evs.iter().all(|e| common_concerns(e, "bob")), "{evs:?}");
+    assert_eq!(d.get("/fleet/v1/peers/nobody").status, 404);
+
+    // The stream saw the wake and the deliveries as they happened, and a heartbeat.
+    wait_until("events to stream", Duration::from_secs(10), || {
+        std::fs::read_to_string(&events_out).is_ok_and(|t| t.contains("from alice") || t.matches("event: delivery").count() >= 2)
+    });
+    let _ = events.wait();
+    let stream = std::fs::read_to_string(&events_out).unwrap();
+    assert!(stream.starts_with(": connected") || stream.starts_with(":connected"), "{stream}");
+    assert!(stream.contains("event: lifecycle"), "{stream}");
+    assert!(stream.contains("event: delivery"), "{stream}");
+    assert!(stream.contains("\"caller\":\"claude-alice\""), "{stream}");
+    assert!(stream.contains(":hb") || stream.contains(": hb"), "{stream}");
+}
+
+fn common_concerns(e: &Value, p: &str) -> bool {
+    let f = |k: &str| e[k].as_str().unwrap_or("");
+    f("personality") == p
+        || f("to") == p
+        || f("identity").ends_with(&format!("-{p}"))
+        || f("caller").ends_with(&format!("-{p}"))
+        || f("via").ends_with(&format!("-{p}"))
+}
+
+#[test]
+fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
+    let (f, bob, _) = fleet_of_three();
+    // bob's TUI repaints late: the wake is still booting when SIGTERM lands.
+    let f = f.with_env("FAKE_BOOT_SECS", "2");
+    let d = f.start_daemon(&[]);
+    let sock = d.sock.clone();
+    let call = std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            d.send_to_peer(
+                Some("claude-alice"),
+                json!({"personality": "bob", "message": "finish me"}),
+            )
+        });
+        wait_until("bob to start booting", Duration::from_secs(10), || {
+            spawns_of(&f, "claude-bob") == 1
+        });
+        let _ = Command::new("kill").args(["-TERM", &d.pid().to_string()]).status();
+        call.join().unwrap()
+    });
+    assert_eq!(call["isError"], false, "the in-flight wake finished: {call}");
+    assert!(f.claude_transcript(&bob).contains("finish me"));
+    assert!(d.terminate().success());
+    assert!(!sock.exists());
+    assert!(f.is_live("claude-bob"), "sessions outlive the daemon");
+
+    // The next daemon supervises what the last one left: with a tiny idle
+    // bound it reaps bob.
+    let f = f.with_env("IAPEER_IDLE_SECS", "1");
+    let d2 = f.start_daemon(&["--tick-secs", "1"]);
+    wait_until("the next daemon to reap bob", Duration::from_secs(20), || {
+        !f.is_live("claude-bob")
+    });
+    assert!(!f.state("claude-bob", "session").exists());
+    let status: Value = serde_json::from_str(&f.ok(&["status", "--json"])).unwrap();
+    assert!(status["last_tick"].is_object());
+    assert!(d2.terminate().success());
+}
+
+/// The eager `/new` relaunch found by a wake's heal pass runs in the
+/// daemon at once (the tick timer is an hour away).
+#[test]
+fn a_heal_pass_in_the_daemon_kicks_the_eager_relaunch() {
+    let (f, _, _) = fleet_of_three();
+    let d = f.start_daemon(&["--tick-secs", "3600"]);
+    f.ok(&["wake", "carol"]);
+    f.ok(&["mark-new", "carol"]);
+    f.crash("claude-carol");
+    let sent = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "wake bob, heal carol"}),
+    );
+    assert_eq!(sent["isError"], false);
+    wait_until("carol's eager relaunch", Duration::from_secs(20), || {
+        f.is_live("claude-carol") && !f.state("claude-carol", "new").exists()
+    });
+    assert_eq!(spawns_of(&f, "claude-carol"), 2);
+}
+
+/// The official Python MCP SDK (`mcp` on PyPI), installed by `.ci/run` into
+/// `target/interop-venv`: initialize, tools/list, tools/call over TCP and
+/// over the Unix socket.
+#[test]
+fn the_python_mcp_sdk_can_use_send_to_peer() {
+    let python = std::env::var_os("IAPEER_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo_root().join("target/interop-venv/bin/python"));
+    if !python.exists() {
+        assert!(
+            std::env::var_os("IAPEER_REQUIRE_INTEROP").is_none(),
+            "no Python MCP SDK at {} (.ci/run installs it)",
+            python.display()
+        );
+        eprintln!("skipping: no Python MCP SDK at {} (run .ci/run, or set IAPEER_INTEROP_PYTHON)", python.display());
+        return;
+    }
+    let (f, bob, carol) = fleet_of_three();
+    let d = f.start_daemon(&[]);
+    let script = common::repo_root().join("tests/interop/mcp_client.py");
+    let run = |args: &[&str]| -> Value {
+        let out = Command::new(&python).arg(&script).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let over_tcp = run(&[&format!("{}/mcp", d.tcp), "claude-alice", "bob", "hello from python"]);
+    assert_eq!(over_tcp["server"], "iapeer");
+    assert_eq!(over_tcp["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(over_tcp["tools"][0]["name"], "send_to_peer");
+    assert_eq!(over_tcp["tools"][0]["inputSchema"]["additionalProperties"], false);
+    assert_eq!(over_tcp["result"]["isError"], false, "{over_tcp}");
+    assert_eq!(over_tcp["result"]["structuredContent"]["woke"], true);
+    assert_eq!(
+        over_tcp["result"]["structuredContent"]["delivered_to"],
+        json!({"personality": "bob", "runtime": "claude"})
+    );
+    assert_eq!(f.claude_transcript(&bob).matches("hello from python").count(), 1);
+
+    let over_unix = run(&[
+        "http://localhost/mcp",
+        "claude-bob",
+        "carol",
+        "over the socket",
+        "--uds",
+        d.sock.to_str().unwrap(),
+    ]);
+    assert_eq!(over_unix["result"]["isError"], false, "{over_unix}");
+    assert!(f.claude_transcript(&carol).contains("from-personality=\"bob\""));
+
+    let refused = run(&[&format!("{}/mcp", d.tcp), "", "bob", "who am I?"]);
+    assert_eq!(refused["result"]["isError"], true);
+    assert!(refused["result"]["text"].as_str().unwrap().contains("x-iapeer-identity"));
+}
