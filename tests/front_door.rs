@@ -52,7 +52,10 @@ fn send_to_peer_wakes_a_sleeping_peer_and_delivers_to_a_live_one() {
     let sc = &first["structuredContent"];
     assert_eq!(sc["ok"], true);
     assert_eq!(sc["woke"], true);
-    assert_eq!(sc["delivered_to"], json!({"personality": "bob", "runtime": "claude"}));
+    assert_eq!(
+        sc["delivered_to"],
+        json!({"personality": "bob", "runtime": "claude"})
+    );
     assert!(sc["ts"].as_str().unwrap().ends_with('Z'));
     // The text content is the same JSON, pretty-printed.
     let text: Value = serde_json::from_str(&tool_text(&first)).unwrap();
@@ -70,7 +73,10 @@ fn send_to_peer_wakes_a_sleeping_peer_and_delivers_to_a_live_one() {
         "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\" topic=\"greetings\">"
     ));
     assert!(t.contains("IAP message from known peers. Reply via send_to_peer."));
-    assert!(t.contains("<message><![CDATA[hello bob]]></message>"), "{t}");
+    assert!(
+        t.contains("<message><![CDATA[hello bob]]></message>"),
+        "{t}"
+    );
     assert_eq!(t.matches("hello bob").count(), 1, "delivered once");
     assert_eq!(spawns_of(&f, "claude-bob"), 1);
     assert_eq!(spawns_of(&f, "claude-alice"), 0, "the caller is not woken");
@@ -79,9 +85,11 @@ fn send_to_peer_wakes_a_sleeping_peer_and_delivers_to_a_live_one() {
     let log = std::fs::read_to_string(f.root.join("logs/iapeer/delivery.log")).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
-    assert!(lines[0].contains(
-        "ev=delivery caller=claude-alice to=bob ok=true via=claude-bob woke=true ms="
-    ));
+    assert!(
+        lines[0].contains(
+            "ev=delivery caller=claude-alice to=bob ok=true via=claude-bob woke=true ms="
+        )
+    );
     assert!(lines[0].contains(" len=9 topic=greetings"), "{log}");
     assert!(lines[1].contains("woke=false"), "{log}");
     assert!(!log.contains("hello bob"), "the body is never logged");
@@ -141,24 +149,42 @@ fn refusals_say_the_message_was_not_delivered() {
 
     assert_not_delivered(&send(Some("claude-alice"), to("carol")), "is stopped");
     assert_not_delivered(&send(Some("claude-alice"), to("owned")), "launchd-managed");
-    assert_not_delivered(&send(Some("claude-alice"), to("nobody")), "not in the iapeer peers index");
+    assert_not_delivered(
+        &send(Some("claude-alice"), to("nobody")),
+        "not in the iapeer peers index",
+    );
     assert_not_delivered(&send(None, to("bob")), "x-iapeer-identity");
     assert_not_delivered(&send(Some("alice"), to("bob")), "x-iapeer-identity");
-    assert_not_delivered(&send(Some("claude-zoe"), to("bob")), "unknown caller \"zoe\"");
+    assert_not_delivered(
+        &send(Some("claude-zoe"), to("bob")),
+        "unknown caller \"zoe\"",
+    );
     assert_not_delivered(&send(Some("codex-alice"), to("bob")), "not declared");
-    assert_not_delivered(&send(Some("claude-alice"), to("alice")), "cannot send to self");
+    assert_not_delivered(
+        &send(Some("claude-alice"), to("alice")),
+        "cannot send to self",
+    );
     assert_not_delivered(&send(Some("claude-alice"), to("tg")), "telegram policy");
     let long = "x".repeat(16_001);
     assert_not_delivered(
-        &send(Some("claude-alice"), json!({"personality": "bob", "message": long})),
+        &send(
+            Some("claude-alice"),
+            json!({"personality": "bob", "message": long}),
+        ),
         "at most 16000",
     );
     assert_not_delivered(
-        &send(Some("claude-alice"), json!({"personality": "bob", "message": "hi", "extra": 1})),
+        &send(
+            Some("claude-alice"),
+            json!({"personality": "bob", "message": "hi", "extra": 1}),
+        ),
         "unknown field",
     );
     assert_not_delivered(
-        &send(Some("claude-alice"), json!({"personality": "../etc", "message": "hi"})),
+        &send(
+            Some("claude-alice"),
+            json!({"personality": "../etc", "message": "hi"}),
+        ),
         "invalid personality",
     );
     let unknown = d.mcp(
@@ -171,7 +197,11 @@ fn refusals_say_the_message_was_not_delivered() {
     // Nothing was started for any of them.
     assert!(f.runs().is_empty(), "{:?}", f.runs());
     // A telegram-capable caller gets through to the bridge.
-    f.set_peer_field("alice", "interfaces", json!({"telegram": {"bot": "alice_bot"}}));
+    f.set_peer_field(
+        "alice",
+        "interfaces",
+        json!({"telegram": {"bot": "alice_bot"}}),
+    );
     let ok = send(Some("claude-alice"), to("tg"));
     assert_eq!(ok["isError"], false, "{ok}");
     f.wait_for_router_line("telegram-tg", "from-personality=\"alice\"");
@@ -223,7 +253,10 @@ fn malformed_hostile_and_silent_clients_do_not_hurt_the_daemon() {
     assert_eq!(wrong.status, 405);
     assert!(wrong.json()["error"].is_string());
     // A browser page may not drive the daemon, nor a DNS-rebound name.
-    let browser = d.unix("/fleet/v1/snapshot", &["-H", "Origin: https://evil.example"]);
+    let browser = d.unix(
+        "/fleet/v1/snapshot",
+        &["-H", "Origin: https://evil.example"],
+    );
     assert_eq!(browser.status, 403);
     let rebound = curl(&[
         &format!("{}/fleet/v1/snapshot", d.tcp),
@@ -238,7 +271,10 @@ fn malformed_hostile_and_silent_clients_do_not_hurt_the_daemon() {
         json!({"personality": "bob", "message": "after the storm"}),
     );
     assert_eq!(ok["isError"], false, "{ok}");
-    assert_eq!(f.claude_transcript(&bob).matches("after the storm").count(), 1);
+    assert_eq!(
+        f.claude_transcript(&bob).matches("after the storm").count(),
+        1
+    );
     assert_eq!(curl(&[&format!("{}/fleet/v1/status", d.tcp)]).status, 200);
 }
 
@@ -312,7 +348,10 @@ fn listeners_discovery_status_and_a_clean_stop() {
     assert_eq!(discovery["sock"], d.sock.to_str().unwrap());
     assert_eq!(discovery["tcp"], format!("{}/mcp", d.tcp));
     assert!(d.tcp.starts_with("http://127.0.0.1:"), "loopback only");
-    assert!(d.stderr().contains(&format!("tcp={}/mcp sock={}", d.tcp, d.sock.display())));
+    assert!(
+        d.stderr()
+            .contains(&format!("tcp={}/mcp sock={}", d.tcp, d.sock.display()))
+    );
 
     // A second daemon is refused and leaves the first one's files alone.
     let second = f.daemon_cmd(&["--port", "0"]).output().unwrap();
@@ -350,8 +389,20 @@ fn refused_for_another_user(f: &Fleet, d: &Daemon) {
     }
     let as_nobody = || {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "-S"])
-            .args(["--max-time", "10", "--unix-socket", d.sock.to_str().unwrap()])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "curl",
+                "-s",
+                "-S",
+            ])
+            .args([
+                "--max-time",
+                "10",
+                "--unix-socket",
+                d.sock.to_str().unwrap(),
+            ])
             .arg("http://x/fleet/v1/status")
             .output()
             .unwrap()
@@ -379,7 +430,8 @@ fn refused_for_another_user(f: &Fleet, d: &Daemon) {
     }
     std::fs::set_permissions(&d.sock, std::fs::Permissions::from_mode(0o600)).unwrap();
     wait_until("the refusal to be logged", Duration::from_secs(5), || {
-        d.stderr().contains("refused a connection from another user")
+        d.stderr()
+            .contains("refused a connection from another user")
     });
     let _ = f;
 }
@@ -393,7 +445,14 @@ fn the_fleet_api() {
     // Events: connect first, so what follows streams in.
     let events_out = f.dir.path().join("events.txt");
     let mut events = Command::new("curl")
-        .args(["-s", "-N", "--max-time", "8", "--unix-socket", d.sock.to_str().unwrap()])
+        .args([
+            "-s",
+            "-N",
+            "--max-time",
+            "8",
+            "--unix-socket",
+            d.sock.to_str().unwrap(),
+        ])
         .arg("http://x/fleet/v1/events?replay=2")
         .stdout(std::fs::File::create(&events_out).unwrap())
         .spawn()
@@ -414,7 +473,10 @@ fn the_fleet_api() {
         .map(|p| p["personality"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["alice", "bob", "carol", "tg"]);
-    assert_eq!(snap["peers"][1]["runtimes"][0], json!({"runtime": "claude", "status": "asleep"}));
+    assert_eq!(
+        snap["peers"][1]["runtimes"][0],
+        json!({"runtime": "claude", "status": "asleep"})
+    );
 
     // Verbs, with the status codes of the reference.
     let woke = d.post("/fleet/v1/peers/bob/wake", "");
@@ -429,54 +491,105 @@ fn the_fleet_api() {
     let refused = d.post("/fleet/v1/peers/bob/wake", "");
     assert_eq!(refused.status, 502);
     assert_eq!(refused.json()["stopped"], true);
-    assert_eq!(d.post("/fleet/v1/peers/bob/start", "").json()["outcomes"][0]["action"], "started");
+    assert_eq!(
+        d.post("/fleet/v1/peers/bob/start", "").json()["outcomes"][0]["action"],
+        "started"
+    );
     let fresh = d.post("/fleet/v1/peers/bob/new", "");
     assert_eq!(fresh.status, 200, "{fresh:?}");
     assert_eq!(fresh.json()["outcome"]["action"], "fresh");
     assert_eq!(d.post("/fleet/v1/peers/nobody/wake", "").status, 404);
-    assert_eq!(d.post("/fleet/v1/peers/bob/wake", r#"{"runtime": "codex"}"#).status, 400);
-    assert_eq!(d.post("/fleet/v1/peers/bob/wake", r#"{"runtim": "x"}"#).status, 400);
+    assert_eq!(
+        d.post("/fleet/v1/peers/bob/wake", r#"{"runtime": "codex"}"#)
+            .status,
+        400
+    );
+    assert_eq!(
+        d.post("/fleet/v1/peers/bob/wake", r#"{"runtim": "x"}"#)
+            .status,
+        400
+    );
     // tg needs natural intelligence and has it; an artificial one fails.
     f.register("bot", "telegram", &["--intelligence", "artificial"]);
     let failed = d.post("/fleet/v1/peers/bot/wake", "");
     assert_eq!(failed.status, 502);
-    assert!(failed.json()["reason"].as_str().unwrap().contains("requires intelligence=natural"));
+    assert!(
+        failed.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("requires intelligence=natural")
+    );
 
     // Send: from the single natural peer by default, or as named.
-    let sent = d.post("/fleet/v1/send", r#"{"personality": "bob", "message": "from the operator"}"#);
+    let sent = d.post(
+        "/fleet/v1/send",
+        r#"{"personality": "bob", "message": "from the operator"}"#,
+    );
     assert_eq!(sent.status, 200, "{sent:?}");
     assert_eq!(sent.json()["delivered_to"]["runtime"], "claude");
-    assert!(f.claude_transcript(&bob).contains("from-personality=\"tg\" from-runtime=\"telegram\" from-intelligence=\"natural\""));
+    assert!(f.claude_transcript(&bob).contains(
+        "from-personality=\"tg\" from-runtime=\"telegram\" from-intelligence=\"natural\""
+    ));
     let as_alice = d.post(
         "/fleet/v1/send",
         r#"{"personality": "bob", "message": "from alice", "from": "claude-alice"}"#,
     );
     assert_eq!(as_alice.status, 200);
-    assert_eq!(d.post("/fleet/v1/send", r#"{"personality": "nobody", "message": "x"}"#).status, 404);
-    assert_eq!(d.post("/fleet/v1/send", r#"{"personality": "bob"}"#).status, 400);
-    assert_eq!(d.post("/fleet/v1/send", r#"{"personality": "bob", "message": "x", "from": "nope"}"#).status, 400);
+    assert_eq!(
+        d.post(
+            "/fleet/v1/send",
+            r#"{"personality": "nobody", "message": "x"}"#
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        d.post("/fleet/v1/send", r#"{"personality": "bob"}"#).status,
+        400
+    );
+    assert_eq!(
+        d.post(
+            "/fleet/v1/send",
+            r#"{"personality": "bob", "message": "x", "from": "nope"}"#
+        )
+        .status,
+        400
+    );
 
     // A peer's row and its recent events.
     let peer = d.get("/fleet/v1/peers/bob").json();
     assert_eq!(peer["peer"]["runtimes"][0]["status"], "live");
     let evs = peer["events"].as_array().unwrap();
     assert!(evs.len() <= 50 && !evs.is_empty());
-    assert!(evs.iter().any(|e| e["ev"] == "delivery" && e["to"] == "bob"));
-    assert!(evs.iter().any(|e| e["ev"] == "wake" && e["log"] == "lifecycle"));
+    assert!(
+        evs.iter()
+            .any(|e| e["ev"] == "delivery" && e["to"] == "bob")
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e["ev"] == "wake" && e["log"] == "lifecycle")
+    );
     assert!(evs.iter().all(|e| common_concerns(e, "bob")), "{evs:?}");
     assert_eq!(d.get("/fleet/v1/peers/nobody").status, 404);
 
     // The stream saw the wake and the deliveries as they happened, and a heartbeat.
     wait_until("events to stream", Duration::from_secs(10), || {
-        std::fs::read_to_string(&events_out).is_ok_and(|t| t.contains("from alice") || t.matches("event: delivery").count() >= 2)
+        std::fs::read_to_string(&events_out)
+            .is_ok_and(|t| t.contains("from alice") || t.matches("event: delivery").count() >= 2)
     });
     let _ = events.wait();
     let stream = std::fs::read_to_string(&events_out).unwrap();
-    assert!(stream.starts_with(": connected") || stream.starts_with(":connected"), "{stream}");
+    assert!(
+        stream.starts_with(": connected") || stream.starts_with(":connected"),
+        "{stream}"
+    );
     assert!(stream.contains("event: lifecycle"), "{stream}");
     assert!(stream.contains("event: delivery"), "{stream}");
     assert!(stream.contains("\"caller\":\"claude-alice\""), "{stream}");
-    assert!(stream.contains(":hb") || stream.contains(": hb"), "{stream}");
+    assert!(
+        stream.contains(":hb") || stream.contains(": hb"),
+        "{stream}"
+    );
 }
 
 fn common_concerns(e: &Value, p: &str) -> bool {
@@ -505,10 +618,15 @@ fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
         wait_until("bob to start booting", Duration::from_secs(10), || {
             spawns_of(&f, "claude-bob") == 1
         });
-        let _ = Command::new("kill").args(["-TERM", &d.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &d.pid().to_string()])
+            .status();
         call.join().unwrap()
     });
-    assert_eq!(call["isError"], false, "the in-flight wake finished: {call}");
+    assert_eq!(
+        call["isError"], false,
+        "the in-flight wake finished: {call}"
+    );
     assert!(f.claude_transcript(&bob).contains("finish me"));
     assert!(d.terminate().success());
     assert!(!sock.exists());
@@ -518,9 +636,11 @@ fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
     // bound it reaps bob.
     let f = f.with_env("IAPEER_IDLE_SECS", "1");
     let d2 = f.start_daemon(&["--tick-secs", "1"]);
-    wait_until("the next daemon to reap bob", Duration::from_secs(20), || {
-        !f.is_live("claude-bob")
-    });
+    wait_until(
+        "the next daemon to reap bob",
+        Duration::from_secs(20),
+        || !f.is_live("claude-bob"),
+    );
     assert!(!f.state("claude-bob", "session").exists());
     let status: Value = serde_json::from_str(&f.ok(&["status", "--json"])).unwrap();
     assert!(status["last_tick"].is_object());
@@ -561,14 +681,21 @@ fn the_python_mcp_sdk_can_use_send_to_peer() {
             "no Python MCP SDK at {} (.ci/run installs it)",
             python.display()
         );
-        eprintln!("skipping: no Python MCP SDK at {} (run .ci/run, or set IAPEER_INTEROP_PYTHON)", python.display());
+        eprintln!(
+            "skipping: no Python MCP SDK at {} (run .ci/run, or set IAPEER_INTEROP_PYTHON)",
+            python.display()
+        );
         return;
     }
     let (f, bob, carol) = fleet_of_three();
     let d = f.start_daemon(&[]);
     let script = common::repo_root().join("tests/interop/mcp_client.py");
     let run = |args: &[&str]| -> Value {
-        let out = Command::new(&python).arg(&script).args(args).output().unwrap();
+        let out = Command::new(&python)
+            .arg(&script)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -576,18 +703,31 @@ fn the_python_mcp_sdk_can_use_send_to_peer() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let over_tcp = run(&[&format!("{}/mcp", d.tcp), "claude-alice", "bob", "hello from python"]);
+    let over_tcp = run(&[
+        &format!("{}/mcp", d.tcp),
+        "claude-alice",
+        "bob",
+        "hello from python",
+    ]);
     assert_eq!(over_tcp["server"], "iapeer");
     assert_eq!(over_tcp["tools"].as_array().unwrap().len(), 1);
     assert_eq!(over_tcp["tools"][0]["name"], "send_to_peer");
-    assert_eq!(over_tcp["tools"][0]["inputSchema"]["additionalProperties"], false);
+    assert_eq!(
+        over_tcp["tools"][0]["inputSchema"]["additionalProperties"],
+        false
+    );
     assert_eq!(over_tcp["result"]["isError"], false, "{over_tcp}");
     assert_eq!(over_tcp["result"]["structuredContent"]["woke"], true);
     assert_eq!(
         over_tcp["result"]["structuredContent"]["delivered_to"],
         json!({"personality": "bob", "runtime": "claude"})
     );
-    assert_eq!(f.claude_transcript(&bob).matches("hello from python").count(), 1);
+    assert_eq!(
+        f.claude_transcript(&bob)
+            .matches("hello from python")
+            .count(),
+        1
+    );
 
     let over_unix = run(&[
         "http://localhost/mcp",
@@ -598,9 +738,17 @@ fn the_python_mcp_sdk_can_use_send_to_peer() {
         d.sock.to_str().unwrap(),
     ]);
     assert_eq!(over_unix["result"]["isError"], false, "{over_unix}");
-    assert!(f.claude_transcript(&carol).contains("from-personality=\"bob\""));
+    assert!(
+        f.claude_transcript(&carol)
+            .contains("from-personality=\"bob\"")
+    );
 
     let refused = run(&[&format!("{}/mcp", d.tcp), "", "bob", "who am I?"]);
     assert_eq!(refused["result"]["isError"], true);
-    assert!(refused["result"]["text"].as_str().unwrap().contains("x-iapeer-identity"));
+    assert!(
+        refused["result"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("x-iapeer-identity")
+    );
 }

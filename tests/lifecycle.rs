@@ -569,7 +569,11 @@ fn a_wake_of_another_peer_runs_the_eager_relaunch() {
         .collect();
     assert_eq!(ash_runs.len(), 2);
     assert!(!ash_runs[1].contains("--continue"), "fresh: {ash_runs:?}");
-    assert_eq!(f.claude_transcript_count(&a), 1, "a bare relaunch writes nothing yet");
+    assert_eq!(
+        f.claude_transcript_count(&a),
+        1,
+        "a bare relaunch writes nothing yet"
+    );
 }
 
 /// A relaunch that cannot run forgets the dead session (no retry storm)

@@ -492,7 +492,7 @@ fn bench_wake() {
     assert!(sock.exists());
 
     // The CLI end to end: process start, plugin load from cache, wake.
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/iapeer");
+    let bin = Path::new(env!("CARGO_BIN_EXE_iapeer"));
     if bin.exists() {
         let env = world.lc.cfg.env.clone();
         row(
@@ -700,4 +700,241 @@ fn main() {
     if wants("supervise") {
         bench_supervise();
     }
+    if wants("daemon") {
+        bench_daemon();
+    }
+}
+
+// ---- the daemon's front door ------------------------------------------------
+
+/// A keep-alive HTTP/1.1 connection to the daemon, as an MCP client holds one.
+struct McpConn {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+}
+
+impl McpConn {
+    async fn unix(path: &Path) -> McpConn {
+        let s = tokio::net::UnixStream::connect(path).await.unwrap();
+        McpConn::over(s).await
+    }
+
+    async fn tcp(addr: &str) -> McpConn {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        McpConn::over(s).await
+    }
+
+    async fn over<S>(stream: S) -> McpConn
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        McpConn { sender }
+    }
+
+    /// `tools/call send_to_peer`; panics unless it was delivered.
+    async fn send(&mut self, from: &str, to: &str, message: &str) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "send_to_peer", "arguments": {"personality": to, "message": message}}
+        });
+        let req = hyper::Request::post("/mcp")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("x-iapeer-identity", from)
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap();
+        self.sender.ready().await.unwrap();
+        let res = self.sender.send_request(req).await.unwrap();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["result"]["isError"], false, "{v}");
+        v["result"]["structuredContent"].clone()
+    }
+}
+
+fn rss_and_private_dirty_kb(pid: u32) -> (u64, u64) {
+    let field = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    (field(&status, "VmRSS:"), field(&rollup, "Private_Dirty:"))
+}
+
+fn bench_daemon() {
+    println!("## daemon (front door)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::new();
+    world.register("alice");
+    world.register("bob");
+    let peers: Vec<String> = (0..20).map(|i| format!("p{i:02}")).collect();
+    for p in &peers {
+        world.register(p);
+    }
+    let env = world.lc.cfg.env.clone();
+    let root = world.lc.cfg.root.clone();
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iapeerd"))
+        .args(["--port", "0", "--tick-secs", "3600"])
+        .env_clear()
+        .envs(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let router_json = root.join("state/iapeer/router.json");
+    let started = Instant::now();
+    while !router_json.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "iapeerd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&router_json).unwrap()).unwrap();
+    let sock = PathBuf::from(d["sock"].as_str().unwrap());
+    let tcp = d["tcp"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss, dirty) = rss_and_private_dirty_kb(daemon.id());
+    println!(
+        "{:<58} RSS {:.1} MB, private dirty {:.1} MB",
+        "daemon idle (listeners up, 4 adapters loaded)",
+        rss as f64 / 1024.0,
+        dirty as f64 / 1024.0
+    );
+
+    // Live round trip: bob is up; each call pastes into his session and
+    // waits until his transcript moves.
+    let id = Identity::parse("claude-bob").unwrap();
+    rt.block_on(world.lc.wake_or_spawn(&wake_args("bob", "")))
+        .unwrap();
+    let mut unix_conn = rt.block_on(McpConn::unix(&sock));
+    row(
+        "send_to_peer round trip, live peer, Unix socket",
+        &measure(200, || {
+            let r = rt.block_on(unix_conn.send("claude-alice", "bob", "ping"));
+            assert_eq!(r["woke"], false);
+        }),
+    );
+    let mut tcp_conn = rt.block_on(McpConn::tcp(&tcp));
+    row(
+        "send_to_peer round trip, live peer, loopback TCP",
+        &measure(200, || {
+            let r = rt.block_on(tcp_conn.send("claude-alice", "bob", "ping"));
+            assert_eq!(r["woke"], false);
+        }),
+    );
+
+    // Wake on a miss through MCP against the CLI's wake, both with a message
+    // and both from a dead session.
+    let kill = || {
+        rt.block_on(world.lc.kill_session(&id)).unwrap();
+        let _ = store::remove_session(&world.lc.cfg, &id);
+    };
+    // The server closes a keep-alive connection idle for 10 s: reconnect.
+    let mut unix = rt.block_on(McpConn::unix(&sock));
+    let mcp_wake = measure(20, || {
+        kill();
+        let r = rt.block_on(unix.send("claude-alice", "bob", "wake up"));
+        assert_eq!(r["woke"], true);
+    });
+    row(
+        "send_to_peer to a sleeping peer (wake on miss, MCP)",
+        &mcp_wake,
+    );
+    let cli_wake = measure(20, || {
+        kill();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_iapeer"))
+            .args(["wake", "bob", "--message", "wake up"])
+            .env_clear()
+            .envs(&env)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    row("`iapeer wake --message` CLI, sleeping peer", &cli_wake);
+    println!(
+        "{:<58} MCP wake-on-miss / CLI wake (medians) = {:.2}x",
+        "",
+        mcp_wake.median.as_secs_f64() / cli_wake.median.as_secs_f64()
+    );
+
+    // Throughput: 20 senders, 20 live peers; every sender messages every
+    // peer (400 deliveries), on its own connection.
+    for p in &peers {
+        rt.block_on(world.lc.wake_or_spawn(&wake_args(p, "")))
+            .unwrap();
+    }
+    let rounds = 3;
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for s in 0..20 {
+                let sock = sock.clone();
+                let peers = peers.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = McpConn::unix(&sock).await;
+                    for k in 0..peers.len() {
+                        let to = &peers[(s + k) % peers.len()];
+                        conn.send("claude-alice", to, &format!("from sender {s}"))
+                            .await;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let n = 20 * peers.len();
+        rates.push(n as f64 / t.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "{:<58} {} deliveries per round: median {:.0}/s (min {:.0}/s, max {:.0}/s)",
+        "20 senders x 20 live peers, every sender to every peer",
+        20 * peers.len(),
+        rates[rounds / 2],
+        rates[0],
+        rates[rounds - 1]
+    );
+    let (rss, dirty) = rss_and_private_dirty_kb(daemon.id());
+    println!(
+        "{:<58} RSS {:.1} MB, private dirty {:.1} MB",
+        "daemon after the load",
+        rss as f64 / 1024.0,
+        dirty as f64 / 1024.0
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let _ = daemon.wait();
 }

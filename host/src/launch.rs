@@ -269,6 +269,32 @@ async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcom
     failed(reason)
 }
 
+/// How many rows at the bottom of a pane hold the composer (and a status
+/// line or two) in every TUI we drive.
+const COMPOSER_ROWS: usize = 6;
+
+/// Has a paste landed in the pane? It changed, and either the paste's last
+/// line (or a collapsed-paste marker) now appears more often than before,
+/// or it sits in the composer rows at the bottom. The second test matters
+/// on a busy pane: once history scrolls, each new copy of the same last
+/// line pushes an old one off the top and the count stays flat.
+fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
+    if now == before {
+        return false;
+    }
+    let markers =
+        |pane: &str| pane.matches("[Pasted text").count() + pane.matches("[Image #").count();
+    if now.matches(probe).count() > before.matches(probe).count() || markers(now) > markers(before)
+    {
+        return true;
+    }
+    let rows: Vec<&str> = now.lines().filter(|l| !l.trim().is_empty()).collect();
+    let composer = &rows[rows.len().saturating_sub(COMPOSER_ROWS)..];
+    composer
+        .iter()
+        .any(|r| (!probe.is_empty() && r.contains(probe)) || markers(r) > 0)
+}
+
 /// Pastes a message into a session and submits it. A TUI gets a bracketed
 /// paste, then — once the pane shows it (one more occurrence of its last
 /// line than before, or a collapsed `[Pasted text` marker) — Enter; a
@@ -283,7 +309,7 @@ pub async fn deliver(
     adapter: &Adapter,
 ) -> Result<(), crate::tmux::TmuxError> {
     if adapter.info().kind == AdapterKind::Router {
-        tmux.paste(sock, id, message, true).await?;
+        tmux.paste(sock, id, message, true, false).await?;
         sleep(ROUTER_PASTE_SETTLE).await;
         let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
         return Ok(());
@@ -297,22 +323,15 @@ pub async fn deliver(
         .chars()
         .take(30)
         .collect();
-    let shown = |pane: &str| {
-        (
-            pane.matches(probe_text.as_str()).count(),
-            pane.matches("[Pasted text").count() + pane.matches("[Image #").count(),
-        )
-    };
-    let before = shown(&tmux.capture_pane(sock, id).await.unwrap_or_default());
-    tmux.paste(sock, id, message, false).await?;
+    let before = tmux.paste(sock, id, message, false, true).await?;
     let mut poll = Poll::new(
         PASTE_SHOW_TIMEOUT,
         Duration::from_millis(10),
         Duration::from_millis(100),
     );
     loop {
-        let now = shown(&tmux.capture_pane(sock, id).await.unwrap_or_default());
-        if now.0 > before.0 || now.1 > before.1 || !poll.pause().await {
+        let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
+        if paste_shown(&before, &now, &probe_text) || !poll.pause().await {
             break;
         }
     }
@@ -323,6 +342,41 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paste_is_seen_even_when_the_pane_scrolls() {
+        let probe = "</iap>";
+        // Nothing changed: not shown.
+        assert!(!paste_shown("a\n</iap>\n", "a\n</iap>\n", probe));
+        // One more copy: shown.
+        assert!(paste_shown("x\n", "x\n<iap>\n</iap>", probe));
+        // A full pane scrolls: the count stays flat, but the new copy sits
+        // at the bottom.
+        let before: String = (0..50)
+            .map(|i| format!("line {i}\n</iap>\n"))
+            .collect::<Vec<_>>()[..25]
+            .concat();
+        let mut now = before.lines().skip(2).collect::<Vec<_>>().join("\n");
+        now.push_str("\n<message>m</message>\n</iap>");
+        assert_eq!(before.matches(probe).count(), now.matches(probe).count());
+        assert!(paste_shown(&before, &now, probe));
+        // A collapsed paste in the composer.
+        assert!(paste_shown(
+            "hist\n❯ \n  bypass permissions on",
+            "hist\n❯ [Pasted text #3 +5 lines]\n  bypass permissions on",
+            probe
+        ));
+        // Changed elsewhere, paste not visible at the bottom yet.
+        let top_changed = format!(
+            "{}\nnew history line\n❯ \n status\n a\n b\n c\n d",
+            "</iap>"
+        );
+        assert!(!paste_shown(
+            "</iap>\nold\n❯ \n status\n a\n b\n c\n d",
+            &top_changed,
+            probe
+        ));
+    }
 
     #[test]
     fn pane_tail_is_one_clipped_line() {

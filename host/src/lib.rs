@@ -29,7 +29,7 @@ pub mod plugins;
 mod poll;
 pub mod prompt;
 pub mod registry;
-pub mod route;
+mod route;
 pub mod store;
 mod tmux;
 mod wakelock;

@@ -270,34 +270,68 @@ impl Tmux {
         self.tmux(sock, &args).await.map(drop)
     }
 
+    /// Runs several tmux commands in one client call (`a ; b ; c`): one
+    /// process instead of several, and they run in order with nothing in
+    /// between. tmux stops at the first command that fails.
+    fn sequence(&self, sock: &Path, commands: &[&[&str]]) -> Command {
+        let mut args: Vec<String> = Vec::new();
+        for (i, cmd) in commands.iter().enumerate() {
+            if i > 0 {
+                args.push(";".into());
+            }
+            args.extend(cmd.iter().map(|a| escape(a)));
+        }
+        let mut c = Command::new(&self.bin);
+        c.arg("-f").arg("/dev/null").arg("-S").arg(sock).args(args);
+        c.env_clear();
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.kill_on_drop(true);
+        c
+    }
+
     /// Pastes `text` into the pane through a tmux buffer (the text travels
     /// on stdin, never on a command line). Bracketed (`-p`) so a TUI takes it
-    /// as one paste; `-r` keeps LF line endings for routers.
+    /// as one paste; `-r` keeps LF line endings for routers. With `capture`,
+    /// the pane as it was just before the paste is returned (same call).
     pub async fn paste(
         &self,
         sock: &Path,
         identity: &str,
         text: &str,
         keep_lf: bool,
-    ) -> Result<(), TmuxError> {
+        capture: bool,
+    ) -> Result<String, TmuxError> {
         static PASTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let buffer = format!(
             "iapeer-{}-{}",
             std::process::id(),
             PASTES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let load = self.command(sock, &["load-buffer", "-b", &buffer, "-"]);
-        let text = paste_safe(text);
-        self.run(load, "load-buffer", Some(text.as_bytes())).await?;
-        let mut args = vec!["paste-buffer", "-p", "-d", "-b", &buffer, "-t", identity];
+        let mut paste = vec!["paste-buffer", "-p", "-d", "-b", &buffer, "-t", identity];
         if keep_lf {
-            args.insert(1, "-r");
+            paste.insert(1, "-r");
         }
-        let pasted = self.tmux(sock, &args).await;
+        let load: &[&str] = &["load-buffer", "-b", &buffer, "-"];
+        let capture_cmd: &[&str] = &["capture-pane", "-p", "-t", identity];
+        let commands: Vec<&[&str]> = if capture {
+            vec![capture_cmd, load, &paste]
+        } else {
+            vec![load, &paste]
+        };
+        let text = paste_safe(text);
+        let pasted = self
+            .run(
+                self.sequence(sock, &commands),
+                "paste-buffer",
+                Some(text.as_bytes()),
+            )
+            .await;
         if pasted.is_err() {
             let _ = self.tmux(sock, &["delete-buffer", "-b", &buffer]).await;
         }
-        pasted.map(drop)
+        pasted
     }
 
     /// The blocking command that attaches the terminal to the session.

@@ -502,8 +502,9 @@ impl Daemon {
 
     /// One JSON-RPC request to `/mcp` over the socket, as `identity`.
     pub fn mcp(&self, identity: Option<&str>, method: &str, params: serde_json::Value) -> Http {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-            .to_string();
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+                .to_string();
         let header = identity.map(|i| format!("X-IAPeer-Identity: {i}"));
         let mut args = vec![
             "-X",
@@ -522,7 +523,11 @@ impl Daemon {
     }
 
     /// `tools/call send_to_peer`: the tool result (`isError`, `structuredContent`, `content`).
-    pub fn send_to_peer(&self, identity: Option<&str>, args: serde_json::Value) -> serde_json::Value {
+    pub fn send_to_peer(
+        &self,
+        identity: Option<&str>,
+        args: serde_json::Value,
+    ) -> serde_json::Value {
         let res = self.mcp(
             identity,
             "tools/call",
