@@ -211,14 +211,7 @@ fn refusals_say_the_message_was_not_delivered() {
 fn malformed_hostile_and_silent_clients_do_not_hurt_the_daemon() {
     let (f, bob, _) = fleet_of_three();
     let d = f.start_daemon(&[]);
-    let mcp_headers = [
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "-H",
-        "accept: application/json, text/event-stream",
-    ];
+    let mcp_headers = common::MCP_POST;
 
     // Clients that connect and never send a byte, on both listeners.
     let _silent_unix = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
@@ -306,23 +299,14 @@ fn the_bearer_gate() {
     assert_eq!(tcp.status, 200);
     // The CLI takes the token from the same environment.
     assert!(f.ok(&["status"]).contains("running"));
-    let ok = d.unix(
-        "/mcp",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Authorization: Bearer s3cret-token",
-            "-H",
-            "X-IAPeer-Identity: claude-alice",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            "accept: application/json, text/event-stream",
-            "--data-binary",
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-        ],
-    );
+    let mut args = common::MCP_POST.to_vec();
+    args.extend([
+        "-H",
+        "Authorization: Bearer s3cret-token",
+        "--data-binary",
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    ]);
+    let ok = d.unix("/mcp", &args);
     assert_eq!(ok.status, 200, "{ok:?}");
     assert_eq!(ok.json()["result"]["tools"][0]["name"], "send_to_peer");
 }

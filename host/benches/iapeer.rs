@@ -386,6 +386,21 @@ impl Drop for World {
     }
 }
 
+/// `iapeer wake bob --message <message>` as a process; panics on failure.
+fn cli_wake(env: &BTreeMap<String, String>, message: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iapeer"))
+        .args(["wake", "bob", "--message", message])
+        .env_clear()
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn wake_args(peer: &str, task: &str) -> WakeArgs {
     WakeArgs {
         personality: peer.into(),
@@ -492,29 +507,14 @@ fn bench_wake() {
     assert!(sock.exists());
 
     // The CLI end to end: process start, plugin load from cache, wake.
-    let bin = Path::new(env!("CARGO_BIN_EXE_iapeer"));
-    if bin.exists() {
-        let env = world.lc.cfg.env.clone();
-        row(
-            "`iapeer wake` CLI process, dead peer, with a message",
-            &measure(20, || {
-                kill(&world);
-                let out = std::process::Command::new(&bin)
-                    .args(["wake", "bob", "--message", "hi"])
-                    .env_clear()
-                    .envs(&env)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }),
-        );
-    } else {
-        println!("(skipped the CLI row: build target/release/iapeer first)");
-    }
+    let env = world.lc.cfg.env.clone();
+    row(
+        "`iapeer wake` CLI process, dead peer, with a message",
+        &measure(20, || {
+            kill(&world);
+            cli_wake(&env, "hi");
+        }),
+    );
 
     // 50 concurrent wakes of one dead peer.
     let n = 50;
@@ -865,25 +865,15 @@ fn bench_daemon() {
         "send_to_peer to a sleeping peer (wake on miss, MCP)",
         &mcp_wake,
     );
-    let cli_wake = measure(20, || {
+    let cli = measure(20, || {
         kill();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_iapeer"))
-            .args(["wake", "bob", "--message", "wake up"])
-            .env_clear()
-            .envs(&env)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cli_wake(&env, "wake up");
     });
-    row("`iapeer wake --message` CLI, sleeping peer", &cli_wake);
+    row("`iapeer wake --message` CLI, sleeping peer", &cli);
     println!(
         "{:<58} MCP wake-on-miss / CLI wake (medians) = {:.2}x",
         "",
-        mcp_wake.median.as_secs_f64() / cli_wake.median.as_secs_f64()
+        mcp_wake.median.as_secs_f64() / cli.median.as_secs_f64()
     );
 
     // Throughput: 20 senders, 20 live peers; every sender messages every

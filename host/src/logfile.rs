@@ -56,12 +56,7 @@ pub fn append(path: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<()> {
 fn rotate(path: &Path, rotation: Rotation) -> io::Result<()> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(fsutil::FILE_MODE)
-        .open(PathBuf::from(lock_path))?;
+    let lock = fsutil::open_lock_file(Path::new(&lock_path))?;
     lock.lock_exclusive()?;
     // Another process may have rotated while we waited for the lock.
     if !fs::metadata(path).is_ok_and(|m| m.len() >= rotation.max_bytes) {

@@ -2,8 +2,7 @@
 //! (`<cwd>/.iapeer/peer-profile.json`) and `launch.env`. Every reader treats
 //! the file as untrusted: a malformed one is a one-line error naming the file.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
@@ -330,12 +329,7 @@ pub struct RegistryLock(File);
 impl RegistryLock {
     pub fn acquire(root: &Path) -> std::io::Result<RegistryLock> {
         fsutil::ensure_private_dir(root)?;
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(fsutil::FILE_MODE)
-            .open(root.join("peers-profiles.lock"))?;
+        let f = fsutil::open_lock_file(&root.join("peers-profiles.lock"))?;
         f.lock_exclusive()?;
         Ok(RegistryLock(f))
     }

@@ -5,9 +5,8 @@
 //! leaves a stale lock behind.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -97,13 +96,7 @@ fn process_mutex(cfg: &Config, id: &Identity) -> Arc<tokio::sync::Mutex<()>> {
 fn open(cfg: &Config, id: &Identity) -> Result<File, WakeLockError> {
     let io_err = |e| WakeLockError::Io(id.to_string(), e);
     fsutil::ensure_private_dir(&cfg.state_dir).map_err(io_err)?;
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(fsutil::FILE_MODE)
-        .open(cfg.state_file(id, "wake.lock"))
-        .map_err(io_err)
+    fsutil::open_lock_file(&cfg.state_file(id, "wake.lock")).map_err(io_err)
 }
 
 /// `Ok(false)` when another process holds the lock.

@@ -420,6 +420,16 @@ pub fn curl(args: &[&str]) -> Http {
     }
 }
 
+/// curl arguments of an MCP JSON-RPC POST.
+pub const MCP_POST: [&str; 6] = [
+    "-X",
+    "POST",
+    "-H",
+    "content-type: application/json",
+    "-H",
+    "accept: application/json, text/event-stream",
+];
+
 /// An `iapeerd` started for a test; killed when dropped.
 pub struct Daemon {
     child: Option<std::process::Child>,
@@ -506,16 +516,8 @@ impl Daemon {
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
                 .to_string();
         let header = identity.map(|i| format!("X-IAPeer-Identity: {i}"));
-        let mut args = vec![
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            "accept: application/json, text/event-stream",
-            "--data-binary",
-            body.as_str(),
-        ];
+        let mut args = MCP_POST.to_vec();
+        args.extend(["--data-binary", body.as_str()]);
         if let Some(h) = &header {
             args.extend(["-H", h.as_str()]);
         }

@@ -10,8 +10,6 @@
 mod discovery;
 mod listen;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,12 +132,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     // One daemon per root.
     let state_dir = cfg.root.join("state/iapeer");
     fsutil::ensure_private_dir(&state_dir).context("cannot create the daemon state dir")?;
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(fsutil::FILE_MODE)
-        .open(state_dir.join("iapeerd.lock"))?;
+    let lock = fsutil::open_lock_file(&state_dir.join("iapeerd.lock"))?;
     if lock.try_lock_exclusive().is_err() {
         anyhow::bail!(
             "another iapeerd is already running on {}",
