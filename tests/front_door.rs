@@ -736,3 +736,72 @@ fn the_python_mcp_sdk_can_use_send_to_peer() {
             .contains("x-iapeer-identity")
     );
 }
+
+#[test]
+fn no_tcp_serves_only_the_socket() {
+    let f = Fleet::new();
+    let d = f.start_daemon(&["--no-tcp"]);
+    assert!(d.tcp.is_empty());
+    let discovery: Value = serde_json::from_str(
+        &std::fs::read_to_string(f.root.join("state/iapeer/router.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(discovery["tcp"], Value::Null);
+    assert!(d.stderr().contains("tcp=off"));
+    assert_eq!(
+        d.get("/fleet/v1/status").json()["listeners"]["tcp"],
+        Value::Null
+    );
+}
+
+#[test]
+fn mcp_config_installs_client_configs_idempotently() {
+    let (f, bob, _) = fleet_of_three();
+    let f = f.with_env("IAPEER_PORT", "9911");
+    // Something of the operator's own is kept.
+    std::fs::write(
+        bob.join(".mcp.json"),
+        r#"{"mcpServers": {"mine": {"type": "stdio", "command": "x"}}}"#,
+    )
+    .unwrap();
+    let first = f.ok(&["mcp-config", "claude", "bob", "--write"]);
+    assert!(
+        first.contains("wrote") && first.contains(".mcp.json"),
+        "{first}"
+    );
+    let again = f.ok(&["mcp-config", "claude", "bob", "--write"]);
+    assert!(!again.contains("wrote"), "idempotent: {again}");
+    let mcp: Value =
+        serde_json::from_str(&std::fs::read_to_string(bob.join(".mcp.json")).unwrap()).unwrap();
+    assert_eq!(mcp["mcpServers"]["mine"]["command"], "x");
+    let entry = &mcp["mcpServers"]["iapeer"];
+    assert_eq!(entry["type"], "http");
+    assert_eq!(entry["url"], "http://127.0.0.1:9911/mcp");
+    assert_eq!(entry["headers"]["X-IAPeer-Identity"], "${PEER_IDENTITY}");
+    let settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(bob.join(".claude/settings.local.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(settings["enabledMcpjsonServers"], json!(["iapeer"]));
+
+    // Codex: one user-level entry; with a daemon running, its real URL.
+    let d = f.start_daemon(&[]);
+    f.ok(&["mcp-config", "codex", "--write"]);
+    let toml = std::fs::read_to_string(f.home.join(".codex/config.toml")).unwrap();
+    assert!(toml.contains("[mcp_servers.iapeer]"), "{toml}");
+    assert!(toml.contains(&format!("url = \"{}/mcp\"", d.tcp)), "{toml}");
+    assert!(toml.contains("env_http_headers = { X-IAPeer-Identity = \"PEER_IDENTITY\" }"));
+    assert!(
+        f.ok(&["mcp-config", "codex", "--write"])
+            .contains("unchanged")
+    );
+    // Printing touches nothing; a peer that does not exist is an error.
+    assert!(
+        f.ok(&["mcp-config", "claude"])
+            .contains("\"X-IAPeer-Identity\": \"${PEER_IDENTITY}\"")
+    );
+    assert!(
+        f.refused(&["mcp-config", "claude", "nobody", "--write"])
+            .contains("not registered")
+    );
+}

@@ -11,9 +11,9 @@
 mod adapter;
 mod builtin;
 mod cache;
-pub mod hostfs;
+mod hostfs;
 mod sandbox;
-pub mod types;
+mod types;
 mod v0_1;
 mod validate;
 
