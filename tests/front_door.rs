@@ -361,9 +361,10 @@ fn listeners_discovery_status_and_a_clean_stop() {
     assert!(err.contains("no daemon answers"), "{err}");
 }
 
-/// As root, a client running as `nobody` cannot reach the socket through
-/// its 0700 dir; and with the permissions opened up, `SO_PEERCRED` still
-/// turns it away. Skipped when not root or without setpriv.
+/// As root, a client running as `nobody` is refused on loopback TCP; it
+/// cannot reach the Unix socket through its 0700 dir; and with the
+/// permissions opened up, `SO_PEERCRED` still turns it away. Skipped when
+/// not root or without setpriv.
 fn refused_for_another_user(f: &Fleet, d: &Daemon) {
     let root = unsafe { libc::geteuid() } == 0;
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
@@ -371,26 +372,31 @@ fn refused_for_another_user(f: &Fleet, d: &Daemon) {
         eprintln!("skipping the foreign-uid check (needs root and setpriv)");
         return;
     }
-    let as_nobody = || {
+    let nobody_curl = |args: &[&str]| {
         Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "curl",
-                "-s",
-                "-S",
-            ])
-            .args([
-                "--max-time",
-                "10",
-                "--unix-socket",
-                d.sock.to_str().unwrap(),
-            ])
-            .arg("http://x/fleet/v1/status")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["curl", "-s", "-S", "--max-time", "10"])
+            .args(args)
             .output()
             .unwrap()
     };
+    // Loopback TCP: the kernel's socket table names the client's uid.
+    let tcp = nobody_curl(&[&format!("{}/fleet/v1/status", d.tcp)]);
+    assert!(
+        !tcp.status.success() && tcp.stdout.is_empty(),
+        "another user is refused on TCP too: {:?}",
+        String::from_utf8_lossy(&tcp.stdout)
+    );
+    wait_until(
+        "the TCP refusal to be logged",
+        Duration::from_secs(5),
+        || {
+            d.stderr()
+                .contains("refused a TCP connection from another user (uid 65534)")
+        },
+    );
+    let sock = d.sock.to_str().unwrap();
+    let as_nobody = || nobody_curl(&["--unix-socket", sock, "http://x/fleet/v1/status"]);
     let denied = as_nobody();
     assert!(!denied.status.success(), "the 0700 dir keeps nobody out");
     // Open every directory on the way and the socket itself.

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -72,14 +71,28 @@ pub fn probe(sock: &Path) -> Liveness {
         }
         Ok(_) => {}
     }
-    match UnixStream::connect(sock) {
-        Ok(_) => Liveness::Alive,
+    match connect_nonblocking(sock) {
+        Ok(()) => Liveness::Alive,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Liveness::Dead(DeathCause::SocketMissing),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             Liveness::Dead(DeathCause::StaleSocket)
         }
+        // Someone listens but its backlog is full: a stalled server. Not
+        // dead — and never worth blocking the caller for.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Liveness::Unknown(format!("{} is not accepting connections", sock.display()))
+        }
         Err(e) => Liveness::Unknown(e.to_string()),
     }
+}
+
+/// A non-blocking `connect()`: a stalled server whose listen queue is full
+/// answers `EAGAIN` at once instead of parking the calling thread (which
+/// here is a tokio worker) until it wakes up.
+fn connect_nonblocking(sock: &Path) -> io::Result<()> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    s.connect(&SockAddr::unix(sock)?)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -365,6 +378,27 @@ mod tests {
             "a[201~ INJECTED[Z\nb\tc"
         );
         assert_eq!(paste_safe("x\ry"), "x\ny");
+    }
+
+    #[test]
+    fn a_stalled_server_is_unknown_and_never_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sock = tmp.path().join("stalled.sock");
+        // A listener that never accepts: fill its queue.
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let mut held = Vec::new();
+        loop {
+            use socket2::{Domain, SockAddr, Socket, Type};
+            let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
+            match s.connect(&SockAddr::unix(&sock).unwrap()) {
+                Ok(()) => held.push(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(held.len() < 100_000, "the backlog never filled");
+        }
+        // A blocking connect would hang here for good.
+        assert!(matches!(probe(&sock), Liveness::Unknown(_)));
     }
 
     #[test]
