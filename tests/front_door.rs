@@ -598,7 +598,7 @@ fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
     let f = f.with_env("FAKE_BOOT_SECS", "2");
     let d = f.start_daemon(&[]);
     let sock = d.sock.clone();
-    let call = std::thread::scope(|s| {
+    let (call, queued) = std::thread::scope(|s| {
         let call = s.spawn(|| {
             d.send_to_peer(
                 Some("claude-alice"),
@@ -608,16 +608,27 @@ fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
         wait_until("bob to start booting", Duration::from_secs(10), || {
             spawns_of(&f, "claude-bob") == 1
         });
+        // A second message queues behind the boot (on bob's wake lock).
+        let queued = s.spawn(|| {
+            d.send_to_peer(
+                Some("claude-alice"),
+                json!({"personality": "bob", "message": "queued behind"}),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
         let _ = Command::new("kill")
             .args(["-TERM", &d.pid().to_string()])
             .status();
-        call.join().unwrap()
+        (call.join().unwrap(), queued.join().unwrap())
     });
     assert_eq!(
         call["isError"], false,
         "the in-flight wake finished: {call}"
     );
+    // The queued one gives up at once, and says so.
+    assert_not_delivered(&queued, "shutting down");
     assert!(f.claude_transcript(&bob).contains("finish me"));
+    assert!(!f.claude_transcript(&bob).contains("queued behind"));
     assert!(d.terminate().success());
     assert!(!sock.exists());
     assert!(f.is_live("claude-bob"), "sessions outlive the daemon");
@@ -810,4 +821,132 @@ fn mcp_config_installs_client_configs_idempotently() {
         f.refused(&["mcp-config", "claude", "nobody", "--write"])
             .contains("not registered")
     );
+}
+
+/// A busy model takes a message late: the caller is told delivery was not
+/// confirmed (never "NOT delivered", which would invite a duplicate), and
+/// the message does arrive, once.
+#[test]
+fn a_slow_model_gets_unconfirmed_not_a_false_not_delivered() {
+    let (f, bob, _) = fleet_of_three();
+    let d = f.start_daemon(&[]);
+    let woke = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "first"}),
+    );
+    assert_eq!(woke["isError"], false, "{woke}");
+    drop(d);
+    // From now on bob writes each input line 5 s late (the grace is 3 s).
+    let f = f.with_env("FAKE_WRITE_LAG_SECS", "5");
+    f.crash("claude-bob");
+    let d = f.start_daemon(&[]);
+    let woke_slow = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "slow wake"}),
+    );
+    // The ready gate (20 s here) outwaits the lag: a wake is confirmed.
+    assert_eq!(woke_slow["isError"], false, "{woke_slow}");
+    let live = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "slow and live"}),
+    );
+    assert_eq!(live["isError"], true, "{live}");
+    let text = tool_text(&live);
+    assert!(text.contains("NOT confirmed"), "{text}");
+    assert!(!text.contains("NOT delivered"), "{text}");
+    wait_until("the late message", Duration::from_secs(15), || {
+        f.claude_transcript(&bob).contains("slow and live")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        f.claude_transcript(&bob).matches("slow and live").count(),
+        1
+    );
+}
+
+/// A peer that takes the message and then exits: delivered is delivered.
+#[test]
+fn a_peer_that_exits_after_taking_the_message_was_still_delivered() {
+    let (f, bob, _) = fleet_of_three();
+    let f = f.with_env("FAKE_EXIT_ON", "DIE");
+    let d = f.start_daemon(&[]);
+    let r = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "last words\nDIE\nnever read"}),
+    );
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["woke"], true);
+    assert!(f.claude_transcript(&bob).contains("last words"));
+}
+
+/// Senders queued behind a wake that fails to boot share its failure
+/// instead of each booting the broken runtime again.
+#[test]
+fn a_failed_boot_is_shared_by_the_senders_queued_behind_it() {
+    let (f, _, _) = fleet_of_three();
+    let f = f
+        .with_env("FAKE_STUCK", "1")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "2");
+    let d = f.start_daemon(&[]);
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || {
+                    d.send_to_peer(
+                        Some("claude-alice"),
+                        json!({"personality": "carol", "message": format!("try {i}")}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &results {
+        assert_not_delivered(r, "never-became-ready");
+    }
+    assert!(
+        results
+            .iter()
+            .any(|r| tool_text(r).contains("a concurrent wake just failed")),
+        "{results:?}"
+    );
+    assert_eq!(
+        spawns_of(&f, "claude-carol"),
+        1,
+        "booted once, not five times"
+    );
+}
+
+#[test]
+fn requests_the_sdk_would_refuse_get_clear_errors() {
+    let f = Fleet::new();
+    let d = f.start_daemon(&[]);
+    let mut args = common::MCP_POST.to_vec();
+    args.extend([
+        "--data-binary",
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#,
+    ]);
+    let batch = d.unix("/mcp", &args);
+    assert_eq!(batch.status, 400);
+    assert_eq!(batch.json()["error"]["code"], -32600);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_file = f.dir.path().join("deep.json");
+    std::fs::write(&deep_file, deep).unwrap();
+    let at = format!("@{}", deep_file.display());
+    let mut args = common::MCP_POST.to_vec();
+    args.extend(["--data-binary", at.as_str()]);
+    assert_eq!(d.unix("/mcp", &args).json()["error"]["code"], -32700);
+    let get = d.get("/mcp");
+    assert_eq!(get.status, 405);
+    assert!(get.json()["error"]["message"].is_string());
+
+    // Headers, then a body that never comes: answered 408 (not held).
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    s.write_all(b"POST /fleet/v1/send HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }

@@ -48,13 +48,19 @@ pub enum LaunchOutcome {
     Ready { delivered: bool },
     /// Not up. `session_left` when a session is still running (the ready
     /// gate timed out after delivery): the caller keeps it supervised.
-    Failed { reason: String, session_left: bool },
+    /// `message_pasted` when the first message went in before the failure.
+    Failed {
+        reason: String,
+        session_left: bool,
+        message_pasted: bool,
+    },
 }
 
 fn failed(reason: impl Into<String>) -> LaunchOutcome {
     LaunchOutcome::Failed {
         reason: reason.into(),
         session_left: false,
+        message_pasted: false,
     }
 }
 
@@ -241,12 +247,17 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
             return LaunchOutcome::Ready { delivered: true };
         }
         if let Liveness::Dead(_) = probe(sock) {
-            return failed("tmux session vanished during ready-gate");
+            return LaunchOutcome::Failed {
+                reason: "tmux session vanished during ready-gate".into(),
+                session_left: false,
+                message_pasted: true,
+            };
         }
         if !poll.pause().await {
             return LaunchOutcome::Failed {
                 reason: "model-did-not-process-task (no activity advance after delivery)".into(),
                 session_left: true,
+                message_pasted: true,
             };
         }
     }
@@ -282,17 +293,46 @@ fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
     if now == before {
         return false;
     }
-    let markers =
-        |pane: &str| pane.matches("[Pasted text").count() + pane.matches("[Image #").count();
-    if now.matches(probe).count() > before.matches(probe).count() || markers(now) > markers(before)
-    {
-        return true;
-    }
-    let rows: Vec<&str> = now.lines().filter(|l| !l.trim().is_empty()).collect();
-    let composer = &rows[rows.len().saturating_sub(COMPOSER_ROWS)..];
-    composer
+    let count = |pane: &str| {
+        (
+            pane.matches(probe).count(),
+            pane.matches("[Pasted text").count() + pane.matches("[Image #").count(),
+        )
+    };
+    let (b, n) = (count(before), count(now));
+    n.0 > b.0 || n.1 > b.1 || in_composer(now, probe)
+}
+
+/// The bottom non-empty rows of a pane hold `probe` or a paste marker.
+fn in_composer(pane: &str, probe: &str) -> bool {
+    let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
+    rows[rows.len().saturating_sub(COMPOSER_ROWS)..]
         .iter()
-        .any(|r| (!probe.is_empty() && r.contains(probe)) || markers(r) > 0)
+        .any(|r| (!probe.is_empty() && r.contains(probe)) || has_paste_marker(r))
+}
+
+/// The line a paste is recognised by: the message's last non-empty line,
+/// cut to 30 characters.
+fn probe_text(message: &str) -> String {
+    message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(30)
+        .collect()
+}
+
+/// Is the paste of `message` still sitting in the composer rows? Once it
+/// was submitted, the composer clears (the reference's "paste cleared").
+pub(crate) fn paste_in_composer(pane: &str, message: &str) -> bool {
+    in_composer(pane, &probe_text(message))
+}
+
+fn has_paste_marker(text: &str) -> bool {
+    text.contains("[Pasted text") || text.contains("[Image #")
 }
 
 /// Pastes a message into a session and submits it. A TUI gets a bracketed
@@ -314,15 +354,7 @@ pub async fn deliver(
         let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
         return Ok(());
     }
-    let probe_text: String = message
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .chars()
-        .take(30)
-        .collect();
+    let probe_text = probe_text(message);
     let before = tmux.paste(sock, id, message, false, true).await?;
     let mut poll = Poll::new(
         PASTE_SHOW_TIMEOUT,

@@ -103,9 +103,12 @@ pub enum SendError {
         "peer \"{0}\" reported READY but is not live (verify-before-act); message NOT delivered"
     )]
     VerifyBeforeAct(String),
-    /// Live, but the delivery did not go through.
+    /// Live, but the delivery did not go through (the error says so).
     #[error("{0}")]
     NotDelivered(LifecycleError),
+    /// Given to the peer, but not confirmed taken: it may still arrive.
+    #[error("{0}")]
+    Unconfirmed(String),
     #[error("{0}; message NOT delivered")]
     Lifecycle(LifecycleError),
 }
@@ -289,9 +292,7 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         match lc.deliver_if_live(&id, &target.cwd, &text).await {
             Ok(Delivery::Accepted) => return Ok(sent(&id, false)),
             Ok(Delivery::NotLive) => wake_runtime = Some(rt),
-            Err(e @ LifecycleError::Stopped(_)) => return Err(SendError::Stopped(e)),
-            Err(e @ LifecycleError::NotDelivered { .. }) => return Err(SendError::NotDelivered(e)),
-            Err(e) => return Err(SendError::Lifecycle(e)),
+            Err(e) => return Err(delivery_error(e)),
         }
     }
 
@@ -312,16 +313,33 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         })
         .await
         .map_err(|e| match e {
-            LifecycleError::Stopped(_) => SendError::Stopped(e),
-            LifecycleError::NotDelivered { .. } => SendError::NotDelivered(e),
+            LifecycleError::Launch {
+                ref id,
+                ref reason,
+                message_pasted: true,
+            } => SendError::Unconfirmed(format!(
+                "woke {id} and gave it the message, but the launch then failed: {reason}; \
+                 delivery NOT confirmed (it may still arrive: check before resending)"
+            )),
+            e @ (LifecycleError::Stopped(_)
+            | LifecycleError::NotDelivered { .. }
+            | LifecycleError::Unconfirmed { .. }
+            | LifecycleError::ShuttingDown) => delivery_error(e),
             e if e.is_bad_request() => SendError::Lifecycle(e),
             e => SendError::WakeFailed {
                 personality: target.personality.to_string(),
                 reason: e.to_string(),
             },
         })?;
-    // Verify before acting on READY: the peer must really be up.
     let id = woken.identity.clone();
+    // Taken (the ready gate or the live path saw it): delivered, whatever
+    // the session does next.
+    if woken.task_delivered == Some(true) {
+        return Ok(sent(&id, woken.woke()));
+    }
+    // Up, but the envelope did not go in with the wake (a router whose
+    // first paste failed): verify before acting, then once more over the
+    // live path.
     if !lc.is_live(&id) {
         return Err(SendError::VerifyBeforeAct(target.personality.to_string()));
     }
@@ -329,16 +347,20 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         return Err(SendError::SelfSend);
     }
     telegram_policy(caller_rec, id.runtime())?;
-    if woken.task_delivered == Some(true) {
-        return Ok(sent(&id, woken.woke()));
-    }
-    // Up, but the envelope did not go in with the wake (a router whose
-    // first paste failed): once more over the live path.
     match lc.deliver_if_live(&id, &target.cwd, &text).await {
         Ok(Delivery::Accepted) => Ok(sent(&id, woken.woke())),
         Ok(Delivery::NotLive) => Err(SendError::VerifyBeforeAct(target.personality.to_string())),
-        Err(e @ LifecycleError::Stopped(_)) => Err(SendError::Stopped(e)),
-        Err(e) => Err(SendError::NotDelivered(e)),
+        Err(e) => Err(delivery_error(e)),
+    }
+}
+
+/// A failed delivery attempt, as the caller should read it.
+fn delivery_error(e: LifecycleError) -> SendError {
+    match e {
+        LifecycleError::Stopped(_) => SendError::Stopped(e),
+        LifecycleError::NotDelivered { .. } => SendError::NotDelivered(e),
+        LifecycleError::Unconfirmed { .. } => SendError::Unconfirmed(e.to_string()),
+        e => SendError::Lifecycle(e),
     }
 }
 

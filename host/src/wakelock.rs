@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use fs2::FileExt;
 use tokio::sync::OwnedMutexGuard;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::fsutil;
@@ -37,12 +38,27 @@ impl Drop for WakeLock {
 pub enum WakeLockError {
     #[error("wake already in progress for {0} (lock held for more than {1:?})")]
     Busy(String, Duration),
+    #[error("the daemon is shutting down; gave up waiting for {0}")]
+    Cancelled(String),
     #[error("cannot open the wake lock for {0}: {1}")]
     Io(String, io::Error),
 }
 
-/// Waits up to `patience` for the lock of `id`.
+/// Waits up to `patience` for the lock of `id`, or until `cancel` fires
+/// (the daemon is stopping: a queued waiter gives up at once).
 pub async fn acquire(
+    cfg: &Config,
+    id: &Identity,
+    patience: Duration,
+    cancel: &CancellationToken,
+) -> Result<WakeLock, WakeLockError> {
+    tokio::select! {
+        lock = acquire_patiently(cfg, id, patience) => lock,
+        _ = cancel.cancelled() => Err(WakeLockError::Cancelled(id.to_string())),
+    }
+}
+
+async fn acquire_patiently(
     cfg: &Config,
     id: &Identity,
     patience: Duration,

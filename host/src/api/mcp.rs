@@ -129,29 +129,36 @@ fn rpc_error(status: StatusCode, code: i64, message: String) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// A POST body that is too large or not JSON gets a clear JSON-RPC error
-/// (413, or 400 with -32700 "parse error") instead of the SDK's generic
-/// media-type refusal.
+/// Requests the SDK would refuse with a bare text body get a clear
+/// JSON-RPC error instead: a body that is not JSON (400, -32700), a batch
+/// (400, -32600: MCP over HTTP sends one message per request), any method
+/// but POST (405: a stateless server offers no stream and no session to
+/// delete). The body was already read and size-capped by the router.
 pub(super) async fn parse_gate(req: Request, next: Next) -> Response {
     if req.method() != http::Method::POST {
-        return next.run(req).await;
+        return rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            -32600,
+            "only POST is served here (stateless: no stream, no session)".into(),
+        );
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                -32600,
-                format!("request body larger than {MAX_BODY_BYTES} bytes"),
-            );
-        }
-    };
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-        return rpc_error(StatusCode::BAD_REQUEST, -32700, format!("parse error: {e}"));
-    }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
+        .unwrap_or_default();
+    // `Value` (not `IgnoredAny`): serde_json's nesting limit applies.
+    match serde_json::from_slice::<Value>(&bytes) {
+        Err(e) => rpc_error(StatusCode::BAD_REQUEST, -32700, format!("parse error: {e}")),
+        Ok(Value::Array(_)) => rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "batch requests are not supported".into(),
+        ),
+        Ok(_) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    }
 }
 
 fn tool_error(message: impl Into<String>) -> CallToolResponse {

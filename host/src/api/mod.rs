@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,8 @@ use crate::lifecycle::Lifecycle;
 /// The largest request body accepted (a 16 000-character message is far
 /// below it).
 pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
+/// A request body must arrive within this long of its headers.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the daemon knows about itself, for `status` and the snapshot.
 #[derive(Debug)]
@@ -125,7 +127,7 @@ pub(crate) fn router(state: Arc<ApiState>, listener: Listener) -> Router {
         .nest("/fleet/v1", fleet::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(read_body))
         .layer(middleware::from_fn_with_state(state.clone(), bearer_gate))
         .layer(middleware::from_fn(refuse_browsers));
     if listener == Listener::Tcp {
@@ -151,6 +153,36 @@ async fn method_not_allowed() -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
 }
 
+/// Reads the whole request body up front, at most `MAX_BODY_BYTES` and
+/// within `BODY_READ_TIMEOUT`: a client that sends headers and then
+/// withholds its body is answered 408 instead of holding a handler (and
+/// the daemon's shutdown) forever.
+async fn read_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            );
+        }
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {MAX_BODY_BYTES} bytes"),
+            );
+        }
+        Ok(Ok(b)) => b,
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
 /// With `IAPEER_BEARER_TOKEN` set, every request carries it (the
 /// reference's 401: `www-authenticate: Bearer` and a JSON-RPC error body).
 async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
@@ -158,12 +190,14 @@ async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Nex
     let Some(token) = lc.cfg.bearer_token.as_deref() else {
         return next.run(req).await;
     };
+    // The scheme is case-insensitive (RFC 7235); the token is not.
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return next.run(req).await;
     }
@@ -207,11 +241,12 @@ fn host_is_loopback(headers: &HeaderMap) -> bool {
         // HTTP/1.0 without Host: only a local client gets here.
         return true;
     };
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').unwrap_or((v6, "")),
+        None => host.split_once(':').map_or((host, ""), |(n, p)| (n, p)),
     };
-    matches!(name, "127.0.0.1" | "localhost" | "::1")
+    let port = port.strip_prefix(':').unwrap_or(port);
+    matches!(name, "127.0.0.1" | "localhost" | "::1") && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A JSON body, for the handlers that answer with one.
@@ -245,6 +280,8 @@ mod tests {
         assert!(h("[::1]:8765"));
         assert!(!h("evil.example:8765"));
         assert!(!h("127.0.0.1.evil.example"));
+        assert!(!h("127.0.0.1:1@evil.example"));
+        assert!(!h("[::1]:80x"));
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));

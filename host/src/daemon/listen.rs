@@ -15,14 +15,18 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::fsutil;
 
 /// A client has this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections per listener; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
 
 pub(crate) struct Bound {
     pub unix: UnixListener,
@@ -74,8 +78,12 @@ pub(crate) fn bind(sock: &Path, port: Option<u16>) -> anyhow::Result<Bound> {
     })
 }
 
-fn serve_connection<S>(stream: S, app: &Router, graceful: &GracefulShutdown)
-where
+fn serve_connection<S>(
+    stream: S,
+    app: &Router,
+    graceful: &GracefulShutdown,
+    slot: OwnedSemaphorePermit,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = hyper::server::conn::http1::Builder::new()
@@ -87,16 +95,29 @@ where
         if let Err(e) = conn.await {
             tracing::debug!("connection ended: {e}");
         }
+        drop(slot);
     });
+}
+
+/// Waits for a free connection slot (or `stop`).
+async fn slot(slots: &Arc<Semaphore>, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        _ = stop.cancelled() => None,
+        permit = slots.clone().acquire_owned() => permit.ok(),
+    }
 }
 
 /// Accepts on the Unix socket until `stop`, then lets open connections
 /// finish their requests.
 pub(crate) async fn serve_unix(listener: UnixListener, app: Router, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // SAFETY: geteuid has no failure mode.
     let me = unsafe { libc::geteuid() };
     loop {
+        let Some(permit) = slot(&slots, &stop).await else {
+            break;
+        };
         let stream = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -109,7 +130,7 @@ pub(crate) async fn serve_unix(listener: UnixListener, app: Router, stop: Cancel
             },
         };
         match stream.peer_cred() {
-            Ok(cred) if cred.uid() == me => serve_connection(stream, &app, &graceful),
+            Ok(cred) if cred.uid() == me => serve_connection(stream, &app, &graceful, permit),
             Ok(cred) => {
                 tracing::warn!(uid = cred.uid(), "refused a connection from another user");
             }
@@ -181,9 +202,13 @@ fn tcp_peer_is_me(stream: &tokio::net::TcpStream, me: u32) -> Result<(), String>
 /// as on the Unix socket.
 pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // SAFETY: geteuid has no failure mode.
     let me = unsafe { libc::geteuid() };
     loop {
+        let Some(permit) = slot(&slots, &stop).await else {
+            break;
+        };
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -193,7 +218,7 @@ pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: Cancella
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    serve_connection(stream, &app, &graceful);
+                    serve_connection(stream, &app, &graceful, permit);
                 }
                 Err(e) => {
                     tracing::warn!("accept on TCP failed: {e}");

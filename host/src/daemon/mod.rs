@@ -84,10 +84,16 @@ fn summary(host: &PluginHost) -> String {
     format!("adapters={} not_loaded={not_loaded}", runtimes.join(","))
 }
 
-fn new_lifecycle(cfg: &Config, plugins: Arc<PluginHost>, kick: &Arc<Notify>) -> Arc<Lifecycle> {
+fn new_lifecycle(
+    cfg: &Config,
+    plugins: Arc<PluginHost>,
+    kick: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Arc<Lifecycle> {
     Arc::new(
         Lifecycle::new(cfg.clone(), plugins, Arc::new(SystemClock))
-            .with_relaunches(Relaunches::Kick(kick.clone())),
+            .with_relaunches(Relaunches::Kick(kick.clone()))
+            .with_shutdown(shutdown.clone()),
     )
 }
 
@@ -150,7 +156,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     };
     let shutdown = CancellationToken::new();
     let state = Arc::new(ApiState::new(
-        new_lifecycle(&cfg, plugins, &kick),
+        new_lifecycle(&cfg, plugins, &kick, &shutdown),
         DaemonInfo {
             pid: std::process::id(),
             started: Instant::now(),
@@ -206,12 +212,13 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
             _ = term.recv() => break,
             _ = hup.recv() => {
                 // Off the signal loop: a slow plugin must not delay SIGTERM.
-                let (cfg, state, kick) = (cfg.clone(), state.clone(), kick.clone());
+                let (cfg, state, kick, shutdown) =
+                    (cfg.clone(), state.clone(), kick.clone(), shutdown.clone());
                 state.tasks.clone().spawn(async move {
                     match load_plugins(&cfg).await {
                         Ok(host) => {
                             eprintln!("[iapeerd] plugins reloaded {}", summary(&host));
-                            state.replace_lifecycle(new_lifecycle(&cfg, host, &kick));
+                            state.replace_lifecycle(new_lifecycle(&cfg, host, &kick, &shutdown));
                         }
                         Err(e) => tracing::error!("plugin reload failed, keeping the old set: {e:#}"),
                     }

@@ -49,12 +49,28 @@ pub enum LifecycleError {
     CannotResume { id: Identity, reason: String },
     #[error("{id}: {reason}")]
     Adapter { id: Identity, reason: String },
-    /// The launch did not bring a usable session up.
+    /// The launch did not bring a usable session up. `message_pasted`: the
+    /// first message went in before it failed (the ready gate never saw the
+    /// model take it), so it may have been delivered.
     #[error("{reason}")]
-    Launch { id: Identity, reason: String },
-    /// Live, but the message was not accepted.
-    #[error("{id} is live but did not accept the message; message NOT delivered")]
-    NotDelivered { id: Identity },
+    Launch {
+        id: Identity,
+        reason: String,
+        message_pasted: bool,
+    },
+    /// Live, but the paste itself failed: nothing reached the session.
+    #[error(
+        "{id} is live but the message could not be pasted into it ({detail}); message NOT delivered"
+    )]
+    NotDelivered { id: Identity, detail: String },
+    /// Pasted and submitted, but the runtime showed no sign of taking it.
+    #[error(
+        "{id} was given the message but showed no sign of taking it within {secs} s; delivery NOT confirmed (it may still arrive: check before resending)"
+    )]
+    Unconfirmed { id: Identity, secs: u64 },
+    /// The daemon is stopping: nothing was started or pasted.
+    #[error("the daemon is shutting down; nothing was done")]
+    ShuttingDown,
     #[error("{personality:?} is live in several runtimes ({}); name one with --runtime", .runtimes.join(", "))]
     AmbiguousRuntime {
         personality: String,
@@ -84,7 +100,8 @@ impl LifecycleError {
             | LifecycleError::CannotResume { id, .. }
             | LifecycleError::Adapter { id, .. }
             | LifecycleError::Launch { id, .. }
-            | LifecycleError::NotDelivered { id } => Some(id.runtime()),
+            | LifecycleError::NotDelivered { id, .. }
+            | LifecycleError::Unconfirmed { id, .. } => Some(id.runtime()),
             _ => None,
         }
     }

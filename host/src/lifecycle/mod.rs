@@ -10,12 +10,14 @@ mod error;
 mod operator;
 mod supervise;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 pub(crate) use decide::resolve_wake_runtime;
 pub use decide::{ModeCause, WakeMode, compose_first_message, resolve_wake_mode};
@@ -71,6 +73,12 @@ pub struct Lifecycle {
     /// A supervise pass is running in this process: a wake's heal pass is
     /// skipped (the running one heals; two would only race for locks).
     ticking: AtomicBool,
+    /// Cancelled when the daemon stops: queued wakes and deliveries give up
+    /// (nothing done, the caller is told) instead of starting new work.
+    shutdown: CancellationToken,
+    /// The last failed launch per identity: a wake that queued behind it
+    /// fails with it instead of booting the same broken runtime again.
+    failed_launches: Mutex<HashMap<Identity, (Instant, String)>>,
 }
 
 /// A wake request.
@@ -183,6 +191,22 @@ pub enum DeliveryFailure {
     Unconfirmed,
 }
 
+impl DeliveryFailure {
+    fn into_error(self, id: &Identity) -> LifecycleError {
+        tracing::warn!(identity = %id, "delivery failed: {self}");
+        match self {
+            DeliveryFailure::Paste(e) => LifecycleError::NotDelivered {
+                id: id.clone(),
+                detail: e.to_string(),
+            },
+            DeliveryFailure::Unconfirmed => LifecycleError::Unconfirmed {
+                id: id.clone(),
+                secs: LIVE_DELIVERY_GRACE.as_secs(),
+            },
+        }
+    }
+}
+
 /// The outcome of a delivery attempt to whatever is live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -201,6 +225,8 @@ impl Lifecycle {
             clock,
             relaunches: Relaunches::Inline,
             ticking: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            failed_launches: Mutex::default(),
         }
     }
 
@@ -208,6 +234,54 @@ impl Lifecycle {
     pub fn with_relaunches(mut self, relaunches: Relaunches) -> Lifecycle {
         self.relaunches = relaunches;
         self
+    }
+
+    /// The token that says the daemon is stopping.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Lifecycle {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The wake lock of `id`; gives up when the daemon starts stopping, and
+    /// starts no new work once it has.
+    async fn lock(&self, id: &Identity) -> Result<wakelock::WakeLock, LifecycleError> {
+        let lock = wakelock::acquire(&self.cfg, id, self.lock_patience(), &self.shutdown)
+            .await
+            .map_err(|e| match e {
+                wakelock::WakeLockError::Cancelled(_) => LifecycleError::ShuttingDown,
+                e => LifecycleError::Busy(e),
+            })?;
+        if self.shutdown.is_cancelled() {
+            return Err(LifecycleError::ShuttingDown);
+        }
+        Ok(lock)
+    }
+
+    /// The wake lock for a verb that acts even without it (stop, new): it
+    /// waits its patience, then goes ahead.
+    pub(crate) async fn lock_or_proceed(&self, id: &Identity) -> Option<wakelock::WakeLock> {
+        wakelock::acquire(&self.cfg, id, self.lock_patience(), &self.shutdown)
+            .await
+            .ok()
+    }
+
+    /// A launch of `id` that failed after `since` (while this caller queued).
+    fn failed_since(&self, id: &Identity, since: Instant) -> Option<String> {
+        let failures = self
+            .failed_launches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failures
+            .get(id)
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, reason)| reason.clone())
+    }
+
+    fn record_failed_launch(&self, id: &Identity, reason: &str) {
+        self.failed_launches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), (Instant::now(), reason.to_string()));
     }
 
     pub fn registry(&self) -> Result<Registry, registry::RegistryError> {
@@ -316,7 +390,8 @@ impl Lifecycle {
             return Err(LifecycleError::Stopped(id));
         }
 
-        let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await?;
+        let queued_at = Instant::now();
+        let _lock = self.lock(&id).await?;
         // A stop or a plist install that landed while we waited still wins.
         if store::has_mark(&self.cfg, &id, Mark::Stopped) {
             self.log_wake(p, Some(&id), "refused", "stopped-mid-wake", None);
@@ -332,7 +407,19 @@ impl Lifecycle {
             });
         }
 
-        match probe(&self.socket(&id)) {
+        let liveness = probe(&self.socket(&id));
+        if liveness != Liveness::Alive
+            && let Some(reason) = self.failed_since(&id, queued_at)
+        {
+            // The wake this one queued behind just failed to boot the same
+            // runtime: share its failure rather than boot it again.
+            return Err(LifecycleError::Launch {
+                id,
+                reason: format!("{reason} (a concurrent wake just failed the same way)"),
+                message_pasted: false,
+            });
+        }
+        match liveness {
             // Unknown is never dead: spawning would kill whatever runs there.
             Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown { id, why }),
             // Live fast path: a concurrent wake already brought it up.
@@ -343,10 +430,7 @@ impl Lifecycle {
                 } else {
                     self.deliver_live(&adapter, &id, &peer.cwd, &args.task)
                         .await
-                        .map_err(|failure| {
-                            tracing::warn!(identity = %id, "delivery failed: {failure}");
-                            LifecycleError::NotDelivered { id: id.clone() }
-                        })?;
+                        .map_err(|failure| failure.into_error(&id))?;
                     Some(true)
                 };
                 Ok(Woken {
@@ -461,23 +545,31 @@ impl Lifecycle {
             LaunchOutcome::Failed {
                 reason,
                 session_left,
+                message_pasted,
             } => {
                 if session_left {
                     // Keep what is still running under supervision; it is
                     // the fresh session the /new mark asked for.
                     self.record_session(id, &cwd);
                     self.consume_new_mark(id, cause);
-                } else {
+                } else if let Liveness::Dead(_) = probe(&self.socket(id)) {
                     let _ = store::remove_session(&self.cfg, id);
+                } else {
+                    // The kill after a failed boot did not take (or tmux
+                    // timed out creating it): whatever runs there stays
+                    // recorded, so the supervisor still watches it.
+                    tracing::warn!(identity = %id, "a failed launch left something running; it stays supervised");
                 }
                 events::log(
                     &self.cfg,
                     "wake-failed",
                     &[("identity", id.as_str()), ("reason", &reason)],
                 );
+                self.record_failed_launch(id, &reason);
                 Err(LifecycleError::Launch {
                     id: id.clone(),
                     reason,
+                    message_pasted,
                 })
             }
             LaunchOutcome::Ready { delivered } => {
@@ -545,7 +637,7 @@ impl Lifecycle {
         message: &str,
     ) -> Result<Delivery, LifecycleError> {
         let adapter = self.adapter(id.runtime())?;
-        let _lock = wakelock::acquire(&self.cfg, id, self.lock_patience()).await?;
+        let _lock = self.lock(id).await?;
         // A stop lands its mark before it takes the lock to kill.
         if store::has_mark(&self.cfg, id, Mark::Stopped) {
             return Err(LifecycleError::Stopped(id.clone()));
@@ -559,10 +651,7 @@ impl Lifecycle {
             Liveness::Alive => {
                 self.deliver_live(&adapter, id, cwd, message)
                     .await
-                    .map_err(|failure| {
-                        tracing::warn!(identity = %id, "delivery failed: {failure}");
-                        LifecycleError::NotDelivered { id: id.clone() }
-                    })?;
+                    .map_err(|failure| failure.into_error(id))?;
                 Ok(Delivery::Accepted)
             }
         }
@@ -597,7 +686,16 @@ impl Lifecycle {
         let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
         let mut pressed_again = false;
         loop {
+            // Accepted: the transcript moved, or the composer no longer
+            // holds the paste (it was submitted; the transcript may lag).
             if launch::activity(adapter, &cwd).await > baseline {
+                return Ok(());
+            }
+            let pane = self.tmux.capture_pane(&sock, id.as_str()).await;
+            let in_composer = pane
+                .as_deref()
+                .map_or(true, |p| launch::paste_in_composer(p, message));
+            if !in_composer {
                 return Ok(());
             }
             // A swallowed Enter leaves the paste sitting in the composer.

@@ -13,7 +13,6 @@ use crate::names::{Identity, Runtime};
 use crate::registry::{self, PeerRecord};
 use crate::store::{self, Mark};
 use crate::tmux::{Liveness, probe};
-use crate::wakelock;
 
 /// What a stop / start / new / mark-new did to one runtime of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
@@ -219,7 +218,7 @@ impl Lifecycle {
         }
         // Even if an in-flight wake outlasts our patience, the operator
         // asked for a halt: kill anyway (that wake then fails).
-        let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
+        let _lock = self.lock_or_proceed(&id).await;
         match self.kill_session(&id).await {
             Ok(()) => {
                 let _ = store::remove_session(&self.cfg, &id);
@@ -294,7 +293,7 @@ impl Lifecycle {
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
             .map_err(|e| LifecycleError::state("the /new mark", e))?;
         {
-            let _lock = wakelock::acquire(&self.cfg, &id, self.lock_patience()).await;
+            let _lock = self.lock_or_proceed(&id).await;
             if let Err(e) = self.kill_session(&id).await {
                 return Ok(NewOutcome {
                     outcome: row(
