@@ -916,6 +916,28 @@ fn a_failed_boot_is_shared_by_the_senders_queued_behind_it() {
         1,
         "booted once, not five times"
     );
+
+    // A sender that arrives while the boot runs finds the session live,
+    // queues for delivery, and shares the failure too.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            d.send_to_peer(
+                Some("claude-alice"),
+                json!({"personality": "carol", "message": "during boot A"}),
+            )
+        });
+        wait_until("the second boot", Duration::from_secs(10), || {
+            spawns_of(&f, "claude-carol") == 2 && f.is_live("claude-carol")
+        });
+        let b = d.send_to_peer(
+            Some("claude-alice"),
+            json!({"personality": "carol", "message": "during boot B"}),
+        );
+        (a.join().unwrap(), b)
+    });
+    assert_not_delivered(&a, "never-became-ready");
+    assert_not_delivered(&b, "a concurrent wake just failed");
+    assert_eq!(spawns_of(&f, "claude-carol"), 2, "B did not boot it again");
 }
 
 #[test]
@@ -949,4 +971,32 @@ fn requests_the_sdk_would_refuse_get_clear_errors() {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // A malformed chunked body is a bad request, not a large one.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    s.write_all(
+        b"POST /fleet/v1/send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
+
+/// A modal that swallows input never showed the paste: that is never
+/// taken for a delivery (the composer "cleared" only counts for a paste
+/// that was seen in it).
+#[test]
+fn a_paste_swallowed_by_a_modal_is_never_reported_delivered() {
+    let (f, bob, _) = fleet_of_three();
+    let f = f.with_env("FAKE_MODAL", "1");
+    f.ok(&["wake", "bob", "--message", "first"]);
+    let d = f.start_daemon(&[]);
+    let r = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "must not be lost"}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(tool_text(&r).contains("NOT confirmed"), "{r}");
+    assert!(!f.claude_transcript(&bob).contains("must not be lost"));
 }

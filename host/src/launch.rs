@@ -347,12 +347,12 @@ pub async fn deliver(
     id: &str,
     message: &str,
     adapter: &Adapter,
-) -> Result<(), crate::tmux::TmuxError> {
+) -> Result<PasteSeen, crate::tmux::TmuxError> {
     if adapter.info().kind == AdapterKind::Router {
         tmux.paste(sock, id, message, true, false).await?;
         sleep(ROUTER_PASTE_SETTLE).await;
         let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
-        return Ok(());
+        return Ok(PasteSeen::Yes);
     }
     let probe_text = probe_text(message);
     let before = tmux.paste(sock, id, message, false, true).await?;
@@ -361,14 +361,26 @@ pub async fn deliver(
         Duration::from_millis(10),
         Duration::from_millis(100),
     );
-    loop {
+    let seen = loop {
         let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe_text) || !poll.pause().await {
-            break;
+        if paste_shown(&before, &now, &probe_text) {
+            break PasteSeen::Yes;
         }
-    }
+        if !poll.pause().await {
+            break PasteSeen::No;
+        }
+    };
     let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
-    Ok(())
+    Ok(seen)
+}
+
+/// Whether a paste was seen on screen before Enter was pressed. Only a
+/// paste that was seen can later be judged "submitted" by its absence (a
+/// modal that swallowed it never showed it at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasteSeen {
+    Yes,
+    No,
 }
 
 #[cfg(test)]

@@ -292,6 +292,12 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         match lc.deliver_if_live(&id, &target.cwd, &text).await {
             Ok(Delivery::Accepted) => return Ok(sent(&id, false)),
             Ok(Delivery::NotLive) => wake_runtime = Some(rt),
+            Err(e @ LifecycleError::Launch { .. }) => {
+                return Err(SendError::WakeFailed {
+                    personality: target.personality.to_string(),
+                    reason: e.to_string(),
+                });
+            }
             Err(e) => return Err(delivery_error(e)),
         }
     }

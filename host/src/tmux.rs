@@ -91,7 +91,10 @@ pub fn probe(sock: &Path) -> Liveness {
 /// here is a tokio worker) until it wakes up.
 fn connect_nonblocking(sock: &Path) -> io::Result<()> {
     use socket2::{Domain, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    // socket2 sets close-on-exec itself; `Type::nonblocking` is not
+    // available on every Unix (macOS), so set it after creation.
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
     s.connect(&SockAddr::unix(sock)?)
 }
 
@@ -389,7 +392,8 @@ mod tests {
         let mut held = Vec::new();
         loop {
             use socket2::{Domain, SockAddr, Socket, Type};
-            let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
+            let s = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
             match s.connect(&SockAddr::unix(&sock).unwrap()) {
                 Ok(()) => held.push(s),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -171,16 +171,29 @@ async fn read_body(req: Request, next: Next) -> Response {
                 "the request body did not arrive in time",
             );
         }
-        Ok(Err(_)) => {
+        Ok(Err(e)) if too_large(&e) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body larger than {MAX_BODY_BYTES} bytes"),
             );
         }
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
         Ok(Ok(b)) => b,
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Was the body refused for its size (rather than malformed)?
+fn too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// With `IAPEER_BEARER_TOKEN` set, every request carries it (the
@@ -237,10 +250,15 @@ async fn loopback_host(req: Request, next: Next) -> Response {
 }
 
 fn host_is_loopback(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+    let Some(host) = headers.get(header::HOST) else {
         // HTTP/1.0 without Host: only a local client gets here.
         return true;
     };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    let host = host.as_str();
     let (name, port) = match host.strip_prefix('[') {
         Some(v6) => v6.split_once(']').unwrap_or((v6, "")),
         None => host.split_once(':').map_or((host, ""), |(n, p)| (n, p)),
@@ -277,6 +295,7 @@ mod tests {
         };
         assert!(h("127.0.0.1:8765"));
         assert!(h("localhost"));
+        assert!(h("LocalHost:8765"));
         assert!(h("[::1]:8765"));
         assert!(!h("evil.example:8765"));
         assert!(!h("127.0.0.1.evil.example"));

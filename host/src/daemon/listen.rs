@@ -5,7 +5,6 @@
 //! seconds and nothing else.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -140,61 +139,53 @@ pub(crate) async fn serve_unix(listener: UnixListener, app: Router, stop: Cancel
     graceful.shutdown().await;
 }
 
-/// The uid owning the client end of a loopback TCP connection, from the
-/// kernel's socket table (`/proc/net/tcp`): the line whose local address is
-/// the peer's and whose remote address is ours. `Ok(None)` when no line
-/// matches.
-#[cfg(target_os = "linux")]
-fn tcp_peer_uid(ours: SocketAddr, peer: SocketAddr) -> io::Result<Option<u32>> {
-    let table = std::fs::read_to_string("/proc/net/tcp")?;
-    Ok(find_tcp_owner(&table, ours, peer))
-}
-
-/// `ADDR:PORT` as `/proc/net/tcp` prints an IPv4 socket address: the
-/// address as the host-order hex of its network-order bytes, the port in hex.
-fn proc_net_addr(a: SocketAddr) -> Option<String> {
-    match a {
-        SocketAddr::V4(v4) => Some(format!(
-            "{:08X}:{:04X}",
-            u32::from_ne_bytes(v4.ip().octets()),
-            v4.port()
-        )),
-        SocketAddr::V6(_) => None,
-    }
-}
-
-fn find_tcp_owner(table: &str, ours: SocketAddr, peer: SocketAddr) -> Option<u32> {
-    let (ours, peer) = (proc_net_addr(ours)?, proc_net_addr(peer)?);
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() > 7 && f[1] == peer && f[2] == ours)
-            .then(|| f[7].parse().ok())
-            .flatten()
-    })
-}
-
-/// Is this loopback connection from a process of this user? On Linux the
-/// kernel says; elsewhere it cannot be told (the bearer token is then the
-/// gate, or `--no-tcp`).
-fn tcp_peer_is_me(stream: &tokio::net::TcpStream, me: u32) -> Result<(), String> {
-    #[cfg(target_os = "linux")]
-    {
-        let (ours, peer) = (
-            stream.local_addr().map_err(|e| e.to_string())?,
-            stream.peer_addr().map_err(|e| e.to_string())?,
-        );
-        match tcp_peer_uid(ours, peer) {
-            Ok(Some(uid)) if uid == me => Ok(()),
-            Ok(Some(uid)) => Err(format!("uid {uid}")),
-            Ok(None) => Err(format!("{peer}: owner not found")),
-            Err(e) => Err(format!("cannot read /proc/net/tcp: {e}")),
+/// Serves a TCP connection once it is known to come from a process of
+/// this user. On Linux the kernel's socket table says (read off the accept
+/// loop: on a busy host it is megabytes); elsewhere it cannot be told, and
+/// the bearer token (or `--no-tcp`) is the gate.
+fn serve_if_mine(
+    stream: tokio::net::TcpStream,
+    app: &Router,
+    graceful: &GracefulShutdown,
+    slot: OwnedSemaphorePermit,
+) {
+    let (app, watcher) = (app.clone(), graceful.watcher());
+    tokio::spawn(async move {
+        #[cfg(target_os = "linux")]
+        {
+            let (Ok(ours), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+                return;
+            };
+            let owner =
+                tokio::task::spawn_blocking(move || super::tcp_owner::owner_uid(ours, peer)).await;
+            // SAFETY: geteuid has no failure mode.
+            let me = unsafe { libc::geteuid() };
+            match owner {
+                Ok(Ok(uid)) if uid == me => {}
+                Ok(Ok(uid)) => {
+                    tracing::warn!("refused a TCP connection from another user (uid {uid})");
+                    return;
+                }
+                Ok(Err(why)) => {
+                    tracing::warn!("refused a TCP connection from another user ({why})");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("refused a TCP connection: the owner check failed: {e}");
+                    return;
+                }
+            }
         }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (stream, me);
-        Ok(())
-    }
+        let _ = stream.set_nodelay(true);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!("connection ended: {e}");
+        }
+        drop(slot);
+    });
 }
 
 /// Accepts on loopback TCP until `stop`, then lets open connections
@@ -203,8 +194,6 @@ fn tcp_peer_is_me(stream: &tokio::net::TcpStream, me: u32) -> Result<(), String>
 pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    // SAFETY: geteuid has no failure mode.
-    let me = unsafe { libc::geteuid() };
     loop {
         let Some(permit) = slot(&slots, &stop).await else {
             break;
@@ -212,14 +201,7 @@ pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: Cancella
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    if let Err(who) = tcp_peer_is_me(&stream, me) {
-                        tracing::warn!("refused a TCP connection from another user ({who})");
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    serve_connection(stream, &app, &graceful, permit);
-                }
+                Ok((stream, _)) => serve_if_mine(stream, &app, &graceful, permit),
                 Err(e) => {
                     tracing::warn!("accept on TCP failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -228,37 +210,4 @@ pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: Cancella
         }
     }
     graceful.shutdown().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_net_tcp_owner() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:2231 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
-   1: 0100007F:C350 0100007F:2231 01 00000000:00000000 00:00000000 00000000  1000        0 2 1 0 20 4 30 10 -1\n\
-   2: 0100007F:2231 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n";
-        let ours: SocketAddr = "127.0.0.1:8753".parse().unwrap();
-        let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
-        if cfg!(target_endian = "little") {
-            assert_eq!(find_tcp_owner(table, ours, peer), Some(1000));
-            assert_eq!(find_tcp_owner(table, peer, ours), Some(0));
-        }
-        let other: SocketAddr = "127.0.0.1:50001".parse().unwrap();
-        assert_eq!(find_tcp_owner(table, ours, other), None);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn a_real_loopback_connection_is_mine() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (server_side, _) = listener.accept().await.unwrap();
-        let me = unsafe { libc::geteuid() };
-        assert_eq!(tcp_peer_is_me(&server_side, me), Ok(()));
-        assert!(tcp_peer_is_me(&server_side, me + 1).is_err());
-    }
 }

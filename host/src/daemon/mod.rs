@@ -9,6 +9,8 @@
 
 mod discovery;
 mod listen;
+#[cfg(target_os = "linux")]
+mod tcp_owner;
 
 use std::process::ExitCode;
 use std::sync::Arc;

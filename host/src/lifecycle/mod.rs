@@ -637,13 +637,23 @@ impl Lifecycle {
         message: &str,
     ) -> Result<Delivery, LifecycleError> {
         let adapter = self.adapter(id.runtime())?;
+        let queued_at = Instant::now();
         let _lock = self.lock(id).await?;
         // A stop lands its mark before it takes the lock to kill.
         if store::has_mark(&self.cfg, id, Mark::Stopped) {
             return Err(LifecycleError::Stopped(id.clone()));
         }
         match probe(&self.socket(id)) {
-            Liveness::Dead(_) => Ok(Delivery::NotLive),
+            // It was booting when we looked, and that boot failed while we
+            // waited: share the failure rather than boot it again.
+            Liveness::Dead(_) => match self.failed_since(id, queued_at) {
+                Some(reason) => Err(LifecycleError::Launch {
+                    id: id.clone(),
+                    reason: format!("{reason} (a concurrent wake just failed the same way)"),
+                    message_pasted: false,
+                }),
+                None => Ok(Delivery::NotLive),
+            },
             Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown {
                 id: id.clone(),
                 why,
@@ -672,7 +682,7 @@ impl Lifecycle {
         let cwd = cwd.to_string_lossy();
         let baseline = launch::activity(adapter, &cwd).await;
         let message = message.trim_end_matches(['\n', '\r']);
-        launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
+        let seen = launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
             .await
             .map_err(DeliveryFailure::Paste)?;
         if adapter.info().kind == AdapterKind::Router {
@@ -686,17 +696,19 @@ impl Lifecycle {
         let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
         let mut pressed_again = false;
         loop {
-            // Accepted: the transcript moved, or the composer no longer
-            // holds the paste (it was submitted; the transcript may lag).
+            // Accepted: the transcript moved, or the paste that was seen in
+            // the composer has left it (submitted; the transcript may lag).
             if launch::activity(adapter, &cwd).await > baseline {
                 return Ok(());
             }
-            let pane = self.tmux.capture_pane(&sock, id.as_str()).await;
-            let in_composer = pane
-                .as_deref()
-                .map_or(true, |p| launch::paste_in_composer(p, message));
-            if !in_composer {
-                return Ok(());
+            if seen == launch::PasteSeen::Yes {
+                let pane = self.tmux.capture_pane(&sock, id.as_str()).await;
+                let in_composer = pane
+                    .as_deref()
+                    .map_or(true, |p| launch::paste_in_composer(p, message));
+                if !in_composer {
+                    return Ok(());
+                }
             }
             // A swallowed Enter leaves the paste sitting in the composer.
             if !pressed_again && tokio::time::Instant::now() > press_again_after {
