@@ -790,7 +790,17 @@ fn bench_daemon() {
     }
     let env = world.lc.cfg.env.clone();
     let root = world.lc.cfg.root.clone();
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iapeerd"))
+    /// Kills the daemon however the bench ends (a failed assertion too).
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iapeerd"))
         .args(["--port", "0", "--tick-secs", "3600"])
         .env_clear()
         .envs(&env)
@@ -798,6 +808,7 @@ fn bench_daemon() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let daemon = Daemon(daemon);
     let router_json = root.join("state/iapeer/router.json");
     let started = Instant::now();
     while !router_json.exists() {
@@ -818,7 +829,7 @@ fn bench_daemon() {
         .to_string();
 
     std::thread::sleep(Duration::from_secs(1));
-    let (rss, dirty) = rss_and_private_dirty_kb(daemon.id());
+    let (rss, dirty) = rss_and_private_dirty_kb(daemon.0.id());
     println!(
         "{:<58} RSS {:.1} MB, private dirty {:.1} MB",
         "daemon idle (listeners up, 4 adapters loaded)",
@@ -916,15 +927,12 @@ fn bench_daemon() {
         rates[0],
         rates[rounds - 1]
     );
-    let (rss, dirty) = rss_and_private_dirty_kb(daemon.id());
+    let (rss, dirty) = rss_and_private_dirty_kb(daemon.0.id());
     println!(
         "{:<58} RSS {:.1} MB, private dirty {:.1} MB",
         "daemon after the load",
         rss as f64 / 1024.0,
         dirty as f64 / 1024.0
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
-    let _ = daemon.wait();
+    drop(daemon);
 }

@@ -694,6 +694,7 @@ impl Lifecycle {
             Duration::from_millis(250),
         );
         let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
+        let look_at_composer_after = tokio::time::Instant::now() + Duration::from_millis(150);
         let mut pressed_again = false;
         loop {
             // Accepted: the transcript moved, or the paste that was seen in
@@ -701,7 +702,11 @@ impl Lifecycle {
             if launch::activity(adapter, &cwd).await > baseline {
                 return Ok(());
             }
-            if seen == launch::PasteSeen::Yes {
+            // The pane costs a tmux process; the transcript usually moves
+            // first, so look at the composer only once it has not.
+            if seen == launch::PasteSeen::Yes
+                && tokio::time::Instant::now() >= look_at_composer_after
+            {
                 let pane = self.tmux.capture_pane(&sock, id.as_str()).await;
                 let in_composer = pane
                     .as_deref()
