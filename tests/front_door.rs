@@ -595,7 +595,7 @@ fn common_concerns(e: &Value, p: &str) -> bool {
 fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
     let (f, bob, _) = fleet_of_three();
     // bob's TUI repaints late: the wake is still booting when SIGTERM lands.
-    let f = f.with_env("FAKE_BOOT_SECS", "2");
+    let f = f.with_env("FAKE_BOOT_SECS", "4");
     let d = f.start_daemon(&[]);
     let sock = d.sock.clone();
     let (call, queued) = std::thread::scope(|s| {
@@ -615,7 +615,7 @@ fn shutdown_waits_for_an_in_flight_wake_and_the_next_daemon_supervises() {
                 json!({"personality": "bob", "message": "queued behind"}),
             )
         });
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1000));
         let _ = Command::new("kill")
             .args(["-TERM", &d.pid().to_string()])
             .status();
