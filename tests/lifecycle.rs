@@ -78,13 +78,14 @@ fn register_wake_stop_start_supervise() {
     f.crash("claude-bob");
     let out = json(&f.ok(&["supervise", "--once", "--json"]));
     assert_eq!(out["outcomes"][0]["action"], "reaped-gone");
-    assert!(
-        out["outcomes"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("server-dead")
-    );
+    // The session shim saw its server go: the death says so, and counts.
+    let reason = out["outcomes"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("fake-claude hung up"), "{reason}");
     assert!(!f.state("claude-bob", "session").exists());
+    let deaths: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state("claude-bob", "deaths")).unwrap())
+            .unwrap();
+    assert_eq!(deaths.as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -516,7 +517,17 @@ fn missing_cwd_and_vanishing_session() {
     let f = Fleet::new().with_env("IAPEER_CLAUDE_BIN", "/nonexistent/claude");
     f.register("pug", "claude", &[]);
     let err = f.refused(&["wake", "pug", "--message", "x"]);
-    assert!(err.contains("vanished during boot"), "{err}");
+    // The shim says how the runtime ended, in its own words.
+    assert!(
+        err.contains("claude exited (status 127) during boot"),
+        "{err}"
+    );
+    assert!(err.contains("No such file or directory"), "{err}");
+    let exits = std::fs::read_to_string(f.root.join("logs/iapeer/exits.log")).unwrap();
+    assert!(
+        exits.contains("ev=session-exit identity=claude-pug dead_status=127"),
+        "{exits}"
+    );
 }
 
 // ---- /new, eager relaunch, new ---------------------------------------------
@@ -1057,5 +1068,78 @@ fn a_wake_heals_other_strays_first() {
     assert!(
         !f.state("claude-pip", "session").exists(),
         "reaped by quo's heal tick"
+    );
+}
+
+// ---- exit causes and the crash-loop guard -------------------------------------
+
+const ROOT_REFUSAL: &str =
+    "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons";
+
+/// A runtime that exits at once fails its wake with its own last words;
+/// the fourth wake within the window is refused without starting it; a
+/// reset lifts the guard.
+#[test]
+fn a_runtime_that_exits_at_once_says_why_and_the_crash_loop_guard_stops_retries() {
+    let f = Fleet::new().with_env("FAKE_EXIT_AT_START", ROOT_REFUSAL);
+    f.register("rex", "claude", &[]);
+    for attempt in 1..=3 {
+        let err = f.refused(&["wake", "rex", "--message", "hello"]);
+        assert!(
+            err.contains("fake-claude exited (status 1) during boot") && err.contains(ROOT_REFUSAL),
+            "attempt {attempt}: {err}"
+        );
+    }
+    assert_eq!(claude_runs(&f).len(), 3);
+    let err = f.refused(&["wake", "rex", "--message", "hello"]);
+    assert!(
+        err.contains("crash-loop guard: 3 deaths in 300s, leaving asleep"),
+        "{err}"
+    );
+    assert!(err.contains(ROOT_REFUSAL), "the last cause is named: {err}");
+    assert_eq!(claude_runs(&f).len(), 3, "refused without starting it");
+
+    // Every exit is in exits.log, and `list` shows the last one.
+    let exits = std::fs::read_to_string(f.root.join("logs/iapeer/exits.log")).unwrap();
+    assert_eq!(
+        exits.matches("identity=claude-rex dead_status=1").count(),
+        3
+    );
+    let list = json(&f.ok(&["list", "--json"]));
+    let exit = &list["peers"][0]["runtimes"][0]["last_exit"];
+    assert_eq!(exit["status"], 1);
+    assert!(exit["tail"].as_str().unwrap().contains(ROOT_REFUSAL));
+    assert!(f.ok(&["list"]).contains("claude exited (status 1)"));
+
+    // An operator who fixed the cause lifts the guard.
+    f.ok(&["start", "rex", "--reset"]);
+    assert!(!f.state("claude-rex", "deaths").exists());
+    let err = f.refused(&["wake", "rex"]);
+    assert!(!err.contains("crash-loop"), "{err}");
+    assert_eq!(claude_runs(&f).len(), 4);
+}
+
+/// Operator stops and idle reaps are not deaths; a successful wake trims
+/// the ring to the window.
+#[test]
+fn stops_are_not_deaths_and_a_good_wake_trims_the_ring() {
+    let f = Fleet::new().with_env("IAPEER_CRASHLOOP_WINDOW_SECS", "1");
+    f.register("sol", "claude", &[]);
+    f.ok(&["wake", "sol"]);
+    f.ok(&["stop", "sol"]);
+    f.ok(&["start", "sol"]);
+    f.ok(&["wake", "sol"]);
+    assert!(
+        !f.state("claude-sol", "deaths").exists(),
+        "a stop is no death"
+    );
+    f.crash("claude-sol");
+    f.ok(&["supervise", "--once"]);
+    assert!(f.state("claude-sol", "deaths").exists(), "a crash is");
+    std::thread::sleep(Duration::from_millis(1100));
+    f.ok(&["wake", "sol"]);
+    assert!(
+        !f.state("claude-sol", "deaths").exists(),
+        "outside the 1 s window: trimmed by the good wake"
     );
 }

@@ -337,7 +337,9 @@ impl World {
         .collect();
         let cfg = Config::new(env, &Overrides::default());
         let plugins = PluginHost::load(&cfg.plugin_options()).block().unwrap();
-        let lc = Lifecycle::new(cfg, Arc::new(plugins), Arc::new(SystemClock));
+        // Sessions run under the session shim, as the binaries run them.
+        let lc = Lifecycle::new(cfg, Arc::new(plugins), Arc::new(SystemClock))
+            .with_shim(Some(PathBuf::from(env!("CARGO_BIN_EXE_iapeer"))));
         World { dir, lc }
     }
 

@@ -60,6 +60,10 @@ pub struct Config {
     pub ready_gate: Duration,
     pub idle_secs: u64,
     pub max_age_secs: u64,
+    /// Crash-loop guard: this many deaths (`IAPEER_CRASHLOOP_MAX`, 3) …
+    pub crashloop_max: u64,
+    /// … within this many seconds (`IAPEER_CRASHLOOP_WINDOW_SECS`, 300).
+    pub crashloop_window_secs: u64,
     pub plugin_dirs: Vec<PathBuf>,
     pub builtin_plugins: bool,
     /// Compile cache (`IAPEER_CACHE_DIR`, else `<root>/cache/plugins`).
@@ -228,6 +232,8 @@ impl Config {
             )),
             idle_secs: num(&o.idle_secs, "IAPEER_IDLE_SECS", DEFAULT_IDLE_SECS),
             max_age_secs: num(&o.max_age_secs, "IAPEER_MAX_AGE_SECS", DEFAULT_MAX_AGE_SECS),
+            crashloop_max: num(&None, "IAPEER_CRASHLOOP_MAX", 3),
+            crashloop_window_secs: num(&None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300),
             builtin_plugins: !o.no_builtin_plugins,
             bin_overrides: o.bins.iter().cloned().collect(),
             home,

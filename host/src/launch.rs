@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::time::sleep;
 
+use crate::clock::{Clock, SystemClock};
+use crate::deaths::ExitRecord;
 use crate::fsutil;
 use crate::names::Identity;
 use crate::plugins::{Adapter, AdapterKind, LaunchSpec};
@@ -23,6 +25,8 @@ const FIRST_POLL: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(500);
 /// How long to wait for a paste to show in the pane before pressing Enter.
 const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A router that dies within this long of its start failed to start.
+const ROUTER_STARTUP_GRACE: Duration = Duration::from_millis(200);
 /// A router's paste settles this long before its Ctrl-J.
 const ROUTER_PASTE_SETTLE: Duration = Duration::from_millis(250);
 
@@ -40,6 +44,17 @@ pub struct LaunchRequest<'a> {
     pub first_message: String,
     pub boot_deadline: Duration,
     pub ready_gate: Duration,
+    /// The session shim that records how the runtime ends (`None`: the
+    /// runtime runs bare and its exit is not recorded).
+    pub shim: Option<Shim>,
+}
+
+/// Where the shim lives and where it writes.
+#[derive(Debug, Clone)]
+pub struct Shim {
+    pub exe: PathBuf,
+    pub exit_file: PathBuf,
+    pub exits_log: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,18 +64,55 @@ pub enum LaunchOutcome {
     /// Not up. `session_left` when a session is still running (the ready
     /// gate timed out after delivery): the caller keeps it supervised.
     /// `message_pasted` when the first message went in before the failure.
+    /// `died` when the runtime was started and did not come up (it exited,
+    /// or never became ready and was killed): a death for the crash-loop
+    /// guard, as opposed to a refusal before anything ran.
     Failed {
         reason: String,
         session_left: bool,
         message_pasted: bool,
+        died: bool,
     },
 }
 
+/// A failure before anything ran.
 fn failed(reason: impl Into<String>) -> LaunchOutcome {
     LaunchOutcome::Failed {
         reason: reason.into(),
         session_left: false,
         message_pasted: false,
+        died: false,
+    }
+}
+
+/// The runtime ran and did not come up.
+fn died(reason: impl Into<String>) -> LaunchOutcome {
+    LaunchOutcome::Failed {
+        reason: reason.into(),
+        session_left: false,
+        message_pasted: false,
+        died: true,
+    }
+}
+
+/// How the runtime ended, from the shim's record of this launch.
+fn exit_cause(req: &LaunchRequest<'_>, launched_ms: u64) -> Option<ExitRecord> {
+    let shim = req.shim.as_ref()?;
+    let bytes = fsutil::read_regular_file(&shim.exit_file, 256 << 10).ok()?;
+    let rec: ExitRecord = serde_json::from_slice(&bytes).ok()?;
+    (rec.at >= launched_ms).then_some(rec)
+}
+
+/// "<program> exited during boot (status 1): <last lines>", or the pane
+/// tail the boot loop saw when the shim left no record.
+fn death_reason(req: &LaunchRequest<'_>, launched_ms: u64, phase: &str, last_pane: &str) -> String {
+    match exit_cause(req, launched_ms) {
+        Some(rec) if rec.tail.is_empty() => format!("{} {} during {phase}", rec.program, rec.how()),
+        Some(rec) => format!("{} {} during {phase}: {}", rec.program, rec.how(), rec.tail),
+        None => format!(
+            "tmux session vanished during {phase}{}",
+            tail_suffix(last_pane)
+        ),
     }
 }
 
@@ -168,25 +220,47 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
             return failed(format!("cannot start on {}: {why}", sock.display()));
         }
     }
+    let argv = match &req.shim {
+        Some(shim) => crate::shim::wrap(
+            &shim.exe,
+            &shim.exit_file,
+            &shim.exits_log,
+            tmux.bin(),
+            sock,
+            id,
+            &cmd.argv,
+        ),
+        None => cmd.argv.clone(),
+    };
+    let launched_ms = SystemClock.now_ms();
     if let Err(e) = tmux
-        .new_session(sock, id, Path::new(&req.spec.cwd), &cmd.argv, &env)
+        .new_session(sock, id, Path::new(&req.spec.cwd), &argv, &env)
         .await
     {
-        return failed(format!("tmux new-session failed: {e}"));
+        return died(format!("tmux new-session failed: {e}"));
     }
 
     if info.kind == AdapterKind::Router {
-        // No TUI phases; but a binary that is missing dies at once.
-        return match probe(sock) {
-            Liveness::Dead(_) => failed("the router process exited immediately"),
-            _ => LaunchOutcome::Ready { delivered: false },
-        };
+        // No TUI phases; but a router that cannot start (a missing binary,
+        // a bad flag) dies within moments: give it those moments.
+        let mut poll = Poll::new(ROUTER_STARTUP_GRACE, FIRST_POLL, FIRST_POLL);
+        while poll.pause().await {
+            if let Liveness::Dead(_) = probe(sock) {
+                return died(death_reason(&req, launched_ms, "startup", ""));
+            }
+        }
+        return LaunchOutcome::Ready { delivered: false };
     }
-    boot(tmux, &req, sock).await
+    boot(tmux, &req, sock, launched_ms).await
 }
 
 /// T9 + T10: the boot loop and the ready gate of a TUI.
-async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcome {
+async fn boot(
+    tmux: &Tmux,
+    req: &LaunchRequest<'_>,
+    sock: &Path,
+    launched_ms: u64,
+) -> LaunchOutcome {
     let id = req.identity.as_str();
     let cwd = req.spec.cwd.as_str();
     let message = req.first_message.trim_end_matches(['\n', '\r']);
@@ -207,10 +281,7 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
             .await;
         }
         if let Liveness::Dead(_) = probe(sock) {
-            return failed(format!(
-                "tmux session vanished during boot{}",
-                tail_suffix(&last_pane)
-            ));
+            return died(death_reason(req, launched_ms, "boot", &last_pane));
         }
         let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
         if pane.trim().is_empty() {
@@ -248,9 +319,10 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
         }
         if let Liveness::Dead(_) = probe(sock) {
             return LaunchOutcome::Failed {
-                reason: "tmux session vanished during ready-gate".into(),
+                reason: death_reason(req, launched_ms, "ready-gate", ""),
                 session_left: false,
                 message_pasted: true,
+                died: true,
             };
         }
         if !poll.pause().await {
@@ -258,6 +330,7 @@ async fn boot(tmux: &Tmux, req: &LaunchRequest<'_>, sock: &Path) -> LaunchOutcom
                 reason: "model-did-not-process-task (no activity advance after delivery)".into(),
                 session_left: true,
                 message_pasted: true,
+                died: false,
             };
         }
     }
@@ -277,7 +350,7 @@ fn tail_suffix(pane: &str) -> String {
 async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcome {
     let _ = tmux.kill_server(sock).await;
     let _ = fsutil::remove_if_exists(sock);
-    failed(reason)
+    died(reason)
 }
 
 /// How many rows at the bottom of a pane hold the composer (and a status

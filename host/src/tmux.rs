@@ -147,6 +147,11 @@ impl Tmux {
         Tmux { bin }
     }
 
+    /// The tmux binary in use.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     fn command(&self, sock: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("-f").arg("/dev/null").arg("-S").arg(sock);

@@ -154,6 +154,9 @@ async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String
 struct VerbBody {
     #[serde(default)]
     runtime: Option<String>,
+    /// `start` only: also forget the recorded deaths (crash-loop guard).
+    #[serde(default)]
+    reset: bool,
 }
 
 fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
@@ -180,7 +183,7 @@ async fn verb(
         Err(r) => return r,
     };
     let lc = state.lifecycle();
-    let runtime = body.runtime;
+    let (runtime, reset) = (body.runtime, body.reset);
     let work = async move {
         let peers = Peers::One {
             personality: &personality,
@@ -206,7 +209,7 @@ async fn verb(
                 let rows = if verb == "stop" {
                     lc.stop(peers).await
                 } else {
-                    lc.start(peers)
+                    lc.start(peers, reset)
                 };
                 match rows {
                     Ok(rows) => {

@@ -195,6 +195,9 @@ enum Command {
         runtime: Option<String>,
         #[arg(long, conflicts_with_all = ["peer", "runtime"])]
         all: bool,
+        /// Also forget the peer's recorded deaths (lifts the crash-loop guard).
+        #[arg(long)]
+        reset: bool,
         #[arg(long)]
         json: bool,
     },
@@ -375,13 +378,28 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             runtime,
             all,
             json,
-        } => verbs::stop_or_start(cfg, true, peer.as_deref(), runtime.as_deref(), *all, *json),
+        } => verbs::stop_or_start(
+            cfg,
+            verbs::Halt::Stop,
+            peer.as_deref(),
+            runtime.as_deref(),
+            *all,
+            *json,
+        ),
         Command::Start {
             peer,
             runtime,
             all,
+            reset,
             json,
-        } => verbs::stop_or_start(cfg, false, peer.as_deref(), runtime.as_deref(), *all, *json),
+        } => verbs::stop_or_start(
+            cfg,
+            verbs::Halt::Start { reset: *reset },
+            peer.as_deref(),
+            runtime.as_deref(),
+            *all,
+            *json,
+        ),
         Command::New {
             peer,
             runtime,
@@ -439,6 +457,9 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
 
 /// Entry point of the `iapeer` binary.
 pub fn iapeer_main() -> ExitCode {
+    if let Some(code) = crate::shim::dispatch() {
+        return code;
+    }
     let cli = IapeerCli::parse();
     cli.global.init_logging("warn", None);
     let cfg = cli.global.config();

@@ -29,11 +29,10 @@ pub struct ExitQuietly;
 
 pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
     let plugins = block_on(PluginHost::load(&cfg.plugin_options()))?.map_err(anyhow::Error::msg)?;
-    Ok(Lifecycle::new(
-        cfg.clone(),
-        Arc::new(plugins),
-        Arc::new(SystemClock),
-    ))
+    Ok(
+        Lifecycle::new(cfg.clone(), Arc::new(plugins), Arc::new(SystemClock))
+            .with_shim(crate::shim::current()),
+    )
 }
 
 /// Runs a future to completion on the process's async runtime.
@@ -201,10 +200,16 @@ fn peers<'a>(
     }
 }
 
+/// Which of the pair.
+pub enum Halt {
+    Stop,
+    Start { reset: bool },
+}
+
 /// `stop` (durable halt) or `start` (undo it) for one peer or `--all`.
 pub fn stop_or_start(
     cfg: &Config,
-    stop: bool,
+    halt: Halt,
     peer: Option<&str>,
     runtime: Option<&str>,
     all: bool,
@@ -212,10 +217,9 @@ pub fn stop_or_start(
 ) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
     let targets = peers(peer, runtime, all)?;
-    let rows = if stop {
-        block_on(lc.stop(targets))?
-    } else {
-        lc.start(targets)
+    let rows = match halt {
+        Halt::Stop => block_on(lc.stop(targets))?,
+        Halt::Start { reset } => lc.start(targets, reset),
     };
     let rows = rows.map_err(|e| failure(peer.unwrap_or("--all"), &e))?;
     print_outcomes(&rows, json)
@@ -333,9 +337,16 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let mut rows = vec![
-        ["PEER", "DEFAULT", "INTELLIGENCE", "RUNTIMES", "LAST-ACTIVE"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "PEER",
+            "DEFAULT",
+            "INTELLIGENCE",
+            "RUNTIMES",
+            "LAST-ACTIVE",
+            "LAST-EXIT",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for p in &fleet {
         let runtimes: Vec<String> = p
@@ -355,12 +366,21 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         if p.launchd_managed {
             name.push_str(" (launchd)");
         }
+        // The newest exit across the peer's runtimes.
+        let last_exit = p
+            .runtimes
+            .iter()
+            .filter_map(|r| r.last_exit.as_ref().map(|e| (r, e)))
+            .max_by_key(|(_, e)| e.at_ms)
+            .map(|(r, e)| format!("{} {} at {}", r.runtime, e.how, e.at))
+            .unwrap_or_else(|| "-".into());
         rows.push(vec![
             name,
             p.default_runtime.clone(),
             p.intelligence.clone(),
             runtimes.join("  "),
             p.last_active_runtime.clone().unwrap_or_else(|| "-".into()),
+            last_exit,
         ]);
     }
     print!("{}", table::render(&rows));

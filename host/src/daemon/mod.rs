@@ -95,7 +95,8 @@ fn new_lifecycle(
     Arc::new(
         Lifecycle::new(cfg.clone(), plugins, Arc::new(SystemClock))
             .with_relaunches(Relaunches::Kick(kick.clone()))
-            .with_shutdown(shutdown.clone()),
+            .with_shutdown(shutdown.clone())
+            .with_shim(crate::shim::current()),
     )
 }
 
@@ -258,6 +259,9 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
 
 /// Entry point of the `iapeerd` binary.
 pub fn iapeerd_main() -> ExitCode {
+    if let Some(code) = crate::shim::dispatch() {
+        return code;
+    }
     let cli = IapeerdCli::parse();
     let cfg = cli.global.config();
     cli.global.init_logging(

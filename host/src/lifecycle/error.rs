@@ -68,6 +68,16 @@ pub enum LifecycleError {
         "{id} was given the message but showed no sign of taking it within {secs} s; delivery NOT confirmed (it may still arrive: check before resending)"
     )]
     Unconfirmed { id: Identity, secs: u64 },
+    /// Too many deaths in the window: left asleep.
+    #[error(
+        "crash-loop guard: {deaths} deaths in {window_secs}s, leaving asleep (last: {last}; `iapeer start --reset` clears it)"
+    )]
+    CrashLoop {
+        id: Identity,
+        deaths: usize,
+        window_secs: u64,
+        last: String,
+    },
     /// The daemon is stopping: nothing was started or pasted.
     #[error("the daemon is shutting down; nothing was done")]
     ShuttingDown,
@@ -101,6 +111,7 @@ impl LifecycleError {
             | LifecycleError::Adapter { id, .. }
             | LifecycleError::Launch { id, .. }
             | LifecycleError::NotDelivered { id, .. }
+            | LifecycleError::CrashLoop { id, .. }
             | LifecycleError::Unconfirmed { id, .. } => Some(id.runtime()),
             _ => None,
         }

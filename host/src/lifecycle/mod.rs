@@ -23,13 +23,14 @@ pub(crate) use decide::resolve_wake_runtime;
 pub use decide::{ModeCause, WakeMode, compose_first_message, resolve_wake_mode};
 pub use error::LifecycleError;
 pub use operator::{
-    AttachTarget, NewOutcome, PeerStatus, Peers, RuntimeState, RuntimeStatus, VerbAction,
+    AttachTarget, LastExit, NewOutcome, PeerStatus, Peers, RuntimeState, RuntimeStatus, VerbAction,
     VerbOutcome,
 };
 pub use supervise::{SuperviseAction, SuperviseOutcome};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::deaths;
 use crate::events;
 use crate::guard;
 use crate::launch::{self, LaunchOutcome, LaunchRequest};
@@ -79,6 +80,8 @@ pub struct Lifecycle {
     /// The last failed launch per identity: a wake that queued behind it
     /// fails with it instead of booting the same broken runtime again.
     failed_launches: Mutex<HashMap<Identity, (Instant, String)>>,
+    /// The session shim (this program): records how each runtime ends.
+    shim: Option<PathBuf>,
 }
 
 /// A wake request.
@@ -227,7 +230,15 @@ impl Lifecycle {
             ticking: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             failed_launches: Mutex::default(),
+            shim: None,
         }
+    }
+
+    /// Runs every session under the session shim at `exe` (an `iapeer` or
+    /// `iapeerd` binary), so its exit is recorded.
+    pub fn with_shim(mut self, exe: Option<PathBuf>) -> Lifecycle {
+        self.shim = exe;
+        self
     }
 
     /// Where eager relaunches found by a wake's heal pass go.
@@ -464,6 +475,25 @@ impl Lifecycle {
             _ => return Err(LifecycleError::CwdMissing(peer.cwd.clone())),
         };
         let cwd_str = cwd.to_string_lossy().into_owned();
+        // A peer that keeps dying is left asleep instead of paying a boot
+        // (up to the boot deadline) on every message.
+        if let Some((n, last)) = deaths::crash_loop(
+            &self.cfg,
+            id,
+            self.clock.now_ms(),
+            self.cfg.crashloop_max,
+            self.cfg.crashloop_window_secs,
+        ) {
+            let window = self.cfg.crashloop_window_secs;
+            let reason = format!("{n} deaths in {window}s");
+            self.log_wake(p, Some(id), "refused", "crash-loop", Some(&reason));
+            return Err(LifecycleError::CrashLoop {
+                id: id.clone(),
+                deaths: n,
+                window_secs: window,
+                last: last.cause,
+            });
+        }
         let new_mark = store::has_mark(&self.cfg, id, Mark::New);
         // Ask the adapter only when the answer decides the mode.
         let check = if !new_mark && args.resume != Some(false) {
@@ -538,6 +568,11 @@ impl Lifecycle {
                 first_message,
                 boot_deadline: self.cfg.boot_deadline,
                 ready_gate: self.cfg.ready_gate,
+                shim: self.shim.as_ref().map(|exe| launch::Shim {
+                    exe: exe.clone(),
+                    exit_file: self.cfg.state_file(id, "exit"),
+                    exits_log: self.cfg.log_dir.join("exits.log"),
+                }),
             },
         )
         .await;
@@ -546,7 +581,11 @@ impl Lifecycle {
                 reason,
                 session_left,
                 message_pasted,
+                died,
             } => {
+                if died {
+                    self.record_death(id, &reason);
+                }
                 if session_left {
                     // Keep what is still running under supervision; it is
                     // the fresh session the /new mark asked for.
@@ -575,6 +614,13 @@ impl Lifecycle {
             LaunchOutcome::Ready { delivered } => {
                 self.record_session(id, &cwd);
                 self.consume_new_mark(id, cause);
+                // Up: deaths outside the window no longer count.
+                let _ = deaths::trim(
+                    &self.cfg,
+                    id,
+                    self.clock.now_ms(),
+                    self.cfg.crashloop_window_secs,
+                );
                 let has_task = !args.task.trim().is_empty();
                 // A router takes no first message at launch: hand it over now.
                 let delivered = delivered
@@ -589,6 +635,23 @@ impl Lifecycle {
                     task_delivered: has_task.then_some(delivered),
                 })
             }
+        }
+    }
+
+    /// Adds a death to the identity's ring, with the shim's exit record
+    /// when it belongs to this session.
+    pub(crate) fn record_death(&self, id: &Identity, cause: &str) {
+        let now = self.clock.now_ms();
+        let exit = deaths::read_exit(&self.cfg, id);
+        let death = deaths::Death {
+            at: now,
+            status: exit.as_ref().and_then(|e| e.status),
+            signal: exit.as_ref().and_then(|e| e.signal),
+            cause: cause.to_string(),
+            tail: exit.map(|e| e.tail).unwrap_or_default(),
+        };
+        if let Err(e) = deaths::record(&self.cfg, id, death) {
+            tracing::warn!(identity = %id, "cannot record a death: {e}");
         }
     }
 

@@ -112,6 +112,25 @@ pub enum RuntimeState {
 pub struct RuntimeStatus {
     pub runtime: String,
     pub status: RuntimeState,
+    /// How this runtime's session last ended, if one ever did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<LastExit>,
+}
+
+/// A session's last exit, as the session shim recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastExit {
+    pub at: String,
+    #[serde(skip)]
+    pub at_ms: u64,
+    /// `exited (status 1)`, `killed by signal 9`, `hung up (…)`.
+    pub how: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// The pane's last lines.
+    pub tail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -233,8 +252,9 @@ impl Lifecycle {
         }
     }
 
-    /// `start`: clears the stopped mark (the next message wakes the peer).
-    pub fn start(&self, peers: Peers<'_>) -> Result<Vec<VerbOutcome>, LifecycleError> {
+    /// `start`: clears the stopped mark (the next message wakes the peer);
+    /// with `reset`, also forgets its deaths (the crash-loop guard).
+    pub fn start(&self, peers: Peers<'_>, reset: bool) -> Result<Vec<VerbOutcome>, LifecycleError> {
         let mut out = Vec::new();
         for (peer, runtimes) in self.verb_targets(peers)? {
             if let Some(refused) = self.refused_externally_owned(&peer, &runtimes) {
@@ -243,7 +263,14 @@ impl Lifecycle {
             }
             out.extend(runtimes.into_iter().map(|rt| {
                 let id = Identity::new(&rt, &peer.personality);
-                let (action, reason) = match store::clear_mark(&self.cfg, &id, Mark::Stopped) {
+                let cleared = store::clear_mark(&self.cfg, &id, Mark::Stopped).and_then(|()| {
+                    if reset {
+                        crate::deaths::clear(&self.cfg, &id)
+                    } else {
+                        Ok(())
+                    }
+                });
+                let (action, reason) = match cleared {
                     Ok(()) => (VerbAction::Started, None),
                     Err(e) => (
                         VerbAction::Failed,
@@ -442,9 +469,18 @@ impl Lifecycle {
                     }
                     Liveness::Dead(_) => RuntimeState::Asleep,
                 };
+                let last_exit = crate::deaths::read_exit(&self.cfg, &id).map(|e| LastExit {
+                    at: crate::clock::iso8601_utc(e.at),
+                    at_ms: e.at,
+                    how: e.how(),
+                    status: e.status,
+                    signal: e.signal,
+                    tail: e.tail,
+                });
                 RuntimeStatus {
                     runtime: rt.to_string(),
                     status,
+                    last_exit,
                 }
             })
             .collect();

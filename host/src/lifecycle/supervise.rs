@@ -201,12 +201,15 @@ impl Lifecycle {
                         )
                     };
                 }
+                // Nobody asked for this one: a death. The shim's record says
+                // how, when it belongs to this session.
+                let how = crate::deaths::read_exit(&self.cfg, id)
+                    .filter(|e| e.at >= s.woke_at)
+                    .map(|e| e.describe())
+                    .unwrap_or_else(|| cause.describe().to_string());
+                self.record_death(id, &how);
                 let _ = store::remove_session(&self.cfg, id);
-                SuperviseOutcome::new(
-                    id,
-                    SuperviseAction::ReapedGone,
-                    Some(cause.describe().into()),
-                )
+                SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(how))
             }
             Liveness::Alive => {
                 let age = match self.idle_age(id, s, now).await {

@@ -1,0 +1,244 @@
+//! The session shim: the process tmux starts in a session's pane. It runs
+//! the runtime as its child (same terminal, same process group) and, when
+//! the runtime ends, writes down how — exit status or signal, and the
+//! pane's last lines (captured while the pane still exists) — to
+//! `<state>/<id>.exit` and one `ev=session-exit` line in `exits.log`.
+//!
+//! Why a shim rather than tmux's `remain-on-exit` + `pane-died` hook: the
+//! hook's command runs through `sh -c` and `remain-on-exit` keeps dead panes
+//! alive, which would break the one-connect liveness check (every tick
+//! would need a tmux process per session to ask whether its pane died).
+//! The shim costs nothing until the runtime exits, needs no shell, and the
+//! session still ends with its process, so a dead socket stays a death.
+//!
+//! Invoked as `<iapeer|iapeerd> __session <exit-file> <exits-log> <tmux>
+//! <socket> <identity> -- <argv…>` (argv passed straight through, never a
+//! shell string).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::clock::{Clock, SystemClock};
+use crate::deaths::{ExitRecord, TAIL_CHARS};
+use crate::logfile::{self, Rotation};
+use crate::{events, fsutil};
+
+/// The first argument that turns either binary into the shim.
+pub const ARG: &str = "__session";
+
+/// The argv tmux runs for a session: the shim around the runtime's argv.
+pub fn wrap(
+    shim: &Path,
+    exit_file: &Path,
+    exits_log: &Path,
+    tmux: &Path,
+    socket: &Path,
+    identity: &str,
+    argv: &[String],
+) -> Vec<String> {
+    let mut out = vec![
+        shim.to_string_lossy().into_owned(),
+        ARG.to_string(),
+        exit_file.to_string_lossy().into_owned(),
+        exits_log.to_string_lossy().into_owned(),
+        tmux.to_string_lossy().into_owned(),
+        socket.to_string_lossy().into_owned(),
+        identity.to_string(),
+        "--".to_string(),
+    ];
+    out.extend(argv.iter().cloned());
+    out
+}
+
+struct Args {
+    exit_file: PathBuf,
+    exits_log: PathBuf,
+    tmux: PathBuf,
+    socket: PathBuf,
+    identity: String,
+    argv: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Option<Args> {
+    let (head, argv) = args.split_at(args.iter().position(|a| a == "--")?);
+    let [exit_file, exits_log, tmux, socket, identity] = head else {
+        return None;
+    };
+    let argv = argv[1..].to_vec();
+    (!argv.is_empty()).then(|| Args {
+        exit_file: exit_file.into(),
+        exits_log: exits_log.into(),
+        tmux: tmux.into(),
+        socket: socket.into(),
+        identity: identity.clone(),
+        argv,
+    })
+}
+
+/// When this process was started as a session shim, runs it to the end.
+pub fn dispatch() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    (args.get(1).map(String::as_str) == Some(ARG)).then(|| main(&args[2..]))
+}
+
+/// The shim of this process: its own executable.
+pub fn current() -> Option<PathBuf> {
+    std::env::current_exe().ok()
+}
+
+/// Runs the shim (`args` are those after `__session`).
+pub fn main(args: &[String]) -> ExitCode {
+    let Some(a) = parse(args) else {
+        eprintln!(
+            "iapeer {ARG}: expected <exit-file> <exits-log> <tmux> <socket> <identity> -- <argv…>"
+        );
+        return ExitCode::from(2);
+    };
+    let mut child = match Command::new(&a.argv[0])
+        .args(&a.argv[1..])
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            // The pane shows it, and the record says it.
+            let why = format!("cannot start {}: {e}", a.argv[0]);
+            eprintln!("{why}");
+            record(&a, Some(why), Some(127), None, false);
+            return ExitCode::from(127);
+        }
+    };
+    // A hangup (the session killed) or a SIGTERM reaches the runtime too:
+    // it shares our process group. Ctrl-C typed into the pane is the
+    // runtime's business, not ours.
+    let hangup = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone());
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, hangup.clone());
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGINT,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGQUIT,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let status = child.wait();
+    let hung_up = hangup.load(Ordering::SeqCst);
+    let (code, signal) = match &status {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            (s.code(), s.signal())
+        }
+        Err(_) => (None, None),
+    };
+    // A killed session has no pane to read any more.
+    let tail = if hung_up { None } else { capture_tail(&a) };
+    record(&a, tail, code, signal, hung_up);
+    match code {
+        Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
+        None => ExitCode::from(1),
+    }
+}
+
+/// The pane's last lines, read through tmux while the pane still exists.
+fn capture_tail(a: &Args) -> Option<String> {
+    let out = Command::new(&a.tmux)
+        .arg("-f")
+        .arg("/dev/null")
+        .arg("-S")
+        .arg(&a.socket)
+        .args(["capture-pane", "-p", "-J", "-t", &a.identity])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(last_lines(&text))
+}
+
+/// The last non-empty lines of a pane, flattened into one line of at most
+/// `TAIL_CHARS` (the end kept: the last words matter most).
+pub fn last_lines(pane: &str) -> String {
+    let lines: Vec<String> = pane
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines[lines.len().saturating_sub(6)..].join(" ⏎ ");
+    let chars: Vec<char> = joined.chars().collect();
+    chars[chars.len().saturating_sub(TAIL_CHARS)..]
+        .iter()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+fn record(a: &Args, tail: Option<String>, status: Option<i32>, signal: Option<i32>, hangup: bool) {
+    let program = Path::new(&a.argv[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rec = ExitRecord {
+        at: SystemClock.now_ms(),
+        program,
+        status,
+        signal,
+        hangup,
+        tail: tail.unwrap_or_default(),
+    };
+    if let Ok(json) = serde_json::to_vec(&rec) {
+        let _ = fsutil::write_atomic(&a.exit_file, &json);
+    }
+    let status = status.map(|s| s.to_string()).unwrap_or_default();
+    let signal = signal.map(|s| s.to_string()).unwrap_or_default();
+    let mut fields = vec![
+        ("identity", a.identity.as_str()),
+        ("dead_status", status.as_str()),
+        ("dead_signal", signal.as_str()),
+    ];
+    if hangup {
+        fields.push(("hangup", "true"));
+    }
+    fields.push(("tail", rec.tail.as_str()));
+    let line = events::line("session-exit", &fields);
+    let _ = logfile::append(&a.exits_log, line.as_bytes(), Rotation::default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip() {
+        let argv = vec!["/bin/claude".to_string(), "--x".into(), "a b;c".into()];
+        let wrapped = wrap(
+            Path::new("/bin/iapeer"),
+            Path::new("/s/claude-bob.exit"),
+            Path::new("/l/exits.log"),
+            Path::new("/usr/bin/tmux"),
+            Path::new("/k/tmux-iap-claude-bob.sock"),
+            "claude-bob",
+            &argv,
+        );
+        assert_eq!(wrapped[1], ARG);
+        let a = parse(&wrapped[2..]).unwrap();
+        assert_eq!(a.argv, argv);
+        assert_eq!(a.identity, "claude-bob");
+        assert_eq!(a.exit_file, Path::new("/s/claude-bob.exit"));
+        assert!(parse(&["x".into(), "--".into()]).is_none());
+    }
+
+    #[test]
+    fn tails_keep_the_end() {
+        assert_eq!(last_lines("\n a  b \n\n c\n"), "a b ⏎ c");
+        let long = format!("{}END", "x".repeat(2000));
+        let t = last_lines(&long);
+        assert!(t.ends_with("END") && t.chars().count() == TAIL_CHARS);
+    }
+}
