@@ -1143,3 +1143,17 @@ fn stops_are_not_deaths_and_a_good_wake_trims_the_ring() {
         "outside the 1 s window: trimmed by the good wake"
     );
 }
+
+/// Regression: dialog keys went out again before a slow TUI had repainted,
+/// so `Down` overshot "Resume full session" (or landed in the composer).
+#[test]
+fn a_slow_repaint_never_gets_the_same_dialog_keys_twice() {
+    let f = Fleet::new()
+        .with_env("FAKE_DIALOG", "resume")
+        .with_env("FAKE_REPAINT_SECS", "1");
+    let cwd = f.register("yak", "claude", &[]);
+    f.ok(&["wake", "yak", "--message", "after the menu"]);
+    let keys = std::fs::read_to_string(f.home.join("fake-keys.log")).unwrap();
+    assert_eq!(keys, "DOWN\nENTER\n", "one Down, then Enter on option 2");
+    assert!(f.claude_transcript(&cwd).contains("after the menu"));
+}

@@ -25,6 +25,9 @@ const FIRST_POLL: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(500);
 /// How long to wait for a paste to show in the pane before pressing Enter.
 const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a TUI may take to repaint after dialog keys before the host
+/// looks at the same screen again.
+const REPAINT_WAIT: Duration = Duration::from_secs(5);
 /// A router that dies within this long of its start failed to start.
 const ROUTER_STARTUP_GRACE: Duration = Duration::from_millis(200);
 /// A router's paste settles this long before its Ctrl-J.
@@ -291,7 +294,10 @@ async fn boot(
         match req.adapter.boot_dialog_keys(&last_pane).await {
             Ok(Some(keys)) => {
                 let _ = tmux.send_keys(sock, id, &keys).await;
-                // The next screen comes soon: look again quickly.
+                // Judge the screen again only once the TUI has answered the
+                // keys: a slow repaint must never get the same keys twice
+                // (a second Down overshoots "Resume full session").
+                wait_for_repaint(tmux, sock, id, &last_pane).await;
                 poll.reset();
                 continue;
             }
@@ -332,6 +338,19 @@ async fn boot(
                 message_pasted: true,
                 died: false,
             };
+        }
+    }
+}
+
+/// Waits (at most `REPAINT_WAIT`) until the pane differs from `judged`.
+async fn wait_for_repaint(tmux: &Tmux, sock: &Path, id: &str, judged: &str) {
+    let mut poll = Poll::new(REPAINT_WAIT, FIRST_POLL, Duration::from_millis(200));
+    while poll.pause().await {
+        match tmux.capture_pane(sock, id).await {
+            Ok(now) if now != judged => return,
+            Ok(_) => {}
+            // Gone or unreadable: the boot loop finds out why.
+            Err(_) => return,
         }
     }
 }
