@@ -1157,3 +1157,49 @@ fn a_slow_repaint_never_gets_the_same_dialog_keys_twice() {
     assert_eq!(keys, "DOWN\nENTER\n", "one Down, then Enter on option 2");
     assert!(f.claude_transcript(&cwd).contains("after the menu"));
 }
+
+/// No orphans: a CLI SIGKILLed mid-boot leaves a session recorded as
+/// booting; the next tick adopts it once it is ready, or reaps it once the
+/// boot deadline has passed.
+#[test]
+fn a_boot_whose_spawner_was_killed_is_adopted_or_reaped() {
+    let kill_mid_boot = |f: &Fleet, peer: &str| {
+        let mut cli = f.cmd(&["wake", peer, "--message", "hi"]).spawn().unwrap();
+        wait_until("the boot to start", Duration::from_secs(10), || {
+            f.runs()
+                .iter()
+                .any(|r| r.contains(&format!("identity=claude-{peer} ")))
+        });
+        cli.kill().unwrap(); // SIGKILL
+        cli.wait().unwrap();
+    };
+    let supervise = |f: &Fleet| {
+        let out = json(&f.ok(&["supervise", "--once", "--json"]));
+        out["outcomes"][0]["action"].as_str().unwrap().to_string()
+    };
+
+    // Ready later: adopted.
+    let f = Fleet::new().with_env("FAKE_BOOT_SECS", "2");
+    f.register("ada", "claude", &[]);
+    kill_mid_boot(&f, "ada");
+    assert!(f.is_live("claude-ada"));
+    assert_eq!(supervise(&f), "booting");
+    wait_until("adoption", Duration::from_secs(10), || {
+        supervise(&f) == "adopted-boot"
+    });
+    let record = std::fs::read_to_string(f.state("claude-ada", "session")).unwrap();
+    assert!(!record.contains("booting"), "{record}");
+    assert_eq!(supervise(&f), "alive");
+
+    // Never ready: reaped once the boot deadline passed, and it counts.
+    let f = Fleet::new()
+        .with_env("FAKE_STUCK", "1")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "1");
+    f.register("bo", "claude", &[]);
+    kill_mid_boot(&f, "bo");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(supervise(&f), "reaped-boot");
+    assert!(!f.is_live("claude-bo"));
+    assert!(!f.state("claude-bo", "session").exists());
+    assert!(f.state("claude-bo", "deaths").exists());
+}

@@ -629,6 +629,7 @@ fn bench_supervise() {
                 personality: p.clone(),
                 cwd: cwd.to_string_lossy().into_owned(),
                 woke_at: now,
+                booting: false,
             },
         )
         .unwrap();
@@ -657,6 +658,7 @@ fn bench_supervise() {
                     personality: p,
                     cwd: "/nonexistent".into(),
                     woke_at: now,
+                    booting: false,
                 },
             )
             .unwrap();

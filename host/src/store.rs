@@ -58,6 +58,11 @@ pub struct SessionState {
     pub cwd: String,
     #[serde(rename = "wokeAt")]
     pub woke_at: u64,
+    /// Recorded at spawn, before the boot finished: if its spawner dies
+    /// (a SIGKILLed CLI, a killed daemon), the next tick adopts the session
+    /// once it is ready, or reaps it once the boot deadline has passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub booting: bool,
 }
 
 impl SessionState {

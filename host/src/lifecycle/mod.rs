@@ -314,7 +314,17 @@ impl Lifecycle {
             .ok_or_else(|| LifecycleError::NoAdapter(runtime.clone()))
     }
 
+    /// Writes the session's record (what the supervisor walks).
     fn record_session(&self, id: &Identity, cwd: &Path) {
+        self.write_record(id, cwd, false);
+    }
+
+    /// Records a session that is still booting (see `SessionState::booting`).
+    fn record_booting(&self, id: &Identity, cwd: &Path) {
+        self.write_record(id, cwd, true);
+    }
+
+    fn write_record(&self, id: &Identity, cwd: &Path, booting: bool) {
         let cwd = canonical(cwd);
         let state = SessionState {
             identity: id.to_string(),
@@ -322,6 +332,7 @@ impl Lifecycle {
             personality: id.personality().to_string(),
             cwd: cwd.to_string_lossy().into_owned(),
             woke_at: self.clock.now_ms(),
+            booting,
         };
         // The session is up either way; without the record it is only not
         // idle-supervised, so say so loudly rather than fail the wake.
@@ -419,6 +430,9 @@ impl Lifecycle {
         }
 
         let liveness = probe(&self.socket(&id));
+        if liveness == Liveness::Alive {
+            self.check_orphan_boot(&id).await?;
+        }
         if liveness != Liveness::Alive
             && let Some(reason) = self.failed_since(&id, queued_at)
         {
@@ -554,8 +568,8 @@ impl Lifecycle {
         };
         // Recorded before the launch: if this process dies mid-boot, the
         // session it leaves is still supervised (ticks skip it while we hold
-        // the lock).
-        self.record_session(id, &cwd);
+        // the lock, and adopt or reap it once we are gone).
+        self.record_booting(id, &cwd);
         let outcome = launch::launch(
             &self.tmux,
             LaunchRequest {
@@ -636,6 +650,26 @@ impl Lifecycle {
                 })
             }
         }
+    }
+
+    /// A live session still recorded as booting, with the lock ours: its
+    /// spawner died mid-boot. Ready → adopt it here; not yet → refuse (a
+    /// paste now would land in a login picker or a dialog).
+    async fn check_orphan_boot(&self, id: &Identity) -> Result<(), LifecycleError> {
+        let Some(s) = store::read_session(&self.cfg, id).filter(|s| s.booting) else {
+            return Ok(());
+        };
+        if self.boot_is_ready(id, &self.socket(id)).await {
+            self.record_session(id, Path::new(&s.cwd));
+            return Ok(());
+        }
+        Err(LifecycleError::Launch {
+            id: id.clone(),
+            reason: format!(
+                "{id} is still booting after its spawner died; the supervisor adopts it once it is ready (or reaps it after the boot deadline)"
+            ),
+            message_pasted: false,
+        })
     }
 
     /// Adds a death to the identity's ring, with the shim's exit record
@@ -722,6 +756,7 @@ impl Lifecycle {
                 why,
             }),
             Liveness::Alive => {
+                self.check_orphan_boot(id).await?;
                 self.deliver_live(&adapter, id, cwd, message)
                     .await
                     .map_err(|failure| failure.into_error(id))?;

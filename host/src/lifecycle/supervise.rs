@@ -36,6 +36,12 @@ pub enum SuperviseAction {
     Alive,
     /// Liveness could not be decided: not touched.
     Unknown,
+    /// Its spawner died mid-boot; it became ready: now supervised as usual.
+    AdoptedBoot,
+    /// Its spawner died mid-boot and it never became ready: killed.
+    ReapedBoot,
+    /// Its spawner died mid-boot; it is still within the boot deadline.
+    Booting,
     /// Died carrying a `/new` mark: relaunch it fresh now. Its `.session`
     /// stays until the relaunch settles, so a relaunch that never runs (the
     /// process died) is found again by the next tick.
@@ -92,7 +98,7 @@ impl Lifecycle {
             let outcome = self.supervise_one(&id, &state, now).await;
             if !matches!(
                 outcome.action,
-                SuperviseAction::Alive | SuperviseAction::SkippedLaunchd
+                SuperviseAction::Alive | SuperviseAction::SkippedLaunchd | SuperviseAction::Booting
             ) {
                 let mut fields = vec![
                     ("identity", id.as_str()),
@@ -114,6 +120,9 @@ impl Lifecycle {
         if guard::is_externally_managed(&self.cfg, id.personality()) {
             return SuperviseOutcome::new(id, SuperviseAction::SkippedLaunchd, None);
         }
+        if s.booting {
+            return self.supervise_boot(id, now).await;
+        }
         if let Verdict::Done(outcome) = self.look(id, s, now).await {
             return outcome;
         }
@@ -133,6 +142,90 @@ impl Lifecycle {
             Verdict::Done(outcome) => outcome,
             Verdict::Act => self.act_locked(id, &s, now).await,
         }
+    }
+
+    /// A session recorded as booting. While its spawner holds the lock it
+    /// is busy; once the lock is free, the spawner is gone (a finished boot
+    /// rewrites the record): adopt it if it is ready, reap it once the boot
+    /// deadline has passed, else leave it for the next tick.
+    async fn supervise_boot(&self, id: &Identity, now: u64) -> SuperviseOutcome {
+        let _lock = match wakelock::try_acquire(&self.cfg, id) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None),
+            Err(e) => {
+                return SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e.to_string()));
+            }
+        };
+        let Some(s) = store::read_session(&self.cfg, id).filter(|s| s.booting) else {
+            // The boot finished (or someone forgot it) meanwhile.
+            return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None);
+        };
+        let sock = self.socket(id);
+        match probe(&sock) {
+            Liveness::Unknown(e) => SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)),
+            Liveness::Dead(cause) => {
+                let how = crate::deaths::read_exit(&self.cfg, id)
+                    .filter(|e| e.at >= s.woke_at)
+                    .map(|e| e.describe())
+                    .unwrap_or_else(|| cause.describe().to_string());
+                let how = format!("died while booting with no spawner: {how}");
+                self.record_death(id, &how);
+                let _ = store::remove_session(&self.cfg, id);
+                SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(how))
+            }
+            Liveness::Alive => {
+                if self.boot_is_ready(id, &sock).await {
+                    let mut adopted = s.clone();
+                    adopted.booting = false;
+                    adopted.woke_at = now;
+                    let _ = store::write_session(&self.cfg, &adopted);
+                    return SuperviseOutcome::new(
+                        id,
+                        SuperviseAction::AdoptedBoot,
+                        Some("its spawner died; the session is ready".into()),
+                    );
+                }
+                let age_ms = now.saturating_sub(s.woke_at);
+                if u128::from(age_ms) <= self.cfg.boot_deadline.as_millis() {
+                    return SuperviseOutcome::new(id, SuperviseAction::Booting, None);
+                }
+                let age = age_ms / 1000;
+                let tail = self
+                    .tmux
+                    .capture_pane(&sock, id.as_str())
+                    .await
+                    .map(|p| crate::launch::pane_tail(&p))
+                    .unwrap_or_default();
+                if let Err(e) = self.kill_session(id).await {
+                    return SuperviseOutcome::new(
+                        id,
+                        SuperviseAction::Unknown,
+                        Some(format!("an orphaned boot could not be killed: {e}")),
+                    );
+                }
+                let why = format!(
+                    "never-became-ready after its spawner died ({age}s booting); pane tail: {tail}"
+                );
+                self.record_death(id, &why);
+                let _ = store::remove_session(&self.cfg, id);
+                SuperviseOutcome::new(id, SuperviseAction::ReapedBoot, Some(why))
+            }
+        }
+    }
+
+    /// Has a booting session reached its input composer (a router: at once)?
+    pub(super) async fn boot_is_ready(&self, id: &Identity, sock: &Path) -> bool {
+        let Some(adapter) = self.plugins.adapter(id.runtime().as_str()) else {
+            return true;
+        };
+        if adapter.info().kind == crate::plugins::AdapterKind::Router {
+            return true;
+        }
+        let Ok(pane) = self.tmux.capture_pane(sock, id.as_str()).await else {
+            return false;
+        };
+        matches!(adapter.boot_dialog_keys(&pane).await, Ok(None))
+            && adapter.is_input_ready(&pane).await.unwrap_or(false)
     }
 
     /// The lock-free look at one session.
