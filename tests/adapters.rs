@@ -409,6 +409,7 @@ fn claude_boot_dialogs_and_readiness() {
         "claude-text-style.txt",
         "claude-imports.txt",
         "claude-dev-warning.txt",
+        "claude-new-mcp.txt",
     ] {
         assert_eq!(keys(dialog), Some(strs(&["Enter"])), "{dialog}");
         assert!(!ready(dialog), "{dialog}");
@@ -423,6 +424,12 @@ fn claude_boot_dialogs_and_readiness() {
         Some(strs(&["Enter"]))
     );
     assert!(!ready("claude-resume-summary-opt2.txt"));
+    // Bypass Permissions mode (adapter 0.1.1): its default "1. No, exit"
+    // would kill the peer, so the same two steps.
+    assert_eq!(keys("claude-bypass-opt1.txt"), Some(strs(&["Down"])));
+    assert_eq!(keys("claude-bypass-opt2.txt"), Some(strs(&["Enter"])));
+    assert!(!ready("claude-bypass-opt2.txt"));
+    assert_eq!(a.info().version, "0.1.1");
     // Waiting states: no answer, not ready.
     assert_eq!(keys("claude-resuming.txt"), None);
     assert!(!ready("claude-resuming.txt"));

@@ -18,6 +18,9 @@ const BOOT_MARKERS: &[&str] = &[
     "Resume from summary",
     "Resuming the full session",
     "Choose the text style",
+    "Bypass Permissions mode",
+    "new MCP server",
+    "New MCP server",
 ];
 
 /// Dialogs whose default option is the right answer: confirm with Enter.
@@ -26,6 +29,17 @@ const ENTER_DIALOGS: &[&str] = &[
     "Allow external CLAUDE.md file imports?",
     "I am using this for local development",
     "Choose the text style",
+    // "Use this and all future MCP servers in this project" is the default.
+    "new MCP server",
+    "New MCP server",
+];
+
+/// Dialogs whose default option 1 is wrong (it compacts, or exits): move to
+/// option 2 first, confirm only once the cursor is proven there.
+const OPTION_TWO_DIALOGS: &[&str] = &[
+    "Resume from summary",
+    // "1. No, exit" would kill the peer; "2. Yes, I accept" goes on.
+    "Bypass Permissions mode",
 ];
 
 /// Claude's per-project transcript directory name: every character of the
@@ -115,9 +129,9 @@ impl Guest for Claude {
     }
 
     fn boot_dialog_keys(pane: String) -> Option<Vec<String>> {
-        if pane.contains("Resume from summary") {
+        if contains_any(&pane, OPTION_TWO_DIALOGS) {
             // One key per boot iteration: move to option 2 first, confirm only
-            // once the cursor is proven there (option 1 would compact).
+            // once the cursor is proven there (option 1 compacts or exits).
             return Some(keys(if cursor_on_option_two(&pane) {
                 &["Enter"]
             } else {

@@ -101,7 +101,11 @@ impl Guest for Evil {
         }
     }
 
-    fn newest_activity_mtime(_cwd: String) -> Option<u64> {
+    fn newest_activity_mtime(cwd: String) -> Option<u64> {
+        // A runtime whose activity can never be read.
+        if cwd.ends_with("/unreadable-activity") {
+            panic!("cannot read activity for {cwd}");
+        }
         None
     }
 
