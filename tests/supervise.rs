@@ -249,3 +249,63 @@ fn a_dead_session_being_woken_keeps_its_record() {
     );
     assert!(!f.state("claude-cid", "session").exists());
 }
+
+/// A session whose activity no adapter can read is unknown — never reaped
+/// on that alone — until it is older than `IAPEER_MAX_AGE_SECS` since its
+/// wake: then it is reaped, so it never runs unsupervised for good.
+#[test]
+fn unreadable_activity_is_bounded_by_the_max_age() {
+    let f = Fleet::new();
+    // The evil fixture's activity call traps for this cwd.
+    let plugins_dir = f.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    std::fs::copy(
+        common::fixture_plugin("evil.wasm"),
+        plugins_dir.join("evil.wasm"),
+    )
+    .unwrap();
+    let cfg = Config::new(f.env_map(), &Overrides::default());
+    assert_eq!(cfg.max_age_secs, 14_400);
+    let id = iapeer::names::Identity::parse("evil-eve").unwrap();
+    let sock = cfg.socket_path(&id);
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let started = std::process::Command::new("tmux")
+        .args(["-f", "/dev/null", "-S"])
+        .arg(&sock)
+        .args(["new-session", "-d", "-s", "evil-eve", "sleep", "1000"])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let woke = 1_000_000_000_000;
+    iapeer::store::write_session(
+        &cfg,
+        &iapeer::store::SessionState {
+            identity: "evil-eve".into(),
+            runtime: "evil".into(),
+            personality: "eve".into(),
+            cwd: "/w/unreadable-activity".into(),
+            woke_at: woke,
+            booting: false,
+        },
+    )
+    .unwrap();
+    let clock = ManualClock::at(woke + (IDLE_SECS + 60) * 1000);
+    let plugins = Arc::new(plugin_host(&f.home, vec![plugins_dir]));
+    assert!(plugins.adapter("evil").is_some());
+    let lc = Lifecycle::new(cfg, plugins, Arc::new(clock.clone()));
+
+    // Past the idle bound, but its activity is unknown: left alone.
+    assert_eq!(
+        tick(&lc),
+        [("evil-eve".to_string(), SuperviseAction::Unknown)]
+    );
+    assert!(f.is_live("evil-eve"));
+    // Past the max age: reaped.
+    clock.set(woke + (14_400 + 1) * 1000);
+    assert_eq!(
+        tick(&lc),
+        [("evil-eve".to_string(), SuperviseAction::ReapedIdle)]
+    );
+    assert!(!f.is_live("evil-eve"));
+    assert!(!f.state("evil-eve", "session").exists());
+}

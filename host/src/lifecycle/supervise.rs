@@ -78,6 +78,26 @@ impl SuperviseOutcome {
     }
 }
 
+/// A session's idle age against its bound.
+struct Idleness {
+    age: u64,
+    bound: u64,
+    /// Why the activity could not be read (the bound is then the max age).
+    unreadable: Option<String>,
+}
+
+impl Idleness {
+    fn describe(&self) -> String {
+        match &self.unreadable {
+            None => format!("idle {}s", self.age),
+            Some(e) => format!(
+                "activity unreadable ({e}) for {}s, past IAPEER_MAX_AGE_SECS ({}s)",
+                self.age, self.bound
+            ),
+        }
+    }
+}
+
 /// What one session needs, decided without the lock.
 enum Verdict {
     Done(SuperviseOutcome),
@@ -235,34 +255,46 @@ impl Lifecycle {
                 Verdict::Done(SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)))
             }
             Liveness::Dead(_) => Verdict::Act,
-            Liveness::Alive => match self.idle_age(id, s, now).await {
+            Liveness::Alive => match self.idleness(id, s, now).await {
                 Err(outcome) => Verdict::Done(outcome),
-                Ok(age) if age > self.cfg.idle_secs => Verdict::Act,
+                Ok(idle) if idle.age > idle.bound => Verdict::Act,
                 Ok(_) => Verdict::Done(SuperviseOutcome::new(id, SuperviseAction::Alive, None)),
             },
         }
     }
 
-    /// Seconds since the session's last sign of life: its activity proxy,
-    /// never older than the wake itself (a resumed session's transcript can
-    /// be hours old).
-    async fn idle_age(
+    /// How idle a session is: seconds since its last sign of life (its
+    /// activity proxy, never older than the wake itself — a resumed
+    /// session's transcript can be hours old) against the idle bound.
+    ///
+    /// An adapter that cannot read the activity is not evidence of
+    /// idleness, so the session is *unknown* — but not forever: once it is
+    /// older than `IAPEER_MAX_AGE_SECS` (4 h) since its wake, it is reaped
+    /// as idle, so a session nobody can read never runs unsupervised.
+    async fn idleness(
         &self,
         id: &Identity,
         s: &SessionState,
         now: u64,
-    ) -> Result<u64, SuperviseOutcome> {
+    ) -> Result<Idleness, SuperviseOutcome> {
         // Adapters expect a canonical cwd; older state files (and the
         // TypeScript iapeer's) may hold it as registered.
         let cwd = canonical(Path::new(&s.cwd));
         let cwd = cwd.to_string_lossy();
-        // No adapter (a plugin removed): wokeAt alone bounds it. An adapter
-        // that cannot answer is not evidence of idleness.
+        // No adapter (a plugin removed): wokeAt alone bounds it.
         let activity = match self.plugins.adapter(id.runtime().as_str()) {
             None => 0,
             Some(a) => match a.newest_activity_mtime(&cwd).await {
                 Ok(mt) => mt.unwrap_or(0),
                 Err(e) => {
+                    let since_wake = now.saturating_sub(s.woke_at) / 1000;
+                    if since_wake > self.cfg.max_age_secs {
+                        return Ok(Idleness {
+                            age: since_wake,
+                            bound: self.cfg.max_age_secs,
+                            unreadable: Some(e.to_string()),
+                        });
+                    }
                     return Err(SuperviseOutcome::new(
                         id,
                         SuperviseAction::Unknown,
@@ -271,7 +303,11 @@ impl Lifecycle {
                 }
             },
         };
-        Ok(now.saturating_sub(activity.max(s.woke_at)) / 1000)
+        Ok(Idleness {
+            age: now.saturating_sub(activity.max(s.woke_at)) / 1000,
+            bound: self.cfg.idle_secs,
+            unreadable: None,
+        })
     }
 
     /// Forgets, flags or reaps a session whose look said so (lock held).
@@ -305,26 +341,23 @@ impl Lifecycle {
                 SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(how))
             }
             Liveness::Alive => {
-                let age = match self.idle_age(id, s, now).await {
-                    Ok(age) => age,
+                let idle = match self.idleness(id, s, now).await {
+                    Ok(idle) => idle,
                     Err(outcome) => return outcome,
                 };
-                if age <= self.cfg.idle_secs {
+                if idle.age <= idle.bound {
                     return SuperviseOutcome::new(id, SuperviseAction::Alive, None);
                 }
+                let why = idle.describe();
                 if let Err(e) = self.kill_session(id).await {
                     return SuperviseOutcome::new(
                         id,
                         SuperviseAction::Unknown,
-                        Some(format!("idle {age}s but could not be killed: {e}")),
+                        Some(format!("{why} but could not be killed: {e}")),
                     );
                 }
                 let _ = store::remove_session(&self.cfg, id);
-                SuperviseOutcome::new(
-                    id,
-                    SuperviseAction::ReapedIdle,
-                    Some(format!("idle {age}s")),
-                )
+                SuperviseOutcome::new(id, SuperviseAction::ReapedIdle, Some(why))
             }
         }
     }
