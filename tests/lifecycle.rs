@@ -1203,3 +1203,30 @@ fn a_boot_whose_spawner_was_killed_is_adopted_or_reaped() {
     assert!(!f.state("claude-bo", "session").exists());
     assert!(f.state("claude-bo", "deaths").exists());
 }
+
+/// `interrupt` and `compact` send the adapter's keys into the live session.
+#[test]
+fn control_verbs_send_the_adapters_keys() {
+    let f = Fleet::new();
+    let cwd = f.register("cato", "claude", &[]);
+    let err = f.refused(&["compact", "cato"]);
+    assert!(err.contains("claude-cato is not running"), "{err}");
+    f.ok(&["wake", "cato"]);
+    let out = json(&f.ok(&["compact", "cato", "--json"]));
+    assert_eq!(out["command"], "compact");
+    assert_eq!(out["steps"], 2);
+    wait_until("the /compact line", Duration::from_secs(10), || {
+        f.claude_transcript(&cwd).contains("/compact")
+    });
+    assert!(
+        f.ok(&["interrupt", "cato"])
+            .contains("cato (claude): interrupt sent")
+    );
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
+    assert!(log.contains("ev=control identity=claude-cato command=compact"));
+    // A router has no controls.
+    f.register("tick", "notifier", &[]);
+    f.ok(&["wake", "tick"]);
+    let err = f.refused(&["interrupt", "tick"]);
+    assert!(err.contains("has no `interrupt` control"), "{err}");
+}

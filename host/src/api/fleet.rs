@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{ApiState, error, events, json};
 use crate::clock::{Clock, SystemClock, iso8601_utc};
-use crate::lifecycle::{LifecycleError, Peers, WakeArgs, WakeReport};
+use crate::lifecycle::{Control, LifecycleError, Peers, WakeArgs, WakeReport};
 use crate::names::{Identity, is_valid_personality};
 use crate::plugins::PluginState;
 use crate::route::{self, Door, SendError, SendRequest};
@@ -235,9 +235,20 @@ async fn verb(
                 }
                 Err(e) => error(lifecycle_status(&e), e.to_string()),
             },
+            "interrupt" | "compact" => {
+                let command = if verb == "interrupt" {
+                    Control::Interrupt
+                } else {
+                    Control::Compact
+                };
+                match lc.control(&personality, runtime.as_deref(), command).await {
+                    Ok(out) => json(StatusCode::OK, &out),
+                    Err(e) => error(lifecycle_status(&e), e.to_string()),
+                }
+            }
             other => error(
                 StatusCode::NOT_FOUND,
-                format!("unknown verb {other:?} (wake, stop, start, new)"),
+                format!("unknown verb {other:?} (wake, stop, start, new, interrupt, compact)"),
             ),
         }
     };

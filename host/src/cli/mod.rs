@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, Overrides};
-use crate::lifecycle::WakeArgs;
+use crate::lifecycle::{Control, WakeArgs};
 
 /// Options every command accepts.
 #[derive(Debug, Clone, Args)]
@@ -160,6 +160,20 @@ enum Command {
         /// A file to point the peer at (repeatable; made absolute).
         #[arg(long = "attachment", value_name = "PATH")]
         attachments: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Interrupt a peer's current turn (the adapter's `interrupt` keys).
+    Interrupt {
+        peer: String,
+        runtime: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compact a peer's conversation (the adapter's `compact` keys).
+    Compact {
+        peer: String,
+        runtime: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -368,6 +382,16 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             )
         }
         Command::Status { json } => status::status(cfg, *json),
+        Command::Interrupt {
+            peer,
+            runtime,
+            json,
+        } => verbs::control(cfg, peer, runtime.as_deref(), Control::Interrupt, *json),
+        Command::Compact {
+            peer,
+            runtime,
+            json,
+        } => verbs::control(cfg, peer, runtime.as_deref(), Control::Compact, *json),
         Command::McpConfig {
             client,
             peer,

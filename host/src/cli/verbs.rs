@@ -225,6 +225,29 @@ pub fn stop_or_start(
     print_outcomes(&rows, json)
 }
 
+/// `interrupt` / `compact`: the adapter's keys into the live session.
+pub fn control(
+    cfg: &Config,
+    peer: &str,
+    runtime: Option<&str>,
+    command: crate::lifecycle::Control,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let lc = lifecycle(cfg)?;
+    let out = block_on(lc.control(peer, runtime, command))?.map_err(|e| failure(peer, &e))?;
+    if json {
+        print_json(&out)?;
+    } else {
+        println!(
+            "{} ({}): {} sent",
+            out.personality,
+            out.runtime,
+            <&str>::from(out.command)
+        );
+    }
+    Ok(0)
+}
+
 pub fn mark_new(
     cfg: &Config,
     peer: &str,

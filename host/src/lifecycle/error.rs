@@ -78,6 +78,12 @@ pub enum LifecycleError {
         window_secs: u64,
         last: String,
     },
+    /// The verb needs a running session and there is none.
+    #[error("{id} is not running")]
+    NotLive { id: Identity },
+    /// The runtime's adapter has no key sequence for this control command.
+    #[error("the {runtime} adapter has no `{command}` control")]
+    ControlUnsupported { runtime: Runtime, command: String },
     /// The daemon is stopping: nothing was started or pasted.
     #[error("the daemon is shutting down; nothing was done")]
     ShuttingDown,
@@ -105,6 +111,7 @@ impl LifecycleError {
     pub fn runtime(&self) -> Option<&Runtime> {
         match self {
             LifecycleError::NoAdapter(rt) => Some(rt),
+            LifecycleError::ControlUnsupported { runtime, .. } => Some(runtime),
             LifecycleError::Stopped(id)
             | LifecycleError::LivenessUnknown { id, .. }
             | LifecycleError::CannotResume { id, .. }
@@ -112,6 +119,7 @@ impl LifecycleError {
             | LifecycleError::Launch { id, .. }
             | LifecycleError::NotDelivered { id, .. }
             | LifecycleError::CrashLoop { id, .. }
+            | LifecycleError::NotLive { id }
             | LifecycleError::Unconfirmed { id, .. } => Some(id.runtime()),
             _ => None,
         }

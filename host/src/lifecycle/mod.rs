@@ -5,6 +5,7 @@
 //! → cwd exists → wake mode → system prompt → session recorded → launch →
 //! READY.
 
+mod control;
 mod decide;
 mod error;
 mod operator;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub use control::{Control, ControlOutcome};
 pub(crate) use decide::resolve_wake_runtime;
 pub use decide::{ModeCause, WakeMode, compose_first_message, resolve_wake_mode};
 pub use error::LifecycleError;
@@ -307,7 +309,10 @@ impl Lifecycle {
         probe(&self.socket(id)) == Liveness::Alive
     }
 
-    fn adapter(&self, runtime: &crate::names::Runtime) -> Result<Arc<Adapter>, LifecycleError> {
+    pub(crate) fn adapter(
+        &self,
+        runtime: &crate::names::Runtime,
+    ) -> Result<Arc<Adapter>, LifecycleError> {
         self.plugins
             .adapter(runtime.as_str())
             .cloned()

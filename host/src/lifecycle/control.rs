@@ -1,0 +1,86 @@
+//! In-session controls (`interrupt`, `compact`): the adapter says which
+//! keys mean what in its TUI; the host sends them, step by step, under the
+//! peer's wake lock so they never interleave with a paste.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Lifecycle, LifecycleError, resolve_wake_runtime};
+use crate::events;
+use crate::names::Identity;
+
+/// A control command the adapters understand (`control-keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Control {
+    /// Stop the current turn (claude/codex: Escape).
+    Interrupt,
+    /// Compact the conversation (claude/codex: `/compact` + Enter).
+    Compact,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ControlOutcome {
+    pub personality: String,
+    pub runtime: String,
+    pub command: Control,
+    /// How many `send-keys` steps went out.
+    pub steps: usize,
+}
+
+impl Lifecycle {
+    /// Sends a control command to a peer's live session: the named runtime,
+    /// else the runtime it is live in.
+    pub async fn control(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+        command: Control,
+    ) -> Result<ControlOutcome, LifecycleError> {
+        let peer = self.registered_peer(personality)?;
+        let rt = match runtime {
+            Some(r) => resolve_wake_runtime(Some(r), &peer)?,
+            None => self
+                .delivery_runtime(&peer)?
+                .unwrap_or_else(|| peer.default_runtime.clone()),
+        };
+        let id = Identity::new(&rt, &peer.personality);
+        let adapter = self.adapter(&rt)?;
+        let name: &'static str = command.into();
+        let sequence = adapter
+            .control_keys(name)
+            .await
+            .map_err(|e| LifecycleError::Adapter {
+                id: id.clone(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| LifecycleError::ControlUnsupported {
+                runtime: rt.clone(),
+                command: name.to_string(),
+            })?;
+        let _lock = self.lock(&id).await?;
+        if !self.is_live(&id) {
+            return Err(LifecycleError::NotLive { id });
+        }
+        let sock = self.socket(&id);
+        for (i, step) in sequence.steps.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(u64::from(sequence.step_delay_ms))).await;
+            }
+            self.tmux.send_keys(&sock, id.as_str(), step).await?;
+        }
+        events::log(
+            &self.cfg,
+            "control",
+            &[("identity", id.as_str()), ("command", name)],
+        );
+        Ok(ControlOutcome {
+            personality: peer.personality.to_string(),
+            runtime: rt.to_string(),
+            command,
+            steps: sequence.steps.len(),
+        })
+    }
+}
