@@ -1000,3 +1000,72 @@ fn a_paste_swallowed_by_a_modal_is_never_reported_delivered() {
     assert!(tool_text(&r).contains("NOT confirmed"), "{r}");
     assert!(!f.claude_transcript(&bob).contains("must not be lost"));
 }
+
+/// A `.wasm` copied into the plugin dir serves without a restart; a
+/// changed file that does not validate leaves the old version serving; a
+/// removed file unloads; unchanged adapters are reused.
+#[test]
+fn the_plugin_dirs_are_watched_and_reloaded_in_place() {
+    let f = Fleet::new();
+    let plugins = f.root.join("plugins");
+    let d = f.start_daemon(&[]);
+    let served = |d: &Daemon| -> Vec<String> {
+        d.get("/fleet/v1/status").json()["adapters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "loaded")
+            .map(|a| a["runtime"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(served(&d), ["claude", "codex", "telegram", "notifier"]);
+    // The daemon created its plugin dir (0700) so this copy is seen.
+    assert_eq!(mode(&plugins), 0o700);
+    std::fs::copy(
+        common::example_plugin("gemini.wasm"),
+        plugins.join("gemini.wasm"),
+    )
+    .unwrap();
+    wait_until("gemini to serve", Duration::from_secs(15), || {
+        served(&d).contains(&"gemini".to_string())
+    });
+    // Broken bytes at the same path: the previous version keeps serving.
+    std::fs::write(plugins.join("gemini.wasm"), b"\0asm garbage").unwrap();
+    wait_until(
+        "the broken file to be noticed",
+        Duration::from_secs(15),
+        || {
+            let listed = f.ok(&["plugins", "list"]);
+            listed.contains("the previous version keeps serving")
+        },
+    );
+    assert!(served(&d).contains(&"gemini".to_string()));
+    let listed = f.ok(&["plugins", "list"]);
+    assert!(
+        listed.contains("as served by the running iapeerd"),
+        "{listed}"
+    );
+    // Removed: unloaded. The fleet verb reloads at once and says so.
+    std::fs::remove_file(plugins.join("gemini.wasm")).unwrap();
+    let after = d.post("/fleet/v1/reload", "");
+    assert_eq!(after.status, 200, "{after:?}");
+    assert_eq!(
+        after.json()["adapters"],
+        json!(["claude", "codex", "notifier", "telegram"])
+    );
+    assert_eq!(after.json()["reused"], 4, "the built-ins were not reloaded");
+    assert_eq!(served(&d), ["claude", "codex", "telegram", "notifier"]);
+    // SIGHUP goes through the same task.
+    std::fs::copy(
+        common::example_plugin("gemini.wasm"),
+        plugins.join("gemini.wasm"),
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status();
+    wait_until("gemini again", Duration::from_secs(15), || {
+        served(&d).contains(&"gemini".to_string())
+    });
+    assert!(d.stderr().contains("[iapeerd] plugins reloaded"));
+}

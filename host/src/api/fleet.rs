@@ -33,6 +33,26 @@ pub(super) fn routes() -> Router<Arc<ApiState>> {
         .route("/peers/{personality}", get(peer))
         .route("/peers/{personality}/{verb}", post(verb))
         .route("/send", post(send))
+        .route("/plugins", get(plugins))
+        .route("/reload", post(reload))
+}
+
+/// `GET /plugins`: every adapter the daemon found, loaded or not, and why.
+async fn plugins(State(state): State<Arc<ApiState>>) -> Response {
+    let lc = state.lifecycle();
+    json(StatusCode::OK, &json!({ "plugins": lc.plugins.reports() }))
+}
+
+/// `POST /reload`: reload the plugin dirs now (as SIGHUP and the file
+/// watcher do) and say what serves afterwards.
+async fn reload(State(state): State<Arc<ApiState>>) -> Response {
+    let Some(reloader) = state.reloader() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no reload task");
+    };
+    match reloader.reload().await {
+        Ok(summary) => json(StatusCode::OK, &summary),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 fn lifecycle_status(e: &LifecycleError) -> StatusCode {

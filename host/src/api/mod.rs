@@ -66,6 +66,8 @@ pub(crate) struct ApiState {
     /// Routes and verbs run as tracked tasks: a client that hangs up does
     /// not abort a wake half-way, and shutdown waits for them.
     pub tasks: TaskTracker,
+    /// The daemon's one reload task.
+    reloader: std::sync::OnceLock<crate::daemon::Reloader>,
 }
 
 impl ApiState {
@@ -75,7 +77,16 @@ impl ApiState {
             info,
             shutdown,
             tasks: TaskTracker::new(),
+            reloader: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn set_reloader(&self, r: crate::daemon::Reloader) {
+        let _ = self.reloader.set(r);
+    }
+
+    pub fn reloader(&self) -> Option<&crate::daemon::Reloader> {
+        self.reloader.get()
     }
 
     /// The current lifecycle (replaced when the plugins are reloaded).

@@ -47,7 +47,7 @@ fn rows(reports: &[PluginReport]) -> String {
     let mut text = table::render(&out);
     if !reasons.is_empty() {
         text.push('\n');
-        text.push_str("not loaded:\n");
+        text.push_str("notes:\n");
         for r in reasons {
             text.push_str(&r);
             text.push('\n');
@@ -61,19 +61,42 @@ fn dir_line(dir: &Path) -> String {
     format!("{}{note}", dir.display())
 }
 
+/// What the running daemon serves, when one answers.
+fn served_by_daemon(cfg: &Config) -> Option<(u64, Vec<PluginReport>)> {
+    let sock = crate::daemon::read_discovery(cfg)?.sock?;
+    let token = cfg.bearer_token.as_deref();
+    let plugins =
+        super::verbs::block_on(crate::client::get_json(&sock, "/fleet/v1/plugins", token))
+            .ok()?
+            .ok()?;
+    let pid = crate::daemon::read_discovery(cfg).map_or(0, |d| u64::from(d.pid));
+    let reports = serde_json::from_value(plugins["plugins"].clone()).ok()?;
+    Some((pid, reports))
+}
+
+/// `plugins list`: what the running daemon serves (a changed file that
+/// does not validate shows next to the version still serving), else what
+/// a load from disk gives now.
 pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
-    let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
-        .map_err(anyhow::Error::msg)?;
+    let (reports, served_by) = match served_by_daemon(cfg) {
+        Some((pid, reports)) => (reports, Some(pid)),
+        None => {
+            let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
+                .map_err(anyhow::Error::msg)?;
+            (host.reports().to_vec(), None)
+        }
+    };
     if as_json {
         let doc = json!({
             "contracts": SUPPORTED_CONTRACTS,
-            "plugin_dirs": host.plugin_dirs(),
+            "plugin_dirs": cfg.plugin_dirs,
             "builtins": cfg.builtin_plugins,
-            "plugins": host.reports(),
+            "served_by_daemon": served_by,
+            "plugins": reports,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        let dirs: Vec<String> = host.plugin_dirs().iter().map(|d| dir_line(d)).collect();
+        let dirs: Vec<String> = cfg.plugin_dirs.iter().map(|d| dir_line(d)).collect();
         println!(
             "plugin dirs: {}",
             if dirs.is_empty() {
@@ -82,7 +105,10 @@ pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
                 dirs.join(", ")
             }
         );
-        print!("{}", rows(host.reports()));
+        if let Some(pid) = served_by {
+            println!("as served by the running iapeerd (pid {pid})");
+        }
+        print!("{}", rows(&reports));
     }
     Ok(0)
 }

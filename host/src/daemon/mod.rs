@@ -9,6 +9,7 @@
 
 mod discovery;
 mod listen;
+mod reload;
 #[cfg(target_os = "linux")]
 mod tcp_owner;
 
@@ -57,6 +58,11 @@ struct IapeerdCli {
 }
 
 async fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
+    // Watched for changes; a dir created now is one a `.wasm` can be
+    // copied into later.
+    for dir in &cfg.plugin_dirs {
+        let _ = fsutil::ensure_private_dir(dir);
+    }
     let host = PluginHost::load(&cfg.plugin_options())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -85,6 +91,8 @@ fn summary(host: &PluginHost) -> String {
         .count();
     format!("adapters={} not_loaded={not_loaded}", runtimes.join(","))
 }
+
+pub(crate) use reload::Reloader;
 
 fn new_lifecycle(
     cfg: &Config,
@@ -173,6 +181,10 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         shutdown.clone(),
     ));
 
+    let reloader = reload::spawn(cfg.clone(), state.clone(), kick.clone(), shutdown.clone());
+    state.set_reloader(reloader.clone());
+    let _watcher = reload::watch(&cfg.plugin_dirs, reloader.clone());
+
     let mut servers = vec![tokio::spawn(listen::serve_unix(
         bound.unix,
         api::router(state.clone(), Listener::Unix),
@@ -213,20 +225,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => {
-                // Off the signal loop: a slow plugin must not delay SIGTERM.
-                let (cfg, state, kick, shutdown) =
-                    (cfg.clone(), state.clone(), kick.clone(), shutdown.clone());
-                state.tasks.clone().spawn(async move {
-                    match load_plugins(&cfg).await {
-                        Ok(host) => {
-                            eprintln!("[iapeerd] plugins reloaded {}", summary(&host));
-                            state.replace_lifecycle(new_lifecycle(&cfg, host, &kick, &shutdown));
-                        }
-                        Err(e) => tracing::error!("plugin reload failed, keeping the old set: {e:#}"),
-                    }
-                });
-            }
+            _ = hup.recv() => reloader.request(),
             _ = interval.tick() => {
                 state.tasks.spawn(supervise(state.clone()));
             }

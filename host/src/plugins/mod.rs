@@ -63,7 +63,34 @@ impl Serialize for Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
+/// What the daemon reports is read back by `iapeer plugins list`. A
+/// built-in's name is not `'static` when read: it is kept as a path-like
+/// file source then (only printed).
+impl<'de> serde::Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.strip_prefix("built-in:") {
+            Some(name) => crate::plugins::builtin::BUILTINS
+                .iter()
+                .find(|b| b.name == name)
+                .map(|b| Source::BuiltIn(b.name))
+                .unwrap_or(Source::File(PathBuf::from(text))),
+            None => Source::File(PathBuf::from(text)),
+        })
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum PluginState {
@@ -80,7 +107,7 @@ pub enum PluginState {
 }
 
 /// One row of `iapeer plugins list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PluginReport {
     pub runtime: Option<String>,
     pub version: Option<String>,
@@ -98,7 +125,7 @@ pub struct PluginReport {
     pub default_binary: Option<String>,
     pub binary_env: Option<String>,
     /// `compiled` now or loaded from the compile `cache`.
-    pub load: Option<&'static str>,
+    pub load: Option<String>,
 }
 
 impl PluginReport {
@@ -146,25 +173,49 @@ pub struct PluginHost {
     adapters: BTreeMap<String, Arc<Adapter>>,
     reports: Vec<PluginReport>,
     plugin_dirs: Vec<PathBuf>,
+    /// How many adapters a reload kept from the previous host unchanged.
+    reused: usize,
 }
 
 impl PluginHost {
     /// Loads the built-ins and every `*.wasm` of the plugin dirs. Fails only
     /// when the wasm engine itself cannot start.
     pub async fn load(opts: &PluginOptions) -> Result<PluginHost, String> {
+        Self::load_reusing(opts, None).await
+    }
+
+    /// Loads again, reusing what did not change: an adapter whose file has
+    /// the same sha256 as before is kept as it is (not recompiled, not
+    /// re-probed); a changed file that does not validate leaves the previous
+    /// version serving (its row says why); a removed file unloads.
+    pub async fn reload(&self, opts: &PluginOptions) -> Result<PluginHost, String> {
+        Self::load_reusing(opts, Some(self)).await
+    }
+
+    async fn load_reusing(
+        opts: &PluginOptions,
+        previous: Option<&PluginHost>,
+    ) -> Result<PluginHost, String> {
         let sandbox = Sandbox::shared()?;
-        let mut candidates: Vec<(PluginReport, Option<Adapter>)> = Vec::new();
+        let mut candidates: Vec<(PluginReport, Option<Arc<Adapter>>)> = Vec::new();
         if opts.builtins {
             for b in builtin::BUILTINS {
                 let source = Source::BuiltIn(b.name);
-                candidates.push(load_bytes(sandbox, opts, b.wasm, source).await);
+                let reused = previous.and_then(|p| p.reuse(&source, None));
+                candidates.push(match reused {
+                    Some(kept) => kept,
+                    None => arc(load_bytes(sandbox, opts, b.wasm, source).await),
+                });
             }
         }
+        let was_loaded: Vec<Arc<Adapter>> = previous
+            .map(|p| p.adapters.values().cloned().collect())
+            .unwrap_or_default();
         for dir in &opts.plugin_dirs {
             match plugin_files(dir) {
                 Ok(files) => {
                     for path in files {
-                        candidates.push(load_file(sandbox, opts, &path).await);
+                        candidates.push(load_path(sandbox, opts, &path, previous).await);
                     }
                 }
                 Err(reason) => candidates.push((
@@ -174,12 +225,51 @@ impl PluginHost {
                 )),
             }
         }
-        Ok(Self::resolve(candidates, opts.plugin_dirs.clone()))
+        let mut host = Self::resolve(candidates, opts.plugin_dirs.clone());
+        host.reused = host
+            .adapters
+            .values()
+            .filter(|a| was_loaded.iter().any(|w| Arc::ptr_eq(a, w)))
+            .count();
+        Ok(host)
+    }
+
+    /// How many adapters the reload that made this host kept unchanged.
+    pub fn reused(&self) -> usize {
+        self.reused
+    }
+
+    /// The adapter this host loaded from `source`, if its bytes are still
+    /// `sha` (`None`: a built-in, unchanged by definition).
+    fn reuse(
+        &self,
+        source: &Source,
+        sha: Option<&str>,
+    ) -> Option<(PluginReport, Option<Arc<Adapter>>)> {
+        let report = self.reports.iter().find(|r| &r.source == source)?;
+        if sha.is_some_and(|sha| sha != report.sha256) {
+            return None;
+        }
+        let adapter = self
+            .adapters
+            .values()
+            .find(|a| a.source() == source)
+            .cloned();
+        let mut report = report.clone();
+        // Precedence is decided afresh below.
+        if matches!(
+            report.state,
+            PluginState::Overridden | PluginState::Duplicate
+        ) {
+            report.state = PluginState::Loaded;
+            report.reason = None;
+        }
+        adapter.is_some().then_some((report, adapter))
     }
 
     /// Applies the precedence rule (see the module docs).
     fn resolve(
-        candidates: Vec<(PluginReport, Option<Adapter>)>,
+        candidates: Vec<(PluginReport, Option<Arc<Adapter>>)>,
         plugin_dirs: Vec<PathBuf>,
     ) -> Self {
         let mut reports: Vec<PluginReport> = Vec::new();
@@ -190,13 +280,13 @@ impl PluginHost {
                 let runtime = adapter.info().runtime.to_string();
                 match winners.get(&runtime) {
                     None => {
-                        winners.insert(runtime, (idx, Arc::new(adapter)));
+                        winners.insert(runtime, (idx, adapter));
                     }
                     Some((prev, _)) if reports[*prev].builtin && !report.builtin => {
                         let prev = *prev;
                         reports[prev].state = PluginState::Overridden;
                         reports[prev].reason = Some(format!("overridden by {}", report.source));
-                        winners.insert(runtime, (idx, Arc::new(adapter)));
+                        winners.insert(runtime, (idx, adapter));
                     }
                     Some((prev, _)) => {
                         report.state = PluginState::Duplicate;
@@ -213,6 +303,7 @@ impl PluginHost {
             adapters: winners.into_iter().map(|(rt, (_, a))| (rt, a)).collect(),
             reports,
             plugin_dirs,
+            reused: 0,
         }
     }
 
@@ -238,6 +329,51 @@ impl PluginHost {
 
     pub fn plugin_dirs(&self) -> &[PathBuf] {
         &self.plugin_dirs
+    }
+}
+
+fn arc((report, adapter): (PluginReport, Option<Adapter>)) -> (PluginReport, Option<Arc<Adapter>>) {
+    (report, adapter.map(Arc::new))
+}
+
+/// One plugin file, reusing the previous host's adapter when the bytes did
+/// not change, and keeping it when the new bytes do not validate.
+async fn load_path(
+    sandbox: &'static Sandbox,
+    opts: &PluginOptions,
+    path: &Path,
+    previous: Option<&PluginHost>,
+) -> (PluginReport, Option<Arc<Adapter>>) {
+    let source = Source::File(path.to_path_buf());
+    let bytes = match crate::fsutil::read_regular_file(path, MAX_PLUGIN_BYTES) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                PluginReport::new(source, String::new())
+                    .failed(PluginState::Failed, format!("cannot read: {e}")),
+                None,
+            );
+        }
+    };
+    let sha = sha256_hex(&bytes);
+    if let Some(kept) = previous.and_then(|p| p.reuse(&source, Some(&sha))) {
+        return kept;
+    }
+    let (report, adapter) = arc(load_bytes(sandbox, opts, &bytes, source.clone()).await);
+    if adapter.is_some() {
+        return (report, adapter);
+    }
+    // Changed and broken: the version that validated keeps serving.
+    match previous.and_then(|p| p.reuse(&source, None)) {
+        Some((mut old, Some(adapter))) => {
+            old.reason = Some(format!(
+                "the file changed (sha256 {}…) but does not load: {}; the previous version keeps serving",
+                &sha[..12],
+                report.reason.as_deref().unwrap_or("invalid")
+            ));
+            (old, Some(adapter))
+        }
+        _ => (report, None),
     }
 }
 
@@ -343,10 +479,13 @@ async fn load_bytes(
         }
     };
     let mut report = report;
-    report.load = Some(match origin {
-        Origin::Compiled => "compiled",
-        Origin::Cached => "cache",
-    });
+    report.load = Some(
+        match origin {
+            Origin::Compiled => "compiled",
+            Origin::Cached => "cache",
+        }
+        .to_string(),
+    );
     let version = match exported_contract(&sandbox.engine, &component) {
         Ok(v) => v,
         Err(reason) => return (report.failed(PluginState::Failed, reason), None),

@@ -7,7 +7,9 @@ use serde::Serialize;
 use crate::names::Runtime;
 
 /// How the host drives a session (see `kind` in `wit/adapter.wit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum AdapterKind {

@@ -1,0 +1,142 @@
+//! One reload task for the plugin dirs. Three things ask for a reload — a
+//! change in a plugin dir (watched with `notify`), SIGHUP, and
+//! `POST /fleet/v1/reload` — and all go through this task, so two reloads
+//! never run at once and a burst of file events becomes one reload.
+//!
+//! A reload reuses every adapter whose file did not change (same sha256),
+//! keeps the previous version of a changed file that does not validate, and
+//! unloads a removed file (`PluginHost::reload`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiState;
+use crate::config::Config;
+use crate::plugins::{PluginReport, PluginState};
+
+/// File events settle this long before a reload (a copy is many writes).
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// What a reload left serving.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ReloadSummary {
+    /// The runtimes served now.
+    pub adapters: Vec<String>,
+    /// How many of them were kept from before, unchanged (not recompiled).
+    pub reused: usize,
+    pub reports: Vec<PluginReport>,
+}
+
+type Request = Option<oneshot::Sender<Result<ReloadSummary, String>>>;
+
+/// Asks the reload task for a reload.
+#[derive(Clone)]
+pub(crate) struct Reloader(mpsc::Sender<Request>);
+
+impl Reloader {
+    /// Fire and forget (a burst of requests is one reload).
+    pub fn request(&self) {
+        let _ = self.0.try_send(None);
+    }
+
+    /// Reloads and says what is serving afterwards.
+    pub async fn reload(&self) -> Result<ReloadSummary, String> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send(Some(tx))
+            .await
+            .map_err(|_| "the reload task has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the reload task has stopped".to_string())?
+    }
+}
+
+/// Starts the task; `rebuild` turns a plugin host into the next lifecycle.
+pub(crate) fn spawn(
+    cfg: Config,
+    state: Arc<ApiState>,
+    kick: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Reloader {
+    let (tx, mut rx) = mpsc::channel::<Request>(64);
+    tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = rx.recv() => match r { Some(r) => r, None => return },
+            };
+            let mut waiting: Vec<_> = first.into_iter().collect();
+            tokio::time::sleep(SETTLE).await;
+            while let Ok(more) = rx.try_recv() {
+                waiting.extend(more);
+            }
+            let result = reload_once(&cfg, &state, &kick, &shutdown).await;
+            for w in waiting {
+                let _ = w.send(result.clone());
+            }
+        }
+    });
+    Reloader(tx)
+}
+
+async fn reload_once(
+    cfg: &Config,
+    state: &Arc<ApiState>,
+    kick: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Result<ReloadSummary, String> {
+    let current = state.lifecycle();
+    let host = current.plugins.reload(&cfg.plugin_options()).await?;
+    for r in host.reports().iter().filter(|r| r.reason.is_some()) {
+        tracing::warn!(source = %r.source, state = %r.state, reason = r.reason.as_deref().unwrap_or(""), "plugin");
+    }
+    let summary = ReloadSummary {
+        adapters: host.runtimes().map(str::to_string).collect(),
+        reused: host.reused(),
+        reports: host.reports().to_vec(),
+    };
+    let not_loaded = summary
+        .reports
+        .iter()
+        .filter(|r| r.state != PluginState::Loaded)
+        .count();
+    eprintln!(
+        "[iapeerd] plugins reloaded adapters={} not_loaded={not_loaded}",
+        summary.adapters.join(",")
+    );
+    state.replace_lifecycle(super::new_lifecycle(cfg, Arc::new(host), kick, shutdown));
+    Ok(summary)
+}
+
+/// Watches the plugin dirs (creating missing ones, 0700, so a `.wasm`
+/// copied in later is seen) and asks for a reload on any change. `None`
+/// when the platform has no watcher: SIGHUP and the API still work.
+pub(crate) fn watch(dirs: &[PathBuf], reloader: Reloader) -> Option<RecommendedWatcher> {
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                reloader.request();
+            }
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("cannot watch the plugin dirs ({e}); reload with SIGHUP");
+                return None;
+            }
+        };
+    for dir in dirs {
+        if let Err(e) = crate::fsutil::ensure_private_dir(dir) {
+            tracing::warn!(dir = %dir.display(), "cannot create the plugin dir: {e}");
+            continue;
+        }
+        if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), "cannot watch the plugin dir: {e}");
+        }
+    }
+    Some(watcher)
+}
