@@ -65,3 +65,42 @@ fn the_daemon_supervises_and_relaunches() {
         "{lifecycle_log}"
     );
 }
+
+#[test]
+fn install_service_writes_a_unit_that_spares_the_sessions() {
+    let f = Fleet::new();
+    let printed = f
+        .daemon_cmd(&["install-service", "--print"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let unit = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert!(unit.contains("ExecStart=\""), "{unit}");
+    assert!(unit.contains("KillMode=process"), "{unit}");
+    assert!(
+        unit.contains(&format!("IAPEER_ROOT={}", f.root.display())),
+        "{unit}"
+    );
+    assert!(
+        !f.systemd_units.join("iapeerd.service").exists(),
+        "--print writes nothing"
+    );
+
+    let first = f.daemon_cmd(&["install-service"]).output().unwrap();
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        out.contains("wrote") && out.contains("systemctl --user enable --now iapeerd.service"),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(f.systemd_units.join("iapeerd.service")).unwrap();
+    assert_eq!(
+        written,
+        unit.split_once('\n').unwrap().1,
+        "the printed unit, minus its path line"
+    );
+    let again = f.daemon_cmd(&["install-service"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("unchanged"));
+    // Its name never looks like a peer's unit (H4 reads iapeer-<peer>.service).
+    f.register("d", "claude", &[]);
+    f.ok(&["wake", "d"]);
+}

@@ -10,6 +10,7 @@
 mod discovery;
 mod listen;
 mod reload;
+mod service;
 #[cfg(target_os = "linux")]
 mod tcp_owner;
 
@@ -55,6 +56,19 @@ struct IapeerdCli {
     /// Seconds between heartbeat comments on the event stream.
     #[arg(long, default_value_t = 15, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), hide = true)]
     heartbeat_secs: u64,
+    #[command(subcommand)]
+    command: Option<DaemonCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DaemonCommand {
+    /// Run iapeerd under the user's service manager (a systemd user unit; a
+    /// launchd agent on macOS). Idempotent; prints how to enable it.
+    InstallService {
+        /// Print the file instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 async fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
@@ -263,6 +277,12 @@ pub fn iapeerd_main() -> ExitCode {
     }
     let cli = IapeerdCli::parse();
     let cfg = cli.global.config();
+    if let Some(DaemonCommand::InstallService { print }) = cli.command {
+        return finish(
+            "iapeerd",
+            service::install(&cfg, cli.shutdown_grace_secs, print),
+        );
+    }
     cli.global.init_logging(
         "info,rmcp=warn",
         Some(crate::logfile::RotatingWriter {

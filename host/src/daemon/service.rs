@@ -1,0 +1,212 @@
+//! `iapeerd install-service [--print]`: run the daemon under the user's
+//! service manager — a systemd user unit on Linux, a launchd agent
+//! (`com.agfpd.iapeer`, KeepAlive) on macOS. Idempotent: the file is
+//! written only when its content changes; the exact command that enables
+//! it is printed.
+//!
+//! Sessions must outlive a daemon restart, so the manager is told to stop
+//! only the daemon's own process (`KillMode=process`;
+//! `AbandonProcessGroup`), never the tmux servers it started.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::fsutil;
+
+/// The unit's (or agent's) name.
+const SYSTEMD_UNIT: &str = "iapeerd.service";
+const LAUNCHD_LABEL: &str = "com.agfpd.iapeer";
+
+/// The environment baked into the service: where things are and which
+/// binaries to run, as this shell has them now.
+fn service_env(cfg: &Config) -> Vec<(String, String)> {
+    let wanted = |k: &str| {
+        k == "PATH"
+            || k == "HOME"
+            || k.starts_with("IAPEER_")
+            || k.ends_with("_RUNTIME_BIN")
+            || k == "XDG_CONFIG_HOME"
+    };
+    let mut env: Vec<(String, String)> = cfg
+        .env
+        .iter()
+        .filter(|(k, _)| wanted(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "IAPEER_ROOT") {
+        env.push((
+            "IAPEER_ROOT".into(),
+            cfg.root.to_string_lossy().into_owned(),
+        ));
+    }
+    env.sort();
+    env
+}
+
+/// A systemd value in double quotes (`\` and `"` escaped, `%` doubled).
+fn systemd_quote(v: &str) -> String {
+    let escaped = v
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%");
+    format!("\"{escaped}\"")
+}
+
+fn systemd_unit(exe: &Path, env: &[(String, String)], grace_secs: u64) -> String {
+    let mut unit = String::from(
+        "# Written by `iapeerd install-service`; run it again to update.\n\
+         [Unit]\n\
+         Description=iapeerd: keeps a fleet of AI agent sessions alive on demand\n\n\
+         [Service]\n\
+         Type=simple\n",
+    );
+    unit.push_str(&format!(
+        "ExecStart={}\n",
+        systemd_quote(&exe.to_string_lossy())
+    ));
+    for (k, v) in env {
+        unit.push_str(&format!(
+            "Environment={}\n",
+            systemd_quote(&format!("{k}={v}"))
+        ));
+    }
+    unit.push_str(&format!(
+        "Restart=on-failure\n\
+         RestartSec=2\n\
+         # Sessions (tmux servers) outlive the daemon: stop only iapeerd itself.\n\
+         KillMode=process\n\
+         TimeoutStopSec={}\n\n\
+         [Install]\n\
+         WantedBy=default.target\n",
+        grace_secs + 15
+    ));
+    unit
+}
+
+fn xml(v: &str) -> String {
+    v.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn launchd_plist(exe: &Path, env: &[(String, String)], log_dir: &Path) -> String {
+    let mut p = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+         <plist version=\"1.0\">\n<dict>\n",
+    );
+    p.push_str(&format!(
+        "    <key>Label</key>\n    <string>{LAUNCHD_LABEL}</string>\n"
+    ));
+    p.push_str(&format!(
+        "    <key>ProgramArguments</key>\n    <array>\n        <string>{}</string>\n    </array>\n",
+        xml(&exe.to_string_lossy())
+    ));
+    p.push_str("    <key>EnvironmentVariables</key>\n    <dict>\n");
+    for (k, v) in env {
+        p.push_str(&format!(
+            "        <key>{}</key>\n        <string>{}</string>\n",
+            xml(k),
+            xml(v)
+        ));
+    }
+    p.push_str("    </dict>\n");
+    p.push_str("    <key>RunAtLoad</key>\n    <true/>\n    <key>KeepAlive</key>\n    <true/>\n");
+    p.push_str("    <key>ThrottleInterval</key>\n    <integer>10</integer>\n");
+    p.push_str("    <!-- Sessions (tmux servers) outlive the daemon. -->\n");
+    p.push_str("    <key>AbandonProcessGroup</key>\n    <true/>\n");
+    for (key, file) in [
+        ("StandardOutPath", "daemon-stdout.log"),
+        ("StandardErrorPath", "daemon-stderr.log"),
+    ] {
+        p.push_str(&format!(
+            "    <key>{key}</key>\n    <string>{}</string>\n",
+            xml(&log_dir.join(file).to_string_lossy())
+        ));
+    }
+    p.push_str("</dict>\n</plist>\n");
+    p
+}
+
+/// What to write where, and how to turn it on.
+pub(crate) struct Service {
+    pub path: PathBuf,
+    pub content: String,
+    pub enable: String,
+}
+
+pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> {
+    let exe = std::env::current_exe().context("cannot tell where iapeerd is")?;
+    let env = service_env(cfg);
+    if cfg!(target_os = "macos") {
+        let path = cfg.launch_agents_dir.join(format!("{LAUNCHD_LABEL}.plist"));
+        Ok(Service {
+            enable: format!("launchctl bootstrap gui/$(id -u) {}", path.display()),
+            content: launchd_plist(&exe, &env, &cfg.log_dir),
+            path,
+        })
+    } else {
+        let path = cfg.systemd_user_dir.join(SYSTEMD_UNIT);
+        Ok(Service {
+            enable: format!(
+                "systemctl --user daemon-reload && systemctl --user enable --now {SYSTEMD_UNIT}"
+            ),
+            content: systemd_unit(&exe, &env, grace_secs),
+            path,
+        })
+    }
+}
+
+/// `install-service`: prints or writes the file; says how to enable it.
+pub(crate) fn install(cfg: &Config, grace_secs: u64, print: bool) -> anyhow::Result<i32> {
+    let s = service(cfg, grace_secs)?;
+    if print {
+        println!("# {}", s.path.display());
+        print!("{}", s.content);
+        eprintln!("# then: {}", s.enable);
+        return Ok(0);
+    }
+    let unchanged = fsutil::read_regular_text(&s.path, 1 << 20).is_ok_and(|old| old == s.content);
+    if unchanged {
+        println!("unchanged {}", s.path.display());
+    } else {
+        // 0600: it may carry IAPEER_BEARER_TOKEN.
+        fsutil::write_atomic(&s.path, s.content.as_bytes())
+            .with_context(|| format!("cannot write {}", s.path.display()))?;
+        println!("wrote {}", s.path.display());
+    }
+    println!("enable it with: {}", s.enable);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_that_spares_the_sessions() {
+        let env = vec![
+            ("IAPEER_ROOT".to_string(), "/h/my root".to_string()),
+            ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+        ];
+        let unit = systemd_unit(Path::new("/opt/iap \"d\"/iapeerd"), &env, 30);
+        assert!(
+            unit.contains("ExecStart=\"/opt/iap \\\"d\\\"/iapeerd\"\n"),
+            "{unit}"
+        );
+        assert!(unit.contains("Environment=\"IAPEER_ROOT=/h/my root\"\n"));
+        assert!(unit.contains("KillMode=process\n"));
+        assert!(unit.contains("TimeoutStopSec=45\n"));
+        assert_eq!(systemd_quote("50%"), "\"50%%\"");
+        let plist = launchd_plist(Path::new("/bin/iapeerd"), &env, Path::new("/l"));
+        assert!(plist.contains("<string>com.agfpd.iapeer</string>"));
+        assert!(plist.contains("<key>AbandonProcessGroup</key>\n    <true/>"));
+        assert!(plist.contains("<string>/l/daemon-stderr.log</string>"));
+        assert_eq!(xml("a<b>&c\u{7}"), "a&lt;b&gt;&amp;c");
+    }
+}
