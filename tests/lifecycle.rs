@@ -1230,3 +1230,36 @@ fn control_verbs_send_the_adapters_keys() {
     let err = f.refused(&["interrupt", "tick"]);
     assert!(err.contains("has no `interrupt` control"), "{err}");
 }
+
+/// `attach` rescues a stuck boot: the session is handed to the operator as
+/// it is (a login picker finished by hand), never killed at the deadline;
+/// an automatic wake of the same stuck runtime is still killed.
+#[test]
+fn attach_hands_a_stuck_boot_to_the_operator() {
+    let mut f = Fleet::new().with_env("IAPEER_BOOT_DEADLINE_SECS", "2");
+    f.register("lux", "claude", &[]);
+    f.ok(&["wake", "lux", "--message", "first session"]);
+    f.ok(&["stop", "lux"]);
+    f.ok(&["start", "lux"]);
+    // Its credentials expired: the next start sits at the login picker.
+    f.set_env("FAKE_STUCK", "1");
+    let err = f.refused(&["wake", "lux"]);
+    assert!(err.contains("never-became-ready"), "{err}");
+    assert!(!f.is_live("claude-lux"), "an automatic wake kills it");
+    f.ok(&["start", "lux", "--reset"]);
+
+    let out = f.ok(&["attach", "lux", "--print"]);
+    assert!(out.contains("woke=true"), "{out}");
+    assert!(f.is_live("claude-lux"), "handed over, not killed");
+    assert!(f.pane("claude-lux").contains("Select login method"));
+    let record = std::fs::read_to_string(f.state("claude-lux", "session")).unwrap();
+    assert!(
+        !record.contains("booting"),
+        "supervised as running: {record}"
+    );
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
+    assert!(
+        log.contains("ev=wake-handed-over identity=claude-lux"),
+        "{log}"
+    );
+}

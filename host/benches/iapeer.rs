@@ -409,6 +409,7 @@ fn wake_args(peer: &str, task: &str) -> WakeArgs {
         runtime: None,
         task: task.into(),
         resume: None,
+        hand_over: false,
     }
 }
 

@@ -50,6 +50,9 @@ pub struct LaunchRequest<'a> {
     /// The session shim that records how the runtime ends (`None`: the
     /// runtime runs bare and its exit is not recorded).
     pub shim: Option<Shim>,
+    /// An operator attaches next: after this long, a boot that is not
+    /// ready is handed over as it is instead of killed at the deadline.
+    pub hand_over_after: Option<Duration>,
 }
 
 /// Where the shim lives and where it writes.
@@ -64,6 +67,8 @@ pub struct Shim {
 pub enum LaunchOutcome {
     /// Up; `delivered` when a first message was accepted.
     Ready { delivered: bool },
+    /// Not ready (yet), left running for the operator who attaches next.
+    HandedOver { pane_tail: String },
     /// Not up. `session_left` when a session is still running (the ready
     /// gate timed out after delivery): the caller keeps it supervised.
     /// `message_pasted` when the first message went in before the failure.
@@ -269,10 +274,19 @@ async fn boot(
     let message = req.first_message.trim_end_matches(['\n', '\r']);
     let has_message = !message.trim().is_empty();
     let baseline = activity(req.adapter, cwd).await;
-    let mut poll = Poll::new(req.boot_deadline, FIRST_POLL, MAX_POLL);
+    let patience = match req.hand_over_after {
+        Some(after) if !has_message => after.min(req.boot_deadline),
+        _ => req.boot_deadline,
+    };
+    let mut poll = Poll::new(patience, FIRST_POLL, MAX_POLL);
     let mut last_pane = String::new();
     loop {
         if !poll.pause().await {
+            if req.hand_over_after.is_some() && !has_message {
+                return LaunchOutcome::HandedOver {
+                    pane_tail: pane_tail(&last_pane),
+                };
+            }
             return kill_and_fail(
                 tmux,
                 sock,

@@ -316,6 +316,7 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
             runtime: wake_runtime.as_ref().map(ToString::to_string),
             task: text.clone(),
             resume: None,
+            hand_over: false,
         })
         .await
         .map_err(|e| match e {

@@ -217,6 +217,7 @@ async fn verb(
                         runtime: runtime.clone(),
                         task: String::new(),
                         resume: None,
+                        hand_over: false,
                     })
                     .await;
                 let status = match &outcome {

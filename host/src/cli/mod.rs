@@ -316,6 +316,7 @@ fn wake_args(
         runtime: runtime.clone(),
         task: task.unwrap_or_default(),
         resume,
+        hand_over: false,
     }
 }
 

@@ -329,7 +329,9 @@ pub fn attach(
 pub fn launch(cfg: &Config, runtime: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let lc = lifecycle(cfg)?;
-    let outcome = block_on(lc.folder_launch(&cwd, runtime))?;
+    // On a terminal the operator attaches next: a stuck boot is theirs.
+    let attaching = std::io::stdout().is_terminal() && !json;
+    let outcome = block_on(lc.folder_launch(&cwd, runtime, attaching))?;
     if json {
         print_json(&WakeReport::new(&outcome))?;
         return Ok(if outcome.is_ok() { 0 } else { 1 });

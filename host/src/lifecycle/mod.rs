@@ -45,6 +45,10 @@ use crate::store::{self, Mark, SessionState};
 use crate::tmux::{Liveness, Tmux, probe};
 use crate::{fsutil, wakelock};
 
+/// How long `attach` lets a boot answer its dialogs before it hands the
+/// session to the operator as it is (a login picker is finished by hand).
+const HAND_OVER_AFTER: Duration = Duration::from_secs(15);
+
 /// How long a delivery to a live TUI waits for its activity proxy to move
 /// (proof the message was accepted).
 const LIVE_DELIVERY_GRACE: Duration = Duration::from_secs(3);
@@ -95,6 +99,10 @@ pub struct WakeArgs {
     pub task: String,
     /// `Some(true)` resume (fail loud), `Some(false)` fresh, `None` decide.
     pub resume: Option<bool>,
+    /// An operator is about to attach: a boot that is not ready within its
+    /// patience is handed over as it is (a login picker finished by hand),
+    /// never killed. Automatic wakes keep killing never-ready sessions.
+    pub hand_over: bool,
 }
 
 /// How a wake started a session.
@@ -592,6 +600,7 @@ impl Lifecycle {
                     exit_file: self.cfg.state_file(id, "exit"),
                     exits_log: self.cfg.log_dir.join("exits.log"),
                 }),
+                hand_over_after: args.hand_over.then_some(HAND_OVER_AFTER),
             },
         )
         .await;
@@ -628,6 +637,21 @@ impl Lifecycle {
                     id: id.clone(),
                     reason,
                     message_pasted,
+                })
+            }
+            LaunchOutcome::HandedOver { pane_tail } => {
+                // The operator's now: supervised as a running session (idle
+                // reap applies), never reaped as a failed boot.
+                self.record_session(id, &cwd);
+                events::log(
+                    &self.cfg,
+                    "wake-handed-over",
+                    &[("identity", id.as_str()), ("pane", &pane_tail)],
+                );
+                Ok(Woken {
+                    identity: id.clone(),
+                    spawned: Some(spawn_mode),
+                    task_delivered: None,
                 })
             }
             LaunchOutcome::Ready { delivered } => {

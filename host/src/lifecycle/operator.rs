@@ -338,6 +338,7 @@ impl Lifecycle {
                 runtime: Some(rt.to_string()),
                 task: String::new(),
                 resume: Some(false),
+                hand_over: false,
             })
             .await;
         let outcome = match &wake {
@@ -422,6 +423,12 @@ impl Lifecycle {
             runtime: rt.to_string(),
         };
         if self.is_live(&id) {
+            // An orphaned boot the operator is about to fix by hand is theirs
+            // now: the supervisor must not reap it at the boot deadline.
+            if let Some(mut s) = store::read_session(&self.cfg, &id).filter(|s| s.booting) {
+                s.booting = false;
+                let _ = store::write_session(&self.cfg, &s);
+            }
             return Ok(target(false));
         }
         self.wake_or_spawn(&WakeArgs {
@@ -429,6 +436,7 @@ impl Lifecycle {
             runtime: Some(rt.to_string()),
             task: String::new(),
             resume: Some(true),
+            hand_over: true,
         })
         .await?;
         Ok(target(true))
@@ -436,7 +444,14 @@ impl Lifecycle {
 
     /// `launch` (`iapeer <runtime>`): bring up the peer of `cwd`, always
     /// fresh, its initial prompt delivered once. A live session is reused.
-    pub async fn folder_launch(&self, cwd: &Path, runtime: Option<&str>) -> super::WakeOutcome {
+    /// With `hand_over` (the operator attaches next), a boot stuck at a
+    /// login picker is handed over instead of killed.
+    pub async fn folder_launch(
+        &self,
+        cwd: &Path,
+        runtime: Option<&str>,
+        hand_over: bool,
+    ) -> super::WakeOutcome {
         let profile = registry::read_profile(cwd)?
             .ok_or_else(|| LifecycleError::NoProfile(registry::profile_path(cwd)))?;
         let personality = profile
@@ -450,6 +465,7 @@ impl Lifecycle {
             runtime,
             task: String::new(),
             resume: Some(false),
+            hand_over,
         })
         .await
     }

@@ -382,6 +382,7 @@ impl Lifecycle {
                 runtime: Some(runtime.clone()),
                 task: String::new(),
                 resume: None,
+                hand_over: false,
             };
             let result = self.wake(&args).await;
             if let Err(e) = &result {
