@@ -1263,3 +1263,55 @@ fn attach_hands_a_stuck_boot_to_the_operator() {
         "{log}"
     );
 }
+
+/// Every session's pane goes to its pane log; `iapeer logs` shows it as text.
+#[test]
+fn pane_logs_and_iapeer_logs() {
+    let f = Fleet::new();
+    f.register("pia", "claude", &[]);
+    f.ok(&["wake", "pia", "--message", "visible in the pane"]);
+    let log = f.root.join("logs/iapeer/panes/claude-pia.log");
+    wait_until("the pane log", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("visible in the pane"))
+    });
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = f.ok(&["logs", "pia", "-n", "20"]);
+    assert!(out.contains("Welcome to Claude Code"), "{out}");
+    assert!(out.contains("visible in the pane"), "{out}");
+    assert!(!out.contains('\u{1b}'), "escape sequences stripped");
+    let err = f.refused(&["logs", "nobody"]);
+    assert!(err.contains("not registered"), "{err}");
+}
+
+/// The pane-log command goes through `sh -c` and tmux's format expansion:
+/// a root path full of quotes, `#(…)` and `$(…)` must stay a path.
+#[test]
+fn a_hostile_root_path_never_runs_as_a_command() {
+    let mut f = Fleet::new();
+    let root = f
+        .dir
+        .path()
+        .join("we'ird #(touch HASH) $(touch DOLLAR) `touch TICK` root");
+    f.set_env("IAPEER_ROOT", root.to_str().unwrap());
+    f.register("odd", "claude", &[]);
+    f.ok(&["wake", "odd", "--message", "still safe"]);
+    let log = root.join("logs/iapeer/panes/claude-odd.log");
+    wait_until(
+        "the pane log under the odd root",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("still safe")),
+    );
+    for dir in [
+        f.dir.path().to_path_buf(),
+        f.home.clone(),
+        f.dir.path().join("w/odd"),
+    ] {
+        for name in ["HASH", "DOLLAR", "TICK"] {
+            assert!(!dir.join(name).exists(), "{name} ran in {}", dir.display());
+        }
+    }
+}

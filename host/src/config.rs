@@ -76,6 +76,10 @@ pub struct Config {
     pub lifecycle_log: Rotation,
     pub delivery_log: Rotation,
     pub daemon_log: Rotation,
+    /// Pane logs (`IAPEER_PANE_LOG_MAX_BYTES` / `_KEEP`, 5 MiB × 2);
+    /// `IAPEER_PANE_LOGS=0` turns them off.
+    pub pane_log: Rotation,
+    pub pane_logs: bool,
     /// The daemon's Unix socket (`IAPEER_DAEMON_SOCKET`, else
     /// `<root>/state/iapeer/router.sock`).
     pub daemon_socket: PathBuf,
@@ -246,6 +250,17 @@ impl Config {
             lifecycle_log: rotation("IAPEER_LIFECYCLE_LOG"),
             delivery_log: rotation("IAPEER_DELIVERY_LOG"),
             daemon_log: rotation("IAPEER_DAEMON_LOG"),
+            pane_log: Rotation {
+                keep: non_blank(&env, "IAPEER_PANE_LOG_KEEP")
+                    .and_then(|k| k.parse().ok())
+                    .unwrap_or(2)
+                    .min(100),
+                ..rotation("IAPEER_PANE_LOG")
+            },
+            pane_logs: !matches!(
+                non_blank(&env, "IAPEER_PANE_LOGS"),
+                Some("0" | "false" | "no")
+            ),
             daemon_socket,
             bearer_token: non_blank(&env, "IAPEER_BEARER_TOKEN").map(str::to_string),
             env,

@@ -53,6 +53,8 @@ pub struct LaunchRequest<'a> {
     /// An operator attaches next: after this long, a boot that is not
     /// ready is handed over as it is instead of killed at the deadline.
     pub hand_over_after: Option<Duration>,
+    /// The `pipe-pane` command that keeps the session's pane log.
+    pub pane_log: Option<String>,
 }
 
 /// Where the shim lives and where it writes.
@@ -242,7 +244,14 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     };
     let launched_ms = SystemClock.now_ms();
     if let Err(e) = tmux
-        .new_session(sock, id, Path::new(&req.spec.cwd), &argv, &env)
+        .new_session(
+            sock,
+            id,
+            Path::new(&req.spec.cwd),
+            &argv,
+            &env,
+            req.pane_log.as_deref(),
+        )
         .await
     {
         return died(format!("tmux new-session failed: {e}"));

@@ -218,6 +218,7 @@ impl Tmux {
         cwd: &Path,
         argv: &[String],
         env: &BTreeMap<String, String>,
+        pipe: Option<&str>,
     ) -> Result<(), TmuxError> {
         // No `-c`: tmux expands formats in it (`#(cmd)` would run a shell).
         // The session starts in the client's working directory instead.
@@ -238,7 +239,16 @@ impl Tmux {
             args.extend(["/usr/bin/env", "--"]);
         }
         args.extend(argv.iter().map(String::as_str));
-        let mut c = self.command(sock, &args);
+        // The pane's output goes to `pipe` from its first byte: in the same
+        // client call, so nothing is printed before the pipe is there.
+        let pipe_args: Vec<&str>;
+        let mut c = match pipe {
+            Some(cmd) => {
+                pipe_args = vec!["pipe-pane", "-o", "-t", identity, cmd];
+                self.sequence(sock, &[&args, &pipe_args])
+            }
+            None => self.command(sock, &args),
+        };
         c.env_clear().envs(env).current_dir(cwd);
         self.run(c, "new-session", None).await.map(drop)
     }

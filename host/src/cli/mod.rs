@@ -1,6 +1,7 @@
 //! The command-line front ends of both binaries (clap). Exit codes: 0 done,
 //! 1 refused or failed (one line on stderr naming the cause), 2 usage.
 
+mod logs;
 mod mcp_config;
 mod plugins;
 mod status;
@@ -162,6 +163,20 @@ enum Command {
         attachments: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// What a peer's terminal showed (its pane log), last lines first.
+    Logs {
+        peer: String,
+        runtime: Option<String>,
+        /// How many lines to show.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+        /// Keep printing what the pane shows next (Ctrl-C stops).
+        #[arg(short, long)]
+        follow: bool,
+        /// Keep the terminal's escape sequences.
+        #[arg(long)]
+        raw: bool,
     },
     /// Interrupt a peer's current turn (the adapter's `interrupt` keys).
     Interrupt {
@@ -383,6 +398,22 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             )
         }
         Command::Status { json } => status::status(cfg, *json),
+        Command::Logs {
+            peer,
+            runtime,
+            lines,
+            follow,
+            raw,
+        } => logs::logs(
+            cfg,
+            logs::LogsArgs {
+                peer,
+                runtime: runtime.as_deref(),
+                lines: *lines,
+                follow: *follow,
+                raw: *raw,
+            },
+        ),
         Command::Interrupt {
             peer,
             runtime,
@@ -482,7 +513,7 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
 
 /// Entry point of the `iapeer` binary.
 pub fn iapeer_main() -> ExitCode {
-    if let Some(code) = crate::shim::dispatch() {
+    if let Some(code) = crate::shim::dispatch().or_else(crate::panelog::dispatch) {
         return code;
     }
     let cli = IapeerCli::parse();

@@ -272,7 +272,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
 
 /// Entry point of the `iapeerd` binary.
 pub fn iapeerd_main() -> ExitCode {
-    if let Some(code) = crate::shim::dispatch() {
+    if let Some(code) = crate::shim::dispatch().or_else(crate::panelog::dispatch) {
         return code;
     }
     let cli = IapeerdCli::parse();

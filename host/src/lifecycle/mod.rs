@@ -601,6 +601,17 @@ impl Lifecycle {
                     exits_log: self.cfg.log_dir.join("exits.log"),
                 }),
                 hand_over_after: args.hand_over.then_some(HAND_OVER_AFTER),
+                pane_log: self
+                    .shim
+                    .as_ref()
+                    .filter(|_| self.cfg.pane_logs)
+                    .map(|exe| {
+                        crate::panelog::pipe_command(
+                            exe,
+                            &crate::panelog::path(&self.cfg, id),
+                            self.cfg.pane_log,
+                        )
+                    }),
             },
         )
         .await;

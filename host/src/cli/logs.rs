@@ -1,0 +1,114 @@
+//! `iapeer logs PEER [RUNTIME] [-n N] [--follow] [--raw]`: what a peer's
+//! terminal showed, from its pane log. Escape sequences are stripped unless
+//! `--raw`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::names::Identity;
+use crate::panelog;
+use crate::registry;
+
+/// How far back the first screenful is read.
+const TAIL_BYTES: u64 = 1 << 20;
+
+pub struct LogsArgs<'a> {
+    pub peer: &'a str,
+    pub runtime: Option<&'a str>,
+    pub lines: usize,
+    pub follow: bool,
+    pub raw: bool,
+}
+
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// The log of the named runtime, else the one written last, else the default.
+fn log_path(cfg: &Config, a: &LogsArgs<'_>) -> anyhow::Result<(Identity, PathBuf)> {
+    let reg = registry::read_registry(&cfg.registry_path())?;
+    let peer = reg
+        .find(a.peer)
+        .with_context(|| format!("peer {:?} is not registered", a.peer))?;
+    let id = match a.runtime {
+        Some(r) => {
+            let rt = crate::lifecycle::resolve_wake_runtime(Some(r), peer)?;
+            Identity::new(&rt, &peer.personality)
+        }
+        None => peer
+            .runtimes
+            .iter()
+            .map(|rt| Identity::new(rt, &peer.personality))
+            .filter_map(|id| modified(&panelog::path(cfg, &id)).map(|m| (m, id)))
+            .max_by_key(|(m, _)| *m)
+            .map(|(_, id)| id)
+            .unwrap_or_else(|| Identity::new(&peer.default_runtime, &peer.personality)),
+    };
+    let path = panelog::path(cfg, &id);
+    Ok((id, path))
+}
+
+fn render(bytes: &[u8], raw: bool) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if raw {
+        text.into_owned()
+    } else {
+        panelog::strip_terminal(&text)
+    }
+}
+
+pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
+    let (id, path) = log_path(cfg, &a)?;
+    let Ok(mut file) = File::open(&path) else {
+        bail!(
+            "{}: no pane log for {id} yet (at {})",
+            a.peer,
+            path.display()
+        );
+    };
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = render(&bytes, a.raw);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = std::io::stdout().lock();
+    for l in &lines[lines.len().saturating_sub(a.lines)..] {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    if !a.follow {
+        return Ok(0);
+    }
+    // Follow: new bytes as they come, across rotation (a new inode).
+    let mut inode = file.metadata()?.ino();
+    let mut offset = len;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.ino() != inode || meta.len() < offset {
+            inode = meta.ino();
+            offset = 0;
+            file = File::open(&path)?;
+        }
+        if meta.len() > offset {
+            file.seek(SeekFrom::Start(offset))?;
+            let mut chunk = Vec::new();
+            Read::by_ref(&mut file)
+                .take(meta.len() - offset)
+                .read_to_end(&mut chunk)?;
+            offset += chunk.len() as u64;
+            out.write_all(render(&chunk, a.raw).as_bytes())?;
+            out.flush()?;
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Pane logs: everything a session's terminal shows, appended to
+//! `<root>/logs/iapeer/panes/<identity>.log` (size-capped, rotated), for
+//! `iapeer logs` and for finding out afterwards what a peer did.
+//!
+//! tmux's `pipe-pane` runs its command through `sh -c` (after expanding
+//! `#` formats), so the command is built only from host paths, each
+//! shell-quoted and `#`-escaped, plus this program's own arguments — no
+//! peer-controlled text. The writer is this program again
+//! (`__pane-log <file> <max-bytes> <keep>`): it keeps the file open and
+//! rotates it itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::fsutil;
+use crate::logfile::Rotation;
+use crate::names::Identity;
+
+/// The first argument that turns either binary into the pane-log writer.
+pub const ARG: &str = "__pane-log";
+
+pub fn path(cfg: &Config, id: &Identity) -> PathBuf {
+    cfg.log_dir.join("panes").join(format!("{id}.log"))
+}
+
+/// `'…'` for `sh`: a `'` inside becomes `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The `pipe-pane` command for a session's log: `exec <exe> __pane-log
+/// <file> <max> <keep>`, quoted for `sh` and escaped for tmux formats.
+pub fn pipe_command(exe: &Path, file: &Path, rotation: Rotation) -> String {
+    let cmd = format!(
+        "exec {} {ARG} {} {} {}",
+        shell_quote(&exe.to_string_lossy()),
+        shell_quote(&file.to_string_lossy()),
+        rotation.max_bytes,
+        rotation.keep
+    );
+    cmd.replace('#', "##")
+}
+
+/// When this process was started as a pane-log writer, runs it to the end
+/// (end of input: the pane closed).
+pub fn dispatch() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(ARG) {
+        return None;
+    }
+    let (Some(file), Some(max), Some(keep)) = (args.get(2), args.get(3), args.get(4)) else {
+        eprintln!("iapeer {ARG}: expected <file> <max-bytes> <keep>");
+        return Some(ExitCode::from(2));
+    };
+    let rotation = Rotation {
+        max_bytes: max.parse().unwrap_or(Rotation::default().max_bytes),
+        keep: keep.parse().unwrap_or(Rotation::default().keep),
+    };
+    Some(
+        match write_all(io::stdin().lock(), Path::new(file), rotation) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        },
+    )
+}
+
+fn open(file: &Path) -> io::Result<(File, u64)> {
+    if let Some(dir) = file.parent() {
+        fsutil::ensure_private_dir(dir)?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(fsutil::FILE_MODE)
+        .open(file)?;
+    let size = f.metadata()?.len();
+    Ok((f, size))
+}
+
+/// Copies `input` into `file`, rotating at the bound.
+fn write_all(mut input: impl Read, file: &Path, rotation: Rotation) -> io::Result<()> {
+    let (mut out, mut size) = open(file)?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if size >= rotation.max_bytes {
+            drop(out);
+            crate::logfile::rotate_now(file, rotation)?;
+            (out, size) = open(file)?;
+        }
+        out.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+}
+
+/// Terminal output as readable text: escape sequences (CSI, OSC, …) and
+/// control characters other than newline and tab removed, CRs dropped.
+pub fn strip_terminal(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates, then one final byte.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC / DCS / …: up to BEL or ST (ESC \).
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                // Two-character sequences (ESC =, ESC ( B, …).
+                Some('(' | ')' | '*' | '+') => {
+                    chars.next();
+                }
+                _ => {}
+            },
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pipe_command_quotes_and_escapes() {
+        let cmd = pipe_command(
+            Path::new("/opt/it's #1/iapeer"),
+            Path::new("/r/logs/claude-bob.log"),
+            Rotation {
+                max_bytes: 100,
+                keep: 2,
+            },
+        );
+        assert_eq!(
+            cmd,
+            r"exec '/opt/it'\''s ##1/iapeer' __pane-log '/r/logs/claude-bob.log' 100 2"
+        );
+    }
+
+    #[test]
+    fn terminal_output_becomes_text() {
+        let raw =
+            "\u{1b}[2J\u{1b}[H\u{1b}[1;32mhello\u{1b}[0m\r\n\u{1b}]0;title\u{7}world\u{1b}(B!\u{7}";
+        assert_eq!(strip_terminal(raw), "hello\nworld!");
+    }
+
+    #[test]
+    fn the_writer_rotates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("p/x.log");
+        let rotation = Rotation {
+            max_bytes: 10,
+            keep: 1,
+        };
+        write_all(&b"0123456789abc"[..], &file, rotation).unwrap();
+        write_all(&b"def"[..], &file, rotation).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "def");
+        let mut rotated = file.as_os_str().to_owned();
+        rotated.push(".1");
+        assert_eq!(std::fs::read_to_string(rotated).unwrap(), "0123456789abc");
+    }
+}
