@@ -119,7 +119,7 @@ fn write(cfg: &Config, id: &Identity, ring: &[Death]) -> io::Result<()> {
     if ring.is_empty() {
         return fsutil::remove_if_exists(&path);
     }
-    fsutil::write_atomic(&path, &serde_json::to_vec(ring).map_err(io::Error::other)?)
+    fsutil::write_atomic_lazy(&path, &serde_json::to_vec(ring).map_err(io::Error::other)?)
 }
 
 /// Appends a death (the ring keeps the last 16).

@@ -38,11 +38,14 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 /// Appends `bytes` (one or more whole lines) to `path`, rotating first when
 /// the file has reached its bound.
 pub fn append(path: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fsutil::ensure_private_dir(dir)?;
-    }
-    if fs::metadata(path).is_ok_and(|m| m.len() >= rotation.max_bytes) {
+    let meta = fs::metadata(path);
+    if meta.as_ref().is_ok_and(|m| m.len() >= rotation.max_bytes) {
         rotate(path, rotation)?;
+    }
+    if meta.is_err()
+        && let Some(dir) = path.parent()
+    {
+        fsutil::ensure_private_dir(dir)?;
     }
     // O_APPEND: concurrent writers of whole lines never interleave mid-line.
     OpenOptions::new()

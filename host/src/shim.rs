@@ -193,7 +193,7 @@ fn record(a: &Args, tail: Option<String>, status: Option<i32>, signal: Option<i3
         tail: tail.unwrap_or_default(),
     };
     if let Ok(json) = serde_json::to_vec(&rec) {
-        let _ = fsutil::write_atomic(&a.exit_file, &json);
+        let _ = fsutil::write_atomic_lazy(&a.exit_file, &json);
     }
     let status = status.map(|s| s.to_string()).unwrap_or_default();
     let signal = signal.map(|s| s.to_string()).unwrap_or_default();
