@@ -1435,9 +1435,7 @@ fn soak() {
         .map(|d| {
             d.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    std::os::unix::net::UnixStream::connect(f.socks.join(n)).is_ok()
-                })
+                .filter(|n| std::os::unix::net::UnixStream::connect(f.socks.join(n)).is_ok())
                 .collect()
         })
         .unwrap_or_default();

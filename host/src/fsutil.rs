@@ -141,6 +141,38 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     result
 }
 
+/// Removes the temp files of [`write_atomic`] in `dir` whose writer is
+/// gone (a process killed between create and rename leaves one behind).
+/// The writer's pid is part of the name; a live pid's file is left alone.
+pub fn sweep_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = temp_file_pid(name) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The writer pid in `.<name>.<pid>.<n>.tmp`.
+fn temp_file_pid(name: &str) -> Option<i32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let _counter: u64 = parts.next()?.parse().ok()?;
+    parts.next()?.parse().ok().filter(|&pid| pid > 0)
+}
+
 /// Opens (creating, 0600) a file used only as an `flock` target; its
 /// content is never touched.
 pub fn open_lock_file(path: &Path) -> io::Result<File> {
@@ -183,6 +215,19 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"2");
         // No temp files left behind.
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(temp_file_pid(".claude-bob.new.8379.0.tmp"), Some(8379));
+        assert_eq!(temp_file_pid("claude-bob.session"), None);
+        // pid 2^22+1 is above Linux's pid_max: never alive.
+        fs::write(tmp.path().join(".x.session.4194305.3.tmp"), "").unwrap();
+        let mine = format!(".y.session.{}.0.tmp", std::process::id());
+        fs::write(tmp.path().join(&mine), "").unwrap();
+        assert_eq!(sweep_temp_files(tmp.path()), 1);
+        assert!(tmp.path().join(mine).exists(), "a live writer's file stays");
     }
 
     #[test]

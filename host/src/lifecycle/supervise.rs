@@ -112,6 +112,8 @@ impl Lifecycle {
     /// the session alone.
     pub async fn supervise_tick(&self) -> Vec<SuperviseOutcome> {
         let now = self.clock.now_ms();
+        // A writer killed mid-write leaves its temp file behind.
+        fsutil::sweep_temp_files(&self.cfg.state_dir);
         let mut out = Vec::new();
         let mut log = Vec::new();
         for (id, state) in store::read_sessions(&self.cfg) {
