@@ -303,6 +303,71 @@ fn bench_plugins() {
                 .unwrap();
         }),
     );
+    bench_codex_10k(&codex);
+}
+
+/// codex at scale: 10 000 session files over 300 day directories (2 KB
+/// first lines), 10 of them recorded for the peer's cwd.
+fn bench_codex_10k(codex: &iapeer::plugins::Adapter) {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join(".codex/sessions");
+    let mut n = 0;
+    for d in 0..300 {
+        let day = root.join(format!("2026/{:02}/{:02}", 1 + d / 28 % 12, 1 + d % 28));
+        std::fs::create_dir_all(&day).unwrap();
+        for _ in 0..34 {
+            if n == 10_000 {
+                break;
+            }
+            let cwd = if n % 1000 == 7 {
+                "/w/big".to_string()
+            } else {
+                format!("/w/o{}", n % 50)
+            };
+            let file = day.join(format!("rollout-{n:05}.jsonl"));
+            std::fs::write(
+                &file,
+                format!(
+                    "{{\"type\":\"session_meta\",\"payload\":{{\"cwd\":\"{cwd}\",\"instructions\":\"{}\"}}}}\n",
+                    "x".repeat(2000)
+                ),
+            )
+            .unwrap();
+            let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + n);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+            n += 1;
+        }
+    }
+    let big = iapeer::plugins::PluginHost::load(&options(home.path(), CompileCache::disabled()))
+        .block()
+        .unwrap();
+    let adapter = big.adapter("codex").unwrap();
+    let _ = codex;
+    let expected = Some(1_700_000_000_000 + 9_007 * 1000);
+    assert_eq!(
+        adapter.newest_activity_mtime("/w/big").block().unwrap(),
+        expected
+    );
+    row(
+        "codex newest-activity-mtime, 10 000 sessions (warm)",
+        &measure(20, || {
+            assert_eq!(
+                adapter.newest_activity_mtime("/w/big").block().unwrap(),
+                expected
+            );
+        }),
+    );
+    row(
+        "codex resolve-resume, 10 000 sessions, no match (warm)",
+        &measure(10, || {
+            adapter.resolve_resume("/w/none").block().unwrap();
+        }),
+    );
 }
 
 /// A throwaway iapeer world: HOME, root, sockets, the fake claude.

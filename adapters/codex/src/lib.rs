@@ -29,35 +29,46 @@ fn session_cwd(path: &str) -> Option<String> {
     Some(meta.get("payload")?.get("cwd")?.as_str()?.to_string())
 }
 
-/// Calls `found(mtime)` for every session file recorded for `cwd`.
-fn for_each_session(dir: &str, depth: usize, cwd: &str, found: &mut impl FnMut(u64)) {
-    let Ok(entries) = host_fs::list_dir(dir) else {
+/// Every session file under `dir`, as (mtime, index of its directory in
+/// `dirs`, file name): paths are built only for the few files read.
+fn collect_sessions(
+    dir: String,
+    depth: usize,
+    dirs: &mut Vec<String>,
+    out: &mut Vec<(u64, usize, String)>,
+) {
+    let Ok(entries) = host_fs::list_dir(&dir) else {
         return;
     };
+    let index = dirs.len();
+    dirs.push(dir);
     for entry in entries {
-        let path = format!("{dir}/{}", entry.name);
         match entry.kind {
             EntryKind::Directory if depth < MAX_DEPTH => {
-                for_each_session(&path, depth + 1, cwd, found)
+                let sub = format!("{}/{}", dirs[index], entry.name);
+                collect_sessions(sub, depth + 1, dirs, out);
             }
             EntryKind::File | EntryKind::Symlink if entry.name.ends_with(".jsonl") => {
-                let matches = session_cwd(&path)
-                    .is_some_and(|recorded| recorded == cwd || host_fs::same_path(&recorded, cwd));
-                if matches {
-                    found(entry.mtime_ms);
-                }
+                out.push((entry.mtime_ms, index, entry.name));
             }
             _ => {}
         }
     }
 }
 
+/// The newest mtime among the session files recorded for `cwd`. Files are
+/// judged newest first and the first one recorded for `cwd` answers: a
+/// peer with recent sessions costs a directory walk and a read or two, not
+/// a read of every session's first line.
 fn newest_session_mtime(cwd: &str) -> Option<u64> {
-    let mut newest = None;
-    for_each_session(SESSIONS_DIR, 0, cwd, &mut |mtime| {
-        newest = Some(newest.map_or(mtime, |n: u64| n.max(mtime)));
-    });
-    newest
+    let (mut dirs, mut sessions) = (Vec::new(), Vec::new());
+    collect_sessions(SESSIONS_DIR.to_string(), 0, &mut dirs, &mut sessions);
+    sessions.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    sessions.into_iter().find_map(|(mtime, dir, name)| {
+        session_cwd(&format!("{}/{name}", dirs[dir]))
+            .is_some_and(|recorded| recorded == cwd || host_fs::same_path(&recorded, cwd))
+            .then_some(mtime)
+    })
 }
 
 impl Guest for Codex {

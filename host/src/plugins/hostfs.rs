@@ -10,6 +10,8 @@ use std::time::UNIX_EPOCH;
 
 use cap_primitives::fs::{self as capfs, OpenOptions};
 
+use super::fscache::ListingCache;
+
 /// Entries one `list-dir` returns at most.
 pub const MAX_ENTRIES: usize = 100_000;
 /// The longest first line `read-first-line` reads, whatever the guest asks.
@@ -60,9 +62,18 @@ struct GrantedDir {
 }
 
 /// The directories one adapter may read, resolved against a home directory.
-#[derive(Debug)]
 pub struct FileGrants {
     dirs: Vec<GrantedDir>,
+    /// Listings under the granted dirs, dropped on any reported change.
+    listings: ListingCache,
+}
+
+impl std::fmt::Debug for FileGrants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileGrants")
+            .field("dirs", &self.dirs)
+            .finish()
+    }
 }
 
 /// The components of a relative path made only of normal names (no `.`,
@@ -84,7 +95,10 @@ impl FileGrants {
     /// A home of `/` grants nothing: `etc` must never mean `/etc`.
     pub fn new(home: &Path, read_dirs: &[String]) -> Self {
         if home == Path::new("/") || !home.is_absolute() {
-            return FileGrants { dirs: Vec::new() };
+            return FileGrants {
+                dirs: Vec::new(),
+                listings: ListingCache::default(),
+            };
         }
         let dirs = read_dirs
             .iter()
@@ -96,7 +110,10 @@ impl FileGrants {
                 })
             })
             .collect();
-        FileGrants { dirs }
+        FileGrants {
+            dirs,
+            listings: ListingCache::default(),
+        }
     }
 
     /// The granted directories that exist now, with their guest mount points.
@@ -120,8 +137,8 @@ impl FileGrants {
             .fold(0, |mask, (i, _)| mask | (1 << i))
     }
 
-    /// Splits `path` into (opened granted dir, rest below it).
-    fn resolve(&self, path: &str) -> Result<(File, PathBuf), FsError> {
+    /// The granted dir `path` lies in, and the rest below it.
+    fn locate(&self, path: &str) -> Result<(&GrantedDir, PathBuf), FsError> {
         let components = plain_relative_components(path).ok_or(FsError::NotPermitted)?;
         let dir = self
             .dirs
@@ -129,12 +146,36 @@ impl FileGrants {
             .filter(|d| components.starts_with(&d.components))
             .max_by_key(|d| d.components.len())
             .ok_or(FsError::NotPermitted)?;
-        let start = capfs::open_ambient_dir(&dir.host_path, cap_primitives::ambient_authority())?;
         let rest: PathBuf = components[dir.components.len()..].iter().collect();
+        Ok((dir, rest))
+    }
+
+    /// Splits `path` into (opened granted dir, rest below it).
+    fn resolve(&self, path: &str) -> Result<(File, PathBuf), FsError> {
+        let (dir, rest) = self.locate(path)?;
+        let start = capfs::open_ambient_dir(&dir.host_path, cap_primitives::ambient_authority())?;
         Ok((start, rest))
     }
 
+    /// `list-dir`, from the cache when nothing changed under the directory
+    /// since it was last read (see `fscache`).
     pub fn list_dir(&self, path: &str) -> Result<Vec<Entry>, FsError> {
+        let (dir, rest) = self.locate(path)?;
+        let key = dir.host_path.join(&rest);
+        let cached = self.listings.watch(&dir.host_path);
+        if cached && let Some(hit) = self.listings.get(&key) {
+            return Ok(hit.as_ref().clone());
+        }
+        let generation = self.listings.generation(&key);
+        let stamp = cached.then(|| self.listings.stamp(&key)).flatten();
+        let entries = self.read_dir(path)?;
+        if cached {
+            self.listings.put(key, generation, stamp, &entries);
+        }
+        Ok(entries)
+    }
+
+    fn read_dir(&self, path: &str) -> Result<Vec<Entry>, FsError> {
         let (start, rest) = self.resolve(path)?;
         let entries = if rest.as_os_str().is_empty() {
             capfs::read_base_dir(&start)?
