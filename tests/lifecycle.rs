@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Fleet, wait_until};
@@ -76,6 +76,10 @@ fn register_wake_stop_start_supervise() {
     assert_eq!(out["outcomes"][0]["action"], "alive");
     // A crash is reaped as gone.
     f.crash("claude-bob");
+    wait_until("the shim's exit record", Duration::from_secs(10), || {
+        std::fs::read_to_string(f.state("claude-bob", "exit"))
+            .is_ok_and(|t| t.contains("\"hangup\":true"))
+    });
     let out = json(&f.ok(&["supervise", "--once", "--json"]));
     assert_eq!(out["outcomes"][0]["action"], "reaped-gone");
     // The session shim saw its server go: the death says so, and counts.
@@ -1253,15 +1257,63 @@ fn attach_hands_a_stuck_boot_to_the_operator() {
     assert!(f.is_live("claude-lux"), "handed over, not killed");
     assert!(f.pane("claude-lux").contains("Select login method"));
     let record = std::fs::read_to_string(f.state("claude-lux", "session")).unwrap();
-    assert!(
-        !record.contains("booting"),
-        "supervised as running: {record}"
-    );
+    assert!(record.contains("\"handed_over\":true"), "{record}");
     let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
     assert!(
         log.contains("ev=wake-handed-over identity=claude-lux"),
         "{log}"
     );
+    // Nothing goes into the login picker: no message, no control keys.
+    let err = f.refused(&["wake", "lux", "--message", "into the picker?"]);
+    assert!(err.contains("handed to its operator"), "{err}");
+    let err = f.refused(&["interrupt", "lux"]);
+    assert!(err.contains("handed to its operator"), "{err}");
+    assert!(!f.pane("claude-lux").contains("into the picker"));
+    // Past the boot deadline the supervisor still leaves it to its operator.
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    assert_eq!(out["outcomes"][0]["action"], "booting", "{out}");
+    assert!(f.is_live("claude-lux"));
+    assert!(!f.state("claude-lux", "deaths").exists());
+}
+
+/// A runtime that was up and quit on its own with status 0 (`/exit`) did
+/// not die: reaped as gone, not counted by the crash-loop guard.
+#[test]
+fn a_clean_quit_is_not_a_death() {
+    let f = Fleet::new().with_env("FAKE_EXIT_ON", "/exit");
+    f.register("qui", "claude", &[]);
+    f.ok(&["wake", "qui"]);
+    let _ = f.run(&["wake", "qui", "--message", "/exit"]);
+    wait_until("the runtime to quit", Duration::from_secs(10), || {
+        !f.is_live("claude-qui")
+            && std::fs::read_to_string(f.state("claude-qui", "exit"))
+                .is_ok_and(|t| t.contains("\"status\":0"))
+    });
+    let out = json(&f.ok(&["supervise", "--once", "--json"]));
+    if let Some(o) = out["outcomes"].as_array().unwrap().first() {
+        assert_eq!(o["action"], "reaped-gone", "{out}");
+        assert!(o["reason"].as_str().unwrap().contains("exited (status 0)"));
+    }
+    assert!(!f.state("claude-qui", "deaths").exists(), "no death");
+}
+
+/// A stop that lands while a boot is failing is the operator's doing: the
+/// failed boot is no death.
+#[test]
+fn a_boot_stopped_by_its_operator_is_not_a_death() {
+    let f = Fleet::new()
+        .with_env("FAKE_STUCK", "1")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "2");
+    f.register("sto", "claude", &[]);
+    let mut wake = f.cmd(&["wake", "sto", "--message", "hi"]).spawn().unwrap();
+    wait_until("the boot to start", Duration::from_secs(10), || {
+        f.runs().iter().any(|r| r.contains("identity=claude-sto "))
+    });
+    f.ok(&["stop", "sto"]);
+    assert!(!wake.wait().unwrap().success());
+    assert!(!f.is_live("claude-sto"));
+    assert!(!f.state("claude-sto", "deaths").exists(), "no death");
 }
 
 /// Every session's pane goes to its pane log; `iapeer logs` shows it as text.
@@ -1440,4 +1492,110 @@ fn soak() {
         })
         .unwrap_or_default();
     assert!(live.is_empty(), "tmux servers left running: {live:?}");
+}
+
+/// A killed session leaves nothing running: the shim passes the hangup on
+/// and SIGKILLs a runtime that ignores it (regression: the runtime and the
+/// shim used to run on, orphaned, after `stop`).
+#[test]
+fn a_stopped_session_leaves_no_process_behind() {
+    let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;
+    let processes = |f: &Fleet, id: &str| -> (i32, Vec<i32>) {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(f.socket(id))
+            .args(["display", "-p", "-t", id, "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shim: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let kids = Command::new("pgrep")
+            .args(["-P", &shim.to_string()])
+            .output()
+            .unwrap();
+        let kids = String::from_utf8_lossy(&kids.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        (shim, kids)
+    };
+    for stubborn in ["0", "1"] {
+        let f = Fleet::new().with_env("FAKE_IGNORE_HUP", stubborn);
+        f.register("hal", "claude", &[]);
+        f.ok(&["wake", "hal"]);
+        let (shim, kids) = processes(&f, "claude-hal");
+        assert!(!kids.is_empty());
+        f.ok(&["stop", "hal"]);
+        wait_until(
+            "the runtime and its shim to end",
+            Duration::from_secs(15),
+            || !alive(shim) && kids.iter().all(|&k| !alive(k)),
+        );
+    }
+}
+
+/// The shim SIGKILLs a runtime that ignores the hangup once its grace is
+/// over.
+#[test]
+fn the_shim_kills_a_runtime_that_ignores_the_hangup() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.socks).unwrap();
+    let sock = f.socks.join("shim-test.sock");
+    let exit_file = f.dir.path().join("t.exit");
+    let started = Command::new("tmux")
+        .args(["-f", "/dev/null", "-S"])
+        .arg(&sock)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "--",
+            env!("CARGO_BIN_EXE_iapeer"),
+            "__session",
+        ])
+        .arg(&exit_file)
+        .arg(f.dir.path().join("exits.log"))
+        .args(["tmux"])
+        .arg(&sock)
+        .args(["t", "--", "bash", "-c", "trap '' HUP TERM; exec sleep 1000"])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let pane = Command::new("tmux")
+        .arg("-S")
+        .arg(&sock)
+        .args(["display", "-p", "-t", "t", "#{pane_pid}"])
+        .output()
+        .unwrap();
+    let shim: i32 = String::from_utf8_lossy(&pane.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let mut runtime = None;
+    wait_until("the runtime", Duration::from_secs(5), || {
+        let kids = Command::new("pgrep")
+            .args(["-P", &shim.to_string()])
+            .output()
+            .unwrap();
+        runtime = String::from_utf8_lossy(&kids.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok());
+        runtime.is_some()
+    });
+    let runtime = runtime.unwrap();
+    let _ = Command::new("tmux")
+        .arg("-S")
+        .arg(&sock)
+        .args(["kill-session", "-t", "t"])
+        .status();
+    let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;
+    wait_until(
+        "the stubborn runtime to be killed",
+        Duration::from_secs(15),
+        || !alive(runtime) && !alive(shim),
+    );
+    let rec: Value = serde_json::from_str(&std::fs::read_to_string(&exit_file).unwrap()).unwrap();
+    assert_eq!(rec["hangup"], true);
+    assert_eq!(rec["signal"], 9, "{rec}");
 }

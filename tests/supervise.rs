@@ -286,6 +286,7 @@ fn unreadable_activity_is_bounded_by_the_max_age() {
             cwd: "/w/unreadable-activity".into(),
             woke_at: woke,
             booting: false,
+            handed_over: false,
         },
     )
     .unwrap();

@@ -9,6 +9,11 @@
 //!
 //! N deaths within W seconds refuse further wakes until the window passes,
 //! a wake succeeds (which trims the ring), or `iapeer start --reset`.
+//!
+//! A boot that never becomes ready costs up to the boot deadline (240 s),
+//! so three of them never fit in a 300 s window: N *boot failures in a
+//! row* (no successful wake between them) trip the guard too, as long as
+//! the first of them started within W plus N boot deadlines.
 
 use std::io;
 
@@ -54,6 +59,13 @@ impl ExitRecord {
         }
     }
 
+    /// A clean quit (`/exit`, status 0): the runtime's own decision, not a
+    /// crash — once it was up. During a boot it is a failure all the same
+    /// (Claude Code's "No, exit" on the Bypass Permissions dialog).
+    pub fn clean_quit(&self) -> bool {
+        !self.hangup && self.status == Some(0)
+    }
+
     /// One line: `claude exited (status 1): <tail>`.
     pub fn describe(&self) -> String {
         if self.tail.is_empty() {
@@ -64,11 +76,24 @@ impl ExitRecord {
     }
 }
 
+/// Where in a session's life its runtime died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before it came up: it exited during boot, or never became ready.
+    Boot,
+    /// After it came up.
+    Running,
+}
+
 /// One entry of the deaths ring.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Death {
     /// Epoch ms.
     pub at: u64,
+    /// The runtime never came up (it exited during its boot, or never
+    /// became ready), and no wake has succeeded since: part of a streak.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boot: bool,
     #[serde(default)]
     pub status: Option<i32>,
     #[serde(default)]
@@ -105,6 +130,7 @@ pub fn deaths(cfg: &Config, id: &Identity) -> Vec<Death> {
             StoredDeath::Full(d) => d,
             StoredDeath::Time(at) => Death {
                 at,
+                boot: false,
                 status: None,
                 signal: None,
                 cause: String::new(),
@@ -130,15 +156,19 @@ pub fn record(cfg: &Config, id: &Identity, death: Death) -> io::Result<()> {
     write(cfg, id, &ring[skip..])
 }
 
-/// Drops deaths older than the window (a successful wake does this).
+/// A successful wake: drops deaths older than the window and ends any
+/// streak of failed boots.
 pub fn trim(cfg: &Config, id: &Identity, now_ms: u64, window_secs: u64) -> io::Result<()> {
     let ring = deaths(cfg, id);
     let keep: Vec<Death> = ring
         .iter()
         .filter(|d| now_ms.saturating_sub(d.at) < window_secs * 1000)
-        .cloned()
+        .map(|d| Death {
+            boot: false,
+            ..d.clone()
+        })
         .collect();
-    if keep.len() == ring.len() {
+    if keep == ring {
         return Ok(());
     }
     write(cfg, id, &keep)
@@ -148,20 +178,51 @@ pub fn clear(cfg: &Config, id: &Identity) -> io::Result<()> {
     fsutil::remove_if_exists(&cfg.state_file(id, "deaths"))
 }
 
-/// The crash-loop verdict: `Some((deaths in the window, the last one))`
-/// when there were at least `max`.
-pub fn crash_loop(
-    cfg: &Config,
-    id: &Identity,
-    now_ms: u64,
-    max: u64,
-    window_secs: u64,
-) -> Option<(usize, Death)> {
-    let recent: Vec<Death> = deaths(cfg, id)
-        .into_iter()
-        .filter(|d| now_ms.saturating_sub(d.at) < window_secs * 1000)
+/// The guard's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard {
+    pub max: u64,
+    pub window_secs: u64,
+    /// How long one boot may take (stretches the window for boot streaks).
+    pub boot_deadline_secs: u64,
+}
+
+/// Why the guard refuses: `deaths` within `window_secs`, the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashLoop {
+    pub deaths: usize,
+    pub window_secs: u64,
+    pub last: Death,
+}
+
+/// The crash-loop verdict: `Some` when at least `max` deaths fell in the
+/// window, or the last `max` were boot failures in a row (see the module).
+pub fn crash_loop(cfg: &Config, id: &Identity, now_ms: u64, guard: Guard) -> Option<CrashLoop> {
+    let ring = deaths(cfg, id);
+    let max = usize::try_from(guard.max).unwrap_or(usize::MAX).max(1);
+    let age = |d: &Death| now_ms.saturating_sub(d.at);
+    let recent: Vec<&Death> = ring
+        .iter()
+        .filter(|d| age(d) < guard.window_secs * 1000)
         .collect();
-    (recent.len() as u64 >= max).then(|| (recent.len(), recent.last().cloned().expect("non-empty")))
+    if recent.len() >= max {
+        return Some(CrashLoop {
+            deaths: recent.len(),
+            window_secs: guard.window_secs,
+            last: (*recent.last().expect("non-empty")).clone(),
+        });
+    }
+    let streak = ring.iter().rev().take_while(|d| d.boot).count();
+    if streak < max {
+        return None;
+    }
+    let span = guard.window_secs + guard.max.saturating_mul(guard.boot_deadline_secs);
+    let first = &ring[ring.len() - max];
+    (age(first) < span * 1000).then(|| CrashLoop {
+        deaths: max,
+        window_secs: age(first).div_ceil(1000),
+        last: ring.last().expect("non-empty").clone(),
+    })
 }
 
 #[cfg(test)]
@@ -177,6 +238,7 @@ mod tests {
     fn death(at: u64) -> Death {
         Death {
             at,
+            boot: false,
             status: Some(1),
             signal: None,
             cause: format!("died at {at}"),
@@ -196,9 +258,14 @@ mod tests {
         assert_eq!(ring.len(), 16);
         assert_eq!(ring[0].at, 4000);
         // Window 5 s at t=20 s: deaths at 16..19 s are inside.
-        let (n, last) = crash_loop(&cfg, &id, 20_000, 3, 5).unwrap();
-        assert_eq!((n, last.at), (4, 19_000));
-        assert!(crash_loop(&cfg, &id, 20_000, 5, 5).is_none());
+        let guard = |max| Guard {
+            max,
+            window_secs: 5,
+            boot_deadline_secs: 240,
+        };
+        let verdict = crash_loop(&cfg, &id, 20_000, guard(3)).unwrap();
+        assert_eq!((verdict.deaths, verdict.last.at), (4, 19_000));
+        assert!(crash_loop(&cfg, &id, 20_000, guard(5)).is_none());
         trim(&cfg, &id, 20_000, 5).unwrap();
         assert_eq!(deaths(&cfg, &id).len(), 4);
         trim(&cfg, &id, 100_000, 5).unwrap();
@@ -206,6 +273,61 @@ mod tests {
             !cfg.state_file(&id, "deaths").exists(),
             "an empty ring is no file"
         );
+    }
+
+    #[test]
+    fn boots_that_never_come_up_trip_the_guard_even_when_slower_than_the_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = cfg(tmp.path());
+        let id = Identity::parse("claude-bob").unwrap();
+        let guard = Guard {
+            max: 3,
+            window_secs: 300,
+            boot_deadline_secs: 240,
+        };
+        // Three never-ready boots, 240 s apart: never three in 300 s.
+        for at in [240_000, 480_000, 720_000] {
+            record(
+                &cfg,
+                &id,
+                Death {
+                    boot: true,
+                    ..death(at)
+                },
+            )
+            .unwrap();
+        }
+        let verdict = crash_loop(&cfg, &id, 721_000, guard).expect("a streak of failed boots");
+        assert_eq!((verdict.deaths, verdict.window_secs), (3, 481));
+        // A streak long past (W + N deadlines) no longer refuses.
+        assert!(crash_loop(&cfg, &id, 240_000 + 1_020_000, guard).is_none());
+        // A successful wake ends the streak.
+        trim(&cfg, &id, 721_000, 300).unwrap();
+        assert!(crash_loop(&cfg, &id, 721_000, guard).is_none());
+        assert!(deaths(&cfg, &id).iter().all(|d| !d.boot));
+        // A crash after an up-and-running session breaks a streak as well.
+        for at in [2_000_000, 2_400_000] {
+            record(
+                &cfg,
+                &id,
+                Death {
+                    boot: true,
+                    ..death(at)
+                },
+            )
+            .unwrap();
+        }
+        record(&cfg, &id, death(2_800_000)).unwrap();
+        record(
+            &cfg,
+            &id,
+            Death {
+                boot: true,
+                ..death(3_200_000)
+            },
+        )
+        .unwrap();
+        assert!(crash_loop(&cfg, &id, 3_200_001, guard).is_none());
     }
 
     #[test]

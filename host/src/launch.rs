@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::sleep;
 
 use crate::clock::{Clock, SystemClock};
-use crate::deaths::ExitRecord;
+use crate::deaths::{ExitRecord, Phase};
 use crate::fsutil;
 use crate::names::Identity;
 use crate::plugins::{Adapter, AdapterKind, LaunchSpec};
@@ -26,8 +26,10 @@ const MAX_POLL: Duration = Duration::from_millis(500);
 /// How long to wait for a paste to show in the pane before pressing Enter.
 const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long a TUI may take to repaint after dialog keys before the host
-/// looks at the same screen again.
-const REPAINT_WAIT: Duration = Duration::from_secs(5);
+/// looks at the same screen again (never past the boot deadline). Long:
+/// keys sent twice do harm (a second Down overshoots), and a TUI that
+/// takes this long to answer a key is stuck anyway.
+const REPAINT_WAIT: Duration = Duration::from_secs(30);
 /// A router that dies within this long of its start failed to start.
 const ROUTER_STARTUP_GRACE: Duration = Duration::from_millis(200);
 /// A router's paste settles this long before its Ctrl-J.
@@ -74,14 +76,14 @@ pub enum LaunchOutcome {
     /// Not up. `session_left` when a session is still running (the ready
     /// gate timed out after delivery): the caller keeps it supervised.
     /// `message_pasted` when the first message went in before the failure.
-    /// `died` when the runtime was started and did not come up (it exited,
-    /// or never became ready and was killed): a death for the crash-loop
-    /// guard, as opposed to a refusal before anything ran.
+    /// `died` when the runtime was started and then ended (it exited, or
+    /// never became ready and was killed), and in which phase: a death for
+    /// the crash-loop guard, as opposed to a refusal before anything ran.
     Failed {
         reason: String,
         session_left: bool,
         message_pasted: bool,
-        died: bool,
+        died: Option<Phase>,
     },
 }
 
@@ -91,7 +93,7 @@ fn failed(reason: impl Into<String>) -> LaunchOutcome {
         reason: reason.into(),
         session_left: false,
         message_pasted: false,
-        died: false,
+        died: None,
     }
 }
 
@@ -101,7 +103,7 @@ fn died(reason: impl Into<String>) -> LaunchOutcome {
         reason: reason.into(),
         session_left: false,
         message_pasted: false,
-        died: true,
+        died: Some(Phase::Boot),
     }
 }
 
@@ -320,7 +322,7 @@ async fn boot(
                 // Judge the screen again only once the TUI has answered the
                 // keys: a slow repaint must never get the same keys twice
                 // (a second Down overshoots "Resume full session").
-                wait_for_repaint(tmux, sock, id, &last_pane).await;
+                wait_for_repaint(tmux, sock, id, &last_pane, poll.remaining()).await;
                 poll.reset();
                 continue;
             }
@@ -351,7 +353,7 @@ async fn boot(
                 reason: death_reason(req, launched_ms, "ready-gate", ""),
                 session_left: false,
                 message_pasted: true,
-                died: true,
+                died: Some(Phase::Running),
             };
         }
         if !poll.pause().await {
@@ -359,15 +361,20 @@ async fn boot(
                 reason: "model-did-not-process-task (no activity advance after delivery)".into(),
                 session_left: true,
                 message_pasted: true,
-                died: false,
+                died: None,
             };
         }
     }
 }
 
-/// Waits (at most `REPAINT_WAIT`) until the pane differs from `judged`.
-async fn wait_for_repaint(tmux: &Tmux, sock: &Path, id: &str, judged: &str) {
-    let mut poll = Poll::new(REPAINT_WAIT, FIRST_POLL, Duration::from_millis(200));
+/// Waits (at most `REPAINT_WAIT`, at most `left`) until the pane differs
+/// from `judged`.
+async fn wait_for_repaint(tmux: &Tmux, sock: &Path, id: &str, judged: &str, left: Duration) {
+    let mut poll = Poll::new(
+        REPAINT_WAIT.min(left),
+        FIRST_POLL,
+        Duration::from_millis(200),
+    );
     while poll.pause().await {
         match tmux.capture_pane(sock, id).await {
             Ok(now) if now != judged => return,

@@ -39,6 +39,11 @@ impl Poll {
         true
     }
 
+    /// How long until the deadline.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     /// Back to the shortest pause (something changed: look again soon).
     pub(crate) fn reset(&mut self) {
         self.pause = self.first;

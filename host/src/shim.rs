@@ -83,9 +83,21 @@ pub fn dispatch() -> Option<ExitCode> {
     (args.get(1).map(String::as_str) == Some(ARG)).then(|| main(&args[2..]))
 }
 
-/// The shim of this process: its own executable.
+/// The shim of this process: its own executable, as it was when first
+/// asked (call this at startup). Asked again after the binary was replaced
+/// on disk (an upgrade), Linux would answer `… (deleted)`: the path that
+/// was resolved first names the new binary, which is a shim as well.
 pub fn current() -> Option<PathBuf> {
-    std::env::current_exe().ok()
+    static EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = std::env::current_exe().ok()?;
+        let text = exe.to_string_lossy();
+        Some(match text.strip_suffix(" (deleted)") {
+            Some(live) => PathBuf::from(live),
+            None => exe,
+        })
+    })
+    .clone()
 }
 
 /// Runs the shim (`args` are those after `__session`).
@@ -96,15 +108,30 @@ pub fn main(args: &[String]) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let mut child = match Command::new(&a.argv[0])
+    let mut command = Command::new(&a.argv[0]);
+    command
         .args(&a.argv[1..])
         .env_remove("TMUX")
         .env_remove("TMUX_PANE")
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
+        .stderr(Stdio::inherit());
+    #[cfg(target_os = "linux")]
     {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between
+        // fork and exec. If the shim is killed outright, the runtime goes
+        // with it instead of running on unsupervised.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             // The pane shows it, and the record says it.
@@ -114,12 +141,12 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(127);
         }
     };
-    // A hangup (the session killed) or a SIGTERM reaches the runtime too:
-    // it shares our process group. Ctrl-C typed into the pane is the
-    // runtime's business, not ours.
+    // A hangup (the pane closed: the session was killed) is delivered to
+    // us, the session leader, only: pass it on, and make sure the runtime
+    // ends (SIGKILL after a grace) so a killed session leaves nothing
+    // running. Ctrl-C typed into the pane is the runtime's business.
     let hangup = Arc::new(AtomicBool::new(false));
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone());
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, hangup.clone());
+    forward_termination(child.id(), hangup.clone());
     let _ = signal_hook::flag::register(
         signal_hook::consts::SIGINT,
         Arc::new(AtomicBool::new(false)),
@@ -129,7 +156,9 @@ pub fn main(args: &[String]) -> ExitCode {
         Arc::new(AtomicBool::new(false)),
     );
     let status = child.wait();
-    let hung_up = hangup.load(Ordering::SeqCst);
+    // The runtime may see its input end (and exit 0) before the hangup
+    // signal is handled here: a terminal that was hung up says so itself.
+    let hung_up = hangup.load(Ordering::SeqCst) || terminal_hung_up();
     let (code, signal) = match &status {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
@@ -144,6 +173,38 @@ pub fn main(args: &[String]) -> ExitCode {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
         None => ExitCode::from(1),
     }
+}
+
+/// Is our terminal (the pane) gone? A hung-up tty fails every ioctl with
+/// EIO, from the moment of the hangup on.
+fn terminal_hung_up() -> bool {
+    // SAFETY: tcgetattr only writes the termios it is given.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    let failed = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } != 0;
+    failed && std::io::Error::last_os_error().raw_os_error() == Some(libc::EIO)
+}
+
+/// How long a runtime may take to end after its session was hung up.
+const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// On SIGHUP or SIGTERM: note it, pass it to the runtime, and SIGKILL the
+/// runtime if it is still there after the grace.
+fn forward_termination(child: u32, hangup: Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM]) else {
+        return;
+    };
+    let pid = child as libc::pid_t;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            hangup.store(true, Ordering::SeqCst);
+            // SAFETY: signalling our own child; its pid cannot be reused
+            // before we reap it, and reaping it ends this process.
+            unsafe { libc::kill(pid, sig) };
+            std::thread::sleep(HANGUP_GRACE);
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
 }
 
 /// The pane's last lines, read through tmux while the pane still exists.

@@ -63,6 +63,12 @@ pub struct SessionState {
     /// once it is ready, or reaps it once the boot deadline has passed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub booting: bool,
+    /// A boot handed to an operator at a startup prompt (`iapeer attach`):
+    /// still `booting`, but never reaped at the boot deadline (the idle
+    /// bound since the wake applies), and no paste or control key goes in
+    /// until it is ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handed_over: bool,
 }
 
 impl SessionState {

@@ -87,28 +87,37 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
     if !a.follow {
         return Ok(0);
     }
-    // Follow: new bytes as they come, across rotation (a new inode).
+    // Follow: new bytes as they come, across rotation (a new inode), a
+    // whole line at a time so no escape sequence or UTF-8 character is cut
+    // in two.
     let mut inode = file.metadata()?.ino();
     let mut offset = len;
+    let mut pending = Vec::new();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
-        if meta.ino() != inode || meta.len() < offset {
+        let rotated = meta.ino() != inode || meta.len() < offset;
+        // What the writer put in the old file after our last look.
+        read_from(&mut file, offset, &mut pending)?;
+        if rotated {
             inode = meta.ino();
-            offset = 0;
             file = File::open(&path)?;
+            read_from(&mut file, 0, &mut pending)?;
         }
-        if meta.len() > offset {
-            file.seek(SeekFrom::Start(offset))?;
-            let mut chunk = Vec::new();
-            Read::by_ref(&mut file)
-                .take(meta.len() - offset)
-                .read_to_end(&mut chunk)?;
-            offset += chunk.len() as u64;
-            out.write_all(render(&chunk, a.raw).as_bytes())?;
+        offset = file.stream_position()?;
+        if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+            let lines: Vec<u8> = pending.drain(..=end).collect();
+            out.write_all(render(&lines, a.raw).as_bytes())?;
             out.flush()?;
         }
     }
+}
+
+/// Appends what `file` holds from `offset` on to `into`.
+fn read_from(file: &mut File, offset: u64, into: &mut Vec<u8>) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_to_end(into)?;
+    Ok(())
 }

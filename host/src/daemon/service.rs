@@ -45,6 +45,23 @@ fn service_env(cfg: &Config) -> Vec<(String, String)> {
     env
 }
 
+/// A value no service file can carry faithfully: a line break would end
+/// the line, and XML 1.0 has no way to write most control characters.
+fn check_value(what: &str, v: &str) -> anyhow::Result<()> {
+    if v.chars().any(char::is_control) {
+        anyhow::bail!(
+            "{what} contains a control character; a service file cannot carry it (unset or fix it, then run install-service again)"
+        );
+    }
+    Ok(())
+}
+
+/// An `ExecStart=` word: quoted, and `$` doubled (systemd would expand
+/// `$NAME` there).
+fn systemd_exec_quote(v: &str) -> String {
+    systemd_quote(&v.replace('$', "$$"))
+}
+
 /// A systemd value in double quotes (`\` and `"` escaped, `%` doubled).
 fn systemd_quote(v: &str) -> String {
     let escaped = v
@@ -64,7 +81,7 @@ fn systemd_unit(exe: &Path, env: &[(String, String)], grace_secs: u64) -> String
     );
     unit.push_str(&format!(
         "ExecStart={}\n",
-        systemd_quote(&exe.to_string_lossy())
+        systemd_exec_quote(&exe.to_string_lossy())
     ));
     for (k, v) in env {
         unit.push_str(&format!(
@@ -143,6 +160,10 @@ pub(crate) struct Service {
 pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> {
     let exe = std::env::current_exe().context("cannot tell where iapeerd is")?;
     let env = service_env(cfg);
+    check_value("iapeerd's path", &exe.to_string_lossy())?;
+    for (k, v) in &env {
+        check_value(&format!("${k}"), v)?;
+    }
     if cfg!(target_os = "macos") {
         let path = cfg.launch_agents_dir.join(format!("{LAUNCHD_LABEL}.plist"));
         Ok(Service {
@@ -203,6 +224,9 @@ mod tests {
         assert!(unit.contains("KillMode=process\n"));
         assert!(unit.contains("TimeoutStopSec=45\n"));
         assert_eq!(systemd_quote("50%"), "\"50%%\"");
+        assert_eq!(systemd_exec_quote("/a$HOME/b"), "\"/a$$HOME/b\"");
+        assert!(check_value("$X", "a\nb").is_err());
+        assert!(check_value("$X", "a b/ü").is_ok());
         let plist = launchd_plist(Path::new("/bin/iapeerd"), &env, Path::new("/l"));
         assert!(plist.contains("<string>com.agfpd.iapeer</string>"));
         assert!(plist.contains("<key>AbandonProcessGroup</key>\n    <true/>"));

@@ -64,6 +64,8 @@ impl Lifecycle {
         if !self.is_live(&id) {
             return Err(LifecycleError::NotLive { id });
         }
+        // Keys meant for the composer must not land in a startup prompt.
+        self.check_orphan_boot(&id).await?;
         let sock = self.socket(&id);
         for (i, step) in sequence.steps.iter().enumerate() {
             if i > 0 {

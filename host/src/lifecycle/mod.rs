@@ -32,7 +32,7 @@ pub use supervise::{SuperviseAction, SuperviseOutcome};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deaths;
+use crate::deaths::{self, Phase};
 use crate::events;
 use crate::guard;
 use crate::launch::{self, LaunchOutcome, LaunchRequest};
@@ -228,6 +228,15 @@ pub enum Delivery {
     NotLive,
 }
 
+/// How a session is recorded: up, booting under its spawner, or handed
+/// to an operator at a startup prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BootState {
+    Up,
+    Booting,
+    HandedOver,
+}
+
 impl Lifecycle {
     pub fn new(cfg: Config, plugins: Arc<PluginHost>, clock: Arc<dyn Clock>) -> Lifecycle {
         let tmux = Tmux::from_path(cfg.env.get("PATH").map(String::as_str));
@@ -329,15 +338,15 @@ impl Lifecycle {
 
     /// Writes the session's record (what the supervisor walks).
     fn record_session(&self, id: &Identity, cwd: &Path) {
-        self.write_record(id, cwd, false);
+        self.write_record(id, cwd, BootState::Up);
     }
 
     /// Records a session that is still booting (see `SessionState::booting`).
     fn record_booting(&self, id: &Identity, cwd: &Path) {
-        self.write_record(id, cwd, true);
+        self.write_record(id, cwd, BootState::Booting);
     }
 
-    fn write_record(&self, id: &Identity, cwd: &Path, booting: bool) {
+    fn write_record(&self, id: &Identity, cwd: &Path, boot: BootState) {
         let cwd = canonical(cwd);
         let state = SessionState {
             identity: id.to_string(),
@@ -345,7 +354,8 @@ impl Lifecycle {
             personality: id.personality().to_string(),
             cwd: cwd.to_string_lossy().into_owned(),
             woke_at: self.clock.now_ms(),
-            booting,
+            booting: boot != BootState::Up,
+            handed_over: boot == BootState::HandedOver,
         };
         // The session is up either way; without the record it is only not
         // idle-supervised, so say so loudly rather than fail the wake.
@@ -504,21 +514,15 @@ impl Lifecycle {
         let cwd_str = cwd.to_string_lossy().into_owned();
         // A peer that keeps dying is left asleep instead of paying a boot
         // (up to the boot deadline) on every message.
-        if let Some((n, last)) = deaths::crash_loop(
-            &self.cfg,
-            id,
-            self.clock.now_ms(),
-            self.cfg.crashloop_max,
-            self.cfg.crashloop_window_secs,
-        ) {
-            let window = self.cfg.crashloop_window_secs;
-            let reason = format!("{n} deaths in {window}s");
+        if let Some(verdict) = deaths::crash_loop(&self.cfg, id, self.clock.now_ms(), self.guard())
+        {
+            let reason = format!("{} deaths in {}s", verdict.deaths, verdict.window_secs);
             self.log_wake(p, Some(id), "refused", "crash-loop", Some(&reason));
             return Err(LifecycleError::CrashLoop {
                 id: id.clone(),
-                deaths: n,
-                window_secs: window,
-                last: last.cause,
+                deaths: verdict.deaths,
+                window_secs: verdict.window_secs,
+                last: verdict.last.cause,
             });
         }
         let new_mark = store::has_mark(&self.cfg, id, Mark::New);
@@ -582,6 +586,7 @@ impl Lifecycle {
         // Recorded before the launch: if this process dies mid-boot, the
         // session it leaves is still supervised (ticks skip it while we hold
         // the lock, and adopt or reap it once we are gone).
+        let launched_at = self.clock.now_ms();
         self.record_booting(id, &cwd);
         let outcome = launch::launch(
             &self.tmux,
@@ -595,15 +600,14 @@ impl Lifecycle {
                 first_message,
                 boot_deadline: self.cfg.boot_deadline,
                 ready_gate: self.cfg.ready_gate,
-                shim: self.shim.as_ref().map(|exe| launch::Shim {
+                shim: self.usable_shim().map(|exe| launch::Shim {
                     exe: exe.clone(),
                     exit_file: self.cfg.state_file(id, "exit"),
                     exits_log: self.cfg.log_dir.join("exits.log"),
                 }),
                 hand_over_after: args.hand_over.then_some(HAND_OVER_AFTER),
                 pane_log: self
-                    .shim
-                    .as_ref()
+                    .usable_shim()
                     .filter(|_| self.cfg.pane_logs)
                     .map(|exe| {
                         crate::panelog::pipe_command(
@@ -622,8 +626,11 @@ impl Lifecycle {
                 message_pasted,
                 died,
             } => {
-                if died {
-                    self.record_death(id, &reason);
+                // A stop or a `new` that killed the boot asked for it.
+                let asked = store::has_mark(&self.cfg, id, Mark::Stopped)
+                    || (!new_mark && store::has_mark(&self.cfg, id, Mark::New));
+                if let Some(phase) = died.filter(|_| !asked) {
+                    self.record_death(id, &reason, launched_at, phase);
                 }
                 if session_left {
                     // Keep what is still running under supervision; it is
@@ -651,9 +658,10 @@ impl Lifecycle {
                 })
             }
             LaunchOutcome::HandedOver { pane_tail } => {
-                // The operator's now: supervised as a running session (idle
-                // reap applies), never reaped as a failed boot.
-                self.record_session(id, &cwd);
+                // The operator's now: never reaped at the boot deadline, no
+                // paste or control key until it is ready (see
+                // `SessionState::handed_over`).
+                self.write_record(id, &cwd, BootState::HandedOver);
                 events::log(
                     &self.cfg,
                     "wake-handed-over",
@@ -693,9 +701,10 @@ impl Lifecycle {
     }
 
     /// A live session still recorded as booting, with the lock ours: its
-    /// spawner died mid-boot. Ready → adopt it here; not yet → refuse (a
-    /// paste now would land in a login picker or a dialog).
-    async fn check_orphan_boot(&self, id: &Identity) -> Result<(), LifecycleError> {
+    /// spawner died mid-boot, or it was handed to an operator at a startup
+    /// prompt. Ready → adopt it here; not yet → refuse (a paste or a key now
+    /// would land in a login picker or a dialog).
+    pub(crate) async fn check_orphan_boot(&self, id: &Identity) -> Result<(), LifecycleError> {
         let Some(s) = store::read_session(&self.cfg, id).filter(|s| s.booting) else {
             return Ok(());
         };
@@ -703,22 +712,46 @@ impl Lifecycle {
             self.record_session(id, Path::new(&s.cwd));
             return Ok(());
         }
+        let reason = if s.handed_over {
+            format!(
+                "{id} is at a startup prompt handed to its operator (`iapeer attach {}`); it takes messages once it is ready",
+                id.personality()
+            )
+        } else {
+            format!(
+                "{id} is still booting after its spawner died; the supervisor adopts it once it is ready (or reaps it after the boot deadline)"
+            )
+        };
         Err(LifecycleError::Launch {
             id: id.clone(),
-            reason: format!(
-                "{id} is still booting after its spawner died; the supervisor adopts it once it is ready (or reaps it after the boot deadline)"
-            ),
+            reason,
             message_pasted: false,
         })
     }
 
+    /// The shim, if its binary is still there (an upgrade in progress may
+    /// have removed it): without it the runtime runs bare, unrecorded.
+    fn usable_shim(&self) -> Option<&PathBuf> {
+        let shim = self.shim.as_ref()?;
+        if shim.is_file() {
+            Some(shim)
+        } else {
+            tracing::warn!(shim = %shim.display(), "the session shim is gone; this session's exit will not be recorded");
+            None
+        }
+    }
+
     /// Adds a death to the identity's ring, with the shim's exit record
-    /// when it belongs to this session.
-    pub(crate) fn record_death(&self, id: &Identity, cause: &str) {
-        let now = self.clock.now_ms();
-        let exit = deaths::read_exit(&self.cfg, id);
+    /// when it belongs to this session (written at or after `since_ms`).
+    /// A runtime that was up and quit cleanly (`/exit`) did not die.
+    pub(crate) fn record_death(&self, id: &Identity, cause: &str, since_ms: u64, phase: Phase) {
+        let exit = deaths::read_exit(&self.cfg, id).filter(|e| e.at >= since_ms);
+        if phase == Phase::Running && exit.as_ref().is_some_and(|e| e.clean_quit()) {
+            return;
+        }
         let death = deaths::Death {
-            at: now,
+            at: self.clock.now_ms(),
+            boot: phase == Phase::Boot,
             status: exit.as_ref().and_then(|e| e.status),
             signal: exit.as_ref().and_then(|e| e.signal),
             cause: cause.to_string(),
@@ -726,6 +759,15 @@ impl Lifecycle {
         };
         if let Err(e) = deaths::record(&self.cfg, id, death) {
             tracing::warn!(identity = %id, "cannot record a death: {e}");
+        }
+    }
+
+    /// The crash-loop guard's settings.
+    fn guard(&self) -> deaths::Guard {
+        deaths::Guard {
+            max: self.cfg.crashloop_max,
+            window_secs: self.cfg.crashloop_window_secs,
+            boot_deadline_secs: self.cfg.boot_deadline.as_secs(),
         }
     }
 

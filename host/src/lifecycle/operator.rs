@@ -424,9 +424,13 @@ impl Lifecycle {
         };
         if self.is_live(&id) {
             // An orphaned boot the operator is about to fix by hand is theirs
-            // now: the supervisor must not reap it at the boot deadline.
-            if let Some(mut s) = store::read_session(&self.cfg, &id).filter(|s| s.booting) {
-                s.booting = false;
+            // now: the supervisor must not reap it at the boot deadline. Under
+            // the lock, so a tick adopting or reaping it is not overwritten.
+            if let Ok(Some(_lock)) = crate::wakelock::try_acquire(&self.cfg, &id)
+                && let Some(mut s) =
+                    store::read_session(&self.cfg, &id).filter(|s| s.booting && !s.handed_over)
+            {
+                s.handed_over = true;
                 let _ = store::write_session(&self.cfg, &s);
             }
             return Ok(target(false));

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Lifecycle, WakeArgs, WakeOutcome, canonical};
+use crate::deaths::Phase;
 use crate::events;
 use crate::fsutil;
 use crate::guard;
@@ -96,6 +97,19 @@ impl Idleness {
             ),
         }
     }
+}
+
+/// How a recorded session ended: the shim's record of it when there is
+/// one, else what the probe saw.
+fn exit_description(
+    cfg: &crate::config::Config,
+    id: &Identity,
+    s: &SessionState,
+    probe_saw: &str,
+) -> String {
+    crate::deaths::read_exit(cfg, id)
+        .filter(|e| e.at >= s.woke_at)
+        .map_or_else(|| probe_saw.to_string(), |e| e.describe())
 }
 
 /// What one session needs, decided without the lock.
@@ -186,12 +200,15 @@ impl Lifecycle {
         match probe(&sock) {
             Liveness::Unknown(e) => SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)),
             Liveness::Dead(cause) => {
-                let how = crate::deaths::read_exit(&self.cfg, id)
-                    .filter(|e| e.at >= s.woke_at)
-                    .map(|e| e.describe())
-                    .unwrap_or_else(|| cause.describe().to_string());
-                let how = format!("died while booting with no spawner: {how}");
-                self.record_death(id, &how);
+                let how = exit_description(&self.cfg, id, &s, cause.describe());
+                // A handed-over boot that ended was the operator's to end.
+                let how = if s.handed_over {
+                    format!("ended at its startup prompt, handed to its operator: {how}")
+                } else {
+                    let how = format!("died while booting with no spawner: {how}");
+                    self.record_death(id, &how, s.woke_at, Phase::Boot);
+                    how
+                };
                 let _ = store::remove_session(&self.cfg, id);
                 SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(how))
             }
@@ -199,6 +216,7 @@ impl Lifecycle {
                 if self.boot_is_ready(id, &sock).await {
                     let mut adopted = s.clone();
                     adopted.booting = false;
+                    adopted.handed_over = false;
                     adopted.woke_at = now;
                     let _ = store::write_session(&self.cfg, &adopted);
                     return SuperviseOutcome::new(
@@ -208,7 +226,14 @@ impl Lifecycle {
                     );
                 }
                 let age_ms = now.saturating_sub(s.woke_at);
-                if u128::from(age_ms) <= self.cfg.boot_deadline.as_millis() {
+                // The operator's boot waits for them as long as an idle
+                // session would; an orphan only as long as a boot may take.
+                let patience_ms = if s.handed_over {
+                    self.cfg.idle_secs.saturating_mul(1000)
+                } else {
+                    u64::try_from(self.cfg.boot_deadline.as_millis()).unwrap_or(u64::MAX)
+                };
+                if age_ms <= patience_ms {
                     return SuperviseOutcome::new(id, SuperviseAction::Booting, None);
                 }
                 let age = age_ms / 1000;
@@ -225,10 +250,18 @@ impl Lifecycle {
                         Some(format!("an orphaned boot could not be killed: {e}")),
                     );
                 }
+                if s.handed_over {
+                    let why = format!(
+                        "handed to its operator at a startup prompt and left there {age}s (idle bound {}s); pane tail: {tail}",
+                        self.cfg.idle_secs
+                    );
+                    let _ = store::remove_session(&self.cfg, id);
+                    return SuperviseOutcome::new(id, SuperviseAction::ReapedIdle, Some(why));
+                }
                 let why = format!(
                     "never-became-ready after its spawner died ({age}s booting); pane tail: {tail}"
                 );
-                self.record_death(id, &why);
+                self.record_death(id, &why, s.woke_at, Phase::Boot);
                 let _ = store::remove_session(&self.cfg, id);
                 SuperviseOutcome::new(id, SuperviseAction::ReapedBoot, Some(why))
             }
@@ -332,13 +365,11 @@ impl Lifecycle {
                         )
                     };
                 }
-                // Nobody asked for this one: a death. The shim's record says
+                // Nobody asked for this one: a death, unless the runtime
+                // quit cleanly on its own (`/exit`). The shim's record says
                 // how, when it belongs to this session.
-                let how = crate::deaths::read_exit(&self.cfg, id)
-                    .filter(|e| e.at >= s.woke_at)
-                    .map(|e| e.describe())
-                    .unwrap_or_else(|| cause.describe().to_string());
-                self.record_death(id, &how);
+                let how = exit_description(&self.cfg, id, s, cause.describe());
+                self.record_death(id, &how, s.woke_at, Phase::Running);
                 let _ = store::remove_session(&self.cfg, id);
                 SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(how))
             }

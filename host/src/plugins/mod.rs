@@ -11,6 +11,7 @@
 mod adapter;
 mod builtin;
 mod cache;
+mod fscache;
 mod hostfs;
 mod sandbox;
 mod types;
@@ -337,7 +338,8 @@ fn arc((report, adapter): (PluginReport, Option<Adapter>)) -> (PluginReport, Opt
 }
 
 /// One plugin file, reusing the previous host's adapter when the bytes did
-/// not change, and keeping it when the new bytes do not validate.
+/// not change, and keeping it when the new bytes cannot be read or do not
+/// validate.
 async fn load_path(
     sandbox: &'static Sandbox,
     opts: &PluginOptions,
@@ -348,11 +350,9 @@ async fn load_path(
     let bytes = match crate::fsutil::read_regular_file(path, MAX_PLUGIN_BYTES) {
         Ok(b) => b,
         Err(e) => {
-            return (
-                PluginReport::new(source, String::new())
-                    .failed(PluginState::Failed, format!("cannot read: {e}")),
-                None,
-            );
+            let report = PluginReport::new(source.clone(), String::new())
+                .failed(PluginState::Failed, format!("cannot read: {e}"));
+            return keep_previous(previous, &source, report, "cannot be read");
         }
     };
     let sha = sha256_hex(&bytes);
@@ -363,17 +363,27 @@ async fn load_path(
     if adapter.is_some() {
         return (report, adapter);
     }
-    // Changed and broken: the version that validated keeps serving.
-    match previous.and_then(|p| p.reuse(&source, None)) {
+    let what = format!("changed (sha256 {}…) but does not load", &sha[..12]);
+    keep_previous(previous, &source, report, &what)
+}
+
+/// A file that no longer loads: the version that validated keeps serving,
+/// with the reason in its report; without one, the failure stands.
+fn keep_previous(
+    previous: Option<&PluginHost>,
+    source: &Source,
+    failed: PluginReport,
+    what: &str,
+) -> (PluginReport, Option<Arc<Adapter>>) {
+    match previous.and_then(|p| p.reuse(source, None)) {
         Some((mut old, Some(adapter))) => {
             old.reason = Some(format!(
-                "the file changed (sha256 {}…) but does not load: {}; the previous version keeps serving",
-                &sha[..12],
-                report.reason.as_deref().unwrap_or("invalid")
+                "the file {what}: {}; the previous version keeps serving",
+                failed.reason.as_deref().unwrap_or("invalid")
             ));
             (old, Some(adapter))
         }
-        _ => (report, None),
+        _ => (failed, None),
     }
 }
 
