@@ -363,6 +363,16 @@ fn bench_codex_10k(codex: &iapeer::plugins::Adapter) {
         }),
     );
     row(
+        "codex newest-activity-mtime, 10 000 sessions (cold: a fresh instance reads first lines)",
+        &measure(5, || {
+            adapter.drop_cached_instance();
+            assert_eq!(
+                adapter.newest_activity_mtime("/w/big").block().unwrap(),
+                expected
+            );
+        }),
+    );
+    row(
         "codex resolve-resume, 10 000 sessions, no match (warm)",
         &measure(10, || {
             adapter.resolve_resume("/w/none").block().unwrap();
@@ -696,6 +706,7 @@ fn bench_supervise() {
                 cwd: cwd.to_string_lossy().into_owned(),
                 woke_at: now,
                 booting: false,
+                handed_over: false,
             },
         )
         .unwrap();
@@ -713,9 +724,18 @@ fn bench_supervise() {
     drop(listeners);
     let mut ticks = Vec::new();
     for _ in 0..5 {
-        // Dead sessions are forgotten on the first pass; re-record them.
+        // Dead sessions are forgotten on the first pass; re-record them,
+        // each with the exit record its shim would have left.
         for i in 0..n {
             let p = format!("p{i:04}");
+            let id = Identity::parse(&format!("claude-{p}")).unwrap();
+            let exit = serde_json::json!({
+                "at": now + 1,
+                "program": "claude",
+                "status": 1,
+                "tail": "Error: something went wrong ".repeat(20),
+            });
+            std::fs::write(cfg.state_file(&id, "exit"), exit.to_string()).unwrap();
             store::write_session(
                 cfg,
                 &SessionState {
@@ -725,6 +745,7 @@ fn bench_supervise() {
                     cwd: "/nonexistent".into(),
                     woke_at: now,
                     booting: false,
+                    handed_over: false,
                 },
             )
             .unwrap();

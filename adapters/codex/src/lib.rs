@@ -1,5 +1,8 @@
 //! The Codex CLI runtime adapter.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, EntryKind, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
     argv_with_extras, export_adapter, host_fs, is_js_whitespace, keys, tui_control_keys,
@@ -29,45 +32,128 @@ fn session_cwd(path: &str) -> Option<String> {
     Some(meta.get("payload")?.get("cwd")?.as_str()?.to_string())
 }
 
-/// Every session file under `dir`, as (mtime, index of its directory in
-/// `dirs`, file name): paths are built only for the few files read.
-fn collect_sessions(
-    dir: String,
-    depth: usize,
-    dirs: &mut Vec<String>,
-    out: &mut Vec<(u64, usize, String)>,
-) {
+/// The session files of one directory: (file name, mtime).
+type DirSessions = (String, Vec<(String, u64)>);
+
+/// Every directory under `dir` that holds session files, with them.
+fn collect_sessions(dir: String, depth: usize, out: &mut Vec<DirSessions>) {
     let Ok(entries) = host_fs::list_dir(&dir) else {
         return;
     };
-    let index = dirs.len();
-    dirs.push(dir);
+    let mut files = Vec::new();
     for entry in entries {
         match entry.kind {
             EntryKind::Directory if depth < MAX_DEPTH => {
-                let sub = format!("{}/{}", dirs[index], entry.name);
-                collect_sessions(sub, depth + 1, dirs, out);
+                collect_sessions(format!("{dir}/{}", entry.name), depth + 1, out);
             }
             EntryKind::File | EntryKind::Symlink if entry.name.ends_with(".jsonl") => {
-                out.push((entry.mtime_ms, index, entry.name));
+                files.push((entry.name, entry.mtime_ms));
             }
             _ => {}
         }
     }
+    if !files.is_empty() {
+        out.push((dir, files));
+    }
 }
 
-/// The newest mtime among the session files recorded for `cwd`. Files are
-/// judged newest first and the first one recorded for `cwd` answers: a
-/// peer with recent sessions costs a directory walk and a read or two, not
-/// a read of every session's first line.
+/// What this instance learned of a session file: its mtime when its first
+/// line was read, and the cwd recorded there (an index into `Memo::cwds`;
+/// `None`: not a session). The host reuses an instance across calls, so a
+/// warm scan reads no file: a session's first line never changes once
+/// written, and a file whose mtime moved is read again anyway.
+struct Known {
+    mtime: u64,
+    cwd: Option<usize>,
+}
+
+#[derive(Default)]
+struct Memo {
+    /// Directory → file name → what is known of it.
+    files: HashMap<String, HashMap<String, Known>>,
+    /// Every recorded cwd seen, once (a fleet has a few dozen).
+    cwds: Vec<String>,
+    cwd_index: HashMap<String, usize>,
+}
+
+impl Memo {
+    fn intern(&mut self, cwd: String) -> usize {
+        if let Some(&i) = self.cwd_index.get(&cwd) {
+            return i;
+        }
+        self.cwds.push(cwd.clone());
+        self.cwd_index.insert(cwd, self.cwds.len() - 1);
+        self.cwds.len() - 1
+    }
+}
+
+/// Beyond this many directories the memo starts over rather than grow
+/// without bound (codex makes one a day).
+const MAX_KNOWN_DIRS: usize = 20_000;
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+}
+
+/// The newest mtime among the session files recorded for `cwd`.
+///
+/// Files already known answer from the memo; the others are read newest
+/// first, and only while they are newer than the best match so far, so a
+/// cold scan of a peer with recent sessions reads a file or two, and a
+/// warm one reads none.
 fn newest_session_mtime(cwd: &str) -> Option<u64> {
-    let (mut dirs, mut sessions) = (Vec::new(), Vec::new());
-    collect_sessions(SESSIONS_DIR.to_string(), 0, &mut dirs, &mut sessions);
-    sessions.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-    sessions.into_iter().find_map(|(mtime, dir, name)| {
-        session_cwd(&format!("{}/{name}", dirs[dir]))
-            .is_some_and(|recorded| recorded == cwd || host_fs::same_path(&recorded, cwd))
-            .then_some(mtime)
+    let mut dirs = Vec::new();
+    collect_sessions(SESSIONS_DIR.to_string(), 0, &mut dirs);
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.files.len() > MAX_KNOWN_DIRS {
+            *memo = Memo::default();
+        }
+        // Does recorded cwd `i` name `cwd`? `same-path` costs the host two
+        // path resolutions: asked once per distinct recorded cwd per call.
+        let mut verdicts: Vec<Option<bool>> = Vec::new();
+        let mut matches = |memo: &Memo, i: usize| -> bool {
+            if verdicts.len() <= i {
+                verdicts.resize(memo.cwds.len().max(i + 1), None);
+            }
+            *verdicts[i].get_or_insert_with(|| {
+                let recorded = &memo.cwds[i];
+                recorded == cwd || host_fs::same_path(recorded, cwd)
+            })
+        };
+        let mut best: Option<u64> = None;
+        let mut unknown = Vec::new();
+        for (d, (dir, files)) in dirs.iter().enumerate() {
+            let known = memo.files.get(dir);
+            for (f, (name, mtime)) in files.iter().enumerate() {
+                match known.and_then(|k| k.get(name)) {
+                    Some(k) if k.mtime == *mtime => {
+                        if best < Some(*mtime) && k.cwd.is_some_and(|i| matches(&memo, i)) {
+                            best = Some(*mtime);
+                        }
+                    }
+                    _ => unknown.push((*mtime, d, f)),
+                }
+            }
+        }
+        unknown.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        for (mtime, d, f) in unknown {
+            if best >= Some(mtime) {
+                break;
+            }
+            let (dir, files) = &dirs[d];
+            let name = &files[f].0;
+            let recorded = session_cwd(&format!("{dir}/{name}")).map(|c| memo.intern(c));
+            let hit = recorded.is_some_and(|i| matches(&memo, i));
+            memo.files
+                .entry(dir.clone())
+                .or_default()
+                .insert(name.clone(), Known { mtime, cwd: recorded });
+            if hit {
+                best = Some(mtime);
+            }
+        }
+        best
     })
 }
 
