@@ -29,6 +29,17 @@ const MAX_FILE_BYTES: u64 = 256 << 10;
 /// How much of a pane's tail is kept per exit.
 pub const TAIL_CHARS: usize = 600;
 
+/// The last `n` non-empty lines of a pane, each with its runs of blanks
+/// squeezed, joined into one line with ` ⏎ `.
+pub fn flat_tail(pane: &str, n: usize) -> String {
+    let lines: Vec<String> = pane
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" ⏎ ")
+}
+
 /// How a session's process ended, as the shim saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitRecord {

@@ -130,14 +130,7 @@ fn death_reason(req: &LaunchRequest<'_>, launched_ms: u64, phase: &str, last_pan
 
 /// The last two non-empty lines of a pane, flattened for a one-line message.
 pub fn pane_tail(pane: &str) -> String {
-    let lines: Vec<String> = pane
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let tail = lines[lines.len().saturating_sub(2)..]
-        .join(" ⏎ ")
-        .replace('"', "'");
+    let tail = crate::deaths::flat_tail(pane, 2).replace('"', "'");
     tail.chars().take(160).collect()
 }
 

@@ -227,12 +227,7 @@ fn capture_tail(a: &Args) -> Option<String> {
 /// The last non-empty lines of a pane, flattened into one line of at most
 /// `TAIL_CHARS` (the end kept: the last words matter most).
 pub fn last_lines(pane: &str) -> String {
-    let lines: Vec<String> = pane
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let joined = lines[lines.len().saturating_sub(6)..].join(" ⏎ ");
+    let joined = crate::deaths::flat_tail(pane, 6);
     let chars: Vec<char> = joined.chars().collect();
     chars[chars.len().saturating_sub(TAIL_CHARS)..]
         .iter()
