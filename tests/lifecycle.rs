@@ -1182,9 +1182,20 @@ fn a_boot_whose_spawner_was_killed_is_adopted_or_reaped() {
         out["outcomes"][0]["action"].as_str().unwrap().to_string()
     };
 
-    // Ready later: adopted.
+    // Ready later: adopted (and the runtime came up: a streak of failed
+    // boots is over).
     let f = Fleet::new().with_env("FAKE_BOOT_SECS", "2");
     f.register("ada", "claude", &[]);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    std::fs::create_dir_all(f.state("claude-ada", "deaths").parent().unwrap()).unwrap();
+    std::fs::write(
+        f.state("claude-ada", "deaths"),
+        format!("[{{\"at\":{now_ms},\"boot\":true,\"cause\":\"stuck\"}}]"),
+    )
+    .unwrap();
     kill_mid_boot(&f, "ada");
     assert!(f.is_live("claude-ada"));
     assert_eq!(supervise(&f), "booting");
@@ -1193,6 +1204,8 @@ fn a_boot_whose_spawner_was_killed_is_adopted_or_reaped() {
     });
     let record = std::fs::read_to_string(f.state("claude-ada", "session")).unwrap();
     assert!(!record.contains("booting"), "{record}");
+    let ring = std::fs::read_to_string(f.state("claude-ada", "deaths")).unwrap();
+    assert!(!ring.contains("\"boot\""), "{ring}");
     assert_eq!(supervise(&f), "alive");
 
     // Never ready: reaped once the boot deadline passed, and it counts.
@@ -1275,6 +1288,59 @@ fn attach_hands_a_stuck_boot_to_the_operator() {
     assert_eq!(out["outcomes"][0]["action"], "booting", "{out}");
     assert!(f.is_live("claude-lux"));
     assert!(!f.state("claude-lux", "deaths").exists());
+}
+
+/// `attach` while a wake is still driving the boot (the usual case: a
+/// message woke a logged-out peer): the spawner hands the session over
+/// instead of killing it at the deadline, and says the message was NOT
+/// delivered. The crash-loop guard never keeps the operator out.
+#[test]
+fn attach_takes_over_a_boot_its_spawner_is_still_driving() {
+    let mut f = Fleet::new().with_env("IAPEER_BOOT_DEADLINE_SECS", "1");
+    f.register("kai", "claude", &[]);
+    f.ok(&["wake", "kai", "--message", "a session to resume"]);
+    f.ok(&["stop", "kai"]);
+    f.ok(&["start", "kai"]);
+    f.set_env("FAKE_STUCK", "1");
+    // Three stuck boots: the guard refuses the next wake...
+    for _ in 0..3 {
+        f.refused(&["wake", "kai"]);
+    }
+    let err = f.refused(&["wake", "kai"]);
+    assert!(err.contains("crash-loop guard"), "{err}");
+    // ...but not the operator who attaches to see why.
+    let out = f.ok(&["attach", "kai", "--print"]);
+    assert!(out.contains("woke=true"), "{out}");
+    assert!(f.is_live("claude-kai"));
+    f.ok(&["stop", "kai"]);
+    f.ok(&["start", "kai", "--reset"]);
+
+    let f = Fleet::new()
+        .with_env("FAKE_STUCK", "1")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "4");
+    f.register("lea", "claude", &[]);
+    let mut wake = f.cmd(&["wake", "lea", "--message", "hi"]);
+    let wake = std::thread::spawn(move || wake.output().unwrap());
+    wait_until("the boot to start", Duration::from_secs(10), || {
+        f.runs().iter().any(|r| r.contains("identity=claude-lea "))
+            && f.state("claude-lea", "session").exists()
+    });
+    let out = f.ok(&["attach", "lea", "--print"]);
+    assert!(out.contains("woke=false"), "{out}");
+    let wake = wake.join().unwrap();
+    let err = String::from_utf8_lossy(&wake.stderr).into_owned();
+    assert!(!wake.status.success());
+    assert!(
+        err.contains("handed to its operator") && err.contains("NOT delivered"),
+        "{err}"
+    );
+    // Past the deadline: still there, the operator's, no death.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert!(f.is_live("claude-lea"));
+    let record = std::fs::read_to_string(f.state("claude-lea", "session")).unwrap();
+    assert!(record.contains("\"handed_over\":true"), "{record}");
+    assert!(!f.state("claude-lea", "hand-over").exists());
+    assert!(!f.state("claude-lea", "deaths").exists());
 }
 
 /// A runtime that was up and quit on its own with status 0 (`/exit`) did

@@ -173,7 +173,7 @@ pub fn trim(cfg: &Config, id: &Identity, now_ms: u64, window_secs: u64) -> io::R
     let ring = deaths(cfg, id);
     let keep: Vec<Death> = ring
         .iter()
-        .filter(|d| now_ms.saturating_sub(d.at) < window_secs * 1000)
+        .filter(|d| now_ms.saturating_sub(d.at) < window_secs.saturating_mul(1000))
         .map(|d| Death {
             boot: false,
             ..d.clone()
@@ -209,13 +209,15 @@ pub struct CrashLoop {
 /// The crash-loop verdict: `Some` when at least `max` deaths fell in the
 /// window, or the last `max` were boot failures in a row (see the module).
 pub fn crash_loop(cfg: &Config, id: &Identity, now_ms: u64, guard: Guard) -> Option<CrashLoop> {
+    if guard.max == 0 {
+        return None; // `IAPEER_CRASHLOOP_MAX=0`: the guard is off.
+    }
     let ring = deaths(cfg, id);
-    let max = usize::try_from(guard.max).unwrap_or(usize::MAX).max(1);
+    // The ring holds 16: a larger N could never be reached.
+    let max = usize::try_from(guard.max).unwrap_or(RING).clamp(1, RING);
     let age = |d: &Death| now_ms.saturating_sub(d.at);
-    let recent: Vec<&Death> = ring
-        .iter()
-        .filter(|d| age(d) < guard.window_secs * 1000)
-        .collect();
+    let window_ms = guard.window_secs.saturating_mul(1000);
+    let recent: Vec<&Death> = ring.iter().filter(|d| age(d) < window_ms).collect();
     if recent.len() >= max {
         return Some(CrashLoop {
             deaths: recent.len(),
@@ -227,9 +229,11 @@ pub fn crash_loop(cfg: &Config, id: &Identity, now_ms: u64, guard: Guard) -> Opt
     if streak < max {
         return None;
     }
-    let span = guard.window_secs + guard.max.saturating_mul(guard.boot_deadline_secs);
+    let span_secs = guard
+        .window_secs
+        .saturating_add((max as u64).saturating_mul(guard.boot_deadline_secs));
     let first = &ring[ring.len() - max];
-    (age(first) < span * 1000).then(|| CrashLoop {
+    (age(first) < span_secs.saturating_mul(1000)).then(|| CrashLoop {
         deaths: max,
         window_secs: age(first).div_ceil(1000),
         last: ring.last().expect("non-empty").clone(),
@@ -277,6 +281,17 @@ mod tests {
         let verdict = crash_loop(&cfg, &id, 20_000, guard(3)).unwrap();
         assert_eq!((verdict.deaths, verdict.last.at), (4, 19_000));
         assert!(crash_loop(&cfg, &id, 20_000, guard(5)).is_none());
+        assert!(
+            crash_loop(&cfg, &id, 20_000, guard(0)).is_none(),
+            "0 turns it off"
+        );
+        assert!(crash_loop(&cfg, &id, 20_000, guard(99)).is_none());
+        let huge = Guard {
+            max: 3,
+            window_secs: u64::MAX,
+            boot_deadline_secs: u64::MAX,
+        };
+        assert_eq!(crash_loop(&cfg, &id, 20_000, huge).unwrap().deaths, 16);
         trim(&cfg, &id, 20_000, 5).unwrap();
         assert_eq!(deaths(&cfg, &id).len(), 4);
         trim(&cfg, &id, 100_000, 5).unwrap();

@@ -57,6 +57,9 @@ pub struct LaunchRequest<'a> {
     pub hand_over_after: Option<Duration>,
     /// The `pipe-pane` command that keeps the session's pane log.
     pub pane_log: Option<String>,
+    /// A file whose appearance (`iapeer attach` from elsewhere) hands the
+    /// boot over as it is, at the next look.
+    pub hand_over_mark: Option<PathBuf>,
 }
 
 /// Where the shim lives and where it writes.
@@ -71,7 +74,8 @@ pub struct Shim {
 pub enum LaunchOutcome {
     /// Up; `delivered` when a first message was accepted.
     Ready { delivered: bool },
-    /// Not ready (yet), left running for the operator who attaches next.
+    /// Not ready (yet), left running for the operator who attaches next;
+    /// a first message was not delivered.
     HandedOver { pane_tail: String },
     /// Not up. `session_left` when a session is still running (the ready
     /// gate timed out after delivery): the caller keeps it supervised.
@@ -303,6 +307,11 @@ async fn boot(
         }
         if let Liveness::Dead(_) = probe(sock) {
             return died(death_reason(req, launched_ms, "boot", &last_pane));
+        }
+        if req.hand_over_mark.as_deref().is_some_and(Path::exists) {
+            return LaunchOutcome::HandedOver {
+                pane_tail: pane_tail(&last_pane),
+            };
         }
         let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
         if pane.trim().is_empty() {

@@ -17,8 +17,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::clock::{Clock, SystemClock};
 use crate::deaths::{ExitRecord, TAIL_CHARS};
@@ -122,15 +122,25 @@ pub fn main(args: &[String]) -> ExitCode {
         // SAFETY: prctl is async-signal-safe; nothing else runs between
         // fork and exec. If the shim is killed outright, the runtime goes
         // with it instead of running on unsupervised.
+        let shim = unsafe { libc::getpid() };
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // The shim died before the prctl: nobody would record us.
+                if libc::getppid() != shim {
+                    return Err(std::io::Error::other("the session shim is gone"));
                 }
                 Ok(())
             });
         }
     }
+    // Registered before the spawn, so a hangup in between is not lost.
+    let termination = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGTERM,
+    ]);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -146,7 +156,10 @@ pub fn main(args: &[String]) -> ExitCode {
     // ends (SIGKILL after a grace) so a killed session leaves nothing
     // running. Ctrl-C typed into the pane is the runtime's business.
     let hangup = Arc::new(AtomicBool::new(false));
-    forward_termination(child.id(), hangup.clone());
+    let reaped = Arc::new(Mutex::new(false));
+    if let Ok(signals) = termination {
+        forward_termination(signals, child.id(), hangup.clone(), reaped.clone());
+    }
     let _ = signal_hook::flag::register(
         signal_hook::consts::SIGINT,
         Arc::new(AtomicBool::new(false)),
@@ -155,6 +168,10 @@ pub fn main(args: &[String]) -> ExitCode {
         signal_hook::consts::SIGQUIT,
         Arc::new(AtomicBool::new(false)),
     );
+    // Wait for the exit without reaping (the pid stays ours meanwhile),
+    // then stop the forwarder from signalling it, then reap.
+    wait_for_exit(child.id());
+    *reaped.lock().unwrap_or_else(PoisonError::into_inner) = true;
     let status = child.wait();
     // The runtime may see its input end (and exit 0) before the hangup
     // signal is handled here: a terminal that was hung up says so itself.
@@ -188,23 +205,50 @@ fn terminal_hung_up() -> bool {
 const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// On SIGHUP or SIGTERM: note it, pass it to the runtime, and SIGKILL the
-/// runtime if it is still there after the grace.
-fn forward_termination(child: u32, hangup: Arc<AtomicBool>) {
-    use signal_hook::consts::{SIGHUP, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM]) else {
-        return;
-    };
+/// runtime if it is still there after the grace. `reaped` (held while
+/// signalling) says the pid may no longer be the runtime's.
+fn forward_termination(
+    mut signals: signal_hook::iterator::Signals,
+    child: u32,
+    hangup: Arc<AtomicBool>,
+    reaped: Arc<Mutex<bool>>,
+) {
     let pid = child as libc::pid_t;
+    let signal_unless_reaped = move |sig: libc::c_int| {
+        let reaped = reaped.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*reaped {
+            // SAFETY: not reaped yet, so the pid is still our child's.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             hangup.store(true, Ordering::SeqCst);
-            // SAFETY: signalling our own child; its pid cannot be reused
-            // before we reap it, and reaping it ends this process.
-            unsafe { libc::kill(pid, sig) };
+            signal_unless_reaped(sig);
             std::thread::sleep(HANGUP_GRACE);
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            signal_unless_reaped(libc::SIGKILL);
         }
     });
+}
+
+/// Blocks until the child has exited, leaving it unreaped (a zombie keeps
+/// its pid from being reused).
+fn wait_for_exit(child: u32) {
+    loop {
+        // SAFETY: siginfo is plain data that waitid fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
 }
 
 /// The pane's last lines, read through tmux while the pane still exists.

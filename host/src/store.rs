@@ -23,6 +23,9 @@ pub enum Mark {
     Stopped,
     /// `/new`: the next (eager) relaunch is fresh; consumed by that wake.
     New,
+    /// `attach` asked for the boot in progress: its spawner hands it over
+    /// at its next look instead of killing it at the deadline.
+    HandOver,
 }
 
 impl Mark {
@@ -30,6 +33,7 @@ impl Mark {
         match self {
             Mark::Stopped => "stopped",
             Mark::New => "new",
+            Mark::HandOver => "hand-over",
         }
     }
 }
@@ -42,6 +46,16 @@ pub fn has_mark(cfg: &Config, id: &Identity, mark: Mark) -> bool {
 pub fn set_mark(cfg: &Config, id: &Identity, mark: Mark, now_ms: u64) -> io::Result<()> {
     let stamp = format!("{}\n", iso8601_utc(now_ms));
     fsutil::write_atomic(&cfg.state_file(id, mark.suffix()), stamp.as_bytes())
+}
+
+/// A mark's content (the time it was set), if it is set: two reads that
+/// differ mean it was set again in between.
+pub fn read_mark(cfg: &Config, id: &Identity, mark: Mark) -> Option<String> {
+    fsutil::read_regular_text(&cfg.state_file(id, mark.suffix()), 256).ok()
+}
+
+pub fn mark_path(cfg: &Config, id: &Identity, mark: Mark) -> std::path::PathBuf {
+    cfg.state_file(id, mark.suffix())
 }
 
 pub fn clear_mark(cfg: &Config, id: &Identity, mark: Mark) -> io::Result<()> {

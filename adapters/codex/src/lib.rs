@@ -22,18 +22,24 @@ const MAX_FIRST_LINE: u32 = 4 << 20;
 const BEARER: (&str, &str) = ("IAPEER_BEARER", "iapeer-localhost-open-no-secret");
 
 /// The cwd a session file was recorded for: its first line is a JSON object
-/// with `type == "session_meta"` and a string `payload.cwd`.
-fn session_cwd(path: &str) -> Option<String> {
-    let line = host_fs::read_first_line(path, MAX_FIRST_LINE).ok()?;
-    let meta: serde_json::Value = serde_json::from_str(&line).ok()?;
-    if meta.get("type")?.as_str()? != "session_meta" {
-        return None;
-    }
-    Some(meta.get("payload")?.get("cwd")?.as_str()?.to_string())
+/// with `type == "session_meta"` and a string `payload.cwd`. `Ok(None)`: not
+/// a session file; `Err`: it could not be read this time.
+fn session_cwd(path: &str) -> Result<Option<String>, ()> {
+    let line = host_fs::read_first_line(path, MAX_FIRST_LINE).map_err(|_| ())?;
+    let meta: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+    Ok(meta.as_ref().and_then(|meta| {
+        if meta.get("type")?.as_str()? != "session_meta" {
+            return None;
+        }
+        Some(meta.get("payload")?.get("cwd")?.as_str()?.to_string())
+    }))
 }
 
-/// The session files of one directory: (file name, mtime).
-type DirSessions = (String, Vec<(String, u64)>);
+/// The session files of one directory: (file name, (mtime, size)).
+type DirSessions = (String, Vec<(String, Stamp)>);
+
+/// A file's (mtime, size): when either moved, what was read may be stale.
+type Stamp = (u64, u64);
 
 /// Every directory under `dir` that holds session files, with them.
 fn collect_sessions(dir: String, depth: usize, out: &mut Vec<DirSessions>) {
@@ -47,7 +53,7 @@ fn collect_sessions(dir: String, depth: usize, out: &mut Vec<DirSessions>) {
                 collect_sessions(format!("{dir}/{}", entry.name), depth + 1, out);
             }
             EntryKind::File | EntryKind::Symlink if entry.name.ends_with(".jsonl") => {
-                files.push((entry.name, entry.mtime_ms));
+                files.push((entry.name, (entry.mtime_ms, entry.size)));
             }
             _ => {}
         }
@@ -57,13 +63,14 @@ fn collect_sessions(dir: String, depth: usize, out: &mut Vec<DirSessions>) {
     }
 }
 
-/// What this instance learned of a session file: its mtime when its first
+/// What this instance learned of a session file: its stamp when its first
 /// line was read, and the cwd recorded there (an index into `Memo::cwds`;
 /// `None`: not a session). The host reuses an instance across calls, so a
 /// warm scan reads no file: a session's first line never changes once
-/// written, and a file whose mtime moved is read again anyway.
+/// written, and a file whose stamp moved is read again anyway. A file that
+/// could not be read is not remembered.
 struct Known {
-    mtime: u64,
+    stamp: Stamp,
     cwd: Option<usize>,
 }
 
@@ -125,14 +132,15 @@ fn newest_session_mtime(cwd: &str) -> Option<u64> {
         let mut unknown = Vec::new();
         for (d, (dir, files)) in dirs.iter().enumerate() {
             let known = memo.files.get(dir);
-            for (f, (name, mtime)) in files.iter().enumerate() {
+            for (f, (name, stamp)) in files.iter().enumerate() {
+                let mtime = stamp.0;
                 match known.and_then(|k| k.get(name)) {
-                    Some(k) if k.mtime == *mtime => {
-                        if best < Some(*mtime) && k.cwd.is_some_and(|i| matches(&memo, i)) {
-                            best = Some(*mtime);
+                    Some(k) if k.stamp == *stamp => {
+                        if best < Some(mtime) && k.cwd.is_some_and(|i| matches(&memo, i)) {
+                            best = Some(mtime);
                         }
                     }
-                    _ => unknown.push((*mtime, d, f)),
+                    _ => unknown.push((mtime, d, f)),
                 }
             }
         }
@@ -142,13 +150,19 @@ fn newest_session_mtime(cwd: &str) -> Option<u64> {
                 break;
             }
             let (dir, files) = &dirs[d];
-            let name = &files[f].0;
-            let recorded = session_cwd(&format!("{dir}/{name}")).map(|c| memo.intern(c));
+            let (name, stamp) = &files[f];
+            let Ok(recorded) = session_cwd(&format!("{dir}/{name}")) else {
+                continue;
+            };
+            let recorded = recorded.map(|c| memo.intern(c));
             let hit = recorded.is_some_and(|i| matches(&memo, i));
-            memo.files
-                .entry(dir.clone())
-                .or_default()
-                .insert(name.clone(), Known { mtime, cwd: recorded });
+            memo.files.entry(dir.clone()).or_default().insert(
+                name.clone(),
+                Known {
+                    stamp: *stamp,
+                    cwd: recorded,
+                },
+            );
             if hit {
                 best = Some(mtime);
             }

@@ -93,6 +93,7 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
     let mut inode = file.metadata()?.ino();
     let mut offset = len;
     let mut pending = Vec::new();
+    let mut before = 0;
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let Ok(meta) = std::fs::metadata(&path) else {
@@ -107,11 +108,38 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
             read_from(&mut file, 0, &mut pending)?;
         }
         offset = file.stream_position()?;
-        if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
-            let lines: Vec<u8> = pending.drain(..=end).collect();
-            out.write_all(render(&lines, a.raw).as_bytes())?;
+        // Whole lines at once; a TUI that redraws in place (cursor moves,
+        // no newline) is shown once it pauses, cut before any escape
+        // sequence or character that may still be incomplete.
+        let grew = pending.len() > before;
+        let end = match pending.iter().rposition(|&b| b == b'\n') {
+            Some(newline) => newline + 1,
+            None if !grew || pending.len() > 1 << 20 => safe_cut(&pending),
+            None => 0,
+        };
+        if end > 0 {
+            let shown: Vec<u8> = pending.drain(..end).collect();
+            out.write_all(render(&shown, a.raw).as_bytes())?;
             out.flush()?;
         }
+        before = pending.len();
+    }
+}
+
+/// How much of `bytes` can be shown without cutting an escape sequence or
+/// a UTF-8 character in two.
+fn safe_cut(bytes: &[u8]) -> usize {
+    // No escape sequence we strip is longer than this.
+    const LONGEST_ESCAPE: usize = 32;
+    let mut end = bytes.len();
+    if let Some(esc) = bytes.iter().rposition(|&b| b == 0x1b)
+        && end - esc < LONGEST_ESCAPE
+    {
+        end = esc;
+    }
+    match std::str::from_utf8(&bytes[..end]) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => end,
     }
 }
 
@@ -120,4 +148,25 @@ fn read_from(file: &mut File, offset: u64, into: &mut Vec<u8>) -> std::io::Resul
     file.seek(SeekFrom::Start(offset))?;
     file.read_to_end(into)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_cut;
+
+    #[test]
+    fn a_pause_shows_what_is_whole() {
+        assert_eq!(safe_cut(b"spinner done"), 12);
+        assert_eq!(
+            safe_cut(b"abc\x1b[5;1"),
+            3,
+            "an escape still arriving waits"
+        );
+        assert_eq!(safe_cut("ab\u{e9}".as_bytes()), 4);
+        assert_eq!(
+            safe_cut(&"ab\u{e9}".as_bytes()[..3]),
+            2,
+            "half a character waits"
+        );
+    }
 }

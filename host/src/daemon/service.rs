@@ -162,6 +162,7 @@ pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> 
     let env = service_env(cfg);
     check_value("iapeerd's path", &exe.to_string_lossy())?;
     for (k, v) in &env {
+        check_value("a variable name", k)?;
         check_value(&format!("${k}"), v)?;
     }
     if cfg!(target_os = "macos") {

@@ -514,7 +514,11 @@ impl Lifecycle {
         let cwd_str = cwd.to_string_lossy().into_owned();
         // A peer that keeps dying is left asleep instead of paying a boot
         // (up to the boot deadline) on every message.
-        if let Some(verdict) = deaths::crash_loop(&self.cfg, id, self.clock.now_ms(), self.guard())
+        // An operator attaching is there to see why: the guard does not
+        // keep them out.
+        if !args.hand_over
+            && let Some(verdict) =
+                deaths::crash_loop(&self.cfg, id, self.clock.now_ms(), self.guard())
         {
             let reason = format!("{} deaths in {}s", verdict.deaths, verdict.window_secs);
             self.log_wake(p, Some(id), "refused", "crash-loop", Some(&reason));
@@ -525,7 +529,8 @@ impl Lifecycle {
                 last: verdict.last.cause,
             });
         }
-        let new_mark = store::has_mark(&self.cfg, id, Mark::New);
+        let new_mark_at_start = store::read_mark(&self.cfg, id, Mark::New);
+        let new_mark = new_mark_at_start.is_some();
         // Ask the adapter only when the answer decides the mode.
         let check = if !new_mark && args.resume != Some(false) {
             Some(
@@ -587,6 +592,8 @@ impl Lifecycle {
         // session it leaves is still supervised (ticks skip it while we hold
         // the lock, and adopt or reap it once we are gone).
         let launched_at = self.clock.now_ms();
+        // A hand-over asked of an earlier boot is not this one's.
+        let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
         self.record_booting(id, &cwd);
         let outcome = launch::launch(
             &self.tmux,
@@ -606,6 +613,7 @@ impl Lifecycle {
                     exits_log: self.cfg.log_dir.join("exits.log"),
                 }),
                 hand_over_after: args.hand_over.then_some(HAND_OVER_AFTER),
+                hand_over_mark: Some(store::mark_path(&self.cfg, id, Mark::HandOver)),
                 pane_log: self
                     .usable_shim()
                     .filter(|_| self.cfg.pane_logs)
@@ -628,7 +636,7 @@ impl Lifecycle {
             } => {
                 // A stop or a `new` that killed the boot asked for it.
                 let asked = store::has_mark(&self.cfg, id, Mark::Stopped)
-                    || (!new_mark && store::has_mark(&self.cfg, id, Mark::New));
+                    || store::read_mark(&self.cfg, id, Mark::New) != new_mark_at_start;
                 if let Some(phase) = died.filter(|_| !asked) {
                     self.record_death(id, &reason, launched_at, phase);
                 }
@@ -662,11 +670,18 @@ impl Lifecycle {
                 // paste or control key until it is ready (see
                 // `SessionState::handed_over`).
                 self.write_record(id, &cwd, BootState::HandedOver);
+                let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
                 events::log(
                     &self.cfg,
                     "wake-handed-over",
                     &[("identity", id.as_str()), ("pane", &pane_tail)],
                 );
+                if !args.task.trim().is_empty() {
+                    return Err(LifecycleError::NotDelivered {
+                        id: id.clone(),
+                        detail: "its boot was handed to its operator at a startup prompt".into(),
+                    });
+                }
                 Ok(Woken {
                     identity: id.clone(),
                     spawned: Some(spawn_mode),
@@ -708,8 +723,9 @@ impl Lifecycle {
         let Some(s) = store::read_session(&self.cfg, id).filter(|s| s.booting) else {
             return Ok(());
         };
+        let s = self.take_hand_over(s);
         if self.boot_is_ready(id, &self.socket(id)).await {
-            self.record_session(id, Path::new(&s.cwd));
+            self.adopt_boot(id, s);
             return Ok(());
         }
         let reason = if s.handed_over {
@@ -727,6 +743,34 @@ impl Lifecycle {
             reason,
             message_pasted: false,
         })
+    }
+
+    /// A booting record with an `attach` hand-over waiting (asked while
+    /// someone held the lock): the operator's now (lock held).
+    pub(crate) fn take_hand_over(&self, mut s: SessionState) -> SessionState {
+        let Some(id) = s.identity() else { return s };
+        if s.booting && !s.handed_over && store::has_mark(&self.cfg, &id, Mark::HandOver) {
+            s.handed_over = true;
+            let _ = store::write_session(&self.cfg, &s);
+        }
+        let _ = store::clear_mark(&self.cfg, &id, Mark::HandOver);
+        s
+    }
+
+    /// A boot that became ready without its spawner (lock held): supervised
+    /// as up from now on, and — the runtime came up — any streak of failed
+    /// boots is over.
+    pub(crate) fn adopt_boot(&self, id: &Identity, mut s: SessionState) {
+        s.booting = false;
+        s.handed_over = false;
+        s.woke_at = self.clock.now_ms();
+        let _ = store::write_session(&self.cfg, &s);
+        let _ = deaths::trim(
+            &self.cfg,
+            id,
+            self.clock.now_ms(),
+            self.cfg.crashloop_window_secs,
+        );
     }
 
     /// The shim, if its binary is still there (an upgrade in progress may

@@ -423,15 +423,17 @@ impl Lifecycle {
             runtime: rt.to_string(),
         };
         if self.is_live(&id) {
-            // An orphaned boot the operator is about to fix by hand is theirs
-            // now: the supervisor must not reap it at the boot deadline. Under
-            // the lock, so a tick adopting or reaping it is not overwritten.
-            if let Ok(Some(_lock)) = crate::wakelock::try_acquire(&self.cfg, &id)
-                && let Some(mut s) =
-                    store::read_session(&self.cfg, &id).filter(|s| s.booting && !s.handed_over)
-            {
-                s.handed_over = true;
-                let _ = store::write_session(&self.cfg, &s);
+            // A boot the operator is about to finish by hand is theirs now:
+            // nobody kills it at the boot deadline. Its spawner (or, for an
+            // orphan, whoever holds the lock next) sees the mark.
+            if store::read_session(&self.cfg, &id).is_some_and(|s| s.booting && !s.handed_over) {
+                store::set_mark(&self.cfg, &id, Mark::HandOver, self.clock.now_ms())
+                    .map_err(|e| LifecycleError::state("the hand-over mark", e))?;
+                if let Ok(Some(_lock)) = crate::wakelock::try_acquire(&self.cfg, &id)
+                    && let Some(s) = store::read_session(&self.cfg, &id)
+                {
+                    self.take_hand_over(s);
+                }
             }
             return Ok(target(false));
         }

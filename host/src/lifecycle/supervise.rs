@@ -196,6 +196,7 @@ impl Lifecycle {
             // The boot finished (or someone forgot it) meanwhile.
             return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None);
         };
+        let s = self.take_hand_over(s);
         let sock = self.socket(id);
         match probe(&sock) {
             Liveness::Unknown(e) => SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)),
@@ -214,11 +215,7 @@ impl Lifecycle {
             }
             Liveness::Alive => {
                 if self.boot_is_ready(id, &sock).await {
-                    let mut adopted = s.clone();
-                    adopted.booting = false;
-                    adopted.handed_over = false;
-                    adopted.woke_at = now;
-                    let _ = store::write_session(&self.cfg, &adopted);
+                    self.adopt_boot(id, s);
                     return SuperviseOutcome::new(
                         id,
                         SuperviseAction::AdoptedBoot,
