@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Block, cache_dir, example_plugin, fixture_plugin, plugin_host, repo_root};
+use common::{
+    Block, cache_dir, example_plugin, fixture_plugin, plugin_host, plugin_options, repo_root,
+};
 use iapeer::plugins::{
     AdapterError, LaunchSpec, PluginHost, PluginReport, PluginState, ResumeCheck,
 };
@@ -20,9 +22,9 @@ fn copy_into(dir: &Path, src: &Path, name: &str) -> PathBuf {
     dst
 }
 
-fn report<'a>(host: &'a PluginHost, file: &str) -> &'a PluginReport {
+fn report(host: &PluginHost, file: &str) -> PluginReport {
     host.reports()
-        .iter()
+        .into_iter()
         .find(|r| r.source.to_string().ends_with(file))
         .unwrap_or_else(|| panic!("a report row for {file}"))
 }
@@ -216,7 +218,103 @@ fn traps_timeouts_and_memory_bombs_fail_one_call_only() {
     let m = crash_message(a.resolve_resume("/sleep").block());
     assert!(m.contains("timed out") && m.contains("host call"), "{m}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert!(a.build_launch(&good).block().is_ok());
+    // That was the fifth crash within a minute: out of service now.
+    assert!(matches!(
+        a.build_launch(&good).block(),
+        Err(AdapterError::Quarantined { .. })
+    ));
+}
+
+/// A guest spinning in wasm hands its thread back every epoch tick: on a
+/// runtime with a single thread, a good adapter's call started after the
+/// spinner's still finishes long before the spinner's budget runs out.
+#[test]
+fn a_spinning_guest_does_not_hold_its_thread() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    copy_into(&dir, &fixture_plugin("evil.wasm"), "evil.wasm");
+    let host = plugin_host(home.path(), vec![dir]);
+    let (evil, claude) = (
+        host.adapter("evil").unwrap(),
+        host.adapter("claude").unwrap(),
+    );
+    let spec = LaunchSpec {
+        personality: "bob".into(),
+        identity: "claude-bob".into(),
+        cwd: "/w".into(),
+        binary: "claude".into(),
+        ..Default::default()
+    };
+    // Warm the good adapter's instance, so its call is only the call.
+    claude.build_launch(&spec).block().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (spun, good) = rt.block_on(async {
+        let spin = async {
+            let r = evil.build_launch(&launch_as("spin")).await;
+            (r, std::time::Instant::now())
+        };
+        let good = async {
+            // Let the spinner start first.
+            tokio::task::yield_now().await;
+            let r = claude.build_launch(&spec).await;
+            (r, std::time::Instant::now())
+        };
+        tokio::join!(spin, good)
+    });
+    assert!(crash_message(spun.0).contains("timed out"));
+    assert!(good.0.is_ok());
+    assert!(
+        good.1 < spun.1,
+        "the good call finished while the guest spun"
+    );
+}
+
+/// Five crashed calls within a minute quarantine an adapter: calls fail at
+/// once with the reason, `plugins list` shows it, a reload lifts it.
+#[test]
+fn an_adapter_that_keeps_crashing_is_quarantined_until_a_reload() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    copy_into(&dir, &fixture_plugin("evil.wasm"), "evil.wasm");
+    let host = plugin_host(home.path(), vec![dir.clone()]);
+    let a = host.adapter("evil").unwrap().clone();
+    for _ in 0..4 {
+        crash_message(a.build_launch(&launch_as("trap")).block());
+    }
+    assert!(a.build_launch(&launch_as("fine")).block().is_ok());
+    crash_message(a.build_launch(&launch_as("trap")).block());
+    let started = std::time::Instant::now();
+    let err = a.build_launch(&launch_as("fine")).block().unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(5),
+        "fails fast"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("quarantined (5 crashed calls within 60s, the last:")
+            && text.contains("adapter bug: boom"),
+        "{text}"
+    );
+    let row = report(&host, "evil.wasm");
+    assert_eq!(row.state, PluginState::Quarantined);
+    assert!(row.reason.unwrap().contains("5 crashed calls"));
+
+    let reloaded = host
+        .reload(&plugin_options(home.path(), vec![dir]))
+        .block()
+        .unwrap();
+    assert_eq!(report(&reloaded, "evil.wasm").state, PluginState::Loaded);
+    assert!(
+        reloaded
+            .adapter("evil")
+            .unwrap()
+            .build_launch(&launch_as("fine"))
+            .block()
+            .is_ok()
+    );
 }
 
 #[test]

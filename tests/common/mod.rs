@@ -46,8 +46,8 @@ pub trait Block: std::future::Future + Sized {
 
 impl<F: std::future::Future> Block for F {}
 
-pub fn plugin_host(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginHost {
-    PluginHost::load(&PluginOptions {
+pub fn plugin_options(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginOptions {
+    PluginOptions {
         home: home.to_path_buf(),
         plugin_dirs,
         builtins: true,
@@ -57,9 +57,13 @@ pub fn plugin_host(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginHost {
             quick: Duration::from_millis(500),
             scan: Duration::from_secs(2),
         },
-    })
-    .block()
-    .expect("wasm engine starts")
+    }
+}
+
+pub fn plugin_host(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginHost {
+    PluginHost::load(&plugin_options(home, plugin_dirs))
+        .block()
+        .expect("wasm engine starts")
 }
 
 /// Creates `path` (and parents) with `content` and the given mtime.

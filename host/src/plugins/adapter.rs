@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use wasmtime::{Store, Trap};
 
+use super::health::Health;
 use super::hostfs::FileGrants;
 use super::sandbox::{self, GuestState, MEMORY_CAP, Sandbox};
 use super::types::{AdapterInfo, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
@@ -68,6 +69,9 @@ pub enum AdapterError {
     /// `build-launch` declined the spec with this message.
     #[error("{0}")]
     Refused(String),
+    /// Out of service after repeated crashes (see `health`).
+    #[error("adapter {plugin} is quarantined ({reason}); a reload or a changed file lifts it")]
+    Quarantined { plugin: String, reason: String },
 }
 
 /// The bindings of one contract version, pre-linked.
@@ -94,6 +98,7 @@ pub struct Adapter {
     sandbox: &'static Sandbox,
     budgets: CallBudgets,
     idle: Mutex<Option<Live>>,
+    health: Mutex<Health>,
 }
 
 /// Guest text made safe for one terminal line: control characters become
@@ -159,7 +164,7 @@ async fn guest_call<R>(
     budget: Duration,
     call: impl AsyncFnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
 ) -> Result<R, String> {
-    live.store.set_epoch_deadline(sandbox::ticks(budget));
+    sandbox::arm_deadline(&mut live.store, budget);
     match tokio::time::timeout(wall_clock(budget), call(&live.instance, &mut live.store)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(describe_failure(
@@ -203,6 +208,7 @@ impl Adapter {
             sandbox,
             budgets,
             idle: Mutex::new(None),
+            health: Mutex::new(Health::default()),
         })
     }
 
@@ -226,10 +232,21 @@ impl Adapter {
         cwd: Option<&str>,
         f: impl AsyncFnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, AdapterError> {
-        let crashed = |message: String| AdapterError::Crashed {
-            plugin: self.label(),
-            call,
-            message,
+        if let Err(reason) = self.health().check() {
+            return Err(AdapterError::Quarantined {
+                plugin: self.label(),
+                reason,
+            });
+        }
+        let crashed = |message: String| {
+            if self.health().crashed(std::time::Instant::now(), &message) {
+                tracing::warn!(adapter = %self.label(), "quarantined after repeated crashes: {message}");
+            }
+            AdapterError::Crashed {
+                plugin: self.label(),
+                call,
+                message,
+            }
         };
         let mask = self.grants.presence_mask();
         let cached = self
@@ -260,6 +277,20 @@ impl Adapter {
             *slot = Some(live);
         }
         Ok(value)
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why the adapter is out of service, if it is.
+    pub fn quarantine(&self) -> Option<String> {
+        self.health().quarantined().map(str::to_string)
+    }
+
+    /// Back in service (a reload).
+    pub fn lift_quarantine(&self) {
+        self.health().lift();
     }
 
     fn invalid(&self, call: &'static str, reason: String) -> AdapterError {
@@ -400,7 +431,7 @@ async fn instantiate(
 ) -> Result<Live, String> {
     let mut store = sandbox.new_store(grants).map_err(|e| format!("{e:#}"))?;
     // Instantiation runs guest code too (initialisers): bound it as well.
-    store.set_epoch_deadline(sandbox::ticks(budget));
+    sandbox::arm_deadline(&mut store, budget);
     let instance = match pre {
         VersionedPre::V0_1(p) => {
             tokio::time::timeout(wall_clock(budget), p.instantiate_async(&mut store))

@@ -12,6 +12,7 @@ mod adapter;
 mod builtin;
 mod cache;
 mod fscache;
+mod health;
 mod hostfs;
 mod sandbox;
 mod types;
@@ -105,6 +106,8 @@ pub enum PluginState {
     Overridden,
     /// A valid adapter for a runtime another plugin already serves.
     Duplicate,
+    /// Out of service after repeated crashes; a reload lifts it.
+    Quarantined,
 }
 
 /// One row of `iapeer plugins list`.
@@ -256,6 +259,10 @@ impl PluginHost {
             .values()
             .find(|a| a.source() == source)
             .cloned();
+        // A reload is how an operator puts a quarantined adapter back.
+        if let Some(a) = &adapter {
+            a.lift_quarantine();
+        }
         let mut report = report.clone();
         // Precedence is decided afresh below.
         if matches!(
@@ -324,8 +331,26 @@ impl PluginHost {
         self.adapters.keys().map(String::as_str)
     }
 
-    pub fn reports(&self) -> &[PluginReport] {
-        &self.reports
+    /// One row per plugin, as things stand now (a serving adapter may have
+    /// been quarantined since the load).
+    pub fn reports(&self) -> Vec<PluginReport> {
+        self.reports
+            .iter()
+            .map(|r| {
+                let quarantine = (r.state == PluginState::Loaded)
+                    .then(|| self.adapters.values().find(|a| a.source() == &r.source))
+                    .flatten()
+                    .and_then(|a| a.quarantine());
+                match quarantine {
+                    Some(reason) => PluginReport {
+                        state: PluginState::Quarantined,
+                        reason: Some(reason),
+                        ..r.clone()
+                    },
+                    None => r.clone(),
+                }
+            })
+            .collect()
     }
 
     pub fn plugin_dirs(&self) -> &[PathBuf] {

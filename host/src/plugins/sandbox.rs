@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -42,6 +42,8 @@ pub struct GuestState {
     /// The canonical cwd of the scan call running now: the only path
     /// `same-path` resolves against (so it cannot probe the filesystem).
     pub(crate) call_cwd: Option<String>,
+    /// Epoch ticks the running call may still use (see `arm_deadline`).
+    ticks_left: u64,
 }
 
 impl GuestState {
@@ -120,9 +122,21 @@ impl Sandbox {
             stderr,
             grants: grants.clone(),
             call_cwd: None,
+            ticks_left: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        // Every tick a guest runs, it hands its worker back to the async
+        // runtime (so a spinning guest never holds a thread other wakes
+        // need), until its budget is spent: then it traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let left = &mut ctx.data_mut().ticks_left;
+            if *left == 0 {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            *left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
         Ok(store)
     }
 }
@@ -146,4 +160,10 @@ fn start_epoch_ticker(engine: &Engine) {
 /// A call's time budget in epoch ticks.
 pub fn ticks(budget: Duration) -> u64 {
     (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Gives the next call `budget` of guest time, in one-tick slices.
+pub fn arm_deadline(store: &mut Store<GuestState>, budget: Duration) {
+    store.data_mut().ticks_left = ticks(budget) - 1;
+    store.set_epoch_deadline(1);
 }
