@@ -1026,6 +1026,17 @@ fn the_plugin_dirs_are_watched_and_reloaded_in_place() {
         plugins.join("gemini.wasm"),
     )
     .unwrap();
+    // It reads ~/.gemini/tmp: it waits for the operator's grant.
+    wait_until("gemini to be seen", Duration::from_secs(15), || {
+        f.ok(&["plugins", "list"]).contains("needs-grant")
+    });
+    assert!(!served(&d).contains(&"gemini".to_string()));
+    let granted = f.ok(&["plugins", "grant", "gemini"]);
+    assert!(granted.contains("granted gemini"), "{granted}");
+    assert!(
+        granted.contains("read-only access to ~/.gemini/tmp"),
+        "{granted}"
+    );
     wait_until("gemini to serve", Duration::from_secs(15), || {
         served(&d).contains(&"gemini".to_string())
     });

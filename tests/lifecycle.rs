@@ -1665,3 +1665,29 @@ fn the_shim_kills_a_runtime_that_ignores_the_hangup() {
     assert_eq!(rec["hangup"], true);
     assert_eq!(rec["signal"], 9, "{rec}");
 }
+
+/// A plugin-dir adapter waiting for its grant: a wake through it fails with
+/// the reason and the command that fixes it; once granted, it wakes.
+#[test]
+fn a_wake_through_an_ungranted_adapter_says_what_to_grant() {
+    let f = Fleet::new();
+    let plugins = f.root.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        common::example_plugin("gemini.wasm"),
+        plugins.join("gemini.wasm"),
+    )
+    .unwrap();
+    f.register("gem", "gemini", &[]);
+    let err = f.refused(&["wake", "gem"]);
+    assert!(
+        err.contains("the gemini adapter is not serving")
+            && err.contains("reads ~/.gemini/tmp")
+            && err.contains("iapeer plugins grant"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    f.ok(&["plugins", "grant", "gemini"]);
+    let err = f.refused(&["wake", "gem"]);
+    assert!(!err.contains("not serving"), "granted now: {err}");
+}

@@ -421,15 +421,53 @@ fn plugins_list_as_a_new_user_sees_it() {
         assert_eq!(row["sha256"].as_str().unwrap().len(), 64);
     }
 
-    // Dropping the example adapter in the plugin dir adds a fifth row.
+    // Dropping the example adapter in the plugin dir adds a fifth row; it
+    // reads ~/.gemini/tmp, so it serves only once granted.
     let plugins = home.path().join(".iapeer/plugins");
-    copy_into(&plugins, &example_plugin("gemini.wasm"), "gemini.wasm");
+    let gemini = copy_into(&plugins, &example_plugin("gemini.wasm"), "gemini.wasm");
+    let waiting = list_json(home.path());
+    assert_eq!(waiting.len(), 5);
+    assert_eq!(waiting[4]["state"], "needs-grant");
+    let why = waiting[4]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("reads ~/.gemini/tmp") && why.contains("iapeer plugins grant"),
+        "{why}"
+    );
+    let out = iapeer(home.path(), &["plugins", "grant", "gemini"]);
+    assert!(out.status.success(), "{out:?}");
     let with_example = list_json(home.path());
     assert_eq!(with_example.len(), 5);
     assert_eq!(with_example[..4], rows[..]);
     assert_eq!(with_example[4]["runtime"], "gemini");
     assert_eq!(with_example[4]["state"], "loaded");
     assert_eq!(with_example[4]["builtin"], false);
+    let grants = std::fs::read_to_string(plugins.join("grants.json")).unwrap();
+    assert!(grants.contains(with_example[4]["sha256"].as_str().unwrap()));
+
+    // A changed file (here: one more custom section) needs a new grant.
+    let mut bytes = std::fs::read(&gemini).unwrap();
+    bytes.extend_from_slice(&[0, 4, 3, b'x', b'y', b'z']);
+    std::fs::write(&gemini, &bytes).unwrap();
+    assert_eq!(list_json(home.path())[4]["state"], "needs-grant");
+    assert!(
+        iapeer(home.path(), &["plugins", "grant", gemini.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(list_json(home.path())[4]["state"], "loaded");
+    // Revoked: waiting again.
+    let out = iapeer(home.path(), &["plugins", "revoke", "gemini"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("revoked 1 grant"),
+        "{out:?}"
+    );
+    assert_eq!(list_json(home.path())[4]["state"], "needs-grant");
+    assert!(
+        iapeer(home.path(), &["plugins", "grant", "gemini"])
+            .status
+            .success()
+    );
+    let with_example = list_json(home.path());
 
     // A garbage file adds a failed row with a reason, and nothing else changes.
     std::fs::write(plugins.join("zz-garbage.wasm"), "garbage").unwrap();

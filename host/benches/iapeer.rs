@@ -94,6 +94,7 @@ fn options(home: &Path, cache: CompileCache) -> PluginOptions {
         builtins: true,
         cache,
         budgets: CallBudgets::default(),
+        grants: None,
     }
 }
 

@@ -33,13 +33,32 @@ pub async fn get_json(
     path: &str,
     bearer: Option<&str>,
 ) -> Result<serde_json::Value, ClientError> {
-    tokio::time::timeout(ANSWER_TIMEOUT, get(sock, path, bearer))
+    request_json(sock, http::Method::GET, path, bearer).await
+}
+
+/// `POST <path>` with no body (a verb such as `reload`).
+pub async fn post_json(
+    sock: &Path,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<serde_json::Value, ClientError> {
+    request_json(sock, http::Method::POST, path, bearer).await
+}
+
+async fn request_json(
+    sock: &Path,
+    method: http::Method,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<serde_json::Value, ClientError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, request(sock, method, path, bearer))
         .await
         .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))?
 }
 
-async fn get(
+async fn request(
     sock: &Path,
+    method: http::Method,
     path: &str,
     bearer: Option<&str>,
 ) -> Result<serde_json::Value, ClientError> {
@@ -48,7 +67,10 @@ async fn get(
         .map_err(ClientError::Connect)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let mut req = http::Request::get(path).header(http::header::HOST, "localhost");
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, "localhost");
     if let Some(token) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }

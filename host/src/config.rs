@@ -274,6 +274,7 @@ impl Config {
             builtins: self.builtin_plugins,
             cache: CompileCache::new(Some(&self.cache_dir)),
             budgets: CallBudgets::default(),
+            grants: Some(crate::plugins::grants_path(&self.root)),
         }
     }
 

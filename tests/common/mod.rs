@@ -57,10 +57,39 @@ pub fn plugin_options(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginOptions {
             quick: Duration::from_millis(500),
             scan: Duration::from_secs(2),
         },
+        grants: Some(home.join("test-grants.json")),
+    }
+}
+
+/// Grants every adapter in `plugin_dirs` what it declares (the grant tests
+/// themselves go through `iapeer plugins grant`).
+pub fn grant_everything(home: &Path, plugin_dirs: &[PathBuf]) {
+    let opts = plugin_options(home, vec![]);
+    for dir in plugin_dirs {
+        for file in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = file.path();
+            let Ok(report) = PluginHost::inspect(&path, &opts).block() else {
+                continue;
+            };
+            if let Some(runtime) = report.runtime.clone() {
+                iapeer::plugins::Grants::add(
+                    opts.grants.as_ref().unwrap(),
+                    iapeer::plugins::Grant {
+                        sha256: report.sha256,
+                        runtime,
+                        file: path.display().to_string(),
+                        read_dirs: report.read_dirs,
+                        granted_at: "test".into(),
+                    },
+                )
+                .unwrap();
+            }
+        }
     }
 }
 
 pub fn plugin_host(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginHost {
+    grant_everything(home, &plugin_dirs);
     PluginHost::load(&plugin_options(home, plugin_dirs))
         .block()
         .expect("wasm engine starts")

@@ -318,6 +318,17 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let a plugin-dir adapter read the directories it declares (bound to
+    /// the file's sha256: a changed file needs a new grant).
+    Grant {
+        /// The `.wasm` file, or the runtime of a plugin-dir adapter.
+        target: String,
+    },
+    /// Take a grant back.
+    Revoke {
+        /// The `.wasm` file, or the runtime it serves.
+        target: String,
+    },
 }
 
 fn wake_args(
@@ -341,6 +352,8 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
         Command::Plugins(PluginsCommand::Inspect { file, json }) => {
             plugins::inspect(cfg, file, *json)
         }
+        Command::Plugins(PluginsCommand::Grant { target }) => plugins::grant(cfg, target),
+        Command::Plugins(PluginsCommand::Revoke { target }) => plugins::revoke(cfg, target),
         Command::Wake {
             peer,
             runtime,

@@ -1,4 +1,4 @@
-//! `iapeer plugins list` and `iapeer plugins inspect`.
+//! `iapeer plugins list|inspect|grant|revoke`.
 
 use std::path::Path;
 
@@ -6,7 +6,9 @@ use serde_json::json;
 
 use super::table;
 use crate::config::Config;
-use crate::plugins::{PluginHost, PluginReport, PluginState, SUPPORTED_CONTRACTS};
+use crate::plugins::{
+    Grant, Grants, PluginHost, PluginReport, PluginState, SUPPORTED_CONTRACTS, Source,
+};
 
 fn dash(v: Option<&str>) -> String {
     v.unwrap_or("-").to_string()
@@ -160,4 +162,108 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
     } else {
         1
     })
+}
+
+/// The plugin file a grant or a revoke is about: a path, else the file of
+/// the plugin-dir adapter for that runtime.
+fn target_file(cfg: &Config, target: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = Path::new(target);
+    if path.is_file() {
+        return Ok(std::fs::canonicalize(path)?);
+    }
+    let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
+        .map_err(anyhow::Error::msg)?;
+    host.reports()
+        .into_iter()
+        .filter(|r| r.runtime.as_deref() == Some(target))
+        .find_map(|r| match r.source {
+            Source::File(f) => Some(f),
+            Source::BuiltIn(_) => None,
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{target}: neither a file nor the runtime of a plugin-dir adapter (built-in adapters need no grant)"
+            )
+        })
+}
+
+/// Tells a running daemon to load again (its watcher may already have).
+fn reload_daemon(cfg: &Config) -> Option<String> {
+    let sock = crate::daemon::read_discovery(cfg)?.sock?;
+    let token = cfg.bearer_token.as_deref();
+    match super::verbs::block_on(crate::client::post_json(&sock, "/fleet/v1/reload", token)) {
+        Ok(Ok(_)) => Some("the running iapeerd reloaded its plugins".into()),
+        Ok(Err(e)) => Some(format!(
+            "the running iapeerd did not reload ({e}); send it SIGHUP"
+        )),
+        Err(_) => None,
+    }
+}
+
+/// `plugins grant FILE|RUNTIME`.
+pub fn grant(cfg: &Config, target: &str) -> anyhow::Result<i32> {
+    let file = target_file(cfg, target)?;
+    let report = super::verbs::block_on(PluginHost::inspect(&file, &cfg.plugin_options()))?
+        .map_err(anyhow::Error::msg)?;
+    let reason = report.reason.clone().unwrap_or_default();
+    let runtime = match (&report.state, &report.runtime) {
+        (PluginState::Loaded | PluginState::NeedsGrant, Some(rt)) => rt.clone(),
+        _ => anyhow::bail!(
+            "{}: not a valid adapter ({}): {reason}",
+            file.display(),
+            report.state
+        ),
+    };
+    if report.read_dirs.is_empty() {
+        println!(
+            "{runtime} ({}) reads nothing: no grant needed",
+            file.display()
+        );
+        return Ok(0);
+    }
+    let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
+    Grants::add(
+        &crate::plugins::grants_path(&cfg.root),
+        Grant {
+            sha256: report.sha256.clone(),
+            runtime: runtime.clone(),
+            file: file.display().to_string(),
+            read_dirs: report.read_dirs.clone(),
+            granted_at: crate::clock::iso8601_utc(crate::clock::Clock::now_ms(
+                &crate::clock::SystemClock,
+            )),
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!(
+        "granted {runtime} ({}, sha256 {}…) read-only access to {}",
+        file.display(),
+        &report.sha256[..12],
+        dirs.join(", ")
+    );
+    if let Some(line) = reload_daemon(cfg) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// `plugins revoke FILE|RUNTIME`.
+pub fn revoke(cfg: &Config, target: &str) -> anyhow::Result<i32> {
+    let path = crate::plugins::grants_path(&cfg.root);
+    let file = Path::new(target);
+    let removed = if file.is_file() {
+        let sha = crate::plugins::sha256_file(file)?;
+        Grants::remove(&path, |g| g.sha256 == sha)
+    } else {
+        Grants::remove(&path, |g| g.runtime == target)
+    }
+    .map_err(anyhow::Error::msg)?;
+    if removed == 0 {
+        anyhow::bail!("{target}: no grant to revoke");
+    }
+    println!("revoked {removed} grant(s) for {target}");
+    if let Some(line) = reload_daemon(cfg) {
+        println!("{line}");
+    }
+    Ok(0)
 }

@@ -26,6 +26,10 @@ pub enum LifecycleError {
     },
     #[error("no adapter for runtime \"{0}\" (see `iapeer plugins list`)")]
     NoAdapter(Runtime),
+    /// An adapter for the runtime was found but does not serve (it needs a
+    /// grant).
+    #[error("the {runtime} adapter is not serving: {reason}")]
+    AdapterNotServing { runtime: Runtime, reason: String },
     /// H4: launchd or a systemd user unit owns the peer.
     #[error("{}", owner_refusal(.personality, .owner, *.mid_wake))]
     ExternallyOwned {
@@ -110,7 +114,8 @@ impl LifecycleError {
     /// The runtime the failure concerns, when one was resolved.
     pub fn runtime(&self) -> Option<&Runtime> {
         match self {
-            LifecycleError::NoAdapter(rt) => Some(rt),
+            LifecycleError::NoAdapter(rt)
+            | LifecycleError::AdapterNotServing { runtime: rt, .. } => Some(rt),
             LifecycleError::ControlUnsupported { runtime, .. } => Some(runtime),
             LifecycleError::Stopped(id)
             | LifecycleError::LivenessUnknown { id, .. }

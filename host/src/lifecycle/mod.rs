@@ -330,10 +330,16 @@ impl Lifecycle {
         &self,
         runtime: &crate::names::Runtime,
     ) -> Result<Arc<Adapter>, LifecycleError> {
-        self.plugins
-            .adapter(runtime.as_str())
-            .cloned()
-            .ok_or_else(|| LifecycleError::NoAdapter(runtime.clone()))
+        if let Some(a) = self.plugins.adapter(runtime.as_str()) {
+            return Ok(a.clone());
+        }
+        Err(match self.plugins.why_not_serving(runtime.as_str()) {
+            Some(reason) => LifecycleError::AdapterNotServing {
+                runtime: runtime.clone(),
+                reason,
+            },
+            None => LifecycleError::NoAdapter(runtime.clone()),
+        })
     }
 
     /// Writes the session's record (what the supervisor walks).

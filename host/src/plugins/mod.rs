@@ -12,6 +12,7 @@ mod adapter;
 mod builtin;
 mod cache;
 mod fscache;
+mod grants;
 mod health;
 mod hostfs;
 mod sandbox;
@@ -31,6 +32,7 @@ use wasmtime::component::Component;
 
 pub use adapter::{Adapter, AdapterError, CallBudgets, sanitize_guest_text};
 pub use cache::{CompileCache, Origin};
+pub use grants::{Grant, Grants, path as grants_path};
 pub use types::*;
 
 use adapter::VersionedPre;
@@ -108,6 +110,11 @@ pub enum PluginState {
     Duplicate,
     /// Out of service after repeated crashes; a reload lifts it.
     Quarantined,
+    /// A valid plugin-dir adapter that declares read dirs the operator has
+    /// not granted to this exact file (see `grants`).
+    #[serde(rename = "needs-grant")]
+    #[strum(serialize = "needs-grant")]
+    NeedsGrant,
 }
 
 /// One row of `iapeer plugins list`.
@@ -169,6 +176,8 @@ pub struct PluginOptions {
     pub builtins: bool,
     pub cache: CompileCache,
     pub budgets: CallBudgets,
+    /// The operator's grants file (`None`: nothing is granted).
+    pub grants: Option<PathBuf>,
 }
 
 /// The loaded plugins: one adapter per runtime, plus a report on every
@@ -212,6 +221,10 @@ impl PluginHost {
                 });
             }
         }
+        let grants = match &opts.grants {
+            Some(path) => Grants::read(path),
+            None => Ok(Grants::default()),
+        };
         let was_loaded: Vec<Arc<Adapter>> = previous
             .map(|p| p.adapters.values().cloned().collect())
             .unwrap_or_default();
@@ -219,7 +232,8 @@ impl PluginHost {
             match plugin_files(dir) {
                 Ok(files) => {
                     for path in files {
-                        candidates.push(load_path(sandbox, opts, &path, previous).await);
+                        let loaded = load_path(sandbox, opts, &path, previous).await;
+                        candidates.push(require_grant(loaded, &grants));
                     }
                 }
                 Err(reason) => candidates.push((
@@ -326,6 +340,15 @@ impl PluginHost {
         self.adapters.get(runtime)
     }
 
+    /// Why a runtime that has an adapter on disk is not served by it (it
+    /// waits for a grant), if that is the case.
+    pub fn why_not_serving(&self, runtime: &str) -> Option<String> {
+        self.reports
+            .iter()
+            .find(|r| r.state == PluginState::NeedsGrant && r.runtime.as_deref() == Some(runtime))
+            .and_then(|r| r.reason.clone())
+    }
+
     /// The runtimes served, sorted.
     pub fn runtimes(&self) -> impl Iterator<Item = &str> {
         self.adapters.keys().map(String::as_str)
@@ -360,6 +383,39 @@ impl PluginHost {
 
 fn arc((report, adapter): (PluginReport, Option<Adapter>)) -> (PluginReport, Option<Arc<Adapter>>) {
     (report, adapter.map(Arc::new))
+}
+
+/// A plugin-dir adapter that reads files serves only once the operator
+/// granted its read dirs to this exact file (by sha256).
+fn require_grant(
+    (report, adapter): (PluginReport, Option<Arc<Adapter>>),
+    grants: &Result<Grants, String>,
+) -> (PluginReport, Option<Arc<Adapter>>) {
+    let Some(a) = adapter else {
+        return (report, None);
+    };
+    let dirs = &a.info().read_dirs;
+    let granted = match grants {
+        Ok(g) => dirs.is_empty() || g.covers(&report.sha256, dirs),
+        Err(_) => dirs.is_empty(),
+    };
+    if granted {
+        return (report, Some(a));
+    }
+    let file = match &report.source {
+        Source::File(path) => path.display().to_string(),
+        Source::BuiltIn(name) => name.to_string(),
+    };
+    let reads: Vec<String> = dirs.iter().map(|d| format!("~/{d}")).collect();
+    let mut reason = format!(
+        "reads {}, not granted to this file (sha256 {}…): run `iapeer plugins grant {file}`",
+        reads.join(", "),
+        &report.sha256[..12.min(report.sha256.len())]
+    );
+    if let Err(e) = grants {
+        reason.push_str(&format!(" (the grants file is unusable: {e})"));
+    }
+    (report.failed(PluginState::NeedsGrant, reason), None)
 }
 
 /// One plugin file, reusing the previous host's adapter when the bytes did
@@ -432,6 +488,14 @@ fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// The sha256 of a file, as grants name it.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(sha256_hex(&crate::fsutil::read_regular_file(
+        path,
+        MAX_PLUGIN_BYTES,
+    )?))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -60,6 +60,58 @@ fn plain_text_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_TEXT && !s.chars().any(char::is_control)
 }
 
+/// Home-relative places that hold credentials, keys or browser profiles
+/// (or iapeer's own state, with its bearer token). No adapter may declare
+/// one, anything inside one, or anything that contains one.
+pub const SECRET_STORES: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".kube",
+    ".docker",
+    ".password-store",
+    ".netrc",
+    ".git-credentials",
+    ".config/gh",
+    ".config/op",
+    ".1password",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".vault-token",
+    ".terraform.d",
+    ".local/share/keyrings",
+    ".pki",
+    ".mozilla",
+    ".config/google-chrome",
+    ".config/chromium",
+    ".config/BraveSoftware",
+    ".config/microsoft-edge",
+    ".config/vivaldi",
+    "snap",
+    "Library/Keychains",
+    "Library/Cookies",
+    "Library/Application Support/Google/Chrome",
+    "Library/Application Support/Firefox",
+    "Library/Application Support/BraveSoftware",
+    "Library/Application Support/Microsoft Edge",
+    "Library/Safari",
+    ".iapeer",
+];
+
+/// The secret store a declared dir would expose: it is one, lies inside
+/// one, or contains one.
+pub fn touches_secret_store(dir: &str) -> Option<&'static str> {
+    let declared = plain_relative_components(dir)?;
+    SECRET_STORES.iter().copied().find(|secret| {
+        let secret: Vec<&str> = secret.split('/').collect();
+        declared.iter().zip(&secret).all(|(d, s)| d.as_str() == *s)
+    })
+}
+
 /// `info` → a validated `AdapterInfo`, or the reason it is not acceptable.
 pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
     let runtime = Runtime::new(raw.runtime.clone()).map_err(|_| {
@@ -103,6 +155,15 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
     {
         return Err(format!(
             "info().read-dirs entry {bad:?} must be a home-relative path without `.`/`..` components"
+        ));
+    }
+    if let Some((dir, secret)) = raw
+        .read_dirs
+        .iter()
+        .find_map(|d| touches_secret_store(d).map(|s| (d, s)))
+    {
+        return Err(format!(
+            "info().read-dirs entry {dir:?} would expose ~/{secret} (a secret store); no grant can allow it"
         ));
     }
     Ok(AdapterInfo {
@@ -195,6 +256,17 @@ mod tests {
             (|r| r.read_dirs = vec!["/etc".into()], "read-dirs"),
             (|r| r.read_dirs = vec!["".into()], "read-dirs"),
             (
+                |r| r.read_dirs = vec![".ssh".into()],
+                "~/.ssh (a secret store)",
+            ),
+            (|r| r.read_dirs = vec![".aws/sso".into()], "~/.aws"),
+            (|r| r.read_dirs = vec![".config".into()], "~/.config/gcloud"),
+            (
+                |r| r.read_dirs = vec!["Library".into()],
+                "~/Library/Keychains",
+            ),
+            (|r| r.read_dirs = vec![".iapeer/state".into()], "~/.iapeer"),
+            (
                 |r| r.requires_intelligence = Some("Natural!".into()),
                 "intelligence",
             ),
@@ -204,6 +276,19 @@ mod tests {
             mutate(&mut r);
             let err = info(r).unwrap_err();
             assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn ordinary_dirs_are_no_secret_stores() {
+        for d in [
+            ".claude/projects",
+            ".codex/sessions",
+            ".gemini/tmp",
+            ".config/aider",
+            ".sshd-notes",
+        ] {
+            assert_eq!(touches_secret_store(d), None, "{d}");
         }
     }
 
