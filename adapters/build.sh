@@ -3,7 +3,8 @@
 # `rustup target add wasm32-wasip2`):
 #   plugins-dist/{claude,codex,telegram,notifier}.wasm   built into iapeerd
 #   plugins-dist/examples/gemini.wasm                    third-party example
-#   tests/fixtures/plugins/{evil,badinfo,future}.wasm    misbehaving test plugins
+#   tests/fixtures/plugins/{evil,badinfo,future,greedy,homebody}.wasm
+#                                                        misbehaving test plugins
 # and their SHA256SUMS.
 #
 #   adapters/build.sh           build and install the outputs
@@ -34,6 +35,8 @@ outputs=(
   "fixture-evil        tests/fixtures/plugins/evil.wasm"
   "fixture-badinfo     tests/fixtures/plugins/badinfo.wasm"
   "fixture-future      tests/fixtures/plugins/future.wasm"
+  "fixture-greedy      tests/fixtures/plugins/greedy.wasm"
+  "fixture-homebody    tests/fixtures/plugins/homebody.wasm"
 )
 
 packages=()
@@ -64,7 +67,7 @@ write_sums() { # dir files...
 }
 if [ "$mode" != --check ]; then
   write_sums plugins-dist claude.wasm codex.wasm notifier.wasm telegram.wasm examples/gemini.wasm
-  write_sums tests/fixtures/plugins badinfo.wasm evil.wasm future.wasm
+  write_sums tests/fixtures/plugins badinfo.wasm evil.wasm future.wasm greedy.wasm homebody.wasm
 else
   (cd "$root/plugins-dist" && sha256sum --quiet -c SHA256SUMS) || drift=1
   (cd "$root/tests/fixtures/plugins" && sha256sum --quiet -c SHA256SUMS) || drift=1

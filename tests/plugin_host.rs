@@ -286,12 +286,9 @@ fn an_adapter_that_keeps_crashing_is_quarantined_until_a_reload() {
     }
     assert!(a.build_launch(&launch_as("fine")).block().is_ok());
     crash_message(a.build_launch(&launch_as("trap")).block());
-    let started = std::time::Instant::now();
+    // Refused without calling the guest at all.
     let err = a.build_launch(&launch_as("fine")).block().unwrap_err();
-    assert!(
-        started.elapsed() < std::time::Duration::from_millis(5),
-        "fails fast"
-    );
+    assert!(matches!(err, AdapterError::Quarantined { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.contains("quarantined (5 crashed calls within 60s, the last:")
@@ -327,6 +324,7 @@ fn bad_launch_commands_are_rejected() {
         ("dropextras", "extra arguments last"),
         ("badenv", "env name"),
         ("nulargv", "NUL"),
+        ("hugearg", "argument of 1048576 bytes"),
         ("preload", "LD_PRELOAD"),
     ] {
         match a.build_launch(&launch_as(who)).block() {
@@ -540,4 +538,36 @@ fn plugins_inspect() {
             .unwrap()
             .contains("cannot read")
     );
+}
+
+/// Adapters that ask for a secret store or the whole home directory are
+/// refused whatever the grants say, with the reason; the rest of the host
+/// keeps serving.
+#[test]
+fn secret_stores_and_home_itself_are_never_readable() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    copy_into(&dir, &fixture_plugin("greedy.wasm"), "greedy.wasm");
+    copy_into(&dir, &fixture_plugin("homebody.wasm"), "homebody.wasm");
+    copy_into(&dir, &example_plugin("gemini.wasm"), "gemini.wasm");
+    let host = plugin_host(home.path(), vec![dir]);
+    let greedy = report(&host, "greedy.wasm");
+    assert_eq!(greedy.state, PluginState::Failed);
+    assert!(
+        greedy
+            .reason
+            .unwrap()
+            .contains("would expose ~/.ssh (a secret store)"),
+    );
+    let homebody = report(&host, "homebody.wasm");
+    assert_eq!(homebody.state, PluginState::Failed);
+    assert!(
+        homebody
+            .reason
+            .unwrap()
+            .contains("the whole home directory")
+    );
+    assert!(host.adapter("greedy").is_none() && host.adapter("homebody").is_none());
+    assert_eq!(report(&host, "gemini.wasm").state, PluginState::Loaded);
+    assert!(host.adapter("claude").is_some());
 }

@@ -60,6 +60,9 @@ fn plain_text_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_TEXT && !s.chars().any(char::is_control)
 }
 
+/// The largest single argument or environment value a launch may carry.
+const MAX_ARG_BYTES: usize = 128 << 10;
+
 /// Home-relative places that hold credentials, keys or browser profiles
 /// (or iapeer's own state, with its bearer token). No adapter may declare
 /// one, anything inside one, or anything that contains one.
@@ -148,6 +151,15 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
             raw.read_dirs.len()
         ));
     }
+    if let Some(home) = raw
+        .read_dirs
+        .iter()
+        .find(|d| matches!(d.trim_end_matches('/'), "" | "." | "~" | "$HOME"))
+    {
+        return Err(format!(
+            "info().read-dirs entry {home:?} is the whole home directory; no grant can allow it"
+        ));
+    }
     if let Some(bad) = raw
         .read_dirs
         .iter()
@@ -194,6 +206,14 @@ pub fn launch_command(spec: &LaunchSpec, cmd: &LaunchCommand) -> Result<(), Stri
     if let Some(arg) = cmd.argv.iter().find(|a| a.contains('\0')) {
         return Err(format!("build-launch argument {arg:?} contains NUL"));
     }
+    // Linux refuses a single argument over 128 KiB at exec; say so here,
+    // where the adapter can be named, not as a failed spawn in a pane.
+    if let Some(arg) = cmd.argv.iter().find(|a| a.len() > MAX_ARG_BYTES) {
+        return Err(format!(
+            "build-launch argument of {} bytes (at most {MAX_ARG_BYTES})",
+            arg.len()
+        ));
+    }
     if !cmd.argv.ends_with(&spec.extra_args) {
         return Err("build-launch did not put the extra arguments last".into());
     }
@@ -210,6 +230,12 @@ pub fn launch_command(spec: &LaunchSpec, cmd: &LaunchCommand) -> Result<(), Stri
         }
         if value.contains('\0') {
             return Err(format!("build-launch env {name} contains NUL"));
+        }
+        if value.len() > MAX_ARG_BYTES {
+            return Err(format!(
+                "build-launch env {name} is {} bytes (at most {MAX_ARG_BYTES})",
+                value.len()
+            ));
         }
     }
     Ok(())
@@ -254,7 +280,14 @@ mod tests {
             ),
             (|r| r.read_dirs = vec!["../etc".into()], "read-dirs"),
             (|r| r.read_dirs = vec!["/etc".into()], "read-dirs"),
-            (|r| r.read_dirs = vec!["".into()], "read-dirs"),
+            (
+                |r| r.read_dirs = vec!["".into()],
+                "the whole home directory",
+            ),
+            (
+                |r| r.read_dirs = vec![".".into()],
+                "the whole home directory",
+            ),
             (
                 |r| r.read_dirs = vec![".ssh".into()],
                 "~/.ssh (a secret store)",

@@ -57,6 +57,7 @@ impl Guest for Evil {
                 }],
             ),
             "nulargv" => (vec![spec.binary.clone(), "a\0b".into()], vec![]),
+            "hugearg" => (vec![spec.binary.clone(), "x".repeat(1 << 20)], vec![]),
             "preload" => (
                 good,
                 vec![EnvVar {
