@@ -571,3 +571,87 @@ fn secret_stores_and_home_itself_are_never_readable() {
     assert_eq!(report(&host, "gemini.wasm").state, PluginState::Loaded);
     assert!(host.adapter("claude").is_some());
 }
+
+/// `plugins check|install|remove|cache` as an operator runs them.
+#[test]
+fn install_check_remove_and_the_compile_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let cache = home.join("cache");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_iapeer"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("IAPEER_ROOT", home.join(".iapeer"))
+            .env("IAPEER_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let gemini = example_plugin("gemini.wasm");
+    let gemini = gemini.to_str().unwrap();
+
+    let (ok, out, _) = run(&["plugins", "check", gemini]);
+    assert!(ok && out.contains("a valid gemini adapter"), "{out}");
+    assert!(out.contains("it reads ~/.gemini/tmp"), "{out}");
+    let future = fixture_plugin("future.wasm");
+    let (ok, _, err) = run(&["plugins", "check", future.to_str().unwrap()]);
+    assert!(!ok && err.contains("incompatible"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (ok, _, err) = run(&["plugins", "install", future.to_str().unwrap()]);
+    assert!(!ok && err.contains("incompatible"), "{err}");
+
+    let (ok, out, _) = run(&["plugins", "install", gemini]);
+    assert!(ok, "{out}");
+    assert!(out.contains("installed gemini"), "{out}");
+    assert!(out.contains("iapeer plugins grant gemini"), "{out}");
+    let installed = home.join(".iapeer/plugins/gemini.wasm");
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(gemini).unwrap()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (_, out, _) = run(&["plugins", "install", gemini]);
+    assert!(out.contains("already installed"), "{out}");
+    let (_, out, _) = run(&["plugins", "list"]);
+    assert!(out.contains("needs-grant"), "{out}");
+    assert!(run(&["plugins", "grant", "gemini"]).0);
+
+    // The cache: what serves is in use; the checked-only future.wasm and
+    // an entry of another wasmtime build are stale, and cleaned.
+    let stale = cache.join(format!("{}-0000000000000000.cwasm", "0".repeat(64)));
+    std::fs::write(&stale, b"old").unwrap();
+    let (ok, out, _) = run(&["plugins", "cache", "ls"]);
+    assert!(
+        ok && out.contains("in use") && out.contains("stale"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["plugins", "cache", "clean"]);
+    assert!(ok && out.contains("2 stale entries removed"), "{out}");
+    assert!(!stale.exists());
+    let (_, out, _) = run(&["plugins", "cache", "ls"]);
+    assert!(!out.contains("stale"), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        5,
+        "the four built-ins and gemini: {out}"
+    );
+
+    let (ok, out, _) = run(&["plugins", "remove", "gemini"]);
+    assert!(ok && out.contains("removed"), "{out}");
+    assert!(!installed.exists());
+    let grants = std::fs::read_to_string(home.join(".iapeer/plugins/grants.json")).unwrap();
+    assert!(!grants.contains("gemini"), "{grants}");
+    let (ok, _, err) = run(&["plugins", "remove", "claude"]);
+    assert!(!ok && err.contains("built in"), "{err}");
+}

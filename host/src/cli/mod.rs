@@ -329,6 +329,28 @@ enum PluginsCommand {
         /// The `.wasm` file, or the runtime it serves.
         target: String,
     },
+    /// Validate an adapter, try it with nothing granted, and copy it into
+    /// the first plugin dir as `<runtime>.wasm`.
+    Install { file: PathBuf },
+    /// Delete the plugin-dir file(s) serving a runtime (and their grants).
+    Remove { runtime: String },
+    /// The install checks, nothing installed: exit 0 when it would serve.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The compile cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Every compiled component, in use or stale.
+    Ls,
+    /// Delete the stale ones (plugins that are gone, other wasmtime builds).
+    Clean,
 }
 
 fn wake_args(
@@ -354,6 +376,11 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
         }
         Command::Plugins(PluginsCommand::Grant { target }) => plugins::grant(cfg, target),
         Command::Plugins(PluginsCommand::Revoke { target }) => plugins::revoke(cfg, target),
+        Command::Plugins(PluginsCommand::Install { file }) => plugins::install(cfg, file),
+        Command::Plugins(PluginsCommand::Remove { runtime }) => plugins::remove(cfg, runtime),
+        Command::Plugins(PluginsCommand::Check { file, json }) => plugins::check(cfg, file, *json),
+        Command::Plugins(PluginsCommand::Cache(CacheCommand::Ls)) => plugins::cache(cfg, false),
+        Command::Plugins(PluginsCommand::Cache(CacheCommand::Clean)) => plugins::cache(cfg, true),
         Command::Wake {
             peer,
             runtime,

@@ -1,4 +1,4 @@
-//! `iapeer plugins list|inspect|grant|revoke`.
+//! `iapeer plugins list|inspect|check|install|remove|grant|revoke|cache`.
 
 use std::path::Path;
 
@@ -264,6 +264,147 @@ pub fn revoke(cfg: &Config, target: &str) -> anyhow::Result<i32> {
     println!("revoked {removed} grant(s) for {target}");
     if let Some(line) = reload_daemon(cfg) {
         println!("{line}");
+    }
+    Ok(0)
+}
+
+/// Loads what is on disk now.
+fn load_from_disk(cfg: &Config) -> anyhow::Result<PluginHost> {
+    super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?.map_err(anyhow::Error::msg)
+}
+
+/// The install checks: a valid adapter for this host, tried with nothing
+/// granted. `Err` says why not.
+fn checked(cfg: &Config, file: &Path) -> anyhow::Result<PluginReport> {
+    let report = super::verbs::block_on(PluginHost::inspect(file, &cfg.plugin_options()))?
+        .map_err(anyhow::Error::msg)?;
+    match report.state {
+        PluginState::Loaded => Ok(report),
+        state => anyhow::bail!(
+            "{}: {state}: {}",
+            file.display(),
+            report.reason.as_deref().unwrap_or("not a valid adapter")
+        ),
+    }
+}
+
+/// `plugins check FILE`.
+pub fn check(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
+    let report = checked(cfg, file)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(0);
+    }
+    let rt = report.runtime.as_deref().unwrap_or("-");
+    println!(
+        "{}: a valid {rt} adapter ({} {}, contract {})",
+        file.display(),
+        rt,
+        report.version.as_deref().unwrap_or("-"),
+        report.wit.as_deref().unwrap_or("-")
+    );
+    if !report.read_dirs.is_empty() {
+        let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
+        println!(
+            "it reads {}: it needs a grant once installed",
+            dirs.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// `plugins install FILE`.
+pub fn install(cfg: &Config, file: &Path) -> anyhow::Result<i32> {
+    let report = checked(cfg, file)?;
+    let runtime = report.runtime.clone().unwrap_or_default();
+    let Some(dir) = cfg.plugin_dirs.first() else {
+        anyhow::bail!("no plugin dir to install into (see `iapeer plugins list`)");
+    };
+    crate::fsutil::ensure_private_dir(dir)?;
+    let dest = dir.join(format!("{runtime}.wasm"));
+    let bytes = crate::fsutil::read_regular_file(file, 256 << 20)?;
+    if crate::plugins::sha256_file(&dest).is_ok_and(|sha| sha == report.sha256) {
+        println!("{runtime} is already installed as {}", dest.display());
+    } else {
+        crate::fsutil::write_atomic(&dest, &bytes)?;
+        println!(
+            "installed {runtime} {} as {}",
+            report.version.as_deref().unwrap_or("-"),
+            dest.display()
+        );
+    }
+    if crate::plugins::BUILTIN_RUNTIMES.contains(&runtime.as_str()) {
+        println!("it overrides the built-in {runtime} adapter");
+    }
+    let grants = Grants::read(&crate::plugins::grants_path(&cfg.root)).unwrap_or_default();
+    if !report.read_dirs.is_empty() && !grants.covers(&report.sha256, &report.read_dirs) {
+        let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
+        println!(
+            "it reads {}: it serves once you grant it: iapeer plugins grant {runtime}",
+            dirs.join(", ")
+        );
+    }
+    if let Some(line) = reload_daemon(cfg) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// `plugins remove RUNTIME`.
+pub fn remove(cfg: &Config, runtime: &str) -> anyhow::Result<i32> {
+    let host = load_from_disk(cfg)?;
+    let files: Vec<(std::path::PathBuf, String)> = host
+        .reports()
+        .into_iter()
+        .filter(|r| r.runtime.as_deref() == Some(runtime))
+        .filter_map(|r| match r.source {
+            Source::File(f) => Some((f, r.sha256)),
+            Source::BuiltIn(_) => None,
+        })
+        .collect();
+    if files.is_empty() {
+        if crate::plugins::BUILTIN_RUNTIMES.contains(&runtime) {
+            anyhow::bail!("{runtime} is built in; there is no plugin file to remove");
+        }
+        anyhow::bail!("no plugin file serves {runtime:?} (see `iapeer plugins list`)");
+    }
+    let grants = crate::plugins::grants_path(&cfg.root);
+    for (file, sha) in &files {
+        crate::fsutil::remove_if_exists(file)?;
+        let _ = Grants::remove(&grants, |g| &g.sha256 == sha);
+        println!("removed {}", file.display());
+    }
+    if let Some(line) = reload_daemon(cfg) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// `plugins cache ls|clean`.
+pub fn cache(cfg: &Config, clean: bool) -> anyhow::Result<i32> {
+    let host = load_from_disk(cfg)?;
+    let entries = host
+        .cache_entries(&cfg.plugin_options())
+        .map_err(anyhow::Error::msg)?;
+    let mut freed = (0, 0u64);
+    for e in &entries {
+        let state = if e.in_use { "in use" } else { "stale" };
+        if clean && !e.in_use {
+            crate::fsutil::remove_if_exists(&e.path)?;
+            freed = (freed.0 + 1, freed.1 + e.bytes);
+            println!("removed {} ({} KiB)", e.path.display(), e.bytes >> 10);
+        } else if !clean {
+            println!("{state:6}  {:>7} KiB  {}", e.bytes >> 10, e.path.display());
+        }
+    }
+    if clean {
+        println!(
+            "{} stale entries removed, {} KiB freed",
+            freed.0,
+            freed.1 >> 10
+        );
+    } else if entries.is_empty() {
+        println!("the compile cache is empty");
     }
     Ok(0)
 }

@@ -21,3 +21,15 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("telegram"),
     builtin!("notifier"),
 ];
+
+/// The runtimes the built-ins serve (their names are their runtimes).
+pub const BUILTIN_RUNTIMES: &[&str] = &["claude", "codex", "telegram", "notifier"];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runtime_list_names_every_builtin() {
+        let names: Vec<&str> = super::BUILTINS.iter().map(|b| b.name).collect();
+        assert_eq!(names, super::BUILTIN_RUNTIMES);
+    }
+}

@@ -45,13 +45,60 @@ impl CompileCache {
         CompileCache { dir: None }
     }
 
-    fn entry(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
+    /// `-<engine compatibility hash>.cwasm`: what this engine's entries end in.
+    fn suffix(engine: &Engine) -> String {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        let dir = self.dir.as_ref()?;
-        Some(dir.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+        format!("-{:016x}.cwasm", h.finish())
     }
 
+    fn entry(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        Some(dir.join(format!("{sha256}{}", Self::suffix(engine))))
+    }
+
+    /// Every compiled entry, and whether it is still of use: compiled by
+    /// this engine from one of the `live` digests.
+    pub(crate) fn entries(&self, engine: &Engine, live: &[String]) -> Vec<CacheEntry> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let suffix = Self::suffix(engine);
+        let mut entries: Vec<CacheEntry> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".cwasm") {
+                    return None;
+                }
+                let meta = e.metadata().ok()?;
+                let in_use = name
+                    .strip_suffix(&suffix)
+                    .is_some_and(|sha| live.iter().any(|l| l == sha));
+                Some(CacheEntry {
+                    path: e.path(),
+                    bytes: meta.len(),
+                    in_use,
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries
+    }
+}
+
+/// One compiled component in the cache.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CacheEntry {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Compiled by this engine from a plugin that is still there.
+    pub in_use: bool,
+}
+
+impl CompileCache {
     /// The compiled component for `wasm` (whose digest is `sha256`).
     pub fn load(
         &self,

@@ -31,7 +31,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 pub use adapter::{Adapter, AdapterError, CallBudgets, sanitize_guest_text};
-pub use cache::{CompileCache, Origin};
+pub use builtin::BUILTIN_RUNTIMES;
+pub use cache::{CacheEntry, CompileCache, Origin};
 pub use grants::{Grant, Grants, path as grants_path};
 pub use types::*;
 
@@ -327,6 +328,14 @@ impl PluginHost {
             plugin_dirs,
             reused: 0,
         }
+    }
+
+    /// The compile cache's entries, each marked in use or not (a plugin
+    /// that is gone, or a compile by another wasmtime version).
+    pub fn cache_entries(&self, opts: &PluginOptions) -> Result<Vec<CacheEntry>, String> {
+        let sandbox = Sandbox::shared()?;
+        let live: Vec<String> = self.reports.iter().map(|r| r.sha256.clone()).collect();
+        Ok(opts.cache.entries(&sandbox.engine, &live))
     }
 
     /// Validates one file without installing it (`iapeer plugins inspect`).
