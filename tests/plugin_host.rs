@@ -114,15 +114,12 @@ fn devices_fifos_and_unsafe_plugin_dirs_are_refused() {
     let fifo = std::ffi::CString::new(dir.join("fifo.wasm").to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     let host = plugin_host(home.path(), vec![dir.clone()]);
-    for f in ["zero.wasm", "fifo.wasm"] {
+    for (f, why) in [
+        ("zero.wasm", "symbolic link"),
+        ("fifo.wasm", "not a regular file"),
+    ] {
         assert_eq!(report(&host, f).state, PluginState::Failed);
-        assert!(
-            report(&host, f)
-                .reason
-                .as_deref()
-                .unwrap()
-                .contains("not a regular file")
-        );
+        assert!(report(&host, f).reason.as_deref().unwrap().contains(why));
     }
     // A plugin dir others can write to is not loaded from.
     copy_into(&dir, &example_plugin("gemini.wasm"), "gemini.wasm");
@@ -218,11 +215,9 @@ fn traps_timeouts_and_memory_bombs_fail_one_call_only() {
     let m = crash_message(a.resolve_resume("/sleep").block());
     assert!(m.contains("timed out") && m.contains("host call"), "{m}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    // That was the fifth crash within a minute: out of service now.
-    assert!(matches!(
-        a.build_launch(&good).block(),
-        Err(AdapterError::Quarantined { .. })
-    ));
+    // Four of those five were the guest's own faults; time lost blocked
+    // in a host call is not counted: still in service.
+    assert!(a.build_launch(&good).block().is_ok());
 }
 
 /// A guest spinning in wasm hands its thread back every epoch tick: on a
@@ -299,10 +294,15 @@ fn an_adapter_that_keeps_crashing_is_quarantined_until_a_reload() {
     assert_eq!(row.state, PluginState::Quarantined);
     assert!(row.reason.unwrap().contains("5 crashed calls"));
 
-    let reloaded = host
-        .reload(&plugin_options(home.path(), vec![dir]))
-        .block()
-        .unwrap();
+    // A file event elsewhere in the plugin dir reloads, but does not lift.
+    let opts = plugin_options(home.path(), vec![dir]);
+    let reloaded = host.reload(&opts, false).block().unwrap();
+    assert_eq!(
+        report(&reloaded, "evil.wasm").state,
+        PluginState::Quarantined
+    );
+    // The operator's reload does.
+    let reloaded = reloaded.reload(&opts, true).block().unwrap();
     assert_eq!(report(&reloaded, "evil.wasm").state, PluginState::Loaded);
     assert!(
         reloaded
@@ -572,6 +572,32 @@ fn secret_stores_and_home_itself_are_never_readable() {
     assert!(host.adapter("claude").is_some());
 }
 
+/// A plugin file must be the operator's own: a symlink to a file elsewhere
+/// or a world-writable file is refused, with the reason.
+#[test]
+fn linked_or_world_writable_plugin_files_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    let elsewhere = copy_into(
+        &home.path().join("elsewhere"),
+        &example_plugin("gemini.wasm"),
+        "g.wasm",
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("linked.wasm")).unwrap();
+    let open = copy_into(&dir, &fixture_plugin("evil.wasm"), "open.wasm");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let host = plugin_host(home.path(), vec![dir]);
+    let linked = report(&host, "linked.wasm");
+    assert_eq!(linked.state, PluginState::Failed);
+    assert!(linked.reason.unwrap().contains("symbolic link"));
+    let open = report(&host, "open.wasm");
+    assert_eq!(open.state, PluginState::Failed);
+    assert!(open.reason.unwrap().contains("writable by every user"));
+    assert!(host.adapter("gemini").is_none() && host.adapter("evil").is_none());
+}
+
 /// `plugins check|install|remove|cache` as an operator runs them.
 #[test]
 fn install_check_remove_and_the_compile_cache() {
@@ -610,7 +636,10 @@ fn install_check_remove_and_the_compile_cache() {
     let (ok, out, _) = run(&["plugins", "install", gemini]);
     assert!(ok, "{out}");
     assert!(out.contains("installed gemini"), "{out}");
-    assert!(out.contains("iapeer plugins grant gemini"), "{out}");
+    assert!(
+        out.contains("iapeer plugins grant /"),
+        "names the installed file: {out}"
+    );
     let installed = home.join(".iapeer/plugins/gemini.wasm");
     assert_eq!(
         std::fs::read(&installed).unwrap(),

@@ -158,6 +158,32 @@ fn bench_plugins() {
             .unwrap();
     });
     row("PluginHost::load, 4 built-ins, warm cache", &s);
+    // What an operator types: the whole `iapeer plugins list` process
+    // (built-ins plus the example in the plugin dir, granted, warm cache).
+    let root = home.path().join("root");
+    std::fs::create_dir_all(root.join("plugins")).unwrap();
+    std::fs::copy(
+        plugins_dist.join("examples/gemini.wasm"),
+        root.join("plugins/gemini.wasm"),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_iapeer"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("IAPEER_ROOT", &root)
+            .env("IAPEER_CACHE_DIR", &cache_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    cli(&["plugins", "grant", "gemini"]);
+    cli(&["plugins", "list"]);
+    row(
+        "`iapeer plugins list` process, 5 adapters, warm cache",
+        &measure(20, || cli(&["plugins", "list"])),
+    );
 
     // Calls.
     let host = PluginHost::load(&options(home.path(), cache.clone()))

@@ -173,18 +173,30 @@ fn target_file(cfg: &Config, target: &str) -> anyhow::Result<std::path::PathBuf>
     }
     let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
         .map_err(anyhow::Error::msg)?;
-    host.reports()
+    let files: Vec<std::path::PathBuf> = host
+        .reports()
         .into_iter()
         .filter(|r| r.runtime.as_deref() == Some(target))
-        .find_map(|r| match r.source {
+        .filter_map(|r| match r.source {
             Source::File(f) => Some(f),
             Source::BuiltIn(_) => None,
         })
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{target}: neither a file nor the runtime of a plugin-dir adapter (built-in adapters need no grant)"
-            )
-        })
+        .collect();
+    match files.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => anyhow::bail!(
+            "{target}: neither a file nor the runtime of a plugin-dir adapter (built-in adapters need no grant)"
+        ),
+        // Never guess which file the operator reviewed.
+        many => anyhow::bail!(
+            "{target}: {} files claim this runtime ({}); name the file",
+            many.len(),
+            many.iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Tells a running daemon to load again (its watcher may already have).
@@ -340,8 +352,9 @@ pub fn install(cfg: &Config, file: &Path) -> anyhow::Result<i32> {
     if !report.read_dirs.is_empty() && !grants.covers(&report.sha256, &report.read_dirs) {
         let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
         println!(
-            "it reads {}: it serves once you grant it: iapeer plugins grant {runtime}",
-            dirs.join(", ")
+            "it reads {}: it serves once you grant it: iapeer plugins grant {}",
+            dirs.join(", "),
+            dest.display()
         );
     }
     if let Some(line) = reload_daemon(cfg) {

@@ -239,7 +239,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => reloader.request(),
+            _ = hup.recv() => reloader.request(reload::Trigger::Operator),
             _ = interval.tick() => {
                 state.tasks.spawn(supervise(state.clone()));
             }

@@ -32,7 +32,19 @@ pub(crate) struct ReloadSummary {
     pub reports: Vec<PluginReport>,
 }
 
-type Request = Option<oneshot::Sender<Result<ReloadSummary, String>>>;
+/// Who asked. Only an operator's reload (SIGHUP, the API, the CLI's plugin
+/// verbs) puts quarantined adapters back; a file event elsewhere in a
+/// plugin dir does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    FileEvent,
+    Operator,
+}
+
+struct Request {
+    trigger: Trigger,
+    answer: Option<oneshot::Sender<Result<ReloadSummary, String>>>,
+}
 
 /// Asks the reload task for a reload.
 #[derive(Clone)]
@@ -40,15 +52,21 @@ pub(crate) struct Reloader(mpsc::Sender<Request>);
 
 impl Reloader {
     /// Fire and forget (a burst of requests is one reload).
-    pub fn request(&self) {
-        let _ = self.0.try_send(None);
+    pub fn request(&self, trigger: Trigger) {
+        let _ = self.0.try_send(Request {
+            trigger,
+            answer: None,
+        });
     }
 
-    /// Reloads and says what is serving afterwards.
+    /// Reloads (as the operator) and says what is serving afterwards.
     pub async fn reload(&self) -> Result<ReloadSummary, String> {
         let (tx, rx) = oneshot::channel();
         self.0
-            .send(Some(tx))
+            .send(Request {
+                trigger: Trigger::Operator,
+                answer: Some(tx),
+            })
             .await
             .map_err(|_| "the reload task has stopped".to_string())?;
         rx.await
@@ -70,12 +88,14 @@ pub(crate) fn spawn(
                 _ = shutdown.cancelled() => return,
                 r = rx.recv() => match r { Some(r) => r, None => return },
             };
-            let mut waiting: Vec<_> = first.into_iter().collect();
+            let mut operator = first.trigger == Trigger::Operator;
+            let mut waiting: Vec<_> = first.answer.into_iter().collect();
             tokio::time::sleep(SETTLE).await;
             while let Ok(more) = rx.try_recv() {
-                waiting.extend(more);
+                operator |= more.trigger == Trigger::Operator;
+                waiting.extend(more.answer);
             }
-            let result = reload_once(&cfg, &state, &kick, &shutdown).await;
+            let result = reload_once(&cfg, &state, &kick, &shutdown, operator).await;
             for w in waiting {
                 let _ = w.send(result.clone());
             }
@@ -89,9 +109,13 @@ async fn reload_once(
     state: &Arc<ApiState>,
     kick: &Arc<Notify>,
     shutdown: &CancellationToken,
+    lift_quarantines: bool,
 ) -> Result<ReloadSummary, String> {
     let current = state.lifecycle();
-    let host = current.plugins.reload(&cfg.plugin_options()).await?;
+    let host = current
+        .plugins
+        .reload(&cfg.plugin_options(), lift_quarantines)
+        .await?;
     for r in host.reports().iter().filter(|r| r.reason.is_some()) {
         tracing::warn!(source = %r.source, state = %r.state, reason = r.reason.as_deref().unwrap_or(""), "plugin");
     }
@@ -120,7 +144,7 @@ pub(crate) fn watch(dirs: &[PathBuf], reloader: Reloader) -> Option<RecommendedW
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if event.is_ok_and(|e| !e.kind.is_access()) {
-                reloader.request();
+                reloader.request(Trigger::FileEvent);
             }
         }) {
             Ok(w) => w,

@@ -158,23 +158,31 @@ fn wall_clock(budget: Duration) -> Duration {
     budget + budget / 2 + Duration::from_millis(100)
 }
 
+/// Why a guest call failed, and whether the guest itself is to blame (a
+/// trap, its memory cap, its own time spent in wasm) — as opposed to time
+/// lost in a host call, which a slow disk or a busy machine can cause.
+struct CallFailure {
+    message: String,
+    guest_fault: bool,
+}
+
 /// Runs one guest call on `live` (which the caller drops on any error).
 async fn guest_call<R>(
     live: &mut Live,
     budget: Duration,
     call: impl AsyncFnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
-) -> Result<R, String> {
+) -> Result<R, CallFailure> {
     sandbox::arm_deadline(&mut live.store, budget);
     match tokio::time::timeout(wall_clock(budget), call(&live.instance, &mut live.store)).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(describe_failure(
-            &e,
-            &live.store.data().stderr_text(),
-            budget,
-        )),
-        Err(_) => Err(format!(
-            "timed out after {budget:?} (blocked in a host call)"
-        )),
+        Ok(Err(e)) => Err(CallFailure {
+            message: describe_failure(&e, &live.store.data().stderr_text(), budget),
+            guest_fault: true,
+        }),
+        Err(_) => Err(CallFailure {
+            message: format!("timed out after {budget:?} (blocked in a host call)"),
+            guest_fault: false,
+        }),
     }
 }
 
@@ -197,7 +205,7 @@ impl Adapter {
             VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
         })
         .await
-        .map_err(|e| format!("info() failed: {e}"))?;
+        .map_err(|e| format!("info() failed: {}", e.message))?;
         let info = validate::info(raw)?;
         let grants = Arc::new(FileGrants::new(home, &info.read_dirs));
         Ok(Adapter {
@@ -238,8 +246,14 @@ impl Adapter {
                 reason,
             });
         }
-        let crashed = |message: String| {
-            if self.health().crashed(std::time::Instant::now(), &message) {
+        let crashed = |CallFailure {
+                           message,
+                           guest_fault,
+                       }| {
+            // Only a plugin's own faults count: time lost in host calls is
+            // not its doing, and the built-ins are trusted as shipped.
+            let counts = guest_fault && matches!(self.source, Source::File(_));
+            if counts && self.health().crashed(std::time::Instant::now(), &message) {
                 tracing::warn!(adapter = %self.label(), "quarantined after repeated crashes: {message}");
             }
             AdapterError::Crashed {
@@ -265,7 +279,12 @@ impl Adapter {
                 self.budgets.quick,
             )
             .await
-            .map_err(|e| crashed(format!("cannot instantiate: {e}")))?,
+            .map_err(|e| {
+                crashed(CallFailure {
+                    message: format!("cannot instantiate: {e}"),
+                    guest_fault: false,
+                })
+            })?,
         };
         live.store.data_mut().call_cwd = cwd.map(str::to_string);
         // On any error the instance may be poisoned: it is dropped with it.

@@ -1,8 +1,8 @@
-//! Quarantine: an adapter whose calls keep crashing (traps, timeouts,
-//! memory bombs) is taken out of service instead of costing every wake its
-//! call budget. Calls then fail at once with the reason; `plugins list`
-//! shows it; a reload (SIGHUP, `POST /fleet/v1/reload`, a changed file)
-//! lifts it.
+//! Quarantine: a plugin-dir adapter whose calls keep failing by its own
+//! fault (traps, its time in wasm, memory bombs) is taken out of service
+//! instead of costing every wake its call budget. Calls then fail at once
+//! with the reason; `plugins list` shows it; the operator's reload (SIGHUP,
+//! `POST /fleet/v1/reload`) or a changed file lifts it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -202,7 +202,19 @@ impl PluginHost {
     /// the same sha256 as before is kept as it is (not recompiled, not
     /// re-probed); a changed file that does not validate leaves the previous
     /// version serving (its row says why); a removed file unloads.
-    pub async fn reload(&self, opts: &PluginOptions) -> Result<PluginHost, String> {
+    ///
+    /// `lift_quarantines`: an operator asked (a file event does not put a
+    /// quarantined adapter back; its own changed file does, being new).
+    pub async fn reload(
+        &self,
+        opts: &PluginOptions,
+        lift_quarantines: bool,
+    ) -> Result<PluginHost, String> {
+        if lift_quarantines {
+            for a in self.adapters.values() {
+                a.lift_quarantine();
+            }
+        }
         Self::load_reusing(opts, Some(self)).await
     }
 
@@ -274,10 +286,6 @@ impl PluginHost {
             .values()
             .find(|a| a.source() == source)
             .cloned();
-        // A reload is how an operator puts a quarantined adapter back.
-        if let Some(a) = &adapter {
-            a.lift_quarantine();
-        }
         let mut report = report.clone();
         // Precedence is decided afresh below.
         if matches!(
@@ -437,6 +445,10 @@ async fn load_path(
     previous: Option<&PluginHost>,
 ) -> (PluginReport, Option<Arc<Adapter>>) {
     let source = Source::File(path.to_path_buf());
+    if let Err(reason) = trusted_plugin_file(path) {
+        let report = PluginReport::new(source, String::new()).failed(PluginState::Failed, reason);
+        return (report, None);
+    }
     let bytes = match crate::fsutil::read_regular_file(path, MAX_PLUGIN_BYTES) {
         Ok(b) => b,
         Err(e) => {
@@ -455,6 +467,27 @@ async fn load_path(
     }
     let what = format!("changed (sha256 {}…) but does not load", &sha[..12]);
     keep_previous(previous, &source, report, &what)
+}
+
+/// Whoever can change a plugin file decides what iapeerd runs: it must be
+/// a file of its own in the plugin dir (not a link to one elsewhere),
+/// owned by this user and not writable by everyone.
+fn trusted_plugin_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err(
+            "a symbolic link; copy the file into the plugin dir (`iapeer plugins install`)".into(),
+        );
+    }
+    // SAFETY: geteuid cannot fail.
+    if meta.uid() != unsafe { libc::geteuid() } {
+        return Err("not owned by this user; not loading it".into());
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err("writable by every user; not loading it".into());
+    }
+    Ok(())
 }
 
 /// A file that no longer loads: the version that validated keeps serving,

@@ -103,15 +103,27 @@ pub const SECRET_STORES: &[&str] = &[
     "Library/Application Support/Microsoft Edge",
     "Library/Safari",
     ".iapeer",
+    // The agents' own credentials: their transcript dirs stay readable.
+    ".claude/.credentials.json",
+    ".claude.json",
+    ".codex/auth.json",
+    ".gemini/oauth_creds.json",
+    ".config/anthropic",
+    ".config/openai",
 ];
 
 /// The secret store a declared dir would expose: it is one, lies inside
-/// one, or contains one.
+/// one, or contains one. Names compare without regard to ASCII case (macOS
+/// homes are case-insensitive); `info` refuses non-ASCII names before
+/// asking, as Unicode case folding could alias a store.
 pub fn touches_secret_store(dir: &str) -> Option<&'static str> {
     let declared = plain_relative_components(dir)?;
     SECRET_STORES.iter().copied().find(|secret| {
         let secret: Vec<&str> = secret.split('/').collect();
-        declared.iter().zip(&secret).all(|(d, s)| d.as_str() == *s)
+        declared
+            .iter()
+            .zip(&secret)
+            .all(|(d, s)| d.eq_ignore_ascii_case(s))
     })
 }
 
@@ -167,6 +179,11 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
     {
         return Err(format!(
             "info().read-dirs entry {bad:?} must be a home-relative path without `.`/`..` components"
+        ));
+    }
+    if let Some(dir) = raw.read_dirs.iter().find(|d| !d.is_ascii()) {
+        return Err(format!(
+            "info().read-dirs entry {dir:?} is not ASCII (a case-folded name could alias a secret store)"
         ));
     }
     if let Some((dir, secret)) = raw
@@ -299,6 +316,12 @@ mod tests {
                 "~/Library/Keychains",
             ),
             (|r| r.read_dirs = vec![".iapeer/state".into()], "~/.iapeer"),
+            (|r| r.read_dirs = vec![".SSH/keys".into()], "~/.ssh"),
+            (
+                |r| r.read_dirs = vec![".codex".into()],
+                "~/.codex/auth.json",
+            ),
+            (|r| r.read_dirs = vec![".\u{17f}sh".into()], "not ASCII"),
             (
                 |r| r.requires_intelligence = Some("Natural!".into()),
                 "intelligence",
