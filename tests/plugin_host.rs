@@ -378,6 +378,18 @@ fn file_access_is_confined_to_declared_dirs() {
     assert!(!granted.join("new.txt").exists());
     // No environment leaks in.
     assert_eq!(resume("/env"), ResumeCheck::Resumable(Some("0".into())));
+
+    // The granted dir replaced by a link to a secret store is no longer
+    // what was granted: neither WASI nor host-fs reads through it.
+    std::fs::remove_dir_all(&granted).unwrap();
+    std::fs::write(home.path().join(".ssh/ok.txt"), "secret line\n").unwrap();
+    std::os::unix::fs::symlink(home.path().join(".ssh"), &granted).unwrap();
+    for cwd in ["/read/wasi", "/read/hostfs"] {
+        match resume(cwd) {
+            ResumeCheck::Nothing(e) => assert!(!e.contains("secret"), "{cwd}: {e}"),
+            ResumeCheck::Resumable(v) => panic!("{cwd} read through the link: {v:?}"),
+        }
+    }
 }
 
 // ---- the CLI, as a user runs it --------------------------------------------

@@ -64,6 +64,8 @@ struct GrantedDir {
 /// The directories one adapter may read, resolved against a home directory.
 pub struct FileGrants {
     dirs: Vec<GrantedDir>,
+    /// The home the dirs were granted in, symlinks resolved.
+    home: PathBuf,
     /// Listings under the granted dirs, dropped on any reported change.
     listings: ListingCache,
 }
@@ -97,6 +99,7 @@ impl FileGrants {
         if home == Path::new("/") || !home.is_absolute() {
             return FileGrants {
                 dirs: Vec::new(),
+                home: PathBuf::new(),
                 listings: ListingCache::default(),
             };
         }
@@ -112,13 +115,34 @@ impl FileGrants {
             .collect();
         FileGrants {
             dirs,
+            home: std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf()),
             listings: ListingCache::default(),
         }
     }
 
-    /// The granted directories that exist now, with their guest mount points.
+    /// Is a granted dir still what was granted? Following symlinks, it must
+    /// stay inside home and expose no secret store (`~/.gemini/tmp` made a
+    /// link to `~/.ssh` is not `~/.gemini/tmp`). Below it, cap-std never
+    /// follows a link out.
+    fn usable(&self, dir: &GrantedDir) -> bool {
+        let Ok(real) = std::fs::canonicalize(&dir.host_path) else {
+            return false;
+        };
+        if !real.is_dir() {
+            return false;
+        }
+        match real.strip_prefix(&self.home) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel
+                .to_str()
+                .is_some_and(|rel| super::validate::touches_secret_store(rel).is_none()),
+            _ => false,
+        }
+    }
+
+    /// The granted directories that exist now (and are still what was
+    /// granted), with their guest mount points.
     pub fn preopens(&self) -> impl Iterator<Item = (&Path, String)> {
-        self.dirs.iter().filter(|d| d.host_path.is_dir()).map(|d| {
+        self.dirs.iter().filter(|d| self.usable(d)).map(|d| {
             (
                 d.host_path.as_path(),
                 format!("{GUEST_HOME}/{}", d.components.join("/")),
@@ -133,6 +157,9 @@ impl FileGrants {
             .iter()
             .take(64)
             .enumerate()
+            // Only existence, cheaply, on every call: `usable` is judged
+            // when the preopens are made (an open dir fd keeps pointing at
+            // what was judged) and on every host-fs call.
             .filter(|(_, d)| d.host_path.is_dir())
             .fold(0, |mask, (i, _)| mask | (1 << i))
     }
@@ -153,6 +180,9 @@ impl FileGrants {
     /// Splits `path` into (opened granted dir, rest below it).
     fn resolve(&self, path: &str) -> Result<(File, PathBuf), FsError> {
         let (dir, rest) = self.locate(path)?;
+        if !self.usable(dir) {
+            return Err(FsError::NotPermitted);
+        }
         let start = capfs::open_ambient_dir(&dir.host_path, cap_primitives::ambient_authority())?;
         Ok((start, rest))
     }
