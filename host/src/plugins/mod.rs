@@ -43,6 +43,15 @@ use sandbox::Sandbox;
 pub const CONTRACT_PACKAGE: &str = "iapeer:adapter";
 /// The contract versions this host serves (one generated module each).
 pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1"];
+/// The contract versions served, as a range: `0.1`, `0.1–0.2`.
+fn served_contracts() -> String {
+    match SUPPORTED_CONTRACTS {
+        [only] => only.to_string(),
+        [first, .., last] => format!("{first}–{last}"),
+        [] => "none".into(),
+    }
+}
+
 /// A plugin file larger than this is refused unread.
 const MAX_PLUGIN_BYTES: u64 = 64 << 20;
 
@@ -636,12 +645,10 @@ async fn load_bytes(
         v0_1::CONTRACT => v0_1::instance_pre(&sandbox.linker, &component).map(VersionedPre::V0_1),
         _ => {
             let reason = format!(
-                "built for {CONTRACT_PACKAGE}@{version}; this iapeerd serves {}",
-                SUPPORTED_CONTRACTS
-                    .iter()
-                    .map(|v| format!("{CONTRACT_PACKAGE}@{v}.x"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "built for {CONTRACT_PACKAGE} {}.{}; this host serves {}",
+                version.major,
+                version.minor,
+                served_contracts()
             );
             return (report.failed(PluginState::Incompatible, reason), None);
         }
