@@ -124,9 +124,18 @@ enum StoredDeath {
     Time(u64),
 }
 
-pub fn read_exit(cfg: &Config, id: &Identity) -> Option<ExitRecord> {
-    let bytes = fsutil::read_regular_file(&cfg.state_file(id, "exit"), MAX_FILE_BYTES).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The identity's last exit record, if it was written at or after
+/// `since_ms` (an older one belongs to an earlier session).
+pub fn read_exit(cfg: &Config, id: &Identity, since_ms: u64) -> Option<ExitRecord> {
+    read_exit_file(&cfg.state_file(id, "exit"), since_ms)
+}
+
+/// [`read_exit`] from the record's path.
+pub fn read_exit_file(path: &std::path::Path, since_ms: u64) -> Option<ExitRecord> {
+    let bytes = fsutil::read_regular_file(path, MAX_FILE_BYTES).ok()?;
+    serde_json::from_slice::<ExitRecord>(&bytes)
+        .ok()
+        .filter(|e| e.at >= since_ms)
 }
 
 /// The ring, oldest first; a missing or malformed file is an empty ring.

@@ -141,28 +141,18 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     result
 }
 
-/// Removes the temp files of [`write_atomic`] in `dir` whose writer is
-/// gone (a process killed between create and rename leaves one behind).
-/// The writer's pid is part of the name; a live pid's file is left alone.
-pub fn sweep_temp_files(dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
+/// Removes `path` (named `name`) if it is a temp file of [`write_atomic`]
+/// whose writer is gone (a process killed between create and rename leaves
+/// one behind). The writer's pid is part of the name; a live pid's file is
+/// left alone. Meant for a pass that lists the directory anyway.
+pub fn remove_if_orphaned_temp(path: &Path, name: &str) -> bool {
+    let Some(pid) = temp_file_pid(name) else {
+        return false;
     };
-    let mut removed = 0;
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(pid) = temp_file_pid(name) else {
-            continue;
-        };
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } == -1
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone && fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let gone = unsafe { libc::kill(pid, 0) } == -1
+        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    gone && fs::remove_file(path).is_ok()
 }
 
 /// The writer pid in `.<name>.<pid>.<n>.tmp`.
@@ -223,10 +213,13 @@ mod tests {
         assert_eq!(temp_file_pid(".claude-bob.new.8379.0.tmp"), Some(8379));
         assert_eq!(temp_file_pid("claude-bob.session"), None);
         // pid 2^22+1 is above Linux's pid_max: never alive.
-        fs::write(tmp.path().join(".x.session.4194305.3.tmp"), "").unwrap();
+        let dead = ".x.session.4194305.3.tmp";
+        fs::write(tmp.path().join(dead), "").unwrap();
         let mine = format!(".y.session.{}.0.tmp", std::process::id());
         fs::write(tmp.path().join(&mine), "").unwrap();
-        assert_eq!(sweep_temp_files(tmp.path()), 1);
+        assert!(remove_if_orphaned_temp(&tmp.path().join(dead), dead));
+        assert!(!tmp.path().join(dead).exists());
+        assert!(!remove_if_orphaned_temp(&tmp.path().join(&mine), &mine));
         assert!(tmp.path().join(mine).exists(), "a live writer's file stays");
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::sleep;
 
 use crate::clock::{Clock, SystemClock};
-use crate::deaths::{ExitRecord, Phase};
+use crate::deaths::Phase;
 use crate::fsutil;
 use crate::names::Identity;
 use crate::plugins::{Adapter, AdapterKind, LaunchSpec};
@@ -111,18 +111,15 @@ fn died(reason: impl Into<String>) -> LaunchOutcome {
     }
 }
 
-/// How the runtime ended, from the shim's record of this launch.
-fn exit_cause(req: &LaunchRequest<'_>, launched_ms: u64) -> Option<ExitRecord> {
-    let shim = req.shim.as_ref()?;
-    let bytes = fsutil::read_regular_file(&shim.exit_file, 256 << 10).ok()?;
-    let rec: ExitRecord = serde_json::from_slice(&bytes).ok()?;
-    (rec.at >= launched_ms).then_some(rec)
-}
-
 /// "<program> exited during boot (status 1): <last lines>", or the pane
 /// tail the boot loop saw when the shim left no record.
 fn death_reason(req: &LaunchRequest<'_>, launched_ms: u64, phase: &str, last_pane: &str) -> String {
-    match exit_cause(req, launched_ms) {
+    // How the runtime ended, from the shim's record of this launch.
+    let exit = req
+        .shim
+        .as_ref()
+        .and_then(|shim| crate::deaths::read_exit_file(&shim.exit_file, launched_ms));
+    match exit {
         Some(rec) if rec.tail.is_empty() => format!("{} {} during {phase}", rec.program, rec.how()),
         Some(rec) => format!("{} {} during {phase}: {}", rec.program, rec.how(), rec.tail),
         None => format!(

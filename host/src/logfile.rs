@@ -56,12 +56,8 @@ pub fn append(path: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<()> {
         .write_all(bytes)
 }
 
-/// Rotates `path` now if it has reached its bound (under the lock).
-pub(crate) fn rotate_now(path: &Path, rotation: Rotation) -> io::Result<()> {
-    rotate(path, rotation)
-}
-
-fn rotate(path: &Path, rotation: Rotation) -> io::Result<()> {
+/// Rotates `path` now (under the rotation lock).
+pub(crate) fn rotate(path: &Path, rotation: Rotation) -> io::Result<()> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock = fsutil::open_lock_file(Path::new(&lock_path))?;

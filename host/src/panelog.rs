@@ -94,7 +94,7 @@ fn write_all(mut input: impl Read, file: &Path, rotation: Rotation) -> io::Resul
         };
         if size >= rotation.max_bytes {
             drop(out);
-            crate::logfile::rotate_now(file, rotation)?;
+            crate::logfile::rotate(file, rotation)?;
             (out, size) = open(file)?;
         }
         out.write_all(&buf[..n])?;

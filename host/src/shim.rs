@@ -160,14 +160,9 @@ pub fn main(args: &[String]) -> ExitCode {
     if let Ok(signals) = termination {
         forward_termination(signals, child.id(), hangup.clone(), reaped.clone());
     }
-    let _ = signal_hook::flag::register(
-        signal_hook::consts::SIGINT,
-        Arc::new(AtomicBool::new(false)),
-    );
-    let _ = signal_hook::flag::register(
-        signal_hook::consts::SIGQUIT,
-        Arc::new(AtomicBool::new(false)),
-    );
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        let _ = signal_hook::flag::register(sig, Arc::new(AtomicBool::new(false)));
+    }
     // Wait for the exit without reaping (the pid stays ours meanwhile),
     // then stop the forwarder from signalling it, then reap.
     wait_for_exit(child.id());

@@ -39,27 +39,28 @@ impl Mark {
 }
 
 pub fn has_mark(cfg: &Config, id: &Identity, mark: Mark) -> bool {
-    cfg.state_file(id, mark.suffix()).exists()
+    mark_path(cfg, id, mark).exists()
 }
 
 /// Sets a mark (its content is the time it was set, ISO 8601 + newline).
 pub fn set_mark(cfg: &Config, id: &Identity, mark: Mark, now_ms: u64) -> io::Result<()> {
     let stamp = format!("{}\n", iso8601_utc(now_ms));
-    fsutil::write_atomic(&cfg.state_file(id, mark.suffix()), stamp.as_bytes())
+    fsutil::write_atomic(&mark_path(cfg, id, mark), stamp.as_bytes())
 }
 
 /// A mark's content (the time it was set), if it is set: two reads that
 /// differ mean it was set again in between.
 pub fn read_mark(cfg: &Config, id: &Identity, mark: Mark) -> Option<String> {
-    fsutil::read_regular_text(&cfg.state_file(id, mark.suffix()), 256).ok()
+    fsutil::read_regular_text(&mark_path(cfg, id, mark), 256).ok()
 }
 
+/// `<state>/<id>.<mark>`.
 pub fn mark_path(cfg: &Config, id: &Identity, mark: Mark) -> std::path::PathBuf {
     cfg.state_file(id, mark.suffix())
 }
 
 pub fn clear_mark(cfg: &Config, id: &Identity, mark: Mark) -> io::Result<()> {
-    fsutil::remove_if_exists(&cfg.state_file(id, mark.suffix()))
+    fsutil::remove_if_exists(&mark_path(cfg, id, mark))
 }
 
 /// A session the daemon brought up (`<id>.session`), as the TypeScript
@@ -118,6 +119,17 @@ pub fn read_session(cfg: &Config, id: &Identity) -> Option<SessionState> {
 /// invalid identity, has an empty cwd, or whose name does not match its
 /// identity is skipped.
 pub fn read_sessions(cfg: &Config) -> Vec<(Identity, SessionState)> {
+    scan_sessions(cfg, false)
+}
+
+/// [`read_sessions`], removing on the way (in the same directory listing)
+/// the temp files of writers that were killed mid-write: the supervise
+/// tick's pass.
+pub fn read_sessions_sweeping(cfg: &Config) -> Vec<(Identity, SessionState)> {
+    scan_sessions(cfg, true)
+}
+
+fn scan_sessions(cfg: &Config, sweep: bool) -> Vec<(Identity, SessionState)> {
     let Ok(entries) = fs::read_dir(&cfg.state_dir) else {
         return Vec::new();
     };
@@ -125,6 +137,9 @@ pub fn read_sessions(cfg: &Config) -> Vec<(Identity, SessionState)> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
+            if sweep && fsutil::remove_if_orphaned_temp(&e.path(), &name) {
+                return None;
+            }
             let stem = name.strip_suffix(".session")?;
             let bytes = fsutil::read_regular_file(&e.path(), MAX_SESSION_BYTES).ok()?;
             let s: SessionState = serde_json::from_slice(&bytes).ok()?;

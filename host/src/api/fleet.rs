@@ -256,21 +256,16 @@ async fn verb(
                 }
                 Err(e) => error(lifecycle_status(&e), e.to_string()),
             },
-            "interrupt" | "compact" => {
-                let command = if verb == "interrupt" {
-                    Control::Interrupt
-                } else {
-                    Control::Compact
-                };
-                match lc.control(&personality, runtime.as_deref(), command).await {
+            other => match other.parse::<Control>() {
+                Ok(command) => match lc.control(&personality, runtime.as_deref(), command).await {
                     Ok(out) => json(StatusCode::OK, &out),
                     Err(e) => error(lifecycle_status(&e), e.to_string()),
-                }
-            }
-            other => error(
-                StatusCode::NOT_FOUND,
-                format!("unknown verb {other:?} (wake, stop, start, new, interrupt, compact)"),
-            ),
+                },
+                Err(_) => error(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown verb {other:?} (wake, stop, start, new, interrupt, compact)"),
+                ),
+            },
         }
     };
     state.run(work).await.unwrap_or_else(panicked)

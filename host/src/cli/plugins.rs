@@ -63,15 +63,20 @@ fn dir_line(dir: &Path) -> String {
     format!("{}{note}", dir.display())
 }
 
+/// The running daemon's socket and pid, when one is advertised.
+fn daemon(cfg: &Config) -> Option<(std::path::PathBuf, u32)> {
+    let d = crate::daemon::read_discovery(cfg)?;
+    Some((d.sock?, d.pid))
+}
+
 /// What the running daemon serves, when one answers.
-fn served_by_daemon(cfg: &Config) -> Option<(u64, Vec<PluginReport>)> {
-    let sock = crate::daemon::read_discovery(cfg)?.sock?;
+fn served_by_daemon(cfg: &Config) -> Option<(u32, Vec<PluginReport>)> {
+    let (sock, pid) = daemon(cfg)?;
     let token = cfg.bearer_token.as_deref();
     let plugins =
         super::verbs::block_on(crate::client::get_json(&sock, "/fleet/v1/plugins", token))
             .ok()?
             .ok()?;
-    let pid = crate::daemon::read_discovery(cfg).map_or(0, |d| u64::from(d.pid));
     let reports = serde_json::from_value(plugins["plugins"].clone()).ok()?;
     Some((pid, reports))
 }
@@ -82,11 +87,7 @@ fn served_by_daemon(cfg: &Config) -> Option<(u64, Vec<PluginReport>)> {
 pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
     let (reports, served_by) = match served_by_daemon(cfg) {
         Some((pid, reports)) => (reports, Some(pid)),
-        None => {
-            let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
-                .map_err(anyhow::Error::msg)?;
-            (host.reports().to_vec(), None)
-        }
+        None => (load_from_disk(cfg)?.reports(), None),
     };
     if as_json {
         let doc = json!({
@@ -171,9 +172,7 @@ fn target_file(cfg: &Config, target: &str) -> anyhow::Result<std::path::PathBuf>
     if path.is_file() {
         return Ok(std::fs::canonicalize(path)?);
     }
-    let host = super::verbs::block_on(PluginHost::load(&cfg.plugin_options()))?
-        .map_err(anyhow::Error::msg)?;
-    let files: Vec<std::path::PathBuf> = host
+    let files: Vec<std::path::PathBuf> = load_from_disk(cfg)?
         .reports()
         .into_iter()
         .filter(|r| r.runtime.as_deref() == Some(target))
@@ -201,7 +200,7 @@ fn target_file(cfg: &Config, target: &str) -> anyhow::Result<std::path::PathBuf>
 
 /// Tells a running daemon to load again (its watcher may already have).
 fn reload_daemon(cfg: &Config) -> Option<String> {
-    let sock = crate::daemon::read_discovery(cfg)?.sock?;
+    let (sock, _) = daemon(cfg)?;
     let token = cfg.bearer_token.as_deref();
     match super::verbs::block_on(crate::client::post_json(&sock, "/fleet/v1/reload", token)) {
         Ok(Ok(_)) => Some("the running iapeerd reloaded its plugins".into()),
@@ -215,25 +214,15 @@ fn reload_daemon(cfg: &Config) -> Option<String> {
 /// `plugins grant FILE|RUNTIME`.
 pub fn grant(cfg: &Config, target: &str) -> anyhow::Result<i32> {
     let file = target_file(cfg, target)?;
-    let report = super::verbs::block_on(PluginHost::inspect(&file, &cfg.plugin_options()))?
-        .map_err(anyhow::Error::msg)?;
-    let reason = report.reason.clone().unwrap_or_default();
-    let runtime = match (&report.state, &report.runtime) {
-        (PluginState::Loaded | PluginState::NeedsGrant, Some(rt)) => rt.clone(),
-        _ => anyhow::bail!(
-            "{}: not a valid adapter ({}): {reason}",
-            file.display(),
-            report.state
-        ),
-    };
-    if report.read_dirs.is_empty() {
+    let report = checked(cfg, &file)?;
+    let runtime = report.runtime.clone().unwrap_or_default();
+    let Some(reads) = report.reads() else {
         println!(
             "{runtime} ({}) reads nothing: no grant needed",
             file.display()
         );
         return Ok(0);
-    }
-    let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
+    };
     Grants::add(
         &crate::plugins::grants_path(&cfg.root),
         Grant {
@@ -248,10 +237,9 @@ pub fn grant(cfg: &Config, target: &str) -> anyhow::Result<i32> {
     )
     .map_err(anyhow::Error::msg)?;
     println!(
-        "granted {runtime} ({}, sha256 {}…) read-only access to {}",
+        "granted {runtime} ({}, sha256 {}…) read-only access to {reads}",
         file.display(),
         &report.sha256[..12],
-        dirs.join(", ")
     );
     if let Some(line) = reload_daemon(cfg) {
         println!("{line}");
@@ -315,12 +303,8 @@ pub fn check(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
         report.version.as_deref().unwrap_or("-"),
         report.wit.as_deref().unwrap_or("-")
     );
-    if !report.read_dirs.is_empty() {
-        let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
-        println!(
-            "it reads {}: it needs a grant once installed",
-            dirs.join(", ")
-        );
+    if let Some(reads) = report.reads() {
+        println!("it reads {reads}: it needs a grant once installed");
     }
     Ok(0)
 }
@@ -334,7 +318,7 @@ pub fn install(cfg: &Config, file: &Path) -> anyhow::Result<i32> {
     };
     crate::fsutil::ensure_private_dir(dir)?;
     let dest = dir.join(format!("{runtime}.wasm"));
-    let bytes = crate::fsutil::read_regular_file(file, 256 << 20)?;
+    let bytes = crate::fsutil::read_regular_file(file, crate::plugins::MAX_PLUGIN_BYTES)?;
     if crate::plugins::sha256_file(&dest).is_ok_and(|sha| sha == report.sha256) {
         println!("{runtime} is already installed as {}", dest.display());
     } else {
@@ -345,15 +329,15 @@ pub fn install(cfg: &Config, file: &Path) -> anyhow::Result<i32> {
             dest.display()
         );
     }
-    if crate::plugins::BUILTIN_RUNTIMES.contains(&runtime.as_str()) {
+    if crate::plugins::is_builtin_runtime(&runtime) {
         println!("it overrides the built-in {runtime} adapter");
     }
     let grants = Grants::read(&crate::plugins::grants_path(&cfg.root)).unwrap_or_default();
-    if !report.read_dirs.is_empty() && !grants.covers(&report.sha256, &report.read_dirs) {
-        let dirs: Vec<String> = report.read_dirs.iter().map(|d| format!("~/{d}")).collect();
+    if let Some(reads) = report.reads()
+        && !grants.covers(&report.sha256, &report.read_dirs)
+    {
         println!(
-            "it reads {}: it serves once you grant it: iapeer plugins grant {}",
-            dirs.join(", "),
+            "it reads {reads}: it serves once you grant it: iapeer plugins grant {}",
             dest.display()
         );
     }
@@ -376,7 +360,7 @@ pub fn remove(cfg: &Config, runtime: &str) -> anyhow::Result<i32> {
         })
         .collect();
     if files.is_empty() {
-        if crate::plugins::BUILTIN_RUNTIMES.contains(&runtime) {
+        if crate::plugins::is_builtin_runtime(runtime) {
             anyhow::bail!("{runtime} is built in; there is no plugin file to remove");
         }
         anyhow::bail!("no plugin file serves {runtime:?} (see `iapeer plugins list`)");

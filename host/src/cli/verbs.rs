@@ -396,7 +396,7 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             .runtimes
             .iter()
             .filter_map(|r| r.last_exit.as_ref().map(|e| (r, e)))
-            .max_by_key(|(_, e)| e.at_ms)
+            .max_by_key(|(_, e)| &e.at)
             .map(|(r, e)| format!("{} {} at {}", r.runtime, e.how, e.at))
             .unwrap_or_else(|| "-".into());
         rows.push(vec![

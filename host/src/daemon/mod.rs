@@ -72,11 +72,6 @@ enum DaemonCommand {
 }
 
 async fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
-    // Watched for changes; a dir created now is one a `.wasm` can be
-    // copied into later.
-    for dir in &cfg.plugin_dirs {
-        let _ = fsutil::ensure_private_dir(dir);
-    }
     let host = PluginHost::load(&cfg.plugin_options())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -96,6 +91,7 @@ async fn load_plugins(cfg: &Config) -> anyhow::Result<Arc<PluginHost>> {
     Ok(Arc::new(host))
 }
 
+/// `adapters=claude,codex not_loaded=1`, for the daemon's stderr.
 fn summary(host: &PluginHost) -> String {
     let runtimes: Vec<&str> = host.runtimes().collect();
     let not_loaded = host

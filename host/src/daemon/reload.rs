@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
 use crate::config::Config;
-use crate::plugins::{PluginReport, PluginState};
+use crate::plugins::PluginReport;
 
 /// File events settle this long before a reload (a copy is many writes).
 const SETTLE: Duration = Duration::from_millis(300);
@@ -116,23 +116,16 @@ async fn reload_once(
         .plugins
         .reload(&cfg.plugin_options(), lift_quarantines)
         .await?;
-    for r in host.reports().iter().filter(|r| r.reason.is_some()) {
+    let reports = host.reports();
+    for r in reports.iter().filter(|r| r.reason.is_some()) {
         tracing::warn!(source = %r.source, state = %r.state, reason = r.reason.as_deref().unwrap_or(""), "plugin");
     }
+    eprintln!("[iapeerd] plugins reloaded {}", super::summary(&host));
     let summary = ReloadSummary {
         adapters: host.runtimes().map(str::to_string).collect(),
         reused: host.reused(),
-        reports: host.reports().to_vec(),
+        reports,
     };
-    let not_loaded = summary
-        .reports
-        .iter()
-        .filter(|r| r.state != PluginState::Loaded)
-        .count();
-    eprintln!(
-        "[iapeerd] plugins reloaded adapters={} not_loaded={not_loaded}",
-        summary.adapters.join(",")
-    );
     state.replace_lifecycle(super::new_lifecycle(cfg, Arc::new(host), kick, shutdown));
     Ok(summary)
 }

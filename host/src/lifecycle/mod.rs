@@ -601,6 +601,7 @@ impl Lifecycle {
         // A hand-over asked of an earlier boot is not this one's.
         let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
         self.record_booting(id, &cwd);
+        let shim = self.usable_shim();
         let outcome = launch::launch(
             &self.tmux,
             LaunchRequest {
@@ -613,23 +614,20 @@ impl Lifecycle {
                 first_message,
                 boot_deadline: self.cfg.boot_deadline,
                 ready_gate: self.cfg.ready_gate,
-                shim: self.usable_shim().map(|exe| launch::Shim {
+                shim: shim.map(|exe| launch::Shim {
                     exe: exe.clone(),
                     exit_file: self.cfg.state_file(id, "exit"),
                     exits_log: self.cfg.log_dir.join("exits.log"),
                 }),
                 hand_over_after: args.hand_over.then_some(HAND_OVER_AFTER),
                 hand_over_mark: Some(store::mark_path(&self.cfg, id, Mark::HandOver)),
-                pane_log: self
-                    .usable_shim()
-                    .filter(|_| self.cfg.pane_logs)
-                    .map(|exe| {
-                        crate::panelog::pipe_command(
-                            exe,
-                            &crate::panelog::path(&self.cfg, id),
-                            self.cfg.pane_log,
-                        )
-                    }),
+                pane_log: shim.filter(|_| self.cfg.pane_logs).map(|exe| {
+                    crate::panelog::pipe_command(
+                        exe,
+                        &crate::panelog::path(&self.cfg, id),
+                        self.cfg.pane_log,
+                    )
+                }),
             },
         )
         .await;
@@ -697,13 +695,7 @@ impl Lifecycle {
             LaunchOutcome::Ready { delivered } => {
                 self.record_session(id, &cwd);
                 self.consume_new_mark(id, cause);
-                // Up: deaths outside the window no longer count.
-                let _ = deaths::trim(
-                    &self.cfg,
-                    id,
-                    self.clock.now_ms(),
-                    self.cfg.crashloop_window_secs,
-                );
+                self.came_up(id);
                 let has_task = !args.task.trim().is_empty();
                 // A router takes no first message at launch: hand it over now.
                 let delivered = delivered
@@ -764,13 +756,18 @@ impl Lifecycle {
     }
 
     /// A boot that became ready without its spawner (lock held): supervised
-    /// as up from now on, and — the runtime came up — any streak of failed
-    /// boots is over.
+    /// as up from now on.
     pub(crate) fn adopt_boot(&self, id: &Identity, mut s: SessionState) {
         s.booting = false;
         s.handed_over = false;
         s.woke_at = self.clock.now_ms();
         let _ = store::write_session(&self.cfg, &s);
+        self.came_up(id);
+    }
+
+    /// A runtime came up: deaths outside the window no longer count, and
+    /// any streak of failed boots is over.
+    fn came_up(&self, id: &Identity) {
         let _ = deaths::trim(
             &self.cfg,
             id,
@@ -795,7 +792,7 @@ impl Lifecycle {
     /// when it belongs to this session (written at or after `since_ms`).
     /// A runtime that was up and quit cleanly (`/exit`) did not die.
     pub(crate) fn record_death(&self, id: &Identity, cause: &str, since_ms: u64, phase: Phase) {
-        let exit = deaths::read_exit(&self.cfg, id).filter(|e| e.at >= since_ms);
+        let exit = deaths::read_exit(&self.cfg, id, since_ms);
         if phase == Phase::Running && exit.as_ref().is_some_and(|e| e.clean_quit()) {
             return;
         }

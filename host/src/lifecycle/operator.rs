@@ -120,9 +120,8 @@ pub struct RuntimeStatus {
 /// A session's last exit, as the session shim recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LastExit {
+    /// ISO 8601 UTC, so it also sorts by time.
     pub at: String,
-    #[serde(skip)]
-    pub at_ms: u64,
     /// `exited (status 1)`, `killed by signal 9`, `hung up (…)`.
     pub how: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -491,9 +490,8 @@ impl Lifecycle {
                     }
                     Liveness::Dead(_) => RuntimeState::Asleep,
                 };
-                let last_exit = crate::deaths::read_exit(&self.cfg, &id).map(|e| LastExit {
+                let last_exit = crate::deaths::read_exit(&self.cfg, &id, 0).map(|e| LastExit {
                     at: crate::clock::iso8601_utc(e.at),
-                    at_ms: e.at,
                     how: e.how(),
                     status: e.status,
                     signal: e.signal,

@@ -107,9 +107,26 @@ fn exit_description(
     s: &SessionState,
     probe_saw: &str,
 ) -> String {
-    crate::deaths::read_exit(cfg, id)
-        .filter(|e| e.at >= s.woke_at)
+    crate::deaths::read_exit(cfg, id, s.woke_at)
         .map_or_else(|| probe_saw.to_string(), |e| e.describe())
+}
+
+/// The identity's wake lock if it is free now; a busy lock means a wake
+/// or a delivery is at work, and this tick leaves the session alone.
+fn try_lock(cfg: &crate::config::Config, id: &Identity) -> Result<WakeLock, SuperviseOutcome> {
+    match wakelock::try_acquire(cfg, id) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(SuperviseOutcome::new(
+            id,
+            SuperviseAction::SkippedBusy,
+            None,
+        )),
+        Err(e) => Err(SuperviseOutcome::new(
+            id,
+            SuperviseAction::Unknown,
+            Some(e.to_string()),
+        )),
+    }
 }
 
 /// What one session needs, decided without the lock.
@@ -126,11 +143,11 @@ impl Lifecycle {
     /// the session alone.
     pub async fn supervise_tick(&self) -> Vec<SuperviseOutcome> {
         let now = self.clock.now_ms();
-        // A writer killed mid-write leaves its temp file behind.
-        fsutil::sweep_temp_files(&self.cfg.state_dir);
         let mut out = Vec::new();
         let mut log = Vec::new();
-        for (id, state) in store::read_sessions(&self.cfg) {
+        // A writer killed mid-write leaves its temp file behind: swept in
+        // the same listing.
+        for (id, state) in store::read_sessions_sweeping(&self.cfg) {
             let outcome = self.supervise_one(&id, &state, now).await;
             if !matches!(
                 outcome.action,
@@ -162,12 +179,9 @@ impl Lifecycle {
         if let Verdict::Done(outcome) = self.look(id, s, now).await {
             return outcome;
         }
-        let _lock: WakeLock = match wakelock::try_acquire(&self.cfg, id) {
-            Ok(Some(lock)) => lock,
-            Ok(None) => return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None),
-            Err(e) => {
-                return SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e.to_string()));
-            }
+        let _lock = match try_lock(&self.cfg, id) {
+            Ok(lock) => lock,
+            Err(outcome) => return outcome,
         };
         // Under the lock, from the state as it is now: a wake or a delivery
         // may have finished between the look and the lock.
@@ -185,12 +199,9 @@ impl Lifecycle {
     /// rewrites the record): adopt it if it is ready, reap it once the boot
     /// deadline has passed, else leave it for the next tick.
     async fn supervise_boot(&self, id: &Identity, now: u64) -> SuperviseOutcome {
-        let _lock = match wakelock::try_acquire(&self.cfg, id) {
-            Ok(Some(lock)) => lock,
-            Ok(None) => return SuperviseOutcome::new(id, SuperviseAction::SkippedBusy, None),
-            Err(e) => {
-                return SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e.to_string()));
-            }
+        let _lock = match try_lock(&self.cfg, id) {
+            Ok(lock) => lock,
+            Err(outcome) => return outcome,
         };
         let Some(s) = store::read_session(&self.cfg, id).filter(|s| s.booting) else {
             // The boot finished (or someone forgot it) meanwhile.

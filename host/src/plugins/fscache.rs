@@ -125,17 +125,11 @@ impl ListingCache {
         dir: PathBuf,
         generation: u64,
         dir_mtime: Option<SystemTime>,
-        entries: &[Entry],
+        entries: Arc<Vec<Entry>>,
     ) {
         let mut s = lock(&self.state);
         if s.generations.get(&dir).copied().unwrap_or(0) == generation {
-            s.listings.insert(
-                dir,
-                Listing {
-                    dir_mtime,
-                    entries: Arc::new(entries.to_vec()),
-                },
-            );
+            s.listings.insert(dir, Listing { dir_mtime, entries });
         }
     }
 
@@ -156,15 +150,20 @@ mod tests {
         let dir = tmp.path().join("sessions");
         std::fs::create_dir(&dir).unwrap();
         let g = c.generation(&dir);
-        c.put(dir.clone(), g, c.stamp(&dir), &[]);
+        c.put(dir.clone(), g, c.stamp(&dir), Arc::default());
         assert!(c.get(&dir).is_some());
         // A file below it changed.
         lock(&c.state).changed(&dir.join("rollout.jsonl"));
         assert!(c.get(&dir).is_none());
         // A listing read before that change must not be kept.
-        c.put(dir.clone(), g, c.stamp(&dir), &[]);
+        c.put(dir.clone(), g, c.stamp(&dir), Arc::default());
         assert!(c.get(&dir).is_none());
-        c.put(dir.clone(), c.generation(&dir), c.stamp(&dir), &[]);
+        c.put(
+            dir.clone(),
+            c.generation(&dir),
+            c.stamp(&dir),
+            Arc::default(),
+        );
         assert!(c.get(&dir).is_some());
         // A new entry changes the directory's mtime: seen at once, event or not.
         let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
@@ -172,7 +171,12 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        c.put(dir.clone(), c.generation(&dir), c.stamp(&dir), &[]);
+        c.put(
+            dir.clone(),
+            c.generation(&dir),
+            c.stamp(&dir),
+            Arc::default(),
+        );
         assert!(c.get(&dir).is_some());
         std::fs::write(dir.join("new.jsonl"), "x").unwrap();
         assert!(c.get(&dir).is_none());

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use cap_primitives::fs::{self as capfs, OpenOptions};
@@ -180,70 +181,37 @@ impl FileGrants {
     /// Splits `path` into (opened granted dir, rest below it).
     fn resolve(&self, path: &str) -> Result<(File, PathBuf), FsError> {
         let (dir, rest) = self.locate(path)?;
+        Ok((self.open_granted(dir)?, rest))
+    }
+
+    /// Opens a granted dir, if it is still what was granted.
+    fn open_granted(&self, dir: &GrantedDir) -> Result<File, FsError> {
         if !self.usable(dir) {
             return Err(FsError::NotPermitted);
         }
-        let start = capfs::open_ambient_dir(&dir.host_path, cap_primitives::ambient_authority())?;
-        Ok((start, rest))
+        Ok(capfs::open_ambient_dir(
+            &dir.host_path,
+            cap_primitives::ambient_authority(),
+        )?)
     }
 
     /// `list-dir`, from the cache when nothing changed under the directory
-    /// since it was last read (see `fscache`).
-    pub fn list_dir(&self, path: &str) -> Result<Vec<Entry>, FsError> {
+    /// since it was last read (see `fscache`). Shared, not copied: the
+    /// caller converts the entries for the guest anyway.
+    pub fn list_dir(&self, path: &str) -> Result<Arc<Vec<Entry>>, FsError> {
         let (dir, rest) = self.locate(path)?;
         let key = dir.host_path.join(&rest);
         let cached = self.listings.watch(&dir.host_path);
         if cached && let Some(hit) = self.listings.get(&key) {
-            return Ok(hit.as_ref().clone());
+            return Ok(hit);
         }
         let generation = self.listings.generation(&key);
         let stamp = cached.then(|| self.listings.stamp(&key)).flatten();
-        let entries = self.read_dir(path)?;
+        let entries = Arc::new(read_entries(self.open_granted(dir)?, &rest)?);
         if cached {
-            self.listings.put(key, generation, stamp, &entries);
+            self.listings.put(key, generation, stamp, entries.clone());
         }
         Ok(entries)
-    }
-
-    fn read_dir(&self, path: &str) -> Result<Vec<Entry>, FsError> {
-        let (start, rest) = self.resolve(path)?;
-        let entries = if rest.as_os_str().is_empty() {
-            capfs::read_base_dir(&start)?
-        } else {
-            capfs::read_dir(&start, &rest)?
-        };
-        let mut out = Vec::new();
-        for entry in entries.take(MAX_ENTRIES) {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // not UTF-8: no adapter can name it anyway
-            };
-            // Entries can vanish between the listing and the stat.
-            let (Ok(ty), Ok(meta)) = (entry.file_type(), entry.metadata()) else {
-                continue;
-            };
-            let kind = if ty.is_symlink() {
-                EntryKind::Symlink
-            } else if ty.is_dir() {
-                EntryKind::Directory
-            } else if ty.is_file() {
-                EntryKind::File
-            } else {
-                EntryKind::Other
-            };
-            let mtime_ms = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as u64);
-            out.push(Entry {
-                name,
-                kind,
-                mtime_ms,
-                size: meta.len(),
-            });
-        }
-        Ok(out)
     }
 
     pub fn read_first_line(&self, path: &str, max_bytes: u32) -> Result<String, FsError> {
@@ -295,6 +263,48 @@ pub fn same_path(a: &str, b: &str, call_cwd: Option<&str>) -> bool {
         && a.components()
             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
     plain && std::fs::canonicalize(a).is_ok_and(|c| c == Path::new(b))
+}
+
+/// The entries of `rest` below an opened granted dir (at most
+/// `MAX_ENTRIES`).
+fn read_entries(start: File, rest: &Path) -> Result<Vec<Entry>, FsError> {
+    let entries = if rest.as_os_str().is_empty() {
+        capfs::read_base_dir(&start)?
+    } else {
+        capfs::read_dir(&start, rest)?
+    };
+    let mut out = Vec::new();
+    for entry in entries.take(MAX_ENTRIES) {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue; // not UTF-8: no adapter can name it anyway
+        };
+        // Entries can vanish between the listing and the stat.
+        let (Ok(ty), Ok(meta)) = (entry.file_type(), entry.metadata()) else {
+            continue;
+        };
+        let kind = if ty.is_symlink() {
+            EntryKind::Symlink
+        } else if ty.is_dir() {
+            EntryKind::Directory
+        } else if ty.is_file() {
+            EntryKind::File
+        } else {
+            EntryKind::Other
+        };
+        let mtime_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        out.push(Entry {
+            name,
+            kind,
+            mtime_ms,
+            size: meta.len(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

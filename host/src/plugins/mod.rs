@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 pub use adapter::{Adapter, AdapterError, CallBudgets, sanitize_guest_text};
-pub use builtin::BUILTIN_RUNTIMES;
+pub use builtin::is_builtin_runtime;
 pub use cache::{CacheEntry, CompileCache, Origin};
 pub use grants::{Grant, Grants, path as grants_path};
 pub use types::*;
@@ -53,7 +53,7 @@ fn served_contracts() -> String {
 }
 
 /// A plugin file larger than this is refused unread.
-const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_PLUGIN_BYTES: u64 = 64 << 20;
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +168,17 @@ impl PluginReport {
             binary_env: None,
             load: None,
         }
+    }
+
+    /// `~/.gemini/tmp, ~/.x`: what it reads, `None` when nothing.
+    pub fn reads(&self) -> Option<String> {
+        (!self.read_dirs.is_empty()).then(|| {
+            self.read_dirs
+                .iter()
+                .map(|d| format!("~/{d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
     }
 
     fn failed(mut self, state: PluginState, reason: impl Into<String>) -> Self {
@@ -420,22 +431,21 @@ fn require_grant(
     let Some(a) = adapter else {
         return (report, None);
     };
-    let dirs = &a.info().read_dirs;
-    let granted = match grants {
-        Ok(g) => dirs.is_empty() || g.covers(&report.sha256, dirs),
-        Err(_) => dirs.is_empty(),
+    let Some(reads) = report.reads() else {
+        return (report, Some(a));
     };
-    if granted {
+    if grants
+        .as_ref()
+        .is_ok_and(|g| g.covers(&report.sha256, &report.read_dirs))
+    {
         return (report, Some(a));
     }
     let file = match &report.source {
         Source::File(path) => path.display().to_string(),
         Source::BuiltIn(name) => name.to_string(),
     };
-    let reads: Vec<String> = dirs.iter().map(|d| format!("~/{d}")).collect();
     let mut reason = format!(
-        "reads {}, not granted to this file (sha256 {}…): run `iapeer plugins grant {file}`",
-        reads.join(", "),
+        "reads {reads}, not granted to this file (sha256 {}…): run `iapeer plugins grant {file}`",
         &report.sha256[..12.min(report.sha256.len())]
     );
     if let Err(e) = grants {

@@ -164,9 +164,9 @@ impl self::iapeer::adapter::host_fs::Host for GuestState {
     async fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
         let entries = self.grants.list_dir(&path).map_err(fs_error)?;
         Ok(entries
-            .into_iter()
+            .iter()
             .map(|e| wit::DirEntry {
-                name: e.name,
+                name: e.name.clone(),
                 kind: match e.kind {
                     EntryKind::File => wit::EntryKind::File,
                     EntryKind::Directory => wit::EntryKind::Directory,
