@@ -38,22 +38,32 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 /// Appends `bytes` (one or more whole lines) to `path`, rotating first when
 /// the file has reached its bound.
 pub fn append(path: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<()> {
-    let meta = fs::metadata(path);
-    if meta.as_ref().is_ok_and(|m| m.len() >= rotation.max_bytes) {
+    if fs::metadata(path).is_ok_and(|m| m.len() >= rotation.max_bytes) {
         rotate(path, rotation)?;
     }
-    if meta.is_err()
-        && let Some(dir) = path.parent()
-    {
-        fsutil::ensure_private_dir(dir)?;
+    open_append(path)?.write_all(bytes)
+}
+
+/// Opens `path` for appending (created 0600; its directory 0700 when
+/// missing, which is rare: no `mkdir` per line). O_APPEND: concurrent
+/// writers of whole lines never interleave mid-line.
+pub(crate) fn open_append(path: &Path) -> io::Result<fs::File> {
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(fsutil::FILE_MODE)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fsutil::ensure_private_dir(dir)?;
+            }
+            open()
+        }
+        other => other,
     }
-    // O_APPEND: concurrent writers of whole lines never interleave mid-line.
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(fsutil::FILE_MODE)
-        .open(path)?
-        .write_all(bytes)
 }
 
 /// Rotates `path` now (under the rotation lock).

@@ -9,14 +9,12 @@
 //! (`__pane-log <file> <max-bytes> <keep>`): it keeps the file open and
 //! rotates it itself.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::fsutil;
 use crate::logfile::Rotation;
 use crate::names::Identity;
 
@@ -69,14 +67,7 @@ pub fn dispatch() -> Option<ExitCode> {
 }
 
 fn open(file: &Path) -> io::Result<(File, u64)> {
-    if let Some(dir) = file.parent() {
-        fsutil::ensure_private_dir(dir)?;
-    }
-    let f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(fsutil::FILE_MODE)
-        .open(file)?;
+    let f = crate::logfile::open_append(file)?;
     let size = f.metadata()?.len();
     Ok((f, size))
 }

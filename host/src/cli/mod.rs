@@ -179,19 +179,9 @@ enum Command {
         raw: bool,
     },
     /// Interrupt a peer's current turn (the adapter's `interrupt` keys).
-    Interrupt {
-        peer: String,
-        runtime: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Interrupt(ControlArgs),
     /// Compact a peer's conversation (the adapter's `compact` keys).
-    Compact {
-        peer: String,
-        runtime: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Compact(ControlArgs),
     /// Ask the running daemon how it is (exit 1 when none answers).
     Status {
         #[arg(long)]
@@ -345,6 +335,21 @@ enum PluginsCommand {
     Cache(CacheCommand),
 }
 
+/// What `interrupt` and `compact` take.
+#[derive(Debug, clap::Args)]
+struct ControlArgs {
+    peer: String,
+    runtime: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl ControlArgs {
+    fn run(&self, cfg: &Config, command: Control) -> anyhow::Result<i32> {
+        verbs::control(cfg, &self.peer, self.runtime.as_deref(), command, self.json)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
     /// Every compiled component, in use or stale.
@@ -454,16 +459,8 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
                 raw: *raw,
             },
         ),
-        Command::Interrupt {
-            peer,
-            runtime,
-            json,
-        } => verbs::control(cfg, peer, runtime.as_deref(), Control::Interrupt, *json),
-        Command::Compact {
-            peer,
-            runtime,
-            json,
-        } => verbs::control(cfg, peer, runtime.as_deref(), Control::Compact, *json),
+        Command::Interrupt(a) => a.run(cfg, Control::Interrupt),
+        Command::Compact(a) => a.run(cfg, Control::Compact),
         Command::McpConfig {
             client,
             peer,

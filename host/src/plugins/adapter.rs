@@ -240,7 +240,7 @@ impl Adapter {
         cwd: Option<&str>,
         f: impl AsyncFnOnce(&VersionedInstance, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, AdapterError> {
-        if let Err(reason) = self.health().check() {
+        if let Some(reason) = self.quarantine() {
             return Err(AdapterError::Quarantined {
                 plugin: self.label(),
                 reason,

@@ -21,14 +21,6 @@ pub(crate) struct Health {
 }
 
 impl Health {
-    /// `Err(reason)` while quarantined.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        match &self.quarantined {
-            Some(reason) => Err(reason.clone()),
-            None => Ok(()),
-        }
-    }
-
     /// Counts a crashed call; quarantines on the `QUARANTINE_AFTER`th
     /// within the window (`true` then).
     pub(crate) fn crashed(&mut self, now: Instant, last: &str) -> bool {
@@ -72,19 +64,19 @@ mod tests {
         for i in 0..10 {
             assert!(!h.crashed(t0 + Duration::from_secs(20 * i), "trap"));
         }
-        assert!(h.check().is_ok());
+        assert!(h.quarantined().is_none());
         let t1 = t0 + Duration::from_secs(1000);
         for i in 0..4 {
             assert!(!h.crashed(t1 + Duration::from_secs(i), "trap"));
         }
         assert!(h.crashed(t1 + Duration::from_secs(5), "timed out after 1s"));
-        let why = h.check().unwrap_err();
+        let why = h.quarantined().unwrap();
         assert!(
             why.contains("5 crashed calls within 60s") && why.contains("timed out"),
             "{why}"
         );
         h.lift();
-        assert!(h.check().is_ok());
+        assert!(h.quarantined().is_none());
         assert!(!h.crashed(t1 + Duration::from_secs(6), "trap"));
     }
 }
