@@ -1123,6 +1123,21 @@ fn a_runtime_that_exits_at_once_says_why_and_the_crash_loop_guard_stops_retries(
     assert_eq!(claude_runs(&f).len(), 4);
 }
 
+/// `IAPEER_CRASHLOOP_MAX=0` turns the guard off (regression: 0 was read as
+/// "unset", i.e. 3).
+#[test]
+fn the_crash_loop_guard_can_be_turned_off() {
+    let f = Fleet::new()
+        .with_env("FAKE_EXIT_AT_START", ROOT_REFUSAL)
+        .with_env("IAPEER_CRASHLOOP_MAX", "0");
+    f.register("rex", "claude", &[]);
+    for attempt in 1..=4 {
+        let err = f.refused(&["wake", "rex"]);
+        assert!(!err.contains("crash-loop"), "attempt {attempt}: {err}");
+    }
+    assert_eq!(claude_runs(&f).len(), 4);
+}
+
 /// Operator stops and idle reaps are not deaths; a successful wake trims
 /// the ring to the window.
 #[test]

@@ -236,7 +236,11 @@ impl Config {
             )),
             idle_secs: num(&o.idle_secs, "IAPEER_IDLE_SECS", DEFAULT_IDLE_SECS),
             max_age_secs: num(&o.max_age_secs, "IAPEER_MAX_AGE_SECS", DEFAULT_MAX_AGE_SECS),
-            crashloop_max: num(&None, "IAPEER_CRASHLOOP_MAX", 3),
+            // 0 is meaningful here: the guard is off.
+            crashloop_max: match non_blank(&env, "IAPEER_CRASHLOOP_MAX") {
+                Some("0") => 0,
+                raw => positive_int_or(raw, 3),
+            },
             crashloop_window_secs: num(&None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300),
             builtin_plugins: !o.no_builtin_plugins,
             bin_overrides: o.bins.iter().cloned().collect(),
