@@ -310,3 +310,70 @@ fn unreadable_activity_is_bounded_by_the_max_age() {
     assert!(!f.is_live("evil-eve"));
     assert!(!f.state("evil-eve", "session").exists());
 }
+
+/// A spawner killed right after recording its boot, before its session
+/// exists: the tick gives a tmux client it may have left time to bring the
+/// session up, and once that time is over with nothing having run, forgets
+/// it without counting a death (regression: such a kill was reaped at once,
+/// left the session the client then created unsupervised, and three of them
+/// tripped the crash-loop guard on a healthy peer).
+#[test]
+fn a_boot_whose_session_never_appeared_is_given_time_and_is_no_death() {
+    let f = Fleet::new();
+    let cfg = Config::new(f.env_map(), &Overrides::default());
+    let booting = |id: &str, woke: u64| {
+        let (rt, p) = id.split_once('-').unwrap();
+        iapeer::store::write_session(
+            &cfg,
+            &iapeer::store::SessionState {
+                identity: id.into(),
+                runtime: rt.into(),
+                personality: p.into(),
+                cwd: f.dir.path().to_string_lossy().into_owned(),
+                woke_at: woke,
+                booting: true,
+                handed_over: false,
+            },
+        )
+        .unwrap();
+    };
+    let woke = 1_000_000_000_000;
+    booting("claude-ned", woke);
+    booting("claude-ora", woke);
+    // ora's runtime did run, and died: its shim said so.
+    std::fs::write(
+        f.state("claude-ora", "exit"),
+        format!(
+            r#"{{"at":{},"program":"claude","status":1,"tail":"boom"}}"#,
+            woke + 10
+        ),
+    )
+    .unwrap();
+    let clock = ManualClock::at(woke + 1000);
+    let lc = Lifecycle::new(
+        cfg.clone(),
+        Arc::new(plugin_host(&f.home, vec![])),
+        Arc::new(clock.clone()),
+    );
+    assert_eq!(
+        tick(&lc),
+        [
+            ("claude-ned".to_string(), SuperviseAction::Booting),
+            ("claude-ora".to_string(), SuperviseAction::ReapedGone),
+        ]
+    );
+    assert!(
+        f.state("claude-ora", "deaths").exists(),
+        "ora's runtime died"
+    );
+    clock.set(woke + 31_000);
+    assert_eq!(
+        tick(&lc),
+        [("claude-ned".to_string(), SuperviseAction::ReapedGone)]
+    );
+    assert!(!f.state("claude-ned", "session").exists());
+    assert!(
+        !f.state("claude-ned", "deaths").exists(),
+        "nothing ran: no death"
+    );
+}

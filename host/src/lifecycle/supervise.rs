@@ -111,6 +111,10 @@ fn exit_description(
         .map_or_else(|| probe_saw.to_string(), |e| e.describe())
 }
 
+/// How long a booting record may lack its session: a spawner killed right
+/// after recording it may have left a tmux client still creating it.
+const SPAWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The identity's wake lock if it is free now; a busy lock means a wake
 /// or a delivery is at work, and this tick leaves the session alone.
 fn try_lock(cfg: &crate::config::Config, id: &Identity) -> Result<WakeLock, SuperviseOutcome> {
@@ -212,14 +216,27 @@ impl Lifecycle {
         match probe(&sock) {
             Liveness::Unknown(e) => SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)),
             Liveness::Dead(cause) => {
+                // The record is written before `tmux new-session`: a spawner
+                // killed in between may have left a tmux client that is
+                // still bringing the session up. Only the shim's exit record
+                // proves the runtime ran (and died).
+                let exit = crate::deaths::read_exit(&self.cfg, id, s.woke_at);
+                let age_ms = now.saturating_sub(s.woke_at);
+                if exit.is_none() && !s.handed_over && u128::from(age_ms) < SPAWN_GRACE.as_millis()
+                {
+                    return SuperviseOutcome::new(id, SuperviseAction::Booting, None);
+                }
                 let how = exit_description(&self.cfg, id, &s, cause.describe());
-                // A handed-over boot that ended was the operator's to end.
                 let how = if s.handed_over {
+                    // A handed-over boot that ended was the operator's to end.
                     format!("ended at its startup prompt, handed to its operator: {how}")
-                } else {
+                } else if exit.is_some() {
                     let how = format!("died while booting with no spawner: {how}");
                     self.record_death(id, &how, s.woke_at, Phase::Boot);
                     how
+                } else {
+                    // Nothing ran: no death for the crash-loop guard.
+                    format!("its spawner died before the session came up: {how}")
                 };
                 let _ = store::remove_session(&self.cfg, id);
                 SuperviseOutcome::new(id, SuperviseAction::ReapedGone, Some(how))
