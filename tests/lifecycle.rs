@@ -1488,6 +1488,59 @@ fn a_stopped_session_leaves_no_process_behind() {
     }
 }
 
+/// Every process under a pid, recursively.
+fn descendants(pid: i32) -> Vec<i32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .flat_map(|kid| std::iter::once(kid).chain(descendants(kid)))
+        .collect()
+}
+
+/// Nothing of a runtime outlives its session, not even the grandchildren
+/// of a runtime that ignores the hangup (regression: its `sleep` ran on,
+/// re-parented to init, after the never-ready boot was killed).
+#[test]
+fn a_killed_boot_leaves_no_grandchild_behind() {
+    let f = Fleet::new()
+        .with_env("FAKE_IGNORE_HUP", "1")
+        .with_env("FAKE_BOOT_SECS", "600")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "3");
+    f.register("gus", "claude", &[]);
+    let mut wake = f.cmd(&["wake", "gus", "--message", "hi"]);
+    let wake = std::thread::spawn(move || wake.output().unwrap());
+    let mut under_shim = Vec::new();
+    wait_until(
+        "the runtime's sleeping child",
+        Duration::from_secs(10),
+        || {
+            let out = Command::new("tmux")
+                .arg("-S")
+                .arg(f.socket("claude-gus"))
+                .args(["display", "-p", "-t", "claude-gus", "#{pane_pid}"])
+                .output()
+                .unwrap();
+            let Ok(shim) = String::from_utf8_lossy(&out.stdout).trim().parse::<i32>() else {
+                return false;
+            };
+            under_shim = descendants(shim);
+            under_shim.len() >= 2 // the runtime and its sleep
+        },
+    );
+    let out = wake.join().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never-became-ready"));
+    let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;
+    wait_until(
+        "everything under the session to end",
+        Duration::from_secs(15),
+        || under_shim.iter().all(|&p| !alive(p)),
+    );
+}
+
 /// The shim SIGKILLs a runtime that ignores the hangup once its grace is
 /// over.
 #[test]

@@ -136,6 +136,14 @@ pub fn main(args: &[String]) -> ExitCode {
             });
         }
     }
+    // Whatever the runtime leaves behind when it ends (a background job, a
+    // grandchild that ignores the hangup) is re-parented to us, so the
+    // session can end it: nothing outlives its session.
+    #[cfg(target_os = "linux")]
+    // SAFETY: a plain prctl on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
     // Registered before the spawn, so a hangup in between is not lost.
     let termination = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGHUP,
@@ -181,10 +189,74 @@ pub fn main(args: &[String]) -> ExitCode {
     // A killed session has no pane to read any more.
     let tail = if hung_up { None } else { capture_tail(&a) };
     record(&a, tail, code, signal, hung_up);
+    end_leftovers();
     match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
         None => ExitCode::from(1),
     }
+}
+
+/// How long what the runtime left behind may take to end on SIGTERM.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ends the processes the runtime left behind (re-parented to us, the
+/// subreaper): SIGTERM, a short grace, SIGKILL; all reaped. Only our own
+/// children are signalled, and only before we reap them, so a pid is never
+/// one reused by someone else.
+fn end_leftovers() {
+    let reap = || {
+        // SAFETY: reaping our own exited children.
+        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    };
+    let signal_all = |sig: libc::c_int| {
+        let kids = children();
+        for &pid in &kids {
+            // SAFETY: our child, not reaped yet (reaping is ours alone).
+            unsafe { libc::kill(pid, sig) };
+        }
+        !kids.is_empty()
+    };
+    reap();
+    if !signal_all(libc::SIGTERM) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        reap();
+        if children().is_empty() {
+            return;
+        }
+    }
+    // Bounded: something that forks faster than it dies is not worth
+    // keeping the pane (and its record) open for.
+    for _ in 0..500 {
+        if !signal_all(libc::SIGKILL) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        reap();
+    }
+}
+
+/// Our live (not yet reaped) children, from `/proc` (Linux; elsewhere the
+/// runtime's leftovers are not ours to see).
+fn children() -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|&pid| {
+            // `pid (comm) state ppid …`; comm may hold spaces and parens.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+                    == Some(me)
+            })
+        })
+        .collect()
 }
 
 /// Is our terminal (the pane) gone? A hung-up tty fails every ioctl with
