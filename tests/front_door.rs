@@ -1080,3 +1080,43 @@ fn the_plugin_dirs_are_watched_and_reloaded_in_place() {
     });
     assert!(d.stderr().contains("[iapeerd] plugins reloaded"));
 }
+
+/// Event streams never end on their own and share the listeners'
+/// connection cap: at most 32 are open at once (one more is a 503), so
+/// subscribers can never crowd out requests (regression: 256 idle streams
+/// made the daemon unreachable).
+#[test]
+fn event_streams_are_capped_and_never_crowd_out_requests() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let f = Fleet::new();
+    let d = f.start_daemon(&[]);
+    let open = || {
+        let mut s = UnixStream::connect(&d.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /fleet/v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut status = String::new();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        r.read_line(&mut status).unwrap();
+        (s, status)
+    };
+    let streams: Vec<UnixStream> = (0..32)
+        .map(|i| {
+            let (s, status) = open();
+            assert!(status.contains(" 200 "), "stream {i}: {status}");
+            s
+        })
+        .collect();
+    let (_, status) = open();
+    assert!(status.contains(" 503 "), "the 33rd: {status}");
+    assert_eq!(
+        d.get("/fleet/v1/status").status,
+        200,
+        "requests still served"
+    );
+    drop(streams);
+    wait_until("a stream slot to free up", Duration::from_secs(10), || {
+        open().1.contains(" 200 ")
+    });
+}

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -27,6 +29,9 @@ const TAIL_POLL: Duration = Duration::from_millis(200);
 const RECENT_BYTES: u64 = 512 << 10;
 /// The most events a replay sends.
 pub(crate) const MAX_REPLAY: usize = 1000;
+/// Event streams open at once, daemon-wide. Far below the listeners'
+/// connection cap (256 each), so subscribers can never crowd out requests.
+pub(crate) const MAX_STREAMS: usize = 32;
 
 /// One event as JSON: `{"log": "delivery", "ts": …, "ev": …, …fields}`.
 fn event_json(log: EventLog, line: &str) -> Option<Value> {
@@ -182,11 +187,18 @@ fn sse_event(e: &Value) -> Event {
 }
 
 /// `GET /fleet/v1/events?replay=N`: `: connected`, the last N events,
-/// then every new one; `: hb` comments keep idle connections alive.
+/// then every new one; `: hb` comments keep idle connections alive. At most
+/// `MAX_STREAMS` at once; one more is a 503.
 pub(super) async fn stream(
     State(state): State<Arc<ApiState>>,
     Query(q): Query<StreamQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Response {
+    let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
+        return super::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many event streams open ({MAX_STREAMS}); close one and retry"),
+        );
+    };
     let cfg = state.lifecycle().cfg.clone();
     let replay = recent(&cfg, q.replay.min(MAX_REPLAY), |_| true);
     let mut tails: Vec<LogTail> = EventLog::ALL
@@ -196,6 +208,7 @@ pub(super) async fn stream(
     let shutdown = state.shutdown.clone();
     let heartbeat = state.info.heartbeat;
     let stream = async_stream(move |tx| async move {
+        let _permit = permit; // held while the stream lives
         let _ = tx.send(Event::default().comment("connected")).await;
         for e in &replay {
             if tx.send(sse_event(e)).await.is_err() {
@@ -218,7 +231,9 @@ pub(super) async fn stream(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("hb"))
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("hb"))
+        .into_response()
 }
 
 /// A stream fed by a task through a small channel.

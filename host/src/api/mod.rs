@@ -68,6 +68,9 @@ pub(crate) struct ApiState {
     pub tasks: TaskTracker,
     /// The daemon's one reload task.
     reloader: std::sync::OnceLock<crate::daemon::Reloader>,
+    /// Open event streams, bounded: they never end on their own, and they
+    /// share the listeners' connection cap with every request.
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -78,6 +81,7 @@ impl ApiState {
             shutdown,
             tasks: TaskTracker::new(),
             reloader: std::sync::OnceLock::new(),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         }
     }
 
