@@ -1379,20 +1379,31 @@ fn a_clean_quit_is_not_a_death() {
     assert!(!f.state("claude-qui", "deaths").exists(), "no death");
 }
 
-/// A stop that lands while a boot is failing is the operator's doing: the
-/// failed boot is no death.
+/// A stop that lands while a boot is stuck ends it at the boot loop's next
+/// look, not at the boot deadline (regression: `stop` waited out the whole
+/// deadline, up to 4 minutes), and the stopped boot is no death.
 #[test]
 fn a_boot_stopped_by_its_operator_is_not_a_death() {
     let f = Fleet::new()
         .with_env("FAKE_STUCK", "1")
-        .with_env("IAPEER_BOOT_DEADLINE_SECS", "2");
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "120");
     f.register("sto", "claude", &[]);
-    let mut wake = f.cmd(&["wake", "sto", "--message", "hi"]).spawn().unwrap();
+    let wake = f
+        .cmd(&["wake", "sto", "--message", "hi"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_until("the boot to start", Duration::from_secs(10), || {
         f.runs().iter().any(|r| r.contains("identity=claude-sto "))
     });
     f.ok(&["stop", "sto"]);
-    assert!(!wake.wait().unwrap().success());
+    let out = wake.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("stopped") && !err.contains("never-became-ready"),
+        "the stop ended the boot, not the deadline: {err}"
+    );
     assert!(!f.is_live("claude-sto"));
     assert!(!f.state("claude-sto", "deaths").exists(), "no death");
 }

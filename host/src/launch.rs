@@ -57,9 +57,18 @@ pub struct LaunchRequest<'a> {
     pub hand_over_after: Option<Duration>,
     /// The `pipe-pane` command that keeps the session's pane log.
     pub pane_log: Option<String>,
-    /// A file whose appearance (`iapeer attach` from elsewhere) hands the
-    /// boot over as it is, at the next look.
-    pub hand_over_mark: Option<PathBuf>,
+    /// The operator's word from another process, looked at on every poll
+    /// of the boot loop.
+    pub marks: Option<BootMarks>,
+}
+
+/// Files whose appearance changes a boot in progress at its next look.
+#[derive(Debug, Clone)]
+pub struct BootMarks {
+    /// `iapeer attach`: hand the boot over as it is.
+    pub hand_over: PathBuf,
+    /// `iapeer stop`: end it now rather than at the boot deadline.
+    pub stopped: PathBuf,
 }
 
 /// Where the shim lives and where it writes.
@@ -305,10 +314,17 @@ async fn boot(
         if let Liveness::Dead(_) = probe(sock) {
             return died(death_reason(req, launched_ms, "boot", &last_pane));
         }
-        if req.hand_over_mark.as_deref().is_some_and(Path::exists) {
-            return LaunchOutcome::HandedOver {
-                pane_tail: pane_tail(&last_pane),
-            };
+        if let Some(marks) = &req.marks {
+            if marks.stopped.exists() {
+                let _ = tmux.kill_server(sock).await;
+                let _ = fsutil::remove_if_exists(sock);
+                return failed("stopped by its operator during boot");
+            }
+            if marks.hand_over.exists() {
+                return LaunchOutcome::HandedOver {
+                    pane_tail: pane_tail(&last_pane),
+                };
+            }
         }
         let pane = tmux.capture_pane(sock, id).await.unwrap_or_default();
         if pane.trim().is_empty() {

@@ -620,7 +620,10 @@ impl Lifecycle {
                     exits_log: self.cfg.log_dir.join("exits.log"),
                 }),
                 hand_over_after: args.hand_over.then_some(HAND_OVER_AFTER),
-                hand_over_mark: Some(store::mark_path(&self.cfg, id, Mark::HandOver)),
+                marks: Some(launch::BootMarks {
+                    hand_over: store::mark_path(&self.cfg, id, Mark::HandOver),
+                    stopped: store::mark_path(&self.cfg, id, Mark::Stopped),
+                }),
                 pane_log: shim.filter(|_| self.cfg.pane_logs).map(|exe| {
                     crate::panelog::pipe_command(
                         exe,
@@ -663,6 +666,10 @@ impl Lifecycle {
                     &[("identity", id.as_str()), ("reason", &reason)],
                 );
                 self.record_failed_launch(id, &reason);
+                // Stopped before anything was pasted: say that, plainly.
+                if !message_pasted && store::has_mark(&self.cfg, id, Mark::Stopped) {
+                    return Err(LifecycleError::Stopped(id.clone()));
+                }
                 Err(LifecycleError::Launch {
                     id: id.clone(),
                     reason,
