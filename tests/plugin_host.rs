@@ -135,7 +135,7 @@ fn devices_fifos_and_unsafe_plugin_dirs_are_refused() {
         row.reason
             .as_deref()
             .unwrap()
-            .contains("writable by others"),
+            .contains("others can write"),
         "{row:?}"
     );
 }
@@ -613,7 +613,7 @@ fn linked_or_world_writable_plugin_files_are_refused() {
     assert!(linked.reason.unwrap().contains("symbolic link"));
     let open = report(&host, "open.wasm");
     assert_eq!(open.state, PluginState::Failed);
-    assert!(open.reason.unwrap().contains("writable by every user"));
+    assert!(open.reason.unwrap().contains("writable by other users"));
     assert!(host.adapter("gemini").is_none() && host.adapter("evil").is_none());
 }
 

@@ -283,6 +283,18 @@ impl Config {
     }
 
     /// `<root>/peers-profiles.json`
+    /// The state root, the tmux socket dir and the daemon socket's dir,
+    /// where they exist, must be this user's alone: another user who could
+    /// write there could delete a peer's socket and get a second session
+    /// started beside the first.
+    pub fn check_private_dirs(&self) -> Result<(), crate::fsutil::UntrustedDir> {
+        let socket_dir = self.daemon_socket.parent().unwrap_or(&self.root);
+        for dir in [&self.root, &self.sock_dir, socket_dir] {
+            crate::fsutil::check_private_dir(dir)?;
+        }
+        Ok(())
+    }
+
     pub fn registry_path(&self) -> PathBuf {
         self.root.join("peers-profiles.json")
     }

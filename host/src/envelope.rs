@@ -19,6 +19,26 @@ pub const MAX_TOPIC_CHARS: usize = 200;
 /// The most attachments one message may carry.
 pub const MAX_ATTACHMENTS: usize = 20;
 
+/// Why a message body cannot be sent: too long, or nothing left once the
+/// control characters a paste drops are gone (an empty paste would be
+/// retried until the boot deadline).
+pub fn check_body(body: &str) -> Result<(), String> {
+    let chars = body.chars().count();
+    if chars > MAX_MESSAGE_CHARS {
+        return Err(format!(
+            "message is {chars} characters (at most {MAX_MESSAGE_CHARS})"
+        ));
+    }
+    if crate::tmux::paste_safe(body).trim().is_empty() {
+        return Err(if body.is_empty() {
+            "message is empty".to_string()
+        } else {
+            "message is empty once its control characters are removed".to_string()
+        });
+    }
+    Ok(())
+}
+
 /// The fixed instruction line every envelope carries.
 pub const INSTRUCTION: &str = "IAP message from known peers. Reply via send_to_peer.";
 

@@ -23,39 +23,160 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// write to, and no ancestor lets anyone else swap it out (each is owned by
 /// this user or root and not writable by others, unless sticky like /tmp).
 pub fn is_trusted_dir(dir: &Path) -> bool {
+    matches!(open_trusted_dir(dir), Ok(Some(_)))
+}
+
+/// Why a directory is not trusted (see [`open_trusted_dir`]).
+#[derive(Debug, thiserror::Error)]
+pub enum UntrustedDir {
+    #[error("{} is not owned by this user or others can write to it (chmod go-w it, or use another dir)", .0.display())]
+    Dir(std::path::PathBuf),
+    #[error("{}: its parent {} lets other users replace it", .dir.display(), .ancestor.display())]
+    Ancestor {
+        dir: std::path::PathBuf,
+        ancestor: std::path::PathBuf,
+    },
+    #[error("cannot open {}: {}", .0.display(), .1)]
+    Io(std::path::PathBuf, io::Error),
+}
+
+/// Opens `dir` once for a trust decision that cannot be raced: the path is
+/// resolved, its ancestors are checked (none lets another user swap what
+/// is below), the last component is opened without following a link, and
+/// owner and mode are judged on the opened descriptor. List and open files
+/// relative to the result. `Ok(None)`: there is no such directory.
+pub fn open_trusted_dir(dir: &Path) -> Result<Option<File>, UntrustedDir> {
+    // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
-    let Ok(dir) = dir.canonicalize() else {
-        return false;
+    let canonical = match dir.canonicalize() {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(UntrustedDir::Io(dir.to_path_buf(), e)),
     };
-    let private =
-        |m: &fs::Metadata| m.is_dir() && m.uid() == me && m.permissions().mode() & 0o022 == 0;
-    if !fs::metadata(&dir).is_ok_and(|m| private(&m)) {
-        return false;
-    }
-    dir.ancestors().skip(1).all(|a| {
-        fs::metadata(a).is_ok_and(|m| {
+    if let Some(ancestor) = canonical.ancestors().skip(1).find(|a| {
+        !fs::metadata(a).is_ok_and(|m| {
             let mode = m.permissions().mode();
             (m.uid() == me || m.uid() == 0) && (mode & 0o022 == 0 || mode & 0o1000 != 0)
         })
-    })
+    }) {
+        return Err(UntrustedDir::Ancestor {
+            dir: dir.to_path_buf(),
+            ancestor: ancestor.to_path_buf(),
+        });
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&canonical)
+        .map_err(|e| UntrustedDir::Io(dir.to_path_buf(), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| UntrustedDir::Io(dir.to_path_buf(), e))?;
+    if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+        return Err(UntrustedDir::Dir(dir.to_path_buf()));
+    }
+    Ok(Some(file))
 }
 
-/// Reads a regular file of at most `max` bytes. Opened non-blocking, so a
-/// FIFO or a device planted under the name fails instead of hanging or
-/// flooding the reader.
-pub fn read_regular_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
+/// Fails with a one-line reason when `dir` exists but other users could
+/// write to it (or to an ancestor): a state root or socket dir like that
+/// would let them delete a peer's socket and get a second session started.
+pub fn check_private_dir(dir: &Path) -> Result<(), UntrustedDir> {
+    open_trusted_dir(dir).map(drop)
+}
+
+/// Opens `path` for reading, non-blocking, so a FIFO or a device planted
+/// under the name fails instead of hanging or flooding the reader.
+pub fn open_regular_for_read(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_regular(path, &meta));
     }
+    Ok(file)
+}
+
+/// Opens a file the program writes or locks with `options`: non-blocking
+/// (a FIFO fails at once instead of hanging), never through a symlink at
+/// the last component, and only when it is a regular file. The error names
+/// the path and what is in the way.
+pub fn open_regular_for_write(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let file = options
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| in_the_way(path, e))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    Ok(file)
+}
+
+/// What an `open` error means when something other than a regular file
+/// sits at `path`; other errors pass through.
+fn in_the_way(path: &Path, e: io::Error) -> io::Error {
+    let what = match e.raw_os_error() {
+        Some(libc::ELOOP) => "a symbolic link (state files are never followed)",
+        Some(libc::ENXIO) => "a FIFO or socket",
+        Some(libc::EISDIR) => "a directory",
+        _ => return e,
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {what}, not a regular file; remove it",
+            path.display()
+        ),
+    )
+}
+
+fn not_regular(path: &Path, meta: &fs::Metadata) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {what}, not a regular file; remove it",
+            path.display()
+        ),
+    )
+}
+
+/// What sits at `path` without following a symlink: `Ok(true)` for a
+/// regular file, `Ok(false)` for nothing, an error naming the path for
+/// anything else (a directory where a mark file belongs must not count as
+/// the mark, nor be ignored in silence).
+pub fn regular_file_exists(path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) if m.file_type().is_symlink() => {
+            Err(in_the_way(path, io::Error::from_raw_os_error(libc::ELOOP)))
+        }
+        Ok(m) => Err(not_regular(path, &m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a regular file of at most `max` bytes (see [`open_regular_for_read`]).
+pub fn read_regular_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_regular_for_read(path)?;
+    let meta = file.metadata()?;
     if meta.len() > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -135,10 +256,13 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
         }
         Ok(())
     })();
-    if result.is_err() {
+    result.map_err(|e: io::Error| {
         let _ = fs::remove_file(&tmp);
-    }
-    result
+        match fs::symlink_metadata(path) {
+            Ok(m) if !m.is_file() && !m.file_type().is_symlink() => not_regular(path, &m),
+            _ => io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())),
+        }
+    })
 }
 
 /// Removes `path` (named `name`) if it is a temp file of [`write_atomic`]
@@ -155,6 +279,38 @@ pub fn remove_if_orphaned_temp(path: &Path, name: &str) -> bool {
     gone && fs::remove_file(path).is_ok()
 }
 
+/// Removes the temp files [`write_atomic`] left beside `path` when their
+/// writer was killed: the writer is gone, or the file is older than a
+/// minute (no write takes that long; a recycled pid must not keep one).
+pub fn sweep_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(entry_name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !entry_name.starts_with(&prefix) || temp_file_pid(&entry_name).is_none() {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= 60);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        } else {
+            remove_if_orphaned_temp(&entry.path(), &entry_name);
+        }
+    }
+}
+
 /// The writer pid in `.<name>.<pid>.<n>.tmp`.
 fn temp_file_pid(name: &str) -> Option<i32> {
     let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
@@ -166,18 +322,23 @@ fn temp_file_pid(name: &str) -> Option<i32> {
 /// Opens (creating, 0600) a file used only as an `flock` target; its
 /// content is never touched.
 pub fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(FILE_MODE)
-        .open(path)
+    open_regular_for_write(
+        path,
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(FILE_MODE),
+    )
 }
 
 /// Removes a file; a file that is already gone is not an error.
 pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io::Error::new(
+            e.kind(),
+            format!("cannot remove {}: {e}", path.display()),
+        )),
         _ => Ok(()),
     }
 }

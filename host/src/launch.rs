@@ -71,6 +71,13 @@ pub struct BootMarks {
     pub stopped: PathBuf,
 }
 
+impl BootMarks {
+    /// Has the operator stopped the peer since the wake began?
+    fn stop_asked(&self) -> bool {
+        fsutil::regular_file_exists(&self.stopped).unwrap_or(false)
+    }
+}
+
 /// Where the shim lives and where it writes.
 #[derive(Debug, Clone)]
 pub struct Shim {
@@ -315,12 +322,12 @@ async fn boot(
             return died(death_reason(req, launched_ms, "boot", &last_pane));
         }
         if let Some(marks) = &req.marks {
-            if marks.stopped.exists() {
+            if marks.stop_asked() {
                 let _ = tmux.kill_server(sock).await;
                 let _ = fsutil::remove_if_exists(sock);
                 return failed("stopped by its operator during boot");
             }
-            if marks.hand_over.exists() {
+            if fsutil::regular_file_exists(&marks.hand_over).unwrap_or(false) {
                 return LaunchOutcome::HandedOver {
                     pane_tail: pane_tail(&last_pane),
                 };
@@ -337,7 +344,8 @@ async fn boot(
                 // Judge the screen again only once the TUI has answered the
                 // keys: a slow repaint must never get the same keys twice
                 // (a second Down overshoots "Resume full session").
-                wait_for_repaint(tmux, sock, id, &last_pane, poll.remaining()).await;
+                let left = poll.remaining();
+                wait_for_repaint(tmux, sock, id, &last_pane, left, req.marks.as_ref()).await;
                 poll.reset();
                 continue;
             }
@@ -371,6 +379,16 @@ async fn boot(
                 died: Some(Phase::Running),
             };
         }
+        if req.marks.as_ref().is_some_and(BootMarks::stop_asked) {
+            let _ = tmux.kill_server(sock).await;
+            let _ = fsutil::remove_if_exists(sock);
+            return LaunchOutcome::Failed {
+                reason: "stopped by its operator before the message was seen processed".into(),
+                session_left: false,
+                message_pasted: true,
+                died: None,
+            };
+        }
         if !poll.pause().await {
             return LaunchOutcome::Failed {
                 reason: "model-did-not-process-task (no activity advance after delivery)".into(),
@@ -383,14 +401,24 @@ async fn boot(
 }
 
 /// Waits (at most `REPAINT_WAIT`, at most `left`) until the pane differs
-/// from `judged`.
-async fn wait_for_repaint(tmux: &Tmux, sock: &Path, id: &str, judged: &str, left: Duration) {
+/// from `judged`, or the operator stops the peer.
+async fn wait_for_repaint(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    judged: &str,
+    left: Duration,
+    marks: Option<&BootMarks>,
+) {
     let mut poll = Poll::new(
         REPAINT_WAIT.min(left),
         FIRST_POLL,
         Duration::from_millis(200),
     );
     while poll.pause().await {
+        if marks.is_some_and(BootMarks::stop_asked) {
+            return;
+        }
         match tmux.capture_pane(sock, id).await {
             Ok(now) if now != judged => return,
             Ok(_) => {}

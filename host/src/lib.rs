@@ -34,5 +34,6 @@ pub mod registry;
 mod route;
 mod shim;
 pub mod store;
+mod term;
 mod tmux;
 mod wakelock;

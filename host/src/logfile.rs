@@ -49,11 +49,13 @@ pub fn append(path: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<()> {
 /// writers of whole lines never interleave mid-line.
 pub(crate) fn open_append(path: &Path) -> io::Result<fs::File> {
     let open = || {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(fsutil::FILE_MODE)
-            .open(path)
+        fsutil::open_regular_for_write(
+            path,
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(fsutil::FILE_MODE),
+        )
     };
     match open() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -51,7 +51,7 @@ pub fn dispatch() -> Option<ExitCode> {
         return None;
     }
     let (Some(file), Some(max), Some(keep)) = (args.get(2), args.get(3), args.get(4)) else {
-        eprintln!("iapeer {ARG}: expected <file> <max-bytes> <keep>");
+        crate::errln!("iapeer {ARG}: expected <file> <max-bytes> <keep>");
         return Some(ExitCode::from(2));
     };
     let rotation = Rotation {

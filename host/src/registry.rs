@@ -249,12 +249,20 @@ pub fn parse_registry(text: &str, path: &Path) -> Result<Registry, RegistryError
 
 /// Reads the registry; a missing file is an empty registry.
 pub fn read_registry(path: &Path) -> Result<Registry, RegistryError> {
-    match fsutil::read_regular_text(path, MAX_CONFIG_BYTES) {
-        Ok(text) => parse_registry(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry {
+    match read_registry_text(path)? {
+        Some(text) => parse_registry(&text, path),
+        None => Ok(Registry {
             version: 2,
             peers: Vec::new(),
         }),
+    }
+}
+
+/// The registry's text; `None` when there is no file yet.
+fn read_registry_text(path: &Path) -> Result<Option<String>, RegistryError> {
+    match fsutil::read_regular_text(path, MAX_CONFIG_BYTES) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e)
             if matches!(
                 e.kind(),
@@ -364,7 +372,15 @@ pub fn upsert_peer(
         })?),
     };
     let _lock = RegistryLock::acquire(root).map_err(io)?;
-    let mut reg = read_registry(path)?;
+    fsutil::sweep_stale_temps(path);
+    let text = read_registry_text(path)?;
+    let reg = match &text {
+        Some(t) => parse_registry(t, path)?,
+        None => Registry {
+            version: 2,
+            peers: Vec::new(),
+        },
+    };
     let existing = reg
         .peers
         .iter()
@@ -405,12 +421,88 @@ pub fn upsert_peer(
         interfaces: old.as_ref().and_then(|o| o.interfaces.clone()),
         extra: old.as_ref().map(|o| o.extra.clone()).unwrap_or_default(),
     };
-    match existing {
-        Some(i) => reg.peers[i] = record.clone(),
-        None => reg.peers.push(record.clone()),
+    let rendered = edit_registry_text(text.as_deref(), existing, &record);
+    if rendered.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(RegistryError::Invalid(format!(
+            "{} would grow to {} bytes, past the {} it can be read back at; not written",
+            path.display(),
+            rendered.len(),
+            MAX_CONFIG_BYTES
+        )));
     }
-    fsutil::write_atomic(path, render_registry(&reg).as_bytes()).map_err(io)?;
+    fsutil::write_atomic(path, rendered.as_bytes()).map_err(io)?;
     Ok(record)
+}
+
+/// The registry text with one peer inserted (`at: None`) or updated, every
+/// other byte of meaning kept: other peers and unknown keys as they were,
+/// no default fields added to anyone, compact if the file was compact.
+/// `text` has been parsed by [`parse_registry`] already.
+fn edit_registry_text(text: Option<&str>, at: Option<usize>, record: &PeerRecord) -> String {
+    let mut doc: Value = text
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_else(|| serde_json::json!({ "version": 2 }));
+    let obj = doc.as_object_mut().expect("a parsed registry is an object");
+    let peers = obj
+        .entry("peers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let peers = peers
+        .as_array_mut()
+        .expect("a parsed registry's peers is an array");
+    match at
+        .and_then(|i| peers.get_mut(i))
+        .and_then(Value::as_object_mut)
+    {
+        Some(old) => update_peer_json(old, record),
+        None => peers.push(peer_json(record)),
+    }
+    let compact = text.is_some_and(|t| !t.trim_end().contains('\n'));
+    let mut out = if compact {
+        serde_json::to_string(&doc)
+    } else {
+        serde_json::to_string_pretty(&doc)
+    }
+    .expect("JSON values always serialize");
+    out.push('\n');
+    out
+}
+
+/// Writes `record` into an existing peer object, touching only the keys
+/// the record decides; a key the object lacks and the record leaves at its
+/// default stays absent.
+fn update_peer_json(obj: &mut Map<String, Value>, record: &PeerRecord) {
+    obj.insert("personality".into(), record.personality.as_str().into());
+    obj.insert(
+        "default_runtime".into(),
+        record.default_runtime.as_str().into(),
+    );
+    if obj.contains_key("runtime") {
+        obj.insert("runtime".into(), record.default_runtime.as_str().into());
+    }
+    if obj.contains_key("runtimes") || record.runtimes.len() > 1 {
+        obj.insert(
+            "runtimes".into(),
+            record
+                .runtimes
+                .iter()
+                .map(|r| Value::from(r.as_str()))
+                .collect(),
+        );
+    }
+    if obj.contains_key("description") || !record.description.is_empty() {
+        obj.insert("description".into(), record.description.clone().into());
+    }
+    if obj.contains_key("intelligence") || record.raw_intelligence.is_some() {
+        let written = record
+            .raw_intelligence
+            .clone()
+            .unwrap_or_else(|| record.intelligence.clone());
+        obj.insert("intelligence".into(), written.into());
+    }
+    obj.insert(
+        "cwd".into(),
+        record.cwd.to_string_lossy().into_owned().into(),
+    );
 }
 
 // ---- the local profile -----------------------------------------------------
@@ -704,5 +796,69 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with("}\n"));
         assert!(text.contains("\n  \"peers\""));
+    }
+
+    #[test]
+    fn upsert_keeps_the_files_shape() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("peers-profiles.json");
+        // Compact, with minimal peers and a key we do not know.
+        let mut peers: Vec<String> = (0..200)
+            .map(|i| format!(r#"{{"personality":"p{i}","runtime":"claude","cwd":"/w"}}"#))
+            .collect();
+        peers.push(r#"{"personality":"bob","default_runtime":"claude","cwd":"/w","x":1}"#.into());
+        let before = format!(r#"{{"peers":[{}],"note":"keep"}}"#, peers.join(","));
+        std::fs::write(&path, &before).unwrap();
+        let reg = Registration {
+            personality: Personality::new("bob").unwrap(),
+            runtime: Runtime::new("codex").unwrap(),
+            runtimes: vec![],
+            cwd: "/w/bob".into(),
+            intelligence: None,
+            description: None,
+        };
+        upsert_peer(tmp.path(), &path, &reg).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(!after.trim_end().contains('\n'), "stays compact");
+        assert!(after.contains(r#"{"cwd":"/w","personality":"p7","runtime":"claude"}"#));
+        assert!(after.contains(r#""note":"keep""#));
+        assert!(after.contains(r#""x":1"#));
+        assert!(!after.contains("description") && !after.contains("intelligence"));
+        // Only bob's entry grew (its runtimes list).
+        assert!(
+            after.len() < before.len() + 60,
+            "{} -> {}",
+            before.len(),
+            after.len()
+        );
+        let bob = read_registry(&path).unwrap().find("bob").cloned().unwrap();
+        assert_eq!(bob.default_runtime.as_str(), "codex");
+        assert_eq!(bob.runtimes.len(), 2);
+    }
+
+    #[test]
+    fn upsert_refuses_to_grow_past_the_read_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("peers-profiles.json");
+        let pad = "y".repeat((MAX_CONFIG_BYTES - 100) as usize);
+        let before = format!(r#"{{"peers":[],"pad":"{pad}"}}"#);
+        std::fs::write(&path, &before).unwrap();
+        // A stale temp file of a killed writer goes on the next write.
+        let stale = tmp.path().join(".peers-profiles.json.4194305.0.tmp");
+        std::fs::write(&stale, "x").unwrap();
+        let reg = Registration {
+            personality: Personality::new("bob").unwrap(),
+            runtime: Runtime::new("claude").unwrap(),
+            runtimes: vec![],
+            cwd: "/w/bob".into(),
+            intelligence: None,
+            description: Some("d".repeat(300)),
+        };
+        let err = upsert_peer(tmp.path(), &path, &reg)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("can be read back"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "untouched");
+        assert!(!stale.exists());
     }
 }

@@ -20,7 +20,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::clock::iso8601_utc;
-use crate::envelope::{self, MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, MAX_TOPIC_CHARS, Sender};
+use crate::envelope::{self, MAX_ATTACHMENTS, MAX_TOPIC_CHARS, Sender};
 use crate::events::{self, EventLog};
 use crate::lifecycle::{Delivery, Lifecycle, LifecycleError, WakeArgs};
 use crate::names::{Identity, Personality, Runtime, is_valid_personality, is_valid_runtime};
@@ -182,12 +182,7 @@ fn validate(req: &SendRequest) -> Result<Checked, SendError> {
             "topic is {topic_chars} characters (at most {MAX_TOPIC_CHARS})"
         ));
     }
-    let chars = req.message.chars().count();
-    if chars > MAX_MESSAGE_CHARS {
-        return bad(format!(
-            "message is {chars} characters (at most {MAX_MESSAGE_CHARS})"
-        ));
-    }
+    envelope::check_body(&req.message).map_err(SendError::Invalid)?;
     Ok(Checked {
         target: Personality::new(&req.personality).expect("checked"),
         runtime,

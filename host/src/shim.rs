@@ -103,7 +103,7 @@ pub fn current() -> Option<PathBuf> {
 /// Runs the shim (`args` are those after `__session`).
 pub fn main(args: &[String]) -> ExitCode {
     let Some(a) = parse(args) else {
-        eprintln!(
+        crate::errln!(
             "iapeer {ARG}: expected <exit-file> <exits-log> <tmux> <socket> <identity> -- <argv…>"
         );
         return ExitCode::from(2);
@@ -154,7 +154,7 @@ pub fn main(args: &[String]) -> ExitCode {
         Err(e) => {
             // The pane shows it, and the record says it.
             let why = format!("cannot start {}: {e}", a.argv[0]);
-            eprintln!("{why}");
+            crate::errln!("{why}");
             record(&a, Some(why), Some(127), None, false);
             return ExitCode::from(127);
         }

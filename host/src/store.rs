@@ -38,8 +38,24 @@ impl Mark {
     }
 }
 
+impl Mark {
+    const ALL: [Mark; 3] = [Mark::Stopped, Mark::New, Mark::HandOver];
+}
+
+/// Whether a mark is set: a regular file at its path (a directory or a
+/// FIFO planted there is not a mark; [`check_marks`] reports it).
 pub fn has_mark(cfg: &Config, id: &Identity, mark: Mark) -> bool {
-    mark_path(cfg, id, mark).exists()
+    fsutil::regular_file_exists(&mark_path(cfg, id, mark)).unwrap_or(false)
+}
+
+/// Fails, naming the path, when anything but a regular file sits where one
+/// of `id`'s marks belongs: the verbs refuse rather than act on a state
+/// they cannot read.
+pub fn check_marks(cfg: &Config, id: &Identity) -> io::Result<()> {
+    for mark in Mark::ALL {
+        fsutil::regular_file_exists(&mark_path(cfg, id, mark))?;
+    }
+    Ok(())
 }
 
 /// Sets a mark (its content is the time it was set, ISO 8601 + newline).

@@ -166,12 +166,17 @@ impl Tmux {
         c
     }
 
-    async fn run(
+    async fn run(&self, c: Command, what: &str, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
+        self.run_output(c, what, stdin).await.map(|(out, _)| out)
+    }
+
+    /// [`Tmux::run`], with what tmux printed on stderr even on success.
+    async fn run_output(
         &self,
         mut c: Command,
         what: &str,
         stdin: Option<&[u8]>,
-    ) -> Result<String, TmuxError> {
+    ) -> Result<(String, String), TmuxError> {
         if stdin.is_some() {
             c.stdin(Stdio::piped());
         }
@@ -188,10 +193,10 @@ impl Tmux {
             .map_err(|_| TmuxError::Timeout {
                 command: what.to_string(),
             })??;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
         } else {
-            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
             Err(TmuxError::Failed {
                 command: what.to_string(),
                 stderr: if stderr.is_empty() {
@@ -250,7 +255,17 @@ impl Tmux {
             None => self.command(sock, &args),
         };
         c.env_clear().envs(env).current_dir(cwd);
-        self.run(c, "new-session", None).await.map(drop)
+        let (_, stderr) = self.run_output(c, "new-session", None).await?;
+        // A server that cannot create its socket (a socket dir it cannot
+        // write) says so on stderr, yet the client exits 0: report tmux's
+        // words, not a session that "vanished".
+        if !stderr.is_empty() && !sock.exists() {
+            return Err(TmuxError::Failed {
+                command: "new-session".into(),
+                stderr,
+            });
+        }
+        Ok(())
     }
 
     pub async fn kill_session(&self, sock: &Path, identity: &str) -> Result<(), TmuxError> {

@@ -4,7 +4,6 @@
 //! rotation) with a heartbeat comment, until the daemon stops.
 
 use std::convert::Infallible;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -49,7 +48,7 @@ fn event_json(log: EventLog, line: &str) -> Option<Value> {
 
 /// The newest complete lines of a log, at most `RECENT_BYTES` back.
 fn tail_lines(path: &std::path::Path) -> Vec<String> {
-    let Ok(mut f) = File::open(path) else {
+    let Ok(mut f) = crate::fsutil::open_regular_for_read(path) else {
         return Vec::new();
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -154,7 +153,7 @@ impl LogTail {
 
     /// The complete lines of `path` past the offset, as events.
     fn read_from(&mut self, path: &std::path::Path) -> Vec<Value> {
-        let Ok(mut f) = File::open(path) else {
+        let Ok(mut f) = crate::fsutil::open_regular_for_read(path) else {
             return Vec::new();
         };
         if f.seek(SeekFrom::Start(self.offset)).is_err() {

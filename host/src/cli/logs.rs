@@ -59,13 +59,15 @@ fn render(bytes: &[u8], raw: bool) -> String {
     if raw {
         text.into_owned()
     } else {
-        panelog::strip_terminal(&text)
+        // What stripping leaves (a lone BEL, a stray C1) still must not
+        // reach the terminal raw.
+        crate::term::escape_controls(&panelog::strip_terminal(&text), true).into_owned()
     }
 }
 
 pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
     let (id, path) = log_path(cfg, &a)?;
-    let Ok(mut file) = File::open(&path) else {
+    let Ok(mut file) = crate::fsutil::open_regular_for_read(&path) else {
         bail!(
             "{}: no pane log for {id} yet (at {})",
             a.peer,
@@ -104,7 +106,7 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
         read_from(&mut file, offset, &mut pending)?;
         if rotated {
             inode = meta.ino();
-            file = File::open(&path)?;
+            file = crate::fsutil::open_regular_for_read(&path)?;
             read_from(&mut file, 0, &mut pending)?;
         }
         offset = file.stream_position()?;

@@ -117,7 +117,7 @@ fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<bool> {
 
 fn report(path: &Path, changed: bool, what: &str) {
     let verb = if changed { "wrote" } else { "unchanged" };
-    println!("{verb} {} ({what})", path.display());
+    crate::outln!("{verb} {} ({what})", path.display());
 }
 
 fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::Result<i32> {
@@ -126,11 +126,11 @@ fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::R
         if write {
             bail!("claude: name a peer to --write its <cwd>/.mcp.json");
         }
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "mcpServers": { SERVER: entry } }))?
         );
-        eprintln!(
+        crate::errln!(
             "# put this in a peer folder's .mcp.json (Claude Code >= 2.1.119 expands ${{PEER_IDENTITY}} in headers),\n\
              # and approve it with \"enabledMcpjsonServers\": [\"{SERVER}\"] in .claude/settings.local.json;\n\
              # `iapeer mcp-config claude PEER --write` does both"
@@ -148,8 +148,8 @@ fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::R
     servers.insert(SERVER.into(), entry);
     let mcp_text = format!("{}\n", serde_json::to_string_pretty(&Value::Object(doc))?);
     if !write {
-        println!("# {}", mcp_path.display());
-        print!("{mcp_text}");
+        crate::outln!("# {}", mcp_path.display());
+        crate::out!("{mcp_text}");
         return Ok(0);
     }
     report(
@@ -230,9 +230,9 @@ fn codex(cfg: &Config, url: &str, bearer: bool, write: bool) -> anyhow::Result<i
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     if !write {
-        println!("# {}", path.display());
-        print!("{}", codex_merge("", url, bearer)?);
-        eprintln!(
+        crate::outln!("# {}", path.display());
+        crate::out!("{}", codex_merge("", url, bearer)?);
+        crate::errln!(
             "# one user-level entry serves every peer: the header comes from each session's PEER_IDENTITY"
         );
         return Ok(0);

@@ -52,6 +52,9 @@ pub struct GlobalArgs {
     /// Wall-clock session age bound, kept for compatibility (default: $IAPEER_MAX_AGE_SECS, else 14400).
     #[arg(long, global = true, value_name = "N")]
     pub max_age_secs: Option<String>,
+    /// Print the result as JSON (verbs that report one); anywhere on the line.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// Log filter (default: $RUST_LOG, else warn), e.g. --log debug
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -95,15 +98,20 @@ impl GlobalArgs {
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or_else(|| default.to_string());
         let filter = tracing_subscriber::EnvFilter::new(filter);
+        // Colour only on a terminal; a closed or full stderr is ignored (the
+        // file, when there is one, still gets every event).
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .log_internal_errors(false);
+        let stderr = crate::term::ForgivingStderr;
         let _ = match file {
-            Some(f) => tracing_subscriber::fmt()
-                .with_env_filter(filter)
+            Some(f) => builder
                 .with_ansi(false)
-                .with_writer(std::io::stderr.and(f))
+                .with_writer(stderr.and(f))
                 .try_init(),
-            None => tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
+            None => builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(stderr)
                 .try_init(),
         };
     }
@@ -140,8 +148,6 @@ enum Command {
         /// Start a fresh session.
         #[arg(long)]
         fresh: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Send an IAP message, as MCP send_to_peer does: pasted into a live
     /// session, or the first message of the wake it causes.
@@ -161,8 +167,6 @@ enum Command {
         /// A file to point the peer at (repeatable; made absolute).
         #[arg(long = "attachment", value_name = "PATH")]
         attachments: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
     },
     /// What a peer's terminal showed (its pane log), last lines first.
     Logs {
@@ -183,10 +187,7 @@ enum Command {
     /// Compact a peer's conversation (the adapter's `compact` keys).
     Compact(ControlArgs),
     /// Ask the running daemon how it is (exit 1 when none answers).
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Print (or install with --write) what a Claude Code or Codex session
     /// needs to reach this daemon's send_to_peer under its own identity.
     McpConfig {
@@ -204,8 +205,6 @@ enum Command {
         runtime: Option<String>,
         #[arg(long, conflicts_with_all = ["peer", "runtime"])]
         all: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Undo `stop`: the next message wakes the peer.
     Start {
@@ -217,22 +216,16 @@ enum Command {
         /// Also forget the peer's recorded deaths (lifts the crash-loop guard).
         #[arg(long)]
         reset: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Restart a peer with a fresh session (its initial prompt first).
     New {
         peer: String,
         runtime: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Drop the /new mark: the peer's next relaunch is fresh.
     MarkNew {
         peer: String,
         runtime: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Attach the terminal to a peer's session, resuming it if it sleeps.
     Attach {
@@ -241,27 +234,16 @@ enum Command {
         /// Print the socket and identity instead of attaching.
         #[arg(long)]
         print: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Folder launch: bring up the peer of the current directory, fresh.
-    Launch {
-        runtime: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Launch { runtime: Option<String> },
     /// Every registered peer: live / asleep / stopped per runtime.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// One supervise pass: reap gone and idle sessions, relaunch /new ones.
     Supervise {
         /// Run one tick and exit (continuous supervision is iapeerd's job).
         #[arg(long, required = true)]
         once: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Add or update a peer in the registry.
     Register {
@@ -277,8 +259,6 @@ enum Command {
         intelligence: Option<String>,
         #[arg(long)]
         description: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// `iapeer <runtime>`: folder launch with that runtime.
     #[command(external_subcommand)]
@@ -298,16 +278,9 @@ struct MessageArgs {
 #[derive(Debug, Subcommand)]
 enum PluginsCommand {
     /// Every adapter found (built-in and plugin dirs), loaded or not, and why.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Validate one adapter file without installing it.
-    Inspect {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect { file: PathBuf },
     /// Let a plugin-dir adapter read the directories it declares (bound to
     /// the file's sha256: a changed file needs a new grant).
     Grant {
@@ -325,11 +298,7 @@ enum PluginsCommand {
     /// Delete the plugin-dir file(s) serving a runtime (and their grants).
     Remove { runtime: String },
     /// The install checks, nothing installed: exit 0 when it would serve.
-    Check {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Check { file: PathBuf },
     /// The compile cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -340,13 +309,11 @@ enum PluginsCommand {
 struct ControlArgs {
     peer: String,
     runtime: Option<String>,
-    #[arg(long)]
-    json: bool,
 }
 
 impl ControlArgs {
-    fn run(&self, cfg: &Config, command: Control) -> anyhow::Result<i32> {
-        verbs::control(cfg, &self.peer, self.runtime.as_deref(), command, self.json)
+    fn run(&self, cfg: &Config, command: Control, json: bool) -> anyhow::Result<i32> {
+        verbs::control(cfg, &self.peer, self.runtime.as_deref(), command, json)
     }
 }
 
@@ -373,17 +340,15 @@ fn wake_args(
     }
 }
 
-fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
+fn run(cfg: &Config, command: &Command, json: bool) -> anyhow::Result<i32> {
     match command {
-        Command::Plugins(PluginsCommand::List { json }) => plugins::list(cfg, *json),
-        Command::Plugins(PluginsCommand::Inspect { file, json }) => {
-            plugins::inspect(cfg, file, *json)
-        }
+        Command::Plugins(PluginsCommand::List) => plugins::list(cfg, json),
+        Command::Plugins(PluginsCommand::Inspect { file }) => plugins::inspect(cfg, file, json),
         Command::Plugins(PluginsCommand::Grant { target }) => plugins::grant(cfg, target),
         Command::Plugins(PluginsCommand::Revoke { target }) => plugins::revoke(cfg, target),
         Command::Plugins(PluginsCommand::Install { file }) => plugins::install(cfg, file),
         Command::Plugins(PluginsCommand::Remove { runtime }) => plugins::remove(cfg, runtime),
-        Command::Plugins(PluginsCommand::Check { file, json }) => plugins::check(cfg, file, *json),
+        Command::Plugins(PluginsCommand::Check { file }) => plugins::check(cfg, file, json),
         Command::Plugins(PluginsCommand::Cache(CacheCommand::Ls)) => plugins::cache(cfg, false),
         Command::Plugins(PluginsCommand::Cache(CacheCommand::Clean)) => plugins::cache(cfg, true),
         Command::Wake {
@@ -392,7 +357,6 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             message,
             resume,
             fresh,
-            json,
         } => {
             let task =
                 verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?;
@@ -403,7 +367,7 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             } else {
                 None
             };
-            verbs::wake(cfg, wake_args(peer, runtime, task, mode), *json)
+            verbs::wake(cfg, wake_args(peer, runtime, task, mode), json)
         }
         Command::Send {
             peer,
@@ -412,7 +376,6 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             from,
             topic,
             attachments,
-            json,
         } => {
             let text =
                 verbs::read_message(message.message.as_deref(), message.message_file.as_deref())?
@@ -439,10 +402,10 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
                     from: from.clone(),
                     request,
                 },
-                *json,
+                json,
             )
         }
-        Command::Status { json } => status::status(cfg, *json),
+        Command::Status => status::status(cfg, json),
         Command::Logs {
             peer,
             runtime,
@@ -459,59 +422,44 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
                 raw: *raw,
             },
         ),
-        Command::Interrupt(a) => a.run(cfg, Control::Interrupt),
-        Command::Compact(a) => a.run(cfg, Control::Compact),
+        Command::Interrupt(a) => a.run(cfg, Control::Interrupt, json),
+        Command::Compact(a) => a.run(cfg, Control::Compact, json),
         Command::McpConfig {
             client,
             peer,
             write,
         } => mcp_config::run(cfg, *client, peer.as_deref(), *write),
-        Command::Stop {
-            peer,
-            runtime,
-            all,
-            json,
-        } => verbs::stop_or_start(
+        Command::Stop { peer, runtime, all } => verbs::stop_or_start(
             cfg,
             verbs::Halt::Stop,
             peer.as_deref(),
             runtime.as_deref(),
             *all,
-            *json,
+            json,
         ),
         Command::Start {
             peer,
             runtime,
             all,
             reset,
-            json,
         } => verbs::stop_or_start(
             cfg,
             verbs::Halt::Start { reset: *reset },
             peer.as_deref(),
             runtime.as_deref(),
             *all,
-            *json,
+            json,
         ),
-        Command::New {
-            peer,
-            runtime,
-            json,
-        } => verbs::new(cfg, peer, runtime.as_deref(), *json),
-        Command::MarkNew {
-            peer,
-            runtime,
-            json,
-        } => verbs::mark_new(cfg, peer, runtime.as_deref(), *json),
+        Command::New { peer, runtime } => verbs::new(cfg, peer, runtime.as_deref(), json),
+        Command::MarkNew { peer, runtime } => verbs::mark_new(cfg, peer, runtime.as_deref(), json),
         Command::Attach {
             peer,
             runtime,
             print,
-            json,
-        } => verbs::attach(cfg, peer, runtime.as_deref(), *print, *json),
-        Command::Launch { runtime, json } => verbs::launch(cfg, runtime.as_deref(), *json),
-        Command::List { json } => verbs::list(cfg, *json),
-        Command::Supervise { once: _, json } => verbs::supervise_once(cfg, *json),
+        } => verbs::attach(cfg, peer, runtime.as_deref(), *print, json),
+        Command::Launch { runtime } => verbs::launch(cfg, runtime.as_deref(), json),
+        Command::List => verbs::list(cfg, json),
+        Command::Supervise { once: _ } => verbs::supervise_once(cfg, json),
         Command::Register {
             peer,
             cwd,
@@ -519,7 +467,6 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
             runtimes,
             intelligence,
             description,
-            json,
         } => verbs::register(
             cfg,
             verbs::RegisterArgs {
@@ -530,17 +477,17 @@ fn run(cfg: &Config, command: &Command) -> anyhow::Result<i32> {
                 intelligence: intelligence.clone(),
                 description: description.clone(),
             },
-            *json,
+            json,
         ),
         Command::Runtime(args) => {
             let verb = &args[0];
             if !crate::names::is_valid_runtime(verb) {
-                eprintln!("iapeer: unknown command {verb:?} (see iapeer --help)");
+                crate::errln!("iapeer: unknown command {verb:?} (see iapeer --help)");
                 return Ok(2);
             }
-            let json = args[1..].iter().any(|a| a == "--json");
+            let json = json || args[1..].iter().any(|a| a == "--json");
             if let Some(extra) = args[1..].iter().find(|a| *a != "--json") {
-                eprintln!("iapeer {verb}: unexpected argument {extra:?}");
+                crate::errln!("iapeer {verb}: unexpected argument {extra:?}");
                 return Ok(2);
             }
             verbs::launch(cfg, Some(verb), json)
@@ -556,17 +503,31 @@ pub fn iapeer_main() -> ExitCode {
     let cli = IapeerCli::parse();
     cli.global.init_logging("warn", None);
     let cfg = cli.global.config();
-    finish("iapeer", run(&cfg, &cli.command))
+    if let Err(e) = cfg.check_private_dirs() {
+        return finish("iapeer", Err(e.into()));
+    }
+    finish("iapeer", run(&cfg, &cli.command, cli.global.json))
 }
 
-/// Maps a command's outcome to the exit code, printing a failure as one line.
+/// Maps a command's outcome to the exit code, printing a failure as one
+/// line. A reader that went away (a closed pipe: `iapeer list | head -1`)
+/// is not a failure; any other output error (a full disk) is, and the line
+/// says the command itself ran.
 pub fn finish(program: &str, result: anyhow::Result<i32>) -> ExitCode {
+    let broken_pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    let output = crate::term::output_failure();
     match result {
-        Ok(code) => ExitCode::from(code as u8),
         Err(e) if e.is::<verbs::ExitQuietly>() => ExitCode::from(1),
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(broken_pipe) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{program}: {e:#}");
+            crate::errln!("{program}: {e:#}");
             ExitCode::from(1)
         }
+        Ok(_) if output.as_ref().is_some_and(|e| !broken_pipe(e)) => {
+            let e = output.unwrap_or_else(|| std::io::Error::other("?"));
+            crate::errln!("{program}: the command ran, but its output could not be written: {e}");
+            ExitCode::from(1)
+        }
+        Ok(code) => ExitCode::from(code as u8),
     }
 }

@@ -97,10 +97,10 @@ pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
             "served_by_daemon": served_by,
             "plugins": reports,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let dirs: Vec<String> = cfg.plugin_dirs.iter().map(|d| dir_line(d)).collect();
-        println!(
+        crate::outln!(
             "plugin dirs: {}",
             if dirs.is_empty() {
                 "none".into()
@@ -109,9 +109,9 @@ pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
             }
         );
         if let Some(pid) = served_by {
-            println!("as served by the running iapeerd (pid {pid})");
+            crate::outln!("as served by the running iapeerd (pid {pid})");
         }
-        print!("{}", rows(&reports));
+        crate::out!("{}", rows(&reports));
     }
     Ok(0)
 }
@@ -120,7 +120,7 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
     let report = super::verbs::block_on(PluginHost::inspect(file, &cfg.plugin_options()))?
         .map_err(anyhow::Error::msg)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let field = |k: &str, v: String| vec![format!("{k}:"), v];
         let yes_no = |b: Option<bool>| b.map(|b| if b { "yes" } else { "no" }.to_string());
@@ -156,7 +156,7 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
                 },
             ),
         ];
-        print!("{}", table::render(&lines));
+        crate::out!("{}", table::render(&lines));
     }
     Ok(if report.state == PluginState::Loaded {
         0
@@ -217,7 +217,7 @@ pub fn grant(cfg: &Config, target: &str) -> anyhow::Result<i32> {
     let report = checked(cfg, &file)?;
     let runtime = report.runtime.clone().unwrap_or_default();
     let Some(reads) = report.reads() else {
-        println!(
+        crate::outln!(
             "{runtime} ({}) reads nothing: no grant needed",
             file.display()
         );
@@ -236,13 +236,13 @@ pub fn grant(cfg: &Config, target: &str) -> anyhow::Result<i32> {
         },
     )
     .map_err(anyhow::Error::msg)?;
-    println!(
+    crate::outln!(
         "granted {runtime} ({}, sha256 {}…) read-only access to {reads}",
         file.display(),
         &report.sha256[..12],
     );
     if let Some(line) = reload_daemon(cfg) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(0)
 }
@@ -261,9 +261,9 @@ pub fn revoke(cfg: &Config, target: &str) -> anyhow::Result<i32> {
     if removed == 0 {
         anyhow::bail!("{target}: no grant to revoke");
     }
-    println!("revoked {removed} grant(s) for {target}");
+    crate::outln!("revoked {removed} grant(s) for {target}");
     if let Some(line) = reload_daemon(cfg) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(0)
 }
@@ -292,11 +292,11 @@ fn checked(cfg: &Config, file: &Path) -> anyhow::Result<PluginReport> {
 pub fn check(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
     let report = checked(cfg, file)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(0);
     }
     let rt = report.runtime.as_deref().unwrap_or("-");
-    println!(
+    crate::outln!(
         "{}: a valid {rt} adapter ({} {}, contract {})",
         file.display(),
         rt,
@@ -304,7 +304,7 @@ pub fn check(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
         report.wit.as_deref().unwrap_or("-")
     );
     if let Some(reads) = report.reads() {
-        println!("it reads {reads}: it needs a grant once installed");
+        crate::outln!("it reads {reads}: it needs a grant once installed");
     }
     Ok(0)
 }
@@ -320,29 +320,29 @@ pub fn install(cfg: &Config, file: &Path) -> anyhow::Result<i32> {
     let dest = dir.join(format!("{runtime}.wasm"));
     let bytes = crate::fsutil::read_regular_file(file, crate::plugins::MAX_PLUGIN_BYTES)?;
     if crate::plugins::sha256_file(&dest).is_ok_and(|sha| sha == report.sha256) {
-        println!("{runtime} is already installed as {}", dest.display());
+        crate::outln!("{runtime} is already installed as {}", dest.display());
     } else {
         crate::fsutil::write_atomic(&dest, &bytes)?;
-        println!(
+        crate::outln!(
             "installed {runtime} {} as {}",
             report.version.as_deref().unwrap_or("-"),
             dest.display()
         );
     }
     if crate::plugins::is_builtin_runtime(&runtime) {
-        println!("it overrides the built-in {runtime} adapter");
+        crate::outln!("it overrides the built-in {runtime} adapter");
     }
     let grants = Grants::read(&crate::plugins::grants_path(&cfg.root)).unwrap_or_default();
     if let Some(reads) = report.reads()
         && !grants.covers(&report.sha256, &report.read_dirs)
     {
-        println!(
+        crate::outln!(
             "it reads {reads}: it serves once you grant it: iapeer plugins grant {}",
             dest.display()
         );
     }
     if let Some(line) = reload_daemon(cfg) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(0)
 }
@@ -369,10 +369,10 @@ pub fn remove(cfg: &Config, runtime: &str) -> anyhow::Result<i32> {
     for (file, sha) in &files {
         crate::fsutil::remove_if_exists(file)?;
         let _ = Grants::remove(&grants, |g| &g.sha256 == sha);
-        println!("removed {}", file.display());
+        crate::outln!("removed {}", file.display());
     }
     if let Some(line) = reload_daemon(cfg) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(0)
 }
@@ -389,19 +389,19 @@ pub fn cache(cfg: &Config, clean: bool) -> anyhow::Result<i32> {
         if clean && !e.in_use {
             crate::fsutil::remove_if_exists(&e.path)?;
             freed = (freed.0 + 1, freed.1 + e.bytes);
-            println!("removed {} ({} KiB)", e.path.display(), e.bytes >> 10);
+            crate::outln!("removed {} ({} KiB)", e.path.display(), e.bytes >> 10);
         } else if !clean {
-            println!("{state:6}  {:>7} KiB  {}", e.bytes >> 10, e.path.display());
+            crate::outln!("{state:6}  {:>7} KiB  {}", e.bytes >> 10, e.path.display());
         }
     }
     if clean {
-        println!(
+        crate::outln!(
             "{} stale entries removed, {} KiB freed",
             freed.0,
             freed.1 >> 10
         );
     } else if entries.is_empty() {
-        println!("the compile cache is empty");
+        crate::outln!("the compile cache is empty");
     }
     Ok(0)
 }

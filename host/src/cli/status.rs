@@ -22,7 +22,7 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         print_json(&answer)?;
         return Ok(0);
     }
-    print!("{}", render(&answer));
+    crate::out!("{}", render(&answer));
     Ok(0)
 }
 

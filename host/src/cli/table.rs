@@ -3,6 +3,17 @@
 /// Renders rows (the first is the header) with columns padded to the widest
 /// cell; the last column is not padded.
 pub fn render(rows: &[Vec<String>]) -> String {
+    // A cell is one line: its newlines and other controls are escaped
+    // before the widths are measured.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::term::escape_controls(c, false).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width = |c: usize| {
         rows.iter()

@@ -53,26 +53,47 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    crate::outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-/// `--message TEXT` or `--message-file F` (`-` = stdin).
+/// The most bytes a message can take (16 000 characters of up to four
+/// UTF-8 bytes each): a message file is never read further than this.
+const MAX_MESSAGE_BYTES: u64 = crate::envelope::MAX_MESSAGE_CHARS as u64 * 4;
+
+/// `--message TEXT` or `--message-file F` (`-` = stdin), at most the
+/// envelope's limit: `/dev/zero` or an endless stdin is cut off after
+/// [`MAX_MESSAGE_BYTES`] + 1 bytes with a one-line error.
 pub fn read_message(text: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    match (text, file) {
-        (Some(t), _) => Ok(Some(t.to_string())),
-        (None, Some(f)) if f == Path::new("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("cannot read the message from stdin")?;
-            Ok(Some(s))
+    let capped = |reader: &mut dyn Read, what: &str| -> anyhow::Result<String> {
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_MESSAGE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read the message from {what}"))?;
+        if bytes.len() as u64 > MAX_MESSAGE_BYTES {
+            bail!(
+                "the message in {what} is longer than {} characters (the envelope's limit)",
+                crate::envelope::MAX_MESSAGE_CHARS
+            );
         }
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map(Some)
-            .with_context(|| format!("cannot read the message file {}", f.display())),
-        (None, None) => Ok(None),
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the message in {what} is not UTF-8"))
+    };
+    let message = match (text, file) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(f)) if f == Path::new("-") => capped(&mut std::io::stdin().lock(), "stdin")?,
+        (None, Some(f)) => {
+            let what = f.display().to_string();
+            let mut file = std::fs::File::open(f)
+                .with_context(|| format!("cannot read the message file {what}"))?;
+            capped(&mut file, &what)?
+        }
+        (None, None) => return Ok(None),
+    };
+    if !message.trim().is_empty() {
+        crate::envelope::check_body(&message).map_err(anyhow::Error::msg)?;
     }
+    Ok(Some(message))
 }
 
 /// A lifecycle failure as one line naming the peer (and runtime) and the cause.
@@ -96,9 +117,9 @@ pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
     }
     let w = outcome.map_err(|e| failure(&args.personality, &e))?;
     match (w.spawned, w.task_delivered) {
-        (Some(mode), _) => println!("woke {} ({})", w.identity, <&str>::from(mode)),
-        (None, Some(true)) => println!("{} is live; message delivered", w.identity),
-        _ => println!("{} is live", w.identity),
+        (Some(mode), _) => crate::outln!("woke {} ({})", w.identity, <&str>::from(mode)),
+        (None, Some(true)) => crate::outln!("{} is live; message delivered", w.identity),
+        _ => crate::outln!("{} is live", w.identity),
     }
     Ok(0)
 }
@@ -120,12 +141,13 @@ pub fn send(cfg: &Config, args: SendArgs, json: bool) -> anyhow::Result<i32> {
         (Ok(sent), false) => {
             let to = &sent.delivered_to;
             if sent.woke {
-                println!(
+                crate::outln!(
                     "woke {} ({}) and delivered the message",
-                    to.personality, to.runtime
+                    to.personality,
+                    to.runtime
                 );
             } else {
-                println!("delivered to {} ({})", to.personality, to.runtime);
+                crate::outln!("delivered to {} ({})", to.personality, to.runtime);
             }
             Ok(0)
         }
@@ -172,9 +194,9 @@ fn print_outcomes(rows: &[VerbOutcome], json: bool) -> anyhow::Result<i32> {
         for r in rows {
             match &r.reason {
                 Some(reason) => {
-                    println!("{} ({}): {} — {reason}", r.personality, r.runtime, r.action)
+                    crate::outln!("{} ({}): {} — {reason}", r.personality, r.runtime, r.action)
                 }
-                None => println!("{} ({}): {}", r.personality, r.runtime, r.action),
+                None => crate::outln!("{} ({}): {}", r.personality, r.runtime, r.action),
             }
         }
     }
@@ -238,7 +260,7 @@ pub fn control(
     if json {
         print_json(&out)?;
     } else {
-        println!(
+        crate::outln!(
             "{} ({}): {} sent",
             out.personality,
             out.runtime,
@@ -276,7 +298,7 @@ pub fn new(cfg: &Config, peer: &str, runtime: Option<&str>, json: bool) -> anyho
             row.reason.unwrap_or_default()
         );
     }
-    println!("new: {}-{} fresh session up", row.runtime, row.personality);
+    crate::outln!("new: {}-{} fresh session up", row.runtime, row.personality);
     Ok(0)
 }
 
@@ -294,7 +316,7 @@ pub fn attach(
         return Ok(0);
     }
     if print {
-        println!(
+        crate::outln!(
             "socket={} identity={} woke={}",
             target.socket.display(),
             target.identity,
@@ -306,7 +328,7 @@ pub fn attach(
     if crate::tmux::probe(&target.socket) != crate::tmux::Liveness::Alive {
         bail!("{peer}: {} is not live", target.identity);
     }
-    eprintln!(
+    crate::errln!(
         "{}attaching {}…",
         if target.woke { "woke + " } else { "" },
         target.identity
@@ -339,14 +361,14 @@ pub fn launch(cfg: &Config, runtime: Option<&str>, json: bool) -> anyhow::Result
     let w = outcome.map_err(|e| anyhow::anyhow!("launch: {e}"))?;
     let how = if w.woke() { "fresh" } else { "already live" };
     if std::io::stdout().is_terminal() {
-        eprintln!("launched {} ({how}) — attaching…", w.identity);
+        crate::errln!("launched {} ({how}) — attaching…", w.identity);
         let err = lc
             .tmux
             .attach_command(&lc.socket(&w.identity), w.identity.as_str())
             .exec();
         bail!("cannot run tmux attach: {err}");
     }
-    println!("launched {} ({how})", w.identity);
+    crate::outln!("launched {} ({how})", w.identity);
     Ok(0)
 }
 
@@ -358,7 +380,7 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if fleet.is_empty() {
-        println!("no peers registered");
+        crate::outln!("no peers registered");
         return Ok(0);
     }
     let mut rows = vec![
@@ -408,7 +430,7 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             last_exit,
         ]);
     }
-    print!("{}", table::render(&rows));
+    crate::out!("{}", table::render(&rows));
     Ok(0)
 }
 
@@ -425,7 +447,7 @@ pub fn supervise_once(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if outcomes.is_empty() {
-        println!("no sessions recorded");
+        crate::outln!("no sessions recorded");
     }
     let rows: Vec<Vec<String>> = outcomes
         .iter()
@@ -437,11 +459,11 @@ pub fn supervise_once(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    print!("{}", table::render(&rows));
+    crate::out!("{}", table::render(&rows));
     for r in &relaunches {
         match r {
-            Ok(w) => println!("relaunched {} fresh", w.identity),
-            Err(e) => println!(
+            Ok(w) => crate::outln!("relaunched {} fresh", w.identity),
+            Err(e) => crate::outln!(
                 "relaunch of {} failed: {e}",
                 e.runtime().map_or("?", |r| r.as_str())
             ),
@@ -495,7 +517,7 @@ pub fn register(cfg: &Config, a: RegisterArgs, json: bool) -> anyhow::Result<i32
         }))?;
     } else {
         let rts: Vec<&str> = record.runtimes.iter().map(|r| r.as_str()).collect();
-        println!(
+        crate::outln!(
             "registered {} ({}) at {}",
             record.personality,
             rts.join(", "),

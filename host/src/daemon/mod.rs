@@ -156,6 +156,7 @@ async fn supervise(state: Arc<ApiState>) {
 }
 
 async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
+    cfg.check_private_dirs()?;
     // One daemon per root.
     let state_dir = cfg.root.join("state/iapeer");
     fsutil::ensure_private_dir(&state_dir).context("cannot create the daemon state dir")?;
@@ -218,7 +219,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         },
     )
     .context("cannot write router.json")?;
-    eprintln!(
+    crate::errln!(
         "[iapeerd] READY root={} tick={}s {plugin_summary} tcp={} sock={}",
         cfg.root.display(),
         cli.tick_secs,
@@ -245,7 +246,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         }
     }
 
-    eprintln!("[iapeerd] stopping: no new connections; waiting for in-flight work");
+    crate::errln!("[iapeerd] stopping: no new connections; waiting for in-flight work");
     shutdown.cancel();
     state.tasks.close();
     let grace = Duration::from_secs(cli.shutdown_grace_secs);
@@ -261,7 +262,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     }
     discovery::remove(&discovery_file);
     let _ = fsutil::remove_if_exists(&state.info.sock);
-    eprintln!("[iapeerd] stopped");
+    crate::errln!("[iapeerd] stopped");
     drop(lock);
     Ok(0)
 }

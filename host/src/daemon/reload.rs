@@ -120,7 +120,7 @@ async fn reload_once(
     for r in reports.iter().filter(|r| r.reason.is_some()) {
         tracing::warn!(source = %r.source, state = %r.state, reason = r.reason.as_deref().unwrap_or(""), "plugin");
     }
-    eprintln!("[iapeerd] plugins reloaded {}", super::summary(&host));
+    crate::errln!("[iapeerd] plugins reloaded {}", super::summary(&host));
     let summary = ReloadSummary {
         adapters: host.runtimes().map(str::to_string).collect(),
         reused: host.reused(),

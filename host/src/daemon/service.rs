@@ -188,21 +188,21 @@ pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> 
 pub(crate) fn install(cfg: &Config, grace_secs: u64, print: bool) -> anyhow::Result<i32> {
     let s = service(cfg, grace_secs)?;
     if print {
-        println!("# {}", s.path.display());
-        print!("{}", s.content);
-        eprintln!("# then: {}", s.enable);
+        crate::outln!("# {}", s.path.display());
+        crate::out!("{}", s.content);
+        crate::errln!("# then: {}", s.enable);
         return Ok(0);
     }
     let unchanged = fsutil::read_regular_text(&s.path, 1 << 20).is_ok_and(|old| old == s.content);
     if unchanged {
-        println!("unchanged {}", s.path.display());
+        crate::outln!("unchanged {}", s.path.display());
     } else {
         // 0600: it may carry IAPEER_BEARER_TOKEN.
         fsutil::write_atomic(&s.path, s.content.as_bytes())
             .with_context(|| format!("cannot write {}", s.path.display()))?;
-        println!("wrote {}", s.path.display());
+        crate::outln!("wrote {}", s.path.display());
     }
-    println!("enable it with: {}", s.enable);
+    crate::outln!("enable it with: {}", s.enable);
     Ok(0)
 }
 

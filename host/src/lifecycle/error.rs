@@ -104,10 +104,28 @@ pub enum LifecycleError {
         #[source]
         source: std::io::Error,
     },
+    /// The message cannot be pasted (too long, or only control characters).
+    #[error("{0}; message NOT delivered")]
+    BadMessage(String),
+    /// Something other than a regular file sits at a state path (the
+    /// error names it).
+    #[error("{0}")]
+    StateInTheWay(std::io::Error),
     #[error("no peer profile in {}", .0.display())]
     NoProfile(PathBuf),
     #[error("{} names no personality", .0.display())]
     NoPersonality(PathBuf),
+    #[error(
+        "{} names {personality:?}, which is registered at {}, not here; not launching it \
+         (if it moved: iapeer register {personality} --cwd .)",
+        .profile.display(),
+        .registered_cwd.display()
+    )]
+    ProfileElsewhere {
+        profile: PathBuf,
+        personality: Personality,
+        registered_cwd: PathBuf,
+    },
 }
 
 impl LifecycleError {
@@ -138,6 +156,7 @@ impl LifecycleError {
             LifecycleError::InvalidRuntime(_)
                 | LifecycleError::UndeclaredRuntime { .. }
                 | LifecycleError::AmbiguousRuntime { .. }
+                | LifecycleError::BadMessage(_)
         )
     }
 

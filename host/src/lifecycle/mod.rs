@@ -420,6 +420,9 @@ impl Lifecycle {
 
     /// `wake_or_spawn` without the heal pass (relaunches run inside a tick).
     async fn wake(&self, args: &WakeArgs) -> WakeOutcome {
+        if !args.task.trim().is_empty() {
+            crate::envelope::check_body(&args.task).map_err(LifecycleError::BadMessage)?;
+        }
         let registry = self.registry()?;
         let peer = registry
             .find(&args.personality)
@@ -436,6 +439,7 @@ impl Lifecycle {
         let runtime = resolve_wake_runtime(args.runtime.as_deref(), peer)?;
         let adapter = self.adapter(&runtime)?;
         let id = Identity::new(&runtime, p);
+        store::check_marks(&self.cfg, &id).map_err(LifecycleError::StateInTheWay)?;
         if store::has_mark(&self.cfg, &id, Mark::Stopped) {
             self.log_wake(p, Some(&id), "refused", "stopped", None);
             return Err(LifecycleError::Stopped(id));

@@ -228,6 +228,9 @@ impl Lifecycle {
     async fn stop_one(&self, peer: &PeerRecord, rt: Runtime) -> VerbOutcome {
         let id = Identity::new(&rt, &peer.personality);
         let row = |action, reason| VerbOutcome::new(peer, &rt, action, reason);
+        if let Err(e) = store::check_marks(&self.cfg, &id) {
+            return row(VerbAction::Failed, Some(e.to_string()));
+        }
         if let Err(e) = store::set_mark(&self.cfg, &id, Mark::Stopped, self.clock.now_ms()) {
             return row(
                 VerbAction::Failed,
@@ -315,6 +318,7 @@ impl Lifecycle {
             });
         }
         let id = Identity::new(&rt, &peer.personality);
+        store::check_marks(&self.cfg, &id).map_err(LifecycleError::StateInTheWay)?;
         let _ = store::clear_mark(&self.cfg, &id, Mark::Stopped);
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
             .map_err(|e| LifecycleError::state("the /new mark", e))?;
@@ -462,6 +466,23 @@ impl Lifecycle {
         let personality = profile
             .personality
             .ok_or_else(|| LifecycleError::NoPersonality(registry::profile_path(cwd)))?;
+        // A stray profile (copied along with a project) must not restart
+        // a peer that lives in another folder.
+        if let Some(peer) = self.registry()?.find(personality.as_str()) {
+            let same = |a: &Path, b: &Path| {
+                a == b
+                    || a.canonicalize()
+                        .ok()
+                        .is_some_and(|a| b.canonicalize().ok() == Some(a))
+            };
+            if !same(&peer.cwd, cwd) {
+                return Err(LifecycleError::ProfileElsewhere {
+                    profile: registry::profile_path(cwd),
+                    personality,
+                    registered_cwd: peer.cwd.clone(),
+                });
+            }
+        }
         let runtime = runtime
             .map(str::to_string)
             .or_else(|| profile.default_runtime.map(|r| r.to_string()));

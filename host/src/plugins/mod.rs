@@ -15,6 +15,7 @@ mod fscache;
 mod grants;
 mod health;
 mod hostfs;
+mod plugin_dir;
 mod sandbox;
 mod types;
 mod v0_1;
@@ -22,7 +23,6 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +37,7 @@ pub use grants::{Grant, Grants, path as grants_path};
 pub use types::*;
 
 use adapter::VersionedPre;
+use plugin_dir::PluginDir;
 use sandbox::Sandbox;
 
 /// The WIT package every adapter implements.
@@ -262,10 +263,11 @@ impl PluginHost {
             .map(|p| p.adapters.values().cloned().collect())
             .unwrap_or_default();
         for dir in &opts.plugin_dirs {
-            match plugin_files(dir) {
-                Ok(files) => {
-                    for path in files {
-                        let loaded = load_path(sandbox, opts, &path, previous).await;
+            match PluginDir::open(dir) {
+                Ok(None) => {}
+                Ok(Some(dir)) => {
+                    for name in dir.wasm_names() {
+                        let loaded = load_path(sandbox, opts, &dir, &name, previous).await;
                         candidates.push(require_grant(loaded, &grants));
                     }
                 }
@@ -456,24 +458,21 @@ fn require_grant(
 
 /// One plugin file, reusing the previous host's adapter when the bytes did
 /// not change, and keeping it when the new bytes cannot be read or do not
-/// validate.
+/// validate (its previous bytes were judged when they were read).
 async fn load_path(
     sandbox: &'static Sandbox,
     opts: &PluginOptions,
-    path: &Path,
+    dir: &PluginDir,
+    name: &std::ffi::OsStr,
     previous: Option<&PluginHost>,
 ) -> (PluginReport, Option<Arc<Adapter>>) {
-    let source = Source::File(path.to_path_buf());
-    if let Err(reason) = trusted_plugin_file(path) {
-        let report = PluginReport::new(source, String::new()).failed(PluginState::Failed, reason);
-        return (report, None);
-    }
-    let bytes = match crate::fsutil::read_regular_file(path, MAX_PLUGIN_BYTES) {
+    let source = Source::File(dir.path_of(name));
+    let bytes = match dir.read(name) {
         Ok(b) => b,
-        Err(e) => {
+        Err(reason) => {
             let report = PluginReport::new(source.clone(), String::new())
-                .failed(PluginState::Failed, format!("cannot read: {e}"));
-            return keep_previous(previous, &source, report, "cannot be read");
+                .failed(PluginState::Failed, reason);
+            return keep_previous(previous, &source, report, "cannot be used");
         }
     };
     let sha = sha256_hex(&bytes);
@@ -486,27 +485,6 @@ async fn load_path(
     }
     let what = format!("changed (sha256 {}…) but does not load", &sha[..12]);
     keep_previous(previous, &source, report, &what)
-}
-
-/// Whoever can change a plugin file decides what iapeerd runs: it must be
-/// a file of its own in the plugin dir (not a link to one elsewhere),
-/// owned by this user and not writable by everyone.
-fn trusted_plugin_file(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.file_type().is_symlink() {
-        return Err(
-            "a symbolic link; copy the file into the plugin dir (`iapeer plugins install`)".into(),
-        );
-    }
-    // SAFETY: geteuid cannot fail.
-    if meta.uid() != unsafe { libc::geteuid() } {
-        return Err("not owned by this user; not loading it".into());
-    }
-    if meta.mode() & 0o002 != 0 {
-        return Err("writable by every user; not loading it".into());
-    }
-    Ok(())
 }
 
 /// A file that no longer loads: the version that validated keeps serving,
@@ -527,28 +505,6 @@ fn keep_previous(
         }
         _ => (failed, None),
     }
-}
-
-/// `*.wasm` files of a plugin dir, by file name. A missing dir is empty; a
-/// dir that someone else could write to is refused (whoever writes a plugin
-/// there decides what iapeerd runs).
-fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
-    if !crate::fsutil::is_trusted_dir(dir) {
-        return Err(
-            "plugin dir is not owned by this user or is writable by others; not loading from it"
-                .into(),
-        );
-    }
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && !p.is_dir())
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// The sha256 of a file, as grants name it.

@@ -1,0 +1,164 @@
+//! Output that cannot hurt the terminal or the process: text from the
+//! registry, profiles, adapters and panes is printed with its control
+//! characters escaped (a cwd holding `ESC ] 0 ;` must not retitle the
+//! operator's terminal), error lines are clipped and written in one
+//! `write`, and a closed or full standard output never panics: the first
+//! failure is remembered, later writes are skipped, and the binary's edge
+//! reports it once (see [`output_failure`]).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::sync::Mutex;
+
+/// The longest error line printed, in characters; the rest is summarised.
+pub const MAX_ERROR_CHARS: usize = 2000;
+
+/// Characters a terminal may act on: C0 and C1 controls, DEL, and the
+/// bidirectional overrides (which reorder what the operator reads).
+fn is_unsafe(c: char, keep_newlines: bool) -> bool {
+    match c {
+        '\n' | '\t' => !keep_newlines,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
+        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        _ => false,
+    }
+}
+
+/// `s` with every control character written as an escape (`\x1b`,
+/// `\u{9b}`); newlines and tabs are kept when `keep_newlines`.
+pub fn escape_controls(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    if !s.chars().any(|c| is_unsafe(c, keep_newlines)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if !is_unsafe(c, keep_newlines) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `s` cut to `max` characters, saying how much was left out.
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => Cow::Borrowed(s),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} more bytes)", &s[..cut], s.len() - cut)),
+    }
+}
+
+/// The first failure writing standard output, if any.
+static STDOUT_FAILURE: Mutex<Option<io::Error>> = Mutex::new(None);
+
+/// Writes `text` to standard output with its control characters escaped
+/// (newlines and tabs kept). After a failure nothing more is written, so a
+/// verb runs to its end and [`output_failure`] says what happened.
+pub fn out(text: &str) {
+    out_raw(escape_controls(text, true).as_bytes());
+}
+
+/// [`out`] without escaping, for bytes that are meant to reach the
+/// terminal as they are (`iapeer logs --raw`).
+pub fn out_raw(bytes: &[u8]) {
+    let mut failure = STDOUT_FAILURE.lock().unwrap_or_else(|p| p.into_inner());
+    if failure.is_some() {
+        return;
+    }
+    let mut stdout = io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        *failure = Some(e);
+    }
+}
+
+/// Takes the first standard output failure.
+pub fn output_failure() -> Option<io::Error> {
+    STDOUT_FAILURE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
+/// Writes one line to standard error: control characters (newlines too)
+/// escaped, clipped to [`MAX_ERROR_CHARS`], in a single `write`, so lines
+/// of concurrent writers never interleave. A closed or full stderr is
+/// ignored: there is nowhere left to report it.
+pub fn err_line(line: &str) {
+    let mut text = clip(&escape_controls(line, false), MAX_ERROR_CHARS).into_owned();
+    text.push('\n');
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// A standard error writer that swallows failures: the daemon's log goes
+/// on to its file when stderr goes away.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForgivingStderr;
+
+impl Write for ForgivingStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ForgivingStderr {
+    type Writer = ForgivingStderr;
+    fn make_writer(&'a self) -> Self::Writer {
+        ForgivingStderr
+    }
+}
+
+/// `println!` that never panics: formats, escapes and writes through
+/// [`out`].
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::term::out("\n") };
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::term::out(&line);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::term::out(&format!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics: one escaped, clipped line through
+/// [`err_line`].
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::term::err_line(&format!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_escaped() {
+        let title = "/tmp/\u{1b}]0;pwned\u{7}x";
+        assert_eq!(escape_controls(title, true), "/tmp/\\x1b]0;pwned\\x07x");
+        assert_eq!(escape_controls("a\nb\tc", true), "a\nb\tc");
+        assert_eq!(escape_controls("a\nb", false), "a\\x0ab");
+        assert_eq!(escape_controls("\u{9b}31m", true), "\\u{9b}31m");
+        assert_eq!(escape_controls("abc\u{202e}cba", true), "abc\\u{202e}cba");
+        assert!(matches!(escape_controls("plain é", true), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn long_lines_are_clipped() {
+        assert_eq!(clip("abcdef", 10), "abcdef");
+        assert_eq!(clip("abcdef", 3), "abc… (3 more bytes)");
+        assert_eq!(clip("ééé", 1), "é… (4 more bytes)");
+    }
+}

@@ -1,0 +1,572 @@
+//! A probe of our own (issue 10): hostile conditions an outside probe of the
+//! release binaries found — FIFOs, symlinks and directories at state paths,
+//! closed or full outputs, endless input, terminal escapes in data, plugin
+//! files and dirs other users can touch, shared root and socket dirs — and
+//! what must happen instead: a one-line error naming the cause, promptly,
+//! never a hang and never a panic (exit 101).
+//!
+//! "Promptly" is checked by a hang detector ([`HANG`]), generous so a loaded
+//! CI machine cannot trip it; each probe prints how long it really took.
+
+mod common;
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Fleet, wait_until};
+
+/// A command that has not finished after this long is hung.
+const HANG: Duration = Duration::from_secs(10);
+
+/// Runs `cmd` to its end or kills it at [`HANG`] and fails the test.
+fn bounded(what: &str, mut cmd: Command) -> Output {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > HANG {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: hung for {HANG:?}; stderr so far: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!("{what}: {:?} in {:?}", out.status, started.elapsed());
+    out
+}
+
+/// The command failed (exit 1, never a panic's 101) with exactly one line
+/// on stderr; that line.
+fn one_line_error(what: &str, out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: {:?}: {err}",
+        out.status
+    );
+    assert_eq!(err.lines().count(), 1, "{what}: one line, got: {err}");
+    err
+}
+
+fn mkfifo(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {path:?}"
+    );
+}
+
+// ---- 1. special files at the paths the program writes or locks -------------
+
+#[test]
+fn a_fifo_at_the_wake_lock_fails_wake_stop_and_new_at_once() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    let lock = f.state("claude-bob", "wake.lock");
+    mkfifo(&lock);
+    for verb in [&["wake", "bob"][..], &["new", "bob"]] {
+        let out = bounded(&format!("{verb:?}"), f.cmd(verb));
+        let err = one_line_error(&format!("{verb:?}"), &out);
+        assert!(err.contains("wake.lock") && err.contains("FIFO"), "{err}");
+    }
+    // stop is the operator's halt: it goes through without the lock.
+    let out = bounded("stop", f.cmd(&["stop", "bob"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.state("claude-bob", "stopped").exists());
+}
+
+#[test]
+fn a_symlink_at_a_lock_or_log_is_never_followed() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    let target = f.dir.path().join("victim");
+    let lock = f.state("claude-bob", "wake.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    symlink(&target, &lock).unwrap();
+    let out = bounded("wake", f.cmd(&["wake", "bob"]));
+    let err = one_line_error("wake", &out);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(!target.exists(), "the link's target was created");
+
+    // A linked lifecycle.log: the verb still works, the target stays as is.
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::write(&target, "precious\n").unwrap();
+    let log = f.root.join("logs/iapeer/lifecycle.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    symlink(&target, &log).unwrap();
+    let out = bounded("wake", f.cmd(&["wake", "bob", "--message", "hi"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_directory_at_a_mark_is_an_error_not_a_mark() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    let mark = f.state("claude-bob", "new");
+    std::fs::create_dir_all(&mark).unwrap();
+    let out = bounded("wake", f.cmd(&["wake", "bob", "--message", "hi"]));
+    let err = one_line_error("wake", &out);
+    assert!(
+        err.contains("claude-bob.new") && err.contains("directory"),
+        "{err}"
+    );
+    assert!(f.runs().is_empty(), "nothing was started");
+    // The tick does not take it for a /new mark either.
+    let out = bounded("supervise", f.cmd(&["supervise", "--once", "--json"]));
+    assert!(out.status.success());
+    assert!(f.runs().is_empty(), "the tick relaunched nothing");
+}
+
+#[test]
+fn fifos_at_the_registry_lock_and_logs_hang_nothing() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    // The lifecycle log: the tick runs and reaps as usual.
+    mkfifo(&f.root.join("logs/iapeer/lifecycle.log"));
+    let out = bounded("supervise", f.cmd(&["supervise", "--once"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bounded("wake", f.cmd(&["wake", "bob", "--message", "hi"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    mkfifo(&f.root.join("peers-profiles.lock"));
+    let cwd = f.dir.path().join("w/bob");
+    let out = bounded(
+        "register",
+        f.cmd(&[
+            "register",
+            "amy",
+            "--cwd",
+            cwd.to_str().unwrap(),
+            "--runtime",
+            "claude",
+        ]),
+    );
+    let err = one_line_error("register", &out);
+    assert!(err.contains("peers-profiles.lock"), "{err}");
+}
+
+#[test]
+fn the_daemon_refuses_a_fifo_lock_and_survives_a_fifo_log() {
+    let f = Fleet::new();
+    let lock = f.root.join("state/iapeer/iapeerd.lock");
+    mkfifo(&lock);
+    let out = bounded("iapeerd", f.daemon_cmd(&["--port", "0"]));
+    let err = one_line_error("iapeerd", &out);
+    assert!(err.contains("iapeerd.lock"), "{err}");
+    std::fs::remove_file(&lock).unwrap();
+
+    // A FIFO at its own log: it starts and answers.
+    mkfifo(&f.root.join("logs/iapeer/iapeerd.log"));
+    let d = f.start_daemon(&[]);
+    assert_eq!(d.get("/fleet/v1/status").status, 200);
+}
+
+// ---- 2. output errors ---------------------------------------------------------
+
+#[test]
+fn a_closed_or_full_stdout_is_no_panic() {
+    let f = Fleet::new();
+    for i in 0..40 {
+        f.register(&format!("p{i}"), "claude", &[]);
+    }
+    // `iapeer list --json | head -c1`: the reader goes away.
+    let mut child = f
+        .cmd(&["list", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Into /dev/full: one line, and it says the command itself ran.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for args in [&["list", "--json"][..], &["list"], &["stop", "p1"]] {
+        let out = f.cmd(args).stdout(full()).output().unwrap();
+        let err = one_line_error(&format!("{args:?} > /dev/full"), &out);
+        assert!(
+            err.contains("the command ran") && err.contains("No space left"),
+            "{err}"
+        );
+    }
+    assert!(
+        f.state("claude-p1", "stopped").exists(),
+        "the stop was done"
+    );
+}
+
+#[test]
+fn the_daemon_keeps_logging_to_its_file_when_stderr_is_full() {
+    let f = Fleet::new();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let router_json = f.root.join("state/iapeer/router.json");
+    let mut child = f
+        .daemon_cmd(&["--port", "0", "--log", "debug"])
+        .stdout(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    wait_until("iapeerd to listen", Duration::from_secs(30), || {
+        router_json.exists()
+    });
+    let status = bounded("status", f.cmd(&["status"]));
+    assert!(status.status.success());
+    assert!(child.try_wait().unwrap().is_none(), "iapeerd died");
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/iapeerd.log")).unwrap();
+    assert!(log.contains("adapter loaded"), "{log}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(0), "a clean stop, no panic");
+}
+
+// ---- 3. bounded input -----------------------------------------------------------
+
+#[test]
+fn endless_or_empty_messages_are_refused_at_once() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    let out = bounded(
+        "--message-file /dev/zero",
+        f.cmd(&["wake", "bob", "--message-file", "/dev/zero"]),
+    );
+    let err = one_line_error("/dev/zero", &out);
+    assert!(err.contains("longer than 16000 characters"), "{err}");
+
+    let mut endless = f.cmd(&["send", "bob", "--message-file", "-"]);
+    endless.stdin(std::fs::File::open("/dev/zero").unwrap());
+    let started = Instant::now();
+    let out = endless.stderr(Stdio::piped()).output().unwrap();
+    assert!(started.elapsed() < HANG);
+    one_line_error("endless stdin", &out);
+
+    // Only control characters: nothing to paste, refused before any spawn.
+    let out = bounded(
+        "control-only message",
+        f.cmd(&["wake", "bob", "--message", "\u{1b}\u{1b}\u{7}"]),
+    );
+    let err = one_line_error("control-only", &out);
+    assert!(
+        err.contains("empty once its control characters are removed"),
+        "{err}"
+    );
+    assert!(f.runs().is_empty(), "nothing was started");
+}
+
+// ---- 4. the registry stays readable ------------------------------------------
+
+#[test]
+fn register_keeps_a_large_registry_readable() {
+    let f = Fleet::new();
+    let path = f.root.join("peers-profiles.json");
+    std::fs::create_dir_all(&f.root).unwrap();
+    let peers: Vec<String> = (0..20_000)
+        .map(|i| format!(r#"{{"personality":"p{i}","runtime":"claude","cwd":"/w"}}"#))
+        .collect();
+    std::fs::write(&path, format!(r#"{{"peers":[{}]}}"#, peers.join(","))).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    f.register("bob", "claude", &[]);
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(after < before + 300, "{before} -> {after} bytes");
+    // It reads back: a second registration goes through.
+    f.register("amy", "claude", &[]);
+}
+
+// ---- 5. plugin files and dirs, root and socket dirs -----------------------------
+
+fn plugin_row(f: &Fleet, dir: &Path) -> serde_json::Value {
+    let out = bounded(
+        "plugins list",
+        f.cmd(&[
+            "plugins",
+            "list",
+            "--json",
+            "--plugin-dir",
+            dir.to_str().unwrap(),
+        ]),
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["runtime"] == "gemini" || p["source"].as_str().is_some_and(|s| s.contains("pd"))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no plugin-dir row: {doc}"))
+}
+
+/// The file passed the trust checks (gemini reads dirs: it then waits for
+/// its grant).
+fn assert_trusted(row: &serde_json::Value) {
+    assert!(
+        matches!(row["state"].as_str(), Some("loaded" | "needs-grant")),
+        "{row}"
+    );
+}
+
+#[test]
+fn plugin_files_others_can_touch_never_load() {
+    let f = Fleet::new();
+    let dir = f.dir.path().join("pd");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("gemini.wasm");
+    std::fs::copy(common::example_plugin("gemini.wasm"), &file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_trusted(&plugin_row(&f, &dir));
+
+    for (mode, why) in [
+        (0o666, "writable by other users"),
+        (0o664, "writable by other users"),
+    ] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let row = plugin_row(&f, &dir);
+        assert_eq!(row["state"], "failed", "{row}");
+        assert!(row["reason"].as_str().unwrap().contains(why), "{row}");
+    }
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Another user's file (as root, hand it to nobody).
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let row = plugin_row(&f, &dir);
+        assert!(
+            row["reason"].as_str().unwrap().contains("not owned"),
+            "{row}"
+        );
+        std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+    }
+
+    // A link to a file elsewhere.
+    let elsewhere = f.dir.path().join("elsewhere.wasm");
+    std::fs::rename(&file, &elsewhere).unwrap();
+    symlink(&elsewhere, &file).unwrap();
+    let row = plugin_row(&f, &dir);
+    assert!(
+        row["reason"].as_str().unwrap().contains("symbolic link"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_plugin_dir_others_can_write_or_swap_is_refused() {
+    let f = Fleet::new();
+    let real = f.dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::copy(
+        common::example_plugin("gemini.wasm"),
+        real.join("gemini.wasm"),
+    )
+    .unwrap();
+    // A link to a private dir of ours is fine: the dir is judged, not the name.
+    let link = f.dir.path().join("pd");
+    symlink(&real, &link).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_trusted(&plugin_row(&f, &link));
+    // Group-writable: refused.
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let row = plugin_row(&f, &link);
+    assert_eq!(row["state"], "failed", "{row}");
+    assert!(
+        row["reason"].as_str().unwrap().contains("others can write"),
+        "{row}"
+    );
+    // Inside a dir anyone may write to (no sticky bit): refused too.
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let open = f.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::rename(&real, open.join("real")).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let _ = std::fs::remove_file(&link);
+    symlink(open.join("real"), &link).unwrap();
+    let row = plugin_row(&f, &link);
+    assert!(
+        row["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lets other users replace it"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_root_or_socket_dir_others_can_write_is_refused() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    for dir in [&f.root, &f.socks] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = bounded("wake", f.cmd(&["wake", "bob"]));
+        let err = one_line_error("wake", &out);
+        assert!(
+            err.contains(dir.to_str().unwrap()) && err.contains("others can write"),
+            "{err}"
+        );
+        let out = bounded("iapeerd", f.daemon_cmd(&["--port", "0"]));
+        one_line_error("iapeerd", &out);
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert!(f.runs().is_empty());
+}
+
+// ---- 6. terminal-safe output -----------------------------------------------------
+
+#[test]
+fn data_never_reaches_the_terminal_raw() {
+    let f = Fleet::new();
+    let evil = f.dir.path().join("w/\u{1b}]0;pwned\u{7}");
+    std::fs::create_dir_all(&evil).unwrap();
+    f.register_at("bob", "claude", &evil, &[]);
+    std::fs::remove_dir(&evil).unwrap();
+    let out = bounded("wake", f.cmd(&["wake", "bob"]));
+    let err = one_line_error("wake", &out);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("\\x1b]0;pwned\\x07"), "{err}");
+    let out = bounded("list", f.cmd(&["list"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+
+    // A huge name gives a clipped line, not a huge one.
+    let huge = "x".repeat(100_000);
+    let out = bounded("wake huge", f.cmd(&["wake", &huge]));
+    let err = one_line_error("wake huge", &out);
+    assert!(err.len() < 4_000, "{} bytes", err.len());
+    assert!(err.contains("more bytes"), "{err}");
+}
+
+// ---- 7. a responsive stop -----------------------------------------------------------
+
+#[test]
+fn stop_wins_over_a_wake_in_its_ready_gate() {
+    let f = Fleet::new()
+        .with_env("FAKE_SILENT", "1")
+        .with_env("IAPEER_READY_GATE_SECS", "120");
+    f.register("sil", "claude", &[]);
+    let wake = f
+        .cmd(&["wake", "sil", "--message", "hi"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the message to be pasted", Duration::from_secs(15), || {
+        f.is_live("claude-sil") && f.pane("claude-sil").contains("hi")
+    });
+    let out = bounded("stop", f.cmd(&["stop", "sil"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wake.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped by its operator"), "{err}");
+    assert!(!f.is_live("claude-sil"));
+}
+
+// ---- 8. smaller ones ------------------------------------------------------------------
+
+#[test]
+fn output_flags_work_anywhere_on_the_line() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    for args in [&["--json", "list"][..], &["list", "--json"]] {
+        let out = bounded("list", f.cmd(args));
+        assert!(out.status.success(), "{args:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+    }
+}
+
+#[test]
+fn a_stray_profile_does_not_launch_someone_elses_peer() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    let stray = f.dir.path().join("copy");
+    std::fs::create_dir_all(stray.join(".iapeer")).unwrap();
+    std::fs::write(
+        stray.join(".iapeer/peer-profile.json"),
+        r#"{"personality":"bob","default_runtime":"claude"}"#,
+    )
+    .unwrap();
+    let mut launch = f.cmd(&["launch"]);
+    launch.current_dir(&stray);
+    let out = bounded("launch", launch);
+    let err = one_line_error("launch", &out);
+    assert!(
+        err.contains("registered at") && err.contains("not here"),
+        "{err}"
+    );
+    assert!(f.runs().is_empty());
+}
+
+#[test]
+fn a_socket_dir_tmux_cannot_write_reports_tmuxs_words() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    std::fs::create_dir_all(&f.socks).unwrap();
+    // root ignores modes: make the dir immutable instead (skip where not allowed).
+    let ok = Command::new("chattr").arg("+i").arg(&f.socks).status();
+    if !ok.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: chattr +i is not allowed here");
+        return;
+    }
+    let out = bounded("wake", f.cmd(&["wake", "bob"]));
+    let _ = Command::new("chattr").arg("-i").arg(&f.socks).status();
+    let err = one_line_error("wake", &out);
+    assert!(
+        err.contains("error creating") && !err.contains("vanished"),
+        "{err}"
+    );
+}
