@@ -3,7 +3,7 @@
 # `rustup target add wasm32-wasip2`):
 #   plugins-dist/{claude,codex,telegram,notifier}.wasm   built into iapeerd
 #   plugins-dist/examples/gemini.wasm                    third-party example
-#   tests/fixtures/plugins/{evil,badinfo,future,greedy,homebody}.wasm
+#   tests/fixtures/plugins/{evil,badinfo,future,greedy,homebody,cwdreader}.wasm
 #                                                        misbehaving test plugins
 # and their SHA256SUMS.
 #
@@ -37,6 +37,7 @@ outputs=(
   "fixture-future      tests/fixtures/plugins/future.wasm"
   "fixture-greedy      tests/fixtures/plugins/greedy.wasm"
   "fixture-homebody    tests/fixtures/plugins/homebody.wasm"
+  "fixture-cwdreader   tests/fixtures/plugins/cwdreader.wasm"
 )
 
 packages=()

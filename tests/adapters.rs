@@ -511,3 +511,162 @@ fn control_keys() {
         );
     }
 }
+
+// ---- contract 0.2: cwd paths, home, info ------------------------------------------
+
+fn cwdreader(home: &Path) -> Arc<Adapter> {
+    let dir = home.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        common::fixture_plugin("cwdreader.wasm"),
+        dir.join("cwdreader.wasm"),
+    )
+    .unwrap();
+    // Ungranted, it waits for the operator, naming the cwd path.
+    let ungranted =
+        iapeer::plugins::PluginHost::load(&common::plugin_options(home, vec![dir.clone()]))
+            .block()
+            .unwrap();
+    assert!(ungranted.adapter("aider").is_none());
+    let row = ungranted
+        .reports()
+        .into_iter()
+        .find(|r| r.runtime.as_deref() == Some("aider"))
+        .unwrap();
+    assert_eq!(row.state, iapeer::plugins::PluginState::NeedsGrant);
+    assert!(
+        row.reason
+            .as_deref()
+            .unwrap()
+            .contains("<cwd>/.aider.chat.history.md"),
+        "{row:?}"
+    );
+    let host = plugin_host(home, vec![dir]);
+    host.adapter("aider").expect("granted, it serves").clone()
+}
+
+/// A 0.2 adapter reads the one file it declared below the peer's cwd — as
+/// an absolute path under the cwd of the call — and nothing else: not a
+/// sibling, not the name without the cwd, not through a link to a secret
+/// of the home or out of the cwd.
+#[test]
+fn a_declared_cwd_path_is_readable_and_nothing_beside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().canonicalize().unwrap();
+    let a = cwdreader(&home);
+    assert_eq!(a.info().cwd_read_paths, [".aider.chat.history.md"]);
+    let cwd = |name: &str| {
+        let d = home.join("w").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d.to_str().unwrap().to_string()
+    };
+    let resume = |cwd: &str| a.resolve_resume(cwd).block().unwrap();
+
+    let proj = cwd("proj");
+    assert_eq!(
+        resume(&proj),
+        ResumeCheck::Nothing("FsError::NotFound".into())
+    );
+    assert_eq!(a.newest_activity_mtime(&proj).block().unwrap(), None);
+    let history = Path::new(&proj).join(".aider.chat.history.md");
+    write_with_mtime(
+        &history,
+        "# aider chat started at 2026-11-26\n> hi\n",
+        1_700_000_000_000,
+    );
+    assert_eq!(
+        resume(&proj),
+        ResumeCheck::Resumable(Some("# aider chat started at 2026-11-26".into()))
+    );
+    assert_eq!(
+        a.newest_activity_mtime(&proj).block().unwrap(),
+        Some(1_700_000_000_000)
+    );
+
+    let outside = cwd("probe-outside");
+    std::fs::write(Path::new(&outside).join("other.md"), "x").unwrap();
+    assert_eq!(
+        resume(&outside),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+    let relative = cwd("probe-relative");
+    assert_eq!(
+        resume(&relative),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+
+    // A link to a home secret, and a link out of the cwd: refused.
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_rsa"), "PRIVATE KEY\n").unwrap();
+    let sneaky = cwd("sneaky");
+    std::os::unix::fs::symlink(
+        home.join(".ssh/id_rsa"),
+        Path::new(&sneaky).join(".aider.chat.history.md"),
+    )
+    .unwrap();
+    assert_eq!(
+        resume(&sneaky),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+    let escape = cwd("escape");
+    std::os::unix::fs::symlink(
+        "/etc/hostname",
+        Path::new(&escape).join(".aider.chat.history.md"),
+    )
+    .unwrap();
+    assert_eq!(
+        resume(&escape),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+
+    // A cwd that is the home itself: the declared file is fine, a link
+    // from it into a secret store is not.
+    std::fs::write(home.join(".aider.chat.history.md"), "home chat\n").unwrap();
+    assert_eq!(
+        resume(home.to_str().unwrap()),
+        ResumeCheck::Resumable(Some("home chat".into()))
+    );
+
+    // 0.2 passes the home in the launch spec.
+    let mut s = spec("/bin/aider", &proj);
+    s.home = home.to_str().unwrap().into();
+    assert_eq!(
+        argv(&a, &s),
+        format!("/bin/aider --config={}/.aider.conf.yml", home.display())
+    );
+}
+
+/// What 0.1 hosts hard-coded now comes from the built-ins' `info`.
+#[test]
+fn the_builtins_declare_what_the_host_used_to_know() {
+    let home = tempfile::tempdir().unwrap();
+    let claude = adapter(home.path(), "claude");
+    let claude = claude.info();
+    assert_eq!(claude.contract, "0.2");
+    assert!(claude.removes_env("CLAUDE_CODE_ENTRYPOINT") && claude.removes_env("CLAUDECODE"));
+    assert!(!claude.removes_env("CLAUDE"));
+    assert_eq!(
+        claude.delivery.paste_placeholders,
+        ["[Pasted text", "[Image #"]
+    );
+    assert!(claude.binary_dirs.contains(&"~/.local/bin".to_string()));
+    assert_eq!(claude.default_intelligence, "artificial");
+    let codex = adapter(home.path(), "codex");
+    assert_eq!(
+        codex.info().delivery.paste_placeholders,
+        ["[Pasted Content"]
+    );
+    assert_eq!(
+        adapter(home.path(), "telegram").info().default_intelligence,
+        "natural"
+    );
+    assert_eq!(
+        adapter(home.path(), "notifier").info().default_intelligence,
+        "absent"
+    );
+    // The 0.1 example gets what the 0.1 host assumed of every runtime.
+    let gem = gemini(home.path());
+    assert_eq!(gem.info().contract, "0.1");
+    assert!(gem.info().removes_env("CLAUDE_CODE_X"));
+    assert_eq!(gem.info().delivery.composer_rows, 6);
+}

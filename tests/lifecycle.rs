@@ -1644,3 +1644,47 @@ fn a_wake_through_an_ungranted_adapter_says_what_to_grant() {
     let err = f.refused(&["wake", "gem"]);
     assert!(!err.contains("not serving"), "granted now: {err}");
 }
+
+/// An adapter built for contract 0.1 (the gemini example) still loads on a
+/// host that serves 0.2, is granted, and wakes a peer end to end: the boot
+/// is judged by its pane, the message is pasted, and its transcript (read
+/// through 0.1's home-relative `host-fs`) confirms it was processed.
+#[test]
+fn a_contract_0_1_adapter_still_wakes_a_peer() {
+    let f = Fleet::new().with_env(
+        "IAPEER_GEMINI_BIN",
+        common::fake("fake-gemini").to_str().unwrap(),
+    );
+    let plugins = f.root.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        common::example_plugin("gemini.wasm"),
+        plugins.join("gemini.wasm"),
+    )
+    .unwrap();
+    let list = f.ok(&["plugins", "list", "--json"]);
+    let doc = json(&list);
+    let row = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["runtime"] == "gemini")
+        .unwrap()
+        .clone();
+    assert_eq!(row["wit"], "0.1.0", "{row}");
+    f.ok(&["plugins", "grant", "gemini"]);
+    let cwd = f.register("gem", "gemini", &[]);
+    let out = json(&f.ok(&["wake", "gem", "--message", "hello from 0.2", "--json"]));
+    assert_eq!(out["taskDelivered"], true, "{out}");
+    assert!(f.is_live("gemini-gem"));
+    let run = f
+        .runs()
+        .into_iter()
+        .find(|r| r.starts_with("gemini "))
+        .unwrap();
+    assert!(
+        run.contains(&format!("cwd={}", cwd.display())) && run.contains("--yolo"),
+        "{run}"
+    );
+    f.ok(&["stop", "gem"]);
+}

@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::deaths::Phase;
 use crate::fsutil;
 use crate::names::Identity;
-use crate::plugins::{Adapter, AdapterKind, LaunchSpec};
+use crate::plugins::{Adapter, AdapterInfo, AdapterKind, DeliveryMarkers, LaunchSpec};
 use crate::poll::Poll;
 use crate::tmux::{Liveness, Tmux, probe};
 
@@ -153,14 +153,16 @@ pub fn pane_tail(pane: &str) -> String {
 
 /// The child environment, in the reference's order: the parent's, then
 /// `launch.env`, then the adapter's, then the identity variables (so nothing
-/// can override them), then PATH (the parent's, else a fallback); finally
-/// every variable that would make a TUI think it runs inside another
-/// session is dropped.
+/// can override them), then PATH (the parent's, else the adapter's
+/// `binary-dirs` before the system dirs); finally every variable that would
+/// make the runtime think it runs inside another session (the adapter's
+/// `env-remove`, and tmux's own) is dropped.
 pub fn compose_env(
     parent: &BTreeMap<String, String>,
     launch_env: &[(String, String)],
     adapter_env: &[(String, String)],
     identity: &Identity,
+    info: &AdapterInfo,
 ) -> BTreeMap<String, String> {
     let mut env = parent.clone();
     env.extend(launch_env.iter().cloned());
@@ -175,15 +177,22 @@ pub fn compose_env(
         Some(p) => p.clone(),
         None => {
             let home = parent.get("HOME").cloned().unwrap_or_default();
-            format!(
-                "{home}/.bun/bin:{home}/.local/bin:/opt/homebrew/bin:/opt/homebrew/sbin:/usr/local/bin:/usr/bin:/bin"
-            )
+            let adapter_dirs = info.binary_dirs.iter().map(|d| match d.strip_prefix("~/") {
+                Some(rest) => format!("{home}/{rest}"),
+                None => d.clone(),
+            });
+            let system = ["/usr/local/bin", "/usr/bin", "/bin"].map(String::from);
+            let mut dirs: Vec<String> = Vec::new();
+            for d in adapter_dirs.chain(system) {
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+            dirs.join(":")
         }
     };
     env.insert("PATH".into(), path);
-    env.retain(|k, _| {
-        !k.starts_with("CLAUDE_CODE_") && k != "CLAUDECODE" && k != "TMUX" && k != "TMUX_PANE"
-    });
+    env.retain(|k, _| !info.removes_env(k) && k != "TMUX" && k != "TMUX_PANE");
     env
 }
 
@@ -214,7 +223,13 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot build the launch command: {e}")),
     };
-    let env = compose_env(&req.parent_env, &req.launch_env, &cmd.env, req.identity);
+    let env = compose_env(
+        &req.parent_env,
+        &req.launch_env,
+        &cmd.env,
+        req.identity,
+        info,
+    );
     let sock = req.socket.as_path();
     let id = req.identity.as_str();
 
@@ -445,35 +460,42 @@ async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcom
     died(reason)
 }
 
-/// How many rows at the bottom of a pane hold the composer (and a status
-/// line or two) in every TUI we drive.
-const COMPOSER_ROWS: usize = 6;
-
 /// Has a paste landed in the pane? It changed, and either the paste's last
 /// line (or a collapsed-paste marker) now appears more often than before,
 /// or it sits in the composer rows at the bottom. The second test matters
 /// on a busy pane: once history scrolls, each new copy of the same last
 /// line pushes an old one off the top and the count stays flat.
-fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
+fn paste_shown(before: &str, now: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
     if now == before {
         return false;
     }
     let count = |pane: &str| {
         (
             pane.matches(probe).count(),
-            pane.matches("[Pasted text").count() + pane.matches("[Image #").count(),
+            markers
+                .paste_placeholders
+                .iter()
+                .map(|m| pane.matches(m.as_str()).count())
+                .sum::<usize>(),
         )
     };
     let (b, n) = (count(before), count(now));
-    n.0 > b.0 || n.1 > b.1 || in_composer(now, probe)
+    n.0 > b.0 || n.1 > b.1 || in_composer(now, probe, markers)
 }
 
-/// The bottom non-empty rows of a pane hold `probe` or a paste marker.
-fn in_composer(pane: &str, probe: &str) -> bool {
+/// The bottom non-empty rows of a pane (the adapter's `composer-rows`)
+/// hold `probe` or a paste placeholder.
+fn in_composer(pane: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
     let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
-    rows[rows.len().saturating_sub(COMPOSER_ROWS)..]
+    rows[rows.len().saturating_sub(markers.composer_rows)..]
         .iter()
-        .any(|r| (!probe.is_empty() && r.contains(probe)) || has_paste_marker(r))
+        .any(|r| {
+            (!probe.is_empty() && r.contains(probe))
+                || markers
+                    .paste_placeholders
+                    .iter()
+                    .any(|m| r.contains(m.as_str()))
+        })
 }
 
 /// The line a paste is recognised by: the message's last non-empty line,
@@ -492,12 +514,8 @@ fn probe_text(message: &str) -> String {
 
 /// Is the paste of `message` still sitting in the composer rows? Once it
 /// was submitted, the composer clears (the reference's "paste cleared").
-pub(crate) fn paste_in_composer(pane: &str, message: &str) -> bool {
-    in_composer(pane, &probe_text(message))
-}
-
-fn has_paste_marker(text: &str) -> bool {
-    text.contains("[Pasted text") || text.contains("[Image #")
+pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMarkers) -> bool {
+    in_composer(pane, &probe_text(message), markers)
 }
 
 /// Pastes a message into a session and submits it. A TUI gets a bracketed
@@ -528,7 +546,7 @@ pub async fn deliver(
     );
     let seen = loop {
         let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe_text) {
+        if paste_shown(&before, &now, &probe_text, &adapter.info().delivery) {
             break PasteSeen::Yes;
         }
         if !poll.pause().await {
@@ -551,6 +569,21 @@ pub enum PasteSeen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a 0.1 adapter gets: Claude Code's markers and environment.
+    fn legacy() -> AdapterInfo {
+        let raw = crate::plugins::RawInfo {
+            runtime: "claude".into(),
+            version: "1.0.0".into(),
+            default_binary: "claude".into(),
+            ..crate::plugins::legacy_defaults((0, 1))
+        };
+        crate::plugins::validate_info(raw).unwrap()
+    }
+
+    fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
+        super::paste_shown(before, now, probe, &legacy().delivery)
+    }
 
     #[test]
     fn a_paste_is_seen_even_when_the_pane_scrolls() {
@@ -587,6 +620,46 @@ mod tests {
         ));
     }
 
+    /// A 0.2 adapter decides what is removed and where its binary lives.
+    #[test]
+    fn env_rules_come_from_the_adapter() {
+        let id = Identity::parse("aider-bob").unwrap();
+        let mut info = legacy();
+        info.env_remove = vec!["AIDER_PARENT_*".into()];
+        info.binary_dirs = vec!["~/.aider/bin".into(), "/usr/bin".into()];
+        let parent: BTreeMap<String, String> = [
+            ("HOME", "/h"),
+            ("CLAUDE_CODE_ENTRYPOINT", "cli"),
+            ("AIDER_PARENT_PID", "1"),
+            ("TMUX_PANE", "%1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = compose_env(&parent, &[], &[], &id, &info);
+        assert_eq!(
+            env["CLAUDE_CODE_ENTRYPOINT"], "cli",
+            "not this runtime's marker"
+        );
+        assert!(!env.contains_key("AIDER_PARENT_PID"));
+        assert!(!env.contains_key("TMUX_PANE"), "tmux's own always go");
+        assert_eq!(env["PATH"], "/h/.aider/bin:/usr/bin:/usr/local/bin:/bin");
+        // Paste placeholders are the adapter's too.
+        info.delivery.paste_placeholders = vec!["[paste".into()];
+        assert!(super::paste_shown(
+            "a\n> ",
+            "a\n> [paste 1]",
+            "zzz",
+            &info.delivery
+        ));
+        assert!(!super::paste_shown(
+            "a\n> ",
+            "a\n> [Pasted text #1]",
+            "zzz",
+            &info.delivery
+        ));
+    }
+
     #[test]
     fn pane_tail_is_one_clipped_line() {
         assert_eq!(pane_tail(""), "");
@@ -615,7 +688,7 @@ mod tests {
         };
         let launch_env = pairs(&[("FOO", "bar"), ("PATH", "/evil"), ("PEER_RUNTIME", "x")]);
         let adapter_env = pairs(&[("A", "b"), ("KEEP", "adapter")]);
-        let env = compose_env(&parent, &launch_env, &adapter_env, &id);
+        let env = compose_env(&parent, &launch_env, &adapter_env, &id, &legacy());
         assert_eq!(env["PEER_IDENTITY"], "claude-bob");
         assert_eq!(env["PEER_RUNTIME"], "claude");
         assert_eq!(env["PEER_PERSONALITY"], "bob");
@@ -632,7 +705,7 @@ mod tests {
         let mut parent = parent;
         parent.insert("PATH".into(), "/usr/bin".into());
         assert_eq!(
-            compose_env(&parent, &launch_env, &[], &id)["PATH"],
+            compose_env(&parent, &launch_env, &[], &id, &legacy())["PATH"],
             "/usr/bin"
         );
     }

@@ -79,6 +79,7 @@ pub fn grant_everything(home: &Path, plugin_dirs: &[PathBuf]) {
                         runtime,
                         file: path.display().to_string(),
                         read_dirs: report.read_dirs,
+                        cwd_read_paths: report.cwd_read_paths,
                         granted_at: "test".into(),
                     },
                 )

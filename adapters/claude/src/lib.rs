@@ -2,7 +2,7 @@
 
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
-    contains_any, export_adapter, host_fs, is_js_whitespace, keys, newest_with_suffix,
+    claude_like_delivery, contains_any, export_adapter, host_fs, is_js_whitespace, keys, newest_with_suffix,
     tui_control_keys,
 };
 
@@ -88,6 +88,14 @@ impl Guest for Claude {
             default_binary: "~/.local/bin/claude".into(),
             binary_env: Some("IAPEER_CLAUDE_BIN".into()),
             read_dirs: vec![PROJECTS_DIR.into()],
+            cwd_read_paths: Vec::new(),
+            default_intelligence: None,
+            // Where the native installer and npm/bun put it.
+            binary_dirs: vec!["~/.local/bin".into(), "~/.bun/bin".into(), "/opt/homebrew/bin".into()],
+            // A session started from inside Claude Code would take itself
+            // for a nested one.
+            env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
+            delivery: claude_like_delivery(),
         }
     }
 

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, EntryKind, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
+    AdapterInfo, ControlSequence, DeliveryMarkers, EntryKind, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
     argv_with_extras, export_adapter, host_fs, is_js_whitespace, keys, tui_control_keys,
 };
 
@@ -182,6 +182,16 @@ impl Guest for Codex {
             default_binary: "codex".into(),
             binary_env: Some("IAPEER_CODEX_BIN".into()),
             read_dirs: vec![SESSIONS_DIR.into()],
+            cwd_read_paths: Vec::new(),
+            default_intelligence: None,
+            binary_dirs: vec!["~/.bun/bin".into(), "~/.local/bin".into(), "/opt/homebrew/bin".into()],
+            // Started from a Claude Code session, it must not inherit its markers.
+            env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
+            // The Codex TUI shows a large paste as `[Pasted Content N chars]`.
+            delivery: DeliveryMarkers {
+                paste_placeholders: vec!["[Pasted Content".into()],
+                composer_rows: 6,
+            },
         }
     }
 

@@ -5,12 +5,20 @@
 //! `iapeer plugins list` then shows a `gemini` runtime, with no host change.
 //! It shows the parts of the contract the first-party adapters do not use:
 //! extra child env (the system prompt goes through `GEMINI_SYSTEM_MD`) and a
-//! transcript directory derived from a hash of the cwd.
+//! transcript directory derived from a hash of the cwd. It targets contract
+//! 0.1, so it carries its own bindings and the few typed helpers it needs.
 
-use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
-    contains_any, export_adapter, host_fs, keys, newest_with_suffix, tui_control_keys,
+// Built for the frozen contract 0.1 from its WIT, on purpose: it is the
+// proof (and the test) that an adapter written for 0.1 keeps loading and
+// waking peers on a host that serves 0.2.
+wit_bindgen::generate!({ world: "runtime-adapter", path: "../sdk/wit/since_v0.1" });
+
+use exports::iapeer::adapter::adapter::Guest;
+use iapeer::adapter::host_fs;
+use iapeer::adapter::types::{
+    AdapterInfo, ControlSequence, DirEntry, EntryKind, EnvVar, Kind, LaunchCommand, LaunchSpec,
 };
+use iapeer_adapter_sdk::{contains_any, keys};
 use sha2::{Digest, Sha256};
 
 struct Gemini;
@@ -27,6 +35,14 @@ fn chats_dir(cwd: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("{TMP_DIR}/{hash}/chats")
+}
+
+/// The newest non-directory entry ending in `suffix`.
+fn newest_with_suffix<'a>(entries: &'a [DirEntry], suffix: &str) -> Option<&'a DirEntry> {
+    entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Directory && e.name.ends_with(suffix))
+        .max_by_key(|e| e.mtime_ms)
 }
 
 fn newest_chat(cwd: &str) -> Option<u64> {
@@ -62,7 +78,7 @@ impl Guest for Gemini {
             })
             .collect();
         Ok(LaunchCommand {
-            argv: argv_with_extras(head, &spec),
+            argv: head.into_iter().chain(spec.extra_args).collect(),
             env,
         })
     }
@@ -87,8 +103,18 @@ impl Guest for Gemini {
     }
 
     fn control_keys(command: String) -> Option<ControlSequence> {
-        tui_control_keys(&command)
+        match command.as_str() {
+            "interrupt" => Some(ControlSequence {
+                steps: vec![keys(&["Escape"])],
+                step_delay_ms: 0,
+            }),
+            "compact" => Some(ControlSequence {
+                steps: vec![keys(&["-l", "/compact"]), keys(&["Enter"])],
+                step_delay_ms: 300,
+            }),
+            _ => None,
+        }
     }
 }
 
-export_adapter!(Gemini);
+export!(Gemini);

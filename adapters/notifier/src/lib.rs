@@ -3,7 +3,8 @@
 //! `PEER_PERSONALITY`.
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter, router_run_launch,
+    AdapterInfo, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter, no_tui_delivery,
+    router_run_launch,
 };
 
 struct Notifier;
@@ -19,6 +20,12 @@ impl Guest for Notifier {
             default_binary: "notifier-runtime".into(),
             binary_env: Some("NOTIFIER_RUNTIME_BIN".into()),
             read_dirs: Vec::new(),
+            cwd_read_paths: Vec::new(),
+            // Nobody reads what is sent to it.
+            default_intelligence: Some("absent".into()),
+            binary_dirs: vec!["~/.bun/bin".into(), "~/.local/bin".into()],
+            env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
+            delivery: no_tui_delivery(),
         }
     }
 

@@ -9,12 +9,15 @@
 //! export_adapter!(MyRuntime);
 //! ```
 //!
-//! The contract itself, with every type and function documented, is
-//! `wit/adapter.wit` at the root of the iapeerd repository.
+//! It serves the current contract, `iapeer:adapter@0.2.0`. The contract
+//! itself, every type and function documented, ships inside this crate, one
+//! frozen file per version: `wit/since_v0.X/adapter.wit` (an adapter built
+//! for 0.1 from `wit/since_v0.1` keeps loading on every host that serves 0.2;
+//! see the gemini example).
 
 wit_bindgen::generate!({
     world: "runtime-adapter",
-    path: "../../wit",
+    path: "wit/since_v0.2",
     default_bindings_module: "iapeer_adapter_sdk",
     pub_export_macro: true,
     export_macro_name: "export_adapter",
@@ -23,9 +26,26 @@ wit_bindgen::generate!({
 pub use exports::iapeer::adapter::adapter::Guest;
 pub use iapeer::adapter::host_fs;
 pub use iapeer::adapter::types::{
-    AdapterInfo, ControlSequence, DirEntry, EntryKind, EnvVar, FsError, Kind, LaunchCommand,
-    LaunchSpec,
+    AdapterInfo, ControlSequence, DeliveryMarkers, DirEntry, EntryKind, EnvVar, FsError, Kind,
+    LaunchCommand, LaunchSpec,
 };
+
+/// What a TUI that shows Claude Code's paste placeholders declares (the
+/// markers every 0.1 host assumed).
+pub fn claude_like_delivery() -> DeliveryMarkers {
+    DeliveryMarkers {
+        paste_placeholders: vec!["[Pasted text".into(), "[Image #".into()],
+        composer_rows: 6,
+    }
+}
+
+/// What a router declares for `delivery` (no composer: not used).
+pub fn no_tui_delivery() -> DeliveryMarkers {
+    DeliveryMarkers {
+        paste_placeholders: Vec::new(),
+        composer_rows: 1,
+    }
+}
 
 /// Newest mtime (epoch ms) among the non-directory entries whose name ends
 /// with `suffix`, with the entry's name.
@@ -44,16 +64,6 @@ pub fn argv_with_extras(head: Vec<String>, spec: &LaunchSpec) -> Vec<String> {
     argv
 }
 
-/// True when `pane` contains any of `markers`.
-pub fn contains_any(pane: &str, markers: &[&str]) -> bool {
-    markers.iter().any(|m| pane.contains(m))
-}
-
-/// Keys for one `tmux send-keys` call.
-pub fn keys(keys: &[&str]) -> Vec<String> {
-    keys.iter().map(|k| (*k).to_string()).collect()
-}
-
 /// The control keys shared by the TUI runtimes: `interrupt` is Escape;
 /// `compact` types `/compact` literally, then Enter after 300 ms.
 pub fn tui_control_keys(command: &str) -> Option<ControlSequence> {
@@ -70,6 +80,26 @@ pub fn tui_control_keys(command: &str) -> Option<ControlSequence> {
     }
 }
 
+/// The `run` launch shared by the router runtimes: `<binary> run <extras…>`.
+/// Personality and cwd reach the process through `PEER_*` and the session cwd.
+pub fn router_run_launch(spec: &LaunchSpec) -> LaunchCommand {
+    LaunchCommand {
+        argv: argv_with_extras(vec![spec.binary.clone(), "run".into()], spec),
+        env: Vec::new(),
+    }
+}
+
+/// True when `pane` contains any of `markers`.
+pub fn contains_any(pane: &str, markers: &[&str]) -> bool {
+    markers.iter().any(|m| pane.contains(m))
+}
+
+/// Keys for one `tmux send-keys` call.
+pub fn keys(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| (*k).to_string()).collect()
+}
+
+
 /// Whitespace as JavaScript's `\s` sees it (the original adapters were
 /// written with JS regexes): Unicode White_Space plus U+FEFF.
 pub fn is_js_whitespace(c: char) -> bool {
@@ -84,14 +114,6 @@ pub fn intelligence_gate_error(required: &str, actual: Option<&str>) -> String {
     )
 }
 
-/// The `run` launch shared by the router runtimes: `<binary> run <extras…>`.
-/// Personality and cwd reach the process through `PEER_*` and the session cwd.
-pub fn router_run_launch(spec: &LaunchSpec) -> LaunchCommand {
-    LaunchCommand {
-        argv: argv_with_extras(vec![spec.binary.clone(), "run".into()], spec),
-        env: Vec::new(),
-    }
-}
 
 /// The predicates of a router adapter — nothing to resume (always `ok`), no
 /// transcripts, no dialogs, always ready, no control keys — for use inside

@@ -2,7 +2,7 @@
 
 use iapeer_adapter_sdk::{
     AdapterInfo, Guest, Kind, LaunchCommand, LaunchSpec, export_adapter, intelligence_gate_error,
-    router_run_launch,
+    no_tui_delivery, router_run_launch,
 };
 
 struct Telegram;
@@ -21,6 +21,12 @@ impl Guest for Telegram {
             default_binary: "telegram-runtime".into(),
             binary_env: Some("TELEGRAM_RUNTIME_BIN".into()),
             read_dirs: Vec::new(),
+            cwd_read_paths: Vec::new(),
+            // A human is behind the bridge.
+            default_intelligence: Some("natural".into()),
+            binary_dirs: vec!["~/.bun/bin".into(), "~/.local/bin".into()],
+            env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
+            delivery: no_tui_delivery(),
         }
     }
 

@@ -36,11 +36,7 @@ fn rows(reports: &[PluginReport]) -> String {
             } else {
                 r.sha256[..12].to_string()
             },
-            if r.read_dirs.is_empty() {
-                "-".into()
-            } else {
-                r.read_dirs.join(",")
-            },
+            r.reads().unwrap_or_else(|| "-".into()),
         ]);
         if let Some(reason) = &r.reason {
             reasons.push(format!("  {}: {reason}", r.source));
@@ -139,14 +135,7 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
             field("requires", dash(report.requires_intelligence.as_deref())),
             field("binary", dash(report.default_binary.as_deref())),
             field("binary env", dash(report.binary_env.as_deref())),
-            field(
-                "reads",
-                if report.read_dirs.is_empty() {
-                    "-".into()
-                } else {
-                    report.read_dirs.join(", ")
-                },
-            ),
+            field("reads", report.reads().unwrap_or_else(|| "-".into())),
             field(
                 "sha256",
                 if report.sha256.is_empty() {
@@ -230,6 +219,7 @@ pub fn grant(cfg: &Config, target: &str) -> anyhow::Result<i32> {
             runtime: runtime.clone(),
             file: file.display().to_string(),
             read_dirs: report.read_dirs.clone(),
+            cwd_read_paths: report.cwd_read_paths.clone(),
             granted_at: crate::clock::iso8601_utc(crate::clock::Clock::now_ms(
                 &crate::clock::SystemClock,
             )),
@@ -334,7 +324,7 @@ pub fn install(cfg: &Config, file: &Path) -> anyhow::Result<i32> {
     }
     let grants = Grants::read(&crate::plugins::grants_path(&cfg.root)).unwrap_or_default();
     if let Some(reads) = report.reads()
-        && !grants.covers(&report.sha256, &report.read_dirs)
+        && !report.granted_by(&grants)
     {
         crate::outln!(
             "it reads {reads}: it serves once you grant it: iapeer plugins grant {}",

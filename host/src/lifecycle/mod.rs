@@ -314,8 +314,20 @@ impl Lifecycle {
             .insert(id.clone(), (Instant::now(), reason.to_string()));
     }
 
+    /// The registry, with each peer that does not state its nature given
+    /// its default runtime's (the adapter's `default-intelligence`).
     pub fn registry(&self) -> Result<Registry, registry::RegistryError> {
-        registry::read_registry(&self.cfg.registry_path())
+        let mut reg = registry::read_registry(&self.cfg.registry_path())?;
+        for peer in reg
+            .peers
+            .iter_mut()
+            .filter(|p| p.raw_intelligence.is_none())
+        {
+            if let Some(a) = self.plugins.adapter(peer.default_runtime.as_str()) {
+                peer.intelligence = a.info().default_intelligence.clone();
+            }
+        }
+        Ok(reg)
     }
 
     pub fn socket(&self, id: &Identity) -> PathBuf {
@@ -597,6 +609,10 @@ impl Lifecycle {
             resume_ref,
             extra_args: launch_env.start_args,
             intelligence: Some(peer.intelligence.clone()),
+            home: std::fs::canonicalize(&self.cfg.home)
+                .unwrap_or_else(|_| self.cfg.home.clone())
+                .to_string_lossy()
+                .into_owned(),
         };
         // Recorded before the launch: if this process dies mid-boot, the
         // session it leaves is still supervised (ticks skip it while we hold
@@ -946,9 +962,9 @@ impl Lifecycle {
                 && tokio::time::Instant::now() >= look_at_composer_after
             {
                 let pane = self.tmux.capture_pane(&sock, id.as_str()).await;
-                let in_composer = pane
-                    .as_deref()
-                    .map_or(true, |p| launch::paste_in_composer(p, message));
+                let in_composer = pane.as_deref().map_or(true, |p| {
+                    launch::paste_in_composer(p, message, &adapter.info().delivery)
+                });
                 if !in_composer {
                     return Ok(());
                 }

@@ -19,7 +19,7 @@ use super::health::Health;
 use super::hostfs::FileGrants;
 use super::sandbox::{self, GuestState, MEMORY_CAP, Sandbox};
 use super::types::{AdapterInfo, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
-use super::{Source, v0_1, validate};
+use super::{Source, v0_1, v0_2, validate};
 
 /// Time limits of adapter calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +77,12 @@ pub enum AdapterError {
 /// The bindings of one contract version, pre-linked.
 pub(crate) enum VersionedPre {
     V0_1(v0_1::RuntimeAdapterPre<GuestState>),
+    V0_2(v0_2::RuntimeAdapterPre<GuestState>),
 }
 
 enum VersionedInstance {
     V0_1(v0_1::RuntimeAdapter),
+    V0_2(v0_2::RuntimeAdapter),
 }
 
 struct Live {
@@ -197,17 +199,18 @@ impl Adapter {
         home: &std::path::Path,
         budgets: CallBudgets,
     ) -> Result<Adapter, String> {
-        let no_grants = Arc::new(FileGrants::new(home, &[]));
+        let no_grants = Arc::new(FileGrants::new(home, &[], &[]));
         let mut live = instantiate(sandbox, &pre, &no_grants, 0, budgets.quick)
             .await
             .map_err(|e| format!("does not instantiate against the contract: {e}"))?;
         let raw = guest_call(&mut live, budgets.quick, async |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
+            VersionedInstance::V0_2(b) => v0_2::info(b, s).await,
         })
         .await
         .map_err(|e| format!("info() failed: {}", e.message))?;
         let info = validate::info(raw)?;
-        let grants = Arc::new(FileGrants::new(home, &info.read_dirs));
+        let grants = Arc::new(FileGrants::new(home, &info.read_dirs, &info.cwd_read_paths));
         Ok(Adapter {
             info,
             source,
@@ -326,6 +329,7 @@ impl Adapter {
         let raw = self
             .call("info", self.budgets.quick, None, async |i, s| match i {
                 VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
+                VersionedInstance::V0_2(b) => v0_2::info(b, s).await,
             })
             .await?;
         validate::info(raw).map_err(|r| self.invalid("info", r))
@@ -349,6 +353,7 @@ impl Adapter {
                 None,
                 async |i, s| match i {
                     VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec).await,
+                    VersionedInstance::V0_2(b) => v0_2::build_launch(b, s, spec).await,
                 },
             )
             .await?;
@@ -365,6 +370,7 @@ impl Adapter {
                 Some(cwd),
                 async |i, s| match i {
                     VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd).await,
+                    VersionedInstance::V0_2(b) => v0_2::resolve_resume(b, s, cwd).await,
                 },
             )
             .await?;
@@ -381,6 +387,7 @@ impl Adapter {
             Some(cwd),
             async |i, s| match i {
                 VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd).await,
+                VersionedInstance::V0_2(b) => v0_2::newest_activity_mtime(b, s, cwd).await,
             },
         )
         .await
@@ -394,6 +401,7 @@ impl Adapter {
                 None,
                 async |i, s| match i {
                     VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane).await,
+                    VersionedInstance::V0_2(b) => v0_2::boot_dialog_keys(b, s, pane).await,
                 },
             )
             .await?;
@@ -410,6 +418,7 @@ impl Adapter {
             None,
             async |i, s| match i {
                 VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane).await,
+                VersionedInstance::V0_2(b) => v0_2::is_input_ready(b, s, pane).await,
             },
         )
         .await
@@ -426,6 +435,7 @@ impl Adapter {
                 None,
                 async |i, s| match i {
                     VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command).await,
+                    VersionedInstance::V0_2(b) => v0_2::control_keys(b, s, command).await,
                 },
             )
             .await?;
@@ -451,15 +461,22 @@ async fn instantiate(
     let mut store = sandbox.new_store(grants).map_err(|e| format!("{e:#}"))?;
     // Instantiation runs guest code too (initialisers): bound it as well.
     sandbox::arm_deadline(&mut store, budget);
+    let timed_out = |_| format!("instantiation timed out after {budget:?}");
     let instance = match pre {
         VersionedPre::V0_1(p) => {
             tokio::time::timeout(wall_clock(budget), p.instantiate_async(&mut store))
                 .await
-                .map_err(|_| format!("instantiation timed out after {budget:?}"))?
+                .map_err(timed_out)?
                 .map(VersionedInstance::V0_1)
-                .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget))?
         }
-    };
+        VersionedPre::V0_2(p) => {
+            tokio::time::timeout(wall_clock(budget), p.instantiate_async(&mut store))
+                .await
+                .map_err(timed_out)?
+                .map(VersionedInstance::V0_2)
+        }
+    }
+    .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget))?;
     Ok(Live {
         store,
         instance,

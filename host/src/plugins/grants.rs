@@ -23,6 +23,9 @@ pub struct Grant {
     /// Where the file was when granted (for people; the sha256 decides).
     pub file: String,
     pub read_dirs: Vec<String>,
+    /// Paths below a peer's cwd (contract 0.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cwd_read_paths: Vec<String>,
     pub granted_at: String,
 }
 
@@ -44,11 +47,14 @@ impl Grants {
         }
     }
 
-    /// May the file with `sha256` read every one of `read_dirs`?
-    pub fn covers(&self, sha256: &str, read_dirs: &[String]) -> bool {
-        self.grants
-            .iter()
-            .any(|g| g.sha256 == sha256 && read_dirs.iter().all(|d| g.read_dirs.contains(d)))
+    /// May the file with `sha256` read every one of `read_dirs` and
+    /// `cwd_paths`?
+    pub fn covers(&self, sha256: &str, read_dirs: &[String], cwd_paths: &[String]) -> bool {
+        self.grants.iter().any(|g| {
+            g.sha256 == sha256
+                && read_dirs.iter().all(|d| g.read_dirs.contains(d))
+                && cwd_paths.iter().all(|p| g.cwd_read_paths.contains(p))
+        })
     }
 
     /// Adds the grant and writes the file. It replaces any earlier grant
@@ -95,6 +101,7 @@ mod tests {
             runtime: "aider".into(),
             file: "/p/aider.wasm".into(),
             read_dirs: dirs.iter().map(|d| d.to_string()).collect(),
+            cwd_read_paths: Vec::new(),
             granted_at: "2026-11-25T00:00:00.000Z".into(),
         }
     }
@@ -106,18 +113,18 @@ mod tests {
         assert_eq!(Grants::read(&path).unwrap(), Grants::default());
         Grants::add(&path, grant("aa", &[".aider"])).unwrap();
         let g = Grants::read(&path).unwrap();
-        assert!(g.covers("aa", &[".aider".into()]));
-        assert!(g.covers("aa", &[]));
-        assert!(!g.covers("bb", &[".aider".into()]), "another file");
+        assert!(g.covers("aa", &[".aider".into()], &[]));
+        assert!(g.covers("aa", &[], &[]));
+        assert!(!g.covers("bb", &[".aider".into()], &[]), "another file");
         assert!(
-            !g.covers("aa", &[".aider".into(), ".x".into()]),
+            !g.covers("aa", &[".aider".into(), ".x".into()], &[]),
             "more dirs"
         );
         // Granting again replaces; revoking removes.
         Grants::add(&path, grant("aa", &[".aider", ".x"])).unwrap();
         assert_eq!(Grants::read(&path).unwrap().grants.len(), 1);
         assert_eq!(Grants::remove(&path, |g| g.runtime == "aider").unwrap(), 1);
-        assert!(!Grants::read(&path).unwrap().covers("aa", &[]));
+        assert!(!Grants::read(&path).unwrap().covers("aa", &[], &[]));
         // A corrupt file grants nothing and is not overwritten.
         std::fs::write(&path, "{oops").unwrap();
         assert!(Grants::read(&path).is_err());

@@ -1,7 +1,9 @@
-//! The `host-fs` import: read-only file access confined to the directories an
-//! adapter declared. Paths are home-relative; every lookup below a granted
-//! directory goes through cap-primitives, which refuses `..` and symlinks that
-//! would leave it — the same rule the WASI preopens enforce.
+//! The `host-fs` import: read-only file access confined to what an adapter
+//! declared: home-relative paths inside its `read-dirs`, and (contract 0.2)
+//! absolute paths inside its `cwd-read-paths` under the cwd of the call in
+//! progress. Every lookup below a granted directory (or below the cwd) goes
+//! through cap-primitives, which refuses `..` and symlinks that would leave
+//! it — the same rule the WASI preopens enforce.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -65,6 +67,8 @@ struct GrantedDir {
 /// The directories one adapter may read, resolved against a home directory.
 pub struct FileGrants {
     dirs: Vec<GrantedDir>,
+    /// Declared paths below a peer's cwd, as components.
+    cwd_paths: Vec<Vec<String>>,
     /// The home the dirs were granted in, symlinks resolved.
     home: PathBuf,
     /// Listings under the granted dirs, dropped on any reported change.
@@ -96,10 +100,15 @@ pub fn plain_relative_components(path: &str) -> Option<Vec<String>> {
 impl FileGrants {
     /// `read_dirs` must already be validated (see `plain_relative_components`).
     /// A home of `/` grants nothing: `etc` must never mean `/etc`.
-    pub fn new(home: &Path, read_dirs: &[String]) -> Self {
+    pub fn new(home: &Path, read_dirs: &[String], cwd_paths: &[String]) -> Self {
+        let cwd_paths = cwd_paths
+            .iter()
+            .filter_map(|p| plain_relative_components(p))
+            .collect();
         if home == Path::new("/") || !home.is_absolute() {
             return FileGrants {
                 dirs: Vec::new(),
+                cwd_paths,
                 home: PathBuf::new(),
                 listings: ListingCache::default(),
             };
@@ -116,6 +125,7 @@ impl FileGrants {
             .collect();
         FileGrants {
             dirs,
+            cwd_paths,
             home: std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf()),
             listings: ListingCache::default(),
         }
@@ -178,10 +188,61 @@ impl FileGrants {
         Ok((dir, rest))
     }
 
-    /// Splits `path` into (opened granted dir, rest below it).
-    fn resolve(&self, path: &str) -> Result<(File, PathBuf), FsError> {
-        let (dir, rest) = self.locate(path)?;
-        Ok((self.open_granted(dir)?, rest))
+    /// Splits `path` into (an opened dir it may be read below, the rest
+    /// below it): a granted home dir for a relative path, the call's cwd for
+    /// an absolute one inside a declared cwd path.
+    fn resolve(&self, path: &str, call_cwd: Option<&str>) -> Result<(File, PathBuf), FsError> {
+        if !path.starts_with('/') {
+            let (dir, rest) = self.locate(path)?;
+            return Ok((self.open_granted(dir)?, rest));
+        }
+        let cwd = call_cwd.ok_or(FsError::NotPermitted)?;
+        let components = path
+            .strip_prefix(cwd)
+            .and_then(|rel| rel.strip_prefix('/'))
+            .and_then(plain_relative_components)
+            .ok_or(FsError::NotPermitted)?;
+        let declared = self
+            .cwd_paths
+            .iter()
+            .filter(|d| components.starts_with(d))
+            .max_by_key(|d| d.len())
+            .ok_or(FsError::NotPermitted)?;
+        if !self.cwd_path_usable(Path::new(cwd), declared) {
+            return Err(FsError::NotPermitted);
+        }
+        let start = capfs::open_ambient_dir(Path::new(cwd), cap_primitives::ambient_authority())?;
+        Ok((start, components.iter().collect()))
+    }
+
+    /// Is a declared cwd path still what was granted? Following symlinks it
+    /// must stay below the cwd (cap-std also refuses to leave it) and expose
+    /// no secret: not one of the project's own (`.env`, `.git`), and — a cwd
+    /// may be the home itself — no secret store of the home.
+    fn cwd_path_usable(&self, cwd: &Path, declared: &[String]) -> bool {
+        let host = cwd.join(declared.join("/"));
+        let real = match std::fs::canonicalize(&host) {
+            Ok(real) => real,
+            // Nothing there yet: nothing exposed (the read says not-found).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+            Err(_) => return false,
+        };
+        let Some(rel) = real
+            .strip_prefix(cwd)
+            .ok()
+            .and_then(Path::to_str)
+            .filter(|r| !r.is_empty())
+        else {
+            return false;
+        };
+        if super::validate::touches_cwd_secret(rel).is_some() {
+            return false;
+        }
+        match real.strip_prefix(&self.home).ok().and_then(Path::to_str) {
+            Some("") => false,
+            Some(home_rel) => super::validate::touches_secret_store(home_rel).is_none(),
+            None => true,
+        }
     }
 
     /// Opens a granted dir, if it is still what was granted.
@@ -198,7 +259,12 @@ impl FileGrants {
     /// `list-dir`, from the cache when nothing changed under the directory
     /// since it was last read (see `fscache`). Shared, not copied: the
     /// caller converts the entries for the guest anyway.
-    pub fn list_dir(&self, path: &str) -> Result<Arc<Vec<Entry>>, FsError> {
+    pub fn list_dir(&self, path: &str, call_cwd: Option<&str>) -> Result<Arc<Vec<Entry>>, FsError> {
+        if path.starts_with('/') {
+            // Below a cwd: not cached (few entries, and watched by nobody).
+            let (start, rest) = self.resolve(path, call_cwd)?;
+            return Ok(Arc::new(read_entries(start, &rest)?));
+        }
         let (dir, rest) = self.locate(path)?;
         let key = dir.host_path.join(&rest);
         let cached = self.listings.watch(&dir.host_path);
@@ -214,8 +280,13 @@ impl FileGrants {
         Ok(entries)
     }
 
-    pub fn read_first_line(&self, path: &str, max_bytes: u32) -> Result<String, FsError> {
-        let (start, rest) = self.resolve(path)?;
+    pub fn read_first_line(
+        &self,
+        path: &str,
+        max_bytes: u32,
+        call_cwd: Option<&str>,
+    ) -> Result<String, FsError> {
+        let (start, rest) = self.resolve(path, call_cwd)?;
         if rest.as_os_str().is_empty() {
             return Err(FsError::Io("is a directory".into()));
         }
@@ -243,6 +314,48 @@ impl FileGrants {
         }
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
+}
+
+impl FileGrants {
+    /// `stat`: one entry, a symlink reported as such and not followed.
+    pub fn stat(&self, path: &str, call_cwd: Option<&str>) -> Result<Entry, FsError> {
+        let (start, rest) = self.resolve(path, call_cwd)?;
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        if rest.as_os_str().is_empty() {
+            let meta = start.metadata()?;
+            return Ok(Entry {
+                name,
+                kind: EntryKind::Directory,
+                mtime_ms: mtime_ms(meta.modified().ok()),
+                size: meta.len(),
+            });
+        }
+        let meta = capfs::stat(&start, &rest, capfs::FollowSymlinks::No)?;
+        let ty = meta.file_type();
+        Ok(Entry {
+            name,
+            kind: entry_kind(ty.is_symlink(), ty.is_dir(), ty.is_file()),
+            mtime_ms: mtime_ms(meta.modified().ok().map(|t| t.into_std())),
+            size: meta.len(),
+        })
+    }
+}
+
+fn entry_kind(symlink: bool, dir: bool, file: bool) -> EntryKind {
+    if symlink {
+        EntryKind::Symlink
+    } else if dir {
+        EntryKind::Directory
+    } else if file {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    }
+}
+
+fn mtime_ms(t: Option<std::time::SystemTime>) -> u64 {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `same-path`: true when `a` and `b` name the same location. Only the cwd
@@ -283,24 +396,10 @@ fn read_entries(start: File, rest: &Path) -> Result<Vec<Entry>, FsError> {
         let (Ok(ty), Ok(meta)) = (entry.file_type(), entry.metadata()) else {
             continue;
         };
-        let kind = if ty.is_symlink() {
-            EntryKind::Symlink
-        } else if ty.is_dir() {
-            EntryKind::Directory
-        } else if ty.is_file() {
-            EntryKind::File
-        } else {
-            EntryKind::Other
-        };
-        let mtime_ms = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as u64);
         out.push(Entry {
             name,
-            kind,
-            mtime_ms,
+            kind: entry_kind(ty.is_symlink(), ty.is_dir(), ty.is_file()),
+            mtime_ms: mtime_ms(meta.modified().ok().map(|t| t.into_std())),
             size: meta.len(),
         });
     }
@@ -313,7 +412,7 @@ mod tests {
     use std::fs;
 
     fn grants(home: &Path) -> FileGrants {
-        FileGrants::new(home, &[".claude/projects".to_string()])
+        FileGrants::new(home, &[".claude/projects".to_string()], &[])
     }
 
     #[test]
@@ -338,21 +437,24 @@ mod tests {
         fs::create_dir_all(home.path().join(".ssh")).unwrap();
         let g = grants(home.path());
 
-        let entries = g.list_dir(".claude/projects/-w").unwrap();
+        let entries = g.list_dir(".claude/projects/-w", None).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].name, "a.jsonl");
         assert_eq!(entries[0].kind, EntryKind::File);
         assert!(entries[0].mtime_ms > 0);
-        assert_eq!(g.list_dir(".claude/projects").unwrap().len(), 1);
+        assert_eq!(g.list_dir(".claude/projects", None).unwrap().len(), 1);
 
-        assert_eq!(g.list_dir(".ssh"), Err(FsError::NotPermitted));
-        assert_eq!(g.list_dir(".claude"), Err(FsError::NotPermitted));
+        assert_eq!(g.list_dir(".ssh", None), Err(FsError::NotPermitted));
+        assert_eq!(g.list_dir(".claude", None), Err(FsError::NotPermitted));
         assert_eq!(
-            g.list_dir(".claude/projects/../../.ssh"),
+            g.list_dir(".claude/projects/../../.ssh", None),
             Err(FsError::NotPermitted)
         );
-        assert_eq!(g.list_dir("/etc"), Err(FsError::NotPermitted));
-        assert_eq!(g.list_dir(".claude/projects/nope"), Err(FsError::NotFound));
+        assert_eq!(g.list_dir("/etc", None), Err(FsError::NotPermitted));
+        assert_eq!(
+            g.list_dir(".claude/projects/nope", None),
+            Err(FsError::NotFound)
+        );
     }
 
     #[test]
@@ -363,14 +465,14 @@ mod tests {
         std::os::unix::fs::symlink("/etc", projects.join("escape")).unwrap();
         let g = grants(home.path());
         assert_eq!(
-            g.list_dir(".claude/projects/escape"),
+            g.list_dir(".claude/projects/escape", None),
             Err(FsError::NotPermitted)
         );
         assert_eq!(
-            g.read_first_line(".claude/projects/escape/passwd", 100),
+            g.read_first_line(".claude/projects/escape/passwd", 100, None),
             Err(FsError::NotPermitted)
         );
-        let listed = g.list_dir(".claude/projects").unwrap();
+        let listed = g.list_dir(".claude/projects", None).unwrap();
         assert_eq!(listed[0].kind, EntryKind::Symlink);
     }
 
@@ -384,12 +486,12 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let g = grants(home.path());
         assert_eq!(
-            g.read_first_line(".claude/projects/pipe.jsonl", 100),
+            g.read_first_line(".claude/projects/pipe.jsonl", 100, None),
             Err(FsError::Io("not a regular file".into()))
         );
         assert!(
-            FileGrants::new(Path::new("/"), &["etc".into()])
-                .list_dir("etc")
+            FileGrants::new(Path::new("/"), &["etc".into()], &[])
+                .list_dir("etc", None)
                 .is_err()
         );
     }
@@ -404,19 +506,20 @@ mod tests {
         fs::write(dir.join("long"), "x".repeat(100)).unwrap();
         let g = grants(home.path());
         assert_eq!(
-            g.read_first_line(".claude/projects/s.jsonl", 10).unwrap(),
+            g.read_first_line(".claude/projects/s.jsonl", 10, None)
+                .unwrap(),
             "first"
         );
         assert_eq!(
-            g.read_first_line(".claude/projects/one", 10).unwrap(),
+            g.read_first_line(".claude/projects/one", 10, None).unwrap(),
             "only"
         );
         assert_eq!(
-            g.read_first_line(".claude/projects/long", 10),
+            g.read_first_line(".claude/projects/long", 10, None),
             Err(FsError::TooLarge)
         );
         assert_eq!(
-            g.read_first_line(".claude/projects/long", 100)
+            g.read_first_line(".claude/projects/long", 100, None)
                 .unwrap()
                 .len(),
             100

@@ -19,6 +19,7 @@ mod plugin_dir;
 mod sandbox;
 mod types;
 mod v0_1;
+mod v0_2;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,10 @@ pub use builtin::is_builtin_runtime;
 pub use cache::{CacheEntry, CompileCache, Origin};
 pub use grants::{Grant, Grants, path as grants_path};
 pub use types::*;
+#[cfg(test)]
+pub(crate) use v0_1::legacy_defaults;
+#[cfg(test)]
+pub(crate) use validate::info as validate_info;
 
 use adapter::VersionedPre;
 use plugin_dir::PluginDir;
@@ -43,7 +48,7 @@ use sandbox::Sandbox;
 /// The WIT package every adapter implements.
 pub const CONTRACT_PACKAGE: &str = "iapeer:adapter";
 /// The contract versions this host serves (one generated module each).
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2"];
 /// The contract versions served, as a range: `0.1`, `0.1–0.2`.
 fn served_contracts() -> String {
     match SUPPORTED_CONTRACTS {
@@ -142,6 +147,8 @@ pub struct PluginReport {
     pub state: PluginState,
     pub reason: Option<String>,
     pub read_dirs: Vec<String>,
+    /// Paths it reads below a peer's cwd (contract 0.2).
+    pub cwd_read_paths: Vec<String>,
     pub uses_doctrine: Option<bool>,
     pub requires_intelligence: Option<String>,
     pub default_binary: Option<String>,
@@ -163,6 +170,7 @@ impl PluginReport {
             state: PluginState::Failed,
             reason: None,
             read_dirs: Vec::new(),
+            cwd_read_paths: Vec::new(),
             uses_doctrine: None,
             requires_intelligence: None,
             default_binary: None,
@@ -171,15 +179,17 @@ impl PluginReport {
         }
     }
 
-    /// `~/.gemini/tmp, ~/.x`: what it reads, `None` when nothing.
+    /// `~/.gemini/tmp, <cwd>/.aider`: what it reads, `None` when nothing.
     pub fn reads(&self) -> Option<String> {
-        (!self.read_dirs.is_empty()).then(|| {
-            self.read_dirs
-                .iter()
-                .map(|d| format!("~/{d}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+        let home = self.read_dirs.iter().map(|d| format!("~/{d}"));
+        let cwd = self.cwd_read_paths.iter().map(|p| format!("<cwd>/{p}"));
+        let all: Vec<String> = home.chain(cwd).collect();
+        (!all.is_empty()).then(|| all.join(", "))
+    }
+
+    /// Do `grants` let this very file (its sha256) read all it declares?
+    pub fn granted_by(&self, grants: &Grants) -> bool {
+        grants.covers(&self.sha256, &self.read_dirs, &self.cwd_read_paths)
     }
 
     fn failed(mut self, state: PluginState, reason: impl Into<String>) -> Self {
@@ -436,10 +446,7 @@ fn require_grant(
     let Some(reads) = report.reads() else {
         return (report, Some(a));
     };
-    if grants
-        .as_ref()
-        .is_ok_and(|g| g.covers(&report.sha256, &report.read_dirs))
-    {
+    if grants.as_ref().is_ok_and(|g| report.granted_by(g)) {
         return (report, Some(a));
     }
     let file = match &report.source {
@@ -609,6 +616,7 @@ async fn load_bytes(
     report.wit = Some(version.to_string());
     let pre = match (version.major, version.minor) {
         v0_1::CONTRACT => v0_1::instance_pre(&sandbox.linker, &component).map(VersionedPre::V0_1),
+        v0_2::CONTRACT => v0_2::instance_pre(&sandbox.linker, &component).map(VersionedPre::V0_2),
         _ => {
             let reason = format!(
                 "built for {CONTRACT_PACKAGE} {}.{}; this host serves {}",
@@ -634,6 +642,7 @@ async fn load_bytes(
             report.version = Some(info.version.clone());
             report.kind = Some(info.kind);
             report.read_dirs = info.read_dirs.clone();
+            report.cwd_read_paths = info.cwd_read_paths.clone();
             report.uses_doctrine = Some(info.uses_doctrine);
             report.requires_intelligence = info.requires_intelligence.clone();
             report.default_binary = Some(info.default_binary.clone());

@@ -88,6 +88,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::v0_1::add_to_linker(&mut linker)?;
+        super::v0_2::add_to_linker(&mut linker)?;
         start_epoch_ticker(&engine);
         Ok(Sandbox { engine, linker })
     }

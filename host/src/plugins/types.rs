@@ -35,6 +35,62 @@ pub struct AdapterInfo {
     pub binary_env: Option<String>,
     /// Home-relative directories the adapter may read.
     pub read_dirs: Vec<String>,
+    /// Paths below the peer's cwd the adapter may read (contract 0.2).
+    pub cwd_read_paths: Vec<String>,
+    /// The nature of a peer of this runtime whose registry entry does not
+    /// say (`natural`, `artificial`, `absent`).
+    pub default_intelligence: String,
+    /// Where the runtime is installed: in front of the system dirs on a
+    /// session's fallback PATH (`~/` = home).
+    pub binary_dirs: Vec<String>,
+    /// Inherited variables removed from a session's environment (a
+    /// trailing `*` matches a prefix).
+    pub env_remove: Vec<String>,
+    pub delivery: DeliveryMarkers,
+    /// The contract version the adapter was built for (`0.1`, `0.2`).
+    pub contract: String,
+}
+
+impl AdapterInfo {
+    /// Should `name` be kept out of a session's environment?
+    pub fn removes_env(&self, name: &str) -> bool {
+        self.env_remove
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == pattern,
+            })
+    }
+}
+
+/// How the host recognises a paste in a TUI's pane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryMarkers {
+    /// Shown in place of a long paste (`[Pasted text`).
+    pub paste_placeholders: Vec<String>,
+    /// Non-empty rows at the bottom of the pane that hold the composer.
+    pub composer_rows: usize,
+}
+
+/// `info` as an adapter of any contract version answered it, before
+/// validation (see `plugins::validate`). Fields a version does not have
+/// carry what a host of that version assumed.
+pub struct RawInfo {
+    pub runtime: String,
+    pub version: String,
+    pub kind: AdapterKind,
+    pub uses_doctrine: bool,
+    pub requires_intelligence: Option<String>,
+    pub default_binary: String,
+    pub binary_env: Option<String>,
+    pub read_dirs: Vec<String>,
+    pub cwd_read_paths: Vec<String>,
+    pub default_intelligence: Option<String>,
+    pub binary_dirs: Vec<String>,
+    pub env_remove: Vec<String>,
+    pub paste_placeholders: Vec<String>,
+    pub composer_rows: u32,
+    pub contract: (u64, u64),
 }
 
 /// Input of `build-launch`.
@@ -49,6 +105,8 @@ pub struct LaunchSpec {
     pub resume_ref: Option<String>,
     pub extra_args: Vec<String>,
     pub intelligence: Option<String>,
+    /// The user's home (contract 0.2).
+    pub home: String,
 }
 
 /// Output of `build-launch`, checked by the host (see `Adapter::build_launch`).

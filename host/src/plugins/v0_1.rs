@@ -1,19 +1,20 @@
 //! Contract version 0.1 (`iapeer:adapter@0.1.x`): the generated bindings and
-//! their conversion to the host's own types. A future 0.2 gets a sibling
-//! module like this one; nothing outside `plugins` sees versioned types.
+//! their conversion to the host's own types (`v0_2` is its sibling; nothing
+//! outside `plugins` sees versioned types). What 0.2 adapters declare, a
+//! 0.1 adapter gets as the 0.1 host hard-coded it ([`legacy_defaults`]).
 
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use super::hostfs::{self, EntryKind, FsError};
 use super::sandbox::GuestState;
-use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
+use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck};
 
 // Async bindings: a guest call is a future the host can time out, so a guest
 // blocked in a host call (a WASI sleep, a slow read) cannot hold a caller
 // past its budget, and no WASI call ever needs a nested runtime.
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/since_v0.1",
     world: "runtime-adapter",
     imports: { default: async },
     exports: { default: async },
@@ -40,18 +41,6 @@ pub fn instance_pre(
     pre(linker.instantiate_pre(component)?)
 }
 
-/// `info` as the raw record; validation happens in `plugins::validate`.
-pub struct RawInfo {
-    pub runtime: String,
-    pub version: String,
-    pub kind: AdapterKind,
-    pub uses_doctrine: bool,
-    pub requires_intelligence: Option<String>,
-    pub default_binary: String,
-    pub binary_env: Option<String>,
-    pub read_dirs: Vec<String>,
-}
-
 fn api(b: &RuntimeAdapter) -> &guest::Guest {
     b.iapeer_adapter_adapter()
 }
@@ -70,7 +59,39 @@ pub async fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime
         default_binary: i.default_binary,
         binary_env: i.binary_env,
         read_dirs: i.read_dirs,
+        ..legacy_defaults(CONTRACT)
     })
+}
+
+/// What the 0.1 host assumed of every runtime: Claude Code's environment
+/// markers removed, its paste placeholders and composer height, the
+/// installers' bin dirs on the fallback PATH, and the original's table of
+/// natures (telegram-like bridges `natural`, notifiers `absent`).
+pub fn legacy_defaults(contract: (u64, u64)) -> RawInfo {
+    RawInfo {
+        runtime: String::new(),
+        version: String::new(),
+        kind: AdapterKind::Tui,
+        uses_doctrine: false,
+        requires_intelligence: None,
+        default_binary: String::new(),
+        binary_env: None,
+        read_dirs: Vec::new(),
+        cwd_read_paths: Vec::new(),
+        default_intelligence: None,
+        binary_dirs: [
+            "~/.bun/bin",
+            "~/.local/bin",
+            "/opt/homebrew/bin",
+            "/opt/homebrew/sbin",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env_remove: ["CLAUDE_CODE_*", "CLAUDECODE"].map(String::from).to_vec(),
+        paste_placeholders: ["[Pasted text", "[Image #"].map(String::from).to_vec(),
+        composer_rows: 6,
+        contract,
+    }
 }
 
 pub async fn build_launch(
@@ -162,7 +183,8 @@ fn fs_error(e: FsError) -> wit::FsError {
 
 impl self::iapeer::adapter::host_fs::Host for GuestState {
     async fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
-        let entries = self.grants.list_dir(&path).map_err(fs_error)?;
+        // 0.1 has no cwd paths: only home-relative paths resolve.
+        let entries = self.grants.list_dir(&path, None).map_err(fs_error)?;
         Ok(entries
             .iter()
             .map(|e| wit::DirEntry {
@@ -185,7 +207,7 @@ impl self::iapeer::adapter::host_fs::Host for GuestState {
         max_bytes: u32,
     ) -> Result<String, wit::FsError> {
         self.grants
-            .read_first_line(&path, max_bytes)
+            .read_first_line(&path, max_bytes, None)
             .map_err(fs_error)
     }
 

@@ -3,10 +3,13 @@
 
 use super::hostfs::plain_relative_components;
 use super::types::{AdapterInfo, LaunchCommand, LaunchSpec};
-use super::v0_1::RawInfo;
+use super::types::{DeliveryMarkers, RawInfo};
 use crate::names::Runtime;
 
 const MAX_READ_DIRS: usize = 16;
+/// Entries of the other lists in `info` (binary dirs, env names, markers).
+const MAX_LIST: usize = 32;
+const MAX_COMPOSER_ROWS: u32 = 20;
 const MAX_TEXT: usize = 4096;
 
 fn env_name_ok(name: &str) -> bool {
@@ -195,6 +198,71 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
             "info().read-dirs entry {dir:?} would expose ~/{secret} (a secret store); no grant can allow it"
         ));
     }
+    check_cwd_read_paths(&raw.cwd_read_paths)?;
+    let default_intelligence = match raw.default_intelligence.as_deref() {
+        Some(i) if crate::registry::INTELLIGENCES.contains(&i) => i.to_string(),
+        Some(i) => {
+            return Err(format!(
+                "info().default-intelligence {i:?} is not one of {}",
+                crate::registry::INTELLIGENCES.join(", ")
+            ));
+        }
+        // A 0.1 host knew the natures of a few runtimes by name.
+        None if raw.contract == (0, 1) => {
+            crate::registry::default_intelligence(runtime.as_str()).to_string()
+        }
+        None => "artificial".to_string(),
+    };
+    if raw.binary_dirs.len() > MAX_LIST {
+        return Err(format!(
+            "info().binary-dirs has more than {MAX_LIST} entries"
+        ));
+    }
+    if let Some(bad) = raw.binary_dirs.iter().find(|d| {
+        let rest = d.strip_prefix("~/").unwrap_or(d);
+        !(d.starts_with('/') || d.starts_with("~/"))
+            || !plain_text_ok(d)
+            || d.contains(':')
+            || rest.split('/').any(|c| c == "..")
+    }) {
+        return Err(format!(
+            "info().binary-dirs entry {bad:?} must be absolute or start with ~/, without `:` or `..`"
+        ));
+    }
+    if raw.env_remove.len() > MAX_LIST {
+        return Err(format!(
+            "info().env-remove has more than {MAX_LIST} entries"
+        ));
+    }
+    if let Some(bad) = raw
+        .env_remove
+        .iter()
+        .find(|e| !env_name_ok(e.strip_suffix('*').unwrap_or(e)))
+    {
+        return Err(format!(
+            "info().env-remove entry {bad:?} must be a variable name, or a name prefix ending in *"
+        ));
+    }
+    if raw.paste_placeholders.len() > MAX_LIST {
+        return Err(format!(
+            "info().delivery.paste-placeholders has more than {MAX_LIST} entries"
+        ));
+    }
+    if let Some(bad) = raw
+        .paste_placeholders
+        .iter()
+        .find(|m| !plain_text_ok(m) || m.chars().count() > 64)
+    {
+        return Err(format!(
+            "info().delivery.paste-placeholders entry {bad:?} must be 1 to 64 printable characters"
+        ));
+    }
+    if !(1..=MAX_COMPOSER_ROWS).contains(&raw.composer_rows) {
+        return Err(format!(
+            "info().delivery.composer-rows {} must be 1 to {MAX_COMPOSER_ROWS}",
+            raw.composer_rows
+        ));
+    }
     Ok(AdapterInfo {
         runtime,
         version: raw.version,
@@ -204,7 +272,59 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
         default_binary: raw.default_binary,
         binary_env: raw.binary_env,
         read_dirs: raw.read_dirs,
+        cwd_read_paths: raw.cwd_read_paths,
+        default_intelligence,
+        binary_dirs: raw.binary_dirs,
+        env_remove: raw.env_remove,
+        delivery: DeliveryMarkers {
+            paste_placeholders: raw.paste_placeholders,
+            composer_rows: raw.composer_rows as usize,
+        },
+        contract: format!("{}.{}", raw.contract.0, raw.contract.1),
     })
+}
+
+/// Names that hold credentials when they sit in a project folder; a cwd
+/// path may not be one, lie in one or contain one (and, since a cwd may be
+/// the home itself, the home's secret stores are refused too).
+const CWD_SECRETS: &[&str] = &[".env", ".envrc", ".git", ".netrc", ".npmrc", ".pypirc"];
+
+/// The project secret a cwd-relative path would expose (its first
+/// component names one), compared without regard to ASCII case.
+pub fn touches_cwd_secret(path: &str) -> Option<&'static str> {
+    let first = path.split('/').next()?;
+    CWD_SECRETS
+        .iter()
+        .copied()
+        .find(|s| first.eq_ignore_ascii_case(s))
+}
+
+fn check_cwd_read_paths(paths: &[String]) -> Result<(), String> {
+    if paths.len() > MAX_READ_DIRS {
+        return Err(format!(
+            "info().cwd-read-paths declares {} paths (at most {MAX_READ_DIRS})",
+            paths.len()
+        ));
+    }
+    for p in paths {
+        if plain_relative_components(p).is_none() || p.len() > MAX_TEXT {
+            return Err(format!(
+                "info().cwd-read-paths entry {p:?} must be a cwd-relative path without `.`/`..` components"
+            ));
+        }
+        if !p.is_ascii() {
+            return Err(format!(
+                "info().cwd-read-paths entry {p:?} is not ASCII (a case-folded name could alias a secret)"
+            ));
+        }
+        let secret = touches_cwd_secret(p).or_else(|| touches_secret_store(p));
+        if let Some(secret) = secret {
+            return Err(format!(
+                "info().cwd-read-paths entry {p:?} would expose {secret} (a secret store); no grant can allow it"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The contract's rules for a launch command: the resolved binary first, the
@@ -273,6 +393,7 @@ mod tests {
             default_binary: "~/.local/bin/claude".into(),
             binary_env: Some("IAPEER_CLAUDE_BIN".into()),
             read_dirs: vec![".claude/projects".into()],
+            ..crate::plugins::v0_1::legacy_defaults((0, 2))
         }
     }
 
@@ -288,6 +409,22 @@ mod tests {
             (|r| r.runtime = "Bad Runtime".into(), "runtime"),
             (|r| r.runtime = "my-rt".into(), "runtime"),
             (|r| r.version = "one".into(), "semver"),
+            (|r| r.cwd_read_paths = vec!["../x".into()], "cwd-relative"),
+            (|r| r.cwd_read_paths = vec![".env".into()], "secret"),
+            (|r| r.cwd_read_paths = vec![".git/config".into()], "secret"),
+            (|r| r.cwd_read_paths = vec![".SSH/id_rsa".into()], "secret"),
+            (
+                |r| r.default_intelligence = Some("genius".into()),
+                "default-intelligence",
+            ),
+            (|r| r.binary_dirs = vec!["bin".into()], "binary-dirs"),
+            (|r| r.binary_dirs = vec!["/a:/b".into()], "binary-dirs"),
+            (|r| r.env_remove = vec!["*".into()], "env-remove"),
+            (
+                |r| r.paste_placeholders = vec!["".into()],
+                "paste-placeholders",
+            ),
+            (|r| r.composer_rows = 0, "composer-rows"),
             (|r| r.default_binary = "".into(), "default-binary"),
             (|r| r.default_binary = "a\nb".into(), "default-binary"),
             (|r| r.binary_env = Some("PATH".into()), "binary-env"),

@@ -16,6 +16,11 @@ impl Guest for BadInfo {
             default_binary: "x".into(),
             binary_env: None,
             read_dirs: vec!["../../etc".into()],
+            cwd_read_paths: Vec::new(),
+            default_intelligence: None,
+            binary_dirs: Vec::new(),
+            env_remove: Vec::new(),
+            delivery: iapeer_adapter_sdk::no_tui_delivery(),
         }
     }
 

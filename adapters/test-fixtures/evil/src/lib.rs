@@ -29,6 +29,11 @@ impl Guest for Evil {
             default_binary: "evil-runtime".into(),
             binary_env: None,
             read_dirs: vec![".evil".into()],
+            cwd_read_paths: Vec::new(),
+            default_intelligence: None,
+            binary_dirs: Vec::new(),
+            env_remove: Vec::new(),
+            delivery: iapeer_adapter_sdk::no_tui_delivery(),
         }
     }
 

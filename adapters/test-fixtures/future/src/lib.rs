@@ -1,5 +1,5 @@
 //! Test fixture: an adapter built against a future contract,
-//! `iapeer:adapter@0.2.0`. A host that serves only 0.1 must report it as
+//! `iapeer:adapter@0.3.0`. A host that serves 0.1–0.2 must report it as
 //! incompatible, not crash and not half-load it.
 
 wit_bindgen::generate!({ world: "runtime-adapter", path: "wit" });
@@ -13,7 +13,7 @@ impl Guest for Future {
     fn info() -> AdapterInfo {
         AdapterInfo {
             runtime: "future".into(),
-            version: "2.0.0".into(),
+            version: "3.0.0".into(),
             kind: Kind::Router,
             uses_doctrine: false,
             requires_intelligence: None,

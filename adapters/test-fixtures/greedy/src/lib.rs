@@ -16,6 +16,11 @@ impl Guest for Greedy {
             default_binary: "greedy".into(),
             binary_env: None,
             read_dirs: vec![".cache/greedy".into(), ".ssh".into()],
+            cwd_read_paths: Vec::new(),
+            default_intelligence: None,
+            binary_dirs: Vec::new(),
+            env_remove: Vec::new(),
+            delivery: iapeer_adapter_sdk::no_tui_delivery(),
         }
     }
 

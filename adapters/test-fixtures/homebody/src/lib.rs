@@ -16,6 +16,11 @@ impl Guest for Homebody {
             default_binary: "homebody".into(),
             binary_env: None,
             read_dirs: vec![".".into()],
+            cwd_read_paths: Vec::new(),
+            default_intelligence: None,
+            binary_dirs: Vec::new(),
+            env_remove: Vec::new(),
+            delivery: iapeer_adapter_sdk::no_tui_delivery(),
         }
     }
 

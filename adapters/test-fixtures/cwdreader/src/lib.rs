@@ -1,0 +1,85 @@
+//! Test fixture: an adapter in the shape of one for aider, which keeps its
+//! chat history in the project folder. It declares a cwd path (contract
+//! 0.2), watches it with `host-fs.stat`, and echoes what it may and may not
+//! read through `resolve-resume` (the cwd picks the probe):
+//! - `<cwd>` ending in `/probe-outside`: stats a path outside the declared one;
+//! - `<cwd>` ending in `/probe-relative`: stats the declared name without the cwd;
+//! - anything else: the first line of the history file.
+
+use iapeer_adapter_sdk::{
+    AdapterInfo, ControlSequence, DeliveryMarkers, Guest, Kind, LaunchCommand, LaunchSpec,
+    argv_with_extras, export_adapter, host_fs,
+};
+
+struct CwdReader;
+
+const HISTORY: &str = ".aider.chat.history.md";
+
+impl Guest for CwdReader {
+    fn info() -> AdapterInfo {
+        AdapterInfo {
+            runtime: "aider".into(),
+            version: "0.2.0".into(),
+            kind: Kind::Tui,
+            uses_doctrine: false,
+            requires_intelligence: None,
+            default_binary: "aider".into(),
+            binary_env: Some("IAPEER_AIDER_BIN".into()),
+            read_dirs: Vec::new(),
+            cwd_read_paths: vec![HISTORY.into()],
+            default_intelligence: None,
+            binary_dirs: vec!["~/.local/bin".into()],
+            env_remove: Vec::new(),
+            delivery: DeliveryMarkers {
+                paste_placeholders: Vec::new(),
+                composer_rows: 3,
+            },
+        }
+    }
+
+    fn build_launch(spec: LaunchSpec) -> Result<LaunchCommand, String> {
+        // The home is passed in 0.2: aider is told where its config lives.
+        let head = vec![
+            spec.binary.clone(),
+            format!("--config={}/.aider.conf.yml", spec.home),
+        ];
+        Ok(LaunchCommand {
+            argv: argv_with_extras(head, &spec),
+            env: Vec::new(),
+        })
+    }
+
+    fn resolve_resume(cwd: String) -> Result<Option<String>, String> {
+        let shown = |r: Result<String, host_fs::FsError>| match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(format!("{e:?}")),
+        };
+        if cwd.ends_with("/probe-outside") {
+            return shown(host_fs::stat(&format!("{cwd}/other.md")).map(|e| e.name));
+        }
+        if cwd.ends_with("/probe-relative") {
+            return shown(host_fs::stat(HISTORY).map(|e| e.name));
+        }
+        shown(host_fs::read_first_line(&format!("{cwd}/{HISTORY}"), 200))
+    }
+
+    fn newest_activity_mtime(cwd: String) -> Option<u64> {
+        host_fs::stat(&format!("{cwd}/{HISTORY}"))
+            .ok()
+            .map(|e| e.mtime_ms)
+    }
+
+    fn boot_dialog_keys(_pane: String) -> Option<Vec<String>> {
+        None
+    }
+
+    fn is_input_ready(pane: String) -> bool {
+        pane.lines().any(|l| l.starts_with("> "))
+    }
+
+    fn control_keys(_command: String) -> Option<ControlSequence> {
+        None
+    }
+}
+
+export_adapter!(CwdReader);

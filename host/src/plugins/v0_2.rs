@@ -1,0 +1,204 @@
+//! Contract version 0.2 (`iapeer:adapter@0.2.x`): the generated bindings and
+//! their conversion to the host's own types (a sibling of `v0_1`). New in
+//! 0.2: the runtime knowledge 0.1 hosts hard-coded comes from `info`, the
+//! launch spec carries the home, `host-fs` has `stat` and reads declared
+//! paths under the call's cwd.
+
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+
+use super::hostfs::{self, EntryKind, FsError};
+use super::sandbox::GuestState;
+use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck};
+
+// Async bindings: a guest call is a future the host can time out, so a guest
+// blocked in a host call (a WASI sleep, a slow read) cannot hold a caller
+// past its budget, and no WASI call ever needs a nested runtime.
+wasmtime::component::bindgen!({
+    path: "../wit/since_v0.2",
+    world: "runtime-adapter",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+use self::exports::iapeer::adapter::adapter as guest;
+use self::iapeer::adapter::types as wit;
+
+/// The contract's semver major.minor this module serves.
+pub const CONTRACT: (u64, u64) = (0, 2);
+
+pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    RuntimeAdapter::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}
+
+pub fn pre(pre: InstancePre<GuestState>) -> wasmtime::Result<RuntimeAdapterPre<GuestState>> {
+    RuntimeAdapterPre::new(pre)
+}
+
+pub fn instance_pre(
+    linker: &Linker<GuestState>,
+    component: &Component,
+) -> wasmtime::Result<RuntimeAdapterPre<GuestState>> {
+    pre(linker.instantiate_pre(component)?)
+}
+
+fn api(b: &RuntimeAdapter) -> &guest::Guest {
+    b.iapeer_adapter_adapter()
+}
+
+pub async fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime::Result<RawInfo> {
+    let i = api(b).call_info(store).await?;
+    Ok(RawInfo {
+        runtime: i.runtime,
+        version: i.version,
+        kind: match i.kind {
+            wit::Kind::Tui => AdapterKind::Tui,
+            wit::Kind::Router => AdapterKind::Router,
+        },
+        uses_doctrine: i.uses_doctrine,
+        requires_intelligence: i.requires_intelligence,
+        default_binary: i.default_binary,
+        binary_env: i.binary_env,
+        read_dirs: i.read_dirs,
+        cwd_read_paths: i.cwd_read_paths,
+        default_intelligence: i.default_intelligence,
+        binary_dirs: i.binary_dirs,
+        env_remove: i.env_remove,
+        paste_placeholders: i.delivery.paste_placeholders,
+        composer_rows: i.delivery.composer_rows,
+        contract: CONTRACT,
+    })
+}
+
+pub async fn build_launch(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    spec: &LaunchSpec,
+) -> wasmtime::Result<Result<LaunchCommand, String>> {
+    let spec = wit::LaunchSpec {
+        personality: spec.personality.clone(),
+        identity: spec.identity.clone(),
+        cwd: spec.cwd.clone(),
+        binary: spec.binary.clone(),
+        system_prompt_file: spec.system_prompt_file.clone(),
+        resume: spec.resume,
+        resume_ref: spec.resume_ref.clone(),
+        extra_args: spec.extra_args.clone(),
+        intelligence: spec.intelligence.clone(),
+        home: spec.home.clone(),
+    };
+    Ok(api(b)
+        .call_build_launch(store, &spec)
+        .await?
+        .map(|c| LaunchCommand {
+            argv: c.argv,
+            env: c.env.into_iter().map(|v| (v.name, v.value)).collect(),
+        }))
+}
+
+pub async fn resolve_resume(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    cwd: &str,
+) -> wasmtime::Result<ResumeCheck> {
+    Ok(match api(b).call_resolve_resume(store, cwd).await? {
+        Ok(reference) => ResumeCheck::Resumable(reference),
+        Err(reason) => ResumeCheck::Nothing(reason),
+    })
+}
+
+pub async fn newest_activity_mtime(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    cwd: &str,
+) -> wasmtime::Result<Option<u64>> {
+    api(b).call_newest_activity_mtime(store, cwd).await
+}
+
+pub async fn boot_dialog_keys(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    pane: &str,
+) -> wasmtime::Result<Option<Vec<String>>> {
+    api(b).call_boot_dialog_keys(store, pane).await
+}
+
+pub async fn is_input_ready(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    pane: &str,
+) -> wasmtime::Result<bool> {
+    api(b).call_is_input_ready(store, pane).await
+}
+
+pub async fn control_keys(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    command: &str,
+) -> wasmtime::Result<Option<ControlSequence>> {
+    Ok(api(b)
+        .call_control_keys(store, command)
+        .await?
+        .map(|s| ControlSequence {
+            steps: s.steps,
+            step_delay_ms: s.step_delay_ms,
+        }))
+}
+
+// ---- imports -------------------------------------------------------------
+
+impl wit::Host for GuestState {}
+
+fn fs_error(e: FsError) -> wit::FsError {
+    match e {
+        FsError::NotFound => wit::FsError::NotFound,
+        FsError::NotPermitted => wit::FsError::NotPermitted,
+        FsError::TooLarge => wit::FsError::TooLarge,
+        FsError::Io(m) => wit::FsError::Io(m),
+    }
+}
+
+fn dir_entry(e: &hostfs::Entry) -> wit::DirEntry {
+    wit::DirEntry {
+        name: e.name.clone(),
+        kind: match e.kind {
+            EntryKind::File => wit::EntryKind::File,
+            EntryKind::Directory => wit::EntryKind::Directory,
+            EntryKind::Symlink => wit::EntryKind::Symlink,
+            EntryKind::Other => wit::EntryKind::Other,
+        },
+        mtime_ms: e.mtime_ms,
+        size: e.size,
+    }
+}
+
+impl self::iapeer::adapter::host_fs::Host for GuestState {
+    async fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
+        let entries = self
+            .grants
+            .list_dir(&path, self.call_cwd.as_deref())
+            .map_err(fs_error)?;
+        Ok(entries.iter().map(dir_entry).collect())
+    }
+
+    async fn read_first_line(
+        &mut self,
+        path: String,
+        max_bytes: u32,
+    ) -> Result<String, wit::FsError> {
+        self.grants
+            .read_first_line(&path, max_bytes, self.call_cwd.as_deref())
+            .map_err(fs_error)
+    }
+
+    async fn stat(&mut self, path: String) -> Result<wit::DirEntry, wit::FsError> {
+        self.grants
+            .stat(&path, self.call_cwd.as_deref())
+            .map(|e| dir_entry(&e))
+            .map_err(fs_error)
+    }
+
+    async fn same_path(&mut self, a: String, b: String) -> bool {
+        hostfs::same_path(&a, &b, self.call_cwd.as_deref())
+    }
+}
