@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Fleet, wait_until};
+use common::{Block, Fleet, wait_until};
 
 /// A command that has not finished after this long is hung.
 const HANG: Duration = Duration::from_secs(10);
@@ -569,4 +569,196 @@ fn a_socket_dir_tmux_cannot_write_reports_tmuxs_words() {
         err.contains("error creating") && !err.contains("vanished"),
         "{err}"
     );
+}
+
+// ---- found by review: the edges of the fixes above ----------------------------------
+
+#[test]
+fn json_output_stays_valid_and_terminal_safe() {
+    let f = Fleet::new();
+    let cwd = f.dir.path().join("w/bob");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let description = "shalom \u{200f} x \u{7f} y \u{9b}31m \u{202e}evil";
+    f.ok(&[
+        "register",
+        "bob",
+        "--cwd",
+        cwd.to_str().unwrap(),
+        "--runtime",
+        "claude",
+        "--description",
+        description,
+    ]);
+    let out = bounded("list --json", f.cmd(&["list", "--json"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for raw in ['\u{7f}', '\u{9b}', '\u{202e}'] {
+        assert!(!text.contains(raw), "{raw:?} reached the terminal: {text}");
+    }
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(
+        doc["peers"][0]["description"], description,
+        "and the same text"
+    );
+    // Right-to-left marks are text, not an attack: kept as they are.
+    let plain = String::from_utf8(bounded("list", f.cmd(&["list"])).stdout).unwrap();
+    assert!(!plain.contains('\u{202e}'));
+}
+
+#[test]
+fn junk_at_another_mark_does_not_keep_a_peer_running() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    f.ok(&["wake", "bob"]);
+    std::fs::create_dir_all(f.state("claude-bob", "new")).unwrap();
+    let out = bounded("stop", f.cmd(&["stop", "bob"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!f.is_live("claude-bob"));
+}
+
+#[test]
+fn a_symlink_at_a_state_file_is_an_error_not_replaced() {
+    let f = Fleet::new();
+    let dotfile = f.dir.path().join("dotfiles-registry.json");
+    std::fs::write(&dotfile, r#"{"peers":[]}"#).unwrap();
+    std::fs::create_dir_all(&f.root).unwrap();
+    let path = f.root.join("peers-profiles.json");
+    symlink(&dotfile, &path).unwrap();
+    let cwd = f.dir.path().join("w/bob");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = bounded(
+        "register",
+        f.cmd(&[
+            "register",
+            "bob",
+            "--cwd",
+            cwd.to_str().unwrap(),
+            "--runtime",
+            "claude",
+        ]),
+    );
+    let err = one_line_error("register", &out);
+    assert!(
+        err.contains("peers-profiles.json is a symbolic link"),
+        "{err}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link stays"
+    );
+}
+
+#[test]
+fn a_root_reached_through_a_link_others_can_swap_is_refused() {
+    let f = Fleet::new();
+    let open = f.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let private = f.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    symlink(&private, open.join("root")).unwrap();
+    for root in [open.join("root"), open.join("not-yet")] {
+        let mut cmd = f.cmd(&["list"]);
+        cmd.env("IAPEER_ROOT", &root);
+        let out = bounded("list", cmd);
+        let err = one_line_error("list", &out);
+        assert!(err.contains("lets other users replace it"), "{err}");
+    }
+}
+
+#[test]
+fn usage_errors_and_help_are_safe_too() {
+    let f = Fleet::new();
+    let out = bounded(
+        "bad usage",
+        f.cmd(&["wake", "bob", "\u{1b}]0;pwned\u{7}", "--bogus"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = f.cmd(&["--help"]).stdout(full).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "help into a full disk is said");
+    // A multi-line hint stays lines, not `\x0a`.
+    let out = bounded("mcp-config", f.cmd(&["mcp-config", "claude"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() >= 3 && !err.contains("\\x0a"), "{err}");
+    assert!(err.lines().all(|l| l.starts_with('#')), "{err}");
+}
+
+#[test]
+fn blank_or_invisible_messages_are_refused() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &[]);
+    for message in ["   ", "\u{200b}\u{feff}"] {
+        let out = bounded("wake", f.cmd(&["wake", "bob", "--message", message]));
+        let err = one_line_error("wake", &out);
+        assert!(err.contains("message is empty"), "{err}");
+    }
+    assert!(f.runs().is_empty());
+}
+
+/// The plugin dir is flipped between a private dir and another user's dir
+/// while the host loads: the other user's adapter is never read (the old
+/// code checked the dir, then listed and read by path, three lookups).
+#[test]
+fn a_plugin_dir_flipped_under_the_host_never_loads_the_other_users_adapter() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to hand a dir to another user");
+        return;
+    }
+    let f = Fleet::new();
+    let mine = f.dir.path().join("mine");
+    let theirs = f.dir.path().join("theirs");
+    for d in [&mine, &theirs] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::copy(common::fixture_plugin("homebody.wasm"), mine.join("a.wasm")).unwrap();
+    std::fs::copy(
+        common::fixture_plugin("cwdreader.wasm"),
+        theirs.join("a.wasm"),
+    )
+    .unwrap();
+    for p in [&theirs, &theirs.join("a.wasm")] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let link = f.dir.path().join("pd");
+    symlink(&mine, &link).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (stop, link, mine, theirs) = (stop.clone(), link.clone(), mine.clone(), theirs.clone());
+        std::thread::spawn(move || {
+            let tmp = link.with_extension("tmp");
+            let mut flip = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tmp);
+                symlink(if flip { &mine } else { &theirs }, &tmp).unwrap();
+                std::fs::rename(&tmp, &link).unwrap();
+                flip = !flip;
+            }
+        })
+    };
+    let opts = common::plugin_options(&f.home, vec![link.clone()]);
+    for _ in 0..200 {
+        let host = iapeer::plugins::PluginHost::load(&opts).block().unwrap();
+        for r in host.reports() {
+            assert_ne!(
+                r.runtime.as_deref(),
+                Some("aider"),
+                "read the other user's file: {r:?}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
 }

@@ -29,14 +29,23 @@ pub fn check_body(body: &str) -> Result<(), String> {
             "message is {chars} characters (at most {MAX_MESSAGE_CHARS})"
         ));
     }
-    if crate::tmux::paste_safe(body).trim().is_empty() {
-        return Err(if body.is_empty() {
-            "message is empty".to_string()
-        } else {
-            "message is empty once its control characters are removed".to_string()
-        });
+    if body.trim().is_empty() {
+        return Err("message is empty".to_string());
+    }
+    if crate::tmux::paste_safe(body).chars().all(is_invisible) {
+        return Err("message is empty once its control characters are removed".to_string());
     }
     Ok(())
+}
+
+/// Characters that show nothing: whitespace, and the format characters a
+/// paste keeps but nobody can read (zero-width spaces and joiners, bidi
+/// marks, the byte-order mark, word joiners).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{ad}')
 }
 
 /// The fixed instruction line every envelope carries.
@@ -93,6 +102,23 @@ fn cdata(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_that_say_nothing_are_refused() {
+        assert!(check_body("hi").is_ok());
+        assert!(check_body("שלום\u{200f}").is_ok());
+        assert_eq!(check_body("").unwrap_err(), "message is empty");
+        assert_eq!(check_body("  \n ").unwrap_err(), "message is empty");
+        for nothing in ["\u{1b}\u{7}", "\u{200b}", "\u{feff}\u{202e}"] {
+            assert!(
+                check_body(nothing)
+                    .unwrap_err()
+                    .contains("control characters"),
+                "{nothing:?}"
+            );
+        }
+        assert!(check_body(&"x".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
+    }
 
     const ALICE: Sender<'static> = Sender {
         personality: "alice",

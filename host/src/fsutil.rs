@@ -48,17 +48,41 @@ pub enum UntrustedDir {
 pub fn open_trusted_dir(dir: &Path) -> Result<Option<File>, UntrustedDir> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
-    let canonical = match dir.canonicalize() {
-        Ok(c) => c,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(UntrustedDir::Io(dir.to_path_buf(), e)),
-    };
-    if let Some(ancestor) = canonical.ancestors().skip(1).find(|a| {
-        !fs::metadata(a).is_ok_and(|m| {
+    // Both the path as given (a link in a dir others can write could be
+    // swapped for another) and where it leads.
+    let given = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let safe_parent = |a: &Path| {
+        fs::metadata(a).is_ok_and(|m| {
             let mode = m.permissions().mode();
             (m.uid() == me || m.uid() == 0) && (mode & 0o022 == 0 || mode & 0o1000 != 0)
         })
-    }) {
+    };
+    let canonical = match dir.canonicalize() {
+        Ok(c) => c,
+        // Not there yet: whoever creates it must not do so where others
+        // could swap it afterwards.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return match given
+                .ancestors()
+                .skip(1)
+                .filter(|a| a.exists())
+                .find(|a| !safe_parent(a))
+            {
+                Some(ancestor) => Err(UntrustedDir::Ancestor {
+                    dir: dir.to_path_buf(),
+                    ancestor: ancestor.to_path_buf(),
+                }),
+                None => Ok(None),
+            };
+        }
+        Err(e) => return Err(UntrustedDir::Io(dir.to_path_buf(), e)),
+    };
+    if let Some(ancestor) = given
+        .ancestors()
+        .skip(1)
+        .chain(canonical.ancestors().skip(1))
+        .find(|a| !safe_parent(a))
+    {
         return Err(UntrustedDir::Ancestor {
             dir: dir.to_path_buf(),
             ancestor: ancestor.to_path_buf(),
@@ -216,6 +240,11 @@ pub fn write_atomic_lazy(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // The rename would replace a link, not write through it; still, a link
+    // there is someone's intent (a dotfile): say so rather than break it.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(in_the_way(path, io::Error::from_raw_os_error(libc::ELOOP)));
+    }
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;

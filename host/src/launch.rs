@@ -281,7 +281,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
         )
         .await
     {
-        return died(format!("tmux new-session failed: {e}"));
+        return died(e.to_string());
     }
 
     if info.kind == AdapterKind::Router {

@@ -434,37 +434,90 @@ pub fn upsert_peer(
     Ok(record)
 }
 
-/// The registry text with one peer inserted (`at: None`) or updated, every
-/// other byte of meaning kept: other peers and unknown keys as they were,
-/// no default fields added to anyone, compact if the file was compact.
-/// `text` has been parsed by [`parse_registry`] already.
+/// The registry text with one peer inserted (`at: None`) or updated. Only
+/// that peer's bytes change: the rest of the file — other peers, key order,
+/// unknown keys, layout — is kept byte for byte, and nobody gains default
+/// fields. `text` has been parsed by [`parse_registry`] already.
 fn edit_registry_text(text: Option<&str>, at: Option<usize>, record: &PeerRecord) -> String {
+    if let Some(edited) = text.and_then(|t| splice_peer(t, at, record)) {
+        return edited;
+    }
+    // No file yet, or one without a `peers` array: write the whole document.
     let mut doc: Value = text
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_else(|| serde_json::json!({ "version": 2 }));
-    let obj = doc.as_object_mut().expect("a parsed registry is an object");
-    let peers = obj
-        .entry("peers")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let peers = peers
-        .as_array_mut()
-        .expect("a parsed registry's peers is an array");
-    match at
-        .and_then(|i| peers.get_mut(i))
-        .and_then(Value::as_object_mut)
-    {
-        Some(old) => update_peer_json(old, record),
-        None => peers.push(peer_json(record)),
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("peers".into(), Value::Array(vec![peer_json(record)]));
     }
-    let compact = text.is_some_and(|t| !t.trim_end().contains('\n'));
-    let mut out = if compact {
-        serde_json::to_string(&doc)
-    } else {
-        serde_json::to_string_pretty(&doc)
-    }
-    .expect("JSON values always serialize");
+    let mut out = serde_json::to_string_pretty(&doc).expect("JSON values always serialize");
     out.push('\n');
     out
+}
+
+/// The top level, with `peers` left as its original text.
+#[derive(serde::Deserialize)]
+struct PeersText<'a> {
+    #[serde(borrow)]
+    peers: Option<&'a serde_json::value::RawValue>,
+}
+
+/// [`edit_registry_text`] on a file with a `peers` array: the new or
+/// updated peer object replaces (or follows) the original bytes, written
+/// compact or pretty like the element it replaces (or the last one).
+fn splice_peer(text: &str, at: Option<usize>, record: &PeerRecord) -> Option<String> {
+    use serde_json::value::RawValue;
+    let peers = serde_json::from_str::<PeersText<'_>>(text).ok()?.peers?;
+    let items: Vec<&RawValue> = serde_json::from_str(peers.get()).ok()?;
+    // Every raw value borrows from `text`: its offset is its position.
+    let offset = |raw: &str| raw.as_ptr() as usize - text.as_ptr() as usize;
+    // The whitespace that starts the line an element starts on.
+    let indent_before = |start: usize| -> &str {
+        let line = &text[text[..start].rfind('\n').map_or(0, |n| n + 1)..start];
+        if line.trim().is_empty() { line } else { "" }
+    };
+    let render = |obj: Value, like: &str, indent: &str| -> Option<String> {
+        if !like.contains('\n') {
+            return serde_json::to_string(&obj).ok();
+        }
+        let pretty = serde_json::to_string_pretty(&obj).ok()?;
+        Some(pretty.replace('\n', &format!("\n{indent}")))
+    };
+    match at {
+        Some(i) => {
+            let raw = items.get(i)?.get();
+            let mut obj: Map<String, Value> = serde_json::from_str(raw).ok()?;
+            update_peer_json(&mut obj, record);
+            let start = offset(raw);
+            let new = render(Value::Object(obj), raw, indent_before(start))?;
+            Some(format!(
+                "{}{new}{}",
+                &text[..start],
+                &text[start + raw.len()..]
+            ))
+        }
+        None => match items.last() {
+            Some(last) => {
+                let last = last.get();
+                let start = offset(last);
+                let end = start + last.len();
+                let indent = indent_before(start);
+                let new = render(peer_json(record), last, indent)?;
+                let separator = if text[..start].ends_with(indent) && !indent.is_empty() {
+                    format!(",\n{indent}")
+                } else if text[..start].ends_with('\n') {
+                    ",\n".to_string()
+                } else {
+                    ",".to_string()
+                };
+                Some(format!("{}{separator}{new}{}", &text[..end], &text[end..]))
+            }
+            None => {
+                let open = offset(peers.get()) + 1;
+                let new = serde_json::to_string(&peer_json(record)).ok()?;
+                Some(format!("{}{new}{}", &text[..open], &text[open..]))
+            }
+        },
+    }
 }
 
 /// Writes `record` into an existing peer object, touching only the keys
@@ -820,7 +873,11 @@ mod tests {
         upsert_peer(tmp.path(), &path, &reg).unwrap();
         let after = std::fs::read_to_string(&path).unwrap();
         assert!(!after.trim_end().contains('\n'), "stays compact");
-        assert!(after.contains(r#"{"cwd":"/w","personality":"p7","runtime":"claude"}"#));
+        assert!(after.contains(r#"{"personality":"p7","runtime":"claude","cwd":"/w"}"#));
+        assert!(
+            after.starts_with(r#"{"peers":[{"personality":"p0""#),
+            "byte for byte"
+        );
         assert!(after.contains(r#""note":"keep""#));
         assert!(after.contains(r#""x":1"#));
         assert!(!after.contains("description") && !after.contains("intelligence"));
@@ -834,6 +891,54 @@ mod tests {
         let bob = read_registry(&path).unwrap().find("bob").cloned().unwrap();
         assert_eq!(bob.default_runtime.as_str(), "codex");
         assert_eq!(bob.runtimes.len(), 2);
+    }
+
+    /// One peer per line, keys in the author's order: a registration
+    /// changes only its own line.
+    #[test]
+    fn upsert_changes_only_its_own_peer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("peers-profiles.json");
+        let lines: Vec<String> = (0..50)
+            .map(|i| format!(r#"  {{"runtime":"claude","personality":"p{i}","cwd":"/w"}}"#))
+            .collect();
+        let before = format!("{{\"version\":2,\"peers\":[\n{}\n]}}\n", lines.join(",\n"));
+        std::fs::write(&path, &before).unwrap();
+        let reg = |p: &str, rt: &str| Registration {
+            personality: Personality::new(p).unwrap(),
+            runtime: Runtime::new(rt).unwrap(),
+            runtimes: vec![],
+            cwd: "/w2".into(),
+            intelligence: None,
+            description: None,
+        };
+        upsert_peer(tmp.path(), &path, &reg("p3", "claude")).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        let changed: Vec<(&str, &str)> = before
+            .lines()
+            .zip(after.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert!(changed[0].1.contains(r#""cwd":"/w2""#), "{changed:?}");
+        upsert_peer(tmp.path(), &path, &reg("newbie", "codex")).unwrap();
+        let after2 = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(after2.lines().count(), after.lines().count() + 1);
+        assert!(
+            after2.contains(",\n  {"),
+            "indented like the others:\n{after2}"
+        );
+        let parsed = read_registry(&path).unwrap();
+        assert_eq!(parsed.peers.len(), 51);
+        assert_eq!(
+            parsed.find("newbie").unwrap().default_runtime.as_str(),
+            "codex"
+        );
+        // An empty array and a pretty file work too.
+        std::fs::write(&path, "{\"peers\": []}").unwrap();
+        upsert_peer(tmp.path(), &path, &reg("a", "claude")).unwrap();
+        upsert_peer(tmp.path(), &path, &reg("b", "claude")).unwrap();
+        assert_eq!(read_registry(&path).unwrap().peers.len(), 2);
     }
 
     #[test]

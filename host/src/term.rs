@@ -15,14 +15,42 @@ use std::sync::Mutex;
 pub const MAX_ERROR_CHARS: usize = 2000;
 
 /// Characters a terminal may act on: C0 and C1 controls, DEL, and the
-/// bidirectional overrides (which reorder what the operator reads).
+/// bidirectional embeddings, overrides and isolates (which reorder what the
+/// operator reads; the plain marks U+200E/U+200F of right-to-left text are
+/// harmless and kept).
 fn is_unsafe(c: char, keep_newlines: bool) -> bool {
     match c {
         '\n' | '\t' => !keep_newlines,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
-        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
         _ => false,
     }
+}
+
+/// JSON text (as serde writes it: every C0 control inside a string is
+/// already escaped) with the other unsafe characters written as `\uXXXX`,
+/// which keeps it valid JSON. They can only occur inside strings.
+pub fn json_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| c != '\n' && is_unsafe(c, true)) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c != '\n' && is_unsafe(c, true) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Prints a JSON document (pretty) and a newline, terminal-safe and valid.
+pub fn out_json(value: &impl serde::Serialize) -> serde_json::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    out_raw(json_safe(&text).as_bytes());
+    Ok(())
 }
 
 /// `s` with every control character written as an escape (`\x1b`,
@@ -51,6 +79,12 @@ pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
         Some((cut, _)) => Cow::Owned(format!("{}… ({} more bytes)", &s[..cut], s.len() - cut)),
     }
 }
+
+/// The reader of standard output went away (`iapeer logs -f | head`): not
+/// a failure of the command.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct StdoutClosed;
 
 /// The first failure writing standard output, if any.
 static STDOUT_FAILURE: Mutex<Option<io::Error>> = Mutex::new(None);
@@ -152,6 +186,12 @@ mod tests {
         assert_eq!(escape_controls("a\nb", false), "a\\x0ab");
         assert_eq!(escape_controls("\u{9b}31m", true), "\\u{9b}31m");
         assert_eq!(escape_controls("abc\u{202e}cba", true), "abc\\u{202e}cba");
+        assert_eq!(escape_controls("שלום\u{200f} x", true), "שלום\u{200f} x");
+        let json = serde_json::to_string(&"a\u{7f}b\u{9b}c\u{202e}\u{1b}").unwrap();
+        let safe = json_safe(&json);
+        assert_eq!(safe, r#""a\u007fb\u009bc\u202e\u001b""#);
+        let back: String = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, "a\u{7f}b\u{9b}c\u{202e}\u{1b}");
         assert!(matches!(escape_controls("plain é", true), Cow::Borrowed(_)));
     }
 

@@ -83,9 +83,9 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = std::io::stdout().lock();
     for l in &lines[lines.len().saturating_sub(a.lines)..] {
-        writeln!(out, "{l}")?;
+        writeln!(out, "{l}").map_err(stdout_error)?;
     }
-    out.flush()?;
+    out.flush().map_err(stdout_error)?;
     if !a.follow {
         return Ok(0);
     }
@@ -121,10 +121,21 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
         };
         if end > 0 {
             let shown: Vec<u8> = pending.drain(..end).collect();
-            out.write_all(render(&shown, a.raw).as_bytes())?;
-            out.flush()?;
+            out.write_all(render(&shown, a.raw).as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(stdout_error)?;
         }
         before = pending.len();
+    }
+}
+
+/// A failed write to stdout: the reader going away ends the command
+/// quietly (see `cli::finish`); any other failure is said as such.
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(crate::term::StdoutClosed)
+    } else {
+        anyhow::Error::new(e).context("cannot write the output")
     }
 }
 

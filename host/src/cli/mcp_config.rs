@@ -126,15 +126,14 @@ fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::R
         if write {
             bail!("claude: name a peer to --write its <cwd>/.mcp.json");
         }
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "mcpServers": { SERVER: entry } }))?
+        crate::term::out_json(&json!({ "mcpServers": { SERVER: entry } }))?;
+        crate::errln!(
+            "# put this in a peer folder's .mcp.json (Claude Code >= 2.1.119 expands ${{PEER_IDENTITY}} in headers),"
         );
         crate::errln!(
-            "# put this in a peer folder's .mcp.json (Claude Code >= 2.1.119 expands ${{PEER_IDENTITY}} in headers),\n\
-             # and approve it with \"enabledMcpjsonServers\": [\"{SERVER}\"] in .claude/settings.local.json;\n\
-             # `iapeer mcp-config claude PEER --write` does both"
+            "# and approve it with \"enabledMcpjsonServers\": [\"{SERVER}\"] in .claude/settings.local.json;"
         );
+        crate::errln!("# `iapeer mcp-config claude PEER --write` does both");
         return Ok(0);
     };
     let mcp_path = cwd.join(".mcp.json");
@@ -149,7 +148,8 @@ fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::R
     let mcp_text = format!("{}\n", serde_json::to_string_pretty(&Value::Object(doc))?);
     if !write {
         crate::outln!("# {}", mcp_path.display());
-        crate::out!("{mcp_text}");
+        // File content, printed as it would be written.
+        crate::term::out_raw(mcp_text.as_bytes());
         return Ok(0);
     }
     report(
@@ -231,7 +231,7 @@ fn codex(cfg: &Config, url: &str, bearer: bool, write: bool) -> anyhow::Result<i
     };
     if !write {
         crate::outln!("# {}", path.display());
-        crate::out!("{}", codex_merge("", url, bearer)?);
+        crate::term::out_raw(codex_merge("", url, bearer)?.as_bytes());
         crate::errln!(
             "# one user-level entry serves every peer: the header comes from each session's PEER_IDENTITY"
         );

@@ -500,13 +500,42 @@ pub fn iapeer_main() -> ExitCode {
     if let Some(code) = crate::shim::dispatch().or_else(crate::panelog::dispatch) {
         return code;
     }
-    let cli = IapeerCli::parse();
+    let cli: IapeerCli = match parse_args("iapeer") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     cli.global.init_logging("warn", None);
     let cfg = cli.global.config();
     if let Err(e) = cfg.check_private_dirs() {
         return finish("iapeer", Err(e.into()));
     }
     finish("iapeer", run(&cfg, &cli.command, cli.global.json))
+}
+
+/// Parses the command line. Usage errors go to stderr as clap words them,
+/// but line by line through [`crate::term::err_line`] (an argument that
+/// holds escape sequences is shown escaped, a huge one clipped); help and
+/// version go to stdout, and a stdout that fails is said (not exit 0).
+pub fn parse_args<T: clap::Parser>(program: &str) -> Result<T, ExitCode> {
+    let e = match T::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let text = e.render().to_string();
+    if e.use_stderr() {
+        for line in text.trim_end().lines() {
+            crate::term::err_line(line);
+        }
+        return Err(ExitCode::from(e.exit_code() as u8));
+    }
+    crate::term::out(&text);
+    match crate::term::output_failure() {
+        Some(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            crate::errln!("{program}: cannot write the help: {err}");
+            Err(ExitCode::from(1))
+        }
+        _ => Err(ExitCode::SUCCESS),
+    }
 }
 
 /// Maps a command's outcome to the exit code, printing a failure as one
@@ -518,7 +547,7 @@ pub fn finish(program: &str, result: anyhow::Result<i32>) -> ExitCode {
     let output = crate::term::output_failure();
     match result {
         Err(e) if e.is::<verbs::ExitQuietly>() => ExitCode::from(1),
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(broken_pipe) => ExitCode::SUCCESS,
+        Err(e) if e.is::<crate::term::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             crate::errln!("{program}: {e:#}");
             ExitCode::from(1)

@@ -39,6 +39,8 @@ fn rows(reports: &[PluginReport]) -> String {
             r.reads().unwrap_or_else(|| "-".into()),
         ]);
         if let Some(reason) = &r.reason {
+            // One line each: a reason can quote an adapter.
+            let reason = crate::term::escape_controls(reason, false);
             reasons.push(format!("  {}: {reason}", r.source));
         }
     }
@@ -93,7 +95,7 @@ pub fn list(cfg: &Config, as_json: bool) -> anyhow::Result<i32> {
             "served_by_daemon": served_by,
             "plugins": reports,
         });
-        crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::term::out_json(&doc)?;
     } else {
         let dirs: Vec<String> = cfg.plugin_dirs.iter().map(|d| dir_line(d)).collect();
         crate::outln!(
@@ -116,7 +118,7 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
     let report = super::verbs::block_on(PluginHost::inspect(file, &cfg.plugin_options()))?
         .map_err(anyhow::Error::msg)?;
     if as_json {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
+        crate::term::out_json(&report)?;
     } else {
         let field = |k: &str, v: String| vec![format!("{k}:"), v];
         let yes_no = |b: Option<bool>| b.map(|b| if b { "yes" } else { "no" }.to_string());
@@ -282,7 +284,7 @@ fn checked(cfg: &Config, file: &Path) -> anyhow::Result<PluginReport> {
 pub fn check(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> {
     let report = checked(cfg, file)?;
     if as_json {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
+        crate::term::out_json(&report)?;
         return Ok(0);
     }
     let rt = report.runtime.as_deref().unwrap_or("-");

@@ -53,8 +53,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    crate::outln!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    Ok(crate::term::out_json(v)?)
 }
 
 /// The most bytes a message can take (16 000 characters of up to four
@@ -90,9 +89,9 @@ pub fn read_message(text: Option<&str>, file: Option<&Path>) -> anyhow::Result<O
         }
         (None, None) => return Ok(None),
     };
-    if !message.trim().is_empty() {
-        crate::envelope::check_body(&message).map_err(anyhow::Error::msg)?;
-    }
+    // Given, it must say something: an empty or blank message is refused,
+    // not turned into a plain wake.
+    crate::envelope::check_body(&message).map_err(anyhow::Error::msg)?;
     Ok(Some(message))
 }
 

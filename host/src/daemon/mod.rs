@@ -272,7 +272,10 @@ pub fn iapeerd_main() -> ExitCode {
     if let Some(code) = crate::shim::dispatch().or_else(crate::panelog::dispatch) {
         return code;
     }
-    let cli = IapeerdCli::parse();
+    let cli: IapeerdCli = match crate::cli::parse_args("iapeerd") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let cfg = cli.global.config();
     if let Some(DaemonCommand::InstallService { print }) = cli.command {
         return finish(

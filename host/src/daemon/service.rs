@@ -189,7 +189,7 @@ pub(crate) fn install(cfg: &Config, grace_secs: u64, print: bool) -> anyhow::Res
     let s = service(cfg, grace_secs)?;
     if print {
         crate::outln!("# {}", s.path.display());
-        crate::out!("{}", s.content);
+        crate::term::out_raw(s.content.as_bytes());
         crate::errln!("# then: {}", s.enable);
         return Ok(0);
     }

@@ -375,6 +375,11 @@ impl Lifecycle {
         match probe(&self.socket(id)) {
             Liveness::Unknown(e) => SuperviseOutcome::new(id, SuperviseAction::Unknown, Some(e)),
             Liveness::Dead(cause) => {
+                // Junk where a mark belongs is not a mark: said here, and
+                // refused by the next wake.
+                if let Err(e) = store::check_marks(&self.cfg, id) {
+                    tracing::warn!(identity = %id, "{e}");
+                }
                 if store::has_mark(&self.cfg, id, Mark::Stopped) {
                     let _ = store::remove_session(&self.cfg, id);
                     return SuperviseOutcome::new(id, SuperviseAction::SkippedStopped, None);
