@@ -1688,3 +1688,70 @@ fn a_contract_0_1_adapter_still_wakes_a_peer() {
     );
     f.ok(&["stop", "gem"]);
 }
+
+/// `plugins try`: the wake's steps against a given binary, in a throwaway
+/// root (nothing registered or installed in the operator's), each with
+/// the pane text it judged; a boot that never becomes ready fails at the
+/// try's own short deadline, saying what the pane showed.
+#[test]
+fn plugins_try_shows_each_step_of_a_wake() {
+    let f = Fleet::new();
+    let gemini = common::example_plugin("gemini.wasm");
+    let fake = common::fake("fake-gemini");
+    let cwd = f.dir.path().join("w/trial");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = f.ok(&[
+        "plugins",
+        "try",
+        gemini.to_str().unwrap(),
+        "--bin",
+        fake.to_str().unwrap(),
+        "--message",
+        "hello try",
+        "--cwd",
+        cwd.to_str().unwrap(),
+    ]);
+    for step in [
+        "contract 0.1.0",
+        "granted for this try only: it reads ~/.gemini/tmp",
+        "command: ",
+        "--yolo",
+        "session started",
+        "pane judged ready",
+        "│ > Type your message",
+        "message pasted and Enter pressed (the paste showed on screen)",
+        "processed: newest-activity-mtime moved 0 → ",
+        "ok: gemini-try woke, message processed",
+    ] {
+        assert!(out.contains(step), "{step:?} missing:\n{out}");
+    }
+    assert!(
+        !f.root.join("peers-profiles.json").exists(),
+        "nothing of the try stays"
+    );
+    assert!(!f.root.join("plugins").exists());
+
+    let mut stuck = f.cmd(&[
+        "plugins",
+        "try",
+        common::repo_root()
+            .join("plugins-dist/claude.wasm")
+            .to_str()
+            .unwrap(),
+        "--bin",
+        common::fake("fake-claude").to_str().unwrap(),
+        "--timeout-secs",
+        "2",
+        "--cwd",
+        cwd.to_str().unwrap(),
+    ]);
+    stuck.env("FAKE_STUCK", "1");
+    let out = stuck.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("pane judged not ready yet"), "{text}");
+    assert!(text.contains("│  Select login method:"), "{text}");
+    assert!(text.contains("FAILED: never-became-ready"), "{text}");
+    let err = f.refused(&["plugins", "try", gemini.to_str().unwrap()]);
+    assert!(err.contains("needs --bin PATH"), "{err}");
+}

@@ -243,7 +243,13 @@ impl Config {
             },
             crashloop_window_secs: num(&None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300),
             builtin_plugins: !o.no_builtin_plugins,
-            bin_overrides: o.bins.iter().cloned().collect(),
+            // A bare PATH (no runtime) is `plugins try`'s own.
+            bin_overrides: o
+                .bins
+                .iter()
+                .filter(|(rt, _)| !rt.is_empty())
+                .cloned()
+                .collect(),
             home,
             root,
             sock_dir,

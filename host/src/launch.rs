@@ -60,6 +60,49 @@ pub struct LaunchRequest<'a> {
     /// The operator's word from another process, looked at on every poll
     /// of the boot loop.
     pub marks: Option<BootMarks>,
+    /// Told each step (`iapeer plugins try` shows them).
+    pub observer: Option<LaunchObserver>,
+}
+
+/// A step of a launch, as an observer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchStep {
+    /// What the adapter asked to run, and the variables it added.
+    Command {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    /// The tmux session exists.
+    Started,
+    /// A pane the boot loop judged (as the adapter received it: plain text,
+    /// trailing spaces trimmed) and the adapter's verdict.
+    Judged { pane: String, verdict: Verdict },
+    /// The first message was pasted and Enter pressed; `seen`: the paste
+    /// showed on screen first.
+    Pasted { seen: bool },
+    /// The ready gate saw the activity proxy move past its baseline.
+    Processed { baseline: u64, now: u64 },
+}
+
+/// What the adapter said of a pane during the boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `boot-dialog-keys` answered with these keys (sent).
+    DialogKeys(Vec<String>),
+    /// `is-input-ready`: the composer shows.
+    Ready,
+    /// Neither: keep waiting.
+    NotReady,
+}
+
+pub type LaunchObserver = std::sync::Arc<dyn Fn(&LaunchStep) + Send + Sync>;
+
+impl LaunchRequest<'_> {
+    fn note(&self, step: LaunchStep) {
+        if let Some(observer) = &self.observer {
+            observer(&step);
+        }
+    }
 }
 
 /// Files whose appearance changes a boot in progress at its next look.
@@ -223,6 +266,10 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot build the launch command: {e}")),
     };
+    req.note(LaunchStep::Command {
+        argv: cmd.argv.clone(),
+        env: cmd.env.clone(),
+    });
     let env = compose_env(
         &req.parent_env,
         &req.launch_env,
@@ -283,6 +330,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     {
         return died(e.to_string());
     }
+    req.note(LaunchStep::Started);
 
     if info.kind == AdapterKind::Router {
         // No TUI phases; but a router that cannot start (a missing binary,
@@ -355,6 +403,10 @@ async fn boot(
         last_pane = pane;
         match req.adapter.boot_dialog_keys(&last_pane).await {
             Ok(Some(keys)) => {
+                req.note(LaunchStep::Judged {
+                    pane: last_pane.clone(),
+                    verdict: Verdict::DialogKeys(keys.clone()),
+                });
                 let _ = tmux.send_keys(sock, id, &keys).await;
                 // Judge the screen again only once the TUI has answered the
                 // keys: a slow repaint must never get the same keys twice
@@ -367,10 +419,24 @@ async fn boot(
             Ok(None) => {}
             Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
         }
-        match req.adapter.is_input_ready(&last_pane).await {
+        let ready = req.adapter.is_input_ready(&last_pane).await;
+        if let Ok(ready) = ready {
+            req.note(LaunchStep::Judged {
+                pane: last_pane.clone(),
+                verdict: if ready {
+                    Verdict::Ready
+                } else {
+                    Verdict::NotReady
+                },
+            });
+        }
+        match ready {
             Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
             Ok(true) => {
-                if deliver(tmux, sock, id, message, req.adapter).await.is_ok() {
+                if let Ok(seen) = deliver(tmux, sock, id, message, req.adapter).await {
+                    req.note(LaunchStep::Pasted {
+                        seen: seen == PasteSeen::Yes,
+                    });
                     break;
                 }
             }
@@ -383,7 +449,9 @@ async fn boot(
     // transcript moves past the pre-delivery baseline.
     let mut poll = Poll::new(req.ready_gate, FIRST_POLL, MAX_POLL);
     loop {
-        if activity(req.adapter, cwd).await > baseline {
+        let now = activity(req.adapter, cwd).await;
+        if now > baseline {
+            req.note(LaunchStep::Processed { baseline, now });
             return LaunchOutcome::Ready { delivered: true };
         }
         if let Liveness::Dead(_) = probe(sock) {

@@ -3,6 +3,7 @@
 
 mod logs;
 mod mcp_config;
+mod plugin_try;
 mod plugins;
 mod status;
 mod table;
@@ -38,6 +39,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub systemd_user_dir: Option<PathBuf>,
     /// Binary for a runtime, beating its env override (repeatable): --bin claude=/path/to/claude
+    /// (`plugins try` takes a bare PATH: the file's runtime)
     #[arg(long = "bin", global = true, value_name = "RUNTIME=PATH", value_parser = parse_bin)]
     pub bins: Vec<(String, String)>,
     /// Seconds a TUI may take to show its input composer (default: $IAPEER_BOOT_DEADLINE_SECS, else 240).
@@ -60,14 +62,25 @@ pub struct GlobalArgs {
     pub log: Option<String>,
 }
 
+/// `RUNTIME=PATH`, or a bare `PATH` (runtime left empty: only `plugins
+/// try` takes one, see [`bare_bin`]).
 fn parse_bin(s: &str) -> Result<(String, String), String> {
-    let (rt, path) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected RUNTIME=PATH, got {s:?}"))?;
-    if !crate::names::is_valid_runtime(rt) || path.is_empty() {
-        return Err(format!("expected RUNTIME=PATH, got {s:?}"));
+    match s.split_once('=') {
+        Some((rt, path)) if crate::names::is_valid_runtime(rt) && !path.is_empty() => {
+            Ok((rt.to_string(), path.to_string()))
+        }
+        None if !s.is_empty() => Ok((String::new(), s.to_string())),
+        _ => Err(format!("expected RUNTIME=PATH, got {s:?}")),
     }
-    Ok((rt.to_string(), path.to_string()))
+}
+
+/// The bare `--bin PATH`, if one was given.
+fn bare_bin(global: &GlobalArgs) -> Option<&str> {
+    global
+        .bins
+        .iter()
+        .find(|(rt, _)| rt.is_empty())
+        .map(|(_, path)| path.as_str())
 }
 
 impl GlobalArgs {
@@ -299,6 +312,20 @@ enum PluginsCommand {
     Remove { runtime: String },
     /// The install checks, nothing installed: exit 0 when it would serve.
     Check { file: PathBuf },
+    /// Try an adapter against a real binary (`--bin PATH`): a wake in a
+    /// throwaway root, each step with its time and the pane text it judged.
+    Try {
+        file: PathBuf,
+        /// The first message to paste (the ready gate then waits for it).
+        #[arg(long)]
+        message: Option<String>,
+        /// The peer's folder (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Seconds each of the boot and the ready gate may take.
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        timeout_secs: u64,
+    },
     /// The compile cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -340,8 +367,36 @@ fn wake_args(
     }
 }
 
-fn run(cfg: &Config, command: &Command, json: bool) -> anyhow::Result<i32> {
+fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i32> {
+    let json = global.json;
+    if let Some(path) = bare_bin(global)
+        && !matches!(command, Command::Plugins(PluginsCommand::Try { .. }))
+    {
+        anyhow::bail!(
+            "--bin {path:?}: expected RUNTIME=PATH (a bare PATH only with `plugins try`)"
+        );
+    }
     match command {
+        Command::Plugins(PluginsCommand::Try {
+            file,
+            message,
+            cwd,
+            timeout_secs,
+        }) => {
+            let Some(bin) = bare_bin(global) else {
+                anyhow::bail!("plugins try needs --bin PATH: the runtime binary to try it with");
+            };
+            plugin_try::run(
+                cfg,
+                plugin_try::TryArgs {
+                    file,
+                    bin,
+                    message: message.clone(),
+                    cwd: cwd.as_deref(),
+                    timeout: std::time::Duration::from_secs((*timeout_secs).max(1)),
+                },
+            )
+        }
         Command::Plugins(PluginsCommand::List) => plugins::list(cfg, json),
         Command::Plugins(PluginsCommand::Inspect { file }) => plugins::inspect(cfg, file, json),
         Command::Plugins(PluginsCommand::Grant { target }) => plugins::grant(cfg, target),
@@ -509,7 +564,7 @@ pub fn iapeer_main() -> ExitCode {
     if let Err(e) = cfg.check_private_dirs() {
         return finish("iapeer", Err(e.into()));
     }
-    finish("iapeer", run(&cfg, &cli.command, cli.global.json))
+    finish("iapeer", run(&cfg, &cli.command, &cli.global))
 }
 
 /// Parses the command line. Usage errors go to stderr as clap words them,

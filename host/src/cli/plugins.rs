@@ -267,7 +267,7 @@ fn load_from_disk(cfg: &Config) -> anyhow::Result<PluginHost> {
 
 /// The install checks: a valid adapter for this host, tried with nothing
 /// granted. `Err` says why not.
-fn checked(cfg: &Config, file: &Path) -> anyhow::Result<PluginReport> {
+pub(super) fn checked(cfg: &Config, file: &Path) -> anyhow::Result<PluginReport> {
     let report = super::verbs::block_on(PluginHost::inspect(file, &cfg.plugin_options()))?
         .map_err(anyhow::Error::msg)?;
     match report.state {

@@ -88,6 +88,8 @@ pub struct Lifecycle {
     failed_launches: Mutex<HashMap<Identity, (Instant, String)>>,
     /// The session shim (this program): records how each runtime ends.
     shim: Option<PathBuf>,
+    /// Told every step of every launch (`iapeer plugins try`).
+    launch_observer: Option<launch::LaunchObserver>,
 }
 
 /// A wake request.
@@ -250,7 +252,14 @@ impl Lifecycle {
             shutdown: CancellationToken::new(),
             failed_launches: Mutex::default(),
             shim: None,
+            launch_observer: None,
         }
+    }
+
+    /// Tells `observer` each step of each launch.
+    pub fn with_launch_observer(mut self, observer: launch::LaunchObserver) -> Lifecycle {
+        self.launch_observer = Some(observer);
+        self
     }
 
     /// Runs every session under the session shim at `exe` (an `iapeer` or
@@ -644,6 +653,7 @@ impl Lifecycle {
                     hand_over: store::mark_path(&self.cfg, id, Mark::HandOver),
                     stopped: store::mark_path(&self.cfg, id, Mark::Stopped),
                 }),
+                observer: self.launch_observer.clone(),
                 pane_log: shim.filter(|_| self.cfg.pane_logs).map(|exe| {
                     crate::panelog::pipe_command(
                         exe,
