@@ -1755,3 +1755,47 @@ fn plugins_try_shows_each_step_of_a_wake() {
     let err = f.refused(&["plugins", "try", gemini.to_str().unwrap()]);
     assert!(err.contains("needs --bin PATH"), "{err}");
 }
+
+/// `plugins new` writes a project that carries the SDK and the contract
+/// (the build itself needs the wasm target: `adapters/scaffold-check.sh`,
+/// run by `.ci/run`, builds it and tries it against a stand-in runtime).
+#[test]
+fn plugins_new_scaffolds_a_self_contained_project() {
+    let f = Fleet::new();
+    let dir = f.dir.path().join("aider-adapter");
+    let out = f.ok(&["plugins", "new", "aider", "--dir", dir.to_str().unwrap()]);
+    assert!(
+        out.contains("cargo build --release --target wasm32-wasip2"),
+        "{out}"
+    );
+    let read = |rel: &str| std::fs::read_to_string(dir.join(rel)).unwrap();
+    assert!(read("Cargo.toml").contains("name = \"adapter-aider\""));
+    assert!(read("Cargo.toml").contains("iapeer-adapter-sdk = { path = \"sdk\" }"));
+    let lib = read("src/lib.rs");
+    assert!(
+        lib.contains("runtime: \"aider\".into()") && lib.contains("IAPEER_AIDER_BIN"),
+        "{lib}"
+    );
+    let repo = common::repo_root();
+    for (copy, original) in [
+        ("sdk/src/lib.rs", "adapters/sdk/src/lib.rs"),
+        (
+            "sdk/wit/since_v0.2/adapter.wit",
+            "wit/since_v0.2/adapter.wit",
+        ),
+        (
+            "sdk/wit/since_v0.1/adapter.wit",
+            "wit/since_v0.1/adapter.wit",
+        ),
+    ] {
+        assert_eq!(
+            read(copy),
+            std::fs::read_to_string(repo.join(original)).unwrap(),
+            "{copy}"
+        );
+    }
+    let err = f.refused(&["plugins", "new", "aider", "--dir", dir.to_str().unwrap()]);
+    assert!(err.contains("not empty"), "{err}");
+    let err = f.refused(&["plugins", "new", "my-rt"]);
+    assert!(err.contains("not a runtime name"), "{err}");
+}

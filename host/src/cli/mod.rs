@@ -3,6 +3,7 @@
 
 mod logs;
 mod mcp_config;
+mod plugin_new;
 mod plugin_try;
 mod plugins;
 mod status;
@@ -312,6 +313,15 @@ enum PluginsCommand {
     Remove { runtime: String },
     /// The install checks, nothing installed: exit 0 when it would serve.
     Check { file: PathBuf },
+    /// Scaffold an adapter project that builds with one command (it carries
+    /// the SDK and the contract).
+    New {
+        /// The runtime it serves (`^[a-z][a-z0-9]{0,31}$`).
+        name: String,
+        /// Where (default: ./iapeer-adapter-NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Try an adapter against a real binary (`--bin PATH`): a wake in a
     /// throwaway root, each step with its time and the pane text it judged.
     Try {
@@ -377,6 +387,9 @@ fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i
         );
     }
     match command {
+        Command::Plugins(PluginsCommand::New { name, dir }) => {
+            plugin_new::run(cfg, name, dir.as_deref())
+        }
         Command::Plugins(PluginsCommand::Try {
             file,
             message,
