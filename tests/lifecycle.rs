@@ -1799,3 +1799,37 @@ fn plugins_new_scaffolds_a_self_contained_project() {
     let err = f.refused(&["plugins", "new", "my-rt"]);
     assert!(err.contains("not a runtime name"), "{err}");
 }
+
+/// The Gemini adapter written in Python (see `python_gemini_adapter` in
+/// tests/adapters.rs for how it is built) serves a wake end to end, like
+/// the Rust one.
+#[test]
+fn a_python_adapter_wakes_a_peer() {
+    let Some(wasm) = std::env::var_os("IAPEER_PYTHON_ADAPTER") else {
+        assert!(
+            std::env::var_os("IAPEER_REQUIRE_PYTHON_ADAPTER").is_none(),
+            "IAPEER_PYTHON_ADAPTER is not set"
+        );
+        eprintln!("skipped: IAPEER_PYTHON_ADAPTER is not set");
+        return;
+    };
+    let f = Fleet::new().with_env(
+        "IAPEER_GEMINI_BIN",
+        common::fake("fake-gemini").to_str().unwrap(),
+    );
+    let plugins = f.root.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let installed = f.ok(&[
+        "plugins",
+        "install",
+        std::path::Path::new(&wasm).to_str().unwrap(),
+    ]);
+    assert!(installed.contains("installed gemini 0.2.0"), "{installed}");
+    assert!(installed.contains("iapeer plugins grant"), "{installed}");
+    f.ok(&["plugins", "grant", "gemini"]);
+    f.register("pyg", "gemini", &[]);
+    let out = json(&f.ok(&["wake", "pyg", "--message", "hello python", "--json"]));
+    assert_eq!(out["taskDelivered"], true, "{out}");
+    assert!(f.is_live("gemini-pyg"));
+    f.ok(&["stop", "pyg"]);
+}
