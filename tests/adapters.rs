@@ -607,6 +607,9 @@ fn a_declared_cwd_path_is_readable_and_nothing_beside_it() {
     let home = tmp.path().canonicalize().unwrap();
     let a = cwdreader(&home);
     assert_eq!(a.info().cwd_read_paths, [".aider.chat.history.md"]);
+    // No declared limits: the host's defaults.
+    assert_eq!(a.info().limits, None);
+    assert_eq!(a.budgets().memory, 64 << 20);
     let cwd = |name: &str| {
         let d = home.join("w").join(name);
         std::fs::create_dir_all(&d).unwrap();

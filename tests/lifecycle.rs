@@ -1819,11 +1819,27 @@ fn a_python_adapter_wakes_a_peer() {
     );
     let plugins = f.root.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    let installed = f.ok(&[
-        "plugins",
-        "install",
-        std::path::Path::new(&wasm).to_str().unwrap(),
-    ]);
+    // It declares 128 MiB (CPython inside): the operator's cap decides.
+    let file = std::path::Path::new(&wasm).to_str().unwrap();
+    let inspect = f.ok(&["plugins", "inspect", file]);
+    assert!(
+        inspect.contains("128 MiB, 2000 ms a call, 10000 ms a scan"),
+        "{inspect}"
+    );
+    let mut capped = f.cmd(&["plugins", "inspect", file]);
+    capped.env("IAPEER_PLUGIN_MAX_MEMORY_MIB", "100");
+    let text = String::from_utf8(capped.output().unwrap().stdout).unwrap();
+    assert!(text.contains("100 MiB"), "capped: {text}");
+    let mut starved = f.cmd(&["plugins", "check", file]);
+    starved.env("IAPEER_PLUGIN_MAX_MEMORY_MIB", "8");
+    let out = starved.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("does not start within its limits (8 MiB"),
+        "{err}"
+    );
+    let installed = f.ok(&["plugins", "install", file]);
     assert!(installed.contains("installed gemini 0.2.0"), "{installed}");
     assert!(installed.contains("iapeer plugins grant"), "{installed}");
     f.ok(&["plugins", "grant", "gemini"]);

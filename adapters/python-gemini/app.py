@@ -55,6 +55,8 @@ class Adapter(exports.Adapter):
             binary_dirs=["~/.local/bin", "/opt/homebrew/bin"],
             env_remove=[],
             delivery=types.DeliveryMarkers(paste_placeholders=[], composer_rows=6),
+            # CPython inside: more room than the host's 64 MiB default.
+            limits=types.Limits(memory_mib=128, call_ms=2000, scan_ms=10000),
         )
 
     def build_launch(self, spec: types.LaunchSpec) -> types.LaunchCommand:

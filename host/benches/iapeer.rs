@@ -94,6 +94,7 @@ fn options(home: &Path, cache: CompileCache) -> PluginOptions {
         builtins: true,
         cache,
         budgets: CallBudgets::default(),
+        caps: iapeer::plugins::LimitCaps::default(),
         grants: None,
     }
 }
@@ -158,6 +159,60 @@ fn bench_plugins() {
             .unwrap();
     });
     row("PluginHost::load, 4 built-ins, warm cache", &s);
+    // The adapter written in Python (~18 MB, CPython inside), when built
+    // (adapters/python-gemini/build.sh; IAPEER_PYTHON_ADAPTER or its default
+    // output): cold is what `plugins install` pays once, warm every start.
+    let python = std::env::var_os("IAPEER_PYTHON_ADAPTER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/python-gemini/gemini.wasm"));
+    if python.is_file() {
+        let opts = options(home.path(), CompileCache::disabled());
+        row(
+            "load the Python gemini adapter cold (compile + instantiate + info)",
+            &measure(3, || {
+                PluginHost::inspect(&python, &opts).block().unwrap();
+            }),
+        );
+        let opts = options(home.path(), cache.clone());
+        let report = PluginHost::inspect(&python, &opts).block().unwrap();
+        row(
+            "load the Python gemini adapter from cache",
+            &measure(20, || {
+                PluginHost::inspect(&python, &opts).block().unwrap();
+            }),
+        );
+        let dir = home.path().join("py");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&python, dir.join("gemini.wasm")).unwrap();
+        let mut py_opts = options(home.path(), cache.clone());
+        py_opts.builtins = false;
+        py_opts.plugin_dirs = vec![dir.clone()];
+        let grants = home.path().join("py-grants.json");
+        iapeer::plugins::Grants::add(
+            &grants,
+            iapeer::plugins::Grant {
+                sha256: report.sha256.clone(),
+                runtime: "gemini".into(),
+                file: dir.join("gemini.wasm").display().to_string(),
+                read_dirs: report.read_dirs.clone(),
+                cwd_read_paths: Vec::new(),
+                granted_at: "bench".into(),
+            },
+        )
+        .unwrap();
+        py_opts.grants = Some(grants);
+        let host = PluginHost::load(&py_opts).block().unwrap();
+        if let Some(g) = host.adapter("gemini") {
+            row(
+                "Python gemini: is-input-ready (warm instance)",
+                &measure(200, || {
+                    g.is_input_ready("> Type your message").block().unwrap();
+                }),
+            );
+        }
+    } else {
+        println!("(the Python adapter is not built: adapters/python-gemini/build.sh)");
+    }
     // What an operator types: the whole `iapeer plugins list` process
     // (built-ins plus the example in the plugin dir, granted, warm cache).
     let root = home.path().join("root");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::logfile::Rotation;
 use crate::names::{Identity, Personality};
-use crate::plugins::{CallBudgets, CompileCache, PluginOptions};
+use crate::plugins::{CallBudgets, CompileCache, LimitCaps, PluginOptions};
 
 /// A snapshot of the process environment (names and values as UTF-8, lossy).
 pub type Env = BTreeMap<String, String>;
@@ -64,6 +64,9 @@ pub struct Config {
     pub crashloop_max: u64,
     /// … within this many seconds (`IAPEER_CRASHLOOP_WINDOW_SECS`, 300).
     pub crashloop_window_secs: u64,
+    /// The most an adapter may declare it needs: `IAPEER_PLUGIN_MAX_MEMORY_MIB`
+    /// (256) and `IAPEER_PLUGIN_MAX_CALL_MS` (30000).
+    pub plugin_caps: LimitCaps,
     pub plugin_dirs: Vec<PathBuf>,
     pub builtin_plugins: bool,
     /// Compile cache (`IAPEER_CACHE_DIR`, else `<root>/cache/plugins`).
@@ -242,6 +245,11 @@ impl Config {
                 raw => positive_int_or(raw, 3),
             },
             crashloop_window_secs: num(&None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300),
+            plugin_caps: LimitCaps {
+                memory: (num(&None, "IAPEER_PLUGIN_MAX_MEMORY_MIB", 256).min(1 << 16) as usize)
+                    << 20,
+                call: Duration::from_millis(num(&None, "IAPEER_PLUGIN_MAX_CALL_MS", 30_000)),
+            },
             builtin_plugins: !o.no_builtin_plugins,
             // A bare PATH (no runtime) is `plugins try`'s own.
             bin_overrides: o
@@ -284,6 +292,7 @@ impl Config {
             builtins: self.builtin_plugins,
             cache: CompileCache::new(Some(&self.cache_dir)),
             budgets: CallBudgets::default(),
+            caps: self.plugin_caps,
             grants: Some(crate::plugins::grants_path(&self.root)),
         }
     }

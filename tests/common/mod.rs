@@ -56,7 +56,9 @@ pub fn plugin_options(home: &Path, plugin_dirs: Vec<PathBuf>) -> PluginOptions {
         budgets: CallBudgets {
             quick: Duration::from_millis(500),
             scan: Duration::from_secs(2),
+            ..CallBudgets::default()
         },
+        caps: iapeer::plugins::LimitCaps::default(),
         grants: Some(home.join("test-grants.json")),
     }
 }

@@ -96,6 +96,7 @@ impl Guest for Claude {
             // for a nested one.
             env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
             delivery: claude_like_delivery(),
+            limits: None,
         }
     }
 

@@ -192,6 +192,7 @@ impl Guest for Codex {
                 paste_placeholders: vec!["[Pasted Content".into()],
                 composer_rows: 6,
             },
+            limits: None,
         }
     }
 

@@ -26,6 +26,7 @@ impl Guest for Notifier {
             binary_dirs: vec!["~/.bun/bin".into(), "~/.local/bin".into()],
             env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
             delivery: no_tui_delivery(),
+            limits: None,
         }
     }
 

@@ -27,6 +27,7 @@ impl Guest for Telegram {
             binary_dirs: vec!["~/.bun/bin".into(), "~/.local/bin".into()],
             env_remove: vec!["CLAUDE_CODE_*".into(), "CLAUDECODE".into()],
             delivery: no_tui_delivery(),
+            limits: None,
         }
     }
 

@@ -89,6 +89,9 @@ impl Guest for Adapter {
                 paste_placeholders: Vec::new(),
                 composer_rows: 4,
             },
+            // The host's defaults (64 MiB, 1 s a call, 10 s a scan) unless
+            // it needs more: `Some(Limits { memory_mib, call_ms, scan_ms })`.
+            limits: None,
         }
     }
 

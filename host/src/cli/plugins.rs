@@ -137,6 +137,7 @@ pub fn inspect(cfg: &Config, file: &Path, as_json: bool) -> anyhow::Result<i32> 
             field("requires", dash(report.requires_intelligence.as_deref())),
             field("binary", dash(report.default_binary.as_deref())),
             field("binary env", dash(report.binary_env.as_deref())),
+            field("limits", dash(report.limits.as_deref())),
             field("reads", report.reads().unwrap_or_else(|| "-".into())),
             field(
                 "sha256",

@@ -18,16 +18,21 @@ use wasmtime::{Store, Trap};
 use super::health::Health;
 use super::hostfs::FileGrants;
 use super::sandbox::{self, GuestState, MEMORY_CAP, Sandbox};
-use super::types::{AdapterInfo, ControlSequence, LaunchCommand, LaunchSpec, ResumeCheck};
+use super::types::{
+    AdapterInfo, ControlSequence, DeclaredLimits, LaunchCommand, LaunchSpec, ResumeCheck,
+};
 use super::{Source, v0_1, v0_2, validate};
 
-/// Time limits of adapter calls.
+/// Limits of adapter calls: the host's defaults, or what an adapter
+/// declared (`info.limits`) within the operator's [`LimitCaps`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallBudgets {
     /// A call that only looks at its arguments (and instantiation).
     pub quick: Duration,
     /// A call that scans transcript directories.
     pub scan: Duration,
+    /// Linear memory of one instance, in bytes.
+    pub memory: usize,
 }
 
 impl Default for CallBudgets {
@@ -35,6 +40,46 @@ impl Default for CallBudgets {
         CallBudgets {
             quick: Duration::from_secs(1),
             scan: Duration::from_secs(10),
+            memory: MEMORY_CAP,
+        }
+    }
+}
+
+/// The most an adapter may declare (`IAPEER_PLUGIN_MAX_MEMORY_MIB`,
+/// `IAPEER_PLUGIN_MAX_CALL_MS`). A component that does not instantiate
+/// within the defaults is tried once more under these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCaps {
+    pub memory: usize,
+    pub call: Duration,
+}
+
+impl Default for LimitCaps {
+    fn default() -> Self {
+        LimitCaps {
+            memory: 256 << 20,
+            call: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CallBudgets {
+    /// What `declared` asks for, each value within `caps`.
+    fn declared(declared: &DeclaredLimits, caps: LimitCaps) -> CallBudgets {
+        let ms = |v: u32| Duration::from_millis(u64::from(v)).min(caps.call);
+        CallBudgets {
+            quick: ms(declared.call_ms),
+            scan: ms(declared.scan_ms),
+            memory: ((declared.memory_mib as usize) << 20).min(caps.memory),
+        }
+    }
+
+    /// These budgets raised to the caps (for a component too big for them).
+    fn raised_to(self, caps: LimitCaps) -> CallBudgets {
+        CallBudgets {
+            quick: self.quick.max(caps.call),
+            scan: self.scan.max(caps.call),
+            memory: self.memory.max(caps.memory),
         }
     }
 }
@@ -87,6 +132,8 @@ enum VersionedInstance {
 
 struct Live {
     store: Store<GuestState>,
+    /// Its memory cap, for messages.
+    memory: usize,
     instance: VersionedInstance,
     preopen_mask: u64,
     calls: u32,
@@ -119,13 +166,13 @@ pub fn sanitize_guest_text(s: &str) -> String {
 }
 
 /// A one-line description of why a guest call failed.
-fn describe_failure(e: &wasmtime::Error, stderr: &str, budget: Duration) -> String {
+fn describe_failure(e: &wasmtime::Error, stderr: &str, budget: Duration, memory: usize) -> String {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return format!("timed out after {budget:?}");
     }
     let root = e.root_cause().to_string();
     let mut message = if root.contains("growing memory") || root.contains("growing table") {
-        format!("exceeded its memory cap ({} MiB)", MEMORY_CAP >> 20)
+        format!("exceeded its memory cap ({} MiB)", memory >> 20)
     } else {
         sanitize_guest_text(&root)
     };
@@ -178,7 +225,7 @@ async fn guest_call<R>(
     match tokio::time::timeout(wall_clock(budget), call(&live.instance, &mut live.store)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(CallFailure {
-            message: describe_failure(&e, &live.store.data().stderr_text(), budget),
+            message: describe_failure(&e, &live.store.data().stderr_text(), budget, live.memory),
             guest_fault: true,
         }),
         Err(_) => Err(CallFailure {
@@ -198,11 +245,27 @@ impl Adapter {
         source: Source,
         home: &std::path::Path,
         budgets: CallBudgets,
+        caps: LimitCaps,
     ) -> Result<Adapter, String> {
         let no_grants = Arc::new(FileGrants::new(home, &[], &[]));
-        let mut live = instantiate(sandbox, &pre, &no_grants, 0, budgets.quick)
-            .await
-            .map_err(|e| format!("does not instantiate against the contract: {e}"))?;
+        // A big component (a language runtime inside) may need more than the
+        // defaults just to start: then once more under the operator's caps,
+        // which it keeps unless it declares its own limits.
+        let (mut live, budgets) = match instantiate(sandbox, &pre, &no_grants, 0, budgets).await {
+            Ok(live) => (live, budgets),
+            Err(first) => {
+                let raised = budgets.raised_to(caps);
+                if raised == budgets {
+                    return Err(format!(
+                        "does not instantiate against the contract: {first}"
+                    ));
+                }
+                let live = instantiate(sandbox, &pre, &no_grants, 0, raised)
+                    .await
+                    .map_err(|e| format!("does not instantiate against the contract: {e}"))?;
+                (live, raised)
+            }
+        };
         let raw = guest_call(&mut live, budgets.quick, async |i, s| match i {
             VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
             VersionedInstance::V0_2(b) => v0_2::info(b, s).await,
@@ -210,6 +273,24 @@ impl Adapter {
         .await
         .map_err(|e| format!("info() failed: {}", e.message))?;
         let info = validate::info(raw)?;
+        let probed = budgets;
+        let budgets = match &info.limits {
+            Some(declared) => CallBudgets::declared(declared, caps),
+            None => budgets,
+        };
+        // Under other limits than the probe's: it must start under those.
+        if budgets != probed {
+            instantiate(sandbox, &pre, &no_grants, 0, budgets)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "does not start within its limits ({} MiB, {:?}; the operator's caps: \
+                         IAPEER_PLUGIN_MAX_MEMORY_MIB, IAPEER_PLUGIN_MAX_CALL_MS): {e}",
+                        budgets.memory >> 20,
+                        budgets.quick
+                    )
+                })?;
+        }
         let grants = Arc::new(FileGrants::new(home, &info.read_dirs, &info.cwd_read_paths));
         Ok(Adapter {
             info,
@@ -225,6 +306,11 @@ impl Adapter {
 
     pub fn info(&self) -> &AdapterInfo {
         &self.info
+    }
+
+    /// The limits its calls run under.
+    pub fn budgets(&self) -> CallBudgets {
+        self.budgets
     }
 
     pub fn source(&self) -> &Source {
@@ -274,20 +360,14 @@ impl Adapter {
             .filter(|l| l.preopen_mask == mask && l.calls < CALLS_PER_INSTANCE);
         let mut live = match cached {
             Some(live) => live,
-            None => instantiate(
-                self.sandbox,
-                &self.pre,
-                &self.grants,
-                mask,
-                self.budgets.quick,
-            )
-            .await
-            .map_err(|e| {
-                crashed(CallFailure {
-                    message: format!("cannot instantiate: {e}"),
-                    guest_fault: false,
-                })
-            })?,
+            None => instantiate(self.sandbox, &self.pre, &self.grants, mask, self.budgets)
+                .await
+                .map_err(|e| {
+                    crashed(CallFailure {
+                        message: format!("cannot instantiate: {e}"),
+                        guest_fault: false,
+                    })
+                })?,
         };
         live.store.data_mut().call_cwd = cwd.map(str::to_string);
         // On any error the instance may be poisoned: it is dropped with it.
@@ -456,9 +536,12 @@ async fn instantiate(
     pre: &VersionedPre,
     grants: &Arc<FileGrants>,
     preopen_mask: u64,
-    budget: Duration,
+    budgets: CallBudgets,
 ) -> Result<Live, String> {
-    let mut store = sandbox.new_store(grants).map_err(|e| format!("{e:#}"))?;
+    let budget = budgets.quick;
+    let mut store = sandbox
+        .new_store(grants, budgets.memory)
+        .map_err(|e| format!("{e:#}"))?;
     // Instantiation runs guest code too (initialisers): bound it as well.
     sandbox::arm_deadline(&mut store, budget);
     let timed_out = |_| format!("instantiation timed out after {budget:?}");
@@ -476,9 +559,10 @@ async fn instantiate(
                 .map(VersionedInstance::V0_2)
         }
     }
-    .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget))?;
+    .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget, budgets.memory))?;
     Ok(Live {
         store,
+        memory: budgets.memory,
         instance,
         preopen_mask,
         calls: 0,

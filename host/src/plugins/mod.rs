@@ -31,7 +31,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-pub use adapter::{Adapter, AdapterError, CallBudgets, sanitize_guest_text};
+pub use adapter::{Adapter, AdapterError, CallBudgets, LimitCaps, sanitize_guest_text};
 pub use builtin::is_builtin_runtime;
 pub use cache::{CacheEntry, CompileCache, Origin};
 pub use grants::{Grant, Grants, path as grants_path};
@@ -155,6 +155,9 @@ pub struct PluginReport {
     pub binary_env: Option<String>,
     /// `compiled` now or loaded from the compile `cache`.
     pub load: Option<String>,
+    /// The limits its calls run under (its declaration within the
+    /// operator's caps, else the defaults).
+    pub limits: Option<String>,
 }
 
 impl PluginReport {
@@ -176,6 +179,7 @@ impl PluginReport {
             default_binary: None,
             binary_env: None,
             load: None,
+            limits: None,
         }
     }
 
@@ -208,6 +212,8 @@ pub struct PluginOptions {
     pub builtins: bool,
     pub cache: CompileCache,
     pub budgets: CallBudgets,
+    /// The most an adapter may declare it needs.
+    pub caps: LimitCaps,
     /// The operator's grants file (`None`: nothing is granted).
     pub grants: Option<PathBuf>,
 }
@@ -634,7 +640,7 @@ async fn load_bytes(
             return (report.failed(PluginState::Failed, reason), None);
         }
     };
-    match Adapter::probe(sandbox, pre, source, &opts.home, opts.budgets).await {
+    match Adapter::probe(sandbox, pre, source, &opts.home, opts.budgets, opts.caps).await {
         Ok(adapter) => {
             let info = adapter.info();
             report.state = PluginState::Loaded;
@@ -647,6 +653,13 @@ async fn load_bytes(
             report.requires_intelligence = info.requires_intelligence.clone();
             report.default_binary = Some(info.default_binary.clone());
             report.binary_env = info.binary_env.clone();
+            let b = adapter.budgets();
+            report.limits = Some(format!(
+                "{} MiB, {} ms a call, {} ms a scan",
+                b.memory >> 20,
+                b.quick.as_millis(),
+                b.scan.as_millis()
+            ));
             (report, Some(adapter))
         }
         Err(reason) => (report.failed(PluginState::Failed, reason), None),

@@ -94,7 +94,12 @@ impl Sandbox {
     }
 
     /// A fresh store for one adapter instance.
-    pub fn new_store(&self, grants: &Arc<FileGrants>) -> wasmtime::Result<Store<GuestState>> {
+    /// A store for one instance: `memory` bytes of linear memory at most.
+    pub fn new_store(
+        &self,
+        grants: &Arc<FileGrants>,
+        memory: usize,
+    ) -> wasmtime::Result<Store<GuestState>> {
         let stderr = MemoryOutputPipe::new(STDERR_CAP);
         let mut wasi = WasiCtxBuilder::new();
         // Must precede the preopens, which capture it: without it every
@@ -111,9 +116,9 @@ impl Sandbox {
             wasi: wasi.build(),
             table,
             // The cap binds every memory and table a component may create:
-            // one memory of MEMORY_CAP, and small tables.
+            // one memory of `memory` bytes, and small tables.
             limits: StoreLimitsBuilder::new()
-                .memory_size(MEMORY_CAP)
+                .memory_size(memory)
                 .memories(MAX_MEMORIES)
                 .table_elements(MAX_TABLE_ELEMENTS)
                 .tables(MAX_TABLES)

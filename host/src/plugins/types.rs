@@ -47,8 +47,18 @@ pub struct AdapterInfo {
     /// trailing `*` matches a prefix).
     pub env_remove: Vec<String>,
     pub delivery: DeliveryMarkers,
+    /// What it declared it needs beyond the defaults (contract 0.2).
+    pub limits: Option<DeclaredLimits>,
     /// The contract version the adapter was built for (`0.1`, `0.2`).
     pub contract: String,
+}
+
+/// An adapter's declared needs (`info.limits`), before the operator's caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeclaredLimits {
+    pub memory_mib: u32,
+    pub call_ms: u32,
+    pub scan_ms: u32,
 }
 
 impl AdapterInfo {
@@ -90,6 +100,7 @@ pub struct RawInfo {
     pub env_remove: Vec<String>,
     pub paste_placeholders: Vec<String>,
     pub composer_rows: u32,
+    pub limits: Option<DeclaredLimits>,
     pub contract: (u64, u64),
 }
 

@@ -90,6 +90,7 @@ pub fn legacy_defaults(contract: (u64, u64)) -> RawInfo {
         env_remove: ["CLAUDE_CODE_*", "CLAUDECODE"].map(String::from).to_vec(),
         paste_placeholders: ["[Pasted text", "[Image #"].map(String::from).to_vec(),
         composer_rows: 6,
+        limits: None,
         contract,
     }
 }

@@ -9,7 +9,9 @@ use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use super::hostfs::{self, EntryKind, FsError};
 use super::sandbox::GuestState;
-use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck};
+use super::types::{
+    AdapterKind, ControlSequence, DeclaredLimits, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck,
+};
 
 // Async bindings: a guest call is a future the host can time out, so a guest
 // blocked in a host call (a WASI sleep, a slow read) cannot hold a caller
@@ -66,6 +68,11 @@ pub async fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime
         env_remove: i.env_remove,
         paste_placeholders: i.delivery.paste_placeholders,
         composer_rows: i.delivery.composer_rows,
+        limits: i.limits.map(|l| DeclaredLimits {
+            memory_mib: l.memory_mib,
+            call_ms: l.call_ms,
+            scan_ms: l.scan_ms,
+        }),
         contract: CONTRACT,
     })
 }

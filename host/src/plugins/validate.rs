@@ -263,6 +263,14 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
             raw.composer_rows
         ));
     }
+    if let Some(l) = raw
+        .limits
+        .filter(|l| l.memory_mib == 0 || l.call_ms == 0 || l.scan_ms == 0)
+    {
+        return Err(format!(
+            "info().limits {l:?}: every limit must be above zero"
+        ));
+    }
     Ok(AdapterInfo {
         runtime,
         version: raw.version,
@@ -280,6 +288,7 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
             paste_placeholders: raw.paste_placeholders,
             composer_rows: raw.composer_rows as usize,
         },
+        limits: raw.limits,
         contract: format!("{}.{}", raw.contract.0, raw.contract.1),
     })
 }
@@ -425,6 +434,16 @@ mod tests {
                 "paste-placeholders",
             ),
             (|r| r.composer_rows = 0, "composer-rows"),
+            (
+                |r| {
+                    r.limits = Some(crate::plugins::types::DeclaredLimits {
+                        memory_mib: 0,
+                        call_ms: 1,
+                        scan_ms: 1,
+                    })
+                },
+                "above zero",
+            ),
             (|r| r.default_binary = "".into(), "default-binary"),
             (|r| r.default_binary = "a\nb".into(), "default-binary"),
             (|r| r.binary_env = Some("PATH".into()), "binary-env"),

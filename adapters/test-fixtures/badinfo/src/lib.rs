@@ -21,6 +21,7 @@ impl Guest for BadInfo {
             binary_dirs: Vec::new(),
             env_remove: Vec::new(),
             delivery: iapeer_adapter_sdk::no_tui_delivery(),
+            limits: None,
         }
     }
 

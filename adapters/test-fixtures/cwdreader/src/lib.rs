@@ -34,6 +34,7 @@ impl Guest for CwdReader {
                 paste_placeholders: Vec::new(),
                 composer_rows: 3,
             },
+            limits: None,
         }
     }
 
