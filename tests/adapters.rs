@@ -606,7 +606,10 @@ fn a_declared_cwd_path_is_readable_and_nothing_beside_it() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().canonicalize().unwrap();
     let a = cwdreader(&home);
-    assert_eq!(a.info().cwd_read_paths, [".aider.chat.history.md"]);
+    assert_eq!(
+        a.info().cwd_read_paths,
+        [".aider.chat.history.md", ".aider"]
+    );
     // No declared limits: the host's defaults.
     assert_eq!(a.info().limits, None);
     assert_eq!(a.budgets().memory, 64 << 20);
@@ -682,46 +685,59 @@ fn a_declared_cwd_path_is_readable_and_nothing_beside_it() {
         ResumeCheck::Resumable(Some("home chat".into()))
     );
 
-    // 0.2 passes the home in the launch spec.
+    // A link inside a declared directory leads nowhere else in the cwd:
+    // not to the project's `.env`, not to `.git/config`.
+    let dir = cwd("probe-dir");
+    std::fs::write(Path::new(&dir).join(".env.local"), "SECRET=1\n").unwrap();
+    std::fs::create_dir_all(Path::new(&dir).join(".aider")).unwrap();
+    std::os::unix::fs::symlink("../.env.local", Path::new(&dir).join(".aider/notes")).unwrap();
+    assert_eq!(
+        resume(&dir),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+    std::fs::remove_file(Path::new(&dir).join(".aider/notes")).unwrap();
+    std::fs::write(Path::new(&dir).join(".aider/notes"), "ok notes\n").unwrap();
+    assert_eq!(
+        resume(&dir),
+        ResumeCheck::Resumable(Some("ok notes".into()))
+    );
+    // A declared path that is itself a link (even to a harmless file
+    // inside the cwd) is not the declared path.
+    let linked = cwd("linked");
+    std::fs::write(Path::new(&linked).join("real.md"), "x\n").unwrap();
+    std::os::unix::fs::symlink("real.md", Path::new(&linked).join(".aider.chat.history.md"))
+        .unwrap();
+    assert_eq!(
+        resume(&linked),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+
+    // 0.2 passes the home in the launch spec, and build-launch may read
+    // its cwd paths too.
     let mut s = spec("/bin/aider", &proj);
     s.home = home.to_str().unwrap().into();
     assert_eq!(
         argv(&a, &s),
-        format!("/bin/aider --config={}/.aider.conf.yml", home.display())
+        format!(
+            "/bin/aider --config={}/.aider.conf.yml --history-seen=true",
+            home.display()
+        )
     );
 }
 
-/// What 0.1 hosts hard-coded now comes from the built-ins' `info`.
+/// A declared cwd path that contains the home (the cwd is above it) never
+/// opens the home to the adapter.
 #[test]
-fn the_builtins_declare_what_the_host_used_to_know() {
-    let home = tempfile::tempdir().unwrap();
-    let claude = adapter(home.path(), "claude");
-    let claude = claude.info();
-    assert_eq!(claude.contract, "0.2");
-    assert!(claude.removes_env("CLAUDE_CODE_ENTRYPOINT") && claude.removes_env("CLAUDECODE"));
-    assert!(!claude.removes_env("CLAUDE"));
+fn a_cwd_path_containing_the_home_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = tmp.path().canonicalize().unwrap().join("probe-dir");
+    // HOME is <cwd>/.aider: the declared `.aider` is the home itself.
+    let home = probe.join(".aider");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join("notes"), "in the home\n").unwrap();
+    let a = cwdreader(&home);
     assert_eq!(
-        claude.delivery.paste_placeholders,
-        ["[Pasted text", "[Image #"]
+        a.resolve_resume(probe.to_str().unwrap()).block().unwrap(),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
     );
-    assert!(claude.binary_dirs.contains(&"~/.local/bin".to_string()));
-    assert_eq!(claude.default_intelligence, "artificial");
-    let codex = adapter(home.path(), "codex");
-    assert_eq!(
-        codex.info().delivery.paste_placeholders,
-        ["[Pasted Content"]
-    );
-    assert_eq!(
-        adapter(home.path(), "telegram").info().default_intelligence,
-        "natural"
-    );
-    assert_eq!(
-        adapter(home.path(), "notifier").info().default_intelligence,
-        "absent"
-    );
-    // The 0.1 example gets what the 0.1 host assumed of every runtime.
-    let gem = gemini(home.path());
-    assert_eq!(gem.info().contract, "0.1");
-    assert!(gem.info().removes_env("CLAUDE_CODE_X"));
-    assert_eq!(gem.info().delivery.composer_rows, 6);
 }

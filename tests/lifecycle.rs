@@ -1754,6 +1754,52 @@ fn plugins_try_shows_each_step_of_a_wake() {
     assert!(text.contains("FAILED: never-became-ready"), "{text}");
     let err = f.refused(&["plugins", "try", gemini.to_str().unwrap()]);
     assert!(err.contains("needs --bin PATH"), "{err}");
+
+    // Ctrl-C ends the try and takes its session and throwaway root along.
+    let scratch = f.dir.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let hang = f.dir.path().join("hang");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 555\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut interrupted = f.cmd(&[
+        "plugins",
+        "try",
+        common::repo_root()
+            .join("plugins-dist/claude.wasm")
+            .to_str()
+            .unwrap(),
+        "--bin",
+        hang.to_str().unwrap(),
+        "--cwd",
+        cwd.to_str().unwrap(),
+    ]);
+    let child = interrupted
+        .env("TMPDIR", &scratch)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the try's session", Duration::from_secs(15), || {
+        std::fs::read_dir(&scratch).unwrap().flatten().any(|d| {
+            d.path()
+                .join("s")
+                .read_dir()
+                .is_ok_and(|mut s| s.next().is_some())
+        })
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "the throwaway root is gone"
+    );
 }
 
 /// `plugins new` writes a project that carries the SDK and the contract

@@ -118,7 +118,16 @@ pub fn open_regular_for_read(path: &Path) -> io::Result<File> {
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(not_regular(path, &meta));
+        // Read paths are often the operator's own (a file to inspect):
+        // say what it is, without advising to delete it.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                file_kind(&meta)
+            ),
+        ));
     }
     Ok(file)
 }
@@ -158,9 +167,20 @@ fn in_the_way(path: &Path, e: io::Error) -> io::Error {
 }
 
 fn not_regular(path: &Path, meta: &fs::Metadata) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {}, not a regular file; remove it",
+            path.display(),
+            file_kind(meta)
+        ),
+    )
+}
+
+fn file_kind(meta: &fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
-    let what = if t.is_dir() {
+    if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {
         "a FIFO"
@@ -169,15 +189,8 @@ fn not_regular(path: &Path, meta: &fs::Metadata) -> io::Error {
     } else if t.is_char_device() || t.is_block_device() {
         "a device"
     } else {
-        "not a regular file"
-    };
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "{} is {what}, not a regular file; remove it",
-            path.display()
-        ),
-    )
+        "something else"
+    }
 }
 
 /// What sits at `path` without following a symlink: `Ok(true)` for a

@@ -180,11 +180,14 @@ pub fn run(_cfg: &Config, name: &str, dir: Option<&Path>) -> anyhow::Result<i32>
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("iapeer-adapter-{name}")));
-    if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
-        bail!(
+    match std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => bail!(
             "{} exists and is not empty; not writing into it",
             dir.display()
-        );
+        ),
+        Ok(false) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("{}: {e}", dir.display()),
     }
     for (rel, text) in files(name) {
         let path = dir.join(&rel);
@@ -192,13 +195,25 @@ pub fn run(_cfg: &Config, name: &str, dir: Option<&Path>) -> anyhow::Result<i32>
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        // Never over anything: a file that appeared meanwhile stays.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    crate::outln!("created {} (adapter for the {name} runtime)", dir.display());
-    crate::outln!(
-        "build it: cd {} && cargo build --release --target wasm32-wasip2",
-        dir.display()
-    );
+    let shown = dir.display().to_string();
+    let quoted = if shown
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        shown.clone()
+    } else {
+        format!("'{}'", shown.replace('\'', r"'\''"))
+    };
+    crate::outln!("created {shown} (adapter for the {name} runtime)");
+    crate::outln!("build it: cd {quoted} && cargo build --release --target wasm32-wasip2");
     crate::outln!(
         "try it:   iapeer plugins try target/wasm32-wasip2/release/adapter_{name}.wasm --bin PATH --message hello"
     );

@@ -46,6 +46,9 @@ pub fn run(cfg: &Config, a: TryArgs<'_>) -> anyhow::Result<i32> {
     let cwd = cwd
         .canonicalize()
         .with_context(|| format!("the peer's cwd {}", cwd.display()))?;
+    if !cwd.is_dir() {
+        anyhow::bail!("--cwd {}: not a directory", cwd.display());
+    }
     let scratch = tempfile::Builder::new()
         .prefix("iapeer-try-")
         .tempdir()
@@ -56,11 +59,11 @@ pub fn run(cfg: &Config, a: TryArgs<'_>) -> anyhow::Result<i32> {
     crate::fsutil::write_atomic(&installed, &bytes)?;
     crate::outln!(
         "trying {} ({runtime} {}, contract {}) with {} in {}",
-        a.file.display(),
+        one_line(&a.file.display().to_string()),
         report.version.as_deref().unwrap_or("-"),
         report.wit.as_deref().unwrap_or("-"),
-        a.bin,
-        cwd.display()
+        one_line(a.bin),
+        one_line(&cwd.display().to_string())
     );
     if let Some(reads) = report.reads() {
         Grants::add(
@@ -95,20 +98,33 @@ pub fn run(cfg: &Config, a: TryArgs<'_>) -> anyhow::Result<i32> {
     }
     let started = Instant::now();
     let printer = Printer::new(started);
+    let session_started = printer.session_started.clone();
     let lc = Lifecycle::new(cfg.clone(), Arc::new(plugins), Arc::new(SystemClock))
         .with_shim(crate::shim::current())
         .with_launch_observer(Arc::new(move |step| printer.show(step)));
-    let outcome = block_on(lc.wake_or_spawn(&WakeArgs {
+    let args = WakeArgs {
         personality: PEER.into(),
         runtime: Some(runtime.to_string()),
         task: a.message.unwrap_or_default(),
         resume: Some(false),
         hand_over: false,
-    }))?;
+    };
+    // Ctrl-C ends the try, not just this process: the session and the
+    // throwaway root go with it.
+    let outcome = block_on(async {
+        tokio::select! {
+            outcome = lc.wake_or_spawn(&args) => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    })?;
     let id = Identity::new(&runtime, &Personality::new(PEER).expect("a valid name"));
     let took = started.elapsed().as_secs_f64();
     let code = match outcome {
-        Ok(w) => {
+        None => {
+            crate::outln!("{took:>8.3}s  interrupted");
+            130
+        }
+        Some(Ok(w)) => {
             let delivered = match w.task_delivered {
                 Some(true) => ", message processed",
                 _ => "",
@@ -116,14 +132,42 @@ pub fn run(cfg: &Config, a: TryArgs<'_>) -> anyhow::Result<i32> {
             crate::outln!("{took:>8.3}s  ok: {id} woke{delivered}");
             0
         }
-        Err(e) => {
+        Some(Err(e)) => {
             crate::outln!("{took:>8.3}s  FAILED: {e}");
             1
         }
     };
-    // The session goes with the throwaway root.
-    let _ = block_on(lc.tmux.kill_server(&cfg.socket_path(&id)));
+    end_session(
+        &lc,
+        &cfg,
+        &id,
+        session_started.load(std::sync::atomic::Ordering::Relaxed),
+    );
     Ok(code)
+}
+
+/// Ends the try's session and waits (a few seconds at most) for its shim
+/// to record the exit, so nothing writes into the throwaway root once it
+/// is gone.
+fn end_session(lc: &Lifecycle, cfg: &Config, id: &Identity, started: bool) {
+    let sock = cfg.socket_path(id);
+    let alive = crate::tmux::probe(&sock) == crate::tmux::Liveness::Alive;
+    if alive {
+        let _ = block_on(lc.tmux.kill_server(&sock));
+    }
+    if !alive && !started {
+        return;
+    }
+    let exit = cfg.state_file(id, "exit");
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while !exit.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Operator-given or adapter-given text on one line of the report.
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::term::escape_controls(s, false)
 }
 
 /// `cfg` with its state moved under `scratch`, the file's runtime run from
@@ -165,6 +209,8 @@ fn absolute(bin: &str) -> String {
 struct Printer {
     started: Instant,
     last: Mutex<Option<(String, Verdict)>>,
+    /// A session was started (so its shim will write an exit record).
+    session_started: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Printer {
@@ -172,6 +218,7 @@ impl Printer {
         Printer {
             started,
             last: Mutex::new(None),
+            session_started: Arc::default(),
         }
     }
 
@@ -179,12 +226,16 @@ impl Printer {
         let t = self.started.elapsed().as_secs_f64();
         match step {
             LaunchStep::Command { argv, env } => {
-                crate::outln!("{t:>8.3}s  command: {}", shown_argv(argv));
+                crate::outln!("{t:>8.3}s  command: {}", one_line(&shown_argv(argv)));
                 for (k, v) in env {
-                    crate::outln!("           env: {k}={v}");
+                    crate::outln!("           env: {}={}", one_line(k), one_line(v));
                 }
             }
-            LaunchStep::Started => crate::outln!("{t:>8.3}s  session started"),
+            LaunchStep::Started => {
+                self.session_started
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                crate::outln!("{t:>8.3}s  session started");
+            }
             LaunchStep::Judged { pane, verdict } => {
                 let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = (pane.clone(), verdict.clone());
@@ -197,10 +248,10 @@ impl Printer {
                     Verdict::Ready => "ready (is-input-ready: true)".into(),
                     Verdict::NotReady => "not ready yet (no dialog, no composer)".into(),
                 };
-                crate::outln!("{t:>8.3}s  pane judged {said}:");
+                crate::outln!("{t:>8.3}s  pane judged {}:", one_line(&said));
                 let lines: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
                 for l in &lines[lines.len().saturating_sub(PANE_LINES)..] {
-                    crate::outln!("           │ {l}");
+                    crate::outln!("           │ {}", one_line(l));
                 }
             }
             LaunchStep::Pasted { seen } => crate::outln!(

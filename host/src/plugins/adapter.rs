@@ -430,7 +430,8 @@ impl Adapter {
             .call(
                 "build-launch",
                 self.budgets.quick,
-                None,
+                // The contract lets it read its cwd paths (the peer's folder).
+                Some(&spec.cwd),
                 async |i, s| match i {
                     VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec).await,
                     VersionedInstance::V0_2(b) => v0_2::build_launch(b, s, spec).await,

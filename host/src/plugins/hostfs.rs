@@ -83,6 +83,42 @@ impl std::fmt::Debug for FileGrants {
     }
 }
 
+/// Where a host-fs call reads: below an opened directory, or one opened file.
+enum Target {
+    Below(File, PathBuf),
+    File(File),
+}
+
+/// Opens `components` below `dir` one at a time, refusing any symlink on
+/// the way (not followed, even to a place inside the cwd: a declared path
+/// is that path). Non-blocking: a FIFO at the end fails instead of hanging.
+fn open_without_links(dir: File, components: &[String]) -> Result<File, FsError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut current = dir;
+    for (i, name) in components.iter().enumerate() {
+        let last = i + 1 == components.len();
+        let c_name = std::ffi::CString::new(name.as_str()).map_err(|_| FsError::NotPermitted)?;
+        let flags = libc::O_RDONLY
+            | libc::O_NOFOLLOW
+            | libc::O_CLOEXEC
+            | libc::O_NONBLOCK
+            | if last { 0 } else { libc::O_DIRECTORY };
+        // SAFETY: openat on a descriptor we own with a NUL-terminated name.
+        let fd = unsafe { libc::openat(current.as_raw_fd(), c_name.as_ptr(), flags) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::ELOOP) => FsError::NotPermitted,
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => FsError::NotFound,
+                _ => FsError::from(e),
+            });
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        current = unsafe { File::from_raw_fd(fd) };
+    }
+    Ok(current)
+}
+
 /// The components of a relative path made only of normal names (no `.`,
 /// `..`, root, empty component or NUL), or `None`.
 pub fn plain_relative_components(path: &str) -> Option<Vec<String>> {
@@ -188,18 +224,22 @@ impl FileGrants {
         Ok((dir, rest))
     }
 
-    /// Splits `path` into (an opened dir it may be read below, the rest
-    /// below it): a granted home dir for a relative path, the call's cwd for
-    /// an absolute one inside a declared cwd path.
-    fn resolve(&self, path: &str, call_cwd: Option<&str>) -> Result<(File, PathBuf), FsError> {
+    /// What `path` reads: below a granted home dir (relative paths), or,
+    /// for an absolute path under the call's cwd, the declared cwd path
+    /// itself — opened component by component without following a link, so
+    /// nothing outside what was declared is reachable (below a declared
+    /// directory, cap-std keeps every lookup inside it).
+    fn resolve(&self, path: &str, call_cwd: Option<&str>) -> Result<Target, FsError> {
         if !path.starts_with('/') {
             let (dir, rest) = self.locate(path)?;
-            return Ok((self.open_granted(dir)?, rest));
+            return Ok(Target::Below(self.open_granted(dir)?, rest));
         }
         let cwd = call_cwd.ok_or(FsError::NotPermitted)?;
-        let components = path
-            .strip_prefix(cwd)
-            .and_then(|rel| rel.strip_prefix('/'))
+        let rel = match cwd {
+            "/" => path.strip_prefix('/'),
+            cwd => path.strip_prefix(cwd).and_then(|rel| rel.strip_prefix('/')),
+        };
+        let components = rel
             .and_then(plain_relative_components)
             .ok_or(FsError::NotPermitted)?;
         let declared = self
@@ -208,38 +248,31 @@ impl FileGrants {
             .filter(|d| components.starts_with(d))
             .max_by_key(|d| d.len())
             .ok_or(FsError::NotPermitted)?;
-        if !self.cwd_path_usable(Path::new(cwd), declared) {
+        if !self.cwd_path_allowed(Path::new(cwd), declared) {
             return Err(FsError::NotPermitted);
         }
-        let start = capfs::open_ambient_dir(Path::new(cwd), cap_primitives::ambient_authority())?;
-        Ok((start, components.iter().collect()))
+        let base = capfs::open_ambient_dir(Path::new(cwd), cap_primitives::ambient_authority())?;
+        let opened = open_without_links(base, declared)?;
+        let rest: PathBuf = components[declared.len()..].iter().collect();
+        if opened.metadata()?.is_dir() {
+            Ok(Target::Below(opened, rest))
+        } else if rest.as_os_str().is_empty() {
+            Ok(Target::File(opened))
+        } else {
+            Err(FsError::NotFound)
+        }
     }
 
-    /// Is a declared cwd path still what was granted? Following symlinks it
-    /// must stay below the cwd (cap-std also refuses to leave it) and expose
-    /// no secret: not one of the project's own (`.env`, `.git`), and — a cwd
-    /// may be the home itself — no secret store of the home.
-    fn cwd_path_usable(&self, cwd: &Path, declared: &[String]) -> bool {
-        let host = cwd.join(declared.join("/"));
-        let real = match std::fs::canonicalize(&host) {
-            Ok(real) => real,
-            // Nothing there yet: nothing exposed (the read says not-found).
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
-            Err(_) => return false,
-        };
-        let Some(rel) = real
-            .strip_prefix(cwd)
-            .ok()
-            .and_then(Path::to_str)
-            .filter(|r| !r.is_empty())
-        else {
-            return false;
-        };
-        if super::validate::touches_cwd_secret(rel).is_some() {
+    /// May a declared cwd path be read under this cwd? It must not contain
+    /// the home (a cwd above it, a path leading to it) nor lie in one of the
+    /// home's secret stores (a cwd inside the home). Links are never
+    /// followed on the way, so the names decide.
+    fn cwd_path_allowed(&self, cwd: &Path, declared: &[String]) -> bool {
+        let real = cwd.join(declared.join("/"));
+        if self.home.as_os_str().is_empty() || self.home.starts_with(&real) {
             return false;
         }
         match real.strip_prefix(&self.home).ok().and_then(Path::to_str) {
-            Some("") => false,
             Some(home_rel) => super::validate::touches_secret_store(home_rel).is_none(),
             None => true,
         }
@@ -262,8 +295,10 @@ impl FileGrants {
     pub fn list_dir(&self, path: &str, call_cwd: Option<&str>) -> Result<Arc<Vec<Entry>>, FsError> {
         if path.starts_with('/') {
             // Below a cwd: not cached (few entries, and watched by nobody).
-            let (start, rest) = self.resolve(path, call_cwd)?;
-            return Ok(Arc::new(read_entries(start, &rest)?));
+            return match self.resolve(path, call_cwd)? {
+                Target::Below(start, rest) => Ok(Arc::new(read_entries(start, &rest)?)),
+                Target::File(_) => Err(FsError::Io("not a directory".into())),
+            };
         }
         let (dir, rest) = self.locate(path)?;
         let key = dir.host_path.join(&rest);
@@ -286,16 +321,20 @@ impl FileGrants {
         max_bytes: u32,
         call_cwd: Option<&str>,
     ) -> Result<String, FsError> {
-        let (start, rest) = self.resolve(path, call_cwd)?;
-        if rest.as_os_str().is_empty() {
-            return Err(FsError::Io("is a directory".into()));
-        }
-        // Non-blocking, and only regular files: a FIFO or a device in a
-        // granted dir must not hang or flood the host.
-        let mut options = OpenOptions::new();
-        options.read(true);
-        cap_primitives::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-        let file = capfs::open(&start, &rest, &options)?;
+        let file = match self.resolve(path, call_cwd)? {
+            Target::File(file) => file,
+            Target::Below(_, rest) if rest.as_os_str().is_empty() => {
+                return Err(FsError::Io("is a directory".into()));
+            }
+            Target::Below(start, rest) => {
+                // Non-blocking, and only regular files: a FIFO or a device
+                // in a granted dir must not hang or flood the host.
+                let mut options = OpenOptions::new();
+                options.read(true);
+                cap_primitives::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+                capfs::open(&start, &rest, &options)?
+            }
+        };
         if !file.metadata()?.is_file() {
             return Err(FsError::Io("not a regular file".into()));
         }
@@ -319,13 +358,19 @@ impl FileGrants {
 impl FileGrants {
     /// `stat`: one entry, a symlink reported as such and not followed.
     pub fn stat(&self, path: &str, call_cwd: Option<&str>) -> Result<Entry, FsError> {
-        let (start, rest) = self.resolve(path, call_cwd)?;
         let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        let (start, rest) = match self.resolve(path, call_cwd)? {
+            Target::File(file) => (file, PathBuf::new()),
+            Target::Below(start, rest) => (start, rest),
+        };
         if rest.as_os_str().is_empty() {
+            // The opened file or directory itself (never a link: none is
+            // followed to get here).
             let meta = start.metadata()?;
+            let ty = meta.file_type();
             return Ok(Entry {
                 name,
-                kind: EntryKind::Directory,
+                kind: entry_kind(false, ty.is_dir(), ty.is_file()),
                 mtime_ms: mtime_ms(meta.modified().ok()),
                 size: meta.len(),
             });

@@ -243,6 +243,27 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
             "info().env-remove entry {bad:?} must be a variable name, or a name prefix ending in *"
         ));
     }
+    // What the host itself sets for every session is not the adapter's to take.
+    const HOST_SET: [&str; 5] = [
+        "PEER_PERSONALITY",
+        "PEER_RUNTIME",
+        "PEER_IDENTITY",
+        "HOME",
+        "PATH",
+    ];
+    if let Some((bad, var)) = raw.env_remove.iter().find_map(|pattern| {
+        HOST_SET
+            .iter()
+            .find(|v| match pattern.strip_suffix('*') {
+                Some(prefix) => v.starts_with(prefix),
+                None => *v == pattern,
+            })
+            .map(|v| (pattern, v))
+    }) {
+        return Err(format!(
+            "info().env-remove entry {bad:?} would remove {var}, which the host sets for every session"
+        ));
+    }
     if raw.paste_placeholders.len() > MAX_LIST {
         return Err(format!(
             "info().delivery.paste-placeholders has more than {MAX_LIST} entries"
@@ -301,11 +322,12 @@ const CWD_SECRETS: &[&str] = &[".env", ".envrc", ".git", ".netrc", ".npmrc", ".p
 /// The project secret a cwd-relative path would expose (its first
 /// component names one), compared without regard to ASCII case.
 pub fn touches_cwd_secret(path: &str) -> Option<&'static str> {
-    let first = path.split('/').next()?;
+    let first = path.split('/').next()?.to_ascii_lowercase();
+    // `.env` also covers its variants (`.env.local`, `.env.production`).
     CWD_SECRETS
         .iter()
         .copied()
-        .find(|s| first.eq_ignore_ascii_case(s))
+        .find(|s| first == *s || (*s == ".env" && first.starts_with(".env")))
 }
 
 fn check_cwd_read_paths(paths: &[String]) -> Result<(), String> {
@@ -429,6 +451,10 @@ mod tests {
             (|r| r.binary_dirs = vec!["bin".into()], "binary-dirs"),
             (|r| r.binary_dirs = vec!["/a:/b".into()], "binary-dirs"),
             (|r| r.env_remove = vec!["*".into()], "env-remove"),
+            (|r| r.env_remove = vec!["PEER_*".into()], "host sets"),
+            (|r| r.env_remove = vec!["HOME".into()], "host sets"),
+            (|r| r.env_remove = vec!["P*".into()], "host sets"),
+            (|r| r.cwd_read_paths = vec![".env.local".into()], "secret"),
             (
                 |r| r.paste_placeholders = vec!["".into()],
                 "paste-placeholders",

@@ -4,7 +4,10 @@
 //! read through `resolve-resume` (the cwd picks the probe):
 //! - `<cwd>` ending in `/probe-outside`: stats a path outside the declared one;
 //! - `<cwd>` ending in `/probe-relative`: stats the declared name without the cwd;
+//! - `<cwd>` ending in `/probe-dir`: reads `.aider/notes` (inside the declared dir);
 //! - anything else: the first line of the history file.
+//!
+//! `build-launch` says whether it saw the history (it may read cwd paths too).
 
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, DeliveryMarkers, Guest, Kind, LaunchCommand, LaunchSpec,
@@ -26,7 +29,7 @@ impl Guest for CwdReader {
             default_binary: "aider".into(),
             binary_env: Some("IAPEER_AIDER_BIN".into()),
             read_dirs: Vec::new(),
-            cwd_read_paths: vec![HISTORY.into()],
+            cwd_read_paths: vec![HISTORY.into(), ".aider".into()],
             default_intelligence: None,
             binary_dirs: vec!["~/.local/bin".into()],
             env_remove: Vec::new(),
@@ -40,9 +43,11 @@ impl Guest for CwdReader {
 
     fn build_launch(spec: LaunchSpec) -> Result<LaunchCommand, String> {
         // The home is passed in 0.2: aider is told where its config lives.
+        let seen = host_fs::stat(&format!("{}/{HISTORY}", spec.cwd)).is_ok();
         let head = vec![
             spec.binary.clone(),
             format!("--config={}/.aider.conf.yml", spec.home),
+            format!("--history-seen={seen}"),
         ];
         Ok(LaunchCommand {
             argv: argv_with_extras(head, &spec),
@@ -61,6 +66,9 @@ impl Guest for CwdReader {
         if cwd.ends_with("/probe-relative") {
             return shown(host_fs::stat(HISTORY).map(|e| e.name));
         }
+        if cwd.ends_with("/probe-dir") {
+            return shown(host_fs::read_first_line(&format!("{cwd}/.aider/notes"), 200));
+        }
         shown(host_fs::read_first_line(&format!("{cwd}/{HISTORY}"), 200))
     }
 
@@ -75,7 +83,8 @@ impl Guest for CwdReader {
     }
 
     fn is_input_ready(pane: String) -> bool {
-        pane.lines().any(|l| l.starts_with("> "))
+        // Trailing spaces are trimmed: a bare prompt arrives as ">".
+        pane.lines().any(|l| l == ">" || l.starts_with("> "))
     }
 
     fn control_keys(_command: String) -> Option<ControlSequence> {
