@@ -53,7 +53,7 @@ fn soak() {
                     let n = counter.load(Ordering::SeqCst);
                     let msg = format!("soak message {n} to {peer}");
                     let args: Vec<&str> = match next() % 8 {
-                        0 | 1 | 2 => vec!["send", peer, "--from", from, "--message", &msg],
+                        0..=2 => vec!["send", peer, "--from", from, "--message", &msg],
                         3 => vec!["wake", peer],
                         4 => vec!["stop", peer],
                         5 => vec!["start", peer],

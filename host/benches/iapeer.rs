@@ -385,7 +385,7 @@ fn bench_plugins() {
                 .unwrap();
         }),
     );
-    bench_codex_10k(&codex);
+    bench_codex_10k(codex);
 }
 
 /// codex at scale: 10 000 session files over 300 day directories (2 KB
