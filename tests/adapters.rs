@@ -701,6 +701,28 @@ fn a_declared_cwd_path_is_readable_and_nothing_beside_it() {
         resume(&dir),
         ResumeCheck::Resumable(Some("ok notes".into()))
     );
+    // Nor to a secret below a declared directory (`apps/web/.env`).
+    let nested = cwd("probe-nested");
+    std::fs::create_dir_all(Path::new(&nested).join(".aider")).unwrap();
+    std::fs::write(Path::new(&nested).join(".aider/.env"), "SECRET=2\n").unwrap();
+    assert_eq!(
+        resume(&nested),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+    // A cwd reached through a link (as when a folder above it is swapped
+    // for one mid-call) is not walked: the cwd is opened from `/` without
+    // following links.
+    let alias = home.join("w/alias");
+    std::os::unix::fs::symlink(&proj, &alias).unwrap();
+    assert_eq!(
+        resume(alias.to_str().unwrap()),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
+    // Never from `/` (a declared `proc/self/environ` would be the host's).
+    assert_eq!(
+        resume("/"),
+        ResumeCheck::Nothing("FsError::NotPermitted".into())
+    );
     // A declared path that is itself a link (even to a harmless file
     // inside the cwd) is not the declared path.
     let linked = cwd("linked");

@@ -762,3 +762,26 @@ fn a_plugin_dir_flipped_under_the_host_never_loads_the_other_users_adapter() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     flipper.join().unwrap();
 }
+
+/// An argument that is not UTF-8 is a usage error or a one-line refusal,
+/// never a panic (`env::args` panics on one; the dispatch uses `args_os`).
+#[test]
+fn non_utf8_arguments_are_no_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let f = Fleet::new();
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/\xff");
+    for args in [
+        vec!["wake".as_ref(), bad],
+        vec!["plugins".as_ref(), "inspect".as_ref(), bad],
+    ] {
+        let mut cmd = f.cmd(&[]);
+        cmd.args(&args);
+        let out = bounded("non-UTF-8 argument", cmd);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{:?}: {:?}",
+            args,
+            out.status
+        );
+    }
+}

@@ -46,10 +46,13 @@ pub fn pipe_command(exe: &Path, file: &Path, rotation: Rotation) -> String {
 /// When this process was started as a pane-log writer, runs it to the end
 /// (end of input: the pane closed).
 pub fn dispatch() -> Option<ExitCode> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) != Some(ARG) {
+    // Not `env::args`: it panics on an argument that is not UTF-8.
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(ARG)) {
         return None;
     }
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let (Some(file), Some(max), Some(keep)) = (args.get(2), args.get(3), args.get(4)) else {
         crate::errln!("iapeer {ARG}: expected <file> <max-bytes> <keep>");
         return Some(ExitCode::from(2));

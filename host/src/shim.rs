@@ -79,8 +79,15 @@ fn parse(args: &[String]) -> Option<Args> {
 
 /// When this process was started as a session shim, runs it to the end.
 pub fn dispatch() -> Option<ExitCode> {
-    let args: Vec<String> = std::env::args().collect();
-    (args.get(1).map(String::as_str) == Some(ARG)).then(|| main(&args[2..]))
+    // `args_os` first: `env::args` panics on an argument that is not
+    // UTF-8, and this runs before the command line is parsed.
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(ARG)) {
+        return None;
+    }
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Some(main(&args[2..]))
 }
 
 /// The shim of this process: its own executable, as it was when first

@@ -102,6 +102,7 @@ fn open_without_links(dir: File, components: &[String]) -> Result<File, FsError>
             | libc::O_NOFOLLOW
             | libc::O_CLOEXEC
             | libc::O_NONBLOCK
+            | libc::O_NOCTTY
             | if last { 0 } else { libc::O_DIRECTORY };
         // SAFETY: openat on a descriptor we own with a NUL-terminated name.
         let fd = unsafe { libc::openat(current.as_raw_fd(), c_name.as_ptr(), flags) };
@@ -251,9 +252,27 @@ impl FileGrants {
         if !self.cwd_path_allowed(Path::new(cwd), declared) {
             return Err(FsError::NotPermitted);
         }
-        let base = capfs::open_ambient_dir(Path::new(cwd), cap_primitives::ambient_authority())?;
+        // Nothing below a declared directory that names a project secret
+        // either (`apps/web/.env` in a monorepo).
+        let below = &components[declared.len()..];
+        if below
+            .iter()
+            .any(|c| super::validate::touches_cwd_secret(c).is_some())
+        {
+            return Err(FsError::NotPermitted);
+        }
+        // The cwd itself is walked from `/` without following a link (it is
+        // canonical): a folder above it swapped for a link mid-call cannot
+        // move the reads elsewhere.
+        let root = capfs::open_ambient_dir(Path::new("/"), cap_primitives::ambient_authority())?;
+        let cwd_parts: Vec<String> = cwd
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        let base = open_without_links(root, &cwd_parts)?;
         let opened = open_without_links(base, declared)?;
-        let rest: PathBuf = components[declared.len()..].iter().collect();
+        let rest: PathBuf = below.iter().collect();
         if opened.metadata()?.is_dir() {
             Ok(Target::Below(opened, rest))
         } else if rest.as_os_str().is_empty() {
@@ -268,6 +287,15 @@ impl FileGrants {
     /// home's secret stores (a cwd inside the home). Links are never
     /// followed on the way, so the names decide.
     fn cwd_path_allowed(&self, cwd: &Path, declared: &[String]) -> bool {
+        // Not from the root, nor from the kernel's own trees (a declared
+        // `self/environ` under /proc is the host's environment).
+        if cwd == Path::new("/")
+            || ["/proc", "/sys", "/dev"]
+                .iter()
+                .any(|kernel| cwd.starts_with(kernel))
+        {
+            return false;
+        }
         let real = cwd.join(declared.join("/"));
         if self.home.as_os_str().is_empty() || self.home.starts_with(&real) {
             return false;
@@ -331,7 +359,10 @@ impl FileGrants {
                 // in a granted dir must not hang or flood the host.
                 let mut options = OpenOptions::new();
                 options.read(true);
-                cap_primitives::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+                cap_primitives::fs::OpenOptionsExt::custom_flags(
+                    &mut options,
+                    libc::O_NONBLOCK | libc::O_NOCTTY,
+                );
                 capfs::open(&start, &rest, &options)?
             }
         };

@@ -5,6 +5,7 @@
 //! - `<cwd>` ending in `/probe-outside`: stats a path outside the declared one;
 //! - `<cwd>` ending in `/probe-relative`: stats the declared name without the cwd;
 //! - `<cwd>` ending in `/probe-dir`: reads `.aider/notes` (inside the declared dir);
+//! - `<cwd>` ending in `/probe-nested`: reads `.aider/.env` (a secret below it);
 //! - anything else: the first line of the history file.
 //!
 //! `build-launch` says whether it saw the history (it may read cwd paths too).
@@ -65,6 +66,9 @@ impl Guest for CwdReader {
         }
         if cwd.ends_with("/probe-relative") {
             return shown(host_fs::stat(HISTORY).map(|e| e.name));
+        }
+        if cwd.ends_with("/probe-nested") {
+            return shown(host_fs::read_first_line(&format!("{cwd}/.aider/.env"), 200));
         }
         if cwd.ends_with("/probe-dir") {
             return shown(host_fs::read_first_line(&format!("{cwd}/.aider/notes"), 200));
