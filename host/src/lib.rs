@@ -26,6 +26,7 @@ mod launch;
 pub mod lifecycle;
 mod logfile;
 pub mod names;
+mod panel;
 mod panelog;
 pub mod plugins;
 mod poll;

@@ -251,8 +251,14 @@ enum Command {
     },
     /// Folder launch: bring up the peer of the current directory, fresh.
     Launch { runtime: Option<String> },
-    /// Every registered peer: live / asleep / stopped per runtime.
-    List,
+    /// Every registered peer: live / asleep / stopped per runtime. On a
+    /// terminal, a live panel (keys: arrows/jk, Enter attach, w s S n, l log,
+    /// / filter, q quit); `--plain` or `--json` print once.
+    List {
+        /// Print the table once, even on a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
     /// One supervise pass: reap gone and idle sessions, relaunch /new ones.
     Supervise {
         /// Run one tick and exit (continuous supervision is iapeerd's job).
@@ -526,7 +532,15 @@ fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i
             print,
         } => verbs::attach(cfg, peer, runtime.as_deref(), *print, json),
         Command::Launch { runtime } => verbs::launch(cfg, runtime.as_deref(), json),
-        Command::List => verbs::list(cfg, json),
+        Command::List { plain } => {
+            use std::io::IsTerminal;
+            let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+            if terminal && !json && !plain {
+                crate::panel::run(cfg)
+            } else {
+                verbs::list(cfg, json)
+            }
+        }
         Command::Supervise { once: _ } => verbs::supervise_once(cfg, json),
         Command::Register {
             peer,

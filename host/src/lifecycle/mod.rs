@@ -847,7 +847,7 @@ impl Lifecycle {
     }
 
     /// The crash-loop guard's settings.
-    fn guard(&self) -> deaths::Guard {
+    pub(crate) fn guard(&self) -> deaths::Guard {
         deaths::Guard {
             max: self.cfg.crashloop_max,
             window_secs: self.cfg.crashloop_window_secs,

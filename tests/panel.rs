@@ -1,0 +1,195 @@
+//! The operator's terminal panel (`iapeer list` on a TTY), driven as an
+//! operator drives it: in a real tmux pane, with keys sent and the screen
+//! read back (capture-pane), against a fleet of fake runtimes.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Fleet, wait_until};
+
+/// The panel, running in a tmux pane of its own server.
+struct Panel {
+    sock: std::path::PathBuf,
+}
+
+impl Panel {
+    fn start(f: &Fleet, width: u16) -> Panel {
+        let sock = f.dir.path().join("outer");
+        let mut argv: Vec<String> = vec!["env".into(), "-i".into()];
+        argv.extend(f.env_map().into_iter().map(|(k, v)| format!("{k}={v}")));
+        argv.push("TERM=xterm-256color".into());
+        argv.push(env!("CARGO_BIN_EXE_iapeer").into());
+        argv.push("list".into());
+        let status = Command::new("tmux")
+            .args(["-f", "/dev/null", "-S"])
+            .arg(&sock)
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "panel",
+                "-x",
+                &width.to_string(),
+                "-y",
+                "24",
+                "--",
+            ])
+            .args(&argv)
+            .current_dir(f.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let p = Panel { sock };
+        p.wait_for("the first frame with the fleet", " runtimes ");
+        p
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-S"])
+            .arg(&self.sock)
+            .args(["capture-pane", "-p", "-t", "panel"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-S"])
+            .arg(&self.sock)
+            .args(["send-keys", "-t", "panel"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until the screen shows `text`; how long it took.
+    fn wait_for(&self, what: &str, text: &str) -> Duration {
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < Duration::from_secs(15) {
+            last = self.screen();
+            if last.contains(text) {
+                eprintln!("{what}: {:?}", started.elapsed());
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what}: {text:?} never showed; the screen:\n{last}");
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["-S"])
+            .arg(&self.sock)
+            .args(["has-session", "-t", "panel"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Panel {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-S"])
+            .arg(&self.sock)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn row_line<'a>(screen: &'a str, peer: &str, runtime: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(peer) && l.contains(runtime))
+        .unwrap_or("")
+}
+
+#[test]
+fn the_panel_follows_the_fleet_and_acts_on_it() {
+    let f = Fleet::new();
+    f.register("bob", "claude", &["--runtimes", "codex"]);
+    let panel = Panel::start(&f, 100);
+    let screen = panel.screen();
+    assert!(row_line(&screen, "bob", "claude").contains("○"), "{screen}");
+    assert!(
+        row_line(&screen, "bob", "claude").contains("asleep"),
+        "{screen}"
+    );
+
+    // A wake from elsewhere shows up by itself.
+    let woke_at = Instant::now();
+    f.ok(&["wake", "bob", "--message", "hello panel"]);
+    let turned = panel.wait_for("turns live", "● bob");
+    eprintln!(
+        "wake → live on screen: {:?} after the wake returned",
+        turned
+    );
+    assert!(row_line(&panel.screen(), "bob", "claude").contains("live"));
+    let _ = woke_at;
+
+    // `s` stops the selected runtime (the first row: claude).
+    panel.keys(&["s"]);
+    panel.wait_for("stopped", "✕ bob");
+    assert!(!f.is_live("claude-bob"));
+    assert!(panel.screen().contains("claude-bob: stopped"));
+
+    // `S` starts it again (asleep, resumable), Enter attaches; after the
+    // detach the panel is back.
+    panel.keys(&["S"]);
+    panel.wait_for("started", "claude-bob: started");
+    panel.keys(&["Enter"]);
+    panel.wait_for("attached", "Welcome to Claude Code");
+    panel.keys(&["C-b", "d"]);
+    panel.wait_for("back", "back from claude-bob");
+    assert!(
+        f.is_live("claude-bob"),
+        "detaching leaves the session running"
+    );
+
+    // `n` asks first; anything but `y` cancels.
+    panel.keys(&["n"]);
+    panel.wait_for("confirm", "y to confirm");
+    panel.keys(&["x"]);
+    panel.wait_for("cancelled", "new: cancelled");
+
+    // `/` filters.
+    panel.keys(&["/", "c", "o", "d", "Enter"]);
+    panel.wait_for("filtered", "1 runtimes");
+
+    panel.keys(&["q"]);
+    wait_until("the panel to quit", Duration::from_secs(10), || {
+        !panel.alive()
+    });
+}
+
+#[test]
+fn the_panel_fits_a_narrow_pane() {
+    let f = Fleet::new();
+    f.register("amy", "claude", &[]);
+    let panel = Panel::start(&f, 60);
+    let screen = panel.screen();
+    assert!(
+        screen.contains("STATE") && screen.contains("ACTIVE"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("LAST EXIT"),
+        "dropped when narrow:\n{screen}"
+    );
+    assert!(
+        row_line(&screen, "amy", "claude").contains("asleep"),
+        "{screen}"
+    );
+    assert!(screen.lines().all(|l| l.chars().count() <= 60));
+    panel.keys(&["q"]);
+    wait_until("the panel to quit", Duration::from_secs(10), || {
+        !panel.alive()
+    });
+    let _ = Path::new("");
+}
