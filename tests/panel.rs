@@ -193,3 +193,22 @@ fn the_panel_fits_a_narrow_pane() {
     });
     let _ = Path::new("");
 }
+
+/// With a daemon up, the panel follows its event stream: a wake made
+/// elsewhere shows at once (not at the next slow safety read).
+#[test]
+fn with_a_daemon_the_panel_follows_its_event_stream() {
+    let f = Fleet::new();
+    f.register("cat", "claude", &[]);
+    let _daemon = f.start_daemon(&[]);
+    let panel = Panel::start(&f, 100);
+    // Let the watcher connect (it then reads every 2 s only).
+    std::thread::sleep(Duration::from_millis(500));
+    f.ok(&["wake", "cat", "--message", "hi"]);
+    let took = panel.wait_for("turns live through an event", "● cat");
+    eprintln!("event → screen: {took:?} (the safety read is every 2 s)");
+    panel.keys(&["q"]);
+    wait_until("the panel to quit", Duration::from_secs(10), || {
+        !panel.alive()
+    });
+}

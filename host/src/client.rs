@@ -45,6 +45,50 @@ pub async fn post_json(
     request_json(sock, http::Method::POST, path, bearer).await
 }
 
+/// Follows the daemon's event stream (`GET /fleet/v1/events`): `connected`
+/// once it answered, then `on_event` for each event, until the stream ends
+/// or fails.
+pub async fn watch_events(
+    sock: &Path,
+    bearer: Option<&str>,
+    connected: impl FnOnce(),
+    mut on_event: impl FnMut(),
+) -> Result<(), ClientError> {
+    let stream = tokio::net::UnixStream::connect(sock)
+        .await
+        .map_err(ClientError::Connect)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .uri("/fleet/v1/events")
+        .header(http::header::HOST, "localhost");
+    if let Some(token) = bearer {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let res = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        sender.send_request(req.body(Empty::<Bytes>::new())?),
+    )
+    .await
+    .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))??;
+    if !res.status().is_success() {
+        return Err(ClientError::Status {
+            status: res.status().as_u16(),
+            body: String::new(),
+        });
+    }
+    connected();
+    let mut body = res.into_body();
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame?.data_ref()
+            && data.windows(5).any(|w| w == b"data:")
+        {
+            on_event();
+        }
+    }
+    Ok(())
+}
+
 async fn request_json(
     sock: &Path,
     method: http::Method,

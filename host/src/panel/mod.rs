@@ -19,8 +19,11 @@ use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Peers, WakeArgs};
 use model::{Row, Snapshot};
 
-/// How often the fleet is read.
+/// How often the fleet is read when no daemon streams its events.
 const REFRESH: Duration = Duration::from_millis(250);
+/// How often it is read anyway while the daemon's event stream says when
+/// something happened (a safety net: the stream covers every change).
+const REFRESH_FOLLOWING: Duration = Duration::from_secs(2);
 
 enum Msg {
     Snapshot(Snapshot),
@@ -79,8 +82,38 @@ pub fn run(cfg: &Config) -> anyhow::Result<i32> {
     result
 }
 
+/// Reads the fleet again on each event of the daemon's stream when a
+/// daemon answers, else every [`REFRESH`].
 fn spawn_refresher(lc: Arc<Lifecycle>, tx: Sender<Msg>) {
+    let (kick, kicked) = mpsc::channel::<()>();
+    let following = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (sock, bearer) = (lc.cfg.daemon_socket.clone(), lc.cfg.bearer_token.clone());
+        let following = following.clone();
+        std::thread::spawn(move || {
+            loop {
+                let _ = block_on(crate::client::watch_events(
+                    &sock,
+                    bearer.as_deref(),
+                    || following.store(true, std::sync::atomic::Ordering::Relaxed),
+                    || {
+                        let _ = kick.send(());
+                    },
+                ));
+                following.store(false, std::sync::atomic::Ordering::Relaxed);
+                // The panel is gone: so is this watcher.
+                if kick.send(()).is_err() {
+                    return;
+                }
+                // No daemon (or it went away): look again in a while.
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+    }
     std::thread::spawn(move || {
+        // An event often precedes the state it announces by a moment (a
+        // boot logged as it starts): after one, read quickly for a second.
+        let mut last_event = Instant::now();
         loop {
             let Ok(snap) = block_on(model::snapshot(&lc)) else {
                 return;
@@ -88,7 +121,17 @@ fn spawn_refresher(lc: Arc<Lifecycle>, tx: Sender<Msg>) {
             if tx.send(Msg::Snapshot(snap)).is_err() {
                 return;
             }
-            std::thread::sleep(REFRESH);
+            let quiet = last_event.elapsed() > Duration::from_secs(1);
+            let wait = if following.load(std::sync::atomic::Ordering::Relaxed) && quiet {
+                REFRESH_FOLLOWING
+            } else {
+                REFRESH
+            };
+            match kicked.recv_timeout(wait) {
+                Ok(()) => last_event = Instant::now(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+            }
         }
     });
 }
