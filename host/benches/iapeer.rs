@@ -876,6 +876,104 @@ fn main() {
     if wants("daemon") {
         bench_daemon();
     }
+    if wants("panel") {
+        bench_panel();
+    }
+}
+
+// ---- the operator's terminal panel -------------------------------------------
+
+/// `iapeer list` on a terminal with 200 registered peers (400 runtimes):
+/// from spawning the process in a tmux pane to the first frame that shows
+/// the fleet (capture-pane polled every 2 ms, which the time includes).
+fn bench_panel() {
+    println!("## panel");
+    let home = tempfile::Builder::new().prefix("ibp").tempdir_in("/tmp").unwrap();
+    let root = home.path().join("root");
+    let socks = home.path().join("s");
+    let cwd = home.path().join("w");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let peers: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"personality":"p{i}","default_runtime":"claude","runtimes":["claude","codex"],"cwd":"{}"}}"#,
+                cwd.display()
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("peers-profiles.json"),
+        format!(r#"{{"version":2,"peers":[{}]}}"#, peers.join(",")),
+    )
+    .unwrap();
+    let outer = home.path().join("outer");
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-f", "/dev/null", "-S"])
+            .arg(&outer)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let env = [
+        format!("HOME={}", home.path().display()),
+        format!("IAPEER_ROOT={}", root.display()),
+        format!("IAPEER_SOCK_DIR={}", socks.display()),
+        format!("IAPEER_CACHE_DIR={}", home.path().join("cache").display()),
+        "TERM=xterm-256color".to_string(),
+    ];
+    let exe = env!("CARGO_BIN_EXE_iapeer");
+    let first_frame = |name: &str| {
+        let mut argv = vec!["new-session", "-d", "-s", name, "-x", "120", "-y", "40", "--", "env", "-i"];
+        argv.extend(env.iter().map(String::as_str));
+        argv.extend([exe, "list"]);
+        let started = Instant::now();
+        let out = tmux(&argv);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        loop {
+            let out = tmux(&["capture-pane", "-p", "-t", name]);
+            if String::from_utf8_lossy(&out.stdout).contains("400 runtimes") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let took = started.elapsed();
+        tmux(&["kill-session", "-t", name]);
+        took
+    };
+    // One server for every run (a session that stays keeps it up), and a
+    // warm compile cache.
+    assert!(tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]).status.success());
+    first_frame("warm");
+    // What tmux itself costs: spawning a session and seeing its output.
+    let mut j = 0;
+    row(
+        "tmux alone: spawn a session that prints, see it on capture",
+        &measure(10, || {
+            j += 1;
+            let name = format!("t{j}");
+            let started = Instant::now();
+            tmux(&["new-session", "-d", "-s", &name, "--", "sh", "-c", "echo 400 runtimes; sleep 5"]);
+            while !String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &name]).stdout)
+                .contains("400 runtimes")
+            {
+                assert!(started.elapsed() < Duration::from_secs(10));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            tmux(&["kill-session", "-t", &name]);
+        }),
+    );
+    let mut i = 0;
+    row(
+        "`iapeer list` panel: spawn to first frame, 200 peers (400 runtimes)",
+        &measure(10, || {
+            i += 1;
+            first_frame(&format!("p{i}"));
+        }),
+    );
+    tmux(&["kill-server"]);
 }
 
 // ---- the daemon's front door ------------------------------------------------

@@ -189,7 +189,8 @@ fn event_loop(
             })?;
             dirty = false;
         }
-        if !event::poll(Duration::from_millis(50))? {
+        // Short: a fleet read that lands while we wait is drawn at once.
+        if !event::poll(Duration::from_millis(10))? {
             continue;
         }
         let Event::Key(key) = event::read()? else {
