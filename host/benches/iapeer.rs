@@ -888,7 +888,10 @@ fn main() {
 /// the fleet (capture-pane polled every 2 ms, which the time includes).
 fn bench_panel() {
     println!("## panel");
-    let home = tempfile::Builder::new().prefix("ibp").tempdir_in("/tmp").unwrap();
+    let home = tempfile::Builder::new()
+        .prefix("ibp")
+        .tempdir_in("/tmp")
+        .unwrap();
     let root = home.path().join("root");
     let socks = home.path().join("s");
     let cwd = home.path().join("w");
@@ -925,12 +928,28 @@ fn bench_panel() {
     ];
     let exe = env!("CARGO_BIN_EXE_iapeer");
     let first_frame = |name: &str| {
-        let mut argv = vec!["new-session", "-d", "-s", name, "-x", "120", "-y", "40", "--", "env", "-i"];
+        let mut argv = vec![
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "--",
+            "env",
+            "-i",
+        ];
         argv.extend(env.iter().map(String::as_str));
         argv.extend([exe, "list"]);
         let started = Instant::now();
         let out = tmux(&argv);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         loop {
             let out = tmux(&["capture-pane", "-p", "-t", name]);
             if String::from_utf8_lossy(&out.stdout).contains("400 runtimes") {
@@ -945,7 +964,11 @@ fn bench_panel() {
     };
     // One server for every run (a session that stays keeps it up), and a
     // warm compile cache.
-    assert!(tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]).status.success());
+    assert!(
+        tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"])
+            .status
+            .success()
+    );
     first_frame("warm");
     // What tmux itself costs: spawning a session and seeing its output.
     let mut j = 0;
@@ -955,7 +978,16 @@ fn bench_panel() {
             j += 1;
             let name = format!("t{j}");
             let started = Instant::now();
-            tmux(&["new-session", "-d", "-s", &name, "--", "sh", "-c", "echo 400 runtimes; sleep 5"]);
+            tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "--",
+                "sh",
+                "-c",
+                "echo 400 runtimes; sleep 5",
+            ]);
             while !String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &name]).stdout)
                 .contains("400 runtimes")
             {

@@ -54,20 +54,9 @@ pub async fn watch_events(
     connected: impl FnOnce(),
     mut on_event: impl FnMut(),
 ) -> Result<(), ClientError> {
-    let stream = tokio::net::UnixStream::connect(sock)
-        .await
-        .map_err(ClientError::Connect)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut req = http::Request::builder()
-        .uri("/fleet/v1/events")
-        .header(http::header::HOST, "localhost");
-    if let Some(token) = bearer {
-        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
     let res = tokio::time::timeout(
         ANSWER_TIMEOUT,
-        sender.send_request(req.body(Empty::<Bytes>::new())?),
+        send(sock, http::Method::GET, "/fleet/v1/events", bearer),
     )
     .await
     .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))??;
@@ -106,6 +95,26 @@ async fn request(
     path: &str,
     bearer: Option<&str>,
 ) -> Result<serde_json::Value, ClientError> {
+    let res = send(sock, method, path, bearer).await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body).trim().to_string(),
+        });
+    }
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// One request on a fresh connection to the daemon's socket; the answer's
+/// head, its body still to read.
+async fn send(
+    sock: &Path,
+    method: http::Method,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
     let stream = tokio::net::UnixStream::connect(sock)
         .await
         .map_err(ClientError::Connect)?;
@@ -118,16 +127,7 @@ async fn request(
     if let Some(token) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let res = sender
+    Ok(sender
         .send_request(req.body(Empty::<Bytes>::new())?)
-        .await?;
-    let status = res.status();
-    let body = res.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        return Err(ClientError::Status {
-            status: status.as_u16(),
-            body: String::from_utf8_lossy(&body).trim().to_string(),
-        });
-    }
-    Ok(serde_json::from_slice(&body)?)
+        .await?)
 }
