@@ -1844,6 +1844,22 @@ fn plugins_new_scaffolds_a_self_contained_project() {
     assert!(err.contains("not empty"), "{err}");
     let err = f.refused(&["plugins", "new", "my-rt"]);
     assert!(err.contains("not a runtime name"), "{err}");
+    // A write that fails leaves nothing half-made (an immutable empty dir:
+    // as root, modes are no obstacle; skipped where chattr is not allowed).
+    let locked = f.dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    if Command::new("chattr")
+        .arg("+i")
+        .arg(&locked)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let out = f.run(&["plugins", "new", "demo", "--dir", locked.to_str().unwrap()]);
+        let _ = Command::new("chattr").arg("-i").arg(&locked).status();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+        assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+    }
 }
 
 /// The Gemini adapter written in Python (see `python_gemini_adapter` in

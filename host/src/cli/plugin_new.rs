@@ -180,28 +180,30 @@ pub fn run(_cfg: &Config, name: &str, dir: Option<&Path>) -> anyhow::Result<i32>
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("iapeer-adapter-{name}")));
-    match std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()) {
+    let created = match std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()) {
         Ok(true) => bail!(
             "{} exists and is not empty; not writing into it",
             dir.display()
         ),
-        Ok(false) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(false) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => bail!("{}: {e}", dir.display()),
-    }
-    for (rel, text) in files(name) {
-        let path = dir.join(&rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+    };
+    if let Err(e) = write_project(&dir, name) {
+        // Nothing half-made stays: what this run wrote goes (a dir that
+        // was there, empty, is left empty again).
+        if created {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else if let Ok(entries) = std::fs::read_dir(&dir) {
+            for path in entries.flatten().map(|e| e.path()) {
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
         }
-        // Never over anything: a file that appeared meanwhile stays.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Err(e);
     }
     let shown = dir.display().to_string();
     let quoted = if shown
@@ -218,4 +220,22 @@ pub fn run(_cfg: &Config, name: &str, dir: Option<&Path>) -> anyhow::Result<i32>
         "try it:   iapeer plugins try target/wasm32-wasip2/release/adapter_{name}.wasm --bin PATH --message hello"
     );
     Ok(0)
+}
+
+/// Writes every file of the project under `dir`, never over an existing one.
+fn write_project(dir: &Path, name: &str) -> anyhow::Result<()> {
+    for (rel, text) in files(name) {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
