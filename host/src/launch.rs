@@ -98,9 +98,11 @@ pub enum Verdict {
 pub type LaunchObserver = std::sync::Arc<dyn Fn(&LaunchStep) + Send + Sync>;
 
 impl LaunchRequest<'_> {
-    fn note(&self, step: LaunchStep) {
+    /// Tells the observer, if any; the step (a pane copy, an argv copy)
+    /// is only built when someone listens: the boot loop polls often.
+    fn note(&self, step: impl FnOnce() -> LaunchStep) {
         if let Some(observer) = &self.observer {
-            observer(&step);
+            observer(&step());
         }
     }
 }
@@ -266,7 +268,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot build the launch command: {e}")),
     };
-    req.note(LaunchStep::Command {
+    req.note(|| LaunchStep::Command {
         argv: cmd.argv.clone(),
         env: cmd.env.clone(),
     });
@@ -330,7 +332,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     {
         return died(e.to_string());
     }
-    req.note(LaunchStep::Started);
+    req.note(|| LaunchStep::Started);
 
     if info.kind == AdapterKind::Router {
         // No TUI phases; but a router that cannot start (a missing binary,
@@ -403,7 +405,7 @@ async fn boot(
         last_pane = pane;
         match req.adapter.boot_dialog_keys(&last_pane).await {
             Ok(Some(keys)) => {
-                req.note(LaunchStep::Judged {
+                req.note(|| LaunchStep::Judged {
                     pane: last_pane.clone(),
                     verdict: Verdict::DialogKeys(keys.clone()),
                 });
@@ -421,7 +423,7 @@ async fn boot(
         }
         let ready = req.adapter.is_input_ready(&last_pane).await;
         if let Ok(ready) = ready {
-            req.note(LaunchStep::Judged {
+            req.note(|| LaunchStep::Judged {
                 pane: last_pane.clone(),
                 verdict: if ready {
                     Verdict::Ready
@@ -434,7 +436,7 @@ async fn boot(
             Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
             Ok(true) => {
                 if let Ok(seen) = deliver(tmux, sock, id, message, req.adapter).await {
-                    req.note(LaunchStep::Pasted {
+                    req.note(|| LaunchStep::Pasted {
                         seen: seen == PasteSeen::Yes,
                     });
                     break;
@@ -451,7 +453,7 @@ async fn boot(
     loop {
         let now = activity(req.adapter, cwd).await;
         if now > baseline {
-            req.note(LaunchStep::Processed { baseline, now });
+            req.note(|| LaunchStep::Processed { baseline, now });
             return LaunchOutcome::Ready { delivered: true };
         }
         if let Liveness::Dead(_) = probe(sock) {

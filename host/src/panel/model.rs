@@ -97,33 +97,29 @@ pub async fn snapshot(lc: &Lifecycle) -> Snapshot {
     let now = lc.clock.now_ms();
     for peer in fleet {
         for rt in &peer.runtimes {
-            let mut state = match rt.status {
-                RuntimeState::Live => RowState::Live,
-                RuntimeState::Asleep => RowState::Asleep,
-                RuntimeState::Stopped => RowState::Stopped,
-                RuntimeState::Unknown => RowState::Unknown,
-            };
-            let row_id = Runtime::new(rt.runtime.clone())
-                .ok()
-                .zip(Personality::new(peer.personality.clone()).ok())
-                .map(|(r, p)| Identity::new(&r, &p));
-            if state == RowState::Asleep
-                && let Some(id) = row_id
-                && crate::deaths::crash_loop(&lc.cfg, &id, now, lc.guard()).is_some()
-            {
-                state = RowState::CrashLooping;
-            }
             let active = peer.last_active_runtime.as_deref() == Some(rt.runtime.as_str());
-            snap.rows.push(Row {
+            let mut row = Row {
                 personality: peer.personality.clone(),
                 runtime: rt.runtime.clone(),
-                state,
+                state: match rt.status {
+                    RuntimeState::Live => RowState::Live,
+                    RuntimeState::Asleep => RowState::Asleep,
+                    RuntimeState::Stopped => RowState::Stopped,
+                    RuntimeState::Unknown => RowState::Unknown,
+                },
                 last_active_ms: peer.last_active_ms.filter(|_| active),
                 last_exit: rt
                     .last_exit
                     .as_ref()
                     .map(|e| format!("{} at {}", e.how, e.at)),
-            });
+            };
+            if row.state == RowState::Asleep
+                && let Some(id) = row.identity()
+                && crate::deaths::crash_loop(&lc.cfg, &id, now, lc.guard()).is_some()
+            {
+                row.state = RowState::CrashLooping;
+            }
+            snap.rows.push(row);
         }
     }
     snap
