@@ -88,6 +88,10 @@ pub struct Config {
     pub daemon_socket: PathBuf,
     /// `IAPEER_BEARER_TOKEN`: when set, every HTTP request must carry it.
     pub bearer_token: Option<String>,
+    /// `IAPEER_OPERATOR` (`<runtime>-<personality>`, a registered peer): who
+    /// the dashboard's send box and a fleet-API send without `from` speak
+    /// as. Unset: the registry's one natural peer.
+    pub operator: Option<String>,
     /// The environment the config was read from; launched sessions inherit it.
     pub env: Env,
 }
@@ -281,6 +285,7 @@ impl Config {
             ),
             daemon_socket,
             bearer_token: non_blank(&env, "IAPEER_BEARER_TOKEN").map(str::to_string),
+            operator: non_blank(&env, "IAPEER_OPERATOR").map(|s| s.trim().to_string()),
             env,
         }
     }

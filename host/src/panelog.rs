@@ -25,6 +25,30 @@ pub fn path(cfg: &Config, id: &Identity) -> PathBuf {
     cfg.log_dir.join("panes").join(format!("{id}.log"))
 }
 
+/// Whose log to show for a peer: the named runtime's, else the one written
+/// last, else the default runtime's.
+pub fn log_identity(
+    cfg: &Config,
+    peer: &crate::registry::PeerRecord,
+    runtime: Option<&str>,
+) -> Result<Identity, crate::lifecycle::LifecycleError> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Ok(match runtime {
+        Some(r) => {
+            let rt = crate::lifecycle::resolve_wake_runtime(Some(r), peer)?;
+            Identity::new(&rt, &peer.personality)
+        }
+        None => peer
+            .runtimes
+            .iter()
+            .map(|rt| Identity::new(rt, &peer.personality))
+            .filter_map(|id| modified(&path(cfg, &id)).map(|m| (m, id)))
+            .max_by_key(|(m, _)| *m)
+            .map(|(_, id)| id)
+            .unwrap_or_else(|| Identity::new(&peer.default_runtime, &peer.personality)),
+    })
+}
+
 /// `'…'` for `sh`: a `'` inside becomes `'\''`.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -94,6 +118,28 @@ fn write_all(mut input: impl Read, file: &Path, rotation: Rotation) -> io::Resul
         out.write_all(&buf[..n])?;
         size += n as u64;
     }
+}
+
+/// How far back [`tail`] reads a pane log.
+const TAIL_READ_BYTES: u64 = 256 << 10;
+
+/// The last `max_lines` lines of a runtime's pane log as readable text
+/// (escape sequences stripped), for the panel and the dashboard.
+pub fn tail(cfg: &Config, id: &Identity, max_lines: usize) -> io::Result<Vec<String>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = crate::fsutil::open_regular_for_read(&path(cfg, id))?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL_READ_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(TAIL_READ_BYTES).read_to_end(&mut bytes)?;
+    let text = strip_terminal(&String::from_utf8_lossy(&bytes));
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut mid-line
+    }
+    let keep = lines.len().saturating_sub(max_lines);
+    Ok(lines.split_off(keep))
 }
 
 /// Terminal output as readable text: escape sequences (CSI, OSC, …) and

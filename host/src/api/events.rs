@@ -22,7 +22,8 @@ use super::ApiState;
 use crate::config::Config;
 use crate::events::{self, EventLog};
 
-/// How often the logs are looked at for new lines.
+/// How often the logs are looked at for new lines when nothing says they
+/// changed (the watcher wakes the streams at once; this is its safety net).
 const TAIL_POLL: Duration = Duration::from_millis(200);
 /// How far back the replay and a peer's recent events read.
 const RECENT_BYTES: u64 = 512 << 10;
@@ -174,6 +175,72 @@ impl LogTail {
     }
 }
 
+/// Wakes the event streams as soon as an event log in the log dir
+/// changes (inotify through `notify`), so an event reaches a subscriber in
+/// milliseconds rather than at the next poll.
+pub(crate) struct LogWatch {
+    changed: tokio::sync::watch::Receiver<u64>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl LogWatch {
+    /// `None` when the log dir cannot be watched: the streams then poll.
+    pub(crate) fn start(cfg: &Config) -> Option<LogWatch> {
+        use notify::Watcher;
+        let names: Vec<std::ffi::OsString> = EventLog::ALL
+            .iter()
+            .flat_map(|&log| {
+                let path = log.path(cfg);
+                let name = path.file_name().unwrap_or_default().to_owned();
+                let mut rotated = name.clone();
+                rotated.push(".1");
+                [name, rotated]
+            })
+            .collect();
+        let (tx, changed) = tokio::sync::watch::channel(0u64);
+        let on_event = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            let concerns_a_log = !event.kind.is_access()
+                && event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)));
+            if concerns_a_log {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        };
+        let mut watcher = notify::recommended_watcher(on_event)
+            .inspect_err(|e| tracing::warn!("cannot watch the event logs ({e}); polling them"))
+            .ok()?;
+        crate::fsutil::ensure_private_dir(&cfg.log_dir).ok()?;
+        watcher
+            .watch(&cfg.log_dir, notify::RecursiveMode::NonRecursive)
+            .inspect_err(|e| tracing::warn!("cannot watch the event logs ({e}); polling them"))
+            .ok()?;
+        Some(LogWatch {
+            changed,
+            _watcher: watcher,
+        })
+    }
+
+    /// A receiver that sees every later change.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut rx = self.changed.clone();
+        rx.mark_unchanged();
+        rx
+    }
+}
+
+/// Waits for a change the watcher saw (forever without a watcher).
+async fn log_changed(rx: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(r) = rx
+        && r.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct StreamQuery {
     #[serde(default)]
@@ -206,6 +273,7 @@ pub(super) async fn stream(
         .collect();
     let shutdown = state.shutdown.clone();
     let heartbeat = state.info.heartbeat;
+    let mut changed = state.log_watch().map(LogWatch::subscribe);
     let stream = async_stream(move |tx| async move {
         let _permit = permit; // held while the stream lives
         let _ = tx.send(Event::default().comment("connected")).await;
@@ -220,6 +288,7 @@ pub(super) async fn stream(
                 _ = shutdown.cancelled() => return,
                 _ = tx.closed() => return,
                 _ = tick.tick() => {}
+                _ = log_changed(&mut changed) => {}
             }
             let mut fresh: Vec<Value> = tails.iter_mut().flat_map(LogTail::poll).collect();
             fresh.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));

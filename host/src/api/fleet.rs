@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -24,6 +25,9 @@ use crate::store;
 
 /// The most recent events `GET /peers/<p>` returns.
 const PEER_EVENTS: usize = 50;
+/// Pane lines `GET /peers/<p>/pane` returns by default, and at most.
+const PANE_LINES: usize = 60;
+const MAX_PANE_LINES: usize = 2000;
 
 pub(super) fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -31,6 +35,7 @@ pub(super) fn routes() -> Router<Arc<ApiState>> {
         .route("/snapshot", get(snapshot))
         .route("/events", get(events::stream))
         .route("/peers/{personality}", get(peer))
+        .route("/peers/{personality}/pane", get(pane))
         .route("/peers/{personality}/{verb}", post(verb))
         .route("/send", post(send))
         .route("/plugins", get(plugins))
@@ -115,6 +120,7 @@ pub(crate) fn status_value(state: &ApiState) -> Value {
         "adapters_loaded": lc.plugins.reports().iter().filter(|r| r.state == PluginState::Loaded).count(),
         "sessions": store::read_sessions(&lc.cfg).len(),
         "tick_secs": info.tick_secs,
+        "operator": operator_sender(&lc).ok().map(|id| id.to_string()),
         "last_tick": last_tick,
     })
 }
@@ -166,6 +172,59 @@ async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String
     };
     let recent = events::recent(&lc.cfg, PEER_EVENTS, |e| events::concerns(e, &personality));
     json(StatusCode::OK, &json!({ "peer": row, "events": recent }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaneQuery {
+    runtime: Option<String>,
+    #[serde(default = "default_pane_lines")]
+    lines: usize,
+}
+
+fn default_pane_lines() -> usize {
+    PANE_LINES
+}
+
+/// `GET /peers/<p>/pane?runtime=&lines=`: the last lines its terminal
+/// showed (the named runtime's pane log, else the one written last),
+/// escape sequences stripped.
+async fn pane(
+    State(state): State<Arc<ApiState>>,
+    Path(personality): Path<String>,
+    query: Result<Query<PaneQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if !is_valid_personality(&personality) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid personality {personality:?}"),
+        );
+    }
+    let lc = state.lifecycle();
+    let record = match lc.registered_peer(&personality) {
+        Ok(r) => r,
+        Err(e) => return error(lifecycle_status(&e), e.to_string()),
+    };
+    let id = match crate::panelog::log_identity(&lc.cfg, &record, q.runtime.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return error(lifecycle_status(&e), e.to_string()),
+    };
+    let lines = q.lines.clamp(1, MAX_PANE_LINES);
+    let (lines, note) = match crate::panelog::tail(&lc.cfg, &id, lines) {
+        Ok(l) => (l, None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (Vec::new(), Some(format!("no pane log for {id} yet")))
+        }
+        Err(e) => (Vec::new(), Some(format!("cannot read the pane log of {id}: {e}"))),
+    };
+    json(
+        StatusCode::OK,
+        &json!({ "identity": id.as_str(), "lines": lines, "note": note }),
+    )
 }
 
 /// The optional body of a verb: `{"runtime": "codex"}`.
@@ -323,15 +382,22 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     }
 }
 
-/// Without `from`, the registry's one natural (human-facing) peer speaks.
-fn default_sender(lc: &crate::lifecycle::Lifecycle) -> Result<Identity, Response> {
-    let registry = lc
-        .registry()
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+/// Without `from`, the operator speaks: `IAPEER_OPERATOR`, else the
+/// registry's one natural (human-facing) peer.
+pub(crate) fn operator_sender(lc: &crate::lifecycle::Lifecycle) -> Result<Identity, String> {
+    if let Some(op) = &lc.cfg.operator {
+        return Identity::parse(op).map_err(|_| {
+            format!("IAPEER_OPERATOR={op:?} is not an identity (<runtime>-<personality>)")
+        });
+    }
+    let registry = lc.registry().map_err(|e| e.to_string())?;
     route::natural_sender(&registry).ok_or_else(|| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "no sender: pass \"from\" (<runtime>-<personality>); there is not exactly one natural peer to default to",
-        )
+        "no sender: set IAPEER_OPERATOR (<runtime>-<personality>) or pass \"from\"; \
+         there is not exactly one natural peer to default to"
+            .to_string()
     })
+}
+
+fn default_sender(lc: &crate::lifecycle::Lifecycle) -> Result<Identity, Response> {
+    operator_sender(lc).map_err(|e| error(StatusCode::BAD_REQUEST, e))
 }

@@ -1,12 +1,15 @@
 //! The daemon's front door, served on both listeners: MCP at `POST /mcp`
-//! (one tool, `send_to_peer`, on the official Rust SDK) and the fleet API
-//! under `/fleet/v1` (plain JSON and an SSE event stream). Both are thin:
-//! every handler calls the same library function the CLI calls.
+//! (one tool, `send_to_peer`, on the official Rust SDK), the fleet API
+//! under `/fleet/v1` (plain JSON and an SSE event stream) and the browser
+//! dashboard at `/`. All are thin: every handler calls the same library
+//! function the CLI calls, and the dashboard only calls the fleet API.
 //!
 //! Gates, outermost first: a loopback `Host` on TCP (DNS rebinding), no
-//! browser `Origin` anywhere (cross-site requests), the optional bearer
-//! token, and a body size cap.
+//! cross-origin browser request (only the dashboard's own origin may send
+//! an `Origin`), the optional bearer token (or the dashboard's session
+//! cookie), and a body size cap.
 
+mod dashboard;
 mod events;
 mod fleet;
 mod mcp;
@@ -71,6 +74,9 @@ pub(crate) struct ApiState {
     /// Open event streams, bounded: they never end on their own, and they
     /// share the listeners' connection cap with every request.
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Started with the first event stream; `None` inside when the logs
+    /// cannot be watched.
+    log_watch: std::sync::OnceLock<Option<events::LogWatch>>,
 }
 
 impl ApiState {
@@ -82,11 +88,18 @@ impl ApiState {
             tasks: TaskTracker::new(),
             reloader: std::sync::OnceLock::new(),
             event_streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
+            log_watch: std::sync::OnceLock::new(),
         }
     }
 
     pub fn set_reloader(&self, r: crate::daemon::Reloader) {
         let _ = self.reloader.set(r);
+    }
+
+    fn log_watch(&self) -> Option<&events::LogWatch> {
+        self.log_watch
+            .get_or_init(|| events::LogWatch::start(&self.lifecycle().cfg))
+            .as_ref()
     }
 
     pub fn reloader(&self) -> Option<&crate::daemon::Reloader> {
@@ -137,14 +150,20 @@ pub(crate) fn router(state: Arc<ApiState>, listener: Listener) -> Router {
     let mcp = Router::new()
         .fallback_service(mcp::service(state.clone()))
         .layer(middleware::from_fn(mcp::parse_gate));
-    let mut app = Router::new()
+    // The dashboard's page and login form answer without the token (the
+    // page asks for it); everything else is behind the bearer gate.
+    let gated = Router::new()
         .nest("/mcp", mcp)
         .nest("/fleet/v1", fleet::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), bearer_gate));
+    let mut app = dashboard::routes()
+        .merge(gated)
         .layer(middleware::from_fn(read_body))
-        .layer(middleware::from_fn_with_state(state.clone(), bearer_gate))
-        .layer(middleware::from_fn(refuse_browsers));
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            refuse_cross_origin(listener, req, next)
+        }));
     if listener == Listener::Tcp {
         app = app.layer(middleware::from_fn(loopback_host));
     }
@@ -211,8 +230,9 @@ fn too_large(e: &axum::Error) -> bool {
     false
 }
 
-/// With `IAPEER_BEARER_TOKEN` set, every request carries it (the
-/// reference's 401: `www-authenticate: Bearer` and a JSON-RPC error body).
+/// With `IAPEER_BEARER_TOKEN` set, every request carries it, or the
+/// dashboard's session cookie (the reference's 401: `www-authenticate:
+/// Bearer` and a JSON-RPC error body).
 async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     let lc = state.lifecycle();
     let Some(token) = lc.cfg.bearer_token.as_deref() else {
@@ -226,7 +246,9 @@ async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Nex
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim());
-    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+    if constant_time_eq(presented.as_bytes(), token.as_bytes())
+        || dashboard::has_session(req.headers(), token)
+    {
         return next.run(req).await;
     }
     let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized"}}"#;
@@ -242,16 +264,41 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A browser page may not drive the daemon: a request that carries an
-/// `Origin` header comes from one (curl, SDK clients and agents send none).
-async fn refuse_browsers(req: Request, next: Next) -> Response {
-    if req.headers().contains_key(header::ORIGIN) {
-        return error(
+/// A browser page may drive the daemon only from the daemon's own origin
+/// (the dashboard), on TCP. A browser marks its requests with `Origin`
+/// (every `POST`, every cross-origin request) and `Sec-Fetch-Site`; curl,
+/// SDK clients and agents send neither.
+async fn refuse_cross_origin(listener: Listener, req: Request, next: Next) -> Response {
+    if same_origin_or_none(listener, req.headers()) {
+        next.run(req).await
+    } else {
+        error(
             StatusCode::FORBIDDEN,
-            "requests from a browser origin are refused",
-        );
+            "requests from another browser origin are refused",
+        )
     }
-    next.run(req).await
+}
+
+fn same_origin_or_none(listener: Listener, headers: &HeaderMap) -> bool {
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or("?"));
+    if site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    // The Host was checked to be loopback before this gate runs (TCP).
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    listener == Listener::Tcp
+        && host.is_some_and(|host| {
+            origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.strip_prefix("http://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host))
+        })
 }
 
 /// On TCP the `Host` must be a loopback name: a DNS-rebound page would
@@ -319,5 +366,37 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn only_the_dashboards_own_origin() {
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        let tcp = Listener::Tcp;
+        assert!(same_origin_or_none(tcp, &h(&[("host", "127.0.0.1:8765")])));
+        let own = h(&[("host", "127.0.0.1:8765"), ("origin", "http://127.0.0.1:8765")]);
+        assert!(same_origin_or_none(tcp, &own));
+        assert!(!same_origin_or_none(Listener::Unix, &own));
+        for origin in [
+            "http://127.0.0.1:9999",
+            "http://localhost:8765",
+            "https://127.0.0.1:8765",
+            "null",
+            "http://127.0.0.1:8765.evil.example",
+        ] {
+            let m = h(&[("host", "127.0.0.1:8765"), ("origin", origin)]);
+            assert!(!same_origin_or_none(tcp, &m), "{origin}");
+        }
+        for site in ["cross-site", "same-site", "bogus"] {
+            let m = h(&[("host", "127.0.0.1:8765"), ("sec-fetch-site", site)]);
+            assert!(!same_origin_or_none(tcp, &m), "{site}");
+        }
+        let typed = h(&[("host", "127.0.0.1:8765"), ("sec-fetch-site", "none")]);
+        assert!(same_origin_or_none(tcp, &typed));
     }
 }

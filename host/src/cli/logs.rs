@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -26,30 +26,13 @@ pub struct LogsArgs<'a> {
     pub raw: bool,
 }
 
-fn modified(p: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
 /// The log of the named runtime, else the one written last, else the default.
 fn log_path(cfg: &Config, a: &LogsArgs<'_>) -> anyhow::Result<(Identity, PathBuf)> {
     let reg = registry::read_registry(&cfg.registry_path())?;
     let peer = reg
         .find(a.peer)
         .with_context(|| format!("peer {:?} is not registered", a.peer))?;
-    let id = match a.runtime {
-        Some(r) => {
-            let rt = crate::lifecycle::resolve_wake_runtime(Some(r), peer)?;
-            Identity::new(&rt, &peer.personality)
-        }
-        None => peer
-            .runtimes
-            .iter()
-            .map(|rt| Identity::new(rt, &peer.personality))
-            .filter_map(|id| modified(&panelog::path(cfg, &id)).map(|m| (m, id)))
-            .max_by_key(|(m, _)| *m)
-            .map(|(_, id)| id)
-            .unwrap_or_else(|| Identity::new(&peer.default_runtime, &peer.personality)),
-    };
+    let id = panelog::log_identity(cfg, peer, a.runtime)?;
     let path = panelog::path(cfg, &id);
     Ok((id, path))
 }

@@ -115,6 +115,9 @@ pub struct RuntimeStatus {
     /// How this runtime's session last ended, if one ever did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<LastExit>,
+    /// Asleep and refused wakes by the crash-loop guard (`start --reset`
+    /// clears it).
+    pub crash_loop: bool,
 }
 
 /// A session's last exit, as the session shim recorded it.
@@ -222,7 +225,31 @@ impl Lifecycle {
                 out.push(self.stop_one(&peer, rt).await);
             }
         }
+        self.log_verb("stop", &out);
         Ok(out)
+    }
+
+    /// One `operator` event per outcome row in `lifecycle.log`: who was
+    /// stopped, started or renewed by hand shows in the event stream (and
+    /// explains a death afterwards).
+    fn log_verb(&self, verb: &str, rows: &[VerbOutcome]) {
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let identity = format!("{}-{}", r.runtime, r.personality);
+                let action: &'static str = r.action.into();
+                let mut fields = vec![
+                    ("verb", verb),
+                    ("identity", identity.as_str()),
+                    ("action", action),
+                ];
+                if let Some(reason) = &r.reason {
+                    fields.push(("reason", reason));
+                }
+                crate::events::line("operator", &fields)
+            })
+            .collect();
+        crate::events::append(&self.cfg, &lines);
     }
 
     async fn stop_one(&self, peer: &PeerRecord, rt: Runtime) -> VerbOutcome {
@@ -286,6 +313,7 @@ impl Lifecycle {
                 VerbOutcome::new(&peer, &rt, action, reason)
             }));
         }
+        self.log_verb("start", &out);
         Ok(out)
     }
 
@@ -300,7 +328,9 @@ impl Lifecycle {
         let id = Identity::new(&rt, &peer.personality);
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
             .map_err(|e| LifecycleError::state("the /new mark", e))?;
-        Ok(VerbOutcome::new(&peer, &rt, VerbAction::Marked, None))
+        let row = VerbOutcome::new(&peer, &rt, VerbAction::Marked, None);
+        self.log_verb("mark-new", std::slice::from_ref(&row));
+        Ok(row)
     }
 
     /// `new`: an unconditional fresh restart — clears the stopped mark, kills
@@ -308,6 +338,16 @@ impl Lifecycle {
     /// the /new mark, so a message that slips in between the kill and the
     /// wake also gets the fresh session, never a resumed one.
     pub async fn new_session(
+        &self,
+        personality: &str,
+        runtime: Option<&str>,
+    ) -> Result<NewOutcome, LifecycleError> {
+        let out = self.renew(personality, runtime).await?;
+        self.log_verb("new", std::slice::from_ref(&out.outcome));
+        Ok(out)
+    }
+
+    async fn renew(
         &self,
         personality: &str,
         runtime: Option<&str>,
@@ -502,6 +542,7 @@ impl Lifecycle {
 
     /// One registered peer with the state of each runtime.
     pub async fn peer_status(&self, peer: &PeerRecord) -> PeerStatus {
+        let now = self.clock.now_ms();
         let runtimes = peer
             .runtimes
             .iter()
@@ -522,10 +563,13 @@ impl Lifecycle {
                     signal: e.signal,
                     tail: e.tail,
                 });
+                let crash_loop = status == RuntimeState::Asleep
+                    && crate::deaths::crash_loop(&self.cfg, &id, now, self.guard()).is_some();
                 RuntimeStatus {
                     runtime: rt.to_string(),
                     status,
                     last_exit,
+                    crash_loop,
                 }
             })
             .collect();

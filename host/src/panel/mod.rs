@@ -381,13 +381,8 @@ fn log_tail(cfg: &Config, row: &Row) -> Vec<String> {
     let Some(id) = row.identity() else {
         return vec!["no such identity".into()];
     };
-    let path = crate::panelog::path(cfg, &id);
-    match crate::fsutil::read_regular_file(&path, 64 << 20) {
-        Ok(bytes) => {
-            let text = crate::panelog::strip_terminal(&String::from_utf8_lossy(&bytes));
-            let lines: Vec<String> = text.lines().map(str::to_string).collect();
-            lines[lines.len().saturating_sub(200)..].to_vec()
-        }
+    match crate::panelog::tail(cfg, &id, 200) {
+        Ok(lines) => lines,
         Err(e) => vec![format!("no pane log for {id} ({e})")],
     }
 }

@@ -94,14 +94,14 @@ pub async fn snapshot(lc: &Lifecycle) -> Snapshot {
             return snap;
         }
     };
-    let now = lc.clock.now_ms();
     for peer in fleet {
         for rt in &peer.runtimes {
             let active = peer.last_active_runtime.as_deref() == Some(rt.runtime.as_str());
-            let mut row = Row {
+            let row = Row {
                 personality: peer.personality.clone(),
                 runtime: rt.runtime.clone(),
                 state: match rt.status {
+                    RuntimeState::Asleep if rt.crash_loop => RowState::CrashLooping,
                     RuntimeState::Live => RowState::Live,
                     RuntimeState::Asleep => RowState::Asleep,
                     RuntimeState::Stopped => RowState::Stopped,
@@ -113,12 +113,6 @@ pub async fn snapshot(lc: &Lifecycle) -> Snapshot {
                     .as_ref()
                     .map(|e| format!("{} at {}", e.how, e.at)),
             };
-            if row.state == RowState::Asleep
-                && let Some(id) = row.identity()
-                && crate::deaths::crash_loop(&lc.cfg, &id, now, lc.guard()).is_some()
-            {
-                row.state = RowState::CrashLooping;
-            }
             snap.rows.push(row);
         }
     }

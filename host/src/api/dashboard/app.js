@@ -1,0 +1,498 @@
+// The iapeer dashboard: the fleet table, live from the fleet API's event
+// stream. No framework and no build step; every piece of daemon data goes
+// into the page as text (textContent), never as markup.
+'use strict';
+
+const GLYPHS = {
+  live: '●', asleep: '○', stopped: '✕', 'crash-loop': '‼', unknown: '?',
+};
+const VERBS = ['wake', 'stop', 'start', 'new', 'interrupt'];
+/// After an event, a second read follows this soon (a state the event
+/// announces may land a moment after it is logged).
+const FOLLOW_UP_MS = 300;
+/// The safety read, and how often relative times and the pane refresh.
+const SAFETY_MS = 2000;
+/// How long a pressed `new` waits for its confirming press.
+const CONFIRM_MS = 4000;
+
+// What tests and benchmarks read: when the fleet was first drawn, each
+// state change as it reached the screen, and script errors.
+window.iapeerStats = { firstFleetMs: null, renders: 0, changes: [], errors: [] };
+window.addEventListener('error', (e) => window.iapeerStats.errors.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => window.iapeerStats.errors.push(String(e.reason)));
+
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  rows: new Map(), // identity → { tr, cells, row }
+  order: [],
+  selected: null, // identity
+  filter: '',
+  snapshot: null,
+  reading: false,
+  again: false,
+  armed: null, // { identity, timer } for `new`
+  followUp: null,
+};
+
+// ---- talking to the daemon --------------------------------------------------
+
+async function call(method, path, body) {
+  const init = { method, headers: {}, credentials: 'same-origin', cache: 'no-store' };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, data: { error: `the daemon does not answer (${e.message})` } };
+  }
+  if (response.status === 401) {
+    // The session ended (a new token, a restarted browser): ask again.
+    window.location.reload();
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = { error: `HTTP ${response.status}` };
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+/// Reads the fleet; reads again at once if asked during a read.
+async function read() {
+  if (ui.reading) {
+    ui.again = true;
+    return;
+  }
+  ui.reading = true;
+  try {
+    do {
+      ui.again = false;
+      const r = await call('GET', '/fleet/v1/snapshot');
+      if (r.ok) {
+        ui.snapshot = r.data;
+        render();
+      } else {
+        $('summary').textContent = `cannot read the fleet: ${r.data && r.data.error}`;
+      }
+    } while (ui.again);
+  } finally {
+    ui.reading = false;
+  }
+}
+
+function listen() {
+  const stream = new EventSource('/fleet/v1/events');
+  const onEvent = (message) => {
+    let event = null;
+    try {
+      event = JSON.parse(message.data);
+    } catch (_) {
+      return;
+    }
+    read();
+    clearTimeout(ui.followUp);
+    ui.followUp = setTimeout(read, FOLLOW_UP_MS);
+    if (ui.selected && concerns(event, ui.selected)) {
+      readPane();
+    }
+  };
+  stream.addEventListener('lifecycle', onEvent);
+  stream.addEventListener('delivery', onEvent);
+  stream.onopen = () => {
+    $('stream').textContent = 'events: live';
+    $('stream').dataset.state = 'live';
+    read();
+  };
+  stream.onerror = () => {
+    $('stream').textContent = 'events: reconnecting… (the table still refreshes every 2 s)';
+    $('stream').dataset.state = 'down';
+  };
+}
+
+function concerns(event, identity) {
+  const personality = identity.slice(identity.indexOf('-') + 1);
+  const fields = ['identity', 'caller', 'via'];
+  return event.personality === personality || event.to === personality
+    || fields.some((f) => event[f] === identity);
+}
+
+// ---- the fleet table ---------------------------------------------------------
+
+function rowsOf(snapshot) {
+  const rows = [];
+  for (const peer of snapshot.peers) {
+    for (const rt of peer.runtimes) {
+      const state = rt.status === 'asleep' && rt.crash_loop ? 'crash-loop' : rt.status;
+      rows.push({
+        identity: `${rt.runtime}-${peer.personality}`,
+        personality: peer.personality,
+        runtime: rt.runtime,
+        state,
+        activeMs: peer.last_active_runtime === rt.runtime ? peer.last_active_ms : null,
+        lastExit: rt.last_exit ? `${rt.last_exit.how} at ${rt.last_exit.at}` : '',
+      });
+    }
+  }
+  return rows;
+}
+
+function ago(ms) {
+  if (ms == null) return '—';
+  const s = Math.max(0, Math.floor((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+function newRow(row) {
+  const tr = document.createElement('tr');
+  tr.dataset.identity = row.identity;
+  tr.tabIndex = -1;
+  const cells = {};
+  for (const name of ['state', 'peer', 'runtime', 'active', 'exit']) {
+    const td = document.createElement('td');
+    td.className = name;
+    tr.appendChild(td);
+    cells[name] = td;
+  }
+  const actions = document.createElement('td');
+  actions.className = 'actions';
+  for (const verb of VERBS) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.verb = verb;
+    b.textContent = verb;
+    b.setAttribute('aria-label', `${verb} ${row.identity}`);
+    actions.appendChild(b);
+  }
+  tr.appendChild(actions);
+  cells.peer.textContent = row.personality;
+  cells.runtime.textContent = row.runtime;
+  return { tr, cells, row: null };
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function render() {
+  const snapshot = ui.snapshot;
+  const rows = rowsOf(snapshot);
+  const now = performance.timeOrigin + performance.now();
+  const seen = new Set();
+  const body = $('rows');
+  const wanted = [];
+  for (const row of rows) {
+    seen.add(row.identity);
+    let entry = ui.rows.get(row.identity);
+    if (!entry) {
+      entry = newRow(row);
+      ui.rows.set(row.identity, entry);
+    }
+    const before = entry.row;
+    if (before && before.state !== row.state) {
+      window.iapeerStats.changes.push({ identity: row.identity, from: before.state, to: row.state, at: now });
+    }
+    entry.row = row;
+    setText(entry.cells.state, `${GLYPHS[row.state] || '?'} ${row.state}`);
+    entry.tr.dataset.state = row.state;
+    setText(entry.cells.active, ago(row.activeMs));
+    setText(entry.cells.exit, row.lastExit);
+    entry.cells.exit.title = row.lastExit;
+    entry.tr.hidden = !matches(row);
+    wanted.push(entry.tr);
+  }
+  for (const [identity, entry] of ui.rows) {
+    if (!seen.has(identity)) {
+      entry.tr.remove();
+      ui.rows.delete(identity);
+    }
+  }
+  // Re-order only when the registry's order changed (keeps focus put).
+  const current = Array.from(body.children);
+  if (current.length !== wanted.length || current.some((tr, i) => tr !== wanted[i])) {
+    body.replaceChildren(...wanted);
+  }
+  if (ui.selected && !ui.rows.has(ui.selected)) ui.selected = null;
+  if (!ui.selected && rows.length) select(rows[0].identity, false);
+  markSelected();
+  renderSummary(rows);
+  renderPlugins(snapshot.host.adapters || []);
+  renderSender();
+  $('empty').hidden = rows.length > 0;
+  window.iapeerStats.renders += 1;
+  if (window.iapeerStats.firstFleetMs === null) {
+    requestAnimationFrame(() => {
+      window.iapeerStats.firstFleetMs = performance.now();
+      performance.mark('iapeer-fleet-painted');
+    });
+  }
+}
+
+function matches(row) {
+  if (!ui.filter) return true;
+  const f = ui.filter.toLowerCase();
+  return row.identity.toLowerCase().includes(f) || row.state.includes(f);
+}
+
+function renderSummary(rows) {
+  const count = (s) => rows.filter((r) => r.state === s).length;
+  const peers = new Set(rows.map((r) => r.personality)).size;
+  const host = ui.snapshot.host;
+  const parts = [
+    `${peers} peers, ${rows.length} runtimes`,
+    `${count('live')} live`,
+    `${count('asleep')} asleep`,
+    `${count('stopped')} stopped`,
+  ];
+  if (count('crash-loop')) parts.push(`${count('crash-loop')} crash-looping`);
+  parts.push(`daemon ${host.version}, pid ${host.pid}`);
+  setText($('summary'), parts.join(' · '));
+}
+
+function renderPlugins(adapters) {
+  const body = $('plugin-rows');
+  const rows = adapters.map((a) => {
+    const tr = document.createElement('tr');
+    tr.dataset.state = a.state;
+    for (const text of [a.runtime || '?', a.version || '—', a.state, a.source, a.reason || '']) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    return tr;
+  });
+  const signature = JSON.stringify(adapters);
+  if (body.dataset.signature !== signature) {
+    body.dataset.signature = signature;
+    body.replaceChildren(...rows);
+  }
+}
+
+function renderSender() {
+  const operator = ui.snapshot.host.operator;
+  const button = $('send-button');
+  if (operator) {
+    setText($('sender'), `sending as ${operator}`);
+    button.disabled = false;
+  } else {
+    setText($('sender'), 'no sender: set IAPEER_OPERATOR=<runtime>-<personality> for the daemon (a registered peer)');
+    button.disabled = true;
+  }
+}
+
+// ---- selection, actions, the detail pane -------------------------------------
+
+function select(identity, focus) {
+  if (!ui.rows.has(identity)) return;
+  const changed = ui.selected !== identity;
+  ui.selected = identity;
+  markSelected();
+  const entry = ui.rows.get(identity);
+  if (focus) entry.tr.focus();
+  if (changed) {
+    const row = entry.row;
+    $('detail').hidden = false;
+    setText($('detail-title'), `${row.personality} (${row.runtime})`);
+    $('send-button').textContent = `send to ${row.personality} (${row.runtime})`;
+    readPane();
+  }
+}
+
+function markSelected() {
+  for (const [identity, entry] of ui.rows) {
+    const on = identity === ui.selected;
+    entry.tr.classList.toggle('selected', on);
+    entry.tr.setAttribute('aria-selected', on ? 'true' : 'false');
+    entry.tr.tabIndex = on ? 0 : -1;
+  }
+}
+
+function move(step) {
+  const visible = Array.from($('rows').children).filter((tr) => !tr.hidden);
+  if (!visible.length) return;
+  const at = visible.findIndex((tr) => tr.dataset.identity === ui.selected);
+  const next = visible[Math.min(visible.length - 1, Math.max(0, at + step))];
+  select(next.dataset.identity, true);
+}
+
+function say(text, isError) {
+  const status = $('status');
+  status.textContent = isError ? `error: ${text}` : text;
+  status.dataset.kind = isError ? 'error' : 'ok';
+}
+
+async function act(verb, identity) {
+  const entry = ui.rows.get(identity);
+  if (!entry) return;
+  const { personality, runtime } = entry.row;
+  if (verb === 'new' && !confirmNew(identity, entry)) return;
+  say(`${verb} ${identity}…`);
+  const r = await call('POST', `/fleet/v1/peers/${encodeURIComponent(personality)}/${verb}`, { runtime });
+  if (r.ok) {
+    say(`${verb} ${identity}: ${describeSuccess(r.data)}`);
+  } else {
+    say(`${verb} ${identity}: ${describeFailure(r.data)}`, true);
+  }
+  read();
+  readPane();
+}
+
+/// `new` throws the conversation away: the first press arms the button,
+/// a second one within a few seconds does it.
+function confirmNew(identity, entry) {
+  const button = entry.tr.querySelector('button[data-verb="new"]');
+  if (ui.armed && ui.armed.identity === identity) {
+    clearTimeout(ui.armed.timer);
+    ui.armed = null;
+    button.textContent = 'new';
+    button.classList.remove('armed');
+    return true;
+  }
+  disarm();
+  button.textContent = 'sure? new';
+  button.classList.add('armed');
+  ui.armed = { identity, timer: setTimeout(disarm, CONFIRM_MS) };
+  say(`new ${identity} starts a fresh conversation: press new again to confirm`);
+  return false;
+}
+
+function disarm() {
+  if (!ui.armed) return;
+  const entry = ui.rows.get(ui.armed.identity);
+  clearTimeout(ui.armed.timer);
+  ui.armed = null;
+  if (entry) {
+    const button = entry.tr.querySelector('button[data-verb="new"]');
+    button.textContent = 'new';
+    button.classList.remove('armed');
+  }
+}
+
+function outcomeText(o) {
+  return o.reason ? `${o.runtime} ${o.action} (${o.reason})` : `${o.runtime} ${o.action}`;
+}
+
+function describeSuccess(data) {
+  if (!data) return 'done';
+  if (Array.isArray(data.outcomes)) return data.outcomes.map(outcomeText).join('; ');
+  if (data.outcome) return outcomeText(data.outcome);
+  if (data.status) return data.woke ? `${data.status} (woken)` : data.status;
+  return 'done';
+}
+
+function describeFailure(data) {
+  if (!data) return 'failed';
+  if (data.error) return data.error;
+  if (Array.isArray(data.outcomes)) return data.outcomes.map(outcomeText).join('; ');
+  if (data.outcome) return outcomeText(data.outcome);
+  if (data.reason) return `${data.status || 'failed'}: ${data.reason}`;
+  return JSON.stringify(data);
+}
+
+async function readPane() {
+  const identity = ui.selected;
+  const entry = identity && ui.rows.get(identity);
+  if (!entry) return;
+  const { personality, runtime } = entry.row;
+  const q = new URLSearchParams({ runtime, lines: '60' });
+  const r = await call('GET', `/fleet/v1/peers/${encodeURIComponent(personality)}/pane?${q}`);
+  if (ui.selected !== identity) return;
+  setText($('pane-id'), identity);
+  const pane = $('pane');
+  if (!r.ok) {
+    setText(pane, `cannot read the pane log: ${describeFailure(r.data)}`);
+    return;
+  }
+  const text = r.data.lines.length ? r.data.lines.join('\n') : (r.data.note || '(empty)');
+  const atBottom = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 4;
+  setText(pane, text);
+  if (atBottom) pane.scrollTop = pane.scrollHeight;
+}
+
+async function send(event) {
+  event.preventDefault();
+  const entry = ui.selected && ui.rows.get(ui.selected);
+  if (!entry) return;
+  const message = $('message').value;
+  if (!message.trim()) {
+    say('the message is empty', true);
+    return;
+  }
+  const body = { personality: entry.row.personality, runtime: entry.row.runtime, message };
+  const topic = $('topic').value.trim();
+  if (topic) body.topic = topic;
+  say(`sending to ${entry.row.identity}…`);
+  $('send-button').disabled = true;
+  const r = await call('POST', '/fleet/v1/send', body);
+  $('send-button').disabled = false;
+  if (r.ok) {
+    $('message').value = '';
+    const to = r.data.delivered_to;
+    const name = to ? `${to.personality} (${to.runtime})` : entry.row.identity;
+    say(`delivered to ${name}${r.data.woke ? ', woken for it' : ''}`);
+  } else {
+    say(`message NOT delivered: ${describeFailure(r.data)}`, true);
+  }
+  read();
+}
+
+// ---- wiring -----------------------------------------------------------------
+
+function typing(target) {
+  return target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement;
+}
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (typing(e.target)) {
+    if (e.key === 'Escape') e.target.blur();
+    return;
+  }
+  const keyed = {
+    j: () => move(1), ArrowDown: () => move(1),
+    k: () => move(-1), ArrowUp: () => move(-1),
+    w: () => act('wake', ui.selected), s: () => act('stop', ui.selected),
+    S: () => act('start', ui.selected), n: () => act('new', ui.selected),
+    i: () => act('interrupt', ui.selected),
+    m: () => $('message').focus(), '/': () => $('filter').focus(),
+  }[e.key];
+  if (keyed && (ui.selected || e.key === '/')) {
+    e.preventDefault();
+    keyed();
+  }
+}
+
+function wire() {
+  $('rows').addEventListener('click', (e) => {
+    const tr = e.target.closest('tr');
+    if (!tr) return;
+    select(tr.dataset.identity, false);
+    const button = e.target.closest('button[data-verb]');
+    if (button) act(button.dataset.verb, tr.dataset.identity);
+  });
+  $('rows').addEventListener('focusin', (e) => {
+    const tr = e.target.closest('tr');
+    if (tr && tr.dataset.identity !== ui.selected) select(tr.dataset.identity, false);
+  });
+  $('filter').addEventListener('input', (e) => {
+    ui.filter = e.target.value.trim();
+    if (ui.snapshot) render();
+  });
+  $('send').addEventListener('submit', send);
+  document.addEventListener('keydown', onKey);
+  setInterval(() => {
+    read();
+    readPane();
+  }, SAFETY_MS);
+}
+
+wire();
+read();
+listen();
