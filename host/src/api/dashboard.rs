@@ -64,7 +64,8 @@ fn security_headers() -> [(header::HeaderName, &'static str); 5] {
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it a form post carries `Origin: null`.
+        (header::REFERRER_POLICY, "same-origin"),
         // Embedded files change with the binary: always revalidate.
         (header::CACHE_CONTROL, "no-cache"),
     ]
@@ -74,7 +75,9 @@ fn security_headers() -> [(header::HeaderName, &'static str); 5] {
 async fn index(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     let lc = state.lifecycle();
     match lc.cfg.bearer_token.as_deref() {
-        Some(token) if !has_session(&headers, token) => login_page(StatusCode::UNAUTHORIZED, ""),
+        // 200, not 401: a form asking for the token is a page like any
+        // other (the API's own answers stay 401).
+        Some(token) if !has_session(&headers, token) => login_page(StatusCode::OK, ""),
         _ => page(StatusCode::OK, INDEX_HTML.to_string()),
     }
 }
