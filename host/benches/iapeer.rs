@@ -15,6 +15,9 @@ use iapeer::names::Identity;
 use iapeer::plugins::{CallBudgets, CompileCache, LaunchSpec, PluginHost, PluginOptions};
 use iapeer::store::{self, SessionState};
 
+#[path = "../../tests/common/browser.rs"]
+mod browser;
+
 /// Runs a future to completion on the bench's runtime.
 trait Block: std::future::Future + Sized {
     fn block(self) -> Self::Output {
@@ -879,6 +882,9 @@ fn main() {
     if wants("panel") {
         bench_panel();
     }
+    if wants("dashboard") {
+        bench_dashboard();
+    }
 }
 
 // ---- the operator's terminal panel -------------------------------------------
@@ -896,20 +902,7 @@ fn bench_panel() {
     let socks = home.path().join("s");
     let cwd = home.path().join("w");
     std::fs::create_dir_all(&cwd).unwrap();
-    let peers: Vec<String> = (0..200)
-        .map(|i| {
-            format!(
-                r#"{{"personality":"p{i}","default_runtime":"claude","runtimes":["claude","codex"],"cwd":"{}"}}"#,
-                cwd.display()
-            )
-        })
-        .collect();
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(
-        root.join("peers-profiles.json"),
-        format!(r#"{{"version":2,"peers":[{}]}}"#, peers.join(",")),
-    )
-    .unwrap();
+    write_fleet_registry(&root, &cwd, 200);
     let outer = home.path().join("outer");
     let tmux = |args: &[&str]| {
         std::process::Command::new("tmux")
@@ -1005,6 +998,55 @@ fn bench_panel() {
             first_frame(&format!("p{i}"));
         }),
     );
+
+    // With a daemon up, the panel follows its event stream: a peer stopped
+    // from outside (curl on the socket), from the call's return to its row
+    // showing it.
+    let mut daemon_env: BTreeMap<String, String> = env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    daemon_env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+    let (_daemon, sock, _) = start_daemon(&daemon_env, &root);
+    let mut argv = vec!["new-session", "-d", "-s", "live", "-x", "120", "-y", "40", "--", "env", "-i"];
+    argv.extend(env.iter().map(String::as_str));
+    argv.extend([exe, "list"]);
+    assert!(tmux(&argv).status.success());
+    let screen = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "live"]).stdout).into_owned();
+    let started = Instant::now();
+    while !screen().contains("400 runtimes") {
+        assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // the stream connects
+    let mut to_screen = Vec::new();
+    for i in 0..11 {
+        let stopped = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-X", "POST", "--unix-socket"])
+            .arg(&sock)
+            .arg(format!("http://x/fleet/v1/peers/p{i}/stop"))
+            .args(["--data", r#"{"runtime":"claude"}"#])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        let t = Instant::now();
+        let peer = format!("p{i}");
+        while !screen().lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.contains(&peer.as_str()) && words.contains(&"claude") && words.contains(&"stopped")
+        }) {
+            assert!(t.elapsed() < Duration::from_secs(10), "{peer} never showed stopped");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if i > 0 {
+            to_screen.push(t.elapsed());
+        }
+    }
+    row(
+        "panel: stop from outside returns -> row shows stopped (daemon up)",
+        &stats_of(to_screen),
+    );
     tmux(&["kill-server"]);
 }
 
@@ -1077,41 +1119,29 @@ fn rss_and_private_dirty_kb(pid: u32) -> (u64, u64) {
     (field(&status, "VmRSS:"), field(&rollup, "Private_Dirty:"))
 }
 
-fn bench_daemon() {
-    println!("## daemon (front door)");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let world = World::new();
-    world.register("alice");
-    world.register("bob");
-    let peers: Vec<String> = (0..20).map(|i| format!("p{i:02}")).collect();
-    for p in &peers {
-        world.register(p);
+/// Kills the daemon however the bench ends (a failed assertion too).
+struct DaemonProcess(std::process::Child);
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
     }
-    let env = world.lc.cfg.env.clone();
-    let root = world.lc.cfg.root.clone();
-    /// Kills the daemon however the bench ends (a failed assertion too).
-    struct Daemon(std::process::Child);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let _ = self.0.wait();
-        }
-    }
+}
+
+/// `iapeerd --port 0` on this environment; its socket and `host:port`.
+fn start_daemon(env: &BTreeMap<String, String>, root: &Path) -> (DaemonProcess, PathBuf, String) {
     let daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iapeerd"))
         .args(["--port", "0", "--tick-secs", "3600"])
         .env_clear()
-        .envs(&env)
+        .envs(env)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let daemon = Daemon(daemon);
+    let daemon = DaemonProcess(daemon);
     let router_json = root.join("state/iapeer/router.json");
     let started = Instant::now();
     while !router_json.exists() {
@@ -1130,7 +1160,44 @@ fn bench_daemon() {
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
         .to_string();
+    (daemon, sock, tcp)
+}
 
+/// A registry of `n` peers (`p0`…), each declaring claude and codex.
+fn write_fleet_registry(root: &Path, cwd: &Path, n: usize) {
+    let peers: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"personality":"p{i}","default_runtime":"claude","runtimes":["claude","codex"],"cwd":"{}"}}"#,
+                cwd.display()
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(
+        root.join("peers-profiles.json"),
+        format!(r#"{{"version":2,"peers":[{}]}}"#, peers.join(",")),
+    )
+    .unwrap();
+}
+
+fn bench_daemon() {
+    println!("## daemon (front door)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::new();
+    world.register("alice");
+    world.register("bob");
+    let peers: Vec<String> = (0..20).map(|i| format!("p{i:02}")).collect();
+    for p in &peers {
+        world.register(p);
+    }
+    let env = world.lc.cfg.env.clone();
+    let root = world.lc.cfg.root.clone();
+    let (daemon, sock, tcp) = start_daemon(&env, &root);
     std::thread::sleep(Duration::from_secs(1));
     let (rss, dirty) = rss_and_private_dirty_kb(daemon.0.id());
     println!(
@@ -1238,4 +1305,81 @@ fn bench_daemon() {
         dirty as f64 / 1024.0
     );
     drop(daemon);
+}
+
+// ---- the browser dashboard ---------------------------------------------------
+
+/// The dashboard in headless Chromium against a daemon with 200 peers (400
+/// runtimes): navigation to the first painted fleet table, and a state
+/// change from its event in the log to the screen.
+fn bench_dashboard() {
+    println!("## dashboard");
+    let repo = repo_root();
+    let python = match browser::driver_python(&repo) {
+        Ok(p) => p,
+        Err(why) => {
+            println!("skipped: {why} (.ci/run installs chromium, chromium-driver and Selenium)");
+            return;
+        }
+    };
+    let world = World::new();
+    let cwd = world.dir.path().join("w");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let root = world.lc.cfg.root.clone();
+    write_fleet_registry(&root, &cwd, 200);
+    let (_daemon, sock, tcp) = start_daemon(&world.lc.cfg.env, &root);
+    let shots = repo.join("target/test-artifacts/dashboard/bench");
+    let mut b = browser::Browser::open(&python, &repo, &format!("http://{tcp}/"), &shots);
+    let ms = |v: &serde_json::Value| Duration::from_secs_f64(v.as_f64().unwrap() / 1000.0);
+    let mut paints = Vec::new();
+    for i in 0..11 {
+        let loaded = b.cmd(serde_json::json!({"op": "load"}));
+        assert_eq!(loaded["rows"], 400, "{loaded}");
+        if i > 0 {
+            paints.push(ms(&loaded["first_fleet_ms"]));
+        }
+    }
+    b.cmd(serde_json::json!({"op": "screenshot", "name": "200-peers"}));
+    row("dashboard: navigation to first painted fleet, 200 peers", &stats_of(paints));
+
+    // Each run stops an asleep peer from outside (curl on the socket) and
+    // waits for its row; the page records the event's arrival and the
+    // change on screen.
+    let mut to_screen = Vec::new();
+    let mut to_page = Vec::new();
+    for i in 0..11 {
+        let identity = format!("claude-p{i}");
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-X", "POST", "--unix-socket"])
+            .arg(&sock)
+            .arg(format!("http://x/fleet/v1/peers/p{i}/stop"))
+            .args(["--data", r#"{"runtime":"claude"}"#])
+            .status()
+            .unwrap();
+        assert!(out.success());
+        let seen = b.cmd(serde_json::json!({
+            "op": "wait_state", "identity": identity, "state": "stopped"
+        }));
+        let event = &seen["event"];
+        assert_eq!(event["ev"], "operator", "{seen}");
+        let logged = event["ts"].as_f64().unwrap();
+        if i > 0 {
+            to_page.push(ms(&serde_json::json!(event["receivedAt"].as_f64().unwrap() - logged)));
+            to_screen.push(ms(&serde_json::json!(seen["at"].as_f64().unwrap() - logged)));
+        }
+    }
+    row("dashboard: event logged -> received by the page", &stats_of(to_page));
+    row("dashboard: event logged -> state change on screen", &stats_of(to_screen));
+}
+
+/// Min, median and p99 of samples taken elsewhere.
+fn stats_of(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let n = samples.len();
+    Stats {
+        n,
+        min: samples[0],
+        median: samples[n / 2],
+        p99: samples[(n * 99 / 100).min(n - 1)],
+    }
 }

@@ -127,13 +127,17 @@ class Driver:
             lambda: self.state_of(identity) == state,
         )
         cell = self.d.find_element(By.CSS_SELECTOR, row_selector(identity) + " td.state")
-        changes = self.d.execute_script("return window.iapeerStats.changes")
+        stats = self.d.execute_script("return window.iapeerStats")
         at = next(
-            (ch["at"] for ch in reversed(changes)
+            (ch["at"] for ch in reversed(stats["changes"])
              if ch["identity"] == identity and ch["to"] == state),
             None,
         )
-        return {"text": cell.text, "at": at, "now": time.time() * 1000}
+        event = next(
+            (e for e in reversed(stats["events"]) if e["identity"] == identity),
+            None,
+        )
+        return {"text": cell.text, "at": at, "event": event, "now": time.time() * 1000}
 
     def op_click(self, c):
         button = self.d.find_element(

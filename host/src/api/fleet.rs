@@ -116,6 +116,7 @@ pub(crate) fn status_value(state: &ApiState) -> Value {
         "uptime_secs": info.started.elapsed().as_secs(),
         "root": lc.cfg.root,
         "listeners": { "sock": info.sock, "tcp": info.tcp },
+        "dashboard": info.tcp.as_deref().map(|mcp| format!("{}/", mcp.trim_end_matches("/mcp"))),
         "adapters": adapters,
         "adapters_loaded": lc.plugins.reports().iter().filter(|r| r.state == PluginState::Loaded).count(),
         "sessions": store::read_sessions(&lc.cfg).len(),

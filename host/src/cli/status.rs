@@ -42,6 +42,15 @@ fn render(s: &Value) -> String {
     out.push_str(&format!("root:      {}\n", str_of(&s["root"])));
     out.push_str(&format!("socket:    {}\n", str_of(&s["listeners"]["sock"])));
     out.push_str(&format!("tcp:       {}\n", str_of(&s["listeners"]["tcp"])));
+    out.push_str(&format!("dashboard: {}\n", str_of(&s["dashboard"])));
+    out.push_str(&format!(
+        "operator:  {}\n",
+        match &s["operator"] {
+            Value::String(op) => format!("{op} (the dashboard's sends come from it)"),
+            _ => "none (set IAPEER_OPERATOR=<runtime>-<personality> to send from the dashboard)"
+                .into(),
+        }
+    ));
     let adapters: Vec<String> = s["adapters"]
         .as_array()
         .into_iter()

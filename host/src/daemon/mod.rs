@@ -220,11 +220,14 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     )
     .context("cannot write router.json")?;
     crate::errln!(
-        "[iapeerd] READY root={} tick={}s {plugin_summary} tcp={} sock={}",
+        "[iapeerd] READY root={} tick={}s {plugin_summary} tcp={} sock={} dashboard={}",
         cfg.root.display(),
         cli.tick_secs,
         tcp_url.as_deref().unwrap_or("off"),
         bound.sock.display(),
+        tcp_url
+            .as_deref()
+            .map_or("off".into(), |mcp| format!("{}/", mcp.trim_end_matches("/mcp"))),
     );
 
     let mut interval = tokio::time::interval(Duration::from_secs(cli.tick_secs));

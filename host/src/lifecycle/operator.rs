@@ -116,7 +116,8 @@ pub struct RuntimeStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<LastExit>,
     /// Asleep and refused wakes by the crash-loop guard (`start --reset`
-    /// clears it).
+    /// clears it). Only present when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub crash_loop: bool,
 }
 

@@ -17,7 +17,7 @@ const CONFIRM_MS = 4000;
 
 // What tests and benchmarks read: when the fleet was first drawn, each
 // state change as it reached the screen, and script errors.
-window.iapeerStats = { firstFleetMs: null, renders: 0, changes: [], errors: [] };
+window.iapeerStats = { firstFleetMs: null, renders: 0, changes: [], events: [], errors: [] };
 window.addEventListener('error', (e) => window.iapeerStats.errors.push(String(e.message)));
 window.addEventListener('unhandledrejection', (e) => window.iapeerStats.errors.push(String(e.reason)));
 
@@ -94,6 +94,14 @@ function listen() {
     } catch (_) {
       return;
     }
+    const stats = window.iapeerStats;
+    stats.events.push({
+      identity: event.identity || null,
+      ev: event.ev,
+      ts: Date.parse(event.ts),
+      receivedAt: performance.timeOrigin + performance.now(),
+    });
+    if (stats.events.length > 500) stats.events.shift();
     read();
     clearTimeout(ui.followUp);
     ui.followUp = setTimeout(read, FOLLOW_UP_MS);
