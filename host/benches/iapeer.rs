@@ -1022,14 +1022,7 @@ fn bench_panel() {
     std::thread::sleep(Duration::from_millis(500)); // the stream connects
     let mut to_screen = Vec::new();
     for i in 0..11 {
-        let stopped = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-X", "POST", "--unix-socket"])
-            .arg(&sock)
-            .arg(format!("http://x/fleet/v1/peers/p{i}/stop"))
-            .args(["--data", r#"{"runtime":"claude"}"#])
-            .status()
-            .unwrap();
-        assert!(stopped.success());
+        stop_claude_of(&sock, &format!("p{i}"));
         let t = Instant::now();
         let peer = format!("p{i}");
         while !screen().lines().any(|l| {
@@ -1349,14 +1342,7 @@ fn bench_dashboard() {
     let mut to_page = Vec::new();
     for i in 0..11 {
         let identity = format!("claude-p{i}");
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-X", "POST", "--unix-socket"])
-            .arg(&sock)
-            .arg(format!("http://x/fleet/v1/peers/p{i}/stop"))
-            .args(["--data", r#"{"runtime":"claude"}"#])
-            .status()
-            .unwrap();
-        assert!(out.success());
+        stop_claude_of(&sock, &format!("p{i}"));
         let seen = b.cmd(serde_json::json!({
             "op": "wait_state", "identity": identity, "state": "stopped"
         }));
@@ -1370,6 +1356,18 @@ fn bench_dashboard() {
     }
     row("dashboard: event logged -> received by the page", &stats_of(to_page));
     row("dashboard: event logged -> state change on screen", &stats_of(to_screen));
+}
+
+/// `POST /fleet/v1/peers/<peer>/stop` for its claude runtime, from curl.
+fn stop_claude_of(sock: &Path, peer: &str) {
+    let status = std::process::Command::new("curl")
+        .args(["-s", "-f", "-o", "/dev/null", "-X", "POST", "--unix-socket"])
+        .arg(sock)
+        .arg(format!("http://x/fleet/v1/peers/{peer}/stop"))
+        .args(["--data", r#"{"runtime":"claude"}"#])
+        .status()
+        .unwrap();
+    assert!(status.success(), "stop {peer}");
 }
 
 /// Min, median and p99 of samples taken elsewhere.

@@ -149,17 +149,26 @@ async fn snapshot(State(state): State<Arc<ApiState>>) -> Response {
     )
 }
 
-async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String>) -> Response {
-    if !is_valid_personality(&personality) {
-        return error(
+/// The registry record of a peer named in a path, or the error answer.
+fn registered(
+    lc: &crate::lifecycle::Lifecycle,
+    personality: &str,
+) -> Result<crate::registry::PeerRecord, Response> {
+    if !is_valid_personality(personality) {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!("invalid personality {personality:?}"),
-        );
+        ));
     }
+    lc.registered_peer(personality)
+        .map_err(|e| error(lifecycle_status(&e), e.to_string()))
+}
+
+async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String>) -> Response {
     let lc = state.lifecycle();
-    let record = match lc.registered_peer(&personality) {
+    let record = match registered(&lc, &personality) {
         Ok(r) => r,
-        Err(e) => return error(lifecycle_status(&e), e.to_string()),
+        Err(r) => return r,
     };
     let row = {
         let lc = lc.clone();
@@ -199,16 +208,10 @@ async fn pane(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    if !is_valid_personality(&personality) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid personality {personality:?}"),
-        );
-    }
     let lc = state.lifecycle();
-    let record = match lc.registered_peer(&personality) {
+    let record = match registered(&lc, &personality) {
         Ok(r) => r,
-        Err(e) => return error(lifecycle_status(&e), e.to_string()),
+        Err(r) => return r,
     };
     let id = match crate::panelog::log_identity(&lc.cfg, &record, q.runtime.as_deref()) {
         Ok(id) => id,
