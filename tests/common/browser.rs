@@ -1,6 +1,7 @@
 //! A real headless Chromium, driven through `tests/interop/dashboard.py`
 //! (Selenium and Debian's chromedriver), for the dashboard's tests and
 //! benchmark. `.ci/run` installs all three.
+#![allow(dead_code)] // shared by a test and the benchmark; each uses a part
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
