@@ -2,9 +2,9 @@
 //! real headless Chromium against a fleet of fake runtimes, and its gates
 //! with curl. Screenshots land in `target/test-artifacts/dashboard/`.
 
-mod common;
 #[path = "common/browser.rs"]
 mod browser;
+mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -72,15 +72,17 @@ fn the_dashboard_in_a_real_browser() {
     let _ = std::fs::remove_dir_all(&shots);
     let mut b = Browser::open(&python, &repo, &format!("{}/", d.tcp), &shots);
 
-    // The token, once: the form sets the session cookie.
+    // The page asks for the token, keeps it in the tab, and shows the fleet.
     b.cmd(json!({"op": "login", "token": TOKEN, "screenshot": "00-token"}));
     let loaded = b.cmd(json!({"op": "load"}));
     assert_eq!(loaded["rows"], 3, "{loaded}");
     eprintln!("first fleet frame: {} ms", loaded["first_fleet_ms"]);
     b.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "asleep"}));
-    wait_until("the event stream to connect", Duration::from_secs(10), || {
-        b.cmd(json!({"op": "text", "id": "stream"}))["text"] == "events: live"
-    });
+    wait_until(
+        "the event stream to connect",
+        Duration::from_secs(10),
+        || b.cmd(json!({"op": "text", "id": "stream"}))["text"] == "events: live",
+    );
     b.cmd(json!({"op": "screenshot", "name": "01-loaded"}));
 
     // A message from another peer wakes bob: the row turns live by itself.
@@ -109,12 +111,37 @@ fn the_dashboard_in_a_real_browser() {
     b.cmd(json!({"op": "click", "identity": "claude-bob", "verb": "start"}));
     b.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "asleep"}));
 
-    // `new` asks first: one press only arms it.
+    // A filter that hides the selected row moves the selection to a row in
+    // view: keys never act on a hidden peer.
+    let filter = |text: &str| {
+        format!(
+            "const f = document.getElementById('filter'); f.value = {text:?}; \
+             f.dispatchEvent(new Event('input')); \
+             const s = document.querySelector('#rows tr.selected'); \
+             return s ? s.dataset.identity : null;"
+        )
+    };
+    b.cmd(json!({"op": "keys", "identity": "claude-bob", "keys": "j"}));
+    let moved = b.cmd(json!({"op": "script", "js": filter("carol")}));
+    assert_eq!(moved["value"], "claude-carol", "{moved}");
+    let none = b.cmd(json!({"op": "script", "js": filter("nobody")}));
+    assert_eq!(none["value"], json!(null), "{none}");
+    b.cmd(json!({"op": "script", "js": filter("")}));
+
+    // `new` asks first: one press only arms it, and a held key (a repeat)
+    // does not confirm it.
     b.cmd(json!({"op": "click", "identity": "claude-bob", "verb": "new"}));
     let armed = b.cmd(json!({"op": "text", "id": "status"}));
     assert!(
         armed["text"].as_str().unwrap().contains("press new again"),
         "{armed}"
+    );
+    b.cmd(json!({"op": "script", "js":
+        "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'n', repeat: true}));"}));
+    let still = b.cmd(json!({"op": "text", "id": "status"}));
+    assert!(
+        still["text"].as_str().unwrap().contains("press new again"),
+        "{still}"
     );
     assert!(!f.is_live("claude-bob"), "one press does nothing yet");
     b.cmd(json!({"op": "click", "identity": "claude-bob", "verb": "new"}));
@@ -136,7 +163,8 @@ fn the_dashboard_in_a_real_browser() {
     // Its pane tail shows what its terminal showed.
     wait_until("carol's pane tail", Duration::from_secs(15), || {
         let pane = b.cmd(json!({"op": "text", "id": "pane"}))["text"].clone();
-        pane.as_str().is_some_and(|p| p.contains("hello from the dashboard"))
+        pane.as_str()
+            .is_some_and(|p| p.contains("hello from the dashboard"))
     });
     b.cmd(json!({"op": "screenshot", "name": "04-carol-sent"}));
 
@@ -159,62 +187,61 @@ fn the_dashboard_in_a_real_browser() {
     let console = b.cmd(json!({"op": "console"}));
     let errors = console["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{console}");
-    assert!(errors[0]["message"].as_str().unwrap().contains("/fleet/v1/send"));
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/fleet/v1/send")
+    );
     b.cmd(json!({"op": "screenshot", "name": "05-end"}));
 }
 
-/// The gates, with curl: the token page, the session cookie (per port, not
-/// the token), the daemon's own origin allowed and every other refused,
-/// and the page's own security headers.
+/// The gates, with curl: the page is open (it holds no data), the API
+/// behind it needs the token, the daemon's own origin may act and no other
+/// may, and the page's own security headers.
 #[test]
 fn the_dashboard_gates() {
     let (f, _) = fleet();
     let d = f.start_daemon(&[]);
-    let port = d.tcp.rsplit(':').next().unwrap().to_string();
     let url = |p: &str| format!("{}{p}", d.tcp);
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let origin = format!("Origin: {}", d.tcp);
 
     let page = curl(&[&url("/")]);
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("name=\"token\""), "{}", page.body);
-    assert!(page.headers.contains("content-security-policy: default-src 'none'"));
+    assert!(page.body.contains("id=\"token-form\""), "{}", page.body);
+    assert!(
+        page.headers
+            .contains("content-security-policy: default-src 'none'")
+    );
     assert!(page.headers.contains("x-frame-options: deny"));
+    assert!(!page.headers.contains("set-cookie"), "no cookies at all");
+    // A link from another site may open the page, but not the API.
+    let linked = curl(&[&url("/"), "-H", "Sec-Fetch-Site: cross-site"]);
+    assert_eq!(linked.status, 200);
     let js = curl(&[&url("/assets/app.js")]);
     assert_eq!(js.status, 200, "the assets carry no data");
     assert!(js.headers.contains("content-type: text/javascript"));
+    let wrong_method = curl(&[&url("/"), "-X", "POST"]);
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.json()["error"].is_string());
     assert_eq!(curl(&[&url("/fleet/v1/snapshot")]).status, 401);
 
-    let wrong = curl(&[&url("/login"), "--data", "token=nope"]);
-    assert_eq!(wrong.status, 401);
-    assert!(wrong.body.contains("not the daemon&#39;s token") || wrong.body.contains("not the daemon's token"));
-    let origin = format!("Origin: {}", d.tcp);
-    let right = curl(&[&url("/login"), "-H", &origin, "--data", &format!("token={TOKEN}")]);
-    assert_eq!(right.status, 303, "{right:?}");
-    let set_cookie = right
-        .headers
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .expect("a session cookie")
-        .to_string();
-    assert!(set_cookie.contains("httponly") && set_cookie.contains("samesite=strict"));
-    assert!(!set_cookie.contains(TOKEN), "the cookie is not the token");
-    let cookie_pair = set_cookie.split(';').next().unwrap().to_string();
-    assert!(cookie_pair.starts_with(&format!("iapeer_session_{port}=")));
-    // The headers were lower-cased by the helper; the value is hex.
-    let cookie = format!("Cookie: {cookie_pair}");
-
-    assert_eq!(curl(&[&url("/"), "-H", &cookie]).status, 200);
-    let snap = curl(&[&url("/fleet/v1/snapshot"), "-H", &cookie]);
+    let snap = curl(&[&url("/fleet/v1/snapshot"), "-H", &bearer]);
     assert_eq!(snap.status, 200);
     assert_eq!(snap.json()["host"]["operator"], "claude-alice");
-    // The page's own origin may act; no other may, cookie or not.
+    assert_eq!(snap.json()["host"]["dashboard"], format!("{}/", d.tcp));
+    // The page's own origin may act; no other may, token or not.
     let stop = curl(&[
         &url("/fleet/v1/peers/bob/stop"),
         "-X",
         "POST",
         "-H",
-        &cookie,
+        &bearer,
         "-H",
         &origin,
+        "-H",
+        "Sec-Fetch-Site: same-origin",
     ]);
     assert_eq!(stop.status, 200, "{stop:?}");
     for other in [
@@ -222,23 +249,20 @@ fn the_dashboard_gates() {
         "Origin: http://evil.example",
         "Origin: null",
         "Sec-Fetch-Site: cross-site",
+        "Sec-Fetch-Site: same-site",
     ] {
         let r = curl(&[
             &url("/fleet/v1/peers/bob/start"),
             "-X",
             "POST",
             "-H",
-            &cookie,
+            &bearer,
             "-H",
             other,
         ]);
         assert_eq!(r.status, 403, "{other}: {r:?}");
     }
-    // Another port's cookie is not this daemon's session.
-    let elsewhere = cookie.replace(&format!("iapeer_session_{port}="), "iapeer_session_1=");
-    assert_eq!(curl(&[&url("/fleet/v1/snapshot"), "-H", &elsewhere]).status, 401);
-    // The token itself still works as a bearer, and the pane tail answers.
-    let bearer = format!("Authorization: Bearer {TOKEN}");
+    // The pane tail answers, bounded, and never through a planted link.
     let pane = curl(&[&url("/fleet/v1/peers/bob/pane?lines=5"), "-H", &bearer]);
     assert_eq!(pane.status, 200, "{pane:?}");
     assert_eq!(pane.json()["identity"], "claude-bob");
@@ -246,11 +270,44 @@ fn the_dashboard_gates() {
     assert_eq!(bad.status, 400, "{bad:?}");
     let unknown = curl(&[&url("/fleet/v1/peers/nobody/pane"), "-H", &bearer]);
     assert_eq!(unknown.status, 404, "{unknown:?}");
+    let panes = f.root.join("logs/iapeer/panes");
+    std::fs::create_dir_all(&panes).unwrap();
+    let secret = f.dir.path().join("secret.txt");
+    std::fs::write(&secret, "not for the dashboard\n").unwrap();
+    std::os::unix::fs::symlink(&secret, panes.join("claude-carol.log")).unwrap();
+    let linked = curl(&[&url("/fleet/v1/peers/carol/pane"), "-H", &bearer]).json();
+    assert_eq!(linked["lines"], json!([]), "{linked}");
+    assert!(
+        linked["note"].as_str().unwrap().contains("symbolic link"),
+        "{linked}"
+    );
     // Operator verbs are events: the stop above is in the lifecycle log.
     let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
     assert!(
-        log.lines()
-            .any(|l| l.contains("ev=operator") && l.contains("verb=stop") && l.contains("identity=claude-bob")),
+        log.lines().any(|l| l.contains("ev=operator")
+            && l.contains("verb=stop")
+            && l.contains("identity=claude-bob")),
         "{log}"
+    );
+}
+
+/// A wrong IAPEER_OPERATOR is named as wrong (status and the page), not
+/// reported as unset.
+#[test]
+fn a_wrong_operator_is_named() {
+    let f = Fleet::new().with_env("IAPEER_OPERATOR", "claude-nobody");
+    f.register("bob", "claude", &[]);
+    let d = f.start_daemon(&[]);
+    let status = d.get("/fleet/v1/status").json();
+    assert_eq!(status["operator"], json!(null));
+    let problem = status["operator_problem"].as_str().unwrap();
+    assert!(
+        problem.contains("\"nobody\" is not a registered peer"),
+        "{problem}"
+    );
+    let printed = f.ok(&["status"]);
+    assert!(
+        printed.contains("operator:  none: IAPEER_OPERATOR="),
+        "{printed}"
     );
 }

@@ -1009,11 +1009,25 @@ fn bench_panel() {
         .collect();
     daemon_env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
     let (_daemon, sock, _) = start_daemon(&daemon_env, &root);
-    let mut argv = vec!["new-session", "-d", "-s", "live", "-x", "120", "-y", "40", "--", "env", "-i"];
+    let mut argv = vec![
+        "new-session",
+        "-d",
+        "-s",
+        "live",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "--",
+        "env",
+        "-i",
+    ];
     argv.extend(env.iter().map(String::as_str));
     argv.extend([exe, "list"]);
     assert!(tmux(&argv).status.success());
-    let screen = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "live"]).stdout).into_owned();
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "live"]).stdout).into_owned()
+    };
     let started = Instant::now();
     while !screen().contains("400 runtimes") {
         assert!(started.elapsed() < Duration::from_secs(30), "no frame");
@@ -1027,9 +1041,14 @@ fn bench_panel() {
         let peer = format!("p{i}");
         while !screen().lines().any(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            words.contains(&peer.as_str()) && words.contains(&"claude") && words.contains(&"stopped")
+            words.contains(&peer.as_str())
+                && words.contains(&"claude")
+                && words.contains(&"stopped")
         }) {
-            assert!(t.elapsed() < Duration::from_secs(10), "{peer} never showed stopped");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{peer} never showed stopped"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         if i > 0 {
@@ -1333,7 +1352,10 @@ fn bench_dashboard() {
         }
     }
     b.cmd(serde_json::json!({"op": "screenshot", "name": "200-peers"}));
-    row("dashboard: navigation to first painted fleet, 200 peers", &stats_of(paints));
+    row(
+        "dashboard: navigation to first painted fleet, 200 peers",
+        &stats_of(paints),
+    );
 
     // Each run stops an asleep peer from outside (curl on the socket) and
     // waits for its row; the page records the event's arrival and the
@@ -1350,12 +1372,22 @@ fn bench_dashboard() {
         assert_eq!(event["ev"], "operator", "{seen}");
         let logged = event["ts"].as_f64().unwrap();
         if i > 0 {
-            to_page.push(ms(&serde_json::json!(event["receivedAt"].as_f64().unwrap() - logged)));
-            to_screen.push(ms(&serde_json::json!(seen["at"].as_f64().unwrap() - logged)));
+            to_page.push(ms(&serde_json::json!(
+                event["receivedAt"].as_f64().unwrap() - logged
+            )));
+            to_screen.push(ms(&serde_json::json!(
+                seen["at"].as_f64().unwrap() - logged
+            )));
         }
     }
-    row("dashboard: event logged -> received by the page", &stats_of(to_page));
-    row("dashboard: event logged -> state change on screen", &stats_of(to_screen));
+    row(
+        "dashboard: event logged -> received by the page",
+        &stats_of(to_page),
+    );
+    row(
+        "dashboard: event logged -> state change on screen",
+        &stats_of(to_screen),
+    );
 }
 
 /// `POST /fleet/v1/peers/<peer>/stop` for its claude runtime, from curl.

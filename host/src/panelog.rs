@@ -127,7 +127,7 @@ const TAIL_READ_BYTES: u64 = 256 << 10;
 /// (escape sequences stripped), for the panel and the dashboard.
 pub fn tail(cfg: &Config, id: &Identity, max_lines: usize) -> io::Result<Vec<String>> {
     use std::io::{Seek, SeekFrom};
-    let mut file = crate::fsutil::open_regular_for_read(&path(cfg, id))?;
+    let mut file = crate::fsutil::open_state_for_read(&path(cfg, id))?;
     let len = file.metadata()?.len();
     let start = len.saturating_sub(TAIL_READ_BYTES);
     file.seek(SeekFrom::Start(start))?;
@@ -135,7 +135,7 @@ pub fn tail(cfg: &Config, id: &Identity, max_lines: usize) -> io::Result<Vec<Str
     file.take(TAIL_READ_BYTES).read_to_end(&mut bytes)?;
     let text = strip_terminal(&String::from_utf8_lossy(&bytes));
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    if start > 0 && !lines.is_empty() {
+    if start > 0 && lines.len() > 1 {
         lines.remove(0); // cut mid-line
     }
     let keep = lines.len().saturating_sub(max_lines);
@@ -158,10 +158,16 @@ pub fn strip_terminal(raw: &str) -> String {
                         }
                     }
                 }
-                // OSC / DCS / …: up to BEL or ST (ESC \).
+                // OSC / DCS / …: up to BEL or ST (ESC \). A newline ends
+                // one too: an unterminated title must not swallow the rest
+                // of the log.
                 Some(']' | 'P' | 'X' | '^' | '_') => {
                     while let Some(c) = chars.next() {
                         if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\n' {
+                            out.push(c);
                             break;
                         }
                         if c == '\u{1b}' && chars.peek() == Some(&'\\') {
@@ -177,11 +183,17 @@ pub fn strip_terminal(raw: &str) -> String {
                 _ => {}
             },
             '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
+            c if c.is_control() || is_bidi_control(c) => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// Bidirectional overrides and isolates: text that reads differently from
+/// what it is (a log must not reorder itself on screen).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
 #[cfg(test)]
@@ -209,6 +221,9 @@ mod tests {
         let raw =
             "\u{1b}[2J\u{1b}[H\u{1b}[1;32mhello\u{1b}[0m\r\n\u{1b}]0;title\u{7}world\u{1b}(B!\u{7}";
         assert_eq!(strip_terminal(raw), "hello\nworld!");
+        // An unterminated OSC ends at the line; bidi overrides go.
+        let raw = "a\u{1b}]0;never ends\nafter\u{202e}txt\u{2066}\n";
+        assert_eq!(strip_terminal(raw), "a\naftertxt\n");
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub fn driver_python(repo: &Path) -> Result<PathBuf, String> {
         return Err(format!("no Selenium in {}", python.display()));
     }
     for (what, names) in [
-        ("chromium", &["chromium", "chromium-browser", "google-chrome"][..]),
+        (
+            "chromium",
+            &["chromium", "chromium-browser", "google-chrome"][..],
+        ),
         ("chromedriver", &["chromedriver"][..]),
     ] {
         let found = names.iter().any(|n| {

@@ -6,7 +6,8 @@ Debian's chromedriver), for tests/dashboard.rs and `cargo bench -- dashboard`.
 Reads one JSON command per line on stdin and answers each with one JSON
 line on stdout ({"ok": true, ...} or {"ok": false, "error": "..."}):
 
-    {"op": "login", "token": T}                  open URL, fill in the token form
+    {"op": "login", "token": T}                  open URL, give the token it asks for
+    {"op": "script", "js": JS}                   run JS in the page, its value
     {"op": "load"}                               open URL, wait for the table
     {"op": "wait_state", "identity": I, "state": S, "timeout": T}
     {"op": "click", "identity": I, "verb": V}    press a row's button
@@ -88,16 +89,27 @@ class Driver:
             time.sleep(0.005)
 
     def op_login(self, c):
+        """Opens the page, which asks for the token; gives it."""
         self.d.get(self.url)
         box = self.until(
-            "the token form", 10, lambda: self.d.find_elements(By.ID, "token")
+            "the token form",
+            10,
+            lambda: [b for b in self.d.find_elements(By.ID, "token") if b.is_displayed()],
         )[0]
         if c.get("screenshot"):
             self.op_screenshot({"name": c["screenshot"]})
         box.send_keys(c["token"])
         box.submit()
-        self.until("the dashboard", 10, lambda: self.d.find_elements(By.ID, "rows"))
+        self.until(
+            "the fleet table",
+            10,
+            lambda: self.d.execute_script("return window.iapeerStats.firstFleetMs"),
+        )
         return {}
+
+    def op_script(self, c):
+        """Runs `js` in the page; its return value."""
+        return {"value": self.d.execute_script(c["js"])}
 
     def op_load(self, c):
         self.d.get(self.url)

@@ -49,7 +49,7 @@ fn event_json(log: EventLog, line: &str) -> Option<Value> {
 
 /// The newest complete lines of a log, at most `RECENT_BYTES` back.
 fn tail_lines(path: &std::path::Path) -> Vec<String> {
-    let Ok(mut f) = crate::fsutil::open_regular_for_read(path) else {
+    let Ok(mut f) = crate::fsutil::open_state_for_read(path) else {
         return Vec::new();
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -154,7 +154,7 @@ impl LogTail {
 
     /// The complete lines of `path` past the offset, as events.
     fn read_from(&mut self, path: &std::path::Path) -> Vec<Value> {
-        let Ok(mut f) = crate::fsutil::open_regular_for_read(path) else {
+        let Ok(mut f) = crate::fsutil::open_state_for_read(path) else {
             return Vec::new();
         };
         if f.seek(SeekFrom::Start(self.offset)).is_err() {
@@ -177,17 +177,26 @@ impl LogTail {
 
 /// Wakes the event streams as soon as an event log in the log dir
 /// changes (inotify through `notify`), so an event reaches a subscriber in
-/// milliseconds rather than at the next poll.
+/// milliseconds rather than at the next poll. The watch follows the log
+/// dir by identity: a dir replaced under the same name is watched anew.
 pub(crate) struct LogWatch {
-    changed: tokio::sync::watch::Receiver<u64>,
-    _watcher: notify::RecommendedWatcher,
+    dir: PathBuf,
+    names: Arc<Vec<std::ffi::OsString>>,
+    changed: tokio::sync::watch::Sender<u64>,
+    armed: std::sync::Mutex<Option<Armed>>,
+}
+
+/// The watcher on one log dir (`None` when it could not be set up: that
+/// dir is then polled, and not tried again until it is replaced).
+struct Armed {
+    dev: u64,
+    ino: u64,
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl LogWatch {
-    /// `None` when the log dir cannot be watched: the streams then poll.
-    pub(crate) fn start(cfg: &Config) -> Option<LogWatch> {
-        use notify::Watcher;
-        let names: Vec<std::ffi::OsString> = EventLog::ALL
+    pub(crate) fn new(cfg: &Config) -> LogWatch {
+        let names = EventLog::ALL
             .iter()
             .flat_map(|&log| {
                 let path = log.path(cfg);
@@ -197,48 +206,74 @@ impl LogWatch {
                 [name, rotated]
             })
             .collect();
-        let (tx, changed) = tokio::sync::watch::channel(0u64);
-        let on_event = move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            let concerns_a_log = !event.kind.is_access()
-                && event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)));
-            if concerns_a_log {
-                tx.send_modify(|n| *n = n.wrapping_add(1));
-            }
+        LogWatch {
+            dir: cfg.log_dir.clone(),
+            names: Arc::new(names),
+            changed: tokio::sync::watch::channel(0u64).0,
+            armed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Sets the watch up if there is none yet or the log dir was replaced
+    /// since (one `stat` when nothing changed). A missing dir is polled.
+    pub(crate) fn ensure(&self) {
+        let Ok(meta) = std::fs::metadata(&self.dir) else {
+            return;
         };
-        let mut watcher = notify::recommended_watcher(on_event)
-            .inspect_err(|e| tracing::warn!("cannot watch the event logs ({e}); polling them"))
-            .ok()?;
-        crate::fsutil::ensure_private_dir(&cfg.log_dir).ok()?;
-        watcher
-            .watch(&cfg.log_dir, notify::RecursiveMode::NonRecursive)
-            .inspect_err(|e| tracing::warn!("cannot watch the event logs ({e}); polling them"))
-            .ok()?;
-        Some(LogWatch {
-            changed,
+        let mut armed = self
+            .armed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if armed
+            .as_ref()
+            .is_some_and(|a| a.dev == meta.dev() && a.ino == meta.ino())
+        {
+            return;
+        }
+        let watcher = self
+            .arm()
+            .inspect_err(|e| {
+                tracing::warn!(dir = %self.dir.display(), "cannot watch the event logs ({e}); polling them");
+            })
+            .ok();
+        *armed = Some(Armed {
+            dev: meta.dev(),
+            ino: meta.ino(),
             _watcher: watcher,
-        })
+        });
+    }
+
+    fn arm(&self) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let names = self.names.clone();
+        let tx = self.changed.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                let concerns_a_log = !event.kind.is_access()
+                    && event
+                        .paths
+                        .iter()
+                        .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)));
+                if concerns_a_log {
+                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            })?;
+        watcher.watch(&self.dir, notify::RecursiveMode::NonRecursive)?;
+        Ok(watcher)
     }
 
     /// A receiver that sees every later change.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        let mut rx = self.changed.clone();
-        rx.mark_unchanged();
-        rx
+        self.changed.subscribe()
     }
 }
 
-/// Waits for a change the watcher saw (forever without a watcher).
-async fn log_changed(rx: &mut Option<tokio::sync::watch::Receiver<u64>>) {
-    if let Some(r) = rx
-        && r.changed().await.is_ok()
-    {
-        return;
+/// Waits for a change the watcher saw.
+async fn log_changed(rx: &mut tokio::sync::watch::Receiver<u64>) {
+    if rx.changed().await.is_err() {
+        std::future::pending().await
     }
-    std::future::pending().await
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,7 +308,9 @@ pub(super) async fn stream(
         .collect();
     let shutdown = state.shutdown.clone();
     let heartbeat = state.info.heartbeat;
-    let mut changed = state.log_watch().map(LogWatch::subscribe);
+    state.log_watch.ensure();
+    let mut changed = state.log_watch.subscribe();
+    let state = state.clone();
     let stream = async_stream(move |tx| async move {
         let _permit = permit; // held while the stream lives
         let _ = tx.send(Event::default().comment("connected")).await;
@@ -287,7 +324,7 @@ pub(super) async fn stream(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tx.closed() => return,
-                _ = tick.tick() => {}
+                _ = tick.tick() => state.log_watch.ensure(),
                 _ = log_changed(&mut changed) => {}
             }
             let mut fresh: Vec<Value> = tails.iter_mut().flat_map(LogTail::poll).collect();

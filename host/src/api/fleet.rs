@@ -103,6 +103,7 @@ pub(crate) fn status_value(state: &ApiState) -> Value {
             })
         })
         .collect();
+    let operator = operator_sender(&lc);
     let last_tick = info
         .last_tick
         .lock()
@@ -121,7 +122,8 @@ pub(crate) fn status_value(state: &ApiState) -> Value {
         "adapters_loaded": lc.plugins.reports().iter().filter(|r| r.state == PluginState::Loaded).count(),
         "sessions": store::read_sessions(&lc.cfg).len(),
         "tick_secs": info.tick_secs,
-        "operator": operator_sender(&lc).ok().map(|id| id.to_string()),
+        "operator": operator.as_ref().ok().map(|id| id.to_string()),
+        "operator_problem": operator.err(),
         "last_tick": last_tick,
     })
 }
@@ -218,12 +220,24 @@ async fn pane(
         Err(e) => return error(lifecycle_status(&e), e.to_string()),
     };
     let lines = q.lines.clamp(1, MAX_PANE_LINES);
-    let (lines, note) = match crate::panelog::tail(&lc.cfg, &id, lines) {
+    // File reads and the escape stripping run off the async workers.
+    let tail = {
+        let (cfg, id) = (lc.cfg.clone(), id.clone());
+        tokio::task::spawn_blocking(move || crate::panelog::tail(&cfg, &id, lines)).await
+    };
+    let tail = match tail {
+        Ok(t) => t,
+        Err(e) => return panicked(e),
+    };
+    let (lines, note) = match tail {
         Ok(l) => (l, None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             (Vec::new(), Some(format!("no pane log for {id} yet")))
         }
-        Err(e) => (Vec::new(), Some(format!("cannot read the pane log of {id}: {e}"))),
+        Err(e) => (
+            Vec::new(),
+            Some(format!("cannot read the pane log of {id}: {e}")),
+        ),
     };
     json(
         StatusCode::OK,
@@ -387,19 +401,32 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
 }
 
 /// Without `from`, the operator speaks: `IAPEER_OPERATOR`, else the
-/// registry's one natural (human-facing) peer.
+/// registry's one natural (human-facing) peer. The error says which
+/// setting is wrong, so the dashboard can show it.
 pub(crate) fn operator_sender(lc: &crate::lifecycle::Lifecycle) -> Result<Identity, String> {
-    if let Some(op) = &lc.cfg.operator {
-        return Identity::parse(op).map_err(|_| {
-            format!("IAPEER_OPERATOR={op:?} is not an identity (<runtime>-<personality>)")
-        });
-    }
     let registry = lc.registry().map_err(|e| e.to_string())?;
-    route::natural_sender(&registry).ok_or_else(|| {
-        "no sender: set IAPEER_OPERATOR (<runtime>-<personality>) or pass \"from\"; \
-         there is not exactly one natural peer to default to"
-            .to_string()
-    })
+    let Some(op) = &lc.cfg.operator else {
+        return route::natural_sender(&registry).ok_or_else(|| {
+            "no sender: set IAPEER_OPERATOR (<runtime>-<personality>) or pass \"from\"; \
+             there is not exactly one natural peer to default to"
+                .to_string()
+        });
+    };
+    let id = Identity::parse(op).map_err(|_| {
+        format!("IAPEER_OPERATOR={op:?} is not an identity (<runtime>-<personality>)")
+    })?;
+    match registry.find(id.personality().as_str()) {
+        None => Err(format!(
+            "IAPEER_OPERATOR={op:?}: {:?} is not a registered peer",
+            id.personality().as_str()
+        )),
+        Some(peer) if !peer.declares(id.runtime().as_str()) => Err(format!(
+            "IAPEER_OPERATOR={op:?}: {:?} does not declare the runtime {:?}",
+            id.personality().as_str(),
+            id.runtime().as_str()
+        )),
+        Some(_) => Ok(id),
+    }
 }
 
 fn default_sender(lc: &crate::lifecycle::Lifecycle) -> Result<Identity, Response> {

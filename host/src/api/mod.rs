@@ -6,13 +6,15 @@
 //!
 //! Gates, outermost first: a loopback `Host` on TCP (DNS rebinding), no
 //! cross-origin browser request (only the dashboard's own origin may send
-//! an `Origin`), the optional bearer token (or the dashboard's session
-//! cookie), and a body size cap.
+//! an `Origin`; anyone may load the page's static files), the optional
+//! bearer token, and a body size cap.
 
 mod dashboard;
 mod events;
 mod fleet;
 mod mcp;
+
+pub(crate) use fleet::operator_sender;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -74,32 +76,25 @@ pub(crate) struct ApiState {
     /// Open event streams, bounded: they never end on their own, and they
     /// share the listeners' connection cap with every request.
     pub event_streams: Arc<tokio::sync::Semaphore>,
-    /// Started with the first event stream; `None` inside when the logs
-    /// cannot be watched.
-    log_watch: std::sync::OnceLock<Option<events::LogWatch>>,
+    /// Wakes the event streams when the logs change.
+    log_watch: events::LogWatch,
 }
 
 impl ApiState {
     pub fn new(lifecycle: Arc<Lifecycle>, info: DaemonInfo, shutdown: CancellationToken) -> Self {
         ApiState {
+            log_watch: events::LogWatch::new(&lifecycle.cfg),
             lifecycle: RwLock::new(lifecycle),
             info,
             shutdown,
             tasks: TaskTracker::new(),
             reloader: std::sync::OnceLock::new(),
             event_streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
-            log_watch: std::sync::OnceLock::new(),
         }
     }
 
     pub fn set_reloader(&self, r: crate::daemon::Reloader) {
         let _ = self.reloader.set(r);
-    }
-
-    fn log_watch(&self) -> Option<&events::LogWatch> {
-        self.log_watch
-            .get_or_init(|| events::LogWatch::start(&self.lifecycle().cfg))
-            .as_ref()
     }
 
     pub fn reloader(&self) -> Option<&crate::daemon::Reloader> {
@@ -150,8 +145,8 @@ pub(crate) fn router(state: Arc<ApiState>, listener: Listener) -> Router {
     let mcp = Router::new()
         .fallback_service(mcp::service(state.clone()))
         .layer(middleware::from_fn(mcp::parse_gate));
-    // The dashboard's page and login form answer without the token (the
-    // page asks for it); everything else is behind the bearer gate.
+    // The dashboard's static files answer without the token (the page asks
+    // for it); everything else is behind the bearer gate.
     let gated = Router::new()
         .nest("/mcp", mcp)
         .nest("/fleet/v1", fleet::routes())
@@ -183,7 +178,7 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-async fn method_not_allowed() -> Response {
+pub(super) async fn method_not_allowed() -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
 }
 
@@ -230,9 +225,8 @@ fn too_large(e: &axum::Error) -> bool {
     false
 }
 
-/// With `IAPEER_BEARER_TOKEN` set, every request carries it, or the
-/// dashboard's session cookie (the reference's 401: `www-authenticate:
-/// Bearer` and a JSON-RPC error body).
+/// With `IAPEER_BEARER_TOKEN` set, every request carries it (the
+/// reference's 401: `www-authenticate: Bearer` and a JSON-RPC error body).
 async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     let lc = state.lifecycle();
     let Some(token) = lc.cfg.bearer_token.as_deref() else {
@@ -246,9 +240,7 @@ async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Nex
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim());
-    if constant_time_eq(presented.as_bytes(), token.as_bytes())
-        || dashboard::has_session(req.headers(), token)
-    {
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return next.run(req).await;
     }
     let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized"}}"#;
@@ -269,7 +261,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// (every `POST`, every cross-origin request) and `Sec-Fetch-Site`; curl,
 /// SDK clients and agents send neither.
 async fn refuse_cross_origin(listener: Listener, req: Request, next: Next) -> Response {
-    if same_origin_or_none(listener, req.headers()) {
+    // The page's files hold no data: a link from elsewhere may open them.
+    if same_origin_or_none(listener, req.headers())
+        || dashboard::is_page_read(req.method(), req.uri().path())
+    {
         next.run(req).await
     } else {
         error(
@@ -379,7 +374,10 @@ mod tests {
         };
         let tcp = Listener::Tcp;
         assert!(same_origin_or_none(tcp, &h(&[("host", "127.0.0.1:8765")])));
-        let own = h(&[("host", "127.0.0.1:8765"), ("origin", "http://127.0.0.1:8765")]);
+        let own = h(&[
+            ("host", "127.0.0.1:8765"),
+            ("origin", "http://127.0.0.1:8765"),
+        ]);
         assert!(same_origin_or_none(tcp, &own));
         assert!(!same_origin_or_none(Listener::Unix, &own));
         for origin in [

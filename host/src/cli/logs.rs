@@ -50,7 +50,7 @@ fn render(bytes: &[u8], raw: bool) -> String {
 
 pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
     let (id, path) = log_path(cfg, &a)?;
-    let Ok(mut file) = crate::fsutil::open_regular_for_read(&path) else {
+    let Ok(mut file) = crate::fsutil::open_state_for_read(&path) else {
         bail!(
             "{}: no pane log for {id} yet (at {})",
             a.peer,
@@ -89,7 +89,7 @@ pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
         read_from(&mut file, offset, &mut pending)?;
         if rotated {
             inode = meta.ino();
-            file = crate::fsutil::open_regular_for_read(&path)?;
+            file = crate::fsutil::open_state_for_read(&path)?;
             read_from(&mut file, 0, &mut pending)?;
         }
         offset = file.stream_position()?;

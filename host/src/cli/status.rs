@@ -45,10 +45,10 @@ fn render(s: &Value) -> String {
     out.push_str(&format!("dashboard: {}\n", str_of(&s["dashboard"])));
     out.push_str(&format!(
         "operator:  {}\n",
-        match &s["operator"] {
-            Value::String(op) => format!("{op} (the dashboard's sends come from it)"),
-            _ => "none (set IAPEER_OPERATOR=<runtime>-<personality> to send from the dashboard)"
-                .into(),
+        match (&s["operator"], &s["operator_problem"]) {
+            (Value::String(op), _) => format!("{op} (the dashboard's sends come from it)"),
+            (_, Value::String(problem)) => format!("none: {problem}"),
+            _ => "none".into(),
         }
     ));
     let adapters: Vec<String> = s["adapters"]

@@ -192,6 +192,11 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         shutdown.clone(),
     ));
 
+    if cfg.operator.is_some()
+        && let Err(problem) = api::operator_sender(&state.lifecycle())
+    {
+        tracing::warn!("{problem}: the dashboard cannot send until it is fixed");
+    }
     let reloader = reload::spawn(cfg.clone(), state.clone(), kick.clone(), shutdown.clone());
     state.set_reloader(reloader.clone());
     let _watcher = reload::watch(&cfg.plugin_dirs, reloader.clone());
@@ -225,9 +230,10 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         cli.tick_secs,
         tcp_url.as_deref().unwrap_or("off"),
         bound.sock.display(),
-        tcp_url
-            .as_deref()
-            .map_or("off".into(), |mcp| format!("{}/", mcp.trim_end_matches("/mcp"))),
+        tcp_url.as_deref().map_or("off".into(), |mcp| format!(
+            "{}/",
+            mcp.trim_end_matches("/mcp")
+        )),
     );
 
     let mut interval = tokio::time::interval(Duration::from_secs(cli.tick_secs));

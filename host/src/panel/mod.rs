@@ -324,7 +324,11 @@ fn act(lc: &Arc<Lifecycle>, tx: &Sender<Msg>, action: Action, row: Row) -> Strin
                     .map_err(|e| e.to_string())
             }),
             Action::Stop => verb_rows(block_on(lc.stop(peers))),
-            Action::Start => verb_rows(Ok(lc.start(peers, false))),
+            // Starting a crash-looping row means "try again": its deaths
+            // are forgotten (as `start --reset`).
+            Action::Start => verb_rows(Ok(
+                lc.start(peers, row.state == model::RowState::CrashLooping)
+            )),
             Action::New => block_on(lc.new_session(&row.personality, Some(&row.runtime)))
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()))

@@ -14,6 +14,10 @@ const FOLLOW_UP_MS = 300;
 const SAFETY_MS = 2000;
 /// How long a pressed `new` waits for its confirming press.
 const CONFIRM_MS = 4000;
+/// The event stream's reconnect wait: doubled per failure, up to the max.
+const RETRY_MS = 500;
+const RETRY_MAX_MS = 10000;
+const TOKEN_KEY = 'iapeer-token';
 
 // What tests and benchmarks read: when the fleet was first drawn, each
 // state change as it reached the screen, and script errors.
@@ -33,12 +37,21 @@ const ui = {
   again: false,
   armed: null, // { identity, timer } for `new`
   followUp: null,
+  pane: { reading: false, again: false },
+  stream: null, // the AbortController of the open event stream
+  following: false,
+  askingToken: false,
 };
 
 // ---- talking to the daemon --------------------------------------------------
 
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 async function call(method, path, body) {
-  const init = { method, headers: {}, credentials: 'same-origin', cache: 'no-store' };
+  const init = { method, headers: authHeaders(), cache: 'no-store' };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -49,10 +62,7 @@ async function call(method, path, body) {
   } catch (e) {
     return { ok: false, status: 0, data: { error: `the daemon does not answer (${e.message})` } };
   }
-  if (response.status === 401) {
-    // The session ended (a new token, a restarted browser): ask again.
-    window.location.reload();
-  }
+  if (response.status === 401) askToken();
   let data = null;
   try {
     data = await response.json();
@@ -60,6 +70,35 @@ async function call(method, path, body) {
     data = { error: `HTTP ${response.status}` };
   }
   return { ok: response.ok, status: response.status, data };
+}
+
+/// The daemon wants its token (or refused the one we had): ask for it,
+/// once, and start over when it is given.
+function askToken() {
+  if (ui.askingToken) return;
+  ui.askingToken = true;
+  const had = sessionStorage.getItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (ui.stream) ui.stream.abort();
+  $('token-error').textContent = had ? 'The daemon refused that token.' : '';
+  $('main').hidden = true;
+  $('token-box').hidden = false;
+  setText($('summary'), 'waiting for the token');
+  setStream('paused', 'waiting for the token');
+  $('token').focus();
+}
+
+function onToken(e) {
+  e.preventDefault();
+  const token = $('token').value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('token').value = '';
+  $('token-box').hidden = true;
+  $('main').hidden = false;
+  ui.askingToken = false;
+  read();
+  follow();
 }
 
 /// Reads the fleet; reads again at once if asked during a read.
@@ -85,41 +124,112 @@ async function read() {
   }
 }
 
-function listen() {
-  const stream = new EventSource('/fleet/v1/events');
-  const onEvent = (message) => {
-    let event = null;
-    try {
-      event = JSON.parse(message.data);
-    } catch (_) {
-      return;
+function onEvent(event) {
+  const stats = window.iapeerStats;
+  stats.events.push({
+    identity: event.identity || null,
+    ev: event.ev,
+    ts: Date.parse(event.ts),
+    receivedAt: performance.timeOrigin + performance.now(),
+  });
+  if (stats.events.length > 500) stats.events.shift();
+  read();
+  clearTimeout(ui.followUp);
+  ui.followUp = setTimeout(read, FOLLOW_UP_MS);
+  if (ui.selected && concerns(event, ui.selected)) readPane();
+}
+
+/// One Server-Sent Events block (`event: …`, `data: …` lines).
+function dispatch(block) {
+  const data = block.split('\n')
+    .filter((line) => line.startsWith('data:'))
+    .map((line) => line.slice(5).replace(/^ /, ''))
+    .join('\n');
+  if (!data) return; // a comment: `: connected`, `: hb`
+  try {
+    onEvent(JSON.parse(data));
+  } catch (_) {
+    // not an event of ours
+  }
+}
+
+function setStream(state, text) {
+  $('stream').textContent = `events: ${text}`;
+  $('stream').dataset.state = state;
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+function whenVisible() {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!document.hidden) {
+        document.removeEventListener('visibilitychange', check);
+        resolve();
+      }
+    };
+    document.addEventListener('visibilitychange', check);
+    check();
+  });
+}
+
+/// Follows the event stream while the tab is visible (a browser allows
+/// six connections per host: hidden tabs give theirs back), reconnecting
+/// with a growing wait. `fetch`, not `EventSource`: it can carry the
+/// bearer header, and a refused connection is retried, not final.
+async function follow() {
+  if (ui.following) return;
+  ui.following = true;
+  let wait = RETRY_MS;
+  try {
+    while (!ui.askingToken) {
+      if (document.hidden) {
+        setStream('paused', 'paused while the tab is hidden');
+        await whenVisible();
+        read();
+      }
+      const controller = new AbortController();
+      ui.stream = controller;
+      let failure = null;
+      try {
+        const response = await fetch('/fleet/v1/events', {
+          headers: authHeaders(), signal: controller.signal, cache: 'no-store',
+        });
+        if (response.status === 401) {
+          askToken();
+          return;
+        }
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        setStream('live', 'live');
+        wait = RETRY_MS;
+        read();
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r/g, '');
+          let cut = buffer.indexOf('\n\n');
+          while (cut >= 0) {
+            dispatch(buffer.slice(0, cut));
+            buffer = buffer.slice(cut + 2);
+            cut = buffer.indexOf('\n\n');
+          }
+        }
+        failure = 'the stream ended';
+      } catch (e) {
+        failure = e.message;
+      } finally {
+        ui.stream = null;
+      }
+      if (controller.signal.aborted) continue; // hidden, or asked for a token
+      setStream('down', `reconnecting in ${Math.round(wait / 1000)}s (${failure}); the table still refreshes every 2 s`);
+      await sleep(wait);
+      wait = Math.min(wait * 2, RETRY_MAX_MS);
     }
-    const stats = window.iapeerStats;
-    stats.events.push({
-      identity: event.identity || null,
-      ev: event.ev,
-      ts: Date.parse(event.ts),
-      receivedAt: performance.timeOrigin + performance.now(),
-    });
-    if (stats.events.length > 500) stats.events.shift();
-    read();
-    clearTimeout(ui.followUp);
-    ui.followUp = setTimeout(read, FOLLOW_UP_MS);
-    if (ui.selected && concerns(event, ui.selected)) {
-      readPane();
-    }
-  };
-  stream.addEventListener('lifecycle', onEvent);
-  stream.addEventListener('delivery', onEvent);
-  stream.onopen = () => {
-    $('stream').textContent = 'events: live';
-    $('stream').dataset.state = 'live';
-    read();
-  };
-  stream.onerror = () => {
-    $('stream').textContent = 'events: reconnecting… (the table still refreshes every 2 s)';
-    $('stream').dataset.state = 'down';
-  };
+  } finally {
+    ui.following = false;
+  }
 }
 
 function concerns(event, identity) {
@@ -218,6 +328,7 @@ function render() {
   }
   for (const [identity, entry] of ui.rows) {
     if (!seen.has(identity)) {
+      if (ui.armed && ui.armed.identity === identity) disarm();
       entry.tr.remove();
       ui.rows.delete(identity);
     }
@@ -227,9 +338,7 @@ function render() {
   if (current.length !== wanted.length || current.some((tr, i) => tr !== wanted[i])) {
     body.replaceChildren(...wanted);
   }
-  if (ui.selected && !ui.rows.has(ui.selected)) ui.selected = null;
-  if (!ui.selected && rows.length) select(rows[0].identity, false);
-  markSelected();
+  keepSelectionVisible();
   renderSummary(rows);
   renderPlugins(snapshot.host.adapters || []);
   renderSender();
@@ -241,6 +350,23 @@ function render() {
       performance.mark('iapeer-fleet-painted');
     });
   }
+}
+
+/// The selection is always a row the operator can see: a filter or a
+/// removal that hides it moves it to the first visible row, or clears it
+/// (keys then act on nothing).
+function keepSelectionVisible() {
+  const entry = ui.selected && ui.rows.get(ui.selected);
+  if (!entry || entry.tr.hidden) {
+    const first = Array.from($('rows').children).find((tr) => !tr.hidden);
+    ui.selected = null;
+    if (first) {
+      select(first.dataset.identity, false);
+    } else {
+      $('detail').hidden = true;
+    }
+  }
+  markSelected();
 }
 
 function matches(row) {
@@ -284,15 +410,21 @@ function renderPlugins(adapters) {
 }
 
 function renderSender() {
-  const operator = ui.snapshot.host.operator;
-  const button = $('send-button');
-  if (operator) {
-    setText($('sender'), `sending as ${operator}`);
-    button.disabled = false;
+  const host = ui.snapshot.host;
+  const entry = ui.selected && ui.rows.get(ui.selected);
+  let note = '';
+  let blocked = false;
+  if (!host.operator) {
+    note = `cannot send: ${host.operator_problem || 'no operator identity (IAPEER_OPERATOR)'}`;
+    blocked = true;
+  } else if (entry && entry.row.identity === host.operator) {
+    note = `this is ${host.operator}, who the dashboard sends as: pick another peer to message`;
+    blocked = true;
   } else {
-    setText($('sender'), 'no sender: set IAPEER_OPERATOR=<runtime>-<personality> for the daemon (a registered peer)');
-    button.disabled = true;
+    note = `sending as ${host.operator}`;
   }
+  setText($('sender'), note);
+  $('send-button').disabled = blocked;
 }
 
 // ---- selection, actions, the detail pane -------------------------------------
@@ -309,6 +441,8 @@ function select(identity, focus) {
     $('detail').hidden = false;
     setText($('detail-title'), `${row.personality} (${row.runtime})`);
     $('send-button').textContent = `send to ${row.personality} (${row.runtime})`;
+    $('pane').textContent = '';
+    if (ui.snapshot) renderSender();
     readPane();
   }
 }
@@ -337,12 +471,15 @@ function say(text, isError) {
 }
 
 async function act(verb, identity) {
-  const entry = ui.rows.get(identity);
-  if (!entry) return;
-  const { personality, runtime } = entry.row;
+  const entry = identity && ui.rows.get(identity);
+  if (!entry || entry.tr.hidden) return;
+  const { personality, runtime, state } = entry.row;
   if (verb === 'new' && !confirmNew(identity, entry)) return;
+  const body = { runtime };
+  // Starting a crash-looping peer means "try again": forget its deaths.
+  if (verb === 'start' && state === 'crash-loop') body.reset = true;
   say(`${verb} ${identity}…`);
-  const r = await call('POST', `/fleet/v1/peers/${encodeURIComponent(personality)}/${verb}`, { runtime });
+  const r = await call('POST', `/fleet/v1/peers/${encodeURIComponent(personality)}/${verb}`, body);
   if (r.ok) {
     say(`${verb} ${identity}: ${describeSuccess(r.data)}`);
   } else {
@@ -404,14 +541,32 @@ function describeFailure(data) {
   return JSON.stringify(data);
 }
 
+/// Reads the selected peer's pane tail; like `read`, at most one request
+/// at a time and one more after it, so a burst of events costs two reads.
 async function readPane() {
+  if (ui.pane.reading) {
+    ui.pane.again = true;
+    return;
+  }
+  ui.pane.reading = true;
+  try {
+    do {
+      ui.pane.again = false;
+      await readPaneOnce();
+    } while (ui.pane.again);
+  } finally {
+    ui.pane.reading = false;
+  }
+}
+
+async function readPaneOnce() {
   const identity = ui.selected;
   const entry = identity && ui.rows.get(identity);
   if (!entry) return;
   const { personality, runtime } = entry.row;
   const q = new URLSearchParams({ runtime, lines: '60' });
   const r = await call('GET', `/fleet/v1/peers/${encodeURIComponent(personality)}/pane?${q}`);
-  if (ui.selected !== identity) return;
+  if (ui.selected !== identity) return; // selection moved meanwhile
   setText($('pane-id'), identity);
   const pane = $('pane');
   if (!r.ok) {
@@ -459,6 +614,8 @@ function typing(target) {
 
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
+  // A held key repeats: it must not confirm `new` or act twice.
+  if (e.repeat && !['j', 'k', 'ArrowDown', 'ArrowUp'].includes(e.key)) return;
   if (typing(e.target)) {
     if (e.key === 'Escape') e.target.blur();
     return;
@@ -494,13 +651,22 @@ function wire() {
     if (ui.snapshot) render();
   });
   $('send').addEventListener('submit', send);
+  $('token-form').addEventListener('submit', onToken);
   document.addEventListener('keydown', onKey);
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden && ui.stream) ui.stream.abort();
+  });
   setInterval(() => {
+    if (document.hidden || ui.askingToken) return;
     read();
     readPane();
   }, SAFETY_MS);
 }
 
 wire();
-read();
-listen();
+if (document.body.dataset.auth === 'bearer' && !sessionStorage.getItem(TOKEN_KEY)) {
+  askToken(); // before any request: nothing is refused, nothing logged
+} else {
+  read();
+  follow();
+}
