@@ -359,6 +359,49 @@ where
 mod tests {
     use super::*;
 
+    fn temp_cfg(tmp: &std::path::Path) -> Config {
+        let mut env = crate::config::Env::new();
+        env.insert("HOME".into(), tmp.to_string_lossy().into_owned());
+        env.insert(
+            "IAPEER_ROOT".into(),
+            tmp.join("r").to_string_lossy().into_owned(),
+        );
+        Config::new(env, &Default::default())
+    }
+
+    /// The watch wakes subscribers on an append, and again after the log
+    /// dir was replaced under its name (no timing asserted: a watch that
+    /// never fires hangs until the 10 s detector).
+    #[tokio::test]
+    async fn the_log_watch_follows_a_replaced_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = temp_cfg(tmp.path());
+        std::fs::create_dir_all(&cfg.log_dir).unwrap();
+        let watch = LogWatch::new(&cfg);
+        watch.ensure();
+        let mut rx = watch.subscribe();
+        let append = || {
+            let line = events::line("operator", &[("identity", "claude-a")]);
+            events::append_to(&cfg, EventLog::Lifecycle, &[line]);
+        };
+        let hang = Duration::from_secs(10);
+        append();
+        tokio::time::timeout(hang, rx.changed())
+            .await
+            .expect("woken by an append")
+            .unwrap();
+        let old = cfg.log_dir.with_extension("old");
+        std::fs::rename(&cfg.log_dir, &old).unwrap();
+        std::fs::create_dir_all(&cfg.log_dir).unwrap();
+        watch.ensure();
+        rx.mark_unchanged();
+        append();
+        tokio::time::timeout(hang, rx.changed())
+            .await
+            .expect("woken by an append in the new dir")
+            .unwrap();
+    }
+
     #[test]
     fn tail_follows_appends_and_rotation() {
         let tmp = tempfile::tempdir().unwrap();
