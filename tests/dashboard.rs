@@ -73,6 +73,16 @@ fn the_dashboard_in_a_real_browser() {
     let mut b = Browser::open(&python, &repo, &format!("{}/", d.tcp), &shots);
 
     // The page asks for the token, keeps it in the tab, and shows the fleet.
+    // A token no header can carry (a pasted smart quote) is refused at once.
+    let refused =
+        b.cmd(json!({"op": "login", "token": format!("{TOKEN}\u{201d}"), "expect_error": true}));
+    assert!(
+        refused["error_text"]
+            .as_str()
+            .unwrap()
+            .contains("visible ASCII"),
+        "{refused}"
+    );
     b.cmd(json!({"op": "login", "token": TOKEN, "screenshot": "00-token"}));
     let loaded = b.cmd(json!({"op": "load"}));
     assert_eq!(loaded["rows"], 3, "{loaded}");
@@ -126,6 +136,28 @@ fn the_dashboard_in_a_real_browser() {
     assert_eq!(moved["value"], "claude-carol", "{moved}");
     let none = b.cmd(json!({"op": "script", "js": filter("nobody")}));
     assert_eq!(none["value"], json!(null), "{none}");
+    // A re-read that hides the selected row (its state left the filter)
+    // clears the selection; it never jumps to a peer nobody picked.
+    b.cmd(json!({"op": "script", "js": filter("asleep")}));
+    b.cmd(json!({"op": "script", "js":
+        "document.querySelector('#rows tr[data-identity=\"claude-bob\"] td.peer').click();"}));
+    let selected = "const s = document.querySelector('#rows tr.selected'); \
+                    return s ? s.dataset.identity : null;";
+    let now = b.cmd(json!({"op": "script", "js": selected}));
+    assert_eq!(now["value"], "claude-bob", "{now}");
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let verb = |v: &str| {
+        d.unix(
+            &format!("/fleet/v1/peers/bob/{v}"),
+            &["-X", "POST", "-H", &bearer],
+        )
+    };
+    assert_eq!(verb("stop").status, 200);
+    b.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "stopped"}));
+    let after = b.cmd(json!({"op": "script", "js": selected}));
+    assert_eq!(after["value"], json!(null), "{after}");
+    assert_eq!(verb("start").status, 200);
+    b.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "asleep"}));
     b.cmd(json!({"op": "script", "js": filter("")}));
 
     // `new` asks first: one press only arms it, and a held key (a repeat)

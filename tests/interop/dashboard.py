@@ -7,6 +7,7 @@ Reads one JSON command per line on stdin and answers each with one JSON
 line on stdout ({"ok": true, ...} or {"ok": false, "error": "..."}):
 
     {"op": "login", "token": T}                  open URL, give the token it asks for
+                                                 ("expect_error": the form's complaint)
     {"op": "script", "js": JS}                   run JS in the page, its value
     {"op": "load"}                               open URL, wait for the table
     {"op": "wait_state", "identity": I, "state": S, "timeout": T}
@@ -98,8 +99,16 @@ class Driver:
         )[0]
         if c.get("screenshot"):
             self.op_screenshot({"name": c["screenshot"]})
+        box.clear()
         box.send_keys(c["token"])
         box.submit()
+        if c.get("expect_error"):
+            text = self.until(
+                "the token form's error",
+                10,
+                lambda: self.d.find_element(By.ID, "token-error").text,
+            )
+            return {"error_text": text}
         self.until(
             "the fleet table",
             10,

@@ -76,6 +76,8 @@ fn page_owned(body: String, content_type: &'static str) -> Response {
         .header(header::CONTENT_SECURITY_POLICY, CSP)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::X_FRAME_OPTIONS, "DENY")
+        // A page that opened the dashboard keeps no handle on it.
+        .header("cross-origin-opener-policy", "same-origin")
         .header(header::REFERRER_POLICY, "same-origin")
         // Embedded files change with the binary: always revalidate.
         .header(header::CACHE_CONTROL, "no-cache")

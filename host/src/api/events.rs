@@ -191,6 +191,9 @@ pub(crate) struct LogWatch {
 struct Armed {
     dev: u64,
     ino: u64,
+    /// Set by the watcher when the dir itself went away: a dir made anew
+    /// may get the old inode number back, so identity alone cannot tell.
+    gone: Arc<std::sync::atomic::AtomicBool>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -224,14 +227,16 @@ impl LogWatch {
             .armed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if armed
-            .as_ref()
-            .is_some_and(|a| a.dev == meta.dev() && a.ino == meta.ino())
-        {
+        if armed.as_ref().is_some_and(|a| {
+            a.dev == meta.dev()
+                && a.ino == meta.ino()
+                && !a.gone.load(std::sync::atomic::Ordering::Relaxed)
+        }) {
             return;
         }
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = self
-            .arm()
+            .arm(gone.clone())
             .inspect_err(|e| {
                 tracing::warn!(dir = %self.dir.display(), "cannot watch the event logs ({e}); polling them");
             })
@@ -239,17 +244,25 @@ impl LogWatch {
         *armed = Some(Armed {
             dev: meta.dev(),
             ino: meta.ino(),
+            gone,
             _watcher: watcher,
         });
     }
 
-    fn arm(&self) -> notify::Result<notify::RecommendedWatcher> {
+    fn arm(
+        &self,
+        gone: Arc<std::sync::atomic::AtomicBool>,
+    ) -> notify::Result<notify::RecommendedWatcher> {
         use notify::Watcher;
         let names = self.names.clone();
         let tx = self.changed.clone();
+        let dir = self.dir.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
+                if event.kind.is_remove() && event.paths.iter().any(|p| *p == dir) {
+                    gone.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 let concerns_a_log = !event.kind.is_access()
                     && event
                         .paths
@@ -400,6 +413,24 @@ mod tests {
             .await
             .expect("woken by an append in the new dir")
             .unwrap();
+        // Removed and made again (it may get the same inode number back):
+        // the watcher's own removal notice re-arms it, at a later ensure.
+        std::fs::remove_dir_all(&cfg.log_dir).unwrap();
+        std::fs::create_dir_all(&cfg.log_dir).unwrap();
+        let rearmed = async {
+            loop {
+                watch.ensure();
+                rx.mark_unchanged();
+                append();
+                let quick = Duration::from_millis(50);
+                if tokio::time::timeout(quick, rx.changed()).await.is_ok() {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(hang, rearmed)
+            .await
+            .expect("woken by an append in the remade dir");
     }
 
     #[test]

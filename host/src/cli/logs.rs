@@ -50,12 +50,14 @@ fn render(bytes: &[u8], raw: bool) -> String {
 
 pub fn logs(cfg: &Config, a: LogsArgs<'_>) -> anyhow::Result<i32> {
     let (id, path) = log_path(cfg, &a)?;
-    let Ok(mut file) = crate::fsutil::open_state_for_read(&path) else {
-        bail!(
+    let mut file = match crate::fsutil::open_state_for_read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "{}: no pane log for {id} yet (at {})",
             a.peer,
             path.display()
-        );
+        ),
+        Err(e) => bail!("{}: cannot read the pane log of {id}: {e}", a.peer),
     };
     let len = file.metadata()?.len();
     let start = len.saturating_sub(TAIL_BYTES);

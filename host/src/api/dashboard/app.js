@@ -17,13 +17,19 @@ const CONFIRM_MS = 4000;
 /// The event stream's reconnect wait: doubled per failure, up to the max.
 const RETRY_MS = 500;
 const RETRY_MAX_MS = 10000;
+const STREAM_LIVED_MS = 5000;
 const TOKEN_KEY = 'iapeer-token';
 
 // What tests and benchmarks read: when the fleet was first drawn, each
 // state change as it reached the screen, and script errors.
 window.iapeerStats = { firstFleetMs: null, renders: 0, changes: [], events: [], errors: [] };
-window.addEventListener('error', (e) => window.iapeerStats.errors.push(String(e.message)));
-window.addEventListener('unhandledrejection', (e) => window.iapeerStats.errors.push(String(e.reason)));
+function noteError(text) {
+  const errors = window.iapeerStats.errors;
+  errors.push(text);
+  if (errors.length > 100) errors.shift();
+}
+window.addEventListener('error', (e) => noteError(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => noteError(String(e.reason)));
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,6 +44,7 @@ const ui = {
   armed: null, // { identity, timer } for `new`
   followUp: null,
   pane: { reading: false, again: false },
+  firstRender: true,
   stream: null, // the AbortController of the open event stream
   following: false,
   askingToken: false,
@@ -47,6 +54,10 @@ const ui = {
 
 function authHeaders() {
   const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token && !TOKEN_SHAPE.test(token)) {
+    askToken(); // stored by an older page: never sendable
+    return {};
+  }
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
@@ -69,6 +80,10 @@ async function call(method, path, body) {
   } catch (_) {
     data = { error: `HTTP ${response.status}` };
   }
+  // The bearer gate answers in JSON-RPC's shape: {error: {message}}.
+  if (data && data.error && typeof data.error === 'object') {
+    data.error = String(data.error.message || JSON.stringify(data.error));
+  }
   return { ok: response.ok, status: response.status, data };
 }
 
@@ -88,10 +103,18 @@ function askToken() {
   $('token').focus();
 }
 
+/// What a bearer header can carry (RFC 6750's b64token, loosely: visible
+/// ASCII). A pasted smart quote would make every request fail to build.
+const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
+
 function onToken(e) {
   e.preventDefault();
   const token = $('token').value.trim();
   if (!token) return;
+  if (!TOKEN_SHAPE.test(token)) {
+    $('token-error').textContent = 'A token is visible ASCII only: check for a pasted quote or space.';
+    return;
+  }
   sessionStorage.setItem(TOKEN_KEY, token);
   $('token').value = '';
   $('token-box').hidden = true;
@@ -115,8 +138,8 @@ async function read() {
       if (r.ok) {
         ui.snapshot = r.data;
         render();
-      } else {
-        $('summary').textContent = `cannot read the fleet: ${r.data && r.data.error}`;
+      } else if (!ui.askingToken) {
+        $('summary').textContent = `cannot read the fleet: ${describeFailure(r.data)}`;
       }
     } while (ui.again);
   } finally {
@@ -201,7 +224,7 @@ async function follow() {
         }
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         setStream('live', 'live');
-        wait = RETRY_MS;
+        const opened = performance.now();
         read();
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = '';
@@ -217,6 +240,9 @@ async function follow() {
           }
         }
         failure = 'the stream ended';
+        // Only a stream that lived a while earns a quick retry: one that
+        // opens and ends at once keeps backing off.
+        if (performance.now() - opened > STREAM_LIVED_MS) wait = RETRY_MS;
       } catch (e) {
         failure = e.message;
       } finally {
@@ -315,7 +341,9 @@ function render() {
     }
     const before = entry.row;
     if (before && before.state !== row.state) {
-      window.iapeerStats.changes.push({ identity: row.identity, from: before.state, to: row.state, at: now });
+      const changes = window.iapeerStats.changes;
+      changes.push({ identity: row.identity, from: before.state, to: row.state, at: now });
+      if (changes.length > 1000) changes.shift();
     }
     entry.row = row;
     setText(entry.cells.state, `${GLYPHS[row.state] || '?'} ${row.state}`);
@@ -338,7 +366,8 @@ function render() {
   if (current.length !== wanted.length || current.some((tr, i) => tr !== wanted[i])) {
     body.replaceChildren(...wanted);
   }
-  keepSelectionVisible();
+  keepSelectionVisible(ui.firstRender);
+  ui.firstRender = false;
   renderSummary(rows);
   renderPlugins(snapshot.host.adapters || []);
   renderSender();
@@ -352,15 +381,17 @@ function render() {
   }
 }
 
-/// The selection is always a row the operator can see: a filter or a
-/// removal that hides it moves it to the first visible row, or clears it
-/// (keys then act on nothing).
-function keepSelectionVisible() {
+/// The selection is always a row the operator can see. When a re-read
+/// hides or removes it (its state left the filter, it was unregistered)
+/// the selection is cleared, never moved: a key pressed next must not act
+/// on a peer nobody picked. `retarget` (the first draw, a filter edit the
+/// operator just made) moves it to the first visible row instead.
+function keepSelectionVisible(retarget) {
   const entry = ui.selected && ui.rows.get(ui.selected);
   if (!entry || entry.tr.hidden) {
     const first = Array.from($('rows').children).find((tr) => !tr.hidden);
     ui.selected = null;
-    if (first) {
+    if (retarget && first) {
       select(first.dataset.identity, false);
     } else {
       $('detail').hidden = true;
@@ -442,6 +473,7 @@ function select(identity, focus) {
     setText($('detail-title'), `${row.personality} (${row.runtime})`);
     $('send-button').textContent = `send to ${row.personality} (${row.runtime})`;
     $('pane').textContent = '';
+    setText($('pane-id'), identity);
     if (ui.snapshot) renderSender();
     readPane();
   }
@@ -594,7 +626,7 @@ async function send(event) {
   say(`sending to ${entry.row.identity}…`);
   $('send-button').disabled = true;
   const r = await call('POST', '/fleet/v1/send', body);
-  $('send-button').disabled = false;
+  renderSender();
   if (r.ok) {
     $('message').value = '';
     const to = r.data.delivered_to;
@@ -648,7 +680,9 @@ function wire() {
   });
   $('filter').addEventListener('input', (e) => {
     ui.filter = e.target.value.trim();
-    if (ui.snapshot) render();
+    if (!ui.snapshot) return;
+    render();
+    keepSelectionVisible(true);
   });
   $('send').addEventListener('submit', send);
   $('token-form').addEventListener('submit', onToken);
