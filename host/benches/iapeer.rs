@@ -920,22 +920,20 @@ fn bench_panel() {
         "TERM=xterm-256color".to_string(),
     ];
     let exe = env!("CARGO_BIN_EXE_iapeer");
+    // `iapeer list` in a new 120×40 session `name`, with the fleet's env.
+    let panel_argv = |name: &str| -> Vec<String> {
+        let mut argv: Vec<String> = ["new-session", "-d", "-s", name, "-x", "120", "-y", "40"]
+            .iter()
+            .chain(&["--", "env", "-i"])
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(env.iter().cloned());
+        argv.extend([exe.to_string(), "list".to_string()]);
+        argv
+    };
     let first_frame = |name: &str| {
-        let mut argv = vec![
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "--",
-            "env",
-            "-i",
-        ];
-        argv.extend(env.iter().map(String::as_str));
-        argv.extend([exe, "list"]);
+        let argv = panel_argv(name);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let started = Instant::now();
         let out = tmux(&argv);
         assert!(
@@ -1009,21 +1007,8 @@ fn bench_panel() {
         .collect();
     daemon_env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
     let (_daemon, sock, _) = start_daemon(&daemon_env, &root);
-    let mut argv = vec![
-        "new-session",
-        "-d",
-        "-s",
-        "live",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "--",
-        "env",
-        "-i",
-    ];
-    argv.extend(env.iter().map(String::as_str));
-    argv.extend([exe, "list"]);
+    let argv = panel_argv("live");
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     assert!(tmux(&argv).status.success());
     let screen = || {
         String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "live"]).stdout).into_owned()

@@ -137,19 +137,10 @@ pub fn open_regular_for_read(path: &Path) -> io::Result<File> {
 /// component (a link planted at a pane log would otherwise serve any file
 /// the daemon can read, to anyone who may read its logs).
 pub fn open_state_for_read(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| in_the_way(path, e))?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(not_regular(path, &meta));
-    }
-    Ok(file)
+    open_regular_for_write(path, OpenOptions::new().read(true))
 }
 
-/// Opens a file the program writes or locks with `options`: non-blocking
+/// Opens a file the program writes, locks or reads back with `options`: non-blocking
 /// (a FIFO fails at once instead of hanging), never through a symlink at
 /// the last component, and only when it is a regular file. The error names
 /// the path and what is in the way.
