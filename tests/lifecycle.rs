@@ -49,6 +49,7 @@ fn register_wake_stop_start_supervise() {
     assert!(!f.state("claude-bob", "session").exists());
     let err = f.refused(&["wake", "bob", "--message", "are you there"]);
     assert!(err.contains("bob") && err.contains("stopped"), "{err}");
+    assert!(err.trim_end().ends_with("; message NOT delivered"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     let out = json(&String::from_utf8(f.run(&["wake", "bob", "--json"]).stdout).unwrap());
     assert_eq!(out["stopped"], true);
@@ -1101,6 +1102,7 @@ fn a_runtime_that_exits_at_once_says_why_and_the_crash_loop_guard_stops_retries(
         "{err}"
     );
     assert!(err.contains(ROOT_REFUSAL), "the last cause is named: {err}");
+    assert!(err.trim_end().ends_with("; message NOT delivered"), "{err}");
     assert_eq!(claude_runs(&f).len(), 3, "refused without starting it");
 
     // Every exit is in exits.log, and `list` shows the last one.

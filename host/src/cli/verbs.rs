@@ -114,7 +114,15 @@ pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
             Err(ExitQuietly.into())
         };
     }
-    let w = outcome.map_err(|e| failure(&args.personality, &e))?;
+    let w = outcome.map_err(|e| {
+        let line = failure(&args.personality, &e);
+        if args.task.trim().is_empty() {
+            line
+        } else {
+            // Every failure says what became of the message (as a send does).
+            anyhow::anyhow!("{line}{}", e.undelivered_note())
+        }
+    })?;
     match (w.spawned, w.task_delivered) {
         (Some(mode), _) => crate::outln!("woke {} ({})", w.identity, <&str>::from(mode)),
         (None, Some(true)) => crate::outln!("{} is live; message delivered", w.identity),

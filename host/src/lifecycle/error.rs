@@ -148,6 +148,23 @@ impl LifecycleError {
         }
     }
 
+    /// What this failure means for a message the wake carried, as a
+    /// suffix for its one-line error (empty when the error says it).
+    pub fn undelivered_note(&self) -> &'static str {
+        match self {
+            LifecycleError::NotDelivered { .. }
+            | LifecycleError::BadMessage(_)
+            | LifecycleError::Unconfirmed { .. } => "",
+            LifecycleError::Launch {
+                message_pasted: true,
+                ..
+            } => {
+                "; the message went in before the failure: delivery NOT confirmed (check before resending)"
+            }
+            _ => "; message NOT delivered",
+        }
+    }
+
     /// The caller named something that does not exist or is malformed (as
     /// opposed to a refusal or a failure of the peer itself).
     pub fn is_bad_request(&self) -> bool {
