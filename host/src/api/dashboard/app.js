@@ -633,7 +633,8 @@ async function send(event) {
     const name = to ? `${to.personality} (${to.runtime})` : entry.row.identity;
     say(`delivered to ${name}${r.data.woke ? ', woken for it' : ''}`);
   } else {
-    say(`message NOT delivered: ${describeFailure(r.data)}`, true);
+    const why = describeFailure(r.data);
+    say(why.includes('NOT delivered') ? why : `message NOT delivered: ${why}`, true);
   }
   read();
 }
