@@ -215,8 +215,15 @@ fn the_dashboard_in_a_real_browser() {
         "op": "send", "identity": "claude-carol", "message": "are you there?"
     }));
     let text = refused["status"].as_str().unwrap();
-    assert!(text.starts_with("error: ") && text.contains("is stopped"), "{text}");
-    assert_eq!(text.matches("NOT delivered").count(), 1, "said once: {text}");
+    assert!(
+        text.starts_with("error: ") && text.contains("is stopped"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("NOT delivered").count(),
+        1,
+        "said once: {text}"
+    );
     let console = b.cmd(json!({"op": "console"}));
     let errors = console["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{console}");
