@@ -18,6 +18,8 @@ mod hostfs;
 mod plugin_dir;
 mod sandbox;
 mod types;
+#[macro_use]
+mod version_glue;
 mod v0_1;
 mod v0_2;
 mod validate;

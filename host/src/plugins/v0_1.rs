@@ -4,11 +4,10 @@
 //! 0.1 adapter gets as the 0.1 host hard-coded it ([`legacy_defaults`]).
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
-use super::hostfs::{self, EntryKind, FsError};
+use super::hostfs;
 use super::sandbox::GuestState;
-use super::types::{AdapterKind, ControlSequence, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck};
+use super::types::{AdapterKind, LaunchCommand, LaunchSpec, RawInfo};
 
 // Async bindings: a guest call is a future the host can time out, so a guest
 // blocked in a host call (a WASI sleep, a slow read) cannot hold a caller
@@ -26,24 +25,7 @@ use self::iapeer::adapter::types as wit;
 /// The contract's semver major.minor this module serves.
 pub const CONTRACT: (u64, u64) = (0, 1);
 
-pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    RuntimeAdapter::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
-}
-
-pub fn pre(pre: InstancePre<GuestState>) -> wasmtime::Result<RuntimeAdapterPre<GuestState>> {
-    RuntimeAdapterPre::new(pre)
-}
-
-pub fn instance_pre(
-    linker: &Linker<GuestState>,
-    component: &Component,
-) -> wasmtime::Result<RuntimeAdapterPre<GuestState>> {
-    pre(linker.instantiate_pre(component)?)
-}
-
-fn api(b: &RuntimeAdapter) -> &guest::Guest {
-    b.iapeer_adapter_adapter()
-}
+version_glue!();
 
 pub async fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime::Result<RawInfo> {
     let i = api(b).call_info(store).await?;
@@ -120,86 +102,15 @@ pub async fn build_launch(
         }))
 }
 
-pub async fn resolve_resume(
-    b: &RuntimeAdapter,
-    store: &mut Store<GuestState>,
-    cwd: &str,
-) -> wasmtime::Result<ResumeCheck> {
-    Ok(match api(b).call_resolve_resume(store, cwd).await? {
-        Ok(reference) => ResumeCheck::Resumable(reference),
-        Err(reason) => ResumeCheck::Nothing(reason),
-    })
-}
-
-pub async fn newest_activity_mtime(
-    b: &RuntimeAdapter,
-    store: &mut Store<GuestState>,
-    cwd: &str,
-) -> wasmtime::Result<Option<u64>> {
-    api(b).call_newest_activity_mtime(store, cwd).await
-}
-
-pub async fn boot_dialog_keys(
-    b: &RuntimeAdapter,
-    store: &mut Store<GuestState>,
-    pane: &str,
-) -> wasmtime::Result<Option<Vec<String>>> {
-    api(b).call_boot_dialog_keys(store, pane).await
-}
-
-pub async fn is_input_ready(
-    b: &RuntimeAdapter,
-    store: &mut Store<GuestState>,
-    pane: &str,
-) -> wasmtime::Result<bool> {
-    api(b).call_is_input_ready(store, pane).await
-}
-
-pub async fn control_keys(
-    b: &RuntimeAdapter,
-    store: &mut Store<GuestState>,
-    command: &str,
-) -> wasmtime::Result<Option<ControlSequence>> {
-    Ok(api(b)
-        .call_control_keys(store, command)
-        .await?
-        .map(|s| ControlSequence {
-            steps: s.steps,
-            step_delay_ms: s.step_delay_ms,
-        }))
-}
-
 // ---- imports -------------------------------------------------------------
 
 impl wit::Host for GuestState {}
-
-fn fs_error(e: FsError) -> wit::FsError {
-    match e {
-        FsError::NotFound => wit::FsError::NotFound,
-        FsError::NotPermitted => wit::FsError::NotPermitted,
-        FsError::TooLarge => wit::FsError::TooLarge,
-        FsError::Io(m) => wit::FsError::Io(m),
-    }
-}
 
 impl self::iapeer::adapter::host_fs::Host for GuestState {
     async fn list_dir(&mut self, path: String) -> Result<Vec<wit::DirEntry>, wit::FsError> {
         // 0.1 has no cwd paths: only home-relative paths resolve.
         let entries = self.grants.list_dir(&path, None).map_err(fs_error)?;
-        Ok(entries
-            .iter()
-            .map(|e| wit::DirEntry {
-                name: e.name.clone(),
-                kind: match e.kind {
-                    EntryKind::File => wit::EntryKind::File,
-                    EntryKind::Directory => wit::EntryKind::Directory,
-                    EntryKind::Symlink => wit::EntryKind::Symlink,
-                    EntryKind::Other => wit::EntryKind::Other,
-                },
-                mtime_ms: e.mtime_ms,
-                size: e.size,
-            })
-            .collect())
+        Ok(entries.iter().map(dir_entry).collect())
     }
 
     async fn read_first_line(
