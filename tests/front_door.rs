@@ -406,9 +406,9 @@ fn refused_for_another_user(f: &Fleet, d: &Daemon) {
             break;
         }
         opened.push((dir.to_path_buf(), mode(dir)));
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        common::chmod(dir, 0o755);
     }
-    std::fs::set_permissions(&d.sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    common::chmod(&d.sock, 0o777);
     let refused = as_nobody();
     assert!(
         !refused.status.success() && refused.stdout.is_empty(),
@@ -418,7 +418,7 @@ fn refused_for_another_user(f: &Fleet, d: &Daemon) {
     for (dir, m) in opened {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(m)).unwrap();
     }
-    std::fs::set_permissions(&d.sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    common::chmod(&d.sock, 0o600);
     wait_until("the refusal to be logged", Duration::from_secs(5), || {
         d.stderr()
             .contains("refused a connection from another user")

@@ -363,10 +363,10 @@ fn plugin_files_others_can_touch_never_load() {
     let f = Fleet::new();
     let dir = f.dir.path().join("pd");
     std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&dir, 0o700);
     let file = dir.join("gemini.wasm");
     std::fs::copy(common::example_plugin("gemini.wasm"), &file).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    common::chmod(&file, 0o644);
     assert_trusted(&plugin_row(&f, &dir));
 
     for (mode, why) in [
@@ -378,7 +378,7 @@ fn plugin_files_others_can_touch_never_load() {
         assert_eq!(row["state"], "failed", "{row}");
         assert!(row["reason"].as_str().unwrap().contains(why), "{row}");
     }
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    common::chmod(&file, 0o644);
 
     // Another user's file (as root, hand it to nobody).
     if unsafe { libc::geteuid() } == 0 {
@@ -415,10 +415,10 @@ fn a_plugin_dir_others_can_write_or_swap_is_refused() {
     // A link to a private dir of ours is fine: the dir is judged, not the name.
     let link = f.dir.path().join("pd");
     symlink(&real, &link).unwrap();
-    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&real, 0o700);
     assert_trusted(&plugin_row(&f, &link));
     // Group-writable: refused.
-    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o770)).unwrap();
+    common::chmod(&real, 0o770);
     let row = plugin_row(&f, &link);
     assert_eq!(row["state"], "failed", "{row}");
     assert!(
@@ -426,11 +426,11 @@ fn a_plugin_dir_others_can_write_or_swap_is_refused() {
         "{row}"
     );
     // Inside a dir anyone may write to (no sticky bit): refused too.
-    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&real, 0o700);
     let open = f.dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::rename(&real, open.join("real")).unwrap();
-    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    common::chmod(&open, 0o777);
     let _ = std::fs::remove_file(&link);
     symlink(open.join("real"), &link).unwrap();
     let row = plugin_row(&f, &link);
@@ -449,7 +449,7 @@ fn a_root_or_socket_dir_others_can_write_is_refused() {
     f.register("bob", "claude", &[]);
     for dir in [&f.root, &f.socks] {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        common::chmod(dir, 0o777);
         let out = bounded("wake", f.cmd(&["wake", "bob"]));
         let err = one_line_error("wake", &out);
         assert!(
@@ -458,7 +458,7 @@ fn a_root_or_socket_dir_others_can_write_is_refused() {
         );
         let out = bounded("iapeerd", f.daemon_cmd(&["--port", "0"]));
         one_line_error("iapeerd", &out);
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        common::chmod(dir, 0o700);
     }
     assert!(f.runs().is_empty());
 }
@@ -659,7 +659,7 @@ fn a_root_reached_through_a_link_others_can_swap_is_refused() {
     let f = Fleet::new();
     let open = f.dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
-    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    common::chmod(&open, 0o777);
     let private = f.dir.path().join("private");
     std::fs::create_dir(&private).unwrap();
     symlink(&private, open.join("root")).unwrap();
@@ -721,7 +721,7 @@ fn a_plugin_dir_flipped_under_the_host_never_loads_the_other_users_adapter() {
     let theirs = f.dir.path().join("theirs");
     for d in [&mine, &theirs] {
         std::fs::create_dir(d).unwrap();
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        common::chmod(d, 0o755);
     }
     std::fs::copy(common::fixture_plugin("homebody.wasm"), mine.join("a.wasm")).unwrap();
     std::fs::copy(

@@ -1626,13 +1626,7 @@ fn the_shim_kills_a_runtime_that_ignores_the_hangup() {
 #[test]
 fn a_wake_through_an_ungranted_adapter_says_what_to_grant() {
     let f = Fleet::new();
-    let plugins = f.root.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        common::example_plugin("gemini.wasm"),
-        plugins.join("gemini.wasm"),
-    )
-    .unwrap();
+    f.install_example_plugin("gemini.wasm");
     f.register("gem", "gemini", &[]);
     let err = f.refused(&["wake", "gem"]);
     assert!(
@@ -1657,13 +1651,7 @@ fn a_contract_0_1_adapter_still_wakes_a_peer() {
         "IAPEER_GEMINI_BIN",
         common::fake("fake-gemini").to_str().unwrap(),
     );
-    let plugins = f.root.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        common::example_plugin("gemini.wasm"),
-        plugins.join("gemini.wasm"),
-    )
-    .unwrap();
+    f.install_example_plugin("gemini.wasm");
     let list = f.ok(&["plugins", "list", "--json"]);
     let doc = json(&list);
     let row = doc["plugins"]
@@ -1762,8 +1750,7 @@ fn plugins_try_shows_each_step_of_a_wake() {
     std::fs::create_dir_all(&scratch).unwrap();
     let hang = f.dir.path().join("hang");
     std::fs::write(&hang, "#!/bin/sh\nexec sleep 555\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::chmod(&hang, 0o755);
     let mut interrupted = f.cmd(&[
         "plugins",
         "try",

@@ -110,7 +110,6 @@ fn plugin_dir_with_bad_and_duplicate_plugins() {
 
 #[test]
 fn devices_fifos_and_unsafe_plugin_dirs_are_refused() {
-    use std::os::unix::fs::PermissionsExt;
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("plugins");
     std::fs::create_dir_all(&dir).unwrap();
@@ -127,7 +126,7 @@ fn devices_fifos_and_unsafe_plugin_dirs_are_refused() {
     }
     // A plugin dir others can write to is not loaded from.
     copy_into(&dir, &example_plugin("gemini.wasm"), "gemini.wasm");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    common::chmod(&dir, 0o777);
     let host = plugin_host(home.path(), vec![dir.clone()]);
     assert!(host.adapter("gemini").is_none());
     let row = report(&host, "plugins");
@@ -595,7 +594,6 @@ fn secret_stores_and_home_itself_are_never_readable() {
 /// or a world-writable file is refused, with the reason.
 #[test]
 fn linked_or_world_writable_plugin_files_are_refused() {
-    use std::os::unix::fs::PermissionsExt;
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("plugins");
     let elsewhere = copy_into(
@@ -606,7 +604,7 @@ fn linked_or_world_writable_plugin_files_are_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(&elsewhere, dir.join("linked.wasm")).unwrap();
     let open = copy_into(&dir, &fixture_plugin("evil.wasm"), "open.wasm");
-    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    common::chmod(&open, 0o666);
     let host = plugin_host(home.path(), vec![dir]);
     let linked = report(&host, "linked.wasm");
     assert_eq!(linked.state, PluginState::Failed);

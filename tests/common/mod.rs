@@ -19,6 +19,13 @@ pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
+/// Sets a file's or dir's permission bits.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
 pub fn fixture_plugin(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures/plugins").join(name)
 }
@@ -288,6 +295,16 @@ impl Fleet {
             );
         }
         "claude-op"
+    }
+
+    /// Copies a built example adapter (`gemini.wasm`) into the root's
+    /// plugin dir; its path there.
+    pub fn install_example_plugin(&self, file: &str) -> PathBuf {
+        let plugins = self.root.join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let to = plugins.join(file);
+        std::fs::copy(example_plugin(file), &to).unwrap();
+        to
     }
 
     /// Sets a field of a peer's registry record (what `register` cannot).
