@@ -35,16 +35,11 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   rows: new Map(), // identity → { tr, cells, row }
-  order: [],
   selected: null, // identity
   filter: '',
   snapshot: null,
-  reading: false,
-  again: false,
   armed: null, // { identity, timer } for `new`
   followUp: null,
-  pane: { reading: false, again: false },
-  firstRender: true,
   stream: null, // the AbortController of the open event stream
   following: false,
   askingToken: false,
@@ -124,28 +119,38 @@ function onToken(e) {
   follow();
 }
 
-/// Reads the fleet; reads again at once if asked during a read.
-async function read() {
-  if (ui.reading) {
-    ui.again = true;
-    return;
-  }
-  ui.reading = true;
-  try {
-    do {
-      ui.again = false;
-      const r = await call('GET', '/fleet/v1/snapshot');
-      if (r.ok) {
-        ui.snapshot = r.data;
-        render();
-      } else if (!ui.askingToken) {
-        $('summary').textContent = `cannot read the fleet: ${describeFailure(r.data)}`;
-      }
-    } while (ui.again);
-  } finally {
-    ui.reading = false;
-  }
+/// Runs `work` at most once at a time; a call during a run asks for one
+/// more run after it (so a burst of events costs two reads, not one each).
+function coalesced(work) {
+  let running = false;
+  let again = false;
+  return async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        await work();
+      } while (again);
+    } finally {
+      running = false;
+    }
+  };
 }
+
+/// Reads the fleet and draws it.
+const read = coalesced(async () => {
+  const r = await call('GET', '/fleet/v1/snapshot');
+  if (r.ok) {
+    ui.snapshot = r.data;
+    render();
+  } else if (!ui.askingToken) {
+    $('summary').textContent = `cannot read the fleet: ${describeFailure(r.data)}`;
+  }
+});
 
 function onEvent(event) {
   const stats = window.iapeerStats;
@@ -366,8 +371,7 @@ function render() {
   if (current.length !== wanted.length || current.some((tr, i) => tr !== wanted[i])) {
     body.replaceChildren(...wanted);
   }
-  keepSelectionVisible(ui.firstRender);
-  ui.firstRender = false;
+  keepSelectionVisible(window.iapeerStats.renders === 0); // the first draw
   renderSummary(rows);
   renderPlugins(snapshot.host.adapters || []);
   renderSender();
@@ -573,23 +577,8 @@ function describeFailure(data) {
   return JSON.stringify(data);
 }
 
-/// Reads the selected peer's pane tail; like `read`, at most one request
-/// at a time and one more after it, so a burst of events costs two reads.
-async function readPane() {
-  if (ui.pane.reading) {
-    ui.pane.again = true;
-    return;
-  }
-  ui.pane.reading = true;
-  try {
-    do {
-      ui.pane.again = false;
-      await readPaneOnce();
-    } while (ui.pane.again);
-  } finally {
-    ui.pane.reading = false;
-  }
-}
+/// Reads the selected peer's pane tail (coalesced like `read`).
+const readPane = coalesced(readPaneOnce);
 
 async function readPaneOnce() {
   const identity = ui.selected;
