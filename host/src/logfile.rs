@@ -29,7 +29,8 @@ impl Default for Rotation {
     }
 }
 
-fn numbered(path: &Path, n: u32) -> PathBuf {
+/// `<log>.<n>`: the n-th older file of a rotated log.
+pub(crate) fn numbered(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n}"));
     PathBuf::from(name)

@@ -251,8 +251,7 @@ mod tests {
         write_all(&b"0123456789abc"[..], &file, rotation).unwrap();
         write_all(&b"def"[..], &file, rotation).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "def");
-        let mut rotated = file.as_os_str().to_owned();
-        rotated.push(".1");
+        let rotated = crate::logfile::numbered(&file, 1);
         assert_eq!(std::fs::read_to_string(rotated).unwrap(), "0123456789abc");
     }
 }

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use super::ApiState;
 use crate::config::Config;
 use crate::events::{self, EventLog};
+use crate::logfile::numbered;
 
 /// How often the logs are looked at for new lines when nothing says they
 /// changed (the watcher wakes the streams at once; this is its safety net).
@@ -74,9 +75,7 @@ pub(crate) fn recent(cfg: &Config, n: usize, keep: impl Fn(&Value) -> bool) -> V
         .iter()
         .flat_map(|&log| {
             let path = log.path(cfg);
-            let mut rotated = path.as_os_str().to_owned();
-            rotated.push(".1");
-            let mut lines = tail_lines(std::path::Path::new(&rotated));
+            let mut lines = tail_lines(&numbered(&path, 1));
             lines.extend(tail_lines(&path));
             lines.into_iter().filter_map(move |l| event_json(log, &l))
         })
@@ -135,9 +134,7 @@ impl LogTail {
         if meta.ino() != self.inode || meta.len() < self.offset {
             // Rotated: finish the old file (now `<log>.1`) first, then read
             // the new one from its start.
-            let mut rotated = self.path.as_os_str().to_owned();
-            rotated.push(".1");
-            let rotated = PathBuf::from(rotated);
+            let rotated = numbered(&self.path, 1);
             if std::fs::metadata(&rotated).is_ok_and(|m| m.ino() == self.inode) {
                 out = self.read_from(&rotated);
             }
@@ -203,10 +200,8 @@ impl LogWatch {
             .iter()
             .flat_map(|&log| {
                 let path = log.path(cfg);
-                let name = path.file_name().unwrap_or_default().to_owned();
-                let mut rotated = name.clone();
-                rotated.push(".1");
-                [name, rotated]
+                [path.clone(), numbered(&path, 1)]
+                    .map(|p| p.file_name().unwrap_or_default().to_owned())
             })
             .collect();
         LogWatch {
