@@ -146,21 +146,22 @@ fn event_loop(
     let mut app = App {
         snapshot: Snapshot::default(),
         selected: 0,
-        status: "reading the fleet…".into(),
+        status: String::new(), // the title says "reading…" until the first read
         filter: String::new(),
         typing_filter: false,
         confirm_new: None,
         overlay: None,
     };
     let mut dirty = true;
+    let mut drawn = Instant::now();
     loop {
         while let Ok(msg) = rx.try_recv() {
             match msg {
                 Msg::Snapshot(s) => {
-                    if app.status == "reading the fleet…" {
-                        app.status = String::new();
-                    }
-                    dirty |= s.rows != app.snapshot.rows || s.problems != app.snapshot.problems;
+                    // Unchanged rows still age: "12s ago" moves on.
+                    dirty |= s.rows != app.snapshot.rows
+                        || s.problems != app.snapshot.problems
+                        || drawn.elapsed() >= Duration::from_secs(1);
                     app.snapshot = s;
                 }
                 Msg::Status(s) => {
@@ -188,6 +189,7 @@ fn event_loop(
                 )
             })?;
             dirty = false;
+            drawn = Instant::now();
         }
         // Short: a fleet read that lands while we wait is drawn at once.
         if !event::poll(Duration::from_millis(10))? {
