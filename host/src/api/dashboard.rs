@@ -22,10 +22,9 @@ const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const APP_CSS: &str = include_str!("dashboard/app.css");
 
-/// The page's files: static, free of data, open to a plain navigation from
-/// anywhere (the origin gate lets a `GET` of these through).
-const PAGES: [(&str, &str, &str); 3] = [
-    ("/", INDEX_HTML, "text/html"),
+/// The page's script and style. They and `/` are free of data and open to
+/// a plain navigation from anywhere (the origin gate lets a `GET` through).
+const ASSETS: [(&str, &str, &str); 2] = [
     ("/assets/app.js", APP_JS, "text/javascript"),
     ("/assets/app.css", APP_CSS, "text/css"),
 ];
@@ -36,9 +35,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
 
 pub(super) fn routes() -> Router<Arc<ApiState>> {
-    PAGES
+    ASSETS
         .iter()
-        .filter(|(path, ..)| *path != "/")
         .fold(Router::new(), |router, &(path, body, content_type)| {
             router.route(path, get(move || async move { page(body, content_type) }))
         })
@@ -55,19 +53,16 @@ async fn index(State(state): State<Arc<ApiState>>) -> Response {
         "none"
     };
     let html = INDEX_HTML.replacen("data-auth=\"none\"", &format!("data-auth=\"{auth}\""), 1);
-    page_owned(html, "text/html")
+    page(html, "text/html")
 }
 
 /// Is this a read of one of the page's files?
 pub(super) fn is_page_read(method: &Method, path: &str) -> bool {
-    (method == Method::GET || method == Method::HEAD) && PAGES.iter().any(|(p, ..)| *p == path)
+    (method == Method::GET || method == Method::HEAD)
+        && (path == "/" || ASSETS.iter().any(|(p, ..)| *p == path))
 }
 
-fn page(body: &'static str, content_type: &'static str) -> Response {
-    page_owned(body.to_string(), content_type)
-}
-
-fn page_owned(body: String, content_type: &'static str) -> Response {
+fn page(body: impl Into<Body>, content_type: &'static str) -> Response {
     Response::builder()
         .header(
             header::CONTENT_TYPE,
@@ -81,6 +76,6 @@ fn page_owned(body: String, content_type: &'static str) -> Response {
         .header(header::REFERRER_POLICY, "same-origin")
         // Embedded files change with the binary: always revalidate.
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from(body))
+        .body(body.into())
         .expect("static response")
 }
