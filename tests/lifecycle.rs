@@ -1900,3 +1900,22 @@ fn a_python_adapter_wakes_a_peer() {
     assert!(f.is_live("gemini-pyg"));
     f.ok(&["stop", "pyg"]);
 }
+
+/// A directory holds one peer: resume, delivery confirmation and idleness
+/// are all found by cwd, so a second peer there would take over the first
+/// one's conversation. However the directory is spelt.
+#[test]
+fn a_directory_holds_one_peer() {
+    let f = Fleet::new();
+    let cwd = f.register("p1", "claude", &[]);
+    let dir = cwd.to_str().unwrap();
+    let err = f.refused(&["register", "p11", "--cwd", dir, "--runtime", "claude"]);
+    assert!(err.contains("is already the cwd of peer \"p1\""), "{err}");
+    let dotted = format!("{dir}/../{}", cwd.file_name().unwrap().to_str().unwrap());
+    let err = f.refused(&["register", "p12", "--cwd", &dotted, "--runtime", "claude"]);
+    assert!(err.contains("\"p1\""), "{err}");
+    // The peer itself may register again there.
+    f.ok(&["register", "p1", "--cwd", dir, "--runtime", "claude"]);
+    let list = f.ok(&["list", "--plain"]);
+    assert!(!list.contains("p11") && !list.contains("p12"), "{list}");
+}

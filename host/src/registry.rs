@@ -353,6 +353,16 @@ impl Drop for RegistryLock {
 /// Merge rules: cwd and default runtime from the call win; runtimes are the
 /// union with the default first; intelligence = explicit, else existing, else
 /// the runtime's default; a blank description keeps the existing one.
+/// The same directory, however spelt (links and `..` resolved when both
+/// exist).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 pub fn upsert_peer(
     root: &Path,
     path: &Path,
@@ -381,6 +391,20 @@ pub fn upsert_peer(
             peers: Vec::new(),
         },
     };
+    // One peer per directory: resume, the activity that confirms a
+    // delivery, idleness and the peer profile are all found by cwd, so a
+    // second peer there would take the first one's conversation.
+    if let Some(other) = reg
+        .peers
+        .iter()
+        .find(|p| p.personality != r.personality && same_dir(&p.cwd, &r.cwd))
+    {
+        return Err(RegistryError::Invalid(format!(
+            "{} is already the cwd of peer {:?}; a directory holds one peer",
+            r.cwd.display(),
+            other.personality.as_str()
+        )));
+    }
     let existing = reg
         .peers
         .iter()
