@@ -1120,3 +1120,47 @@ fn event_streams_are_capped_and_never_crowd_out_requests() {
         open().1.contains(" 200 ")
     });
 }
+
+/// A client that sends requests and never reads the answers is cut once
+/// it has read nothing for a while (`--write-stall-secs`): it cannot hold
+/// a connection slot (or an event stream's permit) forever.
+#[test]
+fn a_client_that_never_reads_its_answers_is_cut() {
+    use std::io::Read;
+    let (f, _, _) = fleet_of_three();
+    let d = f.start_daemon(&["--write-stall-secs", "2"]);
+    let mut conn = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    let requests = 3000;
+    // Pipelined, never read: the answers fill both socket buffers.
+    let flood = std::thread::spawn(move || {
+        let one = b"GET /fleet/v1/snapshot HTTP/1.1\r\nHost: x\r\n\r\n";
+        for _ in 0..requests {
+            if writer.write_all(one).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    // Now read: a connection still served would answer all of them and
+    // stay open (the read would time out); a cut one ends early.
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection was not cut: {e}"),
+        }
+    }
+    let answered = String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(answered < requests, "all {answered} answered: not cut");
+    flood.join().unwrap();
+    eprintln!("cut after {answered} of {requests} answers");
+    assert_eq!(d.get("/fleet/v1/status").status, 200);
+}

@@ -77,19 +77,38 @@ pub(crate) fn bind(sock: &Path, port: Option<u16>) -> anyhow::Result<Bound> {
     })
 }
 
+/// One HTTP/1.1 connection: headers within [`HEADER_READ_TIMEOUT`], and
+/// cut once the client has read nothing for `write_stall`.
+fn http_connection<S>(
+    stream: S,
+    app: Router,
+    write_stall: Duration,
+) -> hyper::server::conn::http1::Connection<
+    TokioIo<super::stall::WriteStallLimit<S>>,
+    TowerToHyperService<Router>,
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(
+            TokioIo::new(super::stall::WriteStallLimit::new(stream, write_stall)),
+            TowerToHyperService::new(app),
+        )
+}
+
 fn serve_connection<S>(
     stream: S,
     app: &Router,
     graceful: &GracefulShutdown,
     slot: OwnedSemaphorePermit,
+    write_stall: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-    let conn = graceful.watch(conn);
+    let conn = graceful.watch(http_connection(stream, app.clone(), write_stall));
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("connection ended: {e}");
@@ -108,7 +127,12 @@ async fn slot(slots: &Arc<Semaphore>, stop: &CancellationToken) -> Option<OwnedS
 
 /// Accepts on the Unix socket until `stop`, then lets open connections
 /// finish their requests.
-pub(crate) async fn serve_unix(listener: UnixListener, app: Router, stop: CancellationToken) {
+pub(crate) async fn serve_unix(
+    listener: UnixListener,
+    app: Router,
+    stop: CancellationToken,
+    write_stall: Duration,
+) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // SAFETY: geteuid has no failure mode.
@@ -129,7 +153,9 @@ pub(crate) async fn serve_unix(listener: UnixListener, app: Router, stop: Cancel
             },
         };
         match stream.peer_cred() {
-            Ok(cred) if cred.uid() == me => serve_connection(stream, &app, &graceful, permit),
+            Ok(cred) if cred.uid() == me => {
+                serve_connection(stream, &app, &graceful, permit, write_stall)
+            }
             Ok(cred) => {
                 tracing::warn!(uid = cred.uid(), "refused a connection from another user");
             }
@@ -148,6 +174,7 @@ fn serve_if_mine(
     app: &Router,
     graceful: &GracefulShutdown,
     slot: OwnedSemaphorePermit,
+    write_stall: Duration,
 ) {
     let (app, watcher) = (app.clone(), graceful.watcher());
     tokio::spawn(async move {
@@ -177,11 +204,10 @@ fn serve_if_mine(
             }
         }
         let _ = stream.set_nodelay(true);
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-        if let Err(e) = watcher.watch(conn).await {
+        if let Err(e) = watcher
+            .watch(http_connection(stream, app, write_stall))
+            .await
+        {
             tracing::debug!("connection ended: {e}");
         }
         drop(slot);
@@ -191,7 +217,12 @@ fn serve_if_mine(
 /// Accepts on loopback TCP until `stop`, then lets open connections
 /// finish. On Linux a connection from another user's process is refused,
 /// as on the Unix socket.
-pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: CancellationToken) {
+pub(crate) async fn serve_tcp(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    write_stall: Duration,
+) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -201,7 +232,7 @@ pub(crate) async fn serve_tcp(listener: TcpListener, app: Router, stop: Cancella
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => serve_if_mine(stream, &app, &graceful, permit),
+                Ok((stream, _)) => serve_if_mine(stream, &app, &graceful, permit, write_stall),
                 Err(e) => {
                     tracing::warn!("accept on TCP failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -11,6 +11,7 @@ mod discovery;
 mod listen;
 mod reload;
 mod service;
+mod stall;
 #[cfg(target_os = "linux")]
 mod tcp_owner;
 
@@ -56,6 +57,10 @@ struct IapeerdCli {
     /// Seconds between heartbeat comments on the event stream.
     #[arg(long, default_value_t = 15, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), hide = true)]
     heartbeat_secs: u64,
+    /// Seconds a client may read nothing while an answer waits for it
+    /// before its connection is cut.
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), hide = true)]
+    write_stall_secs: u64,
     #[command(subcommand)]
     command: Option<DaemonCommand>,
 }
@@ -205,12 +210,14 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         bound.unix,
         api::router(state.clone(), Listener::Unix),
         shutdown.clone(),
+        Duration::from_secs(cli.write_stall_secs),
     ))];
     if let Some(tcp) = bound.tcp {
         servers.push(tokio::spawn(listen::serve_tcp(
             tcp,
             api::router(state.clone(), Listener::Tcp),
             shutdown.clone(),
+            Duration::from_secs(cli.write_stall_secs),
         )));
     }
     let discovery_file = discovery::write(
