@@ -161,6 +161,10 @@ fn the_panel_follows_the_fleet_and_acts_on_it() {
     // `/` filters.
     panel.keys(&["/", "c", "o", "d", "Enter"]);
     panel.wait_for("filtered", "1 runtimes");
+    // Esc clears a filter in force; it does not quit.
+    panel.keys(&["Escape"]);
+    panel.wait_for("the filter cleared", "2 runtimes");
+    assert!(panel.alive());
 
     panel.keys(&["q"]);
     wait_until("the panel to quit", Duration::from_secs(10), || {

@@ -270,6 +270,11 @@ fn on_key(app: &mut App, key: KeyEvent) -> Step {
     }
     let count = app.visible().len();
     match key.code {
+        // With a filter in force, Esc clears it (as while typing it).
+        KeyCode::Esc if !app.filter.is_empty() => {
+            app.filter.clear();
+            app.selected = 0;
+        }
         KeyCode::Char('q') | KeyCode::Esc => return Step::Quit,
         KeyCode::Down | KeyCode::Char('j') => {
             app.selected = (app.selected + 1).min(count.saturating_sub(1));
