@@ -126,8 +126,24 @@ const TAIL_READ_BYTES: u64 = 256 << 10;
 /// The last `max_lines` lines of a runtime's pane log as readable text
 /// (escape sequences stripped), for the panel and the dashboard.
 pub fn tail(cfg: &Config, id: &Identity, max_lines: usize) -> io::Result<Vec<String>> {
+    let current = path(cfg, id);
+    let mut lines = tail_of(&current, max_lines)?;
+    // Just after a rotation the current log is short: the rest of the
+    // screenful is at the end of the one before.
+    if lines.len() < max_lines
+        && let Ok(older) = tail_of(
+            &crate::logfile::numbered(&current, 1),
+            max_lines - lines.len(),
+        )
+    {
+        lines.splice(0..0, older);
+    }
+    Ok(lines)
+}
+
+fn tail_of(log: &Path, max_lines: usize) -> io::Result<Vec<String>> {
     use std::io::{Seek, SeekFrom};
-    let mut file = crate::fsutil::open_state_for_read(&path(cfg, id))?;
+    let mut file = crate::fsutil::open_state_for_read(log)?;
     let len = file.metadata()?.len();
     let start = len.saturating_sub(TAIL_READ_BYTES);
     file.seek(SeekFrom::Start(start))?;
@@ -238,6 +254,26 @@ mod tests {
         // Nor does a cut CSI or a lone ESC eat the line break.
         let raw = "x\u{1b}[12\nafter\u{1b}\nnext\u{1b}(\nlast";
         assert_eq!(strip_terminal(raw), "x\nafter\nnext\nlast");
+    }
+
+    /// Just after a rotation the tail is filled from the log before.
+    #[test]
+    fn the_tail_reaches_into_the_rotated_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut env = crate::config::Env::new();
+        env.insert("HOME".into(), tmp.path().to_string_lossy().into_owned());
+        env.insert(
+            "IAPEER_ROOT".into(),
+            tmp.path().join("r").to_string_lossy().into_owned(),
+        );
+        let cfg = Config::new(env, &Default::default());
+        let id = Identity::parse("claude-bob").unwrap();
+        let current = path(&cfg, &id);
+        std::fs::create_dir_all(current.parent().unwrap()).unwrap();
+        std::fs::write(crate::logfile::numbered(&current, 1), "a1\na2\na3\n").unwrap();
+        std::fs::write(&current, "b1\nb2\n").unwrap();
+        assert_eq!(tail(&cfg, &id, 4).unwrap(), ["a2", "a3", "b1", "b2"]);
+        assert_eq!(tail(&cfg, &id, 2).unwrap(), ["b1", "b2"]);
     }
 
     #[test]
