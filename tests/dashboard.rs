@@ -306,8 +306,17 @@ fn the_dashboard_gates() {
     let pane = curl(&[&url("/fleet/v1/peers/bob/pane?lines=5"), "-H", &bearer]);
     assert_eq!(pane.status, 200, "{pane:?}");
     assert_eq!(pane.json()["identity"], "claude-bob");
-    let bad = curl(&[&url("/fleet/v1/peers/bob/pane?lines=x"), "-H", &bearer]);
-    assert_eq!(bad.status, 400, "{bad:?}");
+    // Bad input is a JSON error like any other, even where an extractor
+    // refuses it (a query, a path that is not UTF-8).
+    for path in [
+        "/fleet/v1/peers/bob/pane?lines=x",
+        "/fleet/v1/events?replay=-5",
+        "/fleet/v1/peers/%ff/pane",
+    ] {
+        let bad = curl(&[&url(path), "-H", &bearer]);
+        assert_eq!(bad.status, 400, "{path}: {bad:?}");
+        assert!(bad.json()["error"].is_string(), "{path}: {bad:?}");
+    }
     let unknown = curl(&[&url("/fleet/v1/peers/nobody/pane"), "-H", &bearer]);
     assert_eq!(unknown.status, 404, "{unknown:?}");
     let panes = f.root.join("logs/iapeer/panes");

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -40,6 +39,26 @@ pub(super) fn routes() -> Router<Arc<ApiState>> {
         .route("/send", post(send))
         .route("/plugins", get(plugins))
         .route("/reload", post(reload))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Every error here is `{"error": "…"}`, including the plain-text ones the
+/// extractors answer with (a bad query, a path that is not UTF-8).
+async fn json_errors(res: Response) -> Response {
+    let plain = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(plain && res.status().is_client_error()) {
+        return res;
+    }
+    let status = res.status();
+    let text = axum::body::to_bytes(res.into_body(), 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    error(status, text)
 }
 
 /// `GET /plugins`: every adapter the daemon found, loaded or not, and why.
@@ -204,12 +223,8 @@ fn default_pane_lines() -> usize {
 async fn pane(
     State(state): State<Arc<ApiState>>,
     Path(personality): Path<String>,
-    query: Result<Query<PaneQuery>, QueryRejection>,
+    Query(q): Query<PaneQuery>,
 ) -> Response {
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
     let lc = state.lifecycle();
     let record = match registered(&lc, &personality) {
         Ok(r) => r,
