@@ -928,15 +928,16 @@ mod tests {
             .collect();
         let before = format!("{{\"version\":2,\"peers\":[\n{}\n]}}\n", lines.join(",\n"));
         std::fs::write(&path, &before).unwrap();
-        let reg = |p: &str, rt: &str| Registration {
+        // A directory holds one peer: each registration its own.
+        let reg = |p: &str, rt: &str, cwd: &str| Registration {
             personality: Personality::new(p).unwrap(),
             runtime: Runtime::new(rt).unwrap(),
             runtimes: vec![],
-            cwd: "/w2".into(),
+            cwd: cwd.into(),
             intelligence: None,
             description: None,
         };
-        upsert_peer(tmp.path(), &path, &reg("p3", "claude")).unwrap();
+        upsert_peer(tmp.path(), &path, &reg("p3", "claude", "/w2")).unwrap();
         let after = std::fs::read_to_string(&path).unwrap();
         let changed: Vec<(&str, &str)> = before
             .lines()
@@ -945,7 +946,7 @@ mod tests {
             .collect();
         assert_eq!(changed.len(), 1, "{changed:?}");
         assert!(changed[0].1.contains(r#""cwd":"/w2""#), "{changed:?}");
-        upsert_peer(tmp.path(), &path, &reg("newbie", "codex")).unwrap();
+        upsert_peer(tmp.path(), &path, &reg("newbie", "codex", "/w3")).unwrap();
         let after2 = std::fs::read_to_string(&path).unwrap();
         assert_eq!(after2.lines().count(), after.lines().count() + 1);
         assert!(
@@ -960,8 +961,8 @@ mod tests {
         );
         // An empty array and a pretty file work too.
         std::fs::write(&path, "{\"peers\": []}").unwrap();
-        upsert_peer(tmp.path(), &path, &reg("a", "claude")).unwrap();
-        upsert_peer(tmp.path(), &path, &reg("b", "claude")).unwrap();
+        upsert_peer(tmp.path(), &path, &reg("a", "claude", "/wa")).unwrap();
+        upsert_peer(tmp.path(), &path, &reg("b", "claude", "/wb")).unwrap();
         assert_eq!(read_registry(&path).unwrap().peers.len(), 2);
     }
 
