@@ -1709,7 +1709,7 @@ fn plugins_try_shows_each_step_of_a_wake() {
         "session started",
         "pane judged ready",
         "│ > Type your message",
-        "message pasted and Enter pressed (the paste showed on screen)",
+        "message pasted, seen in the composer, Enter pressed",
         "processed: newest-activity-mtime moved 0 → ",
         "ok: gemini-try woke, message processed",
     ] {
@@ -1918,4 +1918,67 @@ fn a_directory_holds_one_peer() {
     f.ok(&["register", "p1", "--cwd", dir, "--runtime", "claude"]);
     let list = f.ok(&["list", "--plain"]);
     assert!(!list.contains("p11") && !list.contains("p12"), "{list}");
+}
+
+/// A permission prompt is up: a message to the peer types nothing at all
+/// (an Enter there would approve the tool) and the sender is told it was
+/// NOT delivered.
+#[test]
+fn no_keystroke_reaches_a_dialog() {
+    let f = Fleet::new().with_env("FAKE_MODAL", "permission");
+    let from = f.sender();
+    let cwd = f.register("bob", "claude", &[]);
+    f.ok(&["wake", "bob", "--message", "start the job"]);
+    wait_until("the prompt", Duration::from_secs(10), || {
+        f.pane("claude-bob").contains("Do you want to proceed?")
+    });
+    for _ in 0..2 {
+        let err = f.refused(&["send", "bob", "--from", from, "--message", "and more"]);
+        assert!(err.contains("NOT delivered"), "{err}");
+        assert!(err.contains("composer is not showing"), "{err}");
+    }
+    // Nothing reached the prompt: no approval, not a single key.
+    let keys = std::fs::read_to_string(f.home.join("fake-keys.log")).unwrap_or_default();
+    assert_eq!(keys, "", "keys reached the dialog");
+    assert!(!f.claude_transcript(&cwd).contains("tool approved"));
+    assert!(f.pane("claude-bob").contains("rm -rf build/ (1)"));
+}
+
+/// A sender killed between its paste and its Enter leaves the paste in
+/// the composer; the next message must not carry it out with itself.
+/// Real SIGKILLs at random moments of a send, over many rounds.
+#[test]
+fn a_paste_left_by_a_killed_sender_never_goes_out_with_the_next() {
+    let f = Fleet::new();
+    let from = f.sender();
+    let cwd = f.register("bob", "claude", &[]);
+    f.ok(&["wake", "bob"]);
+    let mut hits = 0;
+    for round in 0..16u64 {
+        let mut cli = f
+            .cmd(&["send", "bob", "--from", from, "--message", &format!("killed {round}")])
+            .spawn()
+            .unwrap();
+        // Somewhere in the paste: the CLI process takes tens of ms.
+        std::thread::sleep(Duration::from_millis(10 + (round * 5) % 40));
+        let _ = cli.kill();
+        let _ = cli.wait();
+        // Whatever the kill left, the next message goes out alone.
+        if f.state("claude-bob", "pasting").exists() {
+            hits += 1;
+        }
+        let out = f.run(&["send", "bob", "--from", from, "--message", &format!("after {round}")]);
+        let transcript = f.claude_transcript(&cwd);
+        let merged: Vec<&str> = transcript
+            .lines()
+            .filter(|l| l.contains("</iap><iap") || l.matches("<iap ").count() > 1)
+            .collect();
+        assert!(merged.is_empty(), "round {round}: a leftover went out with the next message: {merged:?}");
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("NOT delivered"), "round {round}: {err}");
+        }
+    }
+    eprintln!("rounds whose kill landed while a paste was in flight: {hits} of 16");
+    assert!(f.is_live("claude-bob"));
 }

@@ -62,6 +62,8 @@ pub struct LaunchRequest<'a> {
     pub marks: Option<BootMarks>,
     /// Told each step (`iapeer plugins try` shows them).
     pub observer: Option<LaunchObserver>,
+    /// Where the first message's paste is recorded while in flight.
+    pub in_flight: InFlight,
 }
 
 /// A step of a launch, as an observer sees it.
@@ -77,9 +79,12 @@ pub enum LaunchStep {
     /// A pane the boot loop judged (as the adapter received it: plain text,
     /// trailing spaces trimmed) and the adapter's verdict.
     Judged { pane: String, verdict: Verdict },
-    /// The first message was pasted and Enter pressed; `seen`: the paste
-    /// showed on screen first.
-    Pasted { seen: bool },
+    /// The first message was pasted, showed in the composer, and Enter
+    /// was pressed.
+    Pasted,
+    /// The first message did not go in this time (nothing was submitted);
+    /// the boot loop looks again.
+    PasteRefused(String),
     /// The ready gate saw the activity proxy move past its baseline.
     Processed { baseline: u64, now: u64 },
 }
@@ -434,14 +439,13 @@ async fn boot(
         }
         match ready {
             Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
-            Ok(true) => {
-                if let Ok(seen) = deliver(tmux, sock, id, message, req.adapter).await {
-                    req.note(|| LaunchStep::Pasted {
-                        seen: seen == PasteSeen::Yes,
-                    });
+            Ok(true) => match deliver(tmux, sock, id, message, req.adapter, &req.in_flight).await {
+                Ok(()) => {
+                    req.note(|| LaunchStep::Pasted);
                     break;
                 }
-            }
+                Err(refused) => req.note(|| LaunchStep::PasteRefused(refused.to_string())),
+            },
             Ok(false) => {}
             Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
         }
@@ -453,10 +457,12 @@ async fn boot(
     loop {
         let now = activity(req.adapter, cwd).await;
         if now > baseline {
+            req.in_flight.settle();
             req.note(|| LaunchStep::Processed { baseline, now });
             return LaunchOutcome::Ready { delivered: true };
         }
         if let Liveness::Dead(_) = probe(sock) {
+            req.in_flight.settle();
             return LaunchOutcome::Failed {
                 reason: death_reason(req, launched_ms, "ready-gate", ""),
                 session_left: false,
@@ -588,53 +594,208 @@ pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMar
     in_composer(pane, &probe_text(message), markers)
 }
 
-/// Pastes a message into a session and submits it. A TUI gets a bracketed
-/// paste, then — once the pane shows it (one more occurrence of its last
-/// line than before, or a collapsed `[Pasted text` marker) — Enter; a
-/// router gets the text with LF line ends, then Ctrl-J. `Err` only when the
-/// paste itself failed (nothing reached the session, so it may be retried);
-/// a failed Enter is left for the caller's activity check to notice.
+/// Where a paste in flight is recorded: written before the paste, and
+/// once it shows, with the bottom rows of the screen as they were then;
+/// removed once its fate is known. A record left behind means a process
+/// died between a paste and its Enter.
+#[derive(Debug, Clone)]
+pub struct InFlight(pub PathBuf);
+
+/// What a record of a paste in flight says.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PasteRecord {
+    /// The line the paste is recognised by.
+    probe: String,
+    /// The composer rows once the paste showed (empty: it never showed).
+    shown: Vec<String>,
+}
+
+impl InFlight {
+    fn left_behind(&self) -> Option<PasteRecord> {
+        let text = fsutil::read_regular_text(&self.0, 64 << 10).ok()?;
+        Some(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    fn record(&self, record: &PasteRecord) -> std::io::Result<()> {
+        let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        fsutil::write_atomic_lazy(&self.0, &json)
+    }
+
+    /// The paste's fate is known (submitted, or never shown).
+    pub fn settle(&self) {
+        let _ = fsutil::remove_if_exists(&self.0);
+    }
+}
+
+/// The composer rows of a pane: its bottom non-empty rows.
+fn composer_rows(pane: &str, markers: &DeliveryMarkers) -> Vec<String> {
+    let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
+    rows[rows.len().saturating_sub(markers.composer_rows)..]
+        .iter()
+        .map(|r| r.trim_end().to_string())
+        .collect()
+}
+
+impl PasteRecord {
+    /// Does `pane` still show this paste in its composer? Once it showed:
+    /// the bottom rows are exactly as they were then (nothing was
+    /// submitted since). Before: its last line is in the composer rows.
+    fn still_in(&self, pane: &str, markers: &DeliveryMarkers) -> bool {
+        if self.shown.is_empty() {
+            paste_in_composer(pane, &self.probe, markers)
+        } else {
+            composer_rows(pane, markers) == self.shown
+        }
+    }
+}
+
+/// Why a message did not go into a TUI. Enter was never pressed, so
+/// nothing was submitted: the message was NOT delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum PasteRefused {
+    #[error("the paste failed: {0}")]
+    Tmux(#[from] crate::tmux::TmuxError),
+    /// The adapter does not see its composer (a dialog, a picker, a
+    /// question): no key may go in.
+    #[error("its input composer is not showing, so nothing was typed (a dialog or prompt is up?){}", tail_suffix(.0))]
+    NotReady(String),
+    /// The composer holds an earlier paste that never went out (its
+    /// sender was killed before Enter), and it could not be cleared.
+    #[error("its composer still holds an earlier message that was never submitted ({0:?}); nothing was typed (clear it: iapeer attach)")]
+    Leftover(String),
+    /// Pasted, but it never showed in the composer: Enter was not pressed
+    /// (it would have gone to whatever took the paste).
+    #[error("the paste never showed in its composer, so Enter was not pressed")]
+    NotSeen,
+    #[error("cannot record the paste in flight: {0}")]
+    Record(std::io::Error),
+}
+
+/// What the adapter makes of a pane: a composer ready for input?
+async fn composer_ready(adapter: &Adapter, pane: &str) -> bool {
+    adapter.is_input_ready(pane).await.unwrap_or(false)
+}
+
+/// Pastes a message into a session and submits it. A router gets the text
+/// with LF line ends, then Ctrl-J. A TUI gets it only when the adapter
+/// judges its composer ready (no dialog up) and no earlier paste is left
+/// in it; then a bracketed paste, and Enter only once the pane shows the
+/// paste in the composer (one more occurrence of its last line than
+/// before, or a collapsed `[Pasted text` marker) with the composer still
+/// ready. A paste that never showed gets no Enter.
 pub async fn deliver(
     tmux: &Tmux,
     sock: &Path,
     id: &str,
     message: &str,
     adapter: &Adapter,
-) -> Result<PasteSeen, crate::tmux::TmuxError> {
+    in_flight: &InFlight,
+) -> Result<(), PasteRefused> {
     if adapter.info().kind == AdapterKind::Router {
         tmux.paste(sock, id, message, true, false).await?;
         sleep(ROUTER_PASTE_SETTLE).await;
         let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
-        return Ok(PasteSeen::Yes);
+        return Ok(());
+    }
+    let markers = &adapter.info().delivery;
+    let mut pane = tmux.capture_pane(sock, id).await?;
+    if let Some(earlier) = in_flight.left_behind() {
+        if earlier.still_in(&pane, markers) {
+            let cleared = clear_composer(tmux, sock, id, adapter, &earlier, &pane).await;
+            if cleared.is_err() && !has_clear_keys(adapter).await {
+                // Nothing this host can do: said once (this refusal), and
+                // left to the operator.
+                in_flight.settle();
+            }
+            pane = cleared?;
+        }
+        in_flight.settle();
+    }
+    if !composer_ready(adapter, &pane).await {
+        return Err(PasteRefused::NotReady(pane));
     }
     let probe_text = probe_text(message);
-    let before = tmux.paste(sock, id, message, false, true).await?;
+    let mut record = PasteRecord {
+        probe: probe_text.clone(),
+        shown: Vec::new(),
+    };
+    in_flight.record(&record).map_err(PasteRefused::Record)?;
+    let before = match tmux.paste(sock, id, message, false, true).await {
+        Ok(before) => before,
+        Err(e) => {
+            in_flight.settle();
+            return Err(e.into());
+        }
+    };
     let mut poll = Poll::new(
         PASTE_SHOW_TIMEOUT,
         Duration::from_millis(10),
         Duration::from_millis(100),
     );
-    let seen = loop {
+    loop {
         let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe_text, &adapter.info().delivery) {
-            break PasteSeen::Yes;
+        if paste_shown(&before, &now, &probe_text, markers) && composer_ready(adapter, &now).await
+        {
+            record.shown = composer_rows(&now, markers);
+            in_flight.record(&record).map_err(PasteRefused::Record)?;
+            break;
         }
         if !poll.pause().await {
-            break PasteSeen::No;
+            // The record stays: if the paste is sitting somewhere unseen,
+            // the next delivery looks for it before typing.
+            return Err(PasteRefused::NotSeen);
         }
-    };
+    }
     let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
-    Ok(seen)
+    Ok(())
 }
 
-/// Whether a paste was seen on screen before Enter was pressed. Only a
-/// paste that was seen can later be judged "submitted" by its absence (a
-/// modal that swallowed it never showed it at all).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasteSeen {
-    Yes,
-    No,
+async fn has_clear_keys(adapter: &Adapter) -> bool {
+    matches!(adapter.control_keys(CLEAR_INPUT).await, Ok(Some(_)))
 }
+
+/// Clears a paste left in the composer with the adapter's `clear-input`
+/// keys; the pane after. The bottom rows may also hold the same text as
+/// history (it was submitted after all): keys that change nothing on
+/// screen had nothing to clear.
+async fn clear_composer(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    adapter: &Adapter,
+    earlier: &PasteRecord,
+    pane: &str,
+) -> Result<String, PasteRefused> {
+    let markers = &adapter.info().delivery;
+    let leftover = || PasteRefused::Leftover(earlier.probe.clone());
+    let Ok(Some(keys)) = adapter.control_keys(CLEAR_INPUT).await else {
+        return Err(leftover());
+    };
+    for (i, step) in keys.steps.iter().enumerate() {
+        if i > 0 {
+            sleep(Duration::from_millis(keys.step_delay_ms.into())).await;
+        }
+        tmux.send_keys(sock, id, step).await?;
+    }
+    let mut poll = Poll::new(
+        PASTE_SHOW_TIMEOUT,
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+    );
+    loop {
+        let now = tmux.capture_pane(sock, id).await?;
+        if now != pane && !earlier.still_in(&now, markers) {
+            return Ok(now);
+        }
+        if !poll.pause().await {
+            return Err(leftover());
+        }
+    }
+}
+
+/// The control command that empties a TUI's composer without submitting
+/// it (an adapter that has none leaves a stale paste to its operator).
+pub const CLEAR_INPUT: &str = "clear-input";
 
 #[cfg(test)]
 mod tests {

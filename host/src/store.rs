@@ -79,6 +79,11 @@ pub fn clear_mark(cfg: &Config, id: &Identity, mark: Mark) -> io::Result<()> {
     fsutil::remove_if_exists(&mark_path(cfg, id, mark))
 }
 
+/// Where a paste in flight is recorded (see `launch::InFlight`).
+pub fn pasting_path(cfg: &Config, id: &Identity) -> std::path::PathBuf {
+    cfg.state_file(id, "pasting")
+}
+
 /// A session the daemon brought up (`<id>.session`), as the TypeScript
 /// iapeer writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

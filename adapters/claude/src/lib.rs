@@ -1,8 +1,9 @@
 //! The Claude Code runtime adapter.
 
+use iapeer_adapter_sdk::screen::{self, KnownDialog};
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
-    claude_like_delivery, contains_any, export_adapter, host_fs, is_js_whitespace, keys, newest_with_suffix,
+    claude_like_delivery, export_adapter, host_fs, is_js_whitespace, keys, newest_with_suffix,
     tui_control_keys,
 };
 
@@ -10,37 +11,86 @@ struct Claude;
 
 const PROJECTS_DIR: &str = ".claude/projects";
 
-/// Any of these on screen means a startup dialog is up (not ready for input).
-const BOOT_MARKERS: &[&str] = &[
-    "trust this folder",
-    "Allow external CLAUDE.md file imports?",
-    "I am using this for local development",
-    "Resume from summary",
-    "Resuming the full session",
-    "Choose the text style",
-    "Bypass Permissions mode",
-    "new MCP server",
-    "New MCP server",
+/// The startup dialogs this adapter answers, by a phrase of their own text
+/// and the words of the option that answers them. Anything else (a login
+/// picker, an API-key question, a permission prompt) is never answered.
+const DIALOGS: &[KnownDialog] = &[
+    // Folder trust: "Quick safety check: Is this a project you created or
+    // one you trust?" (2.1.x); "Do you trust the files in this folder?".
+    KnownDialog {
+        phrase: "Quick safety check",
+        answers: &["Yes, I trust this folder"],
+    },
+    KnownDialog {
+        phrase: "trust the files in this folder",
+        answers: &["Yes, I trust this folder"],
+    },
+    // `--add-dir /`, every session of 2.1.x.
+    KnownDialog {
+        phrase: "Adding a new directory",
+        answers: &["Yes, add it"],
+    },
+    // Its default, "No, exit", would end the peer.
+    KnownDialog {
+        phrase: "Bypass Permissions mode",
+        answers: &["Yes, I accept", "Yes, I am using this for local development"],
+    },
+    // The project's MCP server (the iapeer front door `mcp-config` wrote).
+    KnownDialog {
+        phrase: "MCP server",
+        answers: &["Use this and all future MCP servers in this project"],
+    },
+    KnownDialog {
+        phrase: "Allow external CLAUDE.md file imports?",
+        answers: &["Yes, allow external imports"],
+    },
+    KnownDialog {
+        phrase: "Choose the text style",
+        answers: &["Dark mode"],
+    },
+    // Its default compacts the conversation.
+    KnownDialog {
+        phrase: "Resume from summary",
+        answers: &["Resume full session as-is"],
+    },
 ];
 
-/// Dialogs whose default option is the right answer: confirm with Enter.
-const ENTER_DIALOGS: &[&str] = &[
-    "trust this folder",
-    "Allow external CLAUDE.md file imports?",
-    "I am using this for local development",
-    "Choose the text style",
-    // "Use this and all future MCP servers in this project" is the default.
-    "new MCP server",
-    "New MCP server",
-];
+/// Screens that are neither a dialog to answer nor the composer: wait.
+const WAITING: &[&str] = &["Resuming the full session"];
 
-/// Dialogs whose default option 1 is wrong (it compacts, or exits): move to
-/// option 2 first, confirm only once the cursor is proven there.
-const OPTION_TWO_DIALOGS: &[&str] = &[
-    "Resume from summary",
-    // "1. No, exit" would kill the peer; "2. Yes, I accept" goes on.
-    "Bypass Permissions mode",
-];
+/// How many rows at the bottom a TUI without rules keeps live.
+const UNRULED_LIVE_ROWS: usize = 12;
+
+/// The live region: what Claude Code draws below its last rule (a dialog,
+/// or the status line under the composer). Older versions draw no rules:
+/// the bottom rows then.
+fn live_region<'a>(rows: &[&'a str]) -> Vec<&'a str> {
+    screen::below_last_rule(rows).unwrap_or_else(|| screen::last_rows(rows, UNRULED_LIVE_ROWS))
+}
+
+/// A composer on screen: the rows between the last two rules start with
+/// the `❯` prompt, and nothing below them is a menu. Without rules (older
+/// versions): the prompt and the bypass status line in the bottom rows.
+fn composer_ready(pane: &str) -> bool {
+    let rows = screen::rows(pane);
+    let live = live_region(&rows);
+    if !screen::choices(&live, '❯', false).is_empty()
+        || WAITING.iter().any(|w| screen::any_row_has(&live, w))
+    {
+        return false;
+    }
+    match screen::between_last_two_rules(&rows) {
+        Some(composer) => composer
+            .iter()
+            .find(|r| !r.trim_matches(is_js_whitespace).is_empty())
+            .is_some_and(|r| r.trim_start_matches(is_js_whitespace).starts_with('❯')),
+        None => {
+            screen::any_row_has(&live, "❯")
+                && screen::any_row_has(&live, "bypass permissions on")
+                && !DIALOGS.iter().any(|d| screen::any_row_has(&live, d.phrase))
+        }
+    }
+}
 
 /// Claude's per-project transcript directory name: every character of the
 /// canonical cwd that is not ASCII alphanumeric becomes `-`. Claude computes
@@ -65,16 +115,6 @@ fn newest_transcript(cwd: &str) -> Option<(String, u64)> {
     let newest = newest_with_suffix(&entries, ".jsonl")?;
     let id = newest.name.strip_suffix(".jsonl").unwrap_or(&newest.name);
     Some((id.to_string(), newest.mtime_ms))
-}
-
-/// The "Resume from summary" picker has option 2 ("Resume full session as-is")
-/// under the cursor: `❯`, optional whitespace, `2.`.
-fn cursor_on_option_two(pane: &str) -> bool {
-    pane.match_indices('❯').any(|(i, glyph)| {
-        pane[i + glyph.len()..]
-            .trim_start_matches(is_js_whitespace)
-            .starts_with("2.")
-    })
 }
 
 impl Guest for Claude {
@@ -138,31 +178,27 @@ impl Guest for Claude {
     }
 
     fn boot_dialog_keys(pane: String) -> Option<Vec<String>> {
-        if contains_any(&pane, OPTION_TWO_DIALOGS) {
-            // One key per boot iteration: move to option 2 first, confirm only
-            // once the cursor is proven there (option 1 compacts or exits).
-            return Some(keys(if cursor_on_option_two(&pane) {
-                &["Enter"]
-            } else {
-                &["Down"]
-            }));
-        }
-        if contains_any(&pane, ENTER_DIALOGS) {
-            return Some(keys(&["Enter"]));
-        }
-        // Anything else (including "Resuming the full session"): wait. The
-        // login-method picker is deliberately not answered.
-        None
+        let rows = screen::rows(&pane);
+        let live = live_region(&rows);
+        let menu = screen::choices(&live, '❯', false);
+        screen::answer_known(&live, &menu, DIALOGS)
     }
 
     fn is_input_ready(pane: String) -> bool {
-        !contains_any(&pane, BOOT_MARKERS)
-            && pane.contains('❯')
-            && pane.contains("bypass permissions on")
+        composer_ready(&pane)
     }
 
     fn control_keys(command: String) -> Option<ControlSequence> {
-        tui_control_keys(&command)
+        match command.as_str() {
+            // Ctrl-U deletes one line of the composer (a collapsed paste is
+            // one); on an empty composer it does nothing. Never Escape
+            // (twice opens the rewind menu) nor Ctrl-C (twice exits).
+            "clear-input" => Some(ControlSequence {
+                steps: vec![keys(&["C-u"]); 6],
+                step_delay_ms: 30,
+            }),
+            _ => tui_control_keys(&command),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use iapeer_adapter_sdk::screen::{self, KnownDialog};
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, DeliveryMarkers, EntryKind, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
     argv_with_extras, export_adapter, host_fs, is_js_whitespace, keys, tui_control_keys,
@@ -20,6 +21,81 @@ const MAX_FIRST_LINE: u32 = 4 << 20;
 /// A public, non-secret stub that makes codex accept the open local MCP
 /// server; the daemon ignores it.
 const BEARER: (&str, &str) = ("IAPEER_BEARER", "iapeer-localhost-open-no-secret");
+
+/// The dialogs this adapter answers, by a phrase of their own text and the
+/// words of the option that answers them; nothing else is ever answered.
+const DIALOGS: &[KnownDialog] = &[
+    // Folder trust, 0.171 ("Trust this folder? …") and earlier.
+    KnownDialog {
+        phrase: "Trust this folder?",
+        answers: &["Trust and continue"],
+    },
+    KnownDialog {
+        phrase: "Do you trust the contents of this directory",
+        answers: &["Yes, allow Codex to work in this folder without asking for approval"],
+    },
+    // An update offer: not now (the operator pins the version).
+    KnownDialog {
+        phrase: "Update available!",
+        answers: &["Skip"],
+    },
+    KnownDialog {
+        phrase: "Hooks need review",
+        answers: &["Trust all and continue"],
+    },
+    // A new model offered at start: keep the configured one.
+    KnownDialog {
+        phrase: "Use existing model",
+        answers: &["Use existing model"],
+    },
+];
+
+/// Screens that are neither a dialog to answer nor the composer.
+const WAITING: &[&str] = &["Press enter to continue"];
+
+/// A row that opens the composer (`› ` and text or a placeholder), as
+/// opposed to a bare glyph.
+fn is_composer_row(row: &str) -> bool {
+    row.trim_start_matches(is_js_whitespace).starts_with("› ")
+}
+
+/// A menu option row (`› 1. …`, `  2. …`), as opposed to a message.
+fn is_option_row(row: &str) -> bool {
+    !screen::choices(&[row, "  2. x"], '›', true).is_empty()
+}
+
+/// A row the model wrote (`• …`, `◦ …`).
+fn is_reply_row(row: &str) -> bool {
+    let t = row.trim_start_matches(is_js_whitespace);
+    t.starts_with("• ") || t.starts_with("◦ ")
+}
+
+/// The live region: from the composer (the last `› ` row that is not a
+/// menu option and that no reply follows) down. Without one (a dialog
+/// took its place), the rows after the last message; at a fresh start's
+/// dialog, the whole pane.
+fn live_region<'a>(rows: &[&'a str]) -> Vec<&'a str> {
+    let filled: Vec<&str> = rows
+        .iter()
+        .copied()
+        .filter(|r| !r.trim_matches(is_js_whitespace).is_empty())
+        .collect();
+    let prompt = filled
+        .iter()
+        .rposition(|r| is_composer_row(r) && !is_option_row(r));
+    if let Some(p) = prompt
+        && !filled[p + 1..].iter().any(|r| is_reply_row(r))
+    {
+        return filled[p..].to_vec();
+    }
+    let last_message = filled
+        .iter()
+        .rposition(|r| is_reply_row(r) || (is_composer_row(r) && !is_option_row(r)));
+    match last_message {
+        Some(i) => filled[i + 1..].to_vec(),
+        None => filled,
+    }
+}
 
 /// The cwd a session file was recorded for: its first line is a JSON object
 /// with `type == "session_meta"` and a string `payload.cwd`. `Ok(None)`: not
@@ -230,27 +306,20 @@ impl Guest for Codex {
     }
 
     fn boot_dialog_keys(pane: String) -> Option<Vec<String>> {
-        if pane.contains("Update available!") && pane.contains("Press enter to continue") {
-            // Option 2 declines the update.
-            return Some(keys(&["2", "Enter"]));
-        }
-        if pane.contains("Do you trust the contents of this directory") {
-            return Some(keys(&["Enter"]));
-        }
-        if pane.contains("Hooks need review") {
-            // Option 2: "Trust all and continue".
-            return Some(keys(&["Down", "Enter"]));
-        }
-        None
+        let rows = screen::rows(&pane);
+        let live = live_region(&rows);
+        let menu = screen::choices(&live, '›', true);
+        screen::answer_known(&live, &menu, DIALOGS)
     }
 
     fn is_input_ready(pane: String) -> bool {
+        let rows = screen::rows(&pane);
+        let live = live_region(&rows);
         // No check for the "OpenAI Codex" splash: a long resumed history
         // scrolls it away.
-        !pane.contains("Press enter to continue")
-            && pane
-                .lines()
-                .any(|line| line.trim_start_matches(is_js_whitespace).starts_with("› "))
+        screen::choices(&live, '›', true).is_empty()
+            && !WAITING.iter().any(|w| screen::any_row_has(&live, w))
+            && live.first().is_some_and(|r| is_composer_row(r))
     }
 
     fn control_keys(command: String) -> Option<ControlSequence> {

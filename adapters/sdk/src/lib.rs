@@ -23,6 +23,8 @@ wit_bindgen::generate!({
     export_macro_name: "export_adapter",
 });
 
+pub mod screen;
+
 pub use exports::iapeer::adapter::adapter::Guest;
 pub use iapeer::adapter::host_fs;
 pub use iapeer::adapter::types::{
@@ -65,7 +67,9 @@ pub fn argv_with_extras(head: Vec<String>, spec: &LaunchSpec) -> Vec<String> {
 }
 
 /// The control keys shared by the TUI runtimes: `interrupt` is Escape;
-/// `compact` types `/compact` literally, then Enter after 300 ms.
+/// `compact` types `/compact` literally, then Enter after 300 ms;
+/// `clear-input` (empty the composer without submitting it, as the host
+/// does with a paste a killed sender left there) is the adapter's own.
 pub fn tui_control_keys(command: &str) -> Option<ControlSequence> {
     match command {
         "interrupt" => Some(ControlSequence {

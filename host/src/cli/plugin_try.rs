@@ -254,14 +254,12 @@ impl Printer {
                     crate::outln!("           │ {}", one_line(l));
                 }
             }
-            LaunchStep::Pasted { seen } => crate::outln!(
-                "{t:>8.3}s  message pasted and Enter pressed ({})",
-                if *seen {
-                    "the paste showed on screen"
-                } else {
-                    "the paste never showed on screen"
-                }
+            LaunchStep::Pasted => crate::outln!(
+                "{t:>8.3}s  message pasted, seen in the composer, Enter pressed"
             ),
+            LaunchStep::PasteRefused(why) => {
+                crate::outln!("{t:>8.3}s  message not pasted this time: {}", one_line(why))
+            }
             LaunchStep::Processed { baseline, now } => crate::outln!(
                 "{t:>8.3}s  processed: newest-activity-mtime moved {baseline} → {now}"
             ),

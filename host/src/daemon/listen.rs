@@ -165,53 +165,36 @@ pub(crate) async fn serve_unix(
     graceful.shutdown().await;
 }
 
-/// Serves a TCP connection once it is known to come from a process of
-/// this user. On Linux the kernel's socket table says (read off the accept
-/// loop: on a busy host it is megabytes); elsewhere it cannot be told, and
-/// the bearer token (or `--no-tcp`) is the gate.
-fn serve_if_mine(
-    stream: tokio::net::TcpStream,
-    app: &Router,
-    graceful: &GracefulShutdown,
-    slot: OwnedSemaphorePermit,
-    write_stall: Duration,
-) {
-    let (app, watcher) = (app.clone(), graceful.watcher());
-    tokio::spawn(async move {
-        #[cfg(target_os = "linux")]
-        {
-            let (Ok(ours), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
-                return;
-            };
-            let owner =
-                tokio::task::spawn_blocking(move || super::tcp_owner::owner_uid(ours, peer)).await;
-            // SAFETY: geteuid has no failure mode.
-            let me = unsafe { libc::geteuid() };
-            match owner {
-                Ok(Ok(uid)) if uid == me => {}
-                Ok(Ok(uid)) => {
-                    tracing::warn!("refused a TCP connection from another user (uid {uid})");
-                    return;
-                }
-                Ok(Err(why)) => {
-                    tracing::warn!("refused a TCP connection from another user ({why})");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!("refused a TCP connection: the owner check failed: {e}");
-                    return;
-                }
-            }
-        }
-        let _ = stream.set_nodelay(true);
-        if let Err(e) = watcher
-            .watch(http_connection(stream, app, write_stall))
+/// Is this TCP connection from a process of this user? On Linux the
+/// kernel says, for this one socket (see `tcp_owner`); elsewhere it cannot
+/// be told, and the bearer token (or `--no-tcp`) is the gate.
+#[cfg(target_os = "linux")]
+async fn is_mine(stream: &tokio::net::TcpStream, netlink: bool) -> Result<(), String> {
+    let (Ok(ours), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+        return Err("its addresses cannot be read".into());
+    };
+    let owner = if netlink {
+        // One netlink round trip: cheaper than a hop to the blocking pool.
+        super::tcp_owner::owner_uid(ours, peer)
+    } else {
+        // The table read can be megabytes: off the async workers, and one
+        // at a time (the accept loop awaits it).
+        tokio::task::spawn_blocking(move || super::tcp_owner::owner_uid(ours, peer))
             .await
-        {
-            tracing::debug!("connection ended: {e}");
-        }
-        drop(slot);
-    });
+            .map_err(|e| format!("the owner check failed: {e}"))?
+    };
+    // SAFETY: geteuid has no failure mode.
+    let me = unsafe { libc::geteuid() };
+    match owner {
+        Ok(uid) if uid == me => Ok(()),
+        Ok(uid) => Err(format!("uid {uid}")),
+        Err(why) => Err(why.to_string()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn is_mine(_stream: &tokio::net::TcpStream, _netlink: bool) -> Result<(), String> {
+    Ok(())
 }
 
 /// Accepts on loopback TCP until `stop`, then lets open connections
@@ -225,20 +208,42 @@ pub(crate) async fn serve_tcp(
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    #[cfg(target_os = "linux")]
+    let netlink = super::tcp_owner::netlink_works();
+    #[cfg(not(target_os = "linux"))]
+    let netlink = false;
+    let mut refused: u64 = 0;
     loop {
-        let Some(permit) = slot(&slots, &stop).await else {
-            break;
-        };
-        tokio::select! {
+        let stream = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => serve_if_mine(stream, &app, &graceful, permit, write_stall),
+                Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!("accept on TCP failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
             },
+        };
+        // Checked here, one at a time and before anything is held: a flood
+        // from another user costs one cheap check per connection and never
+        // a slot, a task or a thread.
+        if let Err(why) = is_mine(&stream, netlink).await {
+            refused += 1;
+            // Said at the first and then at every power of two: a flood
+            // must not flood the log either.
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    "refused a TCP connection from another user ({why}); {refused} so far"
+                );
+            }
+            continue;
         }
+        let Some(permit) = slot(&slots, &stop).await else {
+            break;
+        };
+        let _ = stream.set_nodelay(true);
+        serve_connection(stream, &app, &graceful, permit, write_stall);
     }
     graceful.shutdown().await;
 }

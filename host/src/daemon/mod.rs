@@ -160,13 +160,34 @@ async fn supervise(state: Arc<ApiState>) {
     });
 }
 
+/// How long a start waits for the daemon lock: a predecessor killed a
+/// moment ago still holds it until the kernel has torn it down.
+const PREDECESSOR_EXIT_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Takes the exclusive lock, trying again for at most `patience`.
+async fn lock_within(lock: &std::fs::File, patience: Duration) -> bool {
+    let mut poll = crate::poll::Poll::new(
+        patience,
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+    );
+    loop {
+        if lock.try_lock_exclusive().is_ok() {
+            return true;
+        }
+        if !poll.pause().await {
+            return false;
+        }
+    }
+}
+
 async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     cfg.check_private_dirs()?;
     // One daemon per root.
     let state_dir = cfg.root.join("state/iapeer");
     fsutil::ensure_private_dir(&state_dir).context("cannot create the daemon state dir")?;
     let lock = fsutil::open_lock_file(&state_dir.join("iapeerd.lock"))?;
-    if lock.try_lock_exclusive().is_err() {
+    if !lock_within(&lock, PREDECESSOR_EXIT_PATIENCE).await {
         anyhow::bail!(
             "another iapeerd is already running on {}",
             cfg.root.display()

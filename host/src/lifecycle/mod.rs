@@ -198,9 +198,9 @@ impl WakeReport {
 /// Why a delivery to a live session did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryFailure {
-    /// Nothing reached the session.
-    #[error("the paste failed: {0}")]
-    Paste(crate::tmux::TmuxError),
+    /// Nothing was submitted to the session.
+    #[error(transparent)]
+    Refused(launch::PasteRefused),
     /// Pasted, but the runtime showed no sign of taking it.
     #[error("no activity after the paste")]
     Unconfirmed,
@@ -210,7 +210,7 @@ impl DeliveryFailure {
     fn into_error(self, id: &Identity) -> LifecycleError {
         tracing::warn!(identity = %id, "delivery failed: {self}");
         match self {
-            DeliveryFailure::Paste(e) => LifecycleError::NotDelivered {
+            DeliveryFailure::Refused(e) => LifecycleError::NotDelivered {
                 id: id.clone(),
                 detail: e.to_string(),
             },
@@ -363,17 +363,29 @@ impl Lifecycle {
         })
     }
 
-    /// Writes the session's record (what the supervisor walks).
+    /// Writes the session's record (what the supervisor walks). A failure
+    /// is only loud: the record it replaces (the booting one written before
+    /// the launch, or an earlier one) keeps the session supervised.
     fn record_session(&self, id: &Identity, cwd: &Path) {
-        self.write_record(id, cwd, BootState::Up);
+        if let Err(e) = self.write_record(id, cwd, BootState::Up) {
+            tracing::warn!(identity = %id, "session state write failed; the session stays supervised under its earlier record: {e}");
+        }
     }
 
-    /// Records a session that is still booting (see `SessionState::booting`).
-    fn record_booting(&self, id: &Identity, cwd: &Path) {
-        self.write_record(id, cwd, BootState::Booting);
+    /// Records a session that is about to boot (see `SessionState::booting`).
+    /// A session that cannot be recorded is never started: nothing would
+    /// supervise it, now or once the disk has room again.
+    fn record_booting(&self, id: &Identity, cwd: &Path) -> Result<(), LifecycleError> {
+        self.write_record(id, cwd, BootState::Booting)
+            .map_err(|source| LifecycleError::State {
+                what: format!(
+                    "the session record of {id} (nothing was started: a session that cannot be recorded would run unsupervised)"
+                ),
+                source,
+            })
     }
 
-    fn write_record(&self, id: &Identity, cwd: &Path, boot: BootState) {
+    fn write_record(&self, id: &Identity, cwd: &Path, boot: BootState) -> std::io::Result<()> {
         let cwd = canonical(cwd);
         let state = SessionState {
             identity: id.to_string(),
@@ -384,11 +396,7 @@ impl Lifecycle {
             booting: boot != BootState::Up,
             handed_over: boot == BootState::HandedOver,
         };
-        // The session is up either way; without the record it is only not
-        // idle-supervised, so say so loudly rather than fail the wake.
-        if let Err(e) = store::write_session(&self.cfg, &state) {
-            tracing::warn!(identity = %id, "session state write failed; the session is live but not supervised: {e}");
-        }
+        store::write_session(&self.cfg, &state)
     }
 
     /// Longest a wake may hold the lock: waiting longer means the holder hangs.
@@ -629,7 +637,7 @@ impl Lifecycle {
         let launched_at = self.clock.now_ms();
         // A hand-over asked of an earlier boot is not this one's.
         let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
-        self.record_booting(id, &cwd);
+        self.record_booting(id, &cwd)?;
         let shim = self.usable_shim();
         let outcome = launch::launch(
             &self.tmux,
@@ -654,6 +662,7 @@ impl Lifecycle {
                     stopped: store::mark_path(&self.cfg, id, Mark::Stopped),
                 }),
                 observer: self.launch_observer.clone(),
+                in_flight: self.in_flight(id),
                 pane_log: shim.filter(|_| self.cfg.pane_logs).map(|exe| {
                     crate::panelog::pipe_command(
                         exe,
@@ -710,7 +719,10 @@ impl Lifecycle {
                 // The operator's now: never reaped at the boot deadline, no
                 // paste or control key until it is ready (see
                 // `SessionState::handed_over`).
-                self.write_record(id, &cwd, BootState::HandedOver);
+                if let Err(e) = self.write_record(id, &cwd, BootState::HandedOver) {
+                    // Still recorded as booting: reaped at the boot deadline.
+                    tracing::warn!(identity = %id, "cannot record the hand-over; the boot stays supervised as an ordinary one: {e}");
+                }
                 let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
                 events::log(
                     &self.cfg,
@@ -931,9 +943,17 @@ impl Lifecycle {
         }
     }
 
+    /// Where a paste into `id` is recorded while in flight.
+    fn in_flight(&self, id: &Identity) -> launch::InFlight {
+        launch::InFlight(store::pasting_path(&self.cfg, id))
+    }
+
     /// Pastes a message into a live session (the caller holds the lock).
     /// A router has accepted it once the paste went through; a TUI once its
-    /// activity proxy moves (Enter is pressed once more if nothing moves).
+    /// activity proxy moves, or the paste has left the composer. Enter is
+    /// pressed once more only while the paste still visibly sits in a
+    /// composer the adapter judges ready (a swallowed Enter), never into
+    /// anything else.
     async fn deliver_live(
         &self,
         adapter: &Adapter,
@@ -946,9 +966,10 @@ impl Lifecycle {
         let cwd = cwd.to_string_lossy();
         let baseline = launch::activity(adapter, &cwd).await;
         let message = message.trim_end_matches(['\n', '\r']);
-        let seen = launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter)
+        let in_flight = self.in_flight(id);
+        launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter, &in_flight)
             .await
-            .map_err(DeliveryFailure::Paste)?;
+            .map_err(DeliveryFailure::Refused)?;
         if adapter.info().kind == AdapterKind::Router {
             return Ok(());
         }
@@ -960,32 +981,39 @@ impl Lifecycle {
         let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
         let look_at_composer_after = tokio::time::Instant::now() + Duration::from_millis(150);
         let mut pressed_again = false;
+        let markers = &adapter.info().delivery;
         loop {
-            // Accepted: the transcript moved, or the paste that was seen in
-            // the composer has left it (submitted; the transcript may lag).
+            // Accepted: the transcript moved, or the paste has left the
+            // composer (submitted; the transcript may lag).
             if launch::activity(adapter, &cwd).await > baseline {
+                in_flight.settle();
                 return Ok(());
             }
             // The pane costs a tmux process; the transcript usually moves
             // first, so look at the composer only once it has not.
-            if seen == launch::PasteSeen::Yes
-                && tokio::time::Instant::now() >= look_at_composer_after
-            {
-                let pane = self.tmux.capture_pane(&sock, id.as_str()).await;
-                let in_composer = pane.as_deref().map_or(true, |p| {
-                    launch::paste_in_composer(p, message, &adapter.info().delivery)
-                });
+            let now = tokio::time::Instant::now();
+            if now >= look_at_composer_after {
+                let pane = self.tmux.capture_pane(&sock, id.as_str()).await.ok();
+                let in_composer = pane
+                    .as_deref()
+                    .is_none_or(|p| launch::paste_in_composer(p, message, markers));
                 if !in_composer {
+                    in_flight.settle();
                     return Ok(());
                 }
-            }
-            // A swallowed Enter leaves the paste sitting in the composer.
-            if !pressed_again && tokio::time::Instant::now() > press_again_after {
-                pressed_again = true;
-                let _ = self
-                    .tmux
-                    .send_keys(&sock, id.as_str(), &["Enter".to_string()])
-                    .await;
+                // A swallowed Enter leaves the paste sitting in the
+                // composer: press again, once, only there.
+                if !pressed_again
+                    && now > press_again_after
+                    && let Some(pane) = &pane
+                    && adapter.is_input_ready(pane).await.unwrap_or(false)
+                {
+                    pressed_again = true;
+                    let _ = self
+                        .tmux
+                        .send_keys(&sock, id.as_str(), &["Enter".to_string()])
+                        .await;
+                }
             }
             if !poll.pause().await {
                 return Err(DeliveryFailure::Unconfirmed);

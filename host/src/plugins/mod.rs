@@ -327,6 +327,11 @@ impl PluginHost {
             .find(|a| a.source() == source)
             .cloned();
         let mut report = report.clone();
+        // The file holds the serving bytes again: a note that it had
+        // changed and did not load no longer holds.
+        if sha.is_some() && report.state == PluginState::Loaded {
+            report.reason = None;
+        }
         // Precedence is decided afresh below.
         if matches!(
             report.state,
