@@ -471,8 +471,16 @@ const CODEX: &str = "codex-0.171.0";
 fn claude_answers_real_dialogs_by_meaning() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "claude");
-    let keys = |p: &str| a.boot_dialog_keys(&real(&format!("{CLAUDE}/{p}"))).block().unwrap();
-    let ready = |p: &str| a.is_input_ready(&real(&format!("{CLAUDE}/{p}"))).block().unwrap();
+    let keys = |p: &str| {
+        a.boot_dialog_keys(&real(&format!("{CLAUDE}/{p}")))
+            .block()
+            .unwrap()
+    };
+    let ready = |p: &str| {
+        a.is_input_ready(&real(&format!("{CLAUDE}/{p}")))
+            .block()
+            .unwrap()
+    };
     let k = |k: &str| Some(strs(&[k]));
     // Each dialog of the pinned version, cursor on each option: move to
     // the intended answer, confirm only once the cursor is on it.
@@ -545,8 +553,15 @@ fn dialog_words_in_the_history_are_not_a_dialog() {
         "Enter to confirm · Esc to cancel",
     ] {
         let pane = with_history(&ready, "● ", phrase);
-        assert!(claude.is_input_ready(&pane).block().unwrap(), "claude: {phrase}\n{pane}");
-        assert_eq!(claude.boot_dialog_keys(&pane).block().unwrap(), None, "claude: {phrase}");
+        assert!(
+            claude.is_input_ready(&pane).block().unwrap(),
+            "claude: {phrase}\n{pane}"
+        );
+        assert_eq!(
+            claude.boot_dialog_keys(&pane).block().unwrap(),
+            None,
+            "claude: {phrase}"
+        );
     }
     let codex = adapter(home.path(), "codex");
     let ready = real(&format!("{CODEX}/ready-after-turns.txt"));
@@ -560,8 +575,15 @@ fn dialog_words_in_the_history_are_not_a_dialog() {
         "Use existing model",
     ] {
         let pane = with_history(&ready, "• ", phrase);
-        assert!(codex.is_input_ready(&pane).block().unwrap(), "codex: {phrase}\n{pane}");
-        assert_eq!(codex.boot_dialog_keys(&pane).block().unwrap(), None, "codex: {phrase}");
+        assert!(
+            codex.is_input_ready(&pane).block().unwrap(),
+            "codex: {phrase}\n{pane}"
+        );
+        assert_eq!(
+            codex.boot_dialog_keys(&pane).block().unwrap(),
+            None,
+            "codex: {phrase}"
+        );
     }
 }
 
@@ -569,8 +591,16 @@ fn dialog_words_in_the_history_are_not_a_dialog() {
 fn codex_answers_real_dialogs_by_meaning() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "codex");
-    let keys = |p: &str| a.boot_dialog_keys(&real(&format!("{CODEX}/{p}"))).block().unwrap();
-    let ready = |p: &str| a.is_input_ready(&real(&format!("{CODEX}/{p}"))).block().unwrap();
+    let keys = |p: &str| {
+        a.boot_dialog_keys(&real(&format!("{CODEX}/{p}")))
+            .block()
+            .unwrap()
+    };
+    let ready = |p: &str| {
+        a.is_input_ready(&real(&format!("{CODEX}/{p}")))
+            .block()
+            .unwrap()
+    };
     let k = |k: &str| Some(strs(&[k]));
     for (pane, expected) in [
         ("trust-git-opt1.txt", k("Enter")),
@@ -689,6 +719,9 @@ fn control_keys() {
         let c = a.control_keys("compact").block().unwrap().unwrap();
         assert_eq!(c.steps, vec![strs(&["-l", "/compact"]), strs(&["Enter"])]);
         assert_eq!(c.step_delay_ms, 300);
+        // Clearing a leftover paste: Ctrl-U only (safe on an empty composer).
+        let clear = a.control_keys("clear-input").block().unwrap().unwrap();
+        assert!(clear.steps.iter().all(|s| s == &strs(&["C-u"])), "{rt}");
         assert_eq!(a.control_keys("reboot").block().unwrap(), None);
     }
     for rt in ["telegram", "notifier"] {

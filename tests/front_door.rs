@@ -987,7 +987,7 @@ fn requests_the_sdk_would_refuse_get_clear_errors() {
 /// taken for a delivery (the composer "cleared" only counts for a paste
 /// that was seen in it).
 #[test]
-fn a_paste_swallowed_by_a_modal_is_never_reported_delivered() {
+fn a_modal_on_screen_gets_no_paste_and_the_sender_is_told() {
     let (f, bob, _) = fleet_of_three();
     let f = f.with_env("FAKE_MODAL", "1");
     f.ok(&["wake", "bob", "--message", "first"]);
@@ -997,7 +997,10 @@ fn a_paste_swallowed_by_a_modal_is_never_reported_delivered() {
         json!({"personality": "bob", "message": "must not be lost"}),
     );
     assert_eq!(r["isError"], true, "{r}");
-    assert!(tool_text(&r).contains("NOT confirmed"), "{r}");
+    // The modal is no composer: nothing is typed into it, and the sender
+    // knows the message did not go.
+    assert!(tool_text(&r).contains("NOT delivered"), "{r}");
+    assert!(tool_text(&r).contains("composer is not showing"), "{r}");
     assert!(!f.claude_transcript(&bob).contains("must not be lost"));
 }
 

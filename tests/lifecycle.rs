@@ -1937,6 +1937,11 @@ fn no_keystroke_reaches_a_dialog() {
         assert!(err.contains("NOT delivered"), "{err}");
         assert!(err.contains("composer is not showing"), "{err}");
     }
+    // Nor does a control: /compact + Enter would approve it too.
+    for verb in ["compact", "interrupt"] {
+        let err = f.refused(&[verb, "bob"]);
+        assert!(err.contains("shows no input composer"), "{verb}: {err}");
+    }
     // Nothing reached the prompt: no approval, not a single key.
     let keys = std::fs::read_to_string(f.home.join("fake-keys.log")).unwrap_or_default();
     assert_eq!(keys, "", "keys reached the dialog");
@@ -1956,7 +1961,14 @@ fn a_paste_left_by_a_killed_sender_never_goes_out_with_the_next() {
     let mut hits = 0;
     for round in 0..16u64 {
         let mut cli = f
-            .cmd(&["send", "bob", "--from", from, "--message", &format!("killed {round}")])
+            .cmd(&[
+                "send",
+                "bob",
+                "--from",
+                from,
+                "--message",
+                &format!("killed {round}"),
+            ])
             .spawn()
             .unwrap();
         // Somewhere in the paste: the CLI process takes tens of ms.
@@ -1967,13 +1979,23 @@ fn a_paste_left_by_a_killed_sender_never_goes_out_with_the_next() {
         if f.state("claude-bob", "pasting").exists() {
             hits += 1;
         }
-        let out = f.run(&["send", "bob", "--from", from, "--message", &format!("after {round}")]);
+        let out = f.run(&[
+            "send",
+            "bob",
+            "--from",
+            from,
+            "--message",
+            &format!("after {round}"),
+        ]);
         let transcript = f.claude_transcript(&cwd);
         let merged: Vec<&str> = transcript
             .lines()
             .filter(|l| l.contains("</iap><iap") || l.matches("<iap ").count() > 1)
             .collect();
-        assert!(merged.is_empty(), "round {round}: a leftover went out with the next message: {merged:?}");
+        assert!(
+            merged.is_empty(),
+            "round {round}: a leftover went out with the next message: {merged:?}"
+        );
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("NOT delivered"), "round {round}: {err}");

@@ -701,3 +701,54 @@ fn install_check_remove_and_the_compile_cache() {
     let (ok, _, err) = run(&["plugins", "remove", "claude"]);
     assert!(!ok && err.contains("built in"), "{err}");
 }
+
+/// A plugin file replaced by broken bytes keeps its previous version
+/// serving, with a note saying so; once the file holds the serving bytes
+/// again, the note goes, on that reload and every later one (regression:
+/// the note "the file changed … but does not load …; the previous version
+/// keeps serving" stuck to the restored file through every reload).
+#[test]
+fn a_plugin_restored_byte_for_byte_loses_its_broken_file_note() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    let file = copy_into(&dir, &example_plugin("gemini.wasm"), "gemini.wasm");
+    let good = std::fs::read(&file).unwrap();
+    let host = plugin_host(home.path(), vec![dir.clone()]);
+    let opts = plugin_options(home.path(), vec![dir]);
+    let row = report(&host, "gemini.wasm");
+    assert_eq!(row.state, PluginState::Loaded, "{row:?}");
+    assert_eq!(row.reason, None, "{row:?}");
+
+    // Broken bytes at the same path: the previous version keeps serving,
+    // and its row says why the file on disk is not what serves.
+    std::fs::write(&file, b"\0asm garbage").unwrap();
+    let broken = host.reload(&opts, false).block().unwrap();
+    let row = report(&broken, "gemini.wasm");
+    assert_eq!(row.state, PluginState::Loaded, "{row:?}");
+    let note = row.reason.clone().unwrap_or_default();
+    assert!(
+        note.contains("but does not load") && note.contains("the previous version keeps serving"),
+        "{row:?}"
+    );
+    assert!(broken.adapter("gemini").is_some());
+
+    // Restored byte for byte (a fresh file, as an editor or `cp` leaves
+    // it): the serving version is the file's again; no note, now or on any
+    // later reload.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, &good).unwrap();
+    let mut host = broken;
+    for round in 1..=3 {
+        host = host.reload(&opts, false).block().unwrap();
+        let row = report(&host, "gemini.wasm");
+        assert_eq!(row.state, PluginState::Loaded, "reload {round}: {row:?}");
+        assert_eq!(
+            row.reason, None,
+            "reload {round}: the restored file still carries the broken file's note"
+        );
+        assert_eq!(row.sha256, iapeer::plugins::sha256_file(&file).unwrap());
+        assert!(host.adapter("gemini").is_some(), "reload {round}");
+        // The serving adapter was kept, not recompiled: the builtins and gemini.
+        assert_eq!(host.reused(), 5, "reload {round}");
+    }
+}

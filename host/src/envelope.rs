@@ -117,8 +117,16 @@ const ENVELOPE_TAGS: &[&str] = &["iap", "message", "attachments", "![cdata["];
 fn is_open_bracket(c: char) -> bool {
     matches!(
         c,
-        '<' | '\u{ff1c}' | '\u{fe64}' | '\u{2039}' | '\u{2329}' | '\u{3008}' | '\u{27e8}'
-            | '\u{276e}' | '\u{276c}' | '\u{2770}' | '\u{1438}'
+        '<' | '\u{ff1c}'
+            | '\u{fe64}'
+            | '\u{2039}'
+            | '\u{2329}'
+            | '\u{3008}'
+            | '\u{27e8}'
+            | '\u{276e}'
+            | '\u{276c}'
+            | '\u{2770}'
+            | '\u{1438}'
     )
 }
 
@@ -139,8 +147,14 @@ fn defang(text: &str) -> String {
 /// Does the text after a bracket spell one of `ENVELOPE_TAGS`, allowing a
 /// `/`, spaces and invisible characters before and inside the name?
 fn opens_envelope_tag(after: &[char]) -> bool {
-    let skippable = |c: char| c.is_whitespace() || is_invisible(c) || c == '/' || c == '\u{2215}' || c == '\u{ff0f}';
-    let mut rest = after.iter().copied().skip_while(|&c| skippable(c)).peekable();
+    let skippable = |c: char| {
+        c.is_whitespace() || is_invisible(c) || c == '/' || c == '\u{2215}' || c == '\u{ff0f}'
+    };
+    let mut rest = after
+        .iter()
+        .copied()
+        .skip_while(|&c| skippable(c))
+        .peekable();
     let mut seen = String::new();
     while let Some(c) = rest.next() {
         if is_invisible(c) {
@@ -247,11 +261,7 @@ mod tests {
             // Exactly one header, one close, one message and attachments
             // section, and the real ones are where the envelope puts them.
             let lines: Vec<&str> = text.lines().collect();
-            let tag_lines: Vec<&str> = lines
-                .iter()
-                .copied()
-                .filter(|l| reads_as_tag(l))
-                .collect();
+            let tag_lines: Vec<&str> = lines.iter().copied().filter(|l| reads_as_tag(l)).collect();
             assert_eq!(
                 tag_lines.len(),
                 4,

@@ -444,6 +444,12 @@ async fn boot(
                     req.note(|| LaunchStep::Pasted);
                     break;
                 }
+                // A runtime that took the lines as they came (and maybe
+                // ended) never showed them: its transcript says.
+                Err(PasteRefused::NotSeen) if activity(req.adapter, cwd).await > baseline => {
+                    req.note(|| LaunchStep::Pasted);
+                    break;
+                }
                 Err(refused) => req.note(|| LaunchStep::PasteRefused(refused.to_string())),
             },
             Ok(false) => {}
@@ -519,7 +525,7 @@ async fn wait_for_repaint(
     }
 }
 
-fn tail_suffix(pane: &str) -> String {
+pub(crate) fn tail_suffix(pane: &str) -> String {
     let tail = pane_tail(pane);
     if tail.is_empty() {
         String::new()
@@ -661,7 +667,9 @@ pub enum PasteRefused {
     NotReady(String),
     /// The composer holds an earlier paste that never went out (its
     /// sender was killed before Enter), and it could not be cleared.
-    #[error("its composer still holds an earlier message that was never submitted ({0:?}); nothing was typed (clear it: iapeer attach)")]
+    #[error(
+        "its composer still holds an earlier message that was never submitted ({0:?}); nothing was typed (clear it: iapeer attach)"
+    )]
     Leftover(String),
     /// Pasted, but it never showed in the composer: Enter was not pressed
     /// (it would have gone to whatever took the paste).
@@ -734,8 +742,7 @@ pub async fn deliver(
     );
     loop {
         let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe_text, markers) && composer_ready(adapter, &now).await
-        {
+        if paste_shown(&before, &now, &probe_text, markers) && composer_ready(adapter, &now).await {
             record.shown = composer_rows(&now, markers);
             in_flight.record(&record).map_err(PasteRefused::Record)?;
             break;

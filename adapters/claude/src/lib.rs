@@ -189,16 +189,7 @@ impl Guest for Claude {
     }
 
     fn control_keys(command: String) -> Option<ControlSequence> {
-        match command.as_str() {
-            // Ctrl-U deletes one line of the composer (a collapsed paste is
-            // one); on an empty composer it does nothing. Never Escape
-            // (twice opens the rewind menu) nor Ctrl-C (twice exits).
-            "clear-input" => Some(ControlSequence {
-                steps: vec![keys(&["C-u"]); 6],
-                step_delay_ms: 30,
-            }),
-            _ => tui_control_keys(&command),
-        }
+        tui_control_keys(&command)
     }
 }
 

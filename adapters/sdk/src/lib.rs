@@ -80,6 +80,14 @@ pub fn tui_control_keys(command: &str) -> Option<ControlSequence> {
             steps: vec![keys(&["-l", "/compact"]), keys(&["Enter"])],
             step_delay_ms: 300,
         }),
+        // Claude Code and Codex: Ctrl-U deletes one composer line (a
+        // collapsed paste is one) and does nothing on an empty composer.
+        // Never Escape (twice opens a rewind menu) nor Ctrl-C (on an empty
+        // composer it quits).
+        "clear-input" => Some(ControlSequence {
+            steps: vec![keys(&["C-u"]); 6],
+            step_delay_ms: 30,
+        }),
         _ => None,
     }
 }

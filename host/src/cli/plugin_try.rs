@@ -254,9 +254,9 @@ impl Printer {
                     crate::outln!("           │ {}", one_line(l));
                 }
             }
-            LaunchStep::Pasted => crate::outln!(
-                "{t:>8.3}s  message pasted, seen in the composer, Enter pressed"
-            ),
+            LaunchStep::Pasted => {
+                crate::outln!("{t:>8.3}s  message pasted, seen in the composer, Enter pressed")
+            }
             LaunchStep::PasteRefused(why) => {
                 crate::outln!("{t:>8.3}s  message not pasted this time: {}", one_line(why))
             }

@@ -221,13 +221,14 @@ fn parse_reply(reply: &[u8]) -> std::io::Result<Option<u32>> {
     let header: NlMsgHdr = read_at(reply, 0).ok_or_else(|| bad("short netlink reply"))?;
     match header.kind {
         SOCK_DIAG_BY_FAMILY => {
-            let msg: DiagMsg =
-                read_at(reply, size_of::<NlMsgHdr>()).ok_or_else(|| bad("short sock_diag reply"))?;
+            let msg: DiagMsg = read_at(reply, size_of::<NlMsgHdr>())
+                .ok_or_else(|| bad("short sock_diag reply"))?;
             let live = msg.state == ESTABLISHED && msg.inode != 0;
             Ok(live.then_some(msg.uid))
         }
         kind if kind == libc::NLMSG_ERROR as u16 => {
-            let errno: i32 = read_at(reply, size_of::<NlMsgHdr>()).ok_or_else(|| bad("short netlink error"))?;
+            let errno: i32 =
+                read_at(reply, size_of::<NlMsgHdr>()).ok_or_else(|| bad("short netlink error"))?;
             match -errno {
                 // No such socket.
                 libc::ENOENT => Ok(None),
@@ -318,7 +319,10 @@ mod tests {
         assert_eq!(find(ours, v4(50002)), None);
         // An endless line is skipped, not held; the table after it reads.
         let junk = format!("{}\n{}", "x".repeat(100_000), TABLE);
-        assert_eq!(find_owner(junk.as_bytes(), ours, v4(50000)).unwrap(), Some(1000));
+        assert_eq!(
+            find_owner(junk.as_bytes(), ours, v4(50000)).unwrap(),
+            Some(1000)
+        );
     }
 
     #[tokio::test]

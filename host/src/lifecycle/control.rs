@@ -67,6 +67,13 @@ impl Lifecycle {
         // Keys meant for the composer must not land in a startup prompt.
         self.check_orphan_boot(&id).await?;
         let sock = self.socket(&id);
+        // Nor in a dialog that came up since: an Enter there answers it.
+        if adapter.info().kind == crate::plugins::AdapterKind::Tui {
+            let pane = self.tmux.capture_pane(&sock, id.as_str()).await?;
+            if !adapter.is_input_ready(&pane).await.unwrap_or(false) {
+                return Err(LifecycleError::NoComposer { id, pane });
+            }
+        }
         for (i, step) in sequence.steps.iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(u64::from(sequence.step_delay_ms))).await;

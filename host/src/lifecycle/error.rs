@@ -85,6 +85,10 @@ pub enum LifecycleError {
     /// The verb needs a running session and there is none.
     #[error("{id} is not running")]
     NotLive { id: Identity },
+    /// A control meant for the composer while the adapter does not see one
+    /// (a dialog or prompt is up): no key was sent.
+    #[error("{id} shows no input composer (a dialog or prompt is up?); no keys sent: attach to see it{}", crate::launch::tail_suffix(.pane))]
+    NoComposer { id: Identity, pane: String },
     /// The runtime's adapter has no key sequence for this control command.
     #[error("the {runtime} adapter has no `{command}` control")]
     ControlUnsupported { runtime: Runtime, command: String },
@@ -143,6 +147,7 @@ impl LifecycleError {
             | LifecycleError::NotDelivered { id, .. }
             | LifecycleError::CrashLoop { id, .. }
             | LifecycleError::NotLive { id }
+            | LifecycleError::NoComposer { id, .. }
             | LifecycleError::Unconfirmed { id, .. } => Some(id.runtime()),
             _ => None,
         }

@@ -967,9 +967,17 @@ impl Lifecycle {
         let baseline = launch::activity(adapter, &cwd).await;
         let message = message.trim_end_matches(['\n', '\r']);
         let in_flight = self.in_flight(id);
-        launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter, &in_flight)
-            .await
-            .map_err(DeliveryFailure::Refused)?;
+        match launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter, &in_flight).await {
+            Ok(()) => {}
+            // Never shown, but taken: the transcript moved.
+            Err(launch::PasteRefused::NotSeen)
+                if launch::activity(adapter, &cwd).await > baseline =>
+            {
+                in_flight.settle();
+                return Ok(());
+            }
+            Err(refused) => return Err(DeliveryFailure::Refused(refused)),
+        }
         if adapter.info().kind == AdapterKind::Router {
             return Ok(());
         }
