@@ -467,68 +467,83 @@ fn with_history(ready: &str, marker_line: &str, phrase: &str) -> String {
 const CLAUDE: &str = "claude-2.1.332";
 const CODEX: &str = "codex-0.171.0";
 
-#[test]
-fn claude_answers_real_dialogs_by_meaning() {
+/// One runtime's real panes: each dialog gets the expected key (or none,
+/// and is never taken for the composer); each composer pane is ready and
+/// gets no key.
+fn judge_real_panes(
+    runtime: &str,
+    dir: &str,
+    dialogs: &[(&str, Option<&str>)],
+    composers: &[&str],
+) {
     let home = tempfile::tempdir().unwrap();
-    let a = adapter(home.path(), "claude");
+    let a = adapter(home.path(), runtime);
     let keys = |p: &str| {
-        a.boot_dialog_keys(&real(&format!("{CLAUDE}/{p}")))
+        a.boot_dialog_keys(&real(&format!("{dir}/{p}")))
             .block()
             .unwrap()
     };
     let ready = |p: &str| {
-        a.is_input_ready(&real(&format!("{CLAUDE}/{p}")))
+        a.is_input_ready(&real(&format!("{dir}/{p}")))
             .block()
             .unwrap()
     };
-    let k = |k: &str| Some(strs(&[k]));
-    // Each dialog of the pinned version, cursor on each option: move to
-    // the intended answer, confirm only once the cursor is on it.
-    for (pane, expected) in [
-        ("trust-opt1-no.txt", k("Down")),
-        ("trust-opt2-yes.txt", k("Enter")),
-        ("trust-with-mcpjson-opt1-no.txt", k("Down")),
-        ("trust-with-mcpjson-opt2-yes.txt", k("Enter")),
-        ("adddir-opt1-no.txt", k("Down")),
-        ("adddir-opt2-yes.txt", k("Enter")),
-        ("bypass-opt1-no.txt", k("Down")),
-        ("bypass-opt2-yes.txt", k("Enter")),
-        ("mcp-opt1-use-this.txt", k("Down")),
-        ("mcp-opt2-use-all-future.txt", k("Enter")),
-        ("mcp-opt3-continue-without.txt", k("Up")),
-        // Which API key to bill is the operator's decision: never answered.
-        ("apikey-opt1-yes.txt", None),
-        ("apikey-opt2-no.txt", None),
-        // A permission prompt (no bypass): never a key, whatever the cursor.
-        ("perm-bash-opt1.txt", None),
-        ("perm-bash-opt2.txt", None),
-        ("perm-bash-opt3.txt", None),
-        ("perm-bash-opt4.txt", None),
-        // The rewind menu a double Escape opens.
-        ("empty-esc-esc.txt", None),
-    ] {
-        assert_eq!(keys(pane), expected, "{pane}");
-        assert!(!ready(pane), "{pane}: a dialog is not the composer");
+    for &(pane, expected) in dialogs {
+        assert_eq!(keys(pane), expected.map(|k| strs(&[k])), "{dir}/{pane}");
+        assert!(!ready(pane), "{dir}/{pane}: not the composer");
     }
-    // The composer, idle, busy, holding a paste or typed text.
-    for pane in [
-        "ready-after-dialogs.txt",
-        "ready-after-one-turn.txt",
-        "ready-with-mcp.txt",
-        "working-2s.txt",
-        "working-8s.txt",
-        "working-with-typed-text.txt",
-        "composer-typed-after-turn.txt",
-        "paste-short-oneline.txt",
-        "paste-two-lines.txt",
-        "paste-long-30-lines.txt",
-        "ready-default-permissions.txt",
-        // A resumed conversation quoting dialogs, option rows and all.
-        "continue-ready-history-phrases.txt",
-    ] {
-        assert!(ready(pane), "{pane}");
-        assert_eq!(keys(pane), None, "{pane}");
+    for &pane in composers {
+        assert!(ready(pane), "{dir}/{pane}");
+        assert_eq!(keys(pane), None, "{dir}/{pane}");
     }
+}
+
+/// Each dialog of the pinned versions, cursor on each option: move to the
+/// intended answer, confirm only once the cursor is on it.
+#[test]
+fn claude_answers_real_dialogs_by_meaning() {
+    judge_real_panes(
+        "claude",
+        CLAUDE,
+        &[
+            ("trust-opt1-no.txt", Some("Down")),
+            ("trust-opt2-yes.txt", Some("Enter")),
+            ("trust-with-mcpjson-opt1-no.txt", Some("Down")),
+            ("trust-with-mcpjson-opt2-yes.txt", Some("Enter")),
+            ("adddir-opt1-no.txt", Some("Down")),
+            ("adddir-opt2-yes.txt", Some("Enter")),
+            ("bypass-opt1-no.txt", Some("Down")),
+            ("bypass-opt2-yes.txt", Some("Enter")),
+            ("mcp-opt1-use-this.txt", Some("Down")),
+            ("mcp-opt2-use-all-future.txt", Some("Enter")),
+            ("mcp-opt3-continue-without.txt", Some("Up")),
+            // Which API key to bill is the operator's decision: never answered.
+            ("apikey-opt1-yes.txt", None),
+            ("apikey-opt2-no.txt", None),
+            // A permission prompt (no bypass): never a key, whatever the cursor.
+            ("perm-bash-opt1.txt", None),
+            ("perm-bash-opt2.txt", None),
+            ("perm-bash-opt3.txt", None),
+            ("perm-bash-opt4.txt", None),
+            // The rewind menu a double Escape opens.
+            ("empty-esc-esc.txt", None),
+        ],
+        &[
+            "ready-after-dialogs.txt",
+            "ready-after-one-turn.txt",
+            "ready-with-mcp.txt",
+            "working-2s.txt",
+            "working-8s.txt",
+            "working-with-typed-text.txt",
+            "composer-typed-after-turn.txt",
+            "paste-short-oneline.txt",
+            "paste-two-lines.txt",
+            "paste-long-30-lines.txt",
+            "ready-default-permissions.txt",
+            // A resumed conversation quoting dialogs, option rows and all.
+            "continue-ready-history-phrases.txt",
+        ],
+    );
 }
 
 /// A resumed conversation that quotes a dialog's words is still just a
@@ -589,39 +604,70 @@ fn dialog_words_in_the_history_are_not_a_dialog() {
 
 #[test]
 fn codex_answers_real_dialogs_by_meaning() {
+    judge_real_panes(
+        "codex",
+        CODEX,
+        &[
+            ("trust-git-opt1.txt", Some("Enter")),
+            ("trust-git-opt2.txt", Some("Up")),
+            ("model-migration-opt1.txt", Some("Down")),
+            ("model-migration-opt2.txt", Some("Enter")),
+            ("update-opt1.txt", Some("Down")),
+            ("update-opt2.txt", Some("Enter")),
+            ("update-opt3.txt", Some("Up")),
+            ("hooks-opt1.txt", Some("Down")),
+            ("hooks-opt2.txt", Some("Enter")),
+            ("hooks-opt3.txt", Some("Up")),
+            // Approvals are never answered.
+            ("approval-exec-opt1.txt", None),
+            ("approval-exec-opt2.txt", None),
+            ("approval-exec-opt3.txt", None),
+            ("approval-patch-opt1.txt", None),
+            // Screens that are no composer: the hooks review (its `t`
+            // trusts all), the transcript browser (Enter rewinds), the
+            // composer shown for a moment before the startup dialogs.
+            ("hooks-review-screen.txt", None),
+            ("esc-esc-empty-with-history.txt", None),
+            ("startup-transient-before-dialogs.txt", None),
+        ],
+        &[
+            "ready-first-launch.txt",
+            "ready-after-turns.txt",
+            "ready-quiet-config.txt",
+            "ready-nongit-no-bypass.txt",
+            "ready-with-update-banner.txt",
+            "working-1.txt",
+            "working-2.txt",
+            "working-with-draft.txt",
+            "working-tool-running.txt",
+            "working-message-queued.txt",
+            "mcp-tool-call-done.txt",
+            "paste-short.txt",
+            "paste-long.txt",
+        ],
+    );
+}
+
+/// A message whose lines look like the TUI's own rows (a model's bullets,
+/// a rule of dashes), shown in the composer, is still a composer.
+#[test]
+fn a_message_that_looks_like_the_screen_is_still_in_the_composer() {
     let home = tempfile::tempdir().unwrap();
-    let a = adapter(home.path(), "codex");
-    let keys = |p: &str| {
-        a.boot_dialog_keys(&real(&format!("{CODEX}/{p}")))
-            .block()
-            .unwrap()
-    };
-    let ready = |p: &str| {
-        a.is_input_ready(&real(&format!("{CODEX}/{p}")))
-            .block()
-            .unwrap()
-    };
-    let k = |k: &str| Some(strs(&[k]));
-    for (pane, expected) in [
-        ("trust-git-opt1.txt", k("Enter")),
-        ("trust-git-opt2.txt", k("Up")),
-        ("model-migration-opt1.txt", k("Down")),
-        ("model-migration-opt2.txt", k("Enter")),
-    ] {
-        assert_eq!(keys(pane), expected, "{pane}");
-        assert!(!ready(pane), "{pane}");
-    }
-    for pane in [
-        "ready-first-launch.txt",
-        "ready-after-turns.txt",
-        "working-1.txt",
-        "working-2.txt",
-        "paste-short.txt",
-        "paste-long.txt",
-    ] {
-        assert!(ready(pane), "{pane}");
-        assert_eq!(keys(pane), None, "{pane}");
-    }
+    let codex = adapter(home.path(), "codex");
+    let ready = real(&format!("{CODEX}/ready-after-turns.txt"));
+    let pasted = ready.replace(
+        "› Ask Codex to do anything",
+        "› the plan:\n  • first\n  ◦ second\n  • third",
+    );
+    assert!(codex.is_input_ready(&pasted).block().unwrap(), "{pasted}");
+    let claude = adapter(home.path(), "claude");
+    let ready = real(&format!("{CLAUDE}/ready-after-one-turn.txt"));
+    let pasted = ready.replace(
+        "\n❯\u{a0}\n",
+        "\n❯\u{a0}a line of dashes:\n  ────────────────────\n  and more\n",
+    );
+    assert_ne!(pasted, ready);
+    assert!(claude.is_input_ready(&pasted).block().unwrap(), "{pasted}");
 }
 
 /// Panes of earlier versions (numbered options, no rules) still read.

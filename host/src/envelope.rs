@@ -110,8 +110,44 @@ fn cdata(v: &str) -> String {
     )
 }
 
-/// The names of the envelope's own tags (compared case-insensitively).
-const ENVELOPE_TAGS: &[&str] = &["iap", "message", "attachments", "![cdata["];
+/// The envelope's own tags, and whether another case spells them too:
+/// `<IAP` reads as the envelope, `Vec<Message>` is a type in code.
+const ENVELOPE_TAGS: &[(&str, bool)] = &[
+    ("iap", true),
+    ("![cdata[", true),
+    ("message", false),
+    ("attachments", false),
+];
+
+/// A letter a reader takes for an ASCII one: full-width forms and the
+/// Cyrillic and Greek look-alikes of the letters the tags are made of.
+fn fold_lookalike(c: char) -> char {
+    match c {
+        '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xff01 + 0x21).unwrap_or(c),
+        'а' => 'a',
+        'е' => 'e',
+        'і' => 'i',
+        'о' => 'o',
+        'р' => 'p',
+        'с' => 'c',
+        'ѕ' => 's',
+        'һ' => 'h',
+        'т' => 't',
+        'А' => 'A',
+        'Е' => 'E',
+        'І' => 'I',
+        'М' => 'M',
+        'Р' => 'P',
+        'С' => 'C',
+        'Т' => 'T',
+        'Н' => 'H',
+        'ι' => 'i',
+        'α' => 'a',
+        'ο' => 'o',
+        'ρ' => 'p',
+        _ => c,
+    }
+}
 
 /// Characters a reader takes for `<`.
 fn is_open_bracket(c: char) -> bool {
@@ -119,6 +155,7 @@ fn is_open_bracket(c: char) -> bool {
         c,
         '<' | '\u{ff1c}'
             | '\u{fe64}'
+            | '\u{2c2}'
             | '\u{2039}'
             | '\u{2329}'
             | '\u{3008}'
@@ -145,7 +182,9 @@ fn defang(text: &str) -> String {
 }
 
 /// Does the text after a bracket spell one of `ENVELOPE_TAGS`, allowing a
-/// `/`, spaces and invisible characters before and inside the name?
+/// `/`, spaces and invisible characters before and inside the name and
+/// look-alike letters in it, and ending where a name ends (`<messages>`,
+/// `<iapetus>` are other words)?
 fn opens_envelope_tag(after: &[char]) -> bool {
     let skippable = |c: char| {
         c.is_whitespace() || is_invisible(c) || c == '/' || c == '\u{2215}' || c == '\u{ff0f}'
@@ -154,19 +193,33 @@ fn opens_envelope_tag(after: &[char]) -> bool {
         .iter()
         .copied()
         .skip_while(|&c| skippable(c))
-        .peekable();
+        // Zero-width characters inside the name; a space ends it.
+        .filter(|&c| c.is_whitespace() || !is_invisible(c))
+        .map(fold_lookalike);
     let mut seen = String::new();
     while let Some(c) = rest.next() {
-        if is_invisible(c) {
-            continue;
+        seen.push(c);
+        let mut lead = false;
+        for &(tag, any_case) in ENVELOPE_TAGS {
+            let spelt = if any_case {
+                seen.to_lowercase()
+            } else {
+                seen.clone()
+            };
+            if spelt == tag {
+                let ends = tag.ends_with('[')
+                    || rest
+                        .clone()
+                        .next()
+                        .is_none_or(|n| !(n.is_alphanumeric() || n == '_'));
+                if ends {
+                    return true;
+                }
+            }
+            lead |= tag.starts_with(spelt.as_str()) && spelt != tag;
         }
-        seen.extend(c.to_lowercase());
-        let lead = ENVELOPE_TAGS.iter().any(|t| t.starts_with(seen.as_str()));
         if !lead {
             return false;
-        }
-        if ENVELOPE_TAGS.contains(&seen.as_str()) {
-            return true;
         }
     }
     false
@@ -276,7 +329,10 @@ mod tests {
     /// A line a reader takes for an envelope tag: it starts (after
     /// spaces and invisible characters) with a bracket and a tag name.
     fn reads_as_tag(line: &str) -> bool {
-        let mut chars = line.trim_start().chars().filter(|&c| !is_invisible(c));
+        let mut chars = line
+            .trim_start()
+            .chars()
+            .filter(|&c| c.is_whitespace() || !is_invisible(c));
         match chars.next() {
             Some(c) if is_open_bracket(c) => opens_envelope_tag(&chars.collect::<Vec<_>>()),
             _ => line.contains("<iap") || line.contains("</iap"),
@@ -291,6 +347,23 @@ mod tests {
         assert_eq!(defang("<![CDATA[x"), "&lt;![CDATA[x");
         assert_eq!(defang("\u{ff1c}/iap\u{ff1e}"), "&lt;/iap\u{ff1e}");
         assert_eq!(defang("<ia"), "<ia");
+        // Other words and code stay as written.
+        for kept in [
+            "Vec<Message>",
+            "List<Message> m",
+            "<messages>",
+            "<iapetus>",
+            "<message_id>",
+        ] {
+            assert_eq!(defang(kept), kept);
+        }
+        // Look-alike letters are the letters they look like.
+        assert_eq!(defang("</ іар>"), "&lt;/ іар>");
+        assert_eq!(
+            defang("<ｉａｐ from-personality=x>"),
+            "&lt;ｉａｐ from-personality=x>"
+        );
+        assert_eq!(defang("\u{2c2}iap"), "&lt;iap");
         // Topics lose their line breaks: an attribute stays on its line.
         let text = build(&ALICE, Some("a\n</iap>\nb"), &[], "m");
         assert_eq!(text.lines().count(), 4, "{text}");

@@ -11,20 +11,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::sleep;
-
 use crate::clock::{Clock, SystemClock};
 use crate::deaths::Phase;
 use crate::fsutil;
 use crate::names::Identity;
-use crate::plugins::{Adapter, AdapterInfo, AdapterKind, DeliveryMarkers, LaunchSpec};
+use crate::paste::{self, InFlight, Taken, activity, pane_tail, tail_suffix};
+use crate::plugins::{Adapter, AdapterInfo, AdapterKind, LaunchSpec};
 use crate::poll::Poll;
 use crate::tmux::{Liveness, Tmux, probe};
 
 const FIRST_POLL: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(500);
-/// How long to wait for a paste to show in the pane before pressing Enter.
-const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long a TUI may take to repaint after dialog keys before the host
 /// looks at the same screen again (never past the boot deadline). Long:
 /// keys sent twice do harm (a second Down overshoots), and a TUI that
@@ -32,8 +29,6 @@ const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
 const REPAINT_WAIT: Duration = Duration::from_secs(30);
 /// A router that dies within this long of its start failed to start.
 const ROUTER_STARTUP_GRACE: Duration = Duration::from_millis(200);
-/// A router's paste settles this long before its Ctrl-J.
-const ROUTER_PASTE_SETTLE: Duration = Duration::from_millis(250);
 
 /// Everything one launch needs, decided by the caller.
 pub struct LaunchRequest<'a> {
@@ -195,12 +190,6 @@ fn death_reason(req: &LaunchRequest<'_>, launched_ms: u64, phase: &str, last_pan
     }
 }
 
-/// The last two non-empty lines of a pane, flattened for a one-line message.
-pub fn pane_tail(pane: &str) -> String {
-    let tail = crate::deaths::flat_tail(pane, 2).replace('"', "'");
-    tail.chars().take(160).collect()
-}
-
 /// The child environment, in the reference's order: the parent's, then
 /// `launch.env`, then the adapter's, then the identity variables (so nothing
 /// can override them), then PATH (the parent's, else the adapter's
@@ -244,16 +233,6 @@ pub fn compose_env(
     env.insert("PATH".into(), path);
     env.retain(|k, _| !info.removes_env(k) && k != "TMUX" && k != "TMUX_PANE");
     env
-}
-
-/// The activity proxy, or 0 when the adapter has none (or fails).
-pub async fn activity(adapter: &Adapter, cwd: &str) -> u64 {
-    adapter
-        .newest_activity_mtime(cwd)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
 }
 
 /// Brings the session up (see the module docs).
@@ -371,6 +350,8 @@ async fn boot(
     };
     let mut poll = Poll::new(patience, FIRST_POLL, MAX_POLL);
     let mut last_pane = String::new();
+    // Why the first message did not go in at the last try, if it did not.
+    let mut last_refusal: Option<String> = None;
     loop {
         if !poll.pause().await {
             if req.hand_over_after.is_some() && !has_message {
@@ -381,10 +362,14 @@ async fn boot(
             return kill_and_fail(
                 tmux,
                 sock,
-                format!(
-                    "never-became-ready (stuck at a startup prompt or boot hang){}",
-                    tail_suffix(&last_pane)
-                ),
+                match &last_refusal {
+                    // Ready, but the message never went in: say why.
+                    Some(why) => format!("the first message never went in: {why}"),
+                    None => format!(
+                        "never-became-ready (stuck at a startup prompt or boot hang){}",
+                        tail_suffix(&last_pane)
+                    ),
+                },
             )
             .await;
         }
@@ -439,19 +424,22 @@ async fn boot(
         }
         match ready {
             Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
-            Ok(true) => match deliver(tmux, sock, id, message, req.adapter, &req.in_flight).await {
-                Ok(()) => {
-                    req.note(|| LaunchStep::Pasted);
-                    break;
+            Ok(true) => {
+                let taken = Taken { cwd, baseline };
+                match paste::deliver(tmux, sock, id, message, req.adapter, &req.in_flight, &taken)
+                    .await
+                {
+                    Ok(()) => {
+                        req.note(|| LaunchStep::Pasted);
+                        break;
+                    }
+                    Err(refused) => {
+                        let why = refused.to_string();
+                        req.note(|| LaunchStep::PasteRefused(why.clone()));
+                        last_refusal = Some(why);
+                    }
                 }
-                // A runtime that took the lines as they came (and maybe
-                // ended) never showed them: its transcript says.
-                Err(PasteRefused::NotSeen) if activity(req.adapter, cwd).await > baseline => {
-                    req.note(|| LaunchStep::Pasted);
-                    break;
-                }
-                Err(refused) => req.note(|| LaunchStep::PasteRefused(refused.to_string())),
-            },
+            }
             Ok(false) => {}
             Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
         }
@@ -525,15 +513,6 @@ async fn wait_for_repaint(
     }
 }
 
-pub(crate) fn tail_suffix(pane: &str) -> String {
-    let tail = pane_tail(pane);
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; pane tail: {tail}")
-    }
-}
-
 /// A session that never became usable is not left behind: the next wake
 /// would otherwise take it for a live peer.
 async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcome {
@@ -541,268 +520,6 @@ async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcom
     let _ = fsutil::remove_if_exists(sock);
     died(reason)
 }
-
-/// Has a paste landed in the pane? It changed, and either the paste's last
-/// line (or a collapsed-paste marker) now appears more often than before,
-/// or it sits in the composer rows at the bottom. The second test matters
-/// on a busy pane: once history scrolls, each new copy of the same last
-/// line pushes an old one off the top and the count stays flat.
-fn paste_shown(before: &str, now: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
-    if now == before {
-        return false;
-    }
-    let count = |pane: &str| {
-        (
-            pane.matches(probe).count(),
-            markers
-                .paste_placeholders
-                .iter()
-                .map(|m| pane.matches(m.as_str()).count())
-                .sum::<usize>(),
-        )
-    };
-    let (b, n) = (count(before), count(now));
-    n.0 > b.0 || n.1 > b.1 || in_composer(now, probe, markers)
-}
-
-/// The bottom non-empty rows of a pane (the adapter's `composer-rows`)
-/// hold `probe` or a paste placeholder.
-fn in_composer(pane: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
-    let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
-    rows[rows.len().saturating_sub(markers.composer_rows)..]
-        .iter()
-        .any(|r| {
-            (!probe.is_empty() && r.contains(probe))
-                || markers
-                    .paste_placeholders
-                    .iter()
-                    .any(|m| r.contains(m.as_str()))
-        })
-}
-
-/// The line a paste is recognised by: the message's last non-empty line,
-/// cut to 30 characters.
-fn probe_text(message: &str) -> String {
-    message
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .chars()
-        .take(30)
-        .collect()
-}
-
-/// Is the paste of `message` still sitting in the composer rows? Once it
-/// was submitted, the composer clears (the reference's "paste cleared").
-pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMarkers) -> bool {
-    in_composer(pane, &probe_text(message), markers)
-}
-
-/// Where a paste in flight is recorded: written before the paste, and
-/// once it shows, with the bottom rows of the screen as they were then;
-/// removed once its fate is known. A record left behind means a process
-/// died between a paste and its Enter.
-#[derive(Debug, Clone)]
-pub struct InFlight(pub PathBuf);
-
-/// What a record of a paste in flight says.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct PasteRecord {
-    /// The line the paste is recognised by.
-    probe: String,
-    /// The composer rows once the paste showed (empty: it never showed).
-    shown: Vec<String>,
-}
-
-impl InFlight {
-    fn left_behind(&self) -> Option<PasteRecord> {
-        let text = fsutil::read_regular_text(&self.0, 64 << 10).ok()?;
-        Some(serde_json::from_str(&text).unwrap_or_default())
-    }
-
-    fn record(&self, record: &PasteRecord) -> std::io::Result<()> {
-        let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        fsutil::write_atomic_lazy(&self.0, &json)
-    }
-
-    /// The paste's fate is known (submitted, or never shown).
-    pub fn settle(&self) {
-        let _ = fsutil::remove_if_exists(&self.0);
-    }
-}
-
-/// The composer rows of a pane: its bottom non-empty rows.
-fn composer_rows(pane: &str, markers: &DeliveryMarkers) -> Vec<String> {
-    let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
-    rows[rows.len().saturating_sub(markers.composer_rows)..]
-        .iter()
-        .map(|r| r.trim_end().to_string())
-        .collect()
-}
-
-impl PasteRecord {
-    /// Does `pane` still show this paste in its composer? Once it showed:
-    /// the bottom rows are exactly as they were then (nothing was
-    /// submitted since). Before: its last line is in the composer rows.
-    fn still_in(&self, pane: &str, markers: &DeliveryMarkers) -> bool {
-        if self.shown.is_empty() {
-            paste_in_composer(pane, &self.probe, markers)
-        } else {
-            composer_rows(pane, markers) == self.shown
-        }
-    }
-}
-
-/// Why a message did not go into a TUI. Enter was never pressed, so
-/// nothing was submitted: the message was NOT delivered.
-#[derive(Debug, thiserror::Error)]
-pub enum PasteRefused {
-    #[error("the paste failed: {0}")]
-    Tmux(#[from] crate::tmux::TmuxError),
-    /// The adapter does not see its composer (a dialog, a picker, a
-    /// question): no key may go in.
-    #[error("its input composer is not showing, so nothing was typed (a dialog or prompt is up?){}", tail_suffix(.0))]
-    NotReady(String),
-    /// The composer holds an earlier paste that never went out (its
-    /// sender was killed before Enter), and it could not be cleared.
-    #[error(
-        "its composer still holds an earlier message that was never submitted ({0:?}); nothing was typed (clear it: iapeer attach)"
-    )]
-    Leftover(String),
-    /// Pasted, but it never showed in the composer: Enter was not pressed
-    /// (it would have gone to whatever took the paste).
-    #[error("the paste never showed in its composer, so Enter was not pressed")]
-    NotSeen,
-    #[error("cannot record the paste in flight: {0}")]
-    Record(std::io::Error),
-}
-
-/// What the adapter makes of a pane: a composer ready for input?
-async fn composer_ready(adapter: &Adapter, pane: &str) -> bool {
-    adapter.is_input_ready(pane).await.unwrap_or(false)
-}
-
-/// Pastes a message into a session and submits it. A router gets the text
-/// with LF line ends, then Ctrl-J. A TUI gets it only when the adapter
-/// judges its composer ready (no dialog up) and no earlier paste is left
-/// in it; then a bracketed paste, and Enter only once the pane shows the
-/// paste in the composer (one more occurrence of its last line than
-/// before, or a collapsed `[Pasted text` marker) with the composer still
-/// ready. A paste that never showed gets no Enter.
-pub async fn deliver(
-    tmux: &Tmux,
-    sock: &Path,
-    id: &str,
-    message: &str,
-    adapter: &Adapter,
-    in_flight: &InFlight,
-) -> Result<(), PasteRefused> {
-    if adapter.info().kind == AdapterKind::Router {
-        tmux.paste(sock, id, message, true, false).await?;
-        sleep(ROUTER_PASTE_SETTLE).await;
-        let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
-        return Ok(());
-    }
-    let markers = &adapter.info().delivery;
-    let mut pane = tmux.capture_pane(sock, id).await?;
-    if let Some(earlier) = in_flight.left_behind() {
-        if earlier.still_in(&pane, markers) {
-            let cleared = clear_composer(tmux, sock, id, adapter, &earlier, &pane).await;
-            if cleared.is_err() && !has_clear_keys(adapter).await {
-                // Nothing this host can do: said once (this refusal), and
-                // left to the operator.
-                in_flight.settle();
-            }
-            pane = cleared?;
-        }
-        in_flight.settle();
-    }
-    if !composer_ready(adapter, &pane).await {
-        return Err(PasteRefused::NotReady(pane));
-    }
-    let probe_text = probe_text(message);
-    let mut record = PasteRecord {
-        probe: probe_text.clone(),
-        shown: Vec::new(),
-    };
-    in_flight.record(&record).map_err(PasteRefused::Record)?;
-    let before = match tmux.paste(sock, id, message, false, true).await {
-        Ok(before) => before,
-        Err(e) => {
-            in_flight.settle();
-            return Err(e.into());
-        }
-    };
-    let mut poll = Poll::new(
-        PASTE_SHOW_TIMEOUT,
-        Duration::from_millis(10),
-        Duration::from_millis(100),
-    );
-    loop {
-        let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe_text, markers) && composer_ready(adapter, &now).await {
-            record.shown = composer_rows(&now, markers);
-            in_flight.record(&record).map_err(PasteRefused::Record)?;
-            break;
-        }
-        if !poll.pause().await {
-            // The record stays: if the paste is sitting somewhere unseen,
-            // the next delivery looks for it before typing.
-            return Err(PasteRefused::NotSeen);
-        }
-    }
-    let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
-    Ok(())
-}
-
-async fn has_clear_keys(adapter: &Adapter) -> bool {
-    matches!(adapter.control_keys(CLEAR_INPUT).await, Ok(Some(_)))
-}
-
-/// Clears a paste left in the composer with the adapter's `clear-input`
-/// keys; the pane after. The bottom rows may also hold the same text as
-/// history (it was submitted after all): keys that change nothing on
-/// screen had nothing to clear.
-async fn clear_composer(
-    tmux: &Tmux,
-    sock: &Path,
-    id: &str,
-    adapter: &Adapter,
-    earlier: &PasteRecord,
-    pane: &str,
-) -> Result<String, PasteRefused> {
-    let markers = &adapter.info().delivery;
-    let leftover = || PasteRefused::Leftover(earlier.probe.clone());
-    let Ok(Some(keys)) = adapter.control_keys(CLEAR_INPUT).await else {
-        return Err(leftover());
-    };
-    for (i, step) in keys.steps.iter().enumerate() {
-        if i > 0 {
-            sleep(Duration::from_millis(keys.step_delay_ms.into())).await;
-        }
-        tmux.send_keys(sock, id, step).await?;
-    }
-    let mut poll = Poll::new(
-        PASTE_SHOW_TIMEOUT,
-        Duration::from_millis(10),
-        Duration::from_millis(100),
-    );
-    loop {
-        let now = tmux.capture_pane(sock, id).await?;
-        if now != pane && !earlier.still_in(&now, markers) {
-            return Ok(now);
-        }
-        if !poll.pause().await {
-            return Err(leftover());
-        }
-    }
-}
-
-/// The control command that empties a TUI's composer without submitting
-/// it (an adapter that has none leaves a stale paste to its operator).
-pub const CLEAR_INPUT: &str = "clear-input";
 
 #[cfg(test)]
 mod tests {
@@ -817,45 +534,6 @@ mod tests {
             ..crate::plugins::legacy_defaults((0, 1))
         };
         crate::plugins::validate_info(raw).unwrap()
-    }
-
-    fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
-        super::paste_shown(before, now, probe, &legacy().delivery)
-    }
-
-    #[test]
-    fn a_paste_is_seen_even_when_the_pane_scrolls() {
-        let probe = "</iap>";
-        // Nothing changed: not shown.
-        assert!(!paste_shown("a\n</iap>\n", "a\n</iap>\n", probe));
-        // One more copy: shown.
-        assert!(paste_shown("x\n", "x\n<iap>\n</iap>", probe));
-        // A full pane scrolls: the count stays flat, but the new copy sits
-        // at the bottom.
-        let before: String = (0..50)
-            .map(|i| format!("line {i}\n</iap>\n"))
-            .collect::<Vec<_>>()[..25]
-            .concat();
-        let mut now = before.lines().skip(2).collect::<Vec<_>>().join("\n");
-        now.push_str("\n<message>m</message>\n</iap>");
-        assert_eq!(before.matches(probe).count(), now.matches(probe).count());
-        assert!(paste_shown(&before, &now, probe));
-        // A collapsed paste in the composer.
-        assert!(paste_shown(
-            "hist\n❯ \n  bypass permissions on",
-            "hist\n❯ [Pasted text #3 +5 lines]\n  bypass permissions on",
-            probe
-        ));
-        // Changed elsewhere, paste not visible at the bottom yet.
-        let top_changed = format!(
-            "{}\nnew history line\n❯ \n status\n a\n b\n c\n d",
-            "</iap>"
-        );
-        assert!(!paste_shown(
-            "</iap>\nold\n❯ \n status\n a\n b\n c\n d",
-            &top_changed,
-            probe
-        ));
     }
 
     /// A 0.2 adapter decides what is removed and where its binary lives.
@@ -884,13 +562,13 @@ mod tests {
         assert_eq!(env["PATH"], "/h/.aider/bin:/usr/bin:/usr/local/bin:/bin");
         // Paste placeholders are the adapter's too.
         info.delivery.paste_placeholders = vec!["[paste".into()];
-        assert!(super::paste_shown(
+        assert!(crate::paste::paste_shown(
             "a\n> ",
             "a\n> [paste 1]",
             "zzz",
             &info.delivery
         ));
-        assert!(!super::paste_shown(
+        assert!(!crate::paste::paste_shown(
             "a\n> ",
             "a\n> [Pasted text #1]",
             "zzz",

@@ -28,6 +28,7 @@ mod logfile;
 pub mod names;
 mod panel;
 mod panelog;
+mod paste;
 pub mod plugins;
 mod poll;
 pub mod prompt;

@@ -79,7 +79,7 @@ pub fn clear_mark(cfg: &Config, id: &Identity, mark: Mark) -> io::Result<()> {
     fsutil::remove_if_exists(&mark_path(cfg, id, mark))
 }
 
-/// Where a paste in flight is recorded (see `launch::InFlight`).
+/// Where a paste in flight is recorded (see `paste::InFlight`).
 pub fn pasting_path(cfg: &Config, id: &Identity) -> std::path::PathBuf {
     cfg.state_file(id, "pasting")
 }

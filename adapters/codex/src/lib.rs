@@ -35,8 +35,9 @@ const DIALOGS: &[KnownDialog] = &[
         answers: &["Yes, allow Codex to work in this folder without asking for approval"],
     },
     // An update offer: not now (the operator pins the version).
+    // "Update available · 0.171.0 → 0.172.0" (0.171); "Update available!".
     KnownDialog {
-        phrase: "Update available!",
+        phrase: "Update available",
         answers: &["Skip"],
     },
     KnownDialog {
@@ -50,8 +51,23 @@ const DIALOGS: &[KnownDialog] = &[
     },
 ];
 
-/// Screens that are neither a dialog to answer nor the composer.
-const WAITING: &[&str] = &["Press enter to continue"];
+/// Key hints of screens that are neither a dialog to answer nor the
+/// composer: a notice, an approval, the hooks review, the transcript
+/// browser (where Enter rewinds the conversation).
+const WAITING: &[&str] = &[
+    "Press enter to continue",
+    "Press enter to confirm",
+    "enter continue",
+    "enter review",
+    "esc close",
+    "esc back",
+    "↵ rewind",
+];
+
+/// The hint row of the composer Codex shows for a moment at start, before
+/// its startup dialogs (the ready one reads `← for agents · ? for
+/// shortcuts`, under a status row).
+const TRANSIENT_HINT: &str = "? for shortcuts";
 
 /// A row that opens the composer (`› ` and text or a placeholder), as
 /// opposed to a bare glyph.
@@ -64,10 +80,10 @@ fn is_option_row(row: &str) -> bool {
     !screen::choices(&[row, "  2. x"], '›', true).is_empty()
 }
 
-/// A row the model wrote (`• …`, `◦ …`).
+/// A row the model wrote (`• …`, `◦ …`), at the left edge: the same
+/// bullets inside a pasted message are indented under the prompt.
 fn is_reply_row(row: &str) -> bool {
-    let t = row.trim_start_matches(is_js_whitespace);
-    t.starts_with("• ") || t.starts_with("◦ ")
+    row.starts_with("• ") || row.starts_with("◦ ")
 }
 
 /// The live region: from the composer (the last `› ` row that is not a
@@ -319,6 +335,7 @@ impl Guest for Codex {
         // scrolls it away.
         screen::choices(&live, '›', true).is_empty()
             && !WAITING.iter().any(|w| screen::any_row_has(&live, w))
+            && !live.iter().any(|r| r.trim_matches(is_js_whitespace) == TRANSIENT_HINT)
             && live.first().is_some_and(|r| is_composer_row(r))
     }
 

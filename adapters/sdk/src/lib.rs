@@ -80,13 +80,14 @@ pub fn tui_control_keys(command: &str) -> Option<ControlSequence> {
             steps: vec![keys(&["-l", "/compact"]), keys(&["Enter"])],
             step_delay_ms: 300,
         }),
-        // Claude Code and Codex: Ctrl-U deletes one composer line (a
-        // collapsed paste is one) and does nothing on an empty composer.
-        // Never Escape (twice opens a rewind menu) nor Ctrl-C (on an empty
-        // composer it quits).
+        // One press of a key that deletes part of the composer and does
+        // nothing on an empty one; the host repeats it until the screen
+        // stops changing. Claude Code and Codex: Ctrl-U (one composer line,
+        // or one collapsed paste). Never Escape (twice opens a rewind menu)
+        // nor Ctrl-C (on an empty Codex composer it quits).
         "clear-input" => Some(ControlSequence {
-            steps: vec![keys(&["C-u"]); 6],
-            step_delay_ms: 30,
+            steps: vec![keys(&["C-u"])],
+            step_delay_ms: 0,
         }),
         _ => None,
     }

@@ -15,24 +15,38 @@ pub fn rows(pane: &str) -> Vec<&str> {
     pane.lines().collect()
 }
 
-/// A full-width horizontal rule (`────…`), as TUIs draw above and below a
-/// composer or above a dialog.
-pub fn is_rule(row: &str) -> bool {
+/// A horizontal rule (`────…`) as wide as the screen, as TUIs draw above
+/// and below a composer or above a dialog. A line of dashes in a message
+/// is narrower than the widest row of the pane, so it is no rule.
+fn is_rule(row: &str, widest: usize) -> bool {
     let t = row.trim_matches(is_js_whitespace);
-    t.chars().count() >= 10 && t.chars().all(|c| c == '─' || c == '━')
+    let width = t.chars().count();
+    width >= 10 && width * 5 >= widest * 4 && t.chars().all(|c| c == '─' || c == '━')
+}
+
+/// Where the rules are.
+fn rules(rows: &[&str]) -> Vec<usize> {
+    let widest = rows
+        .iter()
+        .map(|r| r.trim_end_matches(is_js_whitespace).chars().count())
+        .max()
+        .unwrap_or(0);
+    (0..rows.len()).filter(|&i| is_rule(rows[i], widest)).collect()
 }
 
 /// The rows below the last rule (none: the pane has no rule).
 pub fn below_last_rule<'a>(rows: &[&'a str]) -> Option<Vec<&'a str>> {
-    let last = rows.iter().rposition(|r| is_rule(r))?;
+    let last = *rules(rows).last()?;
     Some(rows[last + 1..].to_vec())
 }
 
 /// The rows between the last two rules (the composer of a TUI that frames
 /// it with rules); none unless there are two.
 pub fn between_last_two_rules<'a>(rows: &[&'a str]) -> Option<Vec<&'a str>> {
-    let last = rows.iter().rposition(|r| is_rule(r))?;
-    let before = rows[..last].iter().rposition(|r| is_rule(r))?;
+    let found = rules(rows);
+    let [.., before, last] = found[..] else {
+        return None;
+    };
     Some(rows[before + 1..last].to_vec())
 }
 

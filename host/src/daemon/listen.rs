@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::tcp_owner::{Lookup, owner_uid};
 use crate::fsutil;
 
 /// A client has this long to send its request headers.
@@ -169,19 +170,18 @@ pub(crate) async fn serve_unix(
 /// kernel says, for this one socket (see `tcp_owner`); elsewhere it cannot
 /// be told, and the bearer token (or `--no-tcp`) is the gate.
 #[cfg(target_os = "linux")]
-async fn is_mine(stream: &tokio::net::TcpStream, netlink: bool) -> Result<(), String> {
+async fn is_mine(stream: &tokio::net::TcpStream, how: Lookup) -> Result<(), String> {
     let (Ok(ours), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
         return Err("its addresses cannot be read".into());
     };
-    let owner = if netlink {
+    let owner = match how {
         // One netlink round trip: cheaper than a hop to the blocking pool.
-        super::tcp_owner::owner_uid(ours, peer)
-    } else {
+        Lookup::Netlink => owner_uid(ours, peer, how),
         // The table read can be megabytes: off the async workers, and one
         // at a time (the accept loop awaits it).
-        tokio::task::spawn_blocking(move || super::tcp_owner::owner_uid(ours, peer))
+        Lookup::SocketTable => tokio::task::spawn_blocking(move || owner_uid(ours, peer, how))
             .await
-            .map_err(|e| format!("the owner check failed: {e}"))?
+            .map_err(|e| format!("the owner check failed: {e}"))?,
     };
     // SAFETY: geteuid has no failure mode.
     let me = unsafe { libc::geteuid() };
@@ -193,7 +193,7 @@ async fn is_mine(stream: &tokio::net::TcpStream, netlink: bool) -> Result<(), St
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn is_mine(_stream: &tokio::net::TcpStream, _netlink: bool) -> Result<(), String> {
+async fn is_mine(_stream: &tokio::net::TcpStream, _how: Lookup) -> Result<(), String> {
     Ok(())
 }
 
@@ -208,10 +208,7 @@ pub(crate) async fn serve_tcp(
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    #[cfg(target_os = "linux")]
-    let netlink = super::tcp_owner::netlink_works();
-    #[cfg(not(target_os = "linux"))]
-    let netlink = false;
+    let how = Lookup::available();
     let mut refused: u64 = 0;
     loop {
         let stream = tokio::select! {
@@ -228,7 +225,7 @@ pub(crate) async fn serve_tcp(
         // Checked here, one at a time and before anything is held: a flood
         // from another user costs one cheap check per connection and never
         // a slot, a task or a thread.
-        if let Err(why) = is_mine(&stream, netlink).await {
+        if let Err(why) = is_mine(&stream, how).await {
             refused += 1;
             // Said at the first and then at every power of two: a flood
             // must not flood the log either.

@@ -7,9 +7,10 @@
 //! inode speaks for a process (a client that closed already leaves an
 //! orphan or a TIME_WAIT entry that claims uid 0).
 //!
-//! Where netlink is refused (a seccomp filter, an old kernel), the socket
-//! table in `/proc/net/tcp` is read line by line and the read stops at the
-//! match: memory stays at one line, never the whole table.
+//! Where netlink is refused when the listener starts (a seccomp filter, an
+//! old kernel), the socket table in `/proc/net/tcp` is read line by line
+//! instead and the read stops at the match: memory stays at one line,
+//! never the whole table.
 
 use std::io::{BufRead, BufReader, Read};
 use std::mem::size_of;
@@ -44,26 +45,40 @@ impl std::fmt::Display for Unknown {
     }
 }
 
-/// The uid owning the client end of `peer → ours`.
-pub(crate) fn owner_uid(ours: SocketAddr, peer: SocketAddr) -> Result<u32, Unknown> {
-    let (SocketAddr::V4(ours), SocketAddr::V4(peer)) = (ours, peer) else {
-        return Err(Unknown::Unreadable("not an IPv4 connection".into()));
-    };
-    match diag_owner(ours, peer) {
-        Ok(found) => found.ok_or(Unknown::NoLiveOwner),
-        Err(netlink) => match proc_owner(ours, peer) {
-            Ok(found) => found.ok_or(Unknown::NoLiveOwner),
-            Err(proc) => Err(Unknown::Unreadable(format!(
-                "sock_diag: {netlink}; /proc/net/tcp: {proc}"
-            ))),
-        },
+/// How the owner is looked up: decided once, when the listener starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// One netlink request for the one socket (microseconds).
+    Netlink,
+    /// `/proc/net/tcp`, read to the match (slow on a big table).
+    SocketTable,
+}
+
+impl Lookup {
+    /// Netlink when this kernel and sandbox allow it (elsewhere than
+    /// Linux the owner cannot be told at all; see `listen`).
+    pub(crate) fn available() -> Lookup {
+        if cfg!(target_os = "linux") && diag_socket().is_ok() {
+            Lookup::Netlink
+        } else {
+            Lookup::SocketTable
+        }
     }
 }
 
-/// Whether the owner check can use netlink here (else it reads the table,
-/// which is slow on a big one: the caller takes it off the accept loop).
-pub(crate) fn netlink_works() -> bool {
-    diag_socket().is_ok()
+/// The uid owning the client end of `peer → ours`. A netlink failure is
+/// a refusal, never a fall back to the slow table read mid-flood.
+pub(crate) fn owner_uid(ours: SocketAddr, peer: SocketAddr, how: Lookup) -> Result<u32, Unknown> {
+    let (SocketAddr::V4(ours), SocketAddr::V4(peer)) = (ours, peer) else {
+        return Err(Unknown::Unreadable("not an IPv4 connection".into()));
+    };
+    let found = match how {
+        Lookup::Netlink => diag_owner(ours, peer).map_err(|e| format!("sock_diag: {e}")),
+        Lookup::SocketTable => proc_owner(ours, peer).map_err(|e| format!("/proc/net/tcp: {e}")),
+    };
+    found
+        .map_err(Unknown::Unreadable)?
+        .ok_or(Unknown::NoLiveOwner)
 }
 
 #[repr(C)]
@@ -195,10 +210,29 @@ fn diag_owner(ours: SocketAddrV4, peer: SocketAddrV4) -> std::io::Result<Option<
         return Err(std::io::Error::last_os_error());
     }
     let mut reply = [0u8; 512];
-    // SAFETY: the buffer is writable for its length.
-    let got = unsafe { libc::recv(fd.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    // SAFETY: all-zero is a valid sockaddr_nl.
+    let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    let mut from_len = size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: the buffer and the address are writable for their lengths.
+    let got = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            reply.as_mut_ptr().cast(),
+            reply.len(),
+            0,
+            (&raw mut from).cast(),
+            &raw mut from_len,
+        )
+    };
     if got < 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    // Only the kernel (port 0) answers for sockets.
+    if from.nl_pid != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a netlink reply that is not the kernel's",
+        ));
     }
     parse_reply(&reply[..got as usize])
 }
@@ -334,13 +368,18 @@ mod tests {
         // SAFETY: geteuid has no failure mode.
         let me = unsafe { libc::geteuid() };
         let peer = server_side.peer_addr().unwrap();
-        assert_eq!(owner_uid(addr, peer).unwrap(), me);
+        assert_eq!(owner_uid(addr, peer, Lookup::Netlink).unwrap(), me);
+        assert_eq!(owner_uid(addr, peer, Lookup::SocketTable).unwrap(), me);
         assert_eq!(client.local_addr().unwrap(), peer);
         let (SocketAddr::V4(ours4), SocketAddr::V4(peer4)) = (addr, peer) else {
             unreachable!()
         };
         // Both ways of asking agree.
-        assert!(netlink_works(), "sock_diag is available on this kernel");
+        assert_eq!(
+            Lookup::available(),
+            Lookup::Netlink,
+            "sock_diag works on this kernel"
+        );
         assert_eq!(diag_owner(ours4, peer4).unwrap(), Some(me));
         assert_eq!(proc_owner(ours4, peer4).unwrap(), Some(me));
         // Gone: no owner.

@@ -9,6 +9,8 @@ use serde::Serialize;
 use super::{Lifecycle, LifecycleError, resolve_wake_runtime};
 use crate::events;
 use crate::names::Identity;
+use crate::paste;
+use crate::plugins::AdapterKind;
 
 /// A control command the adapters understand (`control-keys`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
@@ -67,18 +69,32 @@ impl Lifecycle {
         // Keys meant for the composer must not land in a startup prompt.
         self.check_orphan_boot(&id).await?;
         let sock = self.socket(&id);
-        // Nor in a dialog that came up since: an Enter there answers it.
-        if adapter.info().kind == crate::plugins::AdapterKind::Tui {
-            let pane = self.tmux.capture_pane(&sock, id.as_str()).await?;
-            if !adapter.is_input_ready(&pane).await.unwrap_or(false) {
-                return Err(LifecycleError::NoComposer { id, pane });
+        if adapter.info().kind == AdapterKind::Tui {
+            // Nor into a dialog that came up since, nor on top of a paste a
+            // killed sender left: an Enter there answers or submits it. The
+            // screen is judged again before every step.
+            let in_flight = self.in_flight(&id);
+            for (i, step) in sequence.steps.iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(u64::from(sequence.step_delay_ms)))
+                        .await;
+                }
+                paste::ready_composer(&self.tmux, &sock, id.as_str(), &adapter, &in_flight)
+                    .await
+                    .map_err(|refused| match refused {
+                        paste::PasteRefused::NotReady(pane) => LifecycleError::NoComposer {
+                            id: id.clone(),
+                            pane,
+                        },
+                        other => LifecycleError::ControlRefused {
+                            id: id.clone(),
+                            why: other.to_string(),
+                        },
+                    })?;
+                self.tmux.send_keys(&sock, id.as_str(), step).await?;
             }
-        }
-        for (i, step) in sequence.steps.iter().enumerate() {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(u64::from(sequence.step_delay_ms))).await;
-            }
-            self.tmux.send_keys(&sock, id.as_str(), step).await?;
+        } else {
+            paste::send_sequence(&self.tmux, &sock, id.as_str(), &sequence).await?;
         }
         events::log(
             &self.cfg,

@@ -87,8 +87,12 @@ pub enum LifecycleError {
     NotLive { id: Identity },
     /// A control meant for the composer while the adapter does not see one
     /// (a dialog or prompt is up): no key was sent.
-    #[error("{id} shows no input composer (a dialog or prompt is up?); no keys sent: attach to see it{}", crate::launch::tail_suffix(.pane))]
+    #[error("{id} shows no input composer (a dialog or prompt is up?); no keys sent: attach to see it{}", crate::paste::tail_suffix(.pane))]
     NoComposer { id: Identity, pane: String },
+    /// A control whose keys could not go in safely (a paste left in the
+    /// composer that could not be cleared, a pane that cannot be read).
+    #[error("{id}: no keys sent ({why})")]
+    ControlRefused { id: Identity, why: String },
     /// The runtime's adapter has no key sequence for this control command.
     #[error("the {runtime} adapter has no `{command}` control")]
     ControlUnsupported { runtime: Runtime, command: String },
@@ -148,6 +152,7 @@ impl LifecycleError {
             | LifecycleError::CrashLoop { id, .. }
             | LifecycleError::NotLive { id }
             | LifecycleError::NoComposer { id, .. }
+            | LifecycleError::ControlRefused { id, .. }
             | LifecycleError::Unconfirmed { id, .. } => Some(id.runtime()),
             _ => None,
         }

@@ -37,6 +37,7 @@ use crate::events;
 use crate::guard;
 use crate::launch::{self, LaunchOutcome, LaunchRequest};
 use crate::names::{Identity, Personality};
+use crate::paste;
 use crate::plugins::{Adapter, AdapterKind, LaunchSpec, PluginHost};
 use crate::poll::Poll;
 use crate::prompt::{self, PromptInput, SystemFacts};
@@ -200,7 +201,7 @@ impl WakeReport {
 pub enum DeliveryFailure {
     /// Nothing was submitted to the session.
     #[error(transparent)]
-    Refused(launch::PasteRefused),
+    Refused(paste::PasteRefused),
     /// Pasted, but the runtime showed no sign of taking it.
     #[error("no activity after the paste")]
     Unconfirmed,
@@ -637,7 +638,15 @@ impl Lifecycle {
         let launched_at = self.clock.now_ms();
         // A hand-over asked of an earlier boot is not this one's.
         let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
-        self.record_booting(id, &cwd)?;
+        if let Err(e) = self.record_booting(id, &cwd) {
+            let reason = e.to_string();
+            events::log(
+                &self.cfg,
+                "wake-failed",
+                &[("identity", id.as_str()), ("reason", &reason)],
+            );
+            return Err(e);
+        }
         let shim = self.usable_shim();
         let outcome = launch::launch(
             &self.tmux,
@@ -944,8 +953,8 @@ impl Lifecycle {
     }
 
     /// Where a paste into `id` is recorded while in flight.
-    fn in_flight(&self, id: &Identity) -> launch::InFlight {
-        launch::InFlight(store::pasting_path(&self.cfg, id))
+    fn in_flight(&self, id: &Identity) -> paste::InFlight {
+        paste::InFlight(store::pasting_path(&self.cfg, id))
     }
 
     /// Pastes a message into a live session (the caller holds the lock).
@@ -964,20 +973,24 @@ impl Lifecycle {
         let sock = self.socket(id);
         let cwd = canonical(cwd);
         let cwd = cwd.to_string_lossy();
-        let baseline = launch::activity(adapter, &cwd).await;
+        let baseline = paste::activity(adapter, &cwd).await;
         let message = message.trim_end_matches(['\n', '\r']);
         let in_flight = self.in_flight(id);
-        match launch::deliver(&self.tmux, &sock, id.as_str(), message, adapter, &in_flight).await {
-            Ok(()) => {}
-            // Never shown, but taken: the transcript moved.
-            Err(launch::PasteRefused::NotSeen)
-                if launch::activity(adapter, &cwd).await > baseline =>
-            {
-                in_flight.settle();
-                return Ok(());
-            }
-            Err(refused) => return Err(DeliveryFailure::Refused(refused)),
-        }
+        let taken = paste::Taken {
+            cwd: &cwd,
+            baseline,
+        };
+        paste::deliver(
+            &self.tmux,
+            &sock,
+            id.as_str(),
+            message,
+            adapter,
+            &in_flight,
+            &taken,
+        )
+        .await
+        .map_err(DeliveryFailure::Refused)?;
         if adapter.info().kind == AdapterKind::Router {
             return Ok(());
         }
@@ -993,7 +1006,7 @@ impl Lifecycle {
         loop {
             // Accepted: the transcript moved, or the paste has left the
             // composer (submitted; the transcript may lag).
-            if launch::activity(adapter, &cwd).await > baseline {
+            if paste::activity(adapter, &cwd).await > baseline {
                 in_flight.settle();
                 return Ok(());
             }
@@ -1004,7 +1017,7 @@ impl Lifecycle {
                 let pane = self.tmux.capture_pane(&sock, id.as_str()).await.ok();
                 let in_composer = pane
                     .as_deref()
-                    .is_none_or(|p| launch::paste_in_composer(p, message, markers));
+                    .is_none_or(|p| paste::paste_in_composer(p, message, markers));
                 if !in_composer {
                     in_flight.settle();
                     return Ok(());
@@ -1014,7 +1027,7 @@ impl Lifecycle {
                 if !pressed_again
                     && now > press_again_after
                     && let Some(pane) = &pane
-                    && adapter.is_input_ready(pane).await.unwrap_or(false)
+                    && paste::composer_ready(adapter, pane).await
                 {
                     pressed_again = true;
                     let _ = self

@@ -266,7 +266,7 @@ impl Lifecycle {
                     .tmux
                     .capture_pane(&sock, id.as_str())
                     .await
-                    .map(|p| crate::launch::pane_tail(&p))
+                    .map(|p| crate::paste::pane_tail(&p))
                     .unwrap_or_default();
                 if let Err(e) = self.kill_session(id).await {
                     return SuperviseOutcome::new(

@@ -1,0 +1,461 @@
+//! The paste primitive: get one message into one TUI's composer and
+//! submit it, typing nothing anywhere else. A message goes in only when the
+//! adapter sees its composer ready (no dialog up) and no paste a killed
+//! sender left is in it; Enter follows only once the paste shows there.
+//! A paste in flight is recorded (`state/lifecycle/<id>.pasting`), so the
+//! next delivery can tell a leftover apart from history and clear it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::sleep;
+
+use crate::fsutil;
+use crate::plugins::{Adapter, AdapterKind, ControlSequence, DeliveryMarkers};
+use crate::poll::Poll;
+use crate::tmux::Tmux;
+
+/// How long to wait for a paste to show in the pane before giving up on it.
+const PASTE_SHOW_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A router's paste settles this long before its Ctrl-J.
+const ROUTER_PASTE_SETTLE: Duration = Duration::from_millis(250);
+/// How long a composer may take to repaint after one `clear-input` press
+/// (no change by then: there was nothing left to clear).
+const CLEAR_REPAINT: Duration = Duration::from_millis(300);
+/// At most this many `clear-input` presses (a line each, for a paste shown
+/// in full: an envelope of a few lines takes about twice its line count).
+const MAX_CLEAR_PRESSES: usize = 48;
+
+/// The control command that deletes part of a TUI's composer without
+/// submitting it, and nothing when it is empty; the host presses it until
+/// the screen stops changing. An adapter that has none leaves a stale paste
+/// to its operator.
+pub const CLEAR_INPUT: &str = "clear-input";
+
+/// The activity proxy, or 0 when the adapter has none (or fails).
+pub async fn activity(adapter: &Adapter, cwd: &str) -> u64 {
+    adapter
+        .newest_activity_mtime(cwd)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// The last two non-empty lines of a pane, flattened for a one-line message.
+pub fn pane_tail(pane: &str) -> String {
+    let tail = crate::deaths::flat_tail(pane, 2).replace('"', "'");
+    tail.chars().take(160).collect()
+}
+
+/// `; pane tail: …` for a one-line message, or nothing.
+pub fn tail_suffix(pane: &str) -> String {
+    let tail = pane_tail(pane);
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; pane tail: {tail}")
+    }
+}
+
+/// Where a runtime's own record shows it took a message (its activity
+/// proxy moved past `baseline`), for a paste it never showed.
+pub struct Taken<'a> {
+    pub cwd: &'a str,
+    pub baseline: u64,
+}
+
+/// Where a paste in flight is recorded: written before the paste, again
+/// once it shows, and removed once its fate is known. A record left behind
+/// means a process died between a paste and its Enter.
+#[derive(Debug, Clone)]
+pub struct InFlight(pub PathBuf);
+
+/// What a record of a paste in flight says.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PasteRecord {
+    /// The line the paste is recognised by.
+    probe: String,
+    /// The composer rows that showed the paste (its line or a collapsed
+    /// placeholder) once it showed; empty: it never showed.
+    shown: Vec<String>,
+}
+
+impl InFlight {
+    fn left_behind(&self) -> Option<PasteRecord> {
+        let text = fsutil::read_regular_text(&self.0, 64 << 10).ok()?;
+        Some(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    fn record(&self, record: &PasteRecord) -> Result<(), PasteRefused> {
+        let json = serde_json::to_vec(record).map_err(std::io::Error::other);
+        json.and_then(|json| fsutil::write_atomic_lazy(&self.0, &json))
+            .map_err(PasteRefused::Record)
+    }
+
+    /// The paste's fate is known (submitted, or never shown).
+    pub fn settle(&self) {
+        let _ = fsutil::remove_if_exists(&self.0);
+    }
+}
+
+impl PasteRecord {
+    /// Does `pane` still show this paste in its composer rows? Once it
+    /// showed: every row that showed it is still there (rows that change
+    /// by themselves — a status line, a spinner, a hint — do not count).
+    /// Before: its line is in the composer rows.
+    fn still_in(&self, pane: &str, markers: &DeliveryMarkers) -> bool {
+        if self.shown.is_empty() {
+            return in_composer(pane, &self.probe, markers);
+        }
+        let now = composer_rows(pane, markers);
+        self.shown.iter().all(|row| now.contains(&row.as_str()))
+    }
+}
+
+/// Why a message did not go into a TUI. Enter was never pressed, so
+/// nothing was submitted: the message was NOT delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum PasteRefused {
+    #[error("the paste failed: {0}")]
+    Tmux(#[from] crate::tmux::TmuxError),
+    /// The adapter does not see its composer (a dialog, a picker, a
+    /// question): no key may go in.
+    #[error("its input composer is not showing, so nothing was typed (a dialog or prompt is up?){}", tail_suffix(.0))]
+    NotReady(String),
+    /// The composer holds an earlier paste that never went out (its
+    /// sender was killed before Enter), and it could not be cleared.
+    #[error(
+        "its composer still holds an earlier message that was never submitted ({0:?}); nothing was typed (clear it: iapeer attach)"
+    )]
+    Leftover(String),
+    /// Pasted, but it never showed in a ready composer: Enter was not
+    /// pressed (it would have gone to whatever took the paste). If it sits
+    /// somewhere unsent, the next delivery clears it first.
+    #[error("the paste did not show in a ready composer, so Enter was not pressed")]
+    NotSeen,
+    #[error("cannot record the paste in flight: {0}")]
+    Record(std::io::Error),
+}
+
+/// What the adapter makes of a pane: a composer ready for input?
+pub async fn composer_ready(adapter: &Adapter, pane: &str) -> bool {
+    adapter.is_input_ready(pane).await.unwrap_or(false)
+}
+
+/// Pastes a message into a session and submits it. A router gets the text
+/// with LF line ends, then Ctrl-J. A TUI gets it only into a composer
+/// [`ready_composer`] accepts; then a bracketed paste, and Enter only once
+/// the pane shows the paste in the composer (see [`paste_shown`]) with the
+/// composer still ready. A paste that never shows gets no Enter: NOT
+/// delivered, unless the runtime's record says it took it all the same.
+pub async fn deliver(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    message: &str,
+    adapter: &Adapter,
+    in_flight: &InFlight,
+    taken: &Taken<'_>,
+) -> Result<(), PasteRefused> {
+    if adapter.info().kind == AdapterKind::Router {
+        tmux.paste(sock, id, message, true, false).await?;
+        sleep(ROUTER_PASTE_SETTLE).await;
+        let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
+        return Ok(());
+    }
+    let markers = &adapter.info().delivery;
+    let before = ready_composer(tmux, sock, id, adapter, in_flight).await?;
+    let probe = probe_text(message);
+    let mut record = PasteRecord {
+        probe: probe.clone(),
+        shown: Vec::new(),
+    };
+    in_flight.record(&record)?;
+    if let Err(e) = tmux.paste(sock, id, message, false, false).await {
+        in_flight.settle();
+        return Err(e.into());
+    }
+    let mut poll = Poll::new(
+        PASTE_SHOW_TIMEOUT,
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+    );
+    loop {
+        let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
+        if paste_shown(&before, &now, &probe, markers) && composer_ready(adapter, &now).await {
+            record.shown = paste_rows(&now, &probe, markers);
+            in_flight.record(&record)?;
+            break;
+        }
+        if !poll.pause().await {
+            // A runtime that took the lines as they came (and maybe ended)
+            // never showed them: its record says.
+            if activity(adapter, taken.cwd).await > taken.baseline {
+                in_flight.settle();
+                return Ok(());
+            }
+            return Err(PasteRefused::NotSeen);
+        }
+    }
+    let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
+    Ok(())
+}
+
+/// The pane of a composer ready for our keys: the adapter sees one, and
+/// a paste a killed sender left in it is cleared (or the keys refused).
+/// A leftover is judged only on a ready pane: a dialog hides the composer.
+pub async fn ready_composer(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    adapter: &Adapter,
+    in_flight: &InFlight,
+) -> Result<String, PasteRefused> {
+    let pane = tmux.capture_pane(sock, id).await?;
+    if !composer_ready(adapter, &pane).await {
+        return Err(PasteRefused::NotReady(pane));
+    }
+    let Some(earlier) = in_flight.left_behind() else {
+        return Ok(pane);
+    };
+    if !earlier.still_in(&pane, &adapter.info().delivery) {
+        in_flight.settle();
+        return Ok(pane);
+    }
+    let Ok(Some(clear)) = adapter.control_keys(CLEAR_INPUT).await else {
+        // Nothing this host can do: said once (this refusal), and left to
+        // the operator.
+        in_flight.settle();
+        return Err(PasteRefused::Leftover(earlier.probe));
+    };
+    let Some(pane) = clear_until_still(tmux, sock, id, &clear, pane).await? else {
+        return Err(PasteRefused::Leftover(earlier.probe));
+    };
+    if !composer_ready(adapter, &pane).await {
+        return Err(PasteRefused::NotReady(pane));
+    }
+    in_flight.settle();
+    Ok(pane)
+}
+
+/// Presses `clear` until the pane stops changing (a press on an empty
+/// composer changes nothing); the pane then, or `None` when it never
+/// settled. The same text may also sit in history above the composer: a
+/// press that changes nothing had nothing to clear.
+async fn clear_until_still(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    clear: &ControlSequence,
+    mut pane: String,
+) -> Result<Option<String>, PasteRefused> {
+    for _ in 0..MAX_CLEAR_PRESSES {
+        send_sequence(tmux, sock, id, clear).await?;
+        match changed_within(tmux, sock, id, &pane, CLEAR_REPAINT).await? {
+            Some(now) => pane = now,
+            None => return Ok(Some(pane)),
+        }
+    }
+    Ok(None)
+}
+
+/// Sends a control sequence, step by step.
+pub async fn send_sequence(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    seq: &ControlSequence,
+) -> Result<(), crate::tmux::TmuxError> {
+    for (i, step) in seq.steps.iter().enumerate() {
+        if i > 0 {
+            sleep(Duration::from_millis(u64::from(seq.step_delay_ms))).await;
+        }
+        tmux.send_keys(sock, id, step).await?;
+    }
+    Ok(())
+}
+
+/// The pane once it differs from `pane`, within `within`; `None`: it did not.
+async fn changed_within(
+    tmux: &Tmux,
+    sock: &Path,
+    id: &str,
+    pane: &str,
+    within: Duration,
+) -> Result<Option<String>, crate::tmux::TmuxError> {
+    let mut poll = Poll::new(within, Duration::from_millis(10), Duration::from_millis(50));
+    loop {
+        let now = tmux.capture_pane(sock, id).await?;
+        if now != pane {
+            return Ok(Some(now));
+        }
+        if !poll.pause().await {
+            return Ok(None);
+        }
+    }
+}
+
+/// The composer rows of a pane: its bottom non-empty rows, trimmed.
+fn composer_rows<'a>(pane: &'a str, markers: &DeliveryMarkers) -> Vec<&'a str> {
+    let rows: Vec<&str> = pane
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    rows[rows.len().saturating_sub(markers.composer_rows)..].to_vec()
+}
+
+/// Does a composer row show `probe` or a paste placeholder?
+fn shows_paste(row: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
+    (!probe.is_empty() && row.contains(probe))
+        || markers
+            .paste_placeholders
+            .iter()
+            .any(|m| row.contains(m.as_str()))
+}
+
+/// The composer rows that show a paste.
+fn paste_rows(pane: &str, probe: &str, markers: &DeliveryMarkers) -> Vec<String> {
+    composer_rows(pane, markers)
+        .into_iter()
+        .filter(|r| shows_paste(r, probe, markers))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Has a paste landed in the pane? It changed, and either the paste's last
+/// line (or a collapsed-paste marker) now appears more often than before,
+/// or it sits in the composer rows at the bottom. The second test matters
+/// on a busy pane: once history scrolls, each new copy of the same last
+/// line pushes an old one off the top and the count stays flat.
+pub(crate) fn paste_shown(before: &str, now: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
+    if now == before {
+        return false;
+    }
+    let count = |pane: &str| {
+        (
+            pane.matches(probe).count(),
+            markers
+                .paste_placeholders
+                .iter()
+                .map(|m| pane.matches(m.as_str()).count())
+                .sum::<usize>(),
+        )
+    };
+    let (b, n) = (count(before), count(now));
+    n.0 > b.0 || n.1 > b.1 || in_composer(now, probe, markers)
+}
+
+/// The bottom non-empty rows of a pane (the adapter's `composer-rows`)
+/// hold `probe` or a paste placeholder.
+fn in_composer(pane: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
+    composer_rows(pane, markers)
+        .iter()
+        .any(|r| shows_paste(r, probe, markers))
+}
+
+/// The line a paste is recognised by: the message's last non-empty line,
+/// cut to 30 characters.
+fn probe_text(message: &str) -> String {
+    message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(30)
+        .collect()
+}
+
+/// Is the paste of `message` still sitting in the composer rows? Once it
+/// was submitted, the composer clears (the reference's "paste cleared").
+pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMarkers) -> bool {
+    in_composer(pane, &probe_text(message), markers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::AdapterInfo;
+
+    /// What a 0.1 adapter gets: Claude Code's markers and environment.
+    fn legacy() -> AdapterInfo {
+        let raw = crate::plugins::RawInfo {
+            runtime: "claude".into(),
+            version: "1.0.0".into(),
+            default_binary: "claude".into(),
+            ..crate::plugins::legacy_defaults((0, 1))
+        };
+        crate::plugins::validate_info(raw).unwrap()
+    }
+
+    fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
+        super::paste_shown(before, now, probe, &legacy().delivery)
+    }
+
+    #[test]
+    fn a_paste_is_seen_even_when_the_pane_scrolls() {
+        let probe = "</iap>";
+        // Nothing changed: not shown.
+        assert!(!paste_shown("a\n</iap>\n", "a\n</iap>\n", probe));
+        // One more copy: shown.
+        assert!(paste_shown("x\n", "x\n<iap>\n</iap>", probe));
+        // A full pane scrolls: the count stays flat, but the new copy sits
+        // at the bottom.
+        let before: String = (0..50)
+            .map(|i| format!("line {i}\n</iap>\n"))
+            .collect::<Vec<_>>()[..25]
+            .concat();
+        let mut now = before.lines().skip(2).collect::<Vec<_>>().join("\n");
+        now.push_str("\n<message>m</message>\n</iap>");
+        assert_eq!(before.matches(probe).count(), now.matches(probe).count());
+        assert!(paste_shown(&before, &now, probe));
+        // A collapsed paste in the composer.
+        assert!(paste_shown(
+            "hist\n❯ \n  bypass permissions on",
+            "hist\n❯ [Pasted text #3 +5 lines]\n  bypass permissions on",
+            probe
+        ));
+        // Changed elsewhere, paste not visible at the bottom yet.
+        let top_changed = format!(
+            "{}\nnew history line\n❯ \n status\n a\n b\n c\n d",
+            "</iap>"
+        );
+        assert!(!paste_shown(
+            "</iap>\nold\n❯ \n status\n a\n b\n c\n d",
+            &top_changed,
+            probe
+        ));
+    }
+
+    /// A leftover is the rows that showed the paste, wherever the rows
+    /// that change by themselves (status, spinner, hints) have gone.
+    #[test]
+    fn a_leftover_is_known_by_the_rows_that_showed_it() {
+        let markers = legacy().delivery;
+        let pane = |status: &str, composer: &str| {
+            format!("history\n● reply\nctrl+g hint\n────\n❯ {composer}\n────\n  {status}\n")
+        };
+        let shown = pane("paste again to expand", "[Pasted text #3 +3 lines]");
+        let record = PasteRecord {
+            probe: "</iap>".into(),
+            shown: paste_rows(&shown, "</iap>", &markers),
+        };
+        assert_eq!(record.shown, vec!["❯ [Pasted text #3 +3 lines]"]);
+        let later = pane(
+            "⏵⏵ bypass permissions on · esc to interrupt",
+            "[Pasted text #3 +3 lines]",
+        );
+        assert!(record.still_in(&later, &markers));
+        assert!(!record.still_in(&pane("⏵⏵ bypass permissions on", ""), &markers));
+        // Never shown: its line in the composer rows.
+        let unseen = PasteRecord {
+            probe: "</iap>".into(),
+            shown: Vec::new(),
+        };
+        assert!(unseen.still_in("a\n❯ x\n</iap>", &markers));
+        assert!(!unseen.still_in("a\n❯ \n", &markers));
+    }
+}
