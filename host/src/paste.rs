@@ -159,7 +159,7 @@ pub async fn deliver(
     taken: &Taken<'_>,
 ) -> Result<(), PasteRefused> {
     if adapter.info().kind == AdapterKind::Router {
-        tmux.paste(sock, id, message, true, false).await?;
+        tmux.paste(sock, id, message, true).await?;
         sleep(ROUTER_PASTE_SETTLE).await;
         let _ = tmux.send_keys(sock, id, &["C-j".to_string()]).await;
         return Ok(());
@@ -172,7 +172,7 @@ pub async fn deliver(
         shown: Vec::new(),
     };
     in_flight.record(&record)?;
-    if let Err(e) = tmux.paste(sock, id, message, false, false).await {
+    if let Err(e) = tmux.paste(sock, id, message, false).await {
         in_flight.settle();
         return Err(e.into());
     }

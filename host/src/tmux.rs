@@ -338,17 +338,16 @@ impl Tmux {
     }
 
     /// Pastes `text` into the pane through a tmux buffer (the text travels
-    /// on stdin, never on a command line). Bracketed (`-p`) so a TUI takes it
-    /// as one paste; `-r` keeps LF line endings for routers. With `capture`,
-    /// the pane as it was just before the paste is returned (same call).
+    /// on stdin, never on a command line), loaded and pasted in one client
+    /// call. Bracketed (`-p`) so a TUI takes it as one paste; `-r` keeps LF
+    /// line endings for routers.
     pub async fn paste(
         &self,
         sock: &Path,
         identity: &str,
         text: &str,
         keep_lf: bool,
-        capture: bool,
-    ) -> Result<String, TmuxError> {
+    ) -> Result<(), TmuxError> {
         static PASTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let buffer = format!(
             "iapeer-{}-{}",
@@ -360,16 +359,10 @@ impl Tmux {
             paste.insert(1, "-r");
         }
         let load: &[&str] = &["load-buffer", "-b", &buffer, "-"];
-        let capture_cmd: &[&str] = &["capture-pane", "-p", "-t", identity];
-        let commands: Vec<&[&str]> = if capture {
-            vec![capture_cmd, load, &paste]
-        } else {
-            vec![load, &paste]
-        };
         let text = paste_safe(text);
         let pasted = self
             .run(
-                self.sequence(sock, &commands),
+                self.sequence(sock, &[load, &paste]),
                 "paste-buffer",
                 Some(text.as_bytes()),
             )
@@ -377,7 +370,7 @@ impl Tmux {
         if pasted.is_err() {
             let _ = self.tmux(sock, &["delete-buffer", "-b", &buffer]).await;
         }
-        pasted
+        pasted.map(drop)
     }
 
     /// The blocking command that attaches the terminal to the session.
