@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Block, Fleet, wait_until};
+use common::{Block, Fleet, output_text, wait_until};
 
 /// A command that has not finished after this long is hung.
 const HANG: Duration = Duration::from_secs(10);
@@ -1160,4 +1160,135 @@ fn another_users_flood_over_a_huge_socket_table_costs_nothing() {
         worst < HANG,
         "a request of the daemon's own user took {worst:?}"
     );
+}
+
+/// Garbage planted at `<id>.pasting`: the peer stays deliverable, nothing
+/// crashes, nothing outside the state dir is written.
+#[test]
+fn planted_pasting_records_do_not_wedge_or_escape() {
+    let f = Fleet::new();
+    let from = f.sender();
+    let cwd = f.register("bob", "claude", &[]);
+    f.ok(&["wake", "bob"]);
+    let rec = f.state("claude-bob", "pasting");
+    let outside = f.dir.path().join("outside.txt");
+    std::fs::write(&outside, "precious").unwrap();
+    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+        (
+            "garbage",
+            Box::new(|| std::fs::write(&rec, b"\x00\xff{{{not json").unwrap()),
+        ),
+        (
+            "huge",
+            Box::new(|| std::fs::write(&rec, vec![b'{'; 8 << 20]).unwrap()),
+        ),
+        (
+            "empty-probe",
+            Box::new(|| std::fs::write(&rec, r#"{"probe":"","shown":[]}"#).unwrap()),
+        ),
+        // A probe that is always in the composer rows (the status line).
+        (
+            "status-probe",
+            Box::new(|| {
+                std::fs::write(&rec, r#"{"probe":"bypass permissions","shown":[]}"#).unwrap()
+            }),
+        ),
+        (
+            "rule-shown",
+            Box::new(|| {
+                std::fs::write(
+                    &rec,
+                    format!(r#"{{"probe":"x","shown":["{}","❯"]}}"#, "─".repeat(60)),
+                )
+                .unwrap()
+            }),
+        ),
+        ("symlink", Box::new(|| symlink(&outside, &rec).unwrap())),
+        (
+            "dangling",
+            Box::new(|| symlink("/nonexistent/zz", &rec).unwrap()),
+        ),
+    ];
+    for (i, (what, plant)) in cases.iter().enumerate() {
+        let _ = std::fs::remove_file(&rec);
+        plant();
+        let msg = format!("after planted {what} {i}");
+        let started = Instant::now();
+        let o = f.run(&["send", "bob", "--from", from, "--message", &msg]);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        let t = f.claude_transcript(&cwd);
+        eprintln!("{what}: {}", output_text(&o));
+        if what.contains("symlink") || *what == "dangling" {
+            // A link at a state file may be refused (never followed).
+            if !o.status.success() {
+                assert!(String::from_utf8_lossy(&o.stderr).contains("NOT delivered"));
+                assert_eq!(t.matches(&msg).count(), 0, "{what}:\n{t}");
+                continue;
+            }
+        }
+        assert!(o.status.success(), "{what}: {}", output_text(&o));
+        assert_eq!(t.matches(&msg).count(), 1, "{what}:\n{t}");
+        assert!(f.is_live("claude-bob"));
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "precious",
+            "{what}"
+        );
+        assert!(!std::path::Path::new("/nonexistent/zz").exists());
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
+}
+
+/// A directory or FIFO at `<id>.pasting`: said, not hung or crashed.
+#[test]
+fn a_directory_or_fifo_at_the_pasting_record() {
+    let f = Fleet::new();
+    let from = f.sender();
+    let cwd = f.register("bob", "claude", &[]);
+    f.ok(&["wake", "bob"]);
+    let rec = f.state("claude-bob", "pasting");
+    for what in ["dir", "fifo"] {
+        let _ = std::fs::remove_file(&rec);
+        let _ = std::fs::remove_dir_all(&rec);
+        if what == "dir" {
+            std::fs::create_dir(&rec).unwrap();
+            std::fs::write(rec.join("x"), "y").unwrap();
+        } else {
+            assert!(Command::new("mkfifo").arg(&rec).status().unwrap().success());
+        }
+        let msg = format!("after a {what}");
+        let mut child = f
+            .cmd(&["send", "bob", "--from", from, "--message", &msg])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("{what}: send hung");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let o = child.wait_with_output().unwrap();
+        let t = f.claude_transcript(&cwd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        if o.status.success() {
+            assert_eq!(t.matches(&msg).count(), 1, "{what}:\n{t}");
+        } else {
+            assert!(err.contains("NOT delivered"), "{what}: {err}");
+            assert_eq!(
+                t.matches(&msg).count(),
+                0,
+                "{what}: refused but typed:\n{t}"
+            );
+        }
+        eprintln!("{what}: {}", output_text(&o));
+    }
 }

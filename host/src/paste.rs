@@ -189,10 +189,15 @@ pub async fn deliver(
             break;
         }
         if !poll.pause().await {
-            // A runtime that took the lines as they came (and maybe ended)
-            // never showed them: its record says.
+            // A runtime without bracketed paste takes the lines as they
+            // come: its record moved. What is left of the paste (its last
+            // line) waits for Enter in a composer still ready; a runtime
+            // that took it all and ended has nothing left to press. The
+            // caller settles the record once the delivery is confirmed.
             if activity(adapter, taken.cwd).await > taken.baseline {
-                in_flight.settle();
+                if composer_ready(adapter, &now).await {
+                    break;
+                }
                 return Ok(());
             }
             return Err(PasteRefused::NotSeen);
