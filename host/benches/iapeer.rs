@@ -291,6 +291,18 @@ fn bench_plugins() {
             claude.is_input_ready(&ready_pane).block().unwrap();
         }),
     );
+    // What a delivery asks now, before the paste and once it shows: a
+    // real Claude Code 2.1.332 screen (200×50, rules around the composer).
+    let real_ready = std::fs::read_to_string(
+        repo_root().join("tests/fixtures/panes/real/claude-2.1.332/ready-after-one-turn.txt"),
+    )
+    .unwrap();
+    row(
+        "reused instance: is-input-ready (real 200x50 Claude pane)",
+        &measure(n, || {
+            claude.is_input_ready(&real_ready).block().unwrap();
+        }),
+    );
     row(
         "reused instance: control-keys compact",
         &measure(n, || {

@@ -1,6 +1,6 @@
 //! The Claude Code runtime adapter.
 
-use iapeer_adapter_sdk::screen::{self, KnownDialog};
+use iapeer_adapter_sdk::screen::{self, KnownDialog, Screen};
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
     claude_like_delivery, export_adapter, host_fs, is_js_whitespace, keys, newest_with_suffix,
@@ -64,22 +64,24 @@ const UNRULED_LIVE_ROWS: usize = 12;
 /// The live region: what Claude Code draws below its last rule (a dialog,
 /// or the status line under the composer). Older versions draw no rules:
 /// the bottom rows then.
-fn live_region<'a>(rows: &[&'a str]) -> Vec<&'a str> {
-    screen::below_last_rule(rows).unwrap_or_else(|| screen::last_rows(rows, UNRULED_LIVE_ROWS))
+fn live_region<'a>(screen: &Screen<'a>) -> Vec<&'a str> {
+    screen
+        .below_last_rule()
+        .unwrap_or_else(|| screen.last_rows(UNRULED_LIVE_ROWS))
 }
 
 /// A composer on screen: the rows between the last two rules start with
 /// the `❯` prompt, and nothing below them is a menu. Without rules (older
 /// versions): the prompt and the bypass status line in the bottom rows.
 fn composer_ready(pane: &str) -> bool {
-    let rows = screen::rows(pane);
-    let live = live_region(&rows);
+    let screen = Screen::new(pane);
+    let live = live_region(&screen);
     if !screen::choices(&live, '❯', false).is_empty()
         || WAITING.iter().any(|w| screen::any_row_has(&live, w))
     {
         return false;
     }
-    match screen::between_last_two_rules(&rows) {
+    match screen.between_last_two_rules() {
         Some(composer) => composer
             .iter()
             .find(|r| !r.trim_matches(is_js_whitespace).is_empty())
@@ -178,8 +180,7 @@ impl Guest for Claude {
     }
 
     fn boot_dialog_keys(pane: String) -> Option<Vec<String>> {
-        let rows = screen::rows(&pane);
-        let live = live_region(&rows);
+        let live = live_region(&Screen::new(&pane));
         let menu = screen::choices(&live, '❯', false);
         screen::answer_known(&live, &menu, DIALOGS)
     }

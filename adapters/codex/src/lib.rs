@@ -322,14 +322,14 @@ impl Guest for Codex {
     }
 
     fn boot_dialog_keys(pane: String) -> Option<Vec<String>> {
-        let rows = screen::rows(&pane);
+        let rows: Vec<&str> = pane.lines().collect();
         let live = live_region(&rows);
         let menu = screen::choices(&live, '›', true);
         screen::answer_known(&live, &menu, DIALOGS)
     }
 
     fn is_input_ready(pane: String) -> bool {
-        let rows = screen::rows(&pane);
+        let rows: Vec<&str> = pane.lines().collect();
         let live = live_region(&rows);
         // No check for the "OpenAI Codex" splash: a long resumed history
         // scrolls it away.

@@ -10,54 +10,66 @@
 
 use crate::is_js_whitespace;
 
-/// The rows of a pane.
-pub fn rows(pane: &str) -> Vec<&str> {
-    pane.lines().collect()
+/// A pane split into rows once, with its rules found once: the rows of a
+/// screen and the horizontal rules (`────…`, as wide as the screen) that
+/// TUIs draw above and below a composer or above a dialog. A line of
+/// dashes in a message is narrower than the widest row, so it is no rule.
+pub struct Screen<'a> {
+    rows: Vec<&'a str>,
+    rules: Vec<usize>,
 }
 
-/// A horizontal rule (`────…`) as wide as the screen, as TUIs draw above
-/// and below a composer or above a dialog. A line of dashes in a message
-/// is narrower than the widest row of the pane, so it is no rule.
-fn is_rule(row: &str, widest: usize) -> bool {
-    let t = row.trim_matches(is_js_whitespace);
-    let width = t.chars().count();
-    width >= 10 && width * 5 >= widest * 4 && t.chars().all(|c| c == '─' || c == '━')
-}
+impl<'a> Screen<'a> {
+    pub fn new(pane: &'a str) -> Screen<'a> {
+        let rows: Vec<&str> = pane.lines().collect();
+        let widths: Vec<usize> = rows
+            .iter()
+            .map(|r| r.trim_matches(is_js_whitespace).chars().count())
+            .collect();
+        let widest = widths.iter().copied().max().unwrap_or(0);
+        let rules = (0..rows.len())
+            .filter(|&i| {
+                widths[i] >= 10
+                    && widths[i] * 5 >= widest * 4
+                    && rows[i]
+                        .trim_matches(is_js_whitespace)
+                        .chars()
+                        .all(|c| c == '─' || c == '━')
+            })
+            .collect();
+        Screen { rows, rules }
+    }
 
-/// Where the rules are.
-fn rules(rows: &[&str]) -> Vec<usize> {
-    let widest = rows
-        .iter()
-        .map(|r| r.trim_end_matches(is_js_whitespace).chars().count())
-        .max()
-        .unwrap_or(0);
-    (0..rows.len()).filter(|&i| is_rule(rows[i], widest)).collect()
-}
+    /// Every row.
+    pub fn rows(&self) -> &[&'a str] {
+        &self.rows
+    }
 
-/// The rows below the last rule (none: the pane has no rule).
-pub fn below_last_rule<'a>(rows: &[&'a str]) -> Option<Vec<&'a str>> {
-    let last = *rules(rows).last()?;
-    Some(rows[last + 1..].to_vec())
-}
+    /// The rows below the last rule (none: the pane has no rule).
+    pub fn below_last_rule(&self) -> Option<Vec<&'a str>> {
+        let last = *self.rules.last()?;
+        Some(self.rows[last + 1..].to_vec())
+    }
 
-/// The rows between the last two rules (the composer of a TUI that frames
-/// it with rules); none unless there are two.
-pub fn between_last_two_rules<'a>(rows: &[&'a str]) -> Option<Vec<&'a str>> {
-    let found = rules(rows);
-    let [.., before, last] = found[..] else {
-        return None;
-    };
-    Some(rows[before + 1..last].to_vec())
-}
+    /// The rows between the last two rules (the composer of a TUI that
+    /// frames it with rules); none unless there are two.
+    pub fn between_last_two_rules(&self) -> Option<Vec<&'a str>> {
+        let [.., before, last] = self.rules[..] else {
+            return None;
+        };
+        Some(self.rows[before + 1..last].to_vec())
+    }
 
-/// The last `n` non-blank rows.
-pub fn last_rows<'a>(rows: &[&'a str], n: usize) -> Vec<&'a str> {
-    let filled: Vec<&str> = rows
-        .iter()
-        .copied()
-        .filter(|r| !r.trim_matches(is_js_whitespace).is_empty())
-        .collect();
-    filled[filled.len().saturating_sub(n)..].to_vec()
+    /// The last `n` non-blank rows.
+    pub fn last_rows(&self, n: usize) -> Vec<&'a str> {
+        let filled: Vec<&str> = self
+            .rows
+            .iter()
+            .copied()
+            .filter(|r| !r.trim_matches(is_js_whitespace).is_empty())
+            .collect();
+        filled[filled.len().saturating_sub(n)..].to_vec()
+    }
 }
 
 /// True when any row holds `phrase`.
