@@ -426,9 +426,15 @@ async fn boot(
             Ok(true) if !has_message => return LaunchOutcome::Ready { delivered: false },
             Ok(true) => {
                 let taken = Taken { cwd, baseline };
-                match paste::deliver(tmux, sock, id, message, req.adapter, &req.in_flight, &taken)
-                    .await
-                {
+                let to = paste::Composer {
+                    tmux,
+                    sock,
+                    id,
+                    adapter: req.adapter,
+                    in_flight: &req.in_flight,
+                };
+                // The pane just judged ready: no second look before the paste.
+                match paste::deliver(&to, message, &taken, Some(last_pane.clone())).await {
                     Ok(()) => {
                         req.note(|| LaunchStep::Pasted);
                         break;

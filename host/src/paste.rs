@@ -58,6 +58,16 @@ pub fn tail_suffix(pane: &str) -> String {
     }
 }
 
+/// The session a paste goes into, and where its paste in flight is
+/// recorded.
+pub struct Composer<'a> {
+    pub tmux: &'a Tmux,
+    pub sock: &'a Path,
+    pub id: &'a str,
+    pub adapter: &'a Adapter,
+    pub in_flight: &'a InFlight,
+}
+
 /// Where a runtime's own record shows it took a message (its activity
 /// proxy moved past `baseline`), for a paste it never showed.
 pub struct Taken<'a> {
@@ -143,21 +153,26 @@ pub async fn composer_ready(adapter: &Adapter, pane: &str) -> bool {
     adapter.is_input_ready(pane).await.unwrap_or(false)
 }
 
-/// Pastes a message into a session and submits it. A router gets the text
+/// Pastes a message into a session and submits it (`just_captured`: see
+/// [`ready_composer`]). A router gets the text
 /// with LF line ends, then Ctrl-J. A TUI gets it only into a composer
 /// [`ready_composer`] accepts; then a bracketed paste, and Enter only once
 /// the pane shows the paste in the composer (see [`paste_shown`]) with the
 /// composer still ready. A paste that never shows gets no Enter: NOT
 /// delivered, unless the runtime's record says it took it all the same.
 pub async fn deliver(
-    tmux: &Tmux,
-    sock: &Path,
-    id: &str,
+    to: &Composer<'_>,
     message: &str,
-    adapter: &Adapter,
-    in_flight: &InFlight,
     taken: &Taken<'_>,
+    just_captured: Option<String>,
 ) -> Result<(), PasteRefused> {
+    let &Composer {
+        tmux,
+        sock,
+        id,
+        adapter,
+        in_flight,
+    } = to;
     if adapter.info().kind == AdapterKind::Router {
         tmux.paste(sock, id, message, true).await?;
         sleep(ROUTER_PASTE_SETTLE).await;
@@ -165,7 +180,7 @@ pub async fn deliver(
         return Ok(());
     }
     let markers = &adapter.info().delivery;
-    let before = ready_composer(tmux, sock, id, adapter, in_flight).await?;
+    let before = ready_composer(to, just_captured).await?;
     let probe = probe_text(message);
     let mut record = PasteRecord {
         probe: probe.clone(),
@@ -210,14 +225,23 @@ pub async fn deliver(
 /// The pane of a composer ready for our keys: the adapter sees one, and
 /// a paste a killed sender left in it is cleared (or the keys refused).
 /// A leftover is judged only on a ready pane: a dialog hides the composer.
+/// `just_captured`: the pane a caller read a moment ago (the boot loop's),
+/// saving a tmux process.
 pub async fn ready_composer(
-    tmux: &Tmux,
-    sock: &Path,
-    id: &str,
-    adapter: &Adapter,
-    in_flight: &InFlight,
+    to: &Composer<'_>,
+    just_captured: Option<String>,
 ) -> Result<String, PasteRefused> {
-    let pane = tmux.capture_pane(sock, id).await?;
+    let &Composer {
+        tmux,
+        sock,
+        id,
+        adapter,
+        in_flight,
+    } = to;
+    let pane = match just_captured {
+        Some(pane) => pane,
+        None => tmux.capture_pane(sock, id).await?,
+    };
     if !composer_ready(adapter, &pane).await {
         return Err(PasteRefused::NotReady(pane));
     }

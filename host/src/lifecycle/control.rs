@@ -74,12 +74,19 @@ impl Lifecycle {
             // killed sender left: an Enter there answers or submits it. The
             // screen is judged again before every step.
             let in_flight = self.in_flight(&id);
+            let to = paste::Composer {
+                tmux: &self.tmux,
+                sock: &sock,
+                id: id.as_str(),
+                adapter: &adapter,
+                in_flight: &in_flight,
+            };
             for (i, step) in sequence.steps.iter().enumerate() {
                 if i > 0 {
                     tokio::time::sleep(Duration::from_millis(u64::from(sequence.step_delay_ms)))
                         .await;
                 }
-                paste::ready_composer(&self.tmux, &sock, id.as_str(), &adapter, &in_flight)
+                paste::ready_composer(&to, None)
                     .await
                     .map_err(|refused| match refused {
                         paste::PasteRefused::NotReady(pane) => LifecycleError::NoComposer {

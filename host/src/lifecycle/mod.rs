@@ -980,17 +980,16 @@ impl Lifecycle {
             cwd: &cwd,
             baseline,
         };
-        paste::deliver(
-            &self.tmux,
-            &sock,
-            id.as_str(),
-            message,
+        let to = paste::Composer {
+            tmux: &self.tmux,
+            sock: &sock,
+            id: id.as_str(),
             adapter,
-            &in_flight,
-            &taken,
-        )
-        .await
-        .map_err(DeliveryFailure::Refused)?;
+            in_flight: &in_flight,
+        };
+        paste::deliver(&to, message, &taken, None)
+            .await
+            .map_err(DeliveryFailure::Refused)?;
         if adapter.info().kind == AdapterKind::Router {
             return Ok(());
         }
