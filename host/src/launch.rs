@@ -531,16 +531,7 @@ async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcom
 mod tests {
     use super::*;
 
-    /// What a 0.1 adapter gets: Claude Code's markers and environment.
-    fn legacy() -> AdapterInfo {
-        let raw = crate::plugins::RawInfo {
-            runtime: "claude".into(),
-            version: "1.0.0".into(),
-            default_binary: "claude".into(),
-            ..crate::plugins::legacy_defaults((0, 1))
-        };
-        crate::plugins::validate_info(raw).unwrap()
-    }
+    use crate::plugins::legacy_claude_info as legacy;
 
     /// A 0.2 adapter decides what is removed and where its binary lives.
     #[test]

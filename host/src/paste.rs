@@ -407,18 +407,8 @@ pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::AdapterInfo;
 
-    /// What a 0.1 adapter gets: Claude Code's markers and environment.
-    fn legacy() -> AdapterInfo {
-        let raw = crate::plugins::RawInfo {
-            runtime: "claude".into(),
-            version: "1.0.0".into(),
-            default_binary: "claude".into(),
-            ..crate::plugins::legacy_defaults((0, 1))
-        };
-        crate::plugins::validate_info(raw).unwrap()
-    }
+    use crate::plugins::legacy_claude_info as legacy;
 
     fn paste_shown(before: &str, now: &str, probe: &str) -> bool {
         super::paste_shown(before, now, probe, &legacy().delivery)

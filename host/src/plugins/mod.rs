@@ -43,6 +43,19 @@ pub(crate) use v0_1::legacy_defaults;
 #[cfg(test)]
 pub(crate) use validate::info as validate_info;
 
+/// For tests: the info a 0.1 claude adapter gets (Claude Code's markers
+/// and environment, from the 0.1 host's assumptions).
+#[cfg(test)]
+pub(crate) fn legacy_claude_info() -> AdapterInfo {
+    validate_info(RawInfo {
+        runtime: "claude".into(),
+        version: "1.0.0".into(),
+        default_binary: "claude".into(),
+        ..legacy_defaults((0, 1))
+    })
+    .unwrap()
+}
+
 use adapter::VersionedPre;
 use plugin_dir::PluginDir;
 use sandbox::Sandbox;
