@@ -467,13 +467,13 @@ fn with_history(ready: &str, marker_line: &str, phrase: &str) -> String {
 const CLAUDE: &str = "claude-2.1.332";
 const CODEX: &str = "codex-0.171.0";
 
-/// One runtime's real panes: each dialog gets the expected key (or none,
-/// and is never taken for the composer); each composer pane is ready and
-/// gets no key.
+/// One runtime's real panes: each pane that is not an empty composer gets
+/// the expected key (or none) and is not ready for a message; each empty
+/// composer is ready and gets no key.
 fn judge_real_panes(
     runtime: &str,
     dir: &str,
-    dialogs: &[(&str, Option<&str>)],
+    not_ready: &[(&str, Option<&str>)],
     composers: &[&str],
 ) {
     let home = tempfile::tempdir().unwrap();
@@ -488,9 +488,9 @@ fn judge_real_panes(
             .block()
             .unwrap()
     };
-    for &(pane, expected) in dialogs {
+    for &(pane, expected) in not_ready {
         assert_eq!(keys(pane), expected.map(|k| strs(&[k])), "{dir}/{pane}");
-        assert!(!ready(pane), "{dir}/{pane}: not the composer");
+        assert!(!ready(pane), "{dir}/{pane}: not ready for a message");
     }
     for &pane in composers {
         assert!(ready(pane), "{dir}/{pane}");
@@ -527,6 +527,13 @@ fn claude_answers_real_dialogs_by_meaning() {
             ("perm-bash-opt4.txt", None),
             // The rewind menu a double Escape opens.
             ("empty-esc-esc.txt", None),
+            // A composer holding text: a draft, or a paste not yet sent (a
+            // message pasted there would go out with it).
+            ("working-with-typed-text.txt", None),
+            ("composer-typed-after-turn.txt", None),
+            ("paste-short-oneline.txt", None),
+            ("paste-two-lines.txt", None),
+            ("paste-long-30-lines.txt", None),
         ],
         &[
             "ready-after-dialogs.txt",
@@ -534,11 +541,6 @@ fn claude_answers_real_dialogs_by_meaning() {
             "ready-with-mcp.txt",
             "working-2s.txt",
             "working-8s.txt",
-            "working-with-typed-text.txt",
-            "composer-typed-after-turn.txt",
-            "paste-short-oneline.txt",
-            "paste-two-lines.txt",
-            "paste-long-30-lines.txt",
             "ready-default-permissions.txt",
             // A resumed conversation quoting dialogs, option rows and all.
             "continue-ready-history-phrases.txt",
@@ -629,6 +631,10 @@ fn codex_answers_real_dialogs_by_meaning() {
             ("hooks-review-screen.txt", None),
             ("esc-esc-empty-with-history.txt", None),
             ("startup-transient-before-dialogs.txt", None),
+            // A composer holding text.
+            ("working-with-draft.txt", None),
+            ("paste-short.txt", None),
+            ("paste-long.txt", None),
         ],
         &[
             "ready-first-launch.txt",
@@ -638,36 +644,63 @@ fn codex_answers_real_dialogs_by_meaning() {
             "ready-with-update-banner.txt",
             "working-1.txt",
             "working-2.txt",
-            "working-with-draft.txt",
             "working-tool-running.txt",
             "working-message-queued.txt",
             "mcp-tool-call-done.txt",
-            "paste-short.txt",
-            "paste-long.txt",
         ],
     );
 }
 
 /// A message whose lines look like the TUI's own rows (a model's bullets,
-/// a rule of dashes), shown in the composer, is still a composer.
+/// a rule of dashes), shown in the composer: text there is no empty
+/// composer; once the host takes its own paste out of the rows (blank
+/// rows under the prompt), the composer is ready, the lookalike rows gone.
 #[test]
-fn a_message_that_looks_like_the_screen_is_still_in_the_composer() {
+fn a_composer_is_ready_only_when_empty_of_others_text() {
     let home = tempfile::tempdir().unwrap();
     let codex = adapter(home.path(), "codex");
     let ready = real(&format!("{CODEX}/ready-after-turns.txt"));
-    let pasted = ready.replace(
-        "› Ask Codex to do anything",
-        "› the plan:\n  • first\n  ◦ second\n  • third",
+    let ready_now = |a: &Adapter, p: &str| a.is_input_ready(p).block().unwrap();
+    // Codex hides its `? for shortcuts` hint while the composer holds text.
+    let with = |text: &str| {
+        ready
+            .replace("› Ask Codex to do anything", text)
+            .replace("← for agents · ? for shortcuts", "")
+    };
+    assert!(!ready_now(
+        &codex,
+        &with("› the plan:\n  • first\n  ◦ second")
+    ));
+    assert!(
+        ready_now(&codex, &with("› \n  \n  ")),
+        "our paste taken out"
     );
-    assert!(codex.is_input_ready(&pasted).block().unwrap(), "{pasted}");
+    assert!(!ready_now(&codex, &with("› my draft\n  ")), "a draft");
     let claude = adapter(home.path(), "claude");
     let ready = real(&format!("{CLAUDE}/ready-after-one-turn.txt"));
-    let pasted = ready.replace(
-        "\n❯\u{a0}\n",
-        "\n❯\u{a0}a line of dashes:\n  ────────────────────\n  and more\n",
+    let with = |text: &str| ready.replace("\n❯\u{a0}\n", &format!("\n{text}\n"));
+    assert!(!ready_now(
+        &claude,
+        &with("❯\u{a0}dashes:\n  ────────────────────")
+    ));
+    assert!(
+        ready_now(&claude, &with("❯\u{a0}\n  \n  ")),
+        "our paste taken out"
     );
-    assert_ne!(pasted, ready);
-    assert!(claude.is_input_ready(&pasted).block().unwrap(), "{pasted}");
+    assert!(
+        ready_now(&claude, &with("❯\u{a0}Press up to edit queued messages")),
+        "a dim hint"
+    );
+    assert!(
+        !ready_now(&claude, &with("❯\u{a0}rm -rf my draft")),
+        "a draft"
+    );
+    // The real collapsed paste, taken out.
+    let paste = real(&format!("{CLAUDE}/paste-long-30-lines.txt"));
+    assert!(ready_now(
+        &claude,
+        &paste.replace("[Pasted text #1 +29 lines]", "")
+    ));
 }
 
 /// Panes of earlier versions (numbered options, no rules) still read.
@@ -752,7 +785,12 @@ fn codex_boot_dialogs_and_readiness() {
         a.boot_dialog_keys("Update available! 1.2").block().unwrap(),
         None
     );
-    assert!(a.is_input_ready("   \u{a0}› type here").block().unwrap());
+    assert!(
+        a.is_input_ready("   \u{a0}› Ask Codex to do anything")
+            .block()
+            .unwrap()
+    );
+    assert!(!a.is_input_ready("› type here").block().unwrap(), "a draft");
 }
 
 #[test]

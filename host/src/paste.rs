@@ -129,9 +129,9 @@ impl PasteRecord {
 pub enum PasteRefused {
     #[error("the paste failed: {0}")]
     Tmux(#[from] crate::tmux::TmuxError),
-    /// The adapter does not see its composer (a dialog, a picker, a
-    /// question): no key may go in.
-    #[error("its input composer is not showing, so nothing was typed (a dialog or prompt is up?){}", tail_suffix(.0))]
+    /// The adapter does not see an empty composer (a dialog, a picker, a
+    /// question, someone's unsent draft): no key may go in.
+    #[error("its input composer is not showing or holds unsent text, so nothing was typed (a dialog, a prompt or someone's draft?){}", tail_suffix(.0))]
     NotReady(String),
     /// The composer holds an earlier paste that never went out (its
     /// sender was killed before Enter), and it could not be cleared.
@@ -198,7 +198,9 @@ pub async fn deliver(
     );
     loop {
         let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe, markers) && composer_ready(adapter, &now).await {
+        if paste_shown(&before, &now, &probe, markers)
+            && composer_ready(adapter, &without_paste(&now, message, markers)).await
+        {
             record.shown = paste_rows(&now, &probe, markers);
             in_flight.record(&record)?;
             break;
@@ -210,7 +212,7 @@ pub async fn deliver(
             // that took it all and ended has nothing left to press. The
             // caller settles the record once the delivery is confirmed.
             if activity(adapter, taken.cwd).await > taken.baseline {
-                if composer_ready(adapter, &now).await {
+                if composer_ready(adapter, &without_paste(&now, message, markers)).await {
                     break;
                 }
                 return Ok(());
@@ -398,6 +400,47 @@ fn probe_text(message: &str) -> String {
         .collect()
 }
 
+/// The pane as if `message` had not been pasted: its text (whole lines or
+/// the wrapped pieces of one) and its collapsed placeholders taken out of
+/// the composer rows, leaving each row's prompt. What the adapter judges
+/// once the paste shows: a composer that holds only our paste is ready for
+/// it, one that also holds someone's draft is not (the draft would go out
+/// with it).
+pub(crate) fn without_paste(pane: &str, message: &str, markers: &DeliveryMarkers) -> String {
+    let mut rows: Vec<String> = pane.lines().map(str::to_string).collect();
+    let filled: Vec<usize> = (0..rows.len())
+        .filter(|&i| !rows[i].trim().is_empty())
+        .collect();
+    for &i in &filled[filled.len().saturating_sub(markers.composer_rows)..] {
+        let mut row = rows[i].trim_end().to_string();
+        for marker in &markers.paste_placeholders {
+            while let Some(at) = row.find(marker.as_str()) {
+                let end = row[at..].find(']').map_or(row.len(), |e| at + e + 1);
+                row.replace_range(at..end, "");
+            }
+        }
+        // The longest tail of the row that is message text, after a lead
+        // of nothing but prompt and indent characters.
+        let lead = row
+            .char_indices()
+            .find(|(_, c)| c.is_alphanumeric())
+            .map_or(row.len(), |(at, _)| at);
+        let tail = row
+            .char_indices()
+            .map(|(at, _)| at)
+            .take_while(|&at| at <= lead)
+            .find(|&at| {
+                let tail = &row[at..];
+                tail.chars().any(char::is_alphanumeric) && message.contains(tail)
+            });
+        if let Some(at) = tail {
+            row.truncate(at);
+        }
+        rows[i] = row;
+    }
+    rows.join("\n")
+}
+
 /// Is the paste of `message` still sitting in the composer rows? Once it
 /// was submitted, the composer clears (the reference's "paste cleared").
 pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMarkers) -> bool {
@@ -447,6 +490,56 @@ mod tests {
             &top_changed,
             probe
         ));
+    }
+
+    /// Our paste is taken out of the composer, a draft beside it is not.
+    #[test]
+    fn the_pane_without_our_paste() {
+        let markers = legacy().delivery;
+        let message = "<iap from-personality=\"a\">\nIAP message line\n<message><![CDATA[hello world]]></message>\n</iap>";
+        let frame = |composer: &str| format!("● reply\n────\n{composer}\n────\n  ⏵⏵ status\n");
+        // Collapsed.
+        assert_eq!(
+            without_paste(
+                &frame("❯\u{a0}[Pasted text #3 +3 lines]"),
+                message,
+                &markers
+            ),
+            frame("❯\u{a0}").trim_end()
+        );
+        // In full, one row a line, and a long line wrapped over two rows.
+        let full = frame(
+            "› <iap from-personality=\"a\">\n  IAP message line\n  <message><![CDATA[hello\n  world]]></message>\n  </iap>",
+        );
+        let stripped = without_paste(&full, message, &legacy_nine_rows());
+        let composer: Vec<&str> = stripped.lines().skip(2).take(5).collect();
+        assert_eq!(composer[0], "› ", "{stripped}");
+        assert!(
+            composer[1..].iter().all(|r| r.trim().is_empty()),
+            "{stripped}"
+        );
+        // A draft before the paste stays.
+        let drafted = without_paste(
+            &frame("❯ rm -rf my draft[Pasted text #3 +3 lines]"),
+            message,
+            &markers,
+        );
+        assert!(drafted.contains("❯ rm -rf my draft\n"), "{drafted}");
+        let drafted = without_paste(
+            &frame("❯ my draft<iap from-personality=\"a\">"),
+            message,
+            &markers,
+        );
+        assert!(drafted.contains("❯ my draft<iap"), "{drafted}");
+        // Rules and status rows that are not message text stay.
+        assert!(without_paste(&frame("❯ "), message, &markers).contains("⏵⏵ status"));
+    }
+
+    fn legacy_nine_rows() -> DeliveryMarkers {
+        DeliveryMarkers {
+            composer_rows: 9,
+            ..legacy().delivery
+        }
     }
 
     /// A leftover is the rows that showed the paste, wherever the rows

@@ -70,9 +70,37 @@ fn live_region<'a>(screen: &Screen<'a>) -> Vec<&'a str> {
         .unwrap_or_else(|| screen.last_rows(UNRULED_LIVE_ROWS))
 }
 
-/// A composer on screen: the rows between the last two rules start with
-/// the `❯` prompt, and nothing below them is a menu. Without rules (older
-/// versions): the prompt and the bypass status line in the bottom rows.
+/// The dim hints Claude Code shows in an empty composer (plain text cannot
+/// tell them from typed text).
+const EMPTY_COMPOSER_HINTS: &[&str] = &[
+    "Press up to edit queued messages",
+    "Resend your message to try again",
+];
+
+/// Is a composer (its rows, the first one starting with `❯`) empty? Text
+/// in it is someone's unsent draft: a message pasted there would go out
+/// with it.
+fn composer_empty(rows: &[&str]) -> bool {
+    let text: Vec<&str> = rows
+        .iter()
+        .map(|r| {
+            r.trim_matches(is_js_whitespace)
+                .trim_start_matches('❯')
+                .trim_matches(is_js_whitespace)
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    match text[..] {
+        [] => true,
+        [hint] => EMPTY_COMPOSER_HINTS.contains(&hint) || hint.starts_with("Try \""),
+        _ => false,
+    }
+}
+
+/// A composer ready for a message: the rows between the last two rules
+/// start with the `❯` prompt and hold nothing, and nothing below them is a
+/// menu. Without rules (older versions): the prompt and the bypass status
+/// line in the bottom rows.
 fn composer_ready(pane: &str) -> bool {
     let screen = Screen::new(pane);
     let live = live_region(&screen);
@@ -82,10 +110,13 @@ fn composer_ready(pane: &str) -> bool {
         return false;
     }
     match screen.between_last_two_rules() {
-        Some(composer) => composer
-            .iter()
-            .find(|r| !r.trim_matches(is_js_whitespace).is_empty())
-            .is_some_and(|r| r.trim_start_matches(is_js_whitespace).starts_with('❯')),
+        Some(composer) => {
+            composer
+                .iter()
+                .find(|r| !r.trim_matches(is_js_whitespace).is_empty())
+                .is_some_and(|r| r.trim_start_matches(is_js_whitespace).starts_with('❯'))
+                && composer_empty(&composer)
+        }
         None => {
             screen::any_row_has(&live, "❯")
                 && screen::any_row_has(&live, "bypass permissions on")

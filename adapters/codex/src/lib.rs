@@ -64,6 +64,24 @@ const WAITING: &[&str] = &[
     "↵ rewind",
 ];
 
+/// The dim text of an empty composer (plain text cannot tell it from a
+/// draft); an empty composer also shows the `? for shortcuts` hint, which a
+/// draft hides.
+const EMPTY_COMPOSER_HINTS: &[&str] = &["Ask Codex to do anything", "Explain this codebase"];
+const EMPTY_HINT: &str = "? for shortcuts";
+
+/// Does the composer (the live region's first row onwards) hold nothing
+/// but its placeholder? Text there is someone's unsent draft.
+fn composer_empty(live: &[&str]) -> bool {
+    let text = live
+        .first()
+        .map(|r| r.trim_matches(is_js_whitespace).trim_start_matches('›').trim_matches(is_js_whitespace))
+        .unwrap_or("");
+    text.is_empty()
+        || EMPTY_COMPOSER_HINTS.contains(&text)
+        || live.iter().any(|r| r.contains(EMPTY_HINT))
+}
+
 /// The hint row of the composer Codex shows for a moment at start, before
 /// its startup dialogs (the ready one reads `← for agents · ? for
 /// shortcuts`, under a status row).
@@ -337,6 +355,7 @@ impl Guest for Codex {
             && !WAITING.iter().any(|w| screen::any_row_has(&live, w))
             && !live.iter().any(|r| r.trim_matches(is_js_whitespace) == TRANSIENT_HINT)
             && live.first().is_some_and(|r| is_composer_row(r))
+            && composer_empty(&live)
     }
 
     fn control_keys(command: String) -> Option<ControlSequence> {

@@ -1026,7 +1026,8 @@ impl Lifecycle {
                 if !pressed_again
                     && now > press_again_after
                     && let Some(pane) = &pane
-                    && paste::composer_ready(adapter, pane).await
+                    && paste::composer_ready(adapter, &paste::without_paste(pane, message, markers))
+                        .await
                 {
                     pressed_again = true;
                     let _ = self
