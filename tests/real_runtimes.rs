@@ -55,8 +55,13 @@ struct ModelStandIn {
 
 impl ModelStandIn {
     fn start() -> ModelStandIn {
+        ModelStandIn::start_script("tests/interop/model_anthropic.py")
+    }
+
+    /// Starts one of the stand-ins (they print `LISTENING <port>`).
+    fn start_script(script: &str) -> ModelStandIn {
         let mut child = Command::new("python3")
-            .arg(repo_root().join("tests/interop/model_anthropic.py"))
+            .arg(repo_root().join(script))
             .args(["--port", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -159,9 +164,11 @@ fn real_claude_boots_in_a_fresh_folder_and_never_sends_a_draft() {
         f.pane("claude-bob")
     );
     // Its transcript moves as it takes the message, before it asks the model.
-    wait_until("the first turn at the model", Duration::from_secs(30), || {
-        !model.turns().is_empty()
-    });
+    wait_until(
+        "the first turn at the model",
+        Duration::from_secs(30),
+        || !model.turns().is_empty(),
+    );
     let turns = model.turns();
     assert!(
         turns.len() == 1 && turns[0].contains("first task: say hi"),
@@ -220,5 +227,159 @@ fn real_claude_boots_in_a_fresh_folder_and_never_sends_a_draft() {
     assert!(
         f.pane("claude-bob").contains("my operator draft"),
         "the draft is the operator's still"
+    );
+}
+
+const CODEX_VERSION: &str = "0.171.0";
+
+/// The pinned codex binary, or `None` (said) when it is not installed.
+fn real_codex() -> Option<PathBuf> {
+    let bin = std::env::var_os("IAPEER_REAL_CODEX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            repo_root().join(format!(
+                "target/real-clis/codex-{CODEX_VERSION}/node_modules/.bin/codex"
+            ))
+        });
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("IAPEER_REQUIRE_REAL_CLIS").is_none(),
+        "the real Codex CLI is required here and missing at {} (tests/interop/install-clis.sh)",
+        bin.display()
+    );
+    eprintln!(
+        "SKIPPED: the real Codex CLI is not installed ({}); run tests/interop/install-clis.sh",
+        bin.display()
+    );
+    None
+}
+
+/// The scripted OpenAI Responses API, on a loopback port; also the proxy
+/// every other request of Codex is sent to (and refused by). Killed on drop.
+struct ResponsesStandIn(ModelStandIn);
+
+impl ResponsesStandIn {
+    fn start() -> ResponsesStandIn {
+        ResponsesStandIn(ModelStandIn::start_script("tests/interop/model_openai.py"))
+    }
+
+    /// The input of every turn request so far, in order.
+    fn turns(&self) -> Vec<String> {
+        let all = curl(&[&format!("{}/_requests", self.0.url)]).json();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "turn")
+            .map(|r| r["body"]["input"].to_string())
+            .collect()
+    }
+}
+
+/// A fresh folder (no git: no trust dialog), a fresh `$HOME` with only a
+/// model provider configured: the model-migration offer is answered by its
+/// words (keep the configured model), a first message and a peer message
+/// reach the model, and an operator's unsent draft is never sent.
+#[test]
+fn real_codex_boots_in_a_fresh_folder_and_never_sends_a_draft() {
+    let Some(codex) = real_codex() else { return };
+    let model = ResponsesStandIn::start();
+    let url = &model.0.url;
+    let f = Fleet::new()
+        .with_env("IAPEER_CODEX_BIN", codex.to_str().unwrap())
+        .with_env("HTTPS_PROXY", url)
+        .with_env("HTTP_PROXY", url)
+        .with_env("ALL_PROXY", url)
+        .with_env("NO_PROXY", "127.0.0.1,localhost")
+        .with_env("TERM", "xterm-256color")
+        .with_env("LANG", "C.UTF-8")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "60")
+        .with_env("IAPEER_READY_GATE_SECS", "60");
+    std::fs::create_dir_all(f.home.join(".codex")).unwrap();
+    std::fs::write(
+        f.home.join(".codex/config.toml"),
+        format!(
+            "model = \"gpt-5.5\"\n\
+             model_provider = \"mock\"\n\
+             check_for_update_on_startup = false\n\
+             [model_providers.mock]\n\
+             name = \"mock\"\n\
+             base_url = \"{url}/v1\"\n\
+             wire_api = \"responses\"\n\
+             [analytics]\n\
+             enabled = false\n\
+             [features]\n\
+             plugins = false\n\
+             apps = false\n\
+             daemon_auto_start = false\n"
+        ),
+    )
+    .unwrap();
+    let from = f.sender();
+    f.register("bob", "codex", &[]);
+
+    let woke = f.run(&["wake", "bob", "--message", "first task: say hi"]);
+    assert!(
+        woke.status.success(),
+        "{}\npane:\n{}",
+        output_text(&woke),
+        f.pane("codex-bob")
+    );
+    wait_until(
+        "the first turn at the model",
+        Duration::from_secs(30),
+        || {
+            model
+                .turns()
+                .iter()
+                .any(|t| t.contains("first task: say hi"))
+        },
+    );
+
+    let sent = f.run(&[
+        "send",
+        "bob",
+        "--from",
+        from,
+        "--message",
+        "second: from a peer",
+    ]);
+    assert!(sent.status.success(), "{}", output_text(&sent));
+    wait_until(
+        "the peer message at the model",
+        Duration::from_secs(30),
+        || {
+            model
+                .turns()
+                .iter()
+                .any(|t| t.contains("second: from a peer"))
+        },
+    );
+
+    wait_until("an idle composer", Duration::from_secs(30), || {
+        f.pane("codex-bob").contains("? for shortcuts")
+    });
+    tmux_keys(&f, "codex-bob", &["-l", "my operator draft"]);
+    wait_until("the draft on screen", Duration::from_secs(10), || {
+        f.pane("codex-bob").contains("my operator draft")
+    });
+    let refused = f.run(&[
+        "send",
+        "bob",
+        "--from",
+        from,
+        "--message",
+        "third: must wait",
+    ]);
+    assert!(!refused.status.success(), "{}", output_text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("NOT delivered"));
+    std::thread::sleep(Duration::from_secs(2));
+    let turns = model.turns();
+    assert!(
+        !turns
+            .iter()
+            .any(|t| t.contains("my operator draft") || t.contains("third: must wait")),
+        "the draft or the refused message reached the model: {turns:#?}"
     );
 }
