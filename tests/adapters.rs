@@ -676,6 +676,14 @@ fn a_composer_is_ready_only_when_empty_of_others_text() {
         "our paste taken out"
     );
     assert!(!ready_now(&codex, &with("› my draft\n  ")), "a draft");
+    assert!(!ready_now(
+        &codex,
+        &with("› \n  a draft on its second line")
+    ));
+    assert!(
+        !ready_now(&codex, &with("› see ← for agents · ? for shortcuts")),
+        "a draft quoting the hint"
+    );
     let claude = adapter(home.path(), "claude");
     let ready = real(&format!("{CLAUDE}/ready-after-one-turn.txt"));
     let with = |text: &str| ready.replace("\n❯\u{a0}\n", &format!("\n{text}\n"));

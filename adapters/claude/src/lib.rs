@@ -92,7 +92,7 @@ fn composer_empty(rows: &[&str]) -> bool {
         .collect();
     match text[..] {
         [] => true,
-        [hint] => EMPTY_COMPOSER_HINTS.contains(&hint) || hint.starts_with("Try \""),
+        [hint] => EMPTY_COMPOSER_HINTS.contains(&hint),
         _ => false,
     }
 }

@@ -69,17 +69,32 @@ const WAITING: &[&str] = &[
 /// draft hides.
 const EMPTY_COMPOSER_HINTS: &[&str] = &["Ask Codex to do anything", "Explain this codebase"];
 const EMPTY_HINT: &str = "? for shortcuts";
+/// What the first row under the composer holds: the status row (0.171) or
+/// the key footer (earlier versions).
+const FOOTERS: &[&str] = &[" · ", "⏎ send"];
 
-/// Does the composer (the live region's first row onwards) hold nothing
-/// but its placeholder? Text there is someone's unsent draft.
+/// Does the composer hold nothing but its placeholder? Codex shows its
+/// `? for shortcuts` hint as the last row only while the composer is empty
+/// (a draft hides it). Else (the host asks this with its own paste taken
+/// out) the prompt row and every row under it down to the status row
+/// (`model · cwd`; earlier versions: the key footer) must be blank. Text
+/// there is someone's unsent draft.
 fn composer_empty(live: &[&str]) -> bool {
-    let text = live
-        .first()
-        .map(|r| r.trim_matches(is_js_whitespace).trim_start_matches('›').trim_matches(is_js_whitespace))
-        .unwrap_or("");
-    text.is_empty()
-        || EMPTY_COMPOSER_HINTS.contains(&text)
-        || live.iter().any(|r| r.contains(EMPTY_HINT))
+    if live.last().is_some_and(|r| r.trim_end().ends_with(EMPTY_HINT)) {
+        return true;
+    }
+    let Some((prompt, rest)) = live.split_first() else {
+        return false;
+    };
+    let text = prompt
+        .trim_matches(is_js_whitespace)
+        .trim_start_matches('›')
+        .trim_matches(is_js_whitespace);
+    (text.is_empty() || EMPTY_COMPOSER_HINTS.contains(&text))
+        && rest
+            .iter()
+            .take_while(|r| !FOOTERS.iter().any(|f| r.contains(f)))
+            .all(|r| r.trim_matches(is_js_whitespace).is_empty())
 }
 
 /// The hint row of the composer Codex shows for a moment at start, before
