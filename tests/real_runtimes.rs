@@ -1,11 +1,14 @@
-//! The real Claude Code CLI, pinned from npm (`tests/interop/install-clis.sh`,
-//! which `.ci/run` runs), driven by a scripted model stand-in on loopback
-//! (`tests/interop/model_anthropic.py`): what we claim about the runtime is
-//! what the runtime does. Each test starts from a fresh `$HOME` where the
-//! user has only finished onboarding; every dialog about the peer's folder,
-//! the added dir and bypass mode is iapeerd's to get through.
+//! The real Claude Code and Codex CLIs, pinned from npm
+//! (`tests/interop/install-clis.sh`, which `.ci/run` runs), driven by
+//! scripted model stand-ins on loopback (`tests/interop/model_anthropic.py`,
+//! `model_openai.py`): what we claim about a runtime is what it does. Each
+//! test starts from a fresh `$HOME` where the user has only finished the
+//! runtime's onboarding; every dialog about the peer's folder, the added
+//! dir, bypass mode or a new model is iapeerd's to get through. Each
+//! message is checked at the model: reported delivered ⇒ there exactly
+//! once; NOT delivered ⇒ never there; an operator's draft never.
 //!
-//! Without the CLI these tests say they were skipped; CI sets
+//! Without the CLIs these tests say SKIPPED; CI sets
 //! `IAPEER_REQUIRE_REAL_CLIS=1`, so there they must run.
 
 mod common;
@@ -13,87 +16,122 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Fleet, curl, output_text, repo_root, wait_until};
-use serde_json::json;
+use common::{Fleet, curl, output_text, repo_root};
+use serde_json::{Value, json};
 
 const CLAUDE_VERSION: &str = "2.1.332";
+const CODEX_VERSION: &str = "0.171.0";
 /// The stand-in's API key: Claude Code asks about a key from the
 /// environment unless its last 20 characters were approved.
 const API_KEY: &str = "sk-ant-api03-standin-0123456789abcdefghij";
 
-/// The pinned claude binary, or `None` (said) when it is not installed.
-fn real_claude() -> Option<PathBuf> {
-    let bin = std::env::var_os("IAPEER_REAL_CLAUDE")
+/// A pinned CLI (`IAPEER_REAL_<NAME>` or its place under target/), or
+/// `None`, said, when it is not installed (an error where it is required).
+fn real_cli(var: &str, rel: String) -> Option<PathBuf> {
+    let bin = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            repo_root().join(format!(
-                "target/real-clis/claude-{CLAUDE_VERSION}/node_modules/.bin/claude"
-            ))
-        });
+        .unwrap_or_else(|| repo_root().join(rel));
     if bin.exists() {
         return Some(bin);
     }
     assert!(
         std::env::var_os("IAPEER_REQUIRE_REAL_CLIS").is_none(),
-        "the real Claude Code CLI is required here and missing at {} (tests/interop/install-clis.sh)",
+        "a real CLI is required here and missing at {} (tests/interop/install-clis.sh)",
         bin.display()
     );
     eprintln!(
-        "SKIPPED: the real Claude Code CLI is not installed ({}); run tests/interop/install-clis.sh",
+        "SKIPPED: {} is not installed; run tests/interop/install-clis.sh",
         bin.display()
     );
     None
 }
 
-/// The scripted Anthropic Messages API, on a loopback port; killed on drop.
-struct ModelStandIn {
+/// A scripted model stand-in on a loopback port; killed on drop.
+struct Model {
     child: Child,
     url: String,
+    openai: bool,
 }
 
-impl ModelStandIn {
-    fn start() -> ModelStandIn {
-        ModelStandIn::start_script("tests/interop/model_anthropic.py")
-    }
-
-    /// Starts one of the stand-ins (they print `LISTENING <port>`).
-    fn start_script(script: &str) -> ModelStandIn {
+impl Model {
+    fn start(openai: bool) -> Model {
+        // Codex reads the OpenAI Responses API, Claude the Anthropic one.
+        let script = if openai {
+            "tests/interop/model_openai.py"
+        } else {
+            "tests/interop/model_anthropic.py"
+        };
         let mut child = Command::new("python3")
             .arg(repo_root().join(script))
             .args(["--port", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 runs the model stand-in");
+            .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let port = line
+        let port: u16 = line
+            .trim()
             .strip_prefix("LISTENING ")
-            .and_then(|p| p.trim().parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("the stand-in said {line:?}"));
-        ModelStandIn {
+            .unwrap()
+            .parse()
+            .unwrap();
+        Model {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            openai,
         }
     }
 
-    /// The user-turn text of every turn request so far, in order.
+    fn script(&self, steps: Value) {
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &steps.to_string(),
+            &format!("{}/_script", self.url),
+        ]);
+    }
+
+    /// Every turn request's conversation (user-visible input), serialized.
     fn turns(&self) -> Vec<String> {
         let all = curl(&[&format!("{}/_requests", self.url)]).json();
         all.as_array()
             .unwrap()
             .iter()
             .filter(|r| r["kind"] == "turn")
-            .map(|r| r["body"]["messages"].to_string())
+            .map(|r| {
+                if self.openai {
+                    r["body"]["input"].to_string()
+                } else {
+                    r["body"]["messages"].to_string()
+                }
+            })
             .collect()
+    }
+
+    /// How many times `marker` was in the conversation at its fullest (the
+    /// history grows; a duplicate shows as 2).
+    fn count(&self, marker: &str) -> usize {
+        self.turns()
+            .iter()
+            .map(|t| t.matches(marker).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn ever(&self, marker: &str) -> bool {
+        self.turns().iter().any(|t| t.contains(marker))
     }
 }
 
-impl Drop for ModelStandIn {
+impl Drop for Model {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -102,7 +140,11 @@ impl Drop for ModelStandIn {
 
 /// A fleet whose claude is the real one, talking to `model` only: any
 /// other traffic goes to a loopback port nothing listens on.
-fn real_claude_fleet(claude: &std::path::Path, model: &ModelStandIn) -> Fleet {
+fn claude_fleet(model: &Model) -> Option<Fleet> {
+    let claude = real_cli(
+        "IAPEER_REAL_CLAUDE",
+        format!("target/real-clis/claude-{CLAUDE_VERSION}/node_modules/.bin/claude"),
+    )?;
     let f = Fleet::new()
         .with_env("IAPEER_CLAUDE_BIN", claude.to_str().unwrap())
         .with_env("ANTHROPIC_BASE_URL", &model.url)
@@ -130,162 +172,19 @@ fn real_claude_fleet(claude: &std::path::Path, model: &ModelStandIn) -> Fleet {
         .to_string(),
     )
     .unwrap();
-    f
+    Some(f)
 }
 
-fn tmux_keys(f: &Fleet, id: &str, keys: &[&str]) {
-    let status = Command::new("tmux")
-        .arg("-S")
-        .arg(f.socket(id))
-        .args(["send-keys", "-t", id])
-        .args(keys)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// A fresh folder, a fresh `$HOME`: the trust, add-dir and bypass dialogs
-/// are answered by their words, the message reaches the model once; a peer
-/// message then goes in; and text an operator left unsent in the composer
-/// is never submitted with a later message (NOT delivered, said so).
-#[test]
-fn real_claude_boots_in_a_fresh_folder_and_never_sends_a_draft() {
-    let Some(claude) = real_claude() else { return };
-    let model = ModelStandIn::start();
-    let f = real_claude_fleet(&claude, &model);
-    let from = f.sender();
-    let cwd = f.register("bob", "claude", &[]);
-
-    let woke = f.run(&["wake", "bob", "--message", "first task: say hi"]);
-    assert!(
-        woke.status.success(),
-        "{}\npane:\n{}",
-        output_text(&woke),
-        f.pane("claude-bob")
-    );
-    // Its transcript moves as it takes the message, before it asks the model.
-    wait_until(
-        "the first turn at the model",
-        Duration::from_secs(30),
-        || !model.turns().is_empty(),
-    );
-    let turns = model.turns();
-    assert!(
-        turns.len() == 1 && turns[0].contains("first task: say hi"),
-        "the first message reached the model once: {turns:#?}"
-    );
-    assert!(!f.claude_transcripts(&cwd).is_empty());
-
-    // A peer message, live.
-    let sent = f.run(&[
-        "send",
-        "bob",
-        "--from",
-        from,
-        "--message",
-        "second: from a peer",
-    ]);
-    assert!(sent.status.success(), "{}", output_text(&sent));
-    wait_until(
-        "the peer message at the model",
-        Duration::from_secs(30),
-        || {
-            model
-                .turns()
-                .iter()
-                .any(|t| t.contains("second: from a peer"))
-        },
-    );
-
-    // The operator types and leaves it unsent.
-    wait_until("an idle composer", Duration::from_secs(30), || {
-        !f.pane("claude-bob").contains("esc to interrupt")
-    });
-    tmux_keys(&f, "claude-bob", &["-l", "my operator draft"]);
-    wait_until("the draft on screen", Duration::from_secs(10), || {
-        f.pane("claude-bob").contains("my operator draft")
-    });
-    let refused = f.run(&[
-        "send",
-        "bob",
-        "--from",
-        from,
-        "--message",
-        "third: must wait",
-    ]);
-    assert!(!refused.status.success(), "{}", output_text(&refused));
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("NOT delivered"), "{err}");
-    std::thread::sleep(Duration::from_secs(2));
-    let turns = model.turns();
-    assert!(
-        !turns
-            .iter()
-            .any(|t| t.contains("my operator draft") || t.contains("third: must wait")),
-        "the draft or the refused message reached the model: {turns:#?}"
-    );
-    assert!(
-        f.pane("claude-bob").contains("my operator draft"),
-        "the draft is the operator's still"
-    );
-}
-
-const CODEX_VERSION: &str = "0.171.0";
-
-/// The pinned codex binary, or `None` (said) when it is not installed.
-fn real_codex() -> Option<PathBuf> {
-    let bin = std::env::var_os("IAPEER_REAL_CODEX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            repo_root().join(format!(
-                "target/real-clis/codex-{CODEX_VERSION}/node_modules/.bin/codex"
-            ))
-        });
-    if bin.exists() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os("IAPEER_REQUIRE_REAL_CLIS").is_none(),
-        "the real Codex CLI is required here and missing at {} (tests/interop/install-clis.sh)",
-        bin.display()
-    );
-    eprintln!(
-        "SKIPPED: the real Codex CLI is not installed ({}); run tests/interop/install-clis.sh",
-        bin.display()
-    );
-    None
-}
-
-/// The scripted OpenAI Responses API, on a loopback port; also the proxy
-/// every other request of Codex is sent to (and refused by). Killed on drop.
-struct ResponsesStandIn(ModelStandIn);
-
-impl ResponsesStandIn {
-    fn start() -> ResponsesStandIn {
-        ResponsesStandIn(ModelStandIn::start_script("tests/interop/model_openai.py"))
-    }
-
-    /// The input of every turn request so far, in order.
-    fn turns(&self) -> Vec<String> {
-        let all = curl(&[&format!("{}/_requests", self.0.url)]).json();
-        all.as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["kind"] == "turn")
-            .map(|r| r["body"]["input"].to_string())
-            .collect()
-    }
-}
-
-/// A fresh folder (no git: no trust dialog), a fresh `$HOME` with only a
-/// model provider configured: the model-migration offer is answered by its
-/// words (keep the configured model), a first message and a peer message
-/// reach the model, and an operator's unsent draft is never sent.
-#[test]
-fn real_codex_boots_in_a_fresh_folder_and_never_sends_a_draft() {
-    let Some(codex) = real_codex() else { return };
-    let model = ResponsesStandIn::start();
-    let url = &model.0.url;
+/// A fleet whose codex is the real one, with only a model provider
+/// configured (the stand-in; also the proxy that refuses everything else).
+/// A folder without git gets no trust dialog; `gpt-5.5` gets the offer of
+/// a newer model, which the adapter declines by its words.
+fn codex_fleet(model: &Model) -> Option<Fleet> {
+    let codex = real_cli(
+        "IAPEER_REAL_CODEX",
+        format!("target/real-clis/codex-{CODEX_VERSION}/node_modules/.bin/codex"),
+    )?;
+    let url = &model.url;
     let f = Fleet::new()
         .with_env("IAPEER_CODEX_BIN", codex.to_str().unwrap())
         .with_env("HTTPS_PROXY", url)
@@ -316,70 +215,424 @@ fn real_codex_boots_in_a_fresh_folder_and_never_sends_a_draft() {
         ),
     )
     .unwrap();
-    let from = f.sender();
-    f.register("bob", "codex", &[]);
+    Some(f)
+}
 
-    let woke = f.run(&["wake", "bob", "--message", "first task: say hi"]);
-    assert!(
-        woke.status.success(),
-        "{}\npane:\n{}",
-        output_text(&woke),
-        f.pane("codex-bob")
-    );
-    wait_until(
-        "the first turn at the model",
-        Duration::from_secs(30),
-        || {
-            model
-                .turns()
-                .iter()
-                .any(|t| t.contains("first task: say hi"))
-        },
-    );
+fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("TIMEOUT waiting for {what}");
+    false
+}
 
-    let sent = f.run(&[
-        "send",
-        "bob",
-        "--from",
-        from,
-        "--message",
-        "second: from a peer",
-    ]);
-    assert!(sent.status.success(), "{}", output_text(&sent));
-    wait_until(
-        "the peer message at the model",
-        Duration::from_secs(30),
-        || {
-            model
-                .turns()
-                .iter()
-                .any(|t| t.contains("second: from a peer"))
-        },
-    );
+fn keys(f: &Fleet, id: &str, k: &[&str]) {
+    let st = Command::new("tmux")
+        .arg("-S")
+        .arg(f.socket(id))
+        .args(["send-keys", "-t", id])
+        .args(k)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
 
-    wait_until("an idle composer", Duration::from_secs(30), || {
-        f.pane("codex-bob").contains("? for shortcuts")
-    });
-    tmux_keys(&f, "codex-bob", &["-l", "my operator draft"]);
-    wait_until("the draft on screen", Duration::from_secs(10), || {
-        f.pane("codex-bob").contains("my operator draft")
-    });
-    let refused = f.run(&[
-        "send",
-        "bob",
-        "--from",
-        from,
-        "--message",
-        "third: must wait",
-    ]);
-    assert!(!refused.status.success(), "{}", output_text(&refused));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("NOT delivered"));
-    std::thread::sleep(Duration::from_secs(2));
+fn idle(f: &Fleet, id: &str) -> bool {
+    let p = f.pane(id);
+    let tail: Vec<&str> = p.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(3)..].join("\n");
+    if id.starts_with("claude") {
+        !tail.contains("esc to interrupt") && tail.contains("❯")
+    } else {
+        tail.contains("? for shortcuts")
+    }
+}
+
+fn settle(f: &Fleet, id: &str) {
+    wait("idle", 60, || idle(f, id));
+    std::thread::sleep(Duration::from_millis(800));
+    wait("idle", 60, || idle(f, id));
+}
+
+/// Boots `bob` on the given runtime with a first message; the fleet, sender.
+fn boot(f: &Fleet, model: &Model, runtime: &str) {
+    f.sender();
+    f.register("bob", runtime, &[]);
+    let woke = f.run(&["wake", "bob", "--message", "boot0 first"]);
+    assert!(woke.status.success(), "{}", output_text(&woke));
+    assert!(wait("first turn", 40, || model.ever("boot0")));
+    settle(f, &format!("{runtime}-bob"));
+}
+
+fn send(f: &Fleet, msg: &str) -> (bool, String) {
+    let o = f.run(&["send", "bob", "--from", "claude-op", "--message", msg]);
+    (o.status.success(), output_text(&o))
+}
+
+/// Sends each message (after the peer is idle) and checks the model saw
+/// every delivered one exactly once and no refused one. Returns failures.
+fn sequence_of_tricky(f: &Fleet, model: &Model, id: &str, bodies: &[String]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        settle(f, id);
+        let tag = format!("zq{i}mark");
+        let msg = format!("{tag} {body}");
+        let (ok, out) = send(f, &msg);
+        if ok {
+            if !wait("delivered msg at model", 30, || model.count(&tag) >= 1) {
+                bad.push(format!(
+                    "#{i} reported delivered, never at the model: {out}\npane:\n{}",
+                    f.pane(id)
+                ));
+                continue;
+            }
+            settle(f, id);
+            let n = model.count(&tag);
+            if n != 1 {
+                bad.push(format!("#{i} delivered {n} times"));
+            }
+        } else {
+            std::thread::sleep(Duration::from_secs(3));
+            eprintln!("#{i} refused: {out}\npane:\n{}", f.pane(id));
+            if model.ever(&tag) {
+                bad.push(format!(
+                    "#{i} reported NOT delivered but reached the model: {out}"
+                ));
+            } else {
+                bad.push(format!("#{i} refused (false refusal of a plain message on an idle peer): {out}\npane:\n{}", f.pane(id)));
+                // Clear whatever it left so later cases run.
+                for _ in 0..40 {
+                    keys(f, id, &["C-u"]);
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// Operator drafts that the adapters may take for an empty composer.
+fn draft_probe(
+    f: &Fleet,
+    model: &Model,
+    id: &str,
+    typed: &[&[&str]],
+    draft_mark: &str,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    settle(f, id);
+    for k in typed {
+        keys(f, id, k);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    eprintln!("pane with draft:\n{}", f.pane(id));
+    let (ok, out) = send(f, "qq7mark after a draft");
+    std::thread::sleep(Duration::from_secs(4));
+    if model.ever(draft_mark) {
+        bad.push(format!(
+            "the operator's draft ({draft_mark}) reached the model; send ok={ok}: {out}"
+        ));
+    }
+    if ok && model.count("qq7mark") != 1 {
+        bad.push(format!(
+            "reported delivered, at model {} times",
+            model.count("qq7mark")
+        ));
+    }
+    if !ok && model.ever("qq7mark") {
+        bad.push(format!(
+            "reported NOT delivered but reached the model: {out}"
+        ));
+    }
+    eprintln!("send ok={ok}: {out}\npane after:\n{}", f.pane(id));
+    bad
+}
+
+/// A paste left by a killed sender (record + paste in the composer, as a
+/// SIGKILL between paste and Enter leaves it): the next send must clear it
+/// and go alone, or refuse; the leftover must never reach the model, and
+/// the peer must not stay wedged.
+fn leftover_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    settle(f, id);
+    // Kill senders at varied moments until a paste is left in flight.
+    let mut left = false;
+    let mut left_mark = String::new();
+    for round in 0..30u64 {
+        let msg = format!("lf{round}killed leftover body");
+        let mut cli = f
+            .cmd(&["send", "bob", "--from", "claude-op", "--message", &msg])
+            .spawn()
+            .unwrap();
+        // Wait for the paste to show, then SIGKILL.
+        let start = Instant::now();
+        let mut shown = false;
+        while start.elapsed() < Duration::from_millis(3000) {
+            let p = f.pane(id);
+            if p.contains(&format!("lf{round}killed")) || p.contains("[Pasted text") {
+                shown = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = cli.kill();
+        let _ = cli.wait();
+        std::thread::sleep(Duration::from_millis(500));
+        let rec = f.state(id, "pasting").exists();
+        eprintln!("round {round}: shown={shown} record={rec}");
+        if rec && shown && !model.ever(&format!("lf{round}killed")) {
+            left = true;
+            left_mark = format!("lf{round}killed");
+            eprintln!(
+                "leftover pane:\n{}\nrecord: {:?}",
+                f.pane(id),
+                std::fs::read_to_string(f.state(id, "pasting"))
+            );
+            break;
+        }
+        settle(f, id);
+    }
+    if !left {
+        bad.push("could not leave a paste in flight (probe inconclusive)".into());
+        return bad;
+    }
+    let mut delivered_after = false;
+    for j in 0..3 {
+        let (ok, out) = send(f, &format!("af{j}ter the kill"));
+        eprintln!("after-send {j}: ok={ok} {out}\npane:\n{}", f.pane(id));
+        std::thread::sleep(Duration::from_secs(4));
+        if ok {
+            delivered_after = true;
+            if model.count(&format!("af{j}ter")) != 1 {
+                bad.push(format!(
+                    "after-send {j} reported delivered, at model {}x",
+                    model.count(&format!("af{j}ter"))
+                ));
+            }
+            break;
+        } else if model.ever(&format!("af{j}ter")) {
+            bad.push(format!("after-send {j} NOT delivered but at the model"));
+        }
+    }
     let turns = model.turns();
-    assert!(
-        !turns
-            .iter()
-            .any(|t| t.contains("my operator draft") || t.contains("third: must wait")),
-        "the draft or the refused message reached the model: {turns:#?}"
-    );
+    if turns.iter().any(|t| t.contains(&left_mark)) {
+        bad.push("the killed sender's leftover reached the model".into());
+    }
+    if !delivered_after {
+        bad.push(format!(
+            "the leftover was never cleared: three later sends were all refused (peer wedged until an operator clears it); pane:\n{}",
+            f.pane(id)
+        ));
+    }
+    bad
+}
+
+/// Mid-turn sends and two quick sends at once.
+fn busy_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    settle(f, id);
+    model.script(json!([{"hold_secs": 8, "reply": "long one done"}, {"reply": "r2"}, {"reply": "r3"}, {"reply": "r4"}]));
+    let (ok, out) = send(f, "bz0mark start a long turn");
+    assert!(ok, "{out}");
+    assert!(wait("busy", 10, || f.pane(id).contains("esc to interrupt")
+        || f.pane(id).contains("Working")));
+    let (ok1, out1) = send(f, "bz1mark sent mid-turn");
+    eprintln!("mid-turn send: ok={ok1} {out1}\npane:\n{}", f.pane(id));
+    // Two at once.
+    let a = f
+        .cmd(&[
+            "send",
+            "bob",
+            "--from",
+            "claude-op",
+            "--message",
+            "bz2mark quick A",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = f
+        .cmd(&[
+            "send",
+            "bob",
+            "--from",
+            "claude-op",
+            "--message",
+            "bz3mark quick B\nsecond line",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let oa = a.wait_with_output().unwrap();
+    let ob = b.wait_with_output().unwrap();
+    eprintln!("A: {}\nB: {}", output_text(&oa), output_text(&ob));
+    std::thread::sleep(Duration::from_secs(12));
+    settle(f, id);
+    std::thread::sleep(Duration::from_secs(3));
+    settle(f, id);
+    for (mark, ok, out) in [
+        ("bz0mark", ok, out),
+        ("bz1mark", ok1, out1),
+        ("bz2mark", oa.status.success(), output_text(&oa)),
+        ("bz3mark", ob.status.success(), output_text(&ob)),
+    ] {
+        let n = model.count(mark);
+        if ok && n != 1 {
+            bad.push(format!(
+                "{mark} reported delivered, at model {n}x: {out}\npane:\n{}",
+                f.pane(id)
+            ));
+        }
+        if !ok && n != 0 {
+            bad.push(format!(
+                "{mark} reported NOT delivered, at model {n}x: {out}"
+            ));
+        }
+        if !ok {
+            eprintln!("{mark} refused: {out}");
+        }
+    }
+    bad
+}
+
+/// compact / interrupt with an operator's draft: refused, draft never sent.
+fn control_with_draft(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    settle(f, id);
+    keys(f, id, &["-l", "dr4ftctl keep me"]);
+    assert!(wait("draft", 10, || f.pane(id).contains("dr4ftctl")));
+    for verb in ["compact", "interrupt"] {
+        let o = f.run(&[verb, "bob"]);
+        eprintln!("{verb}: {}", output_text(&o));
+        if o.status.success() {
+            bad.push(format!(
+                "{verb} with a draft succeeded: {}",
+                output_text(&o)
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        if !f.pane(id).contains("dr4ftctl") {
+            bad.push(format!(
+                "{verb}: the draft is gone from the composer:\n{}",
+                f.pane(id)
+            ));
+        }
+    }
+    if model.ever("dr4ftctl") {
+        bad.push("the draft reached the model".into());
+    }
+    // Every request after boot: none may carry /compact with the draft.
+    bad
+}
+
+/// Messages whose lines look like the TUI's own rows, or that a TUI shows
+/// in full over many rows, or wraps.
+fn tricky_bodies() -> Vec<String> {
+    vec![
+        "line with the prompt\n❯\n›\n❯ \nend".to_string(),
+        "⏵⏵ bypass permissions on (shift+tab to cycle)\n? for shortcuts\nesc to interrupt".into(),
+        "Ask Codex to do anything".into(),
+        "!!!\n...\n---\n  • a bullet\n)))".into(),
+        (0..40)
+            .map(|i| format!("row {i}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "x".repeat(850),
+        "🙂x".repeat(200),
+    ]
+}
+
+/// A fresh folder: the start-up dialogs are answered by their words; the
+/// first message reaches the model once; tricky messages each once; an
+/// operator's unsent draft (of several shapes) is never sent and blocks
+/// messages, `compact` and `interrupt` with NOT delivered.
+fn boots_delivers_and_never_sends_a_draft(f: &Fleet, model: &Model, runtime: &str) {
+    let id = format!("{runtime}-bob");
+    boot(f, model, runtime);
+    let turns = model.turns();
+    assert_eq!(turns.len(), 1, "the first message once: {turns:#?}");
+    let bad = sequence_of_tricky(f, model, &id, &tricky_bodies());
+    assert!(bad.is_empty(), "{bad:#?}");
+    let drafts: &[(&[&[&str]], &str)] = &[
+        (&[&["-l", "dr4ft the operator wrote"]], "dr4ft"),
+        (&[&["-l", "Try \"dr4ft\" again"]], "dr4ft"),
+        (&[&["-l", "dr4ft: what does ? for shortcuts do"]], "dr4ft"),
+    ];
+    for (typed, mark) in drafts {
+        let bad = draft_probe(f, model, &id, typed, mark);
+        assert!(bad.is_empty(), "{bad:#?}");
+        for _ in 0..8 {
+            keys(f, &id, &["C-u"]);
+        }
+    }
+    let bad = control_with_draft(f, model, &id);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn real_claude_boots_delivers_and_never_sends_a_draft() {
+    let model = Model::start(false);
+    let Some(f) = claude_fleet(&model) else {
+        return;
+    };
+    boots_delivers_and_never_sends_a_draft(&f, &model, "claude");
+}
+
+#[test]
+fn real_codex_boots_delivers_and_never_sends_a_draft() {
+    let model = Model::start(true);
+    let Some(f) = codex_fleet(&model) else { return };
+    boots_delivers_and_never_sends_a_draft(&f, &model, "codex");
+}
+
+/// A sender killed right after its paste showed leaves it in the composer:
+/// the next message clears it (Ctrl-U until the screen is still) and goes
+/// alone; the leftover never reaches the model.
+#[test]
+fn real_claude_clears_a_killed_senders_paste() {
+    let model = Model::start(false);
+    let Some(f) = claude_fleet(&model) else {
+        return;
+    };
+    boot(&f, &model, "claude");
+    let bad = leftover_probe(&f, &model, "claude-bob");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn real_codex_clears_a_killed_senders_paste() {
+    let model = Model::start(true);
+    let Some(f) = codex_fleet(&model) else { return };
+    boot(&f, &model, "codex");
+    let bad = leftover_probe(&f, &model, "codex-bob");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// A message sent while the model holds a turn open, and two at once: each
+/// reported delivered reaches the model once, none reported NOT delivered
+/// ever does.
+#[test]
+fn real_claude_messages_mid_turn_and_at_once() {
+    let model = Model::start(false);
+    let Some(f) = claude_fleet(&model) else {
+        return;
+    };
+    boot(&f, &model, "claude");
+    let bad = busy_probe(&f, &model, "claude-bob");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn real_codex_messages_mid_turn_and_at_once() {
+    let model = Model::start(true);
+    let Some(f) = codex_fleet(&model) else { return };
+    boot(&f, &model, "codex");
+    let bad = busy_probe(&f, &model, "codex-bob");
+    assert!(bad.is_empty(), "{bad:#?}");
 }

@@ -81,19 +81,16 @@ pub struct Taken<'a> {
 #[derive(Debug, Clone)]
 pub struct InFlight(pub PathBuf);
 
-/// What a record of a paste in flight says.
+/// What a record of a paste in flight says: the message, so that what is
+/// left of it on screen can be told from anyone else's text.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PasteRecord {
-    /// The line the paste is recognised by.
-    probe: String,
-    /// The composer rows that showed the paste (its line or a collapsed
-    /// placeholder) once it showed; empty: it never showed.
-    shown: Vec<String>,
+    message: String,
 }
 
 impl InFlight {
     fn left_behind(&self) -> Option<PasteRecord> {
-        let text = fsutil::read_regular_text(&self.0, 64 << 10).ok()?;
+        let text = fsutil::read_regular_text(&self.0, 256 << 10).ok()?;
         Some(serde_json::from_str(&text).unwrap_or_default())
     }
 
@@ -106,20 +103,6 @@ impl InFlight {
     /// The paste's fate is known (submitted, or never shown).
     pub fn settle(&self) {
         let _ = fsutil::remove_if_exists(&self.0);
-    }
-}
-
-impl PasteRecord {
-    /// Does `pane` still show this paste in its composer rows? Once it
-    /// showed: every row that showed it is still there (rows that change
-    /// by themselves — a status line, a spinner, a hint — do not count).
-    /// Before: its line is in the composer rows.
-    fn still_in(&self, pane: &str, markers: &DeliveryMarkers) -> bool {
-        if self.shown.is_empty() {
-            return in_composer(pane, &self.probe, markers);
-        }
-        let now = composer_rows(pane, markers);
-        self.shown.iter().all(|row| now.contains(&row.as_str()))
     }
 }
 
@@ -182,11 +165,9 @@ pub async fn deliver(
     let markers = &adapter.info().delivery;
     let before = ready_composer(to, just_captured).await?;
     let probe = probe_text(message);
-    let mut record = PasteRecord {
-        probe: probe.clone(),
-        shown: Vec::new(),
-    };
-    in_flight.record(&record)?;
+    in_flight.record(&PasteRecord {
+        message: message.to_string(),
+    })?;
     if let Err(e) = tmux.paste(sock, id, message, false).await {
         in_flight.settle();
         return Err(e.into());
@@ -201,8 +182,6 @@ pub async fn deliver(
         if paste_shown(&before, &now, &probe, markers)
             && composer_ready(adapter, &without_paste(&now, message, markers)).await
         {
-            record.shown = paste_rows(&now, &probe, markers);
-            in_flight.record(&record)?;
             break;
         }
         if !poll.pause().await {
@@ -244,24 +223,35 @@ pub async fn ready_composer(
         Some(pane) => pane,
         None => tmux.capture_pane(sock, id).await?,
     };
-    if !composer_ready(adapter, &pane).await {
-        return Err(PasteRefused::NotReady(pane));
-    }
     let Some(earlier) = in_flight.left_behind() else {
-        return Ok(pane);
+        return if composer_ready(adapter, &pane).await {
+            Ok(pane)
+        } else {
+            Err(PasteRefused::NotReady(pane))
+        };
     };
-    if !earlier.still_in(&pane, &adapter.info().delivery) {
-        in_flight.settle();
-        return Ok(pane);
+    // A paste a killed sender left: judged with it taken out, so that a
+    // dialog or someone's draft still refuses (the record waits for a
+    // composer that shows nothing but what is left of it).
+    let without = without_paste(&pane, &earlier.message, &adapter.info().delivery);
+    if without == pane || !composer_ready(adapter, &without).await {
+        return if composer_ready(adapter, &pane).await {
+            // Nothing of it on screen, and the composer empty.
+            in_flight.settle();
+            Ok(pane)
+        } else {
+            Err(PasteRefused::NotReady(pane))
+        };
     }
+    let probe = probe_text(&earlier.message);
     let Ok(Some(clear)) = adapter.control_keys(CLEAR_INPUT).await else {
         // Nothing this host can do: said once (this refusal), and left to
         // the operator.
         in_flight.settle();
-        return Err(PasteRefused::Leftover(earlier.probe));
+        return Err(PasteRefused::Leftover(probe));
     };
     let Some(pane) = clear_until_still(tmux, sock, id, &clear, pane).await? else {
-        return Err(PasteRefused::Leftover(earlier.probe));
+        return Err(PasteRefused::Leftover(probe));
     };
     if !composer_ready(adapter, &pane).await {
         return Err(PasteRefused::NotReady(pane));
@@ -346,15 +336,6 @@ fn shows_paste(row: &str, probe: &str, markers: &DeliveryMarkers) -> bool {
             .any(|m| row.contains(m.as_str()))
 }
 
-/// The composer rows that show a paste.
-fn paste_rows(pane: &str, probe: &str, markers: &DeliveryMarkers) -> Vec<String> {
-    composer_rows(pane, markers)
-        .into_iter()
-        .filter(|r| shows_paste(r, probe, markers))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Has a paste landed in the pane? It changed, and either the paste's last
 /// line (or a collapsed-paste marker) now appears more often than before,
 /// or it sits in the composer rows at the bottom. The second test matters
@@ -411,7 +392,10 @@ pub(crate) fn without_paste(pane: &str, message: &str, markers: &DeliveryMarkers
     let filled: Vec<usize> = (0..rows.len())
         .filter(|&i| !rows[i].trim().is_empty())
         .collect();
-    for &i in &filled[filled.len().saturating_sub(markers.composer_rows)..] {
+    // The composer rows, and as many more as the message can fill (a line
+    // a row, a long one wrapped over several).
+    let tall: usize = message.lines().map(|l| 1 + l.chars().count() / 40).sum();
+    for &i in &filled[filled.len().saturating_sub(markers.composer_rows + tall)..] {
         let mut row = rows[i].trim_end().to_string();
         for marker in &markers.paste_placeholders {
             while let Some(at) = row.find(marker.as_str()) {
@@ -435,6 +419,14 @@ pub(crate) fn without_paste(pane: &str, message: &str, markers: &DeliveryMarkers
             });
         if let Some(at) = tail {
             row.truncate(at);
+        } else if row.starts_with(char::is_whitespace)
+            && !row.trim().is_empty()
+            && message.lines().any(|l| l.trim() == row.trim())
+        {
+            // A line of nothing but punctuation (`...`, `---`, a lone `❯`)
+            // is ours only as a whole, indented continuation line: a
+            // prompt row starts at the left edge and keeps its glyph.
+            row.truncate(row.len() - row.trim_start().len());
         }
         rows[i] = row;
     }
@@ -531,6 +523,19 @@ mod tests {
             &markers,
         );
         assert!(drafted.contains("❯ my draft<iap"), "{drafted}");
+        // A line of punctuation alone is ours as a whole line only.
+        let dots = "<message><![CDATA[x\n...\n---\n❯\nend]]></message>";
+        let shown = frame("› <message><![CDATA[x\n  ...\n  ---\n  ❯\n  end]]></message>");
+        let stripped = without_paste(&shown, dots, &legacy_nine_rows());
+        assert!(
+            stripped
+                .lines()
+                .skip(2)
+                .take(5)
+                .skip(1)
+                .all(|r| r.trim().is_empty()),
+            "{stripped}"
+        );
         // Rules and status rows that are not message text stay.
         assert!(without_paste(&frame("❯ "), message, &markers).contains("⏵⏵ status"));
     }
@@ -540,34 +545,5 @@ mod tests {
             composer_rows: 9,
             ..legacy().delivery
         }
-    }
-
-    /// A leftover is the rows that showed the paste, wherever the rows
-    /// that change by themselves (status, spinner, hints) have gone.
-    #[test]
-    fn a_leftover_is_known_by_the_rows_that_showed_it() {
-        let markers = legacy().delivery;
-        let pane = |status: &str, composer: &str| {
-            format!("history\n● reply\nctrl+g hint\n────\n❯ {composer}\n────\n  {status}\n")
-        };
-        let shown = pane("paste again to expand", "[Pasted text #3 +3 lines]");
-        let record = PasteRecord {
-            probe: "</iap>".into(),
-            shown: paste_rows(&shown, "</iap>", &markers),
-        };
-        assert_eq!(record.shown, vec!["❯ [Pasted text #3 +3 lines]"]);
-        let later = pane(
-            "⏵⏵ bypass permissions on · esc to interrupt",
-            "[Pasted text #3 +3 lines]",
-        );
-        assert!(record.still_in(&later, &markers));
-        assert!(!record.still_in(&pane("⏵⏵ bypass permissions on", ""), &markers));
-        // Never shown: its line in the composer rows.
-        let unseen = PasteRecord {
-            probe: "</iap>".into(),
-            shown: Vec::new(),
-        };
-        assert!(unseen.still_in("a\n❯ x\n</iap>", &markers));
-        assert!(!unseen.still_in("a\n❯ \n", &markers));
     }
 }
