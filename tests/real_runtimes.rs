@@ -548,47 +548,56 @@ fn tricky_bodies() -> Vec<String> {
     ]
 }
 
-/// A fresh folder: the start-up dialogs are answered by their words; the
-/// first message reaches the model once; tricky messages each once; an
-/// operator's unsent draft (of several shapes) is never sent and blocks
-/// messages, `compact` and `interrupt` with NOT delivered.
-fn boots_delivers_and_never_sends_a_draft(f: &Fleet, model: &Model, runtime: &str) {
-    let id = format!("{runtime}-bob");
-    boot(f, model, runtime);
+/// Booted from a fresh folder (the start-up dialogs answered by their
+/// words): the first message reached the model once; tricky messages each
+/// once; an operator's unsent draft (of several shapes) is never sent and
+/// blocks messages, `compact` and `interrupt` with NOT delivered.
+fn delivers_and_never_sends_a_draft(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
     let turns = model.turns();
-    assert_eq!(turns.len(), 1, "the first message once: {turns:#?}");
-    let bad = sequence_of_tricky(f, model, &id, &tricky_bodies());
-    assert!(bad.is_empty(), "{bad:#?}");
-    let drafts: &[(&[&[&str]], &str)] = &[
-        (&[&["-l", "dr4ft the operator wrote"]], "dr4ft"),
-        (&[&["-l", "Try \"dr4ft\" again"]], "dr4ft"),
-        (&[&["-l", "dr4ft: what does ? for shortcuts do"]], "dr4ft"),
+    let mut bad = Vec::new();
+    if turns.len() != 1 {
+        bad.push(format!("the first message not once: {turns:#?}"));
+    }
+    bad.extend(sequence_of_tricky(f, model, id, &tricky_bodies()));
+    let drafts: &[&[&str]] = &[
+        &["-l", "dr4ft the operator wrote"],
+        &["-l", "Try \"dr4ft\" again"],
+        &["-l", "dr4ft: what does ? for shortcuts do"],
     ];
-    for (typed, mark) in drafts {
-        let bad = draft_probe(f, model, &id, typed, mark);
-        assert!(bad.is_empty(), "{bad:#?}");
+    for typed in drafts {
+        bad.extend(draft_probe(f, model, id, &[typed], "dr4ft"));
         for _ in 0..8 {
-            keys(f, &id, &["C-u"]);
+            keys(f, id, &["C-u"]);
         }
     }
-    let bad = control_with_draft(f, model, &id);
+    bad.extend(control_with_draft(f, model, id));
+    bad
+}
+
+/// Runs `probe` on a booted `bob` of the real `runtime` (skipped, said,
+/// without the CLI); every failure it lists fails the test.
+fn on_real(runtime: &str, probe: fn(&Fleet, &Model, &str) -> Vec<String>) {
+    let codex = runtime == "codex";
+    let model = Model::start(codex);
+    let fleet = if codex {
+        codex_fleet(&model)
+    } else {
+        claude_fleet(&model)
+    };
+    let Some(f) = fleet else { return };
+    boot(&f, &model, runtime);
+    let bad = probe(&f, &model, &format!("{runtime}-bob"));
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[test]
-fn real_claude_boots_delivers_and_never_sends_a_draft() {
-    let model = Model::start(false);
-    let Some(f) = claude_fleet(&model) else {
-        return;
-    };
-    boots_delivers_and_never_sends_a_draft(&f, &model, "claude");
+fn real_claude_delivers_and_never_sends_a_draft() {
+    on_real("claude", delivers_and_never_sends_a_draft);
 }
 
 #[test]
-fn real_codex_boots_delivers_and_never_sends_a_draft() {
-    let model = Model::start(true);
-    let Some(f) = codex_fleet(&model) else { return };
-    boots_delivers_and_never_sends_a_draft(&f, &model, "codex");
+fn real_codex_delivers_and_never_sends_a_draft() {
+    on_real("codex", delivers_and_never_sends_a_draft);
 }
 
 /// A sender killed right after its paste showed leaves it in the composer:
@@ -596,22 +605,12 @@ fn real_codex_boots_delivers_and_never_sends_a_draft() {
 /// alone; the leftover never reaches the model.
 #[test]
 fn real_claude_clears_a_killed_senders_paste() {
-    let model = Model::start(false);
-    let Some(f) = claude_fleet(&model) else {
-        return;
-    };
-    boot(&f, &model, "claude");
-    let bad = leftover_probe(&f, &model, "claude-bob");
-    assert!(bad.is_empty(), "{bad:#?}");
+    on_real("claude", leftover_probe);
 }
 
 #[test]
 fn real_codex_clears_a_killed_senders_paste() {
-    let model = Model::start(true);
-    let Some(f) = codex_fleet(&model) else { return };
-    boot(&f, &model, "codex");
-    let bad = leftover_probe(&f, &model, "codex-bob");
-    assert!(bad.is_empty(), "{bad:#?}");
+    on_real("codex", leftover_probe);
 }
 
 /// A message sent while the model holds a turn open, and two at once: each
@@ -619,20 +618,10 @@ fn real_codex_clears_a_killed_senders_paste() {
 /// ever does.
 #[test]
 fn real_claude_messages_mid_turn_and_at_once() {
-    let model = Model::start(false);
-    let Some(f) = claude_fleet(&model) else {
-        return;
-    };
-    boot(&f, &model, "claude");
-    let bad = busy_probe(&f, &model, "claude-bob");
-    assert!(bad.is_empty(), "{bad:#?}");
+    on_real("claude", busy_probe);
 }
 
 #[test]
 fn real_codex_messages_mid_turn_and_at_once() {
-    let model = Model::start(true);
-    let Some(f) = codex_fleet(&model) else { return };
-    boot(&f, &model, "codex");
-    let bad = busy_probe(&f, &model, "codex-bob");
-    assert!(bad.is_empty(), "{bad:#?}");
+    on_real("codex", busy_probe);
 }
