@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use crate::config::Config;
 
 const SDK_LIB: &str = include_str!("../../../adapters/sdk/src/lib.rs");
+const SDK_SCREEN: &str = include_str!("../../../adapters/sdk/src/screen.rs");
 const WIT_0_1: &str = include_str!("../../../adapters/sdk/wit/since_v0.1/adapter.wit");
 const WIT_0_2: &str = include_str!("../../../adapters/sdk/wit/since_v0.2/adapter.wit");
 
@@ -168,6 +169,7 @@ pub fn files(name: &str) -> Vec<(PathBuf, String)> {
         (".gitignore".into(), "/target\n".into()),
         ("sdk/Cargo.toml".into(), SDK_MANIFEST.into()),
         ("sdk/src/lib.rs".into(), SDK_LIB.into()),
+        ("sdk/src/screen.rs".into(), SDK_SCREEN.into()),
         ("sdk/wit/since_v0.1/adapter.wit".into(), WIT_0_1.into()),
         ("sdk/wit/since_v0.2/adapter.wit".into(), WIT_0_2.into()),
     ]
