@@ -747,7 +747,7 @@ fn claude_boot_dialogs_and_readiness() {
     assert_eq!(keys("claude-bypass-opt1.txt"), Some(strs(&["Down"])));
     assert_eq!(keys("claude-bypass-opt2.txt"), Some(strs(&["Enter"])));
     assert!(!ready("claude-bypass-opt2.txt"));
-    assert_eq!(a.info().version, "0.2.0");
+    assert_eq!(a.info().version, "0.2.1+verified.2.1.332");
     // Waiting states: no answer, not ready.
     assert_eq!(keys("claude-resuming.txt"), None);
     assert!(!ready("claude-resuming.txt"));

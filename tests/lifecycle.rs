@@ -499,6 +499,28 @@ fn boot_failure_names_the_pane_and_leaves_nothing_running() {
     assert!(!f.state("claude-mole", "session").exists());
 }
 
+/// A screen the adapter neither answers nor calls ready, unchanged for
+/// `IAPEER_STUCK_SCREEN_SECS`, fails the boot long before the deadline,
+/// with the screen's words and what the runtime says its version is.
+#[test]
+fn an_unknown_screen_fails_the_boot_in_seconds_with_its_words() {
+    let f = Fleet::new()
+        .with_env("FAKE_STUCK", "1")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "240")
+        .with_env("IAPEER_STUCK_SCREEN_SECS", "2");
+    f.register("mink", "claude", &[]);
+    let started = std::time::Instant::now();
+    let err = f.refused(&["wake", "mink", "--message", "hi"]);
+    assert!(started.elapsed() < Duration::from_secs(60), "{err}");
+    assert!(
+        err.contains("stuck at a screen the claude adapter does not know (unchanged for 2s; runtime 0.0.0-fake (Claude Code), adapter 0.2.1 verified with 2.1.332): "),
+        "{err}"
+    );
+    assert!(err.contains("Select login method: ⏎ ❯ 1. Claude account"), "{err}");
+    assert!(!f.is_live("claude-mink"));
+    assert!(!f.runs().iter().any(|r| r.contains("hi")), "nothing typed");
+}
+
 #[test]
 fn ready_gate_timeout_keeps_the_session_supervised() {
     let f = Fleet::new()

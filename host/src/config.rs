@@ -58,6 +58,9 @@ pub struct Config {
     pub systemd_user_dir: PathBuf,
     pub boot_deadline: Duration,
     pub ready_gate: Duration,
+    /// A boot screen the adapter neither answers nor calls ready fails the
+    /// boot once unchanged this long (`IAPEER_STUCK_SCREEN_SECS`, 10).
+    pub stuck_screen: Duration,
     pub idle_secs: u64,
     pub max_age_secs: u64,
     /// Crash-loop guard: this many deaths (`IAPEER_CRASHLOOP_MAX`, 3) …
@@ -241,6 +244,7 @@ impl Config {
                 "IAPEER_READY_GATE_SECS",
                 DEFAULT_READY_GATE_SECS,
             )),
+            stuck_screen: Duration::from_secs(num(&None, "IAPEER_STUCK_SCREEN_SECS", 10)),
             idle_secs: num(&o.idle_secs, "IAPEER_IDLE_SECS", DEFAULT_IDLE_SECS),
             max_age_secs: num(&o.max_age_secs, "IAPEER_MAX_AGE_SECS", DEFAULT_MAX_AGE_SECS),
             // 0 is meaningful here: the guard is off.

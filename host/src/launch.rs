@@ -44,6 +44,10 @@ pub struct LaunchRequest<'a> {
     pub first_message: String,
     pub boot_deadline: Duration,
     pub ready_gate: Duration,
+    /// A screen that is neither a dialog the adapter answers nor input-ready
+    /// and stays unchanged this long fails the boot with its text (no boot
+    /// deadline wait for a dialog nobody will answer).
+    pub stuck_after: Duration,
     /// The session shim that records how the runtime ends (`None`: the
     /// runtime runs bare and its exit is not recorded).
     pub shim: Option<Shim>,
@@ -329,7 +333,7 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
         }
         return LaunchOutcome::Ready { delivered: false };
     }
-    boot(tmux, &req, sock, launched_ms).await
+    boot(tmux, &req, sock, launched_ms, &env).await
 }
 
 /// T9 + T10: the boot loop and the ready gate of a TUI.
@@ -338,6 +342,7 @@ async fn boot(
     req: &LaunchRequest<'_>,
     sock: &Path,
     launched_ms: u64,
+    env: &BTreeMap<String, String>,
 ) -> LaunchOutcome {
     let id = req.identity.as_str();
     let cwd = req.spec.cwd.as_str();
@@ -352,6 +357,7 @@ async fn boot(
     let mut last_pane = String::new();
     // Why the first message did not go in at the last try, if it did not.
     let mut last_refusal: Option<String> = None;
+    let mut still = Stillness::default();
     loop {
         if !poll.pause().await {
             if req.hand_over_after.is_some() && !has_message {
@@ -392,6 +398,7 @@ async fn boot(
         if pane.trim().is_empty() {
             continue;
         }
+        still.saw(&worded_rows(&pane));
         last_pane = pane;
         match req.adapter.boot_dialog_keys(&last_pane).await {
             Ok(Some(keys)) => {
@@ -406,6 +413,7 @@ async fn boot(
                 let left = poll.remaining();
                 wait_for_repaint(tmux, sock, id, &last_pane, left, req.marks.as_ref()).await;
                 poll.reset();
+                still = Stillness::default();
                 continue;
             }
             Ok(None) => {}
@@ -445,6 +453,15 @@ async fn boot(
                         last_refusal = Some(why);
                     }
                 }
+            }
+            Ok(false) if still.for_at_least(req.stuck_after) => {
+                if req.hand_over_after.is_some() && !has_message {
+                    return LaunchOutcome::HandedOver {
+                        pane_tail: pane_tail(&last_pane),
+                    };
+                }
+                let version = crate::runtime_version::of(&req.spec.binary, env).await;
+                return kill_and_fail(tmux, sock, stuck_reason(req, &last_pane, version)).await;
             }
             Ok(false) => {}
             Err(e) => return kill_and_fail(tmux, sock, e.to_string()).await,
@@ -521,6 +538,62 @@ async fn wait_for_repaint(
 
 /// A session that never became usable is not left behind: the next wake
 /// would otherwise take it for a live peer.
+/// How long the boot loop has seen the same screen.
+#[derive(Default)]
+struct Stillness {
+    rows: Vec<String>,
+    since: Option<std::time::Instant>,
+}
+
+impl Stillness {
+    fn saw(&mut self, rows: &[String]) {
+        if self.since.is_none() || self.rows != rows {
+            self.rows = rows.to_vec();
+            self.since = Some(std::time::Instant::now());
+        }
+    }
+
+    fn for_at_least(&self, d: Duration) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= d)
+    }
+}
+
+/// Why a boot stuck at a screen the adapter does not know failed: the
+/// screen's words and the runtime's own version, for the operator to
+/// compare with the versions the adapter was verified with.
+fn stuck_reason(req: &LaunchRequest<'_>, pane: &str, version: Option<String>) -> String {
+    let info = req.adapter.info();
+    let release = info.version.split('+').next().unwrap_or_default();
+    let verified = crate::runtime_version::verified_with(&info.version)
+        .map(|v| format!(", adapter {release} verified with {v}"))
+        .unwrap_or_else(|| format!(", adapter {release}"));
+    format!(
+        "never-became-ready: stuck at a screen the {} adapter does not know (unchanged for {}s; runtime {}{verified}): {}",
+        info.runtime,
+        req.stuck_after.as_secs(),
+        version.as_deref().unwrap_or("version unknown"),
+        screen_text(pane)
+    )
+}
+
+/// The rows of a screen that carry words, spaces collapsed: what must
+/// stay the same for a screen to count as unchanged (a logo animated in
+/// block or braille characters is not a change; a spinner beside words is).
+fn worded_rows(pane: &str) -> Vec<String> {
+    pane.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| l.chars().any(char::is_alphanumeric))
+        .collect()
+}
+
+/// A screen's words on one line: its last worded rows joined with ` ⏎ `,
+/// at most 480 characters.
+fn screen_text(pane: &str) -> String {
+    let rows = worded_rows(pane);
+    let text = rows[rows.len().saturating_sub(10)..].join(" ⏎ ").replace('"', "'");
+    text.chars().take(480).collect()
+}
+
 async fn kill_and_fail(tmux: &Tmux, sock: &Path, reason: String) -> LaunchOutcome {
     let _ = tmux.kill_server(sock).await;
     let _ = fsutil::remove_if_exists(sock);

@@ -34,6 +34,7 @@ mod poll;
 pub mod prompt;
 pub mod registry;
 mod route;
+mod runtime_version;
 mod shim;
 pub mod store;
 mod term;

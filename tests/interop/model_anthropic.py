@@ -37,6 +37,9 @@ Steps
                                               delta), then pings once a second
                                               for S seconds, then finishes
 ``{"error": "overloaded"}``                   HTTP 529 overloaded_error
+Any step may carry ``"when": "text"``: it is taken only by a turn whose
+last message (the user's words or a tool result) contains that text, so
+one stand-in can script several sessions.
 ``{"error": "rate_limit"|"api_error"|...}``   429 / 500 / ... (see ERRORS)
     add ``"no_retry": true`` to send ``x-should-retry: false``; otherwise
     Claude Code retries (up to 10 attempts, "529 Overloaded · retrying in Ns
@@ -194,10 +197,19 @@ class ModelStandIn:
         with self.lock:
             self.steps.extend(steps)
 
-    def _next_step(self):
+    def _next_step(self, body=None):
+        """The first queued step this turn may take: one without ``when``,
+        or whose ``when`` text is in the turn's last user message."""
+        last = ""
+        msgs = (body or {}).get("messages") or []
+        if msgs and isinstance(msgs[-1], dict):
+            last = json.dumps(msgs[-1].get("content"), ensure_ascii=False)
         with self.lock:
-            if self.steps:
-                return self.steps.popleft()
+            for i, step in enumerate(self.steps):
+                when = step.get("when")
+                if when is None or when in last:
+                    del self.steps[i]
+                    return step
         return {"reply": DEFAULT_REPLY}
 
     def _record(self, handler, method, path, body, kind):
@@ -273,7 +285,7 @@ class ModelStandIn:
             kind = classify(body)
             self._record(handler, method, path, body, kind)
             if kind == "turn":
-                step = self._next_step()
+                step = self._next_step(body)
             else:
                 step = {"reply": aux_reply(body)}
             return self._messages(handler, body or {}, step)

@@ -154,7 +154,9 @@ impl Guest for Claude {
     fn info() -> AdapterInfo {
         AdapterInfo {
             runtime: "claude".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            // Build metadata: the runtime version its screens were verified
+            // against (`iapeer doctor` shows it next to the installed one).
+            version: concat!(env!("CARGO_PKG_VERSION"), "+verified.2.1.332").into(),
             kind: Kind::Tui,
             uses_doctrine: true,
             requires_intelligence: None,

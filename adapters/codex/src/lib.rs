@@ -300,7 +300,9 @@ impl Guest for Codex {
     fn info() -> AdapterInfo {
         AdapterInfo {
             runtime: "codex".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            // Build metadata: the runtime version its screens were verified
+            // against (`iapeer doctor` shows it next to the installed one).
+            version: concat!(env!("CARGO_PKG_VERSION"), "+verified.0.171.0").into(),
             kind: Kind::Tui,
             uses_doctrine: true,
             requires_intelligence: None,

@@ -660,6 +660,7 @@ impl Lifecycle {
                 first_message,
                 boot_deadline: self.cfg.boot_deadline,
                 ready_gate: self.cfg.ready_gate,
+                stuck_after: self.cfg.stuck_screen,
                 shim: shim.map(|exe| launch::Shim {
                     exe: exe.clone(),
                     exit_file: self.cfg.state_file(id, "exit"),
