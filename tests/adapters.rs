@@ -1032,3 +1032,35 @@ fn a_cwd_path_containing_the_home_is_refused() {
         ResumeCheck::Nothing("FsError::NotPermitted".into())
     );
 }
+
+/// A typed `/compact` opens the runtime's command completion: with the
+/// host's own text taken out of the composer row, the composer is ready
+/// (the menu is not a dialog); with it in, it holds text.
+#[test]
+fn a_typed_slash_command_and_its_menu_are_a_composer() {
+    let home = tempfile::tempdir().unwrap();
+    for (runtime, dir, file, glyph) in [
+        ("claude", CLAUDE, "slash-menu-compact-typed.txt", '❯'),
+        ("codex", CODEX, "slash-popup-compact-typed.txt", '›'),
+    ] {
+        let a = adapter(home.path(), runtime);
+        let typed = real(&format!("{dir}/{file}"));
+        let ours_out: String = typed
+            .lines()
+            .map(|l| {
+                // The composer row: the glyph, a (no-break) space, our text.
+                let t = l.trim_end();
+                if t.starts_with(glyph) && t.chars().count() == 10 && t.ends_with("/compact") {
+                    &t[..t.len() - "/compact".len()]
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(ours_out.trim_end(), typed.trim_end(), "{file}");
+        assert!(!a.is_input_ready(&typed).block().unwrap(), "{file}");
+        assert!(a.is_input_ready(&ours_out).block().unwrap(), "{file}");
+        assert_eq!(a.boot_dialog_keys(&typed).block().unwrap(), None, "{file}");
+    }
+}

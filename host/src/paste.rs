@@ -127,6 +127,13 @@ pub enum PasteRefused {
     /// somewhere unsent, the next delivery clears it first.
     #[error("the paste did not show in a ready composer, so Enter was not pressed")]
     NotSeen,
+    /// Keys typed into the composer no longer show there alone (a dialog
+    /// came up, or someone typed too): the rest were not sent.
+    #[error(
+        "after typing {typed:?} the composer no longer shows just that, so the rest of the keys were not sent{}",
+        tail_suffix(pane)
+    )]
+    Diverted { typed: String, pane: String },
     #[error("cannot record the paste in flight: {0}")]
     Record(std::io::Error),
 }
@@ -279,6 +286,49 @@ async fn clear_until_still(
         }
     }
     Ok(None)
+}
+
+/// Sends a control sequence into a TUI's composer, step by step: the
+/// first step only into a composer [`ready_composer`] accepts; each later
+/// one only while the composer holds nothing but what the earlier steps
+/// typed (a `-l` step's text) and the adapter calls it ready with that
+/// taken out (a dialog that came up since hides it). Typed text is
+/// recorded in flight like a paste, so that text left by a refusal is
+/// cleared by the next delivery.
+pub async fn send_into_composer(
+    to: &Composer<'_>,
+    seq: &ControlSequence,
+) -> Result<(), PasteRefused> {
+    let markers = &to.adapter.info().delivery;
+    let mut typed = String::new();
+    for (i, step) in seq.steps.iter().enumerate() {
+        if i > 0 {
+            sleep(Duration::from_millis(u64::from(seq.step_delay_ms))).await;
+        }
+        if typed.is_empty() {
+            ready_composer(to, None).await?;
+        } else {
+            let pane = to.tmux.capture_pane(to.sock, to.id).await?;
+            if !paste_in_composer(&pane, &typed, markers)
+                || !composer_ready(to.adapter, &without_paste(&pane, &typed, markers)).await
+            {
+                return Err(PasteRefused::Diverted { typed, pane });
+            }
+        }
+        if let [flag, text @ ..] = step.as_slice()
+            && flag == "-l"
+        {
+            typed.push_str(&text.concat());
+            to.in_flight.record(&PasteRecord {
+                message: typed.clone(),
+            })?;
+        }
+        to.tmux.send_keys(to.sock, to.id, step).await?;
+    }
+    if !typed.is_empty() {
+        to.in_flight.settle();
+    }
+    Ok(())
 }
 
 /// Sends a control sequence, step by step.

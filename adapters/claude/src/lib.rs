@@ -103,7 +103,12 @@ fn composer_empty(rows: &[&str]) -> bool {
 /// line in the bottom rows.
 fn composer_ready(pane: &str) -> bool {
     let screen = Screen::new(pane);
-    let live = live_region(&screen);
+    let mut live = live_region(&screen);
+    if slash_menu(&live) {
+        // The composer's own completion of a typed `/command`: whether the
+        // composer holds only what the host typed is judged above it.
+        live.clear();
+    }
     if !screen::choices(&live, '❯', false).is_empty()
         || WAITING.iter().any(|w| screen::any_row_has(&live, w))
     {
@@ -123,6 +128,28 @@ fn composer_ready(pane: &str) -> bool {
                 && !DIALOGS.iter().any(|d| screen::any_row_has(&live, d.phrase))
         }
     }
+}
+
+/// Is the live region the menu Claude Code opens under a composer holding
+/// `/…`: every row a command (`/compact`, `/plugin:cmd`), two spaces, and
+/// what it does, the highlighted one behind `❯`?
+fn slash_menu(live: &[&str]) -> bool {
+    let rows: Vec<&str> = live
+        .iter()
+        .map(|r| r.trim_matches(is_js_whitespace))
+        .filter(|r| !r.is_empty())
+        .collect();
+    !rows.is_empty()
+        && rows.iter().all(|r| {
+            let r = r.trim_start_matches('❯').trim_start_matches(is_js_whitespace);
+            let Some(rest) = r.strip_prefix('/') else {
+                return false;
+            };
+            let name_end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "-_:".contains(c)))
+                .unwrap_or(rest.len());
+            name_end > 0 && rest[name_end..].starts_with("  ")
+        })
 }
 
 /// Claude's per-project transcript directory name: every character of the

@@ -7,7 +7,10 @@
 //! - Claude Code: a project `.mcp.json` in the peer's folder, `type: http`,
 //!   with `${PEER_IDENTITY}` expanded in `headers` (Claude Code ≥ 2.1.119),
 //!   plus `enabledMcpjsonServers` in `.claude/settings.local.json` so the
-//!   server is approved without a prompt.
+//!   server is approved without a prompt. Claude Code reads a folder's
+//!   `.claude/` settings only once the folder is trusted, so `--write` also
+//!   records the trust in `~/.claude.json` (`projects.<cwd>`), as answering
+//!   its trust dialog does (iapeerd answers it at every peer's boot anyway).
 //! - Codex: `[mcp_servers.iapeer]` in `$CODEX_HOME/config.toml` (default
 //!   `~/.codex`) with `env_http_headers` naming the variable; one user-level
 //!   entry serves every peer.
@@ -58,7 +61,7 @@ pub fn run(cfg: &Config, client: Client, peer: Option<&str>, write: bool) -> any
         None => None,
     };
     match client {
-        Client::Claude => claude(&url, bearer, cwd.as_deref(), write),
+        Client::Claude => claude(cfg, &url, bearer, cwd.as_deref(), write),
         Client::Codex => codex(cfg, &url, bearer, write),
     }
 }
@@ -120,7 +123,13 @@ fn report(path: &Path, changed: bool, what: &str) {
     crate::outln!("{verb} {} ({what})", path.display());
 }
 
-fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::Result<i32> {
+fn claude(
+    cfg: &Config,
+    url: &str,
+    bearer: bool,
+    cwd: Option<&Path>,
+    write: bool,
+) -> anyhow::Result<i32> {
     let entry = claude_entry(url, bearer);
     let Some(cwd) = cwd else {
         if write {
@@ -181,7 +190,55 @@ fn claude(url: &str, bearer: bool, cwd: Option<&Path>, write: bool) -> anyhow::R
         write_if_changed(&settings_path, &settings_text)?,
         "enabledMcpjsonServers",
     );
+    let state_path = claude_state_path(cfg);
+    match trust_folder(&state_path, cwd) {
+        Ok(changed) => report(&state_path, changed, "the folder trusted"),
+        Err(e) => {
+            crate::errln!("note: {e:#}");
+            crate::errln!(
+                "note: until Claude Code trusts {} it shows iapeer as \"Pending approval\"; the peer's first wake trusts it, or run `claude` there once and answer Yes",
+                cwd.display()
+            );
+        }
+    }
     Ok(0)
+}
+
+/// Claude Code's own state file: `$CLAUDE_CONFIG_DIR/.claude.json`, else
+/// `~/.claude.json`.
+fn claude_state_path(cfg: &Config) -> PathBuf {
+    cfg.env
+        .get("CLAUDE_CONFIG_DIR")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.home.clone())
+        .join(".claude.json")
+}
+
+/// `projects.<cwd>.hasTrustDialogAccepted = true` in Claude Code's state
+/// file, everything else kept; whether it changed anything.
+fn trust_folder(state_path: &Path, cwd: &Path) -> anyhow::Result<bool> {
+    let mut state = read_json_object(state_path)?;
+    let projects = state
+        .entry("projects")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(projects) = projects else {
+        bail!("{}: projects is not an object; not touching it", state_path.display());
+    };
+    let key = cwd.to_string_lossy().into_owned();
+    let project = projects
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(project) = project else {
+        bail!("{}: projects.{} is not an object; not touching it", state_path.display(), cwd.display());
+    };
+    if project.get("hasTrustDialogAccepted") == Some(&Value::Bool(true)) {
+        return Ok(false);
+    }
+    project.insert("hasTrustDialogAccepted".into(), Value::Bool(true));
+    let text = format!("{}\n", serde_json::to_string_pretty(&Value::Object(state))?);
+    write_if_changed(state_path, &text)
 }
 
 fn codex_config_path(cfg: &Config) -> PathBuf {
@@ -272,6 +329,28 @@ mod tests {
         assert!(with_bearer.contains("bearer_token_env_var = \"IAPEER_BEARER_TOKEN\""));
         assert!(with_bearer.contains("url = \"http://127.0.0.1:9/mcp\""));
         assert_eq!(with_bearer.matches("[mcp_servers.iapeer]").count(), 1);
+    }
+
+    #[test]
+    fn trusting_a_folder_keeps_the_rest_of_claudes_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".claude.json");
+        std::fs::write(
+            &state,
+            r#"{"hasCompletedOnboarding":true,"projects":{"/a":{"allowedTools":["x"]}}}"#,
+        )
+        .unwrap();
+        assert!(trust_folder(&state, Path::new("/a")).unwrap());
+        assert!(!trust_folder(&state, Path::new("/a")).unwrap(), "idempotent");
+        assert!(trust_folder(&state, Path::new("/b")).unwrap());
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(v["hasCompletedOnboarding"], true);
+        assert_eq!(v["projects"]["/a"]["allowedTools"][0], "x");
+        assert_eq!(v["projects"]["/a"]["hasTrustDialogAccepted"], true);
+        assert_eq!(v["projects"]["/b"]["hasTrustDialogAccepted"], true);
+        std::fs::write(&state, "{not json").unwrap();
+        assert!(trust_folder(&state, Path::new("/a")).is_err());
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), "{not json");
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! keys mean what in its TUI; the host sends them, step by step, under the
 //! peer's wake lock so they never interleave with a paste.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use super::{Lifecycle, LifecycleError, resolve_wake_runtime};
@@ -81,25 +79,18 @@ impl Lifecycle {
                 adapter: &adapter,
                 in_flight: &in_flight,
             };
-            for (i, step) in sequence.steps.iter().enumerate() {
-                if i > 0 {
-                    tokio::time::sleep(Duration::from_millis(u64::from(sequence.step_delay_ms)))
-                        .await;
-                }
-                paste::ready_composer(&to, None)
-                    .await
-                    .map_err(|refused| match refused {
-                        paste::PasteRefused::NotReady(pane) => LifecycleError::NoComposer {
-                            id: id.clone(),
-                            pane,
-                        },
-                        other => LifecycleError::ControlRefused {
-                            id: id.clone(),
-                            why: other.to_string(),
-                        },
-                    })?;
-                self.tmux.send_keys(&sock, id.as_str(), step).await?;
-            }
+            paste::send_into_composer(&to, &sequence)
+                .await
+                .map_err(|refused| match refused {
+                    paste::PasteRefused::NotReady(pane) => LifecycleError::NoComposer {
+                        id: id.clone(),
+                        pane,
+                    },
+                    other => LifecycleError::ControlRefused {
+                        id: id.clone(),
+                        why: other.to_string(),
+                    },
+                })?;
         } else {
             paste::send_sequence(&self.tmux, &sock, id.as_str(), &sequence).await?;
         }

@@ -1,0 +1,284 @@
+//! The real Claude Code and Codex CLIs in a throwaway fleet, each talking
+//! to a scripted model stand-in on loopback (`tests/interop/model_*.py`):
+//! shared by the real-runtime tests and the real-runtime benchmark.
+#![allow(dead_code)] // each user takes a part
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Fleet, curl, output_text, repo_root};
+use serde_json::{Value, json};
+
+pub const CLAUDE_VERSION: &str = "2.1.332";
+pub const CODEX_VERSION: &str = "0.171.0";
+/// The stand-in's API key: Claude Code asks about a key from the
+/// environment unless its last 20 characters were approved.
+pub const API_KEY: &str = "sk-ant-api03-standin-0123456789abcdefghij";
+
+/// A pinned CLI (`IAPEER_REAL_<NAME>` or its place under target/), or
+/// `None`, said, when it is not installed (an error where it is required).
+pub fn real_cli(var: &str, rel: String) -> Option<PathBuf> {
+    let bin = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(rel));
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("IAPEER_REQUIRE_REAL_CLIS").is_none(),
+        "a real CLI is required here and missing at {} (tests/interop/install-clis.sh)",
+        bin.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is not installed; run tests/interop/install-clis.sh",
+        bin.display()
+    );
+    None
+}
+
+/// A scripted model stand-in on a loopback port; killed on drop.
+pub struct Model {
+    child: Child,
+    pub url: String,
+    pub openai: bool,
+}
+
+impl Model {
+    pub fn start(openai: bool) -> Model {
+        // Codex reads the OpenAI Responses API, Claude the Anthropic one.
+        let script = if openai {
+            "tests/interop/model_openai.py"
+        } else {
+            "tests/interop/model_anthropic.py"
+        };
+        let mut child = Command::new("python3")
+            .arg(repo_root().join(script))
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        Model {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            openai,
+        }
+    }
+
+    pub fn script(&self, steps: Value) {
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &steps.to_string(),
+            &format!("{}/_script", self.url),
+        ]);
+    }
+
+    /// Every turn request's conversation (user-visible input), serialized.
+    pub fn turns(&self) -> Vec<String> {
+        let all = curl(&[&format!("{}/_requests", self.url)]).json();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "turn")
+            .map(|r| {
+                if self.openai {
+                    r["body"]["input"].to_string()
+                } else {
+                    r["body"]["messages"].to_string()
+                }
+            })
+            .collect()
+    }
+
+    /// How many times `marker` was in the conversation at its fullest (the
+    /// history grows; a duplicate shows as 2).
+    pub fn count(&self, marker: &str) -> usize {
+        self.turns()
+            .iter()
+            .map(|t| t.matches(marker).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn ever(&self, marker: &str) -> bool {
+        self.turns().iter().any(|t| t.contains(marker))
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fleet whose claude is the real one, talking to `model` only: any
+/// other traffic goes to a loopback port nothing listens on.
+pub fn claude_fleet(model: &Model) -> Option<Fleet> {
+    with_real_claude(
+        Fleet::new()
+            .with_env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .with_env("HTTP_PROXY", "http://127.0.0.1:9"),
+        model,
+    )
+}
+
+/// `f` with the real claude, pointed at `model`; the user has finished
+/// onboarding and approved the stand-in's key, nothing more.
+pub fn with_real_claude(f: Fleet, model: &Model) -> Option<Fleet> {
+    let claude = real_claude()?;
+    let f = common_env(f)
+        .with_env("IAPEER_CLAUDE_BIN", claude.to_str().unwrap())
+        .with_env("ANTHROPIC_BASE_URL", &model.url)
+        .with_env("ANTHROPIC_API_KEY", API_KEY)
+        // Claude Code refuses bypass mode as root outside a sandbox.
+        .with_env("IS_SANDBOX", "1")
+        .with_env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .with_env("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL", "1")
+        .with_env("DISABLE_AUTOUPDATER", "1");
+    let key_tail = &API_KEY[API_KEY.len() - 20..];
+    std::fs::write(
+        f.home.join(".claude.json"),
+        json!({
+            "hasCompletedOnboarding": true,
+            "customApiKeyResponses": {"approved": [key_tail], "rejected": []},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    Some(f)
+}
+
+pub fn real_claude() -> Option<PathBuf> {
+    real_cli(
+        "IAPEER_REAL_CLAUDE",
+        format!("target/real-clis/claude-{CLAUDE_VERSION}/node_modules/.bin/claude"),
+    )
+}
+
+pub fn real_codex() -> Option<PathBuf> {
+    real_cli(
+        "IAPEER_REAL_CODEX",
+        format!("target/real-clis/codex-{CODEX_VERSION}/node_modules/.bin/codex"),
+    )
+}
+
+fn common_env(f: Fleet) -> Fleet {
+    f.with_env("NO_PROXY", "127.0.0.1,localhost")
+        .with_env("TERM", "xterm-256color")
+        .with_env("LANG", "C.UTF-8")
+        .with_env("IAPEER_BOOT_DEADLINE_SECS", "60")
+        .with_env("IAPEER_READY_GATE_SECS", "60")
+}
+
+/// A fleet whose codex is the real one, with only a model provider
+/// configured (the stand-in; also the proxy that refuses everything else).
+/// A folder without git gets no trust dialog; `gpt-5.5` gets the offer of
+/// a newer model, which the adapter declines by its words.
+pub fn codex_fleet(model: &Model) -> Option<Fleet> {
+    with_real_codex(Fleet::new(), model)
+}
+
+/// `f` with the real codex, pointed at `model`, which is also every
+/// session's proxy (it refuses all CONNECTs).
+pub fn with_real_codex(f: Fleet, model: &Model) -> Option<Fleet> {
+    let codex = real_codex()?;
+    let url = &model.url;
+    let mut f = common_env(f).with_env("IAPEER_CODEX_BIN", codex.to_str().unwrap());
+    for var in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+        f.set_env(var, url);
+    }
+    std::fs::create_dir_all(f.home.join(".codex")).unwrap();
+    std::fs::write(
+        f.home.join(".codex/config.toml"),
+        format!(
+            "model = \"gpt-5.5\"\n\
+             model_provider = \"mock\"\n\
+             check_for_update_on_startup = false\n\
+             [model_providers.mock]\n\
+             name = \"mock\"\n\
+             base_url = \"{url}/v1\"\n\
+             wire_api = \"responses\"\n\
+             [analytics]\n\
+             enabled = false\n\
+             [features]\n\
+             plugins = false\n\
+             apps = false\n\
+             daemon_auto_start = false\n"
+        ),
+    )
+    .unwrap();
+    Some(f)
+}
+
+pub fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("TIMEOUT waiting for {what}");
+    false
+}
+
+pub fn keys(f: &Fleet, id: &str, k: &[&str]) {
+    let st = Command::new("tmux")
+        .arg("-S")
+        .arg(f.socket(id))
+        .args(["send-keys", "-t", id])
+        .args(k)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+pub fn idle(f: &Fleet, id: &str) -> bool {
+    let p = f.pane(id);
+    let tail: Vec<&str> = p.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(3)..].join("\n");
+    if id.starts_with("claude") {
+        !tail.contains("esc to interrupt") && tail.contains("❯")
+    } else {
+        tail.contains("? for shortcuts")
+    }
+}
+
+pub fn settle(f: &Fleet, id: &str) {
+    wait("idle", 60, || idle(f, id));
+    std::thread::sleep(Duration::from_millis(800));
+    wait("idle", 60, || idle(f, id));
+}
+
+/// Boots `bob` on the given runtime with a first message; the fleet, sender.
+pub fn boot(f: &Fleet, model: &Model, runtime: &str) {
+    f.sender();
+    f.register("bob", runtime, &[]);
+    let woke = f.run(&["wake", "bob", "--message", "boot0 first"]);
+    assert!(woke.status.success(), "{}", output_text(&woke));
+    assert!(wait("first turn", 40, || model.ever("boot0")));
+    settle(f, &format!("{runtime}-bob"));
+}
+
+pub fn send(f: &Fleet, msg: &str) -> (bool, String) {
+    let o = f.run(&["send", "bob", "--from", "claude-op", "--message", msg]);
+    (o.status.success(), output_text(&o))
+}
+
