@@ -90,7 +90,7 @@ fn infos_of_the_builtins() {
 fn claude_argv_goldens() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "claude");
-    let base = "/h/.local/bin/claude --dangerously-skip-permissions --disallowedTools AskUserQuestion --add-dir /";
+    let base = "/h/.local/bin/claude --dangerously-skip-permissions --disallowedTools AskUserQuestion";
 
     let mut s = spec("/h/.local/bin/claude", "/w");
     assert_eq!(argv(&a, &s), base);
@@ -119,7 +119,7 @@ fn claude_argv_goldens() {
     s.resume = true;
     assert_eq!(
         argv(&a, &s),
-        "/c --dangerously-skip-permissions --disallowedTools AskUserQuestion --add-dir / --continue"
+        "/c --dangerously-skip-permissions --disallowedTools AskUserQuestion --continue"
     );
     assert!(a.build_launch(&s).block().unwrap().env.is_empty());
 }

@@ -582,12 +582,13 @@ fn stop_wins_over_a_wake_in_its_ready_gate() {
         .with_env("IAPEER_READY_GATE_SECS", "120");
     f.register("sil", "claude", &[]);
     let wake = f
-        .cmd(&["wake", "sil", "--message", "hi"])
+        .cmd(&["wake", "sil", "--message", "zebra-crossing"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A word no boot screen shows: "hi" matched the trust dialog's "this folder".
     wait_until("the message to be pasted", Duration::from_secs(15), || {
-        f.is_live("claude-sil") && f.pane("claude-sil").contains("hi")
+        f.is_live("claude-sil") && f.pane("claude-sil").contains("zebra-crossing")
     });
     let out = bounded("stop", f.cmd(&["stop", "sil"]));
     assert!(

@@ -966,7 +966,7 @@ fn launch_env_and_the_child_environment() {
     assert!(run.contains("foo=bar baz "), "{run}");
     assert!(run.contains("claudecode=unset "), "{run}");
     assert!(
-        run.ends_with("--add-dir / --model opus"),
+        run.ends_with("AskUserQuestion --model opus"),
         "extras last: {run}"
     );
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fleet, output_text};
 use real::*;
-use serde_json::{Value, json};
+use serde_json::json;
 /// Sends each message (after the peer is idle) and checks the model saw
 /// every delivered one exactly once and no refused one. Returns failures.
 fn sequence_of_tricky(f: &Fleet, model: &Model, id: &str, bodies: &[String]) -> Vec<String> {

@@ -27,6 +27,8 @@ const MAX_POLL: Duration = Duration::from_millis(500);
 /// keys sent twice do harm (a second Down overshoots), and a TUI that
 /// takes this long to answer a key is stuck anyway.
 const REPAINT_WAIT: Duration = Duration::from_secs(30);
+/// How long a dialog's screen must hold still before it gets keys.
+const DIALOG_SETTLE: Duration = Duration::from_millis(300);
 /// A router that dies within this long of its start failed to start.
 const ROUTER_STARTUP_GRACE: Duration = Duration::from_millis(200);
 
@@ -402,6 +404,15 @@ async fn boot(
         last_pane = pane;
         match req.adapter.boot_dialog_keys(&last_pane).await {
             Ok(Some(keys)) => {
+                // Answer only a screen that held still: a TUI may mount a
+                // dialog twice (Claude Code's folder trust resets its cursor
+                // ~150 ms after the first paint), and keys meant for the
+                // first would land in the second (Enter on "No, exit").
+                tokio::time::sleep(DIALOG_SETTLE).await;
+                let again = tmux.capture_pane(sock, id).await.unwrap_or_default();
+                if worded_rows(&again) != worded_rows(&last_pane) {
+                    continue;
+                }
                 req.note(|| LaunchStep::Judged {
                     pane: last_pane.clone(),
                     verdict: Verdict::DialogKeys(keys.clone()),

@@ -185,6 +185,10 @@ impl Fleet {
         self.env.push((k.into(), v.into()));
     }
 
+    pub fn unset_env(&mut self, k: &str) {
+        self.env.retain(|(key, _)| key != k);
+    }
+
     pub fn env_map(&self) -> std::collections::BTreeMap<String, String> {
         let mut env: std::collections::BTreeMap<String, String> = [
             ("HOME", self.home.to_str().unwrap()),

@@ -282,3 +282,79 @@ pub fn send(f: &Fleet, msg: &str) -> (bool, String) {
     (o.status.success(), output_text(&o))
 }
 
+
+/// Every request the stand-in recorded.
+pub fn requests(model: &Model) -> Vec<Value> {
+    let all = curl(&[&format!("{}/_requests", model.url)]).json();
+    all.as_array().cloned().unwrap_or_default()
+}
+
+/// The results of tool calls the runtime sent back to `model`, parsed
+/// (each once, oldest first).
+pub fn tool_results(model: &Model) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let text_of = |c: &Value| match c {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    };
+    for r in requests(model).iter().filter(|r| r["kind"] == "turn") {
+        let items: Vec<(String, String)> = if model.openai {
+            r["body"]["input"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| i["type"] == "function_call_output")
+                .map(|i| (i["call_id"].to_string(), text_of(&i["output"])))
+                .collect()
+        } else {
+            r["body"]["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+                .filter(|b| b["type"] == "tool_result")
+                .map(|b| (b["tool_use_id"].to_string(), text_of(&b["content"])))
+                .collect()
+        };
+        for (id, text) in items {
+            if seen.insert(id) {
+                // Codex prefixes a tool's output with "Wall time: …\nOutput:\n".
+                let body = text.split_once("Output:\n").map_or(text.as_str(), |(_, o)| o);
+                out.push(serde_json::from_str(body).unwrap_or(Value::String(text.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// The real CLI at `bin` run with the fleet's environment in `cwd`.
+pub fn run_real(f: &Fleet, bin: &std::path::Path, args: &[&str], cwd: &std::path::Path) -> String {
+    let o = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .envs(f.env_map())
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    output_text(&o)
+}
+
+/// The runtime's process in `id`'s session (the shim's child).
+pub fn runtime_pid(f: &Fleet, id: &str) -> Option<u32> {
+    let out = Command::new("tmux")
+        .arg("-S")
+        .arg(f.socket(id))
+        .args(["list-panes", "-t", id, "-F", "#{pane_pid}"])
+        .output()
+        .ok()?;
+    let shim: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}

@@ -202,8 +202,10 @@ class ModelStandIn:
         or whose ``when`` text is in the turn's last user message."""
         last = ""
         msgs = (body or {}).get("messages") or []
-        if msgs and isinstance(msgs[-1], dict):
-            last = json.dumps(msgs[-1].get("content"), ensure_ascii=False)
+        # Today's claude may end the list with a system-role message.
+        users = [m for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            last = json.dumps(users[-1].get("content"), ensure_ascii=False)
         with self.lock:
             for i, step in enumerate(self.steps):
                 when = step.get("when")

@@ -25,7 +25,8 @@ const DIALOGS: &[KnownDialog] = &[
         phrase: "trust the files in this folder",
         answers: &["Yes, I trust this folder"],
     },
-    // `--add-dir /`, every session of 2.1.x.
+    // An `--add-dir` the operator passes (`PEER_START_ARGS`), every
+    // session of 2.1.x.
     KnownDialog {
         phrase: "Adding a new directory",
         answers: &["Yes, add it"],
@@ -204,12 +205,13 @@ impl Guest for Claude {
 
     fn build_launch(spec: LaunchSpec) -> Result<LaunchCommand, String> {
         let mut head = vec![spec.binary.clone()];
+        // No `--add-dir /`: in bypass mode a session already reads and
+        // writes outside its folder, and 2.1.x asks about an added dir at
+        // the start of every session.
         head.extend(keys(&[
             "--dangerously-skip-permissions",
             "--disallowedTools",
             "AskUserQuestion",
-            "--add-dir",
-            "/",
         ]));
         if let Some(prompt) = &spec.system_prompt_file {
             head.extend(["--system-prompt-file".to_string(), prompt.clone()]);
