@@ -1813,6 +1813,42 @@ fn plugins_try_shows_each_step_of_a_wake() {
     );
 }
 
+/// `doctor`: a peer's runtime booted in its folder to input-ready and
+/// stopped, typing nothing (not even the profile's seed); the runtime's
+/// version set against the one the adapter was verified with. A runtime
+/// name boots in a new empty folder; an unknown name is refused.
+#[test]
+fn doctor_boots_to_ready_and_types_nothing() {
+    let f = Fleet::new().with_env("FAKE_DIALOG", "trust");
+    let cwd = f.register("bob", "claude", &[]);
+    std::fs::create_dir_all(cwd.join(".iapeer")).unwrap();
+    std::fs::write(
+        cwd.join(".iapeer/peer-profile.json"),
+        r#"{"personality":"bob","default_runtime":"claude","initial_prompt":"SEED-NEVER-TYPED"}"#,
+    )
+    .unwrap();
+    let out = f.ok(&["doctor", "bob"]);
+    for step in [
+        "doctor: claude",
+        "adapter  claude 0.2.1 (built-in",
+        "version  0.0.0-fake (Claude Code) — NOT the version the adapter was verified with (2.1.332)",
+        "(bob's; a fresh conversation, its own is not resumed)",
+        "pane judged a dialog: sent keys",
+        "pane judged ready",
+        "ok: claude-doctor woke",
+    ] {
+        assert!(out.contains(step), "{step:?} missing:\n{out}");
+    }
+    assert!(!out.contains("pasted"), "{out}");
+    assert_eq!(f.claude_transcript(&cwd), "", "nothing typed");
+    assert!(!f.is_live("claude-bob") && !f.is_live("claude-doctor"));
+
+    let out = f.ok(&["doctor", "claude"]);
+    assert!(out.contains("(new and empty)") && out.contains("ok: claude-doctor woke"), "{out}");
+    let err = f.refused(&["doctor", "nobody"]);
+    assert!(err.contains("neither a registered peer nor a runtime"), "{err}");
+}
+
 /// `plugins new` writes a project that carries the SDK and the contract
 /// (the build itself needs the wasm target: `adapters/scaffold-check.sh`,
 /// run by `.ci/run`, builds it and tries it against a stand-in runtime).

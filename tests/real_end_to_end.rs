@@ -369,3 +369,41 @@ fn real_claude_unknown_screen_fails_fast() {
 fn real_codex_unknown_screen_fails_fast() {
     unknown_screen_fails_fast("codex");
 }
+
+/// `doctor` on the real CLI: a runtime boots in a new empty folder, a peer
+/// in its own, each to input-ready; the version matches the one the
+/// adapter was verified with, and the model never hears a turn.
+fn doctor(runtime: &str) {
+    let codex = runtime == "codex";
+    let model = Model::start(codex);
+    let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
+    let Some(f) = fleet else { return };
+    let cwd = f.register("bob", runtime, &[]);
+    let version = if codex { CODEX_VERSION } else { CLAUDE_VERSION };
+    for (name, folder) in [(runtime, "(new and empty)".to_string()), ("bob", cwd.display().to_string())] {
+        let out = ok(&f, &["doctor", name]);
+        for step in [
+            format!("doctor: {runtime}"),
+            version.to_string(),
+            "— the version the adapter was verified with".into(),
+            folder,
+            "pane judged ready".into(),
+            format!("ok: {runtime}-doctor woke"),
+        ] {
+            assert!(out.contains(&step), "{step:?} missing:\n{out}");
+        }
+        assert!(!out.contains("pasted"), "{out}");
+    }
+    assert!(model.turns().is_empty(), "nothing typed: {:#?}", model.turns());
+    assert!(!f.is_live(&format!("{runtime}-bob")));
+}
+
+#[test]
+fn real_claude_doctor() {
+    doctor("claude");
+}
+
+#[test]
+fn real_codex_doctor() {
+    doctor("codex");
+}

@@ -307,6 +307,7 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
     }
     let woken = lc
         .wake_or_spawn(&WakeArgs {
+            skip_seed: false,
             personality: target.personality.to_string(),
             runtime: wake_runtime.as_ref().map(ToString::to_string),
             task: text.clone(),

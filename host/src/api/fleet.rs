@@ -305,6 +305,7 @@ async fn verb(
             "wake" => {
                 let outcome = lc
                     .wake_or_spawn(&WakeArgs {
+                        skip_seed: false,
                         personality: personality.clone(),
                         runtime: runtime.clone(),
                         task: String::new(),

@@ -1,6 +1,7 @@
 //! The command-line front ends of both binaries (clap). Exit codes: 0 done,
 //! 1 refused or failed (one line on stderr naming the cause), 2 usage.
 
+mod doctor;
 mod logs;
 mod mcp_config;
 mod plugin_new;
@@ -8,6 +9,7 @@ mod plugin_try;
 mod plugins;
 mod status;
 mod table;
+mod trial;
 pub(crate) mod verbs;
 
 use std::path::PathBuf;
@@ -212,6 +214,17 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Boot a runtime as a peer would, to input-ready, and stop, typing
+    /// nothing: each step with its time and judged pane, and the runtime's
+    /// version next to the one its adapter was verified with.
+    Doctor {
+        /// A registered peer (its runtime, in its folder) or a runtime (in
+        /// a new empty folder); default: the runtimes the peers use.
+        name: Option<String>,
+        /// Seconds the boot may take.
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        timeout_secs: u64,
+    },
     /// Stop a peer durably: kill its session; wakes are refused until `start`.
     Stop {
         #[arg(required_unless_present = "all")]
@@ -375,6 +388,7 @@ fn wake_args(
     resume: Option<bool>,
 ) -> WakeArgs {
     WakeArgs {
+        skip_seed: false,
         personality: peer.to_string(),
         runtime: runtime.clone(),
         task: task.unwrap_or_default(),
@@ -503,6 +517,11 @@ fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i
             peer,
             write,
         } => mcp_config::run(cfg, *client, peer.as_deref(), *write),
+        Command::Doctor { name, timeout_secs } => doctor::run(
+            cfg,
+            name.as_deref(),
+            std::time::Duration::from_secs((*timeout_secs).max(1)),
+        ),
         Command::Stop { peer, runtime, all } => verbs::stop_or_start(
             cfg,
             verbs::Halt::Stop,

@@ -106,6 +106,9 @@ pub struct WakeArgs {
     /// patience is handed over as it is (a login picker finished by hand),
     /// never killed. Automatic wakes keep killing never-ready sessions.
     pub hand_over: bool,
+    /// Type nothing the caller did not give: a fresh start skips the
+    /// profile's initial prompt (`doctor` boots and sends nothing).
+    pub skip_seed: bool,
 }
 
 /// How a wake started a session.
@@ -611,7 +614,10 @@ impl Lifecycle {
             None
         };
         let profile = registry::read_profile(&cwd).ok().flatten();
-        let seed = profile.as_ref().and_then(|p| p.initial_prompt.as_deref());
+        let seed = profile
+            .as_ref()
+            .and_then(|p| p.initial_prompt.as_deref())
+            .filter(|_| !args.skip_seed);
         let first_message = compose_first_message(seed, &args.task, fresh);
         let launch_env = registry::read_launch_env(&cwd, id.runtime());
         let rt = id.runtime().as_str();

@@ -382,6 +382,7 @@ impl Lifecycle {
         }
         let wake = self
             .wake_or_spawn(&WakeArgs {
+                skip_seed: false,
                 personality: peer.personality.to_string(),
                 runtime: Some(rt.to_string()),
                 task: String::new(),
@@ -486,6 +487,7 @@ impl Lifecycle {
             return Ok(target(false));
         }
         self.wake_or_spawn(&WakeArgs {
+            skip_seed: false,
             personality: peer.personality.to_string(),
             runtime: Some(rt.to_string()),
             task: String::new(),
@@ -532,6 +534,7 @@ impl Lifecycle {
             .map(str::to_string)
             .or_else(|| profile.default_runtime.map(|r| r.to_string()));
         self.wake_or_spawn(&WakeArgs {
+            skip_seed: false,
             personality: personality.to_string(),
             runtime,
             task: String::new(),

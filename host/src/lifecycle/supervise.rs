@@ -441,6 +441,7 @@ impl Lifecycle {
                 continue;
             };
             let args = WakeArgs {
+                skip_seed: false,
                 personality: personality.clone(),
                 runtime: Some(runtime.clone()),
                 task: String::new(),

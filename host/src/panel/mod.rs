@@ -321,6 +321,7 @@ fn act(lc: &Arc<Lifecycle>, tx: &Sender<Msg>, action: Action, row: Row) -> Strin
         };
         let outcome: Result<String, String> = match action {
             Action::Wake => block_on(lc.wake_or_spawn(&WakeArgs {
+                skip_seed: false,
                 personality: row.personality.clone(),
                 runtime: Some(row.runtime.clone()),
                 ..WakeArgs::default()

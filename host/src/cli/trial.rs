@@ -1,0 +1,246 @@
+//! One wake in a throwaway root, each step printed with its time and the
+//! pane text the adapter judged: what `plugins try` and `doctor` share.
+//! The peer's folder and the operator's home are used as they are (the
+//! runtime writes its transcripts there); the registry, sockets, logs and
+//! marks live in a temporary root that goes when the trial ends.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::verbs::block_on;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::launch::{LaunchStep, Verdict};
+use crate::lifecycle::{Lifecycle, WakeArgs};
+use crate::names::{Identity, Personality, Runtime};
+use crate::plugins::PluginHost;
+use crate::registry::{self, Registration};
+
+/// Pane lines shown per judged screen (the bottom ones).
+const PANE_LINES: usize = 8;
+
+/// A throwaway root and the configuration pointing into it.
+pub struct Trial {
+    pub cfg: Config,
+    /// The personality of the peer woken (`try`, `doctor`).
+    peer: &'static str,
+    scratch: tempfile::TempDir,
+}
+
+/// How a trial wake ended.
+pub enum Ending {
+    Ready,
+    Failed,
+    Interrupted,
+}
+
+impl Ending {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Ending::Ready => 0,
+            Ending::Failed => 1,
+            Ending::Interrupted => 130,
+        }
+    }
+}
+
+impl Trial {
+    /// `cfg` with its state moved under a new temporary directory and both
+    /// waits (boot, ready gate) cut to `timeout`; the peer woken is `peer`.
+    pub fn new(cfg: &Config, peer: &'static str, timeout: Duration) -> anyhow::Result<Trial> {
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("iapeer-{peer}-"))
+            .tempdir()
+            .context("cannot make the throwaway root")?;
+        let root = scratch.path();
+        let mut c = cfg.clone();
+        c.root = root.to_path_buf();
+        c.sock_dir = root.join("s");
+        c.state_dir = root.join("state/lifecycle");
+        c.log_dir = root.join("logs/iapeer");
+        c.daemon_socket = root.join("state/iapeer/router.sock");
+        c.boot_deadline = timeout;
+        c.ready_gate = timeout;
+        Ok(Trial { cfg: c, peer, scratch })
+    }
+
+    /// A directory inside the throwaway root (made on first use).
+    pub fn dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let d = self.scratch.path().join(name);
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot make {}", d.display()))?;
+        Ok(d)
+    }
+
+    /// Wakes a fresh `runtime` session in `cwd` with `plugins`, printing
+    /// every step, then ends it. With `message` the ready gate waits for
+    /// it to be processed; without one nothing at all is typed (not even
+    /// the folder's profile seed).
+    pub fn wake(
+        &self,
+        plugins: PluginHost,
+        runtime: &Runtime,
+        cwd: &Path,
+        message: Option<String>,
+    ) -> anyhow::Result<Ending> {
+        let personality = Personality::new(self.peer).expect("a valid name");
+        registry::upsert_peer(
+            &self.cfg.root,
+            &self.cfg.registry_path(),
+            &Registration {
+                personality: personality.clone(),
+                runtime: runtime.clone(),
+                runtimes: Vec::new(),
+                cwd: cwd.to_path_buf(),
+                intelligence: None,
+                description: None,
+            },
+        )?;
+        let started = Instant::now();
+        let printer = Printer::new(started);
+        let session_started = printer.session_started.clone();
+        let lc = Lifecycle::new(self.cfg.clone(), Arc::new(plugins), Arc::new(SystemClock))
+            .with_shim(crate::shim::current())
+            .with_launch_observer(Arc::new(move |step| printer.show(step)));
+        let args = WakeArgs {
+            personality: self.peer.into(),
+            runtime: Some(runtime.to_string()),
+            skip_seed: message.is_none(),
+            task: message.unwrap_or_default(),
+            resume: Some(false),
+            hand_over: false,
+        };
+        // Ctrl-C ends the trial, not just this process: the session and the
+        // throwaway root go with it.
+        let outcome = block_on(async {
+            tokio::select! {
+                outcome = lc.wake_or_spawn(&args) => Some(outcome),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        })?;
+        let id = Identity::new(runtime, &personality);
+        let took = started.elapsed().as_secs_f64();
+        let ending = match outcome {
+            None => {
+                crate::outln!("{took:>8.3}s  interrupted");
+                Ending::Interrupted
+            }
+            Some(Ok(w)) => {
+                let delivered = match w.task_delivered {
+                    Some(true) => ", message processed",
+                    _ => "",
+                };
+                crate::outln!("{took:>8.3}s  ok: {id} woke{delivered}");
+                Ending::Ready
+            }
+            Some(Err(e)) => {
+                crate::outln!("{took:>8.3}s  FAILED: {e}");
+                Ending::Failed
+            }
+        };
+        self.end_session(&lc, &id, session_started.load(Ordering::Relaxed));
+        Ok(ending)
+    }
+
+    /// Ends the trial's session and waits (a few seconds at most) for its
+    /// shim to record the exit, so nothing writes into the throwaway root
+    /// once it is gone.
+    fn end_session(&self, lc: &Lifecycle, id: &Identity, started: bool) {
+        let sock = self.cfg.socket_path(id);
+        let alive = crate::tmux::probe(&sock) == crate::tmux::Liveness::Alive;
+        if alive {
+            let _ = block_on(lc.tmux.kill_server(&sock));
+        }
+        if !alive && !started {
+            return;
+        }
+        let exit = self.cfg.state_file(id, "exit");
+        let deadline = Instant::now() + Duration::from_secs(7);
+        while !exit.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Operator-given or adapter-given text on one line of the report.
+pub fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::term::escape_controls(s, false)
+}
+
+/// Prints launch steps as they happen; a judged screen only when it or its
+/// verdict changed.
+struct Printer {
+    started: Instant,
+    last: Mutex<Option<(String, Verdict)>>,
+    /// A session was started (so its shim will write an exit record).
+    session_started: Arc<AtomicBool>,
+}
+
+impl Printer {
+    fn new(started: Instant) -> Self {
+        Printer {
+            started,
+            last: Mutex::new(None),
+            session_started: Arc::default(),
+        }
+    }
+
+    fn show(&self, step: &LaunchStep) {
+        let t = self.started.elapsed().as_secs_f64();
+        match step {
+            LaunchStep::Command { argv, env } => {
+                crate::outln!("{t:>8.3}s  command: {}", one_line(&shown_argv(argv)));
+                for (k, v) in env {
+                    crate::outln!("           env: {}={}", one_line(k), one_line(v));
+                }
+            }
+            LaunchStep::Started => {
+                self.session_started.store(true, Ordering::Relaxed);
+                crate::outln!("{t:>8.3}s  session started");
+            }
+            LaunchStep::Judged { pane, verdict } => {
+                let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = (pane.clone(), verdict.clone());
+                if last.as_ref() == Some(&now) {
+                    return;
+                }
+                *last = Some(now);
+                let said = match verdict {
+                    Verdict::DialogKeys(keys) => format!("a dialog: sent keys {keys:?}"),
+                    Verdict::Ready => "ready (is-input-ready: true)".into(),
+                    Verdict::NotReady => "not ready yet (no dialog, no composer)".into(),
+                };
+                crate::outln!("{t:>8.3}s  pane judged {}:", one_line(&said));
+                let lines: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
+                for l in &lines[lines.len().saturating_sub(PANE_LINES)..] {
+                    crate::outln!("           │ {}", one_line(l));
+                }
+            }
+            LaunchStep::Pasted => {
+                crate::outln!("{t:>8.3}s  message pasted, seen in the composer, Enter pressed")
+            }
+            LaunchStep::PasteRefused(why) => {
+                crate::outln!("{t:>8.3}s  message not pasted this time: {}", one_line(why))
+            }
+            LaunchStep::Processed { baseline, now } => crate::outln!(
+                "{t:>8.3}s  processed: newest-activity-mtime moved {baseline} → {now}"
+            ),
+        }
+    }
+}
+
+fn shown_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
