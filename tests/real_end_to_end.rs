@@ -350,11 +350,12 @@ fn unknown_screen_fails_fast(runtime: &str) {
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     // "stuck at a screen" is the stillness rule's verdict, never the deadline's.
-    let (words, version) = if codex {
-        ("Sign in with ChatGPT", format!("runtime codex-cli {CODEX_VERSION}"))
+    let (words, bin) = if codex {
+        ("Sign in with ChatGPT", real_codex().unwrap())
     } else {
-        ("Do you want to use this API key?", format!("runtime {CLAUDE_VERSION} (Claude Code)"))
+        ("Do you want to use this API key?", real_claude().unwrap())
     };
+    let version = format!("runtime {}", cli_version(&bin));
     assert!(text.contains("stuck at a screen") && text.contains(words) && text.contains(&version), "{text}");
     assert!(!model.ever("uk0mark"));
     assert!(!f.is_live(&format!("{runtime}-bob")));
@@ -379,13 +380,19 @@ fn doctor(runtime: &str) {
     let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
     let Some(f) = fleet else { return };
     let cwd = f.register("bob", runtime, &[]);
-    let version = if codex { CODEX_VERSION } else { CLAUDE_VERSION };
+    let bin = if codex { real_codex() } else { real_claude() }.unwrap();
+    let version = cli_version(&bin);
+    // Under drift watch the runtime is newer than the adapter's verified one.
+    let judged = if is_pinned(&bin) {
+        "— the version the adapter was verified with"
+    } else {
+        "— NOT the version the adapter was verified with"
+    };
     for (name, folder) in [(runtime, "(new and empty)".to_string()), ("bob", cwd.display().to_string())] {
         let out = ok(&f, &["doctor", name]);
         for step in [
             format!("doctor: {runtime}"),
-            version.to_string(),
-            "— the version the adapter was verified with".into(),
+            format!("version  {version} {judged}"),
             folder,
             "pane judged ready".into(),
             format!("ok: {runtime}-doctor woke"),

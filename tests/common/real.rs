@@ -179,6 +179,20 @@ pub fn real_codex() -> Option<PathBuf> {
     )
 }
 
+/// The first line `bin --version` prints: what the tests expect to read
+/// back (the pinned version, or the newest under drift watch).
+pub fn cli_version(bin: &std::path::Path) -> String {
+    let out = Command::new(bin).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string()
+}
+
+/// Whether `bin` is the pinned version its adapter was verified with.
+pub fn is_pinned(bin: &std::path::Path) -> bool {
+    let said = cli_version(bin);
+    said.split_whitespace().any(|w| w == CLAUDE_VERSION || w == CODEX_VERSION)
+}
+
 fn common_env(f: Fleet) -> Fleet {
     f.with_env("NO_PROXY", "127.0.0.1,localhost")
         .with_env("TERM", "xterm-256color")

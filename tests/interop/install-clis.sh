@@ -3,6 +3,9 @@
 # target/real-clis/ (idempotent: a CLI whose binary is already there is skipped).
 # Prints the two binary paths on stdout (claude first, then codex) and exits 0.
 #
+# IAPEER_CLI_VERSIONS=latest installs the newest published versions instead
+# (drift watch: tests/interop/drift-watch runs the real-runtime suites on them).
+#
 # Notes (claude-code 2.1.332):
 #  * the npm package `@anthropic-ai/claude-code` is only a wrapper; the real CLI
 #    is a ~400 MB native ELF shipped in the optional dependency
@@ -19,6 +22,14 @@ DEST="${REAL_CLIS_DIR:-$ROOT/target/real-clis}"
 
 CLAUDE_VERSION=2.1.332
 CODEX_VERSION=0.171.0
+case "${IAPEER_CLI_VERSIONS:-pinned}" in
+  pinned) ;;
+  latest)
+    CLAUDE_VERSION=$(npm view @anthropic-ai/claude-code version)
+    CODEX_VERSION=$(npm view @openai/codex version)
+    echo "install-clis: latest published: claude-code $CLAUDE_VERSION, codex $CODEX_VERSION" >&2 ;;
+  *) echo "install-clis: IAPEER_CLI_VERSIONS must be pinned or latest" >&2; exit 2 ;;
+esac
 
 CLAUDE_DIR="$DEST/claude-$CLAUDE_VERSION"
 CODEX_DIR="$DEST/codex-$CODEX_VERSION"
