@@ -1064,3 +1064,43 @@ fn a_typed_slash_command_and_its_menu_are_a_composer() {
         assert_eq!(a.boot_dialog_keys(&typed).block().unwrap(), None, "{file}");
     }
 }
+
+/// The screens `iapeer doctor --save-panes` wrote from real boots (under
+/// `fixtures/panes/real/<runtime>-<version>/doctor/`, by the real-CLI
+/// tests with `IAPEER_WRITE_GOLDENS=1`) get today the verdict they got
+/// then: the file name says it (`NN-ready`, `NN-not-ready`,
+/// `NN-dialog-<keys>`).
+#[test]
+fn doctor_goldens_are_judged_as_they_were() {
+    let home = tempfile::tempdir().unwrap();
+    let root = common::repo_root().join("tests/fixtures/panes/real");
+    let mut judged = 0;
+    for version_dir in std::fs::read_dir(&root).unwrap() {
+        let version_dir = version_dir.unwrap().path();
+        let name = version_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let runtime = name.split('-').next().unwrap().to_string();
+        let Ok(files) = std::fs::read_dir(version_dir.join("doctor")) else { continue };
+        let a = adapter(home.path(), &runtime);
+        for file in files {
+            let file = file.unwrap().path();
+            let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+            let verdict = stem.split_once('-').unwrap().1;
+            let pane = std::fs::read_to_string(&file).unwrap();
+            let keys = a.boot_dialog_keys(&pane).block().unwrap();
+            let ready = a.is_input_ready(&pane).block().unwrap();
+            let what = format!("{name}/doctor/{stem}");
+            match verdict.strip_prefix("dialog-") {
+                Some(k) => {
+                    assert_eq!(keys, Some(strs(&k.split('+').collect::<Vec<_>>())), "{what}");
+                    assert!(!ready, "{what}: a dialog is not a composer");
+                }
+                None => {
+                    assert_eq!(keys, None, "{what}");
+                    assert_eq!(ready, verdict == "ready", "{what}");
+                }
+            }
+            judged += 1;
+        }
+    }
+    assert!(judged >= 4, "the doctor goldens of claude and codex are there ({judged})");
+}

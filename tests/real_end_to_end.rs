@@ -389,7 +389,17 @@ fn doctor(runtime: &str) {
         "— NOT the version the adapter was verified with"
     };
     for (name, folder) in [(runtime, "(new and empty)".to_string()), ("bob", cwd.display().to_string())] {
-        let out = ok(&f, &["doctor", name]);
+        let panes = f.dir.path().join(format!("panes-{name}"));
+        let out = ok(&f, &["doctor", name, "--save-panes", panes.to_str().unwrap()]);
+        let mut saved: Vec<String> = std::fs::read_dir(&panes)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        saved.sort();
+        assert!(saved.last().is_some_and(|l| l.ends_with("-ready.txt")), "{saved:?}");
+        if name == runtime {
+            write_goldens(runtime, &version, &panes);
+        }
         for step in [
             format!("doctor: {runtime}"),
             format!("version  {version} {judged}"),
@@ -403,6 +413,29 @@ fn doctor(runtime: &str) {
     }
     assert!(model.turns().is_empty(), "nothing typed: {:#?}", model.turns());
     assert!(!f.is_live(&format!("{runtime}-bob")));
+}
+
+/// With `IAPEER_WRITE_GOLDENS=1`, a fresh-folder boot's screens become
+/// the goldens of this version (`fixtures/panes/real/<rt>-<version>/doctor/`),
+/// which `adapters.rs` judges again on every run.
+fn write_goldens(runtime: &str, version: &str, panes: &std::path::Path) {
+    if std::env::var_os("IAPEER_WRITE_GOLDENS").is_none() {
+        return;
+    }
+    let number = version
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap();
+    let dir = common::repo_root()
+        .join("tests/fixtures/panes/real")
+        .join(format!("{runtime}-{number}/doctor"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(panes).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    eprintln!("goldens written to {}", dir.display());
 }
 
 #[test]

@@ -17,6 +17,11 @@ use iapeer::store::{self, SessionState};
 
 #[path = "../../tests/common/browser.rs"]
 mod browser;
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/common/real.rs"]
+mod real;
+mod real_runtimes;
 
 /// Runs a future to completion on the bench's runtime.
 trait Block: std::future::Future + Sized {
@@ -582,6 +587,7 @@ fn wake_args(peer: &str, task: &str) -> WakeArgs {
         task: task.into(),
         resume: None,
         hand_over: false,
+        skip_seed: false,
     }
 }
 
@@ -896,6 +902,9 @@ fn main() {
     }
     if wants("dashboard") {
         bench_dashboard();
+    }
+    if wants("real") {
+        real_runtimes::bench();
     }
 }
 

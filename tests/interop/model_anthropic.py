@@ -223,7 +223,7 @@ class ModelStandIn:
                     v = v[:12] + "..." if len(v) > 12 else v
                 headers[k] = v
         entry = {
-            "t": round(time.time(), 3),
+            "t": round(time.time(), 4),
             "method": method,
             "path": path,
             "kind": kind,
@@ -285,12 +285,16 @@ class ModelStandIn:
 
         if method == "POST" and bare == "/v1/messages":
             kind = classify(body)
-            self._record(handler, method, path, body, kind)
+            entry = self._record(handler, method, path, body, kind)
             if kind == "turn":
                 step = self._next_step(body)
             else:
                 step = {"reply": aux_reply(body)}
-            return self._messages(handler, body or {}, step)
+            try:
+                return self._messages(handler, body or {}, step)
+            finally:
+                # when the answer was all sent (the benchmark's "tool_use sent")
+                entry["done"] = round(time.time(), 4)
 
         self._record(handler, method, path, body, "other")
         return self._json(handler, 200, {})

@@ -233,6 +233,7 @@ class ScriptedOpenAI:
             rec = {
                 "seq": len(self.requests),
                 "time": time.time(),
+                "t": round(time.time(), 4),  # as the Anthropic stand-in names it
                 "method": method,
                 "path": path,
                 "headers": headers,

@@ -23,14 +23,24 @@ struct Target {
     peer: Option<(String, PathBuf)>,
 }
 
-pub fn run(cfg: &Config, name: Option<&str>, timeout: Duration) -> anyhow::Result<i32> {
+pub fn run(
+    cfg: &Config,
+    name: Option<&str>,
+    timeout: Duration,
+    save_panes: Option<&Path>,
+) -> anyhow::Result<i32> {
     let targets = targets(cfg, name)?;
     let mut worst = 0;
     for (i, target) in targets.iter().enumerate() {
         if i > 0 {
             crate::outln!();
         }
-        worst = worst.max(examine(cfg, target, timeout)?);
+        // One folder per runtime when several are checked.
+        let save = save_panes.map(|d| match targets.len() {
+            1 => d.to_path_buf(),
+            _ => d.join(target.runtime.as_str()),
+        });
+        worst = worst.max(examine(cfg, target, timeout, save)?);
     }
     Ok(worst)
 }
@@ -120,7 +130,12 @@ fn installed(cfg: &Config, plugins: &PluginHost, runtime: &str) -> bool {
 }
 
 /// Boots one target and reports; the exit code of its ending.
-fn examine(cfg: &Config, target: &Target, timeout: Duration) -> anyhow::Result<i32> {
+fn examine(
+    cfg: &Config,
+    target: &Target,
+    timeout: Duration,
+    save_panes: Option<PathBuf>,
+) -> anyhow::Result<i32> {
     // Each boot gets a host of its own: a quarantine one boot earned must
     // not be read as the next one's failure.
     let plugins = load(cfg)?;
@@ -142,7 +157,8 @@ fn examine(cfg: &Config, target: &Target, timeout: Duration) -> anyhow::Result<i
         one_line(said.as_deref().unwrap_or("unknown (`--version` failed)")),
         verdict(said.as_deref(), verified.as_deref())
     );
-    let trial = Trial::new(cfg, "doctor", timeout)?;
+    let mut trial = Trial::new(cfg, "doctor", timeout)?;
+    trial.save_panes = save_panes;
     let cwd = match &target.peer {
         Some((peer, cwd)) => {
             crate::outln!(

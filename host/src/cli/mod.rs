@@ -224,6 +224,10 @@ enum Command {
         /// Seconds the boot may take.
         #[arg(long, value_name = "N", default_value_t = 60)]
         timeout_secs: u64,
+        /// Also write each screen judged to DIR (`NN-ready.txt`,
+        /// `NN-dialog-Down.txt`…): goldens for the adapter's tests.
+        #[arg(long, value_name = "DIR")]
+        save_panes: Option<PathBuf>,
     },
     /// Stop a peer durably: kill its session; wakes are refused until `start`.
     Stop {
@@ -517,10 +521,15 @@ fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i
             peer,
             write,
         } => mcp_config::run(cfg, *client, peer.as_deref(), *write),
-        Command::Doctor { name, timeout_secs } => doctor::run(
+        Command::Doctor {
+            name,
+            timeout_secs,
+            save_panes,
+        } => doctor::run(
             cfg,
             name.as_deref(),
             std::time::Duration::from_secs((*timeout_secs).max(1)),
+            save_panes.as_deref(),
         ),
         Command::Stop { peer, runtime, all } => verbs::stop_or_start(
             cfg,

@@ -26,6 +26,8 @@ const PANE_LINES: usize = 8;
 /// A throwaway root and the configuration pointing into it.
 pub struct Trial {
     pub cfg: Config,
+    /// Where each screen judged is written (`NN-<verdict>.txt`), if anywhere.
+    pub save_panes: Option<PathBuf>,
     /// The personality of the peer woken (`try`, `doctor`).
     peer: &'static str,
     scratch: tempfile::TempDir,
@@ -65,7 +67,12 @@ impl Trial {
         c.daemon_socket = root.join("state/iapeer/router.sock");
         c.boot_deadline = timeout;
         c.ready_gate = timeout;
-        Ok(Trial { cfg: c, peer, scratch })
+        Ok(Trial {
+            cfg: c,
+            save_panes: None,
+            peer,
+            scratch,
+        })
     }
 
     /// A directory inside the throwaway root (made on first use).
@@ -100,7 +107,11 @@ impl Trial {
             },
         )?;
         let started = Instant::now();
-        let printer = Printer::new(started);
+        if let Some(dir) = &self.save_panes {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot make {}", dir.display()))?;
+        }
+        let printer = Printer::new(started, self.save_panes.clone());
         let session_started = printer.session_started.clone();
         let lc = Lifecycle::new(self.cfg.clone(), Arc::new(plugins), Arc::new(SystemClock))
             .with_shim(crate::shim::current())
@@ -177,14 +188,40 @@ struct Printer {
     last: Mutex<Option<(String, Verdict)>>,
     /// A session was started (so its shim will write an exit record).
     session_started: Arc<AtomicBool>,
+    save_panes: Option<PathBuf>,
+    saved: std::sync::atomic::AtomicUsize,
 }
 
 impl Printer {
-    fn new(started: Instant) -> Self {
+    fn new(started: Instant, save_panes: Option<PathBuf>) -> Self {
         Printer {
             started,
             last: Mutex::new(None),
             session_started: Arc::default(),
+            save_panes,
+            saved: Default::default(),
+        }
+    }
+
+    /// `NN-ready.txt`, `NN-not-ready.txt`, `NN-dialog-Down.txt` (the keys
+    /// sent, `+`-joined): a golden for the adapter's tests.
+    fn save(&self, pane: &str, verdict: &Verdict) {
+        let Some(dir) = &self.save_panes else { return };
+        let n = self.saved.fetch_add(1, Ordering::Relaxed) + 1;
+        let what = match verdict {
+            Verdict::Ready => "ready".to_string(),
+            Verdict::NotReady => "not-ready".to_string(),
+            Verdict::DialogKeys(keys) => {
+                let keys: Vec<String> = keys
+                    .iter()
+                    .map(|k| k.chars().filter(char::is_ascii_alphanumeric).collect())
+                    .collect();
+                format!("dialog-{}", keys.join("+"))
+            }
+        };
+        let file = dir.join(format!("{n:02}-{what}.txt"));
+        if let Err(e) = crate::fsutil::write_atomic(&file, format!("{pane}\n").as_bytes()) {
+            crate::outln!("           (not saved: {}: {e})", file.display());
         }
     }
 
@@ -208,6 +245,7 @@ impl Printer {
                     return;
                 }
                 *last = Some(now);
+                self.save(pane, verdict);
                 let said = match verdict {
                     Verdict::DialogKeys(keys) => format!("a dialog: sent keys {keys:?}"),
                     Verdict::Ready => "ready (is-input-ready: true)".into(),
