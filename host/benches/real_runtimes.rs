@@ -154,6 +154,7 @@ fn wake_against_bare(runtime: &str) {
     f.crash(&id);
     wake(&f, &["wake", "bob"]);
     settle(&f, &id);
+    assert!(idle(&f, &id), "the resumed {runtime} is not idle:\n{}", f.pane(&id));
     let l = launched(&f, &id);
     f.crash(&id);
     let plugins = PluginHost::load(&crate::options(&f.home, CompileCache::disabled()))
@@ -198,7 +199,8 @@ fn wake_against_bare(runtime: &str) {
     }
     let (ours, bare) = (stats_of(ours), stats_of(bare));
     let (ours_msg, bare_msg) = (stats_of(ours_msg), stats_of(bare_msg));
-    let version = cli_version(Path::new(&l.argv[0]));
+    let bin = if codex { real_codex() } else { real_claude() };
+    let version = cli_version(&bin.unwrap());
     println!("{runtime}: {version}");
     row(&format!("{runtime} bare in tmux → input-ready (the floor)"), &bare);
     row(&format!("`iapeer wake`, dead {runtime} peer → input-ready"), &ours);
@@ -255,7 +257,16 @@ fn mcp_round_trip() {
                     .nth(1)
                     .and_then(|r| r["t"].as_f64())
             });
-            let heard_at = arrival(&model, &note);
+            // Bob's later turns carry the note too (in his tool_use).
+            let heard_at = wait_for(|| {
+                requests(&model)
+                    .into_iter()
+                    .find(|r| {
+                        let b = r["body"].to_string();
+                        r["kind"] == "turn" && b.contains(&note) && !b.contains(&ask)
+                    })
+                    .and_then(|r| r["t"].as_f64())
+            });
             settle(&f, "claude-bob");
             settle(&f, "claude-alice");
             // The first round warms up (the MCP connection, the daemon).
