@@ -747,10 +747,12 @@ fn claude_boot_dialogs_and_readiness() {
     assert_eq!(keys("claude-bypass-opt1.txt"), Some(strs(&["Down"])));
     assert_eq!(keys("claude-bypass-opt2.txt"), Some(strs(&["Enter"])));
     assert!(!ready("claude-bypass-opt2.txt"));
-    assert_eq!(a.info().version, "0.2.1+verified.2.1.332");
-    // Waiting states: no answer, not ready.
-    assert_eq!(keys("claude-resuming.txt"), None);
+    assert_eq!(a.info().version, "0.2.2+verified.2.1.332");
+    // A progress screen: known, nothing to press (an empty answer: not
+    // stuck however long it stays), not ready.
+    assert_eq!(keys("claude-resuming.txt"), Some(vec![]));
     assert!(!ready("claude-resuming.txt"));
+    // A login picker is the operator's: no answer at all.
     assert_eq!(keys("claude-login.txt"), None);
     assert!(!ready("claude-login.txt"));
     // Without rules, the composer glyph alone is not enough: the bypass
@@ -1074,7 +1076,7 @@ fn a_typed_slash_command_and_its_menu_are_a_composer() {
 fn doctor_goldens_are_judged_as_they_were() {
     let home = tempfile::tempdir().unwrap();
     let root = common::repo_root().join("tests/fixtures/panes/real");
-    let mut judged = 0;
+    let mut runtimes = std::collections::BTreeSet::new();
     for version_dir in std::fs::read_dir(&root).unwrap() {
         let version_dir = version_dir.unwrap().path();
         let name = version_dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -1099,8 +1101,11 @@ fn doctor_goldens_are_judged_as_they_were() {
                     assert_eq!(ready, verdict == "ready", "{what}");
                 }
             }
-            judged += 1;
+            runtimes.insert(runtime.clone());
         }
     }
-    assert!(judged >= 4, "the doctor goldens of claude and codex are there ({judged})");
+    assert!(
+        runtimes.contains("claude") && runtimes.contains("codex"),
+        "the doctor goldens of claude and codex are there: {runtimes:?}"
+    );
 }

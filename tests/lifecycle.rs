@@ -513,12 +513,25 @@ fn an_unknown_screen_fails_the_boot_in_seconds_with_its_words() {
     let err = f.refused(&["wake", "mink", "--message", "hi"]);
     assert!(started.elapsed() < Duration::from_secs(60), "{err}");
     assert!(
-        err.contains("stuck at a screen the claude adapter does not know (unchanged for 2s; runtime 0.0.0-fake (Claude Code), adapter 0.2.1 verified with 2.1.332): "),
+        err.contains("stuck at a screen the claude adapter does not know (unchanged for 2s; runtime 0.0.0-fake (Claude Code), adapter 0.2.2 verified with 2.1.332): "),
         "{err}"
     );
     assert!(err.contains("Select login method: ⏎ ❯ 1. Claude account"), "{err}");
     assert!(!f.is_live("claude-mink"));
     assert!(!f.runs().iter().any(|r| r.contains("hi")), "nothing typed");
+}
+
+/// A progress screen the adapter knows (an empty answer from
+/// `boot-dialog-keys`) is waited out, however long its words stay still:
+/// nothing pressed, and the boot goes on to the composer.
+#[test]
+fn a_known_progress_screen_is_waited_out() {
+    let f = Fleet::new()
+        .with_env("FAKE_RESUMING_SECS", "4")
+        .with_env("IAPEER_STUCK_SCREEN_SECS", "1");
+    let cwd = f.register("vole", "claude", &[]);
+    f.ok(&["wake", "vole", "--message", "after the progress screen"]);
+    assert!(f.claude_transcript(&cwd).contains("after the progress screen"));
 }
 
 #[test]
@@ -1830,7 +1843,7 @@ fn doctor_boots_to_ready_and_types_nothing() {
     let out = f.ok(&["doctor", "bob"]);
     for step in [
         "doctor: claude",
-        "adapter  claude 0.2.1 (built-in",
+        "adapter  claude 0.2.2 (built-in",
         "version  0.0.0-fake (Claude Code) — NOT the version the adapter was verified with (2.1.332)",
         "(bob's; a fresh conversation, its own is not resumed)",
         "pane judged a dialog: sent keys",

@@ -140,10 +140,7 @@ fn real_codex_to_real_claude_through_mcp() {
 /// Reaped when idle, then a message resumes the conversation (the model
 /// sees the first turn again); `mark-new` and `new` start fresh ones.
 fn reap_resume_and_fresh(runtime: &str) {
-    let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
-    let Some(f) = fleet else { return };
+    let Some((model, f)) = real_fleet(runtime) else { return };
     let id = format!("{runtime}-bob");
     boot(&f, &model, runtime);
     let reap = |f: &Fleet| {
@@ -193,10 +190,7 @@ fn real_codex_reaped_resumes_and_starts_fresh_when_told() {
 /// `interrupt` ends a turn the model holds open; `compact` then runs the
 /// runtime's compaction (a request at the model); both answer at once.
 fn interrupt_and_compact(runtime: &str) {
-    let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
-    let Some(f) = fleet else { return };
+    let Some((model, f)) = real_fleet(runtime) else { return };
     let id = format!("{runtime}-bob");
     boot(&f, &model, runtime);
     model.script(json!([{"hold_secs": 120, "reply": "never finished"}]));
@@ -216,11 +210,21 @@ fn interrupt_and_compact(runtime: &str) {
     let before = requests(&model).len();
     let out = f.run(&["compact", "bob"]);
     assert!(out.status.success(), "{}\n{}", output_text(&out), f.pane(&id));
+    // Each runtime's own compaction prompt, in the request's last user
+    // input (every request mentions summaries somewhere: tool texts,
+    // `reasoning.summary`).
     let compaction = |r: &Value| {
-        let text = r["body"].to_string().to_lowercase();
-        r["path"].as_str().unwrap_or("").contains("compact")
-            || text.contains("summary")
-            || text.contains("summarize")
+        let last_input = if runtime == "codex" {
+            r["body"]["input"].as_array().and_then(|i| i.last()).cloned()
+        } else {
+            r["body"]["messages"]
+                .as_array()
+                .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+                .cloned()
+        };
+        let text = last_input.unwrap_or_default().to_string();
+        text.contains("CONTEXT CHECKPOINT COMPACTION")
+            || text.contains("create a detailed summary of the conversation so far")
     };
     assert!(
         wait("a compaction at the model", 30, || requests(&model)[before..]
@@ -249,9 +253,7 @@ fn real_codex_interrupted_and_compacted() {
 /// runtime refusing to start says why in the wake's error.
 fn death_is_explained(runtime: &str) {
     let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
-    let Some(mut f) = fleet else { return };
+    let Some((model, mut f)) = real_fleet(runtime) else { return };
     let id = format!("{runtime}-bob");
     boot(&f, &model, runtime);
     let pid = runtime_pid(&f, &id).expect("the runtime's process");
@@ -335,9 +337,7 @@ fn real_claude_message_during_a_permission_prompt() {
 /// seconds, not at the boot deadline, with its words and the version.
 fn unknown_screen_fails_fast(runtime: &str) {
     let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
-    let Some(f) = fleet else { return };
+    let Some((model, f)) = real_fleet(runtime) else { return };
     if codex {
         // No model provider: Codex asks how to sign in.
         std::fs::remove_file(f.home.join(".codex/config.toml")).unwrap();
@@ -372,13 +372,12 @@ fn real_codex_unknown_screen_fails_fast() {
 }
 
 /// `doctor` on the real CLI: a runtime boots in a new empty folder, a peer
-/// in its own, each to input-ready; the version matches the one the
-/// adapter was verified with, and the model never hears a turn.
+/// in its own (while the peer is live), each to input-ready; the version
+/// matches the one the adapter was verified with, and the model never
+/// hears a turn (not even the peer's profile prompt).
 fn doctor(runtime: &str) {
     let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex { codex_fleet(&model) } else { claude_fleet(&model) };
-    let Some(f) = fleet else { return };
+    let Some((model, f)) = real_fleet(runtime) else { return };
     let cwd = f.register("bob", runtime, &[]);
     let bin = if codex { real_codex() } else { real_claude() }.unwrap();
     let version = cli_version(&bin);
@@ -389,6 +388,20 @@ fn doctor(runtime: &str) {
         "— NOT the version the adapter was verified with"
     };
     for (name, folder) in [(runtime, "(new and empty)".to_string()), ("bob", cwd.display().to_string())] {
+        if name == "bob" {
+            // bob is live while the doctor boots in his folder, and his
+            // profile has a first prompt for fresh starts: neither matters.
+            f.sender();
+            ok(&f, &["wake", "bob"]);
+            std::fs::create_dir_all(cwd.join(".iapeer")).unwrap();
+            std::fs::write(
+                cwd.join(".iapeer/peer-profile.json"),
+                json!({"personality": "bob", "default_runtime": runtime,
+                    "initial_prompt": "sd9mark never typed by the doctor"})
+                .to_string(),
+            )
+            .unwrap();
+        }
         let panes = f.dir.path().join(format!("panes-{name}"));
         let out = ok(&f, &["doctor", name, "--save-panes", panes.to_str().unwrap()]);
         let mut saved: Vec<String> = std::fs::read_dir(&panes)
@@ -412,7 +425,8 @@ fn doctor(runtime: &str) {
         assert!(!out.contains("pasted"), "{out}");
     }
     assert!(model.turns().is_empty(), "nothing typed: {:#?}", model.turns());
-    assert!(!f.is_live(&format!("{runtime}-bob")));
+    assert!(f.is_live(&format!("{runtime}-bob")), "the doctor left bob's session alone");
+    assert!(!f.is_live(&format!("{runtime}-doctor")));
 }
 
 /// With `IAPEER_WRITE_GOLDENS=1`, a fresh-folder boot's screens become

@@ -97,7 +97,15 @@ fn draft_probe(
             "reported NOT delivered but reached the model: {out}"
         ));
     }
-    eprintln!("send ok={ok}: {out}\npane after:\n{}", f.pane(id));
+    // A draft is the operator's: nothing goes in beside it, and it stays.
+    if ok || !out.contains("NOT delivered") {
+        bad.push(format!("a send beside the operator's draft was not refused: {out}"));
+    }
+    let pane = f.pane(id);
+    if !pane.contains(draft_mark) {
+        bad.push(format!("the operator's draft ({draft_mark}) left the composer:\n{pane}"));
+    }
+    eprintln!("send ok={ok}: {out}\npane after:\n{pane}");
     bad
 }
 
@@ -326,14 +334,7 @@ fn delivers_and_never_sends_a_draft(f: &Fleet, model: &Model, id: &str) -> Vec<S
 /// Runs `probe` on a booted `bob` of the real `runtime` (skipped, said,
 /// without the CLI); every failure it lists fails the test.
 fn on_real(runtime: &str, probe: fn(&Fleet, &Model, &str) -> Vec<String>) {
-    let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex {
-        codex_fleet(&model)
-    } else {
-        claude_fleet(&model)
-    };
-    let Some(f) = fleet else { return };
+    let Some((model, f)) = real_fleet(runtime) else { return };
     boot(&f, &model, runtime);
     let bad = probe(&f, &model, &format!("{runtime}-bob"));
     assert!(bad.is_empty(), "{bad:#?}");

@@ -135,13 +135,7 @@ fn wake(f: &Fleet, args: &[&str]) {
 /// iapeerd against the same CLI bare, rounds interleaved.
 fn wake_against_bare(runtime: &str) {
     let codex = runtime == "codex";
-    let model = Model::start(codex);
-    let fleet = if codex {
-        codex_fleet(&model)
-    } else {
-        claude_fleet(&model)
-    };
-    let Some(mut f) = fleet else {
+    let Some((model, mut f)) = real_fleet(runtime) else {
         println!("{runtime}: SKIPPED (the real CLI is not installed; tests/interop/install-clis.sh)");
         return;
     };

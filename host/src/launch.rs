@@ -99,6 +99,13 @@ pub enum Verdict {
     Ready,
     /// Neither: keep waiting.
     NotReady,
+    /// `boot-dialog-keys` answered with no keys: a screen the adapter
+    /// knows passes by itself (a progress screen); nothing pressed, and the
+    /// stuck-screen rule does not apply.
+    Waiting,
+    /// A dialog the adapter would answer, but it was still changing: its
+    /// keys were held back until it holds still.
+    Unsettled,
 }
 
 pub type LaunchObserver = std::sync::Arc<dyn Fn(&LaunchStep) + Send + Sync>;
@@ -403,6 +410,14 @@ async fn boot(
         still.saw(&worded_rows(&pane));
         last_pane = pane;
         match req.adapter.boot_dialog_keys(&last_pane).await {
+            Ok(Some(keys)) if keys.is_empty() => {
+                req.note(|| LaunchStep::Judged {
+                    pane: last_pane.clone(),
+                    verdict: Verdict::Waiting,
+                });
+                still = Stillness::default();
+                continue;
+            }
             Ok(Some(keys)) => {
                 // Answer only a screen that held still: a TUI may mount a
                 // dialog twice (Claude Code's folder trust resets its cursor
@@ -411,6 +426,10 @@ async fn boot(
                 tokio::time::sleep(DIALOG_SETTLE).await;
                 let again = tmux.capture_pane(sock, id).await.unwrap_or_default();
                 if worded_rows(&again) != worded_rows(&last_pane) {
+                    req.note(|| LaunchStep::Judged {
+                        pane: last_pane.clone(),
+                        verdict: Verdict::Unsettled,
+                    });
                     continue;
                 }
                 req.note(|| LaunchStep::Judged {

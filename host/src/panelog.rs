@@ -149,78 +149,13 @@ fn tail_of(log: &Path, max_lines: usize) -> io::Result<Vec<String>> {
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.take(TAIL_READ_BYTES).read_to_end(&mut bytes)?;
-    let text = strip_terminal(&String::from_utf8_lossy(&bytes));
+    let text = crate::term::strip_terminal(&String::from_utf8_lossy(&bytes));
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     if start > 0 && lines.len() > 1 {
         lines.remove(0); // cut mid-line
     }
     let keep = lines.len().saturating_sub(max_lines);
     Ok(lines.split_off(keep))
-}
-
-/// Terminal output as readable text: escape sequences (CSI, OSC, …) and
-/// control characters other than newline and tab removed, CRs dropped.
-pub fn strip_terminal(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                // CSI: parameters and intermediates, then one final byte
-                // (a newline ends an unterminated one, and stays).
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if c == '\n' {
-                            out.push(c);
-                            break;
-                        }
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC / DCS / …: up to BEL or ST (ESC \). A newline ends
-                // one too: an unterminated title must not swallow the rest
-                // of the log.
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\n' {
-                            out.push(c);
-                            break;
-                        }
-                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                // Two-character sequences (ESC =, ESC ( B, …).
-                Some('(' | ')' | '*' | '+') => {
-                    if chars.next() == Some('\n') {
-                        out.push('\n');
-                    }
-                }
-                Some('\n') => out.push('\n'),
-                _ => {}
-            },
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() || is_bidi_control(c) => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Bidirectional overrides and isolates: text that reads differently from
-/// what it is (a log must not reorder itself on screen).
-fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
-    )
 }
 
 #[cfg(test)]
@@ -241,19 +176,6 @@ mod tests {
             cmd,
             r"exec '/opt/it'\''s ##1/iapeer' __pane-log '/r/logs/claude-bob.log' 100 2"
         );
-    }
-
-    #[test]
-    fn terminal_output_becomes_text() {
-        let raw =
-            "\u{1b}[2J\u{1b}[H\u{1b}[1;32mhello\u{1b}[0m\r\n\u{1b}]0;title\u{7}world\u{1b}(B!\u{7}";
-        assert_eq!(strip_terminal(raw), "hello\nworld!");
-        // An unterminated OSC ends at the line; bidi overrides go.
-        let raw = "a\u{1b}]0;never ends\nafter\u{202e}txt\u{2066}\u{61c}\n";
-        assert_eq!(strip_terminal(raw), "a\naftertxt\n");
-        // Nor does a cut CSI or a lone ESC eat the line break.
-        let raw = "x\u{1b}[12\nafter\u{1b}\nnext\u{1b}(\nlast";
-        assert_eq!(strip_terminal(raw), "x\nafter\nnext\nlast");
     }
 
     /// Just after a rotation the tail is filled from the log before.

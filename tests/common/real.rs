@@ -128,6 +128,17 @@ impl Drop for Model {
     }
 }
 
+/// A model stand-in for `runtime` (`claude` or `codex`) and a fleet whose
+/// runtime is the real CLI talking to it; `None`, said, without the CLI.
+pub fn real_fleet(runtime: &str) -> Option<(Model, Fleet)> {
+    let model = Model::start(runtime == "codex");
+    let fleet = match runtime {
+        "codex" => codex_fleet(&model),
+        _ => claude_fleet(&model),
+    }?;
+    Some((model, fleet))
+}
+
 /// A fleet whose claude is the real one, talking to `model` only: any
 /// other traffic goes to a loopback port nothing listens on.
 pub fn claude_fleet(model: &Model) -> Option<Fleet> {

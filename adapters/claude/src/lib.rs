@@ -56,7 +56,8 @@ const DIALOGS: &[KnownDialog] = &[
     },
 ];
 
-/// Screens that are neither a dialog to answer nor the composer: wait.
+/// Screens that pass by themselves (neither a dialog nor the composer):
+/// the host waits, pressing nothing, however long their words stay still.
 const WAITING: &[&str] = &["Resuming the full session"];
 
 /// How many rows at the bottom a TUI without rules keeps live.
@@ -244,7 +245,13 @@ impl Guest for Claude {
     fn boot_dialog_keys(pane: String) -> Option<Vec<String>> {
         let live = live_region(&Screen::new(&pane));
         let menu = screen::choices(&live, '❯', false);
-        screen::answer_known(&live, &menu, DIALOGS)
+        screen::answer_known(&live, &menu, DIALOGS).or_else(|| {
+            // A progress screen: nothing to press, and not stuck.
+            WAITING
+                .iter()
+                .any(|w| screen::any_row_has(&live, w))
+                .then(Vec::new)
+        })
     }
 
     fn is_input_ready(pane: String) -> bool {

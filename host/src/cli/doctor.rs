@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::trial::{Trial, one_line};
+use super::trial::{Ending, Trial, one_line};
 use super::verbs::block_on;
 use crate::config::Config;
 use crate::names::Runtime;
@@ -40,7 +40,12 @@ pub fn run(
             1 => d.to_path_buf(),
             _ => d.join(target.runtime.as_str()),
         });
-        worst = worst.max(examine(cfg, target, timeout, save)?);
+        let code = examine(cfg, target, timeout, save)?;
+        if code == Ending::Interrupted.exit_code() {
+            // One interrupt ends the whole check, not one runtime's boot.
+            return Ok(code);
+        }
+        worst = worst.max(code);
     }
     Ok(worst)
 }

@@ -44,7 +44,7 @@ fn render(bytes: &[u8], raw: bool) -> String {
     } else {
         // What stripping leaves (a lone BEL, a stray C1) still must not
         // reach the terminal raw.
-        crate::term::escape_controls(&panelog::strip_terminal(&text), true).into_owned()
+        crate::term::escape_controls(&crate::term::strip_terminal(&text), true).into_owned()
     }
 }
 

@@ -113,8 +113,15 @@ fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<bool> {
     if fsutil::read_regular_text(path, 16 << 20).is_ok_and(|old| old == text) {
         return Ok(false);
     }
+    // These files are the operator's and the client's: a rewrite keeps
+    // their mode (a new one is private).
+    let mode = std::fs::symlink_metadata(path).ok().map(|m| m.permissions());
     fsutil::write_atomic(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, mode)
+            .with_context(|| format!("cannot keep the mode of {}", path.display()))?;
+    }
     Ok(true)
 }
 
@@ -340,7 +347,11 @@ mod tests {
             r#"{"hasCompletedOnboarding":true,"projects":{"/a":{"allowedTools":["x"]}}}"#,
         )
         .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(trust_folder(&state, Path::new("/a")).unwrap());
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "the file keeps its mode");
         assert!(!trust_folder(&state, Path::new("/a")).unwrap(), "idempotent");
         assert!(trust_folder(&state, Path::new("/b")).unwrap());
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();

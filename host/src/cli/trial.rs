@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::verbs::block_on;
 use crate::clock::SystemClock;
@@ -26,6 +27,10 @@ const PANE_LINES: usize = 8;
 /// A throwaway root and the configuration pointing into it.
 pub struct Trial {
     pub cfg: Config,
+    /// Ctrl-C, SIGTERM and SIGHUP, caught from the start: a trial killed
+    /// any way but SIGKILL ends its session instead of leaving a runtime
+    /// running where nothing will ever stop it.
+    interrupts: Mutex<Interrupts>,
     /// Where each screen judged is written (`NN-<verdict>.txt`), if anywhere.
     pub save_panes: Option<PathBuf>,
     /// The personality of the peer woken (`try`, `doctor`).
@@ -54,6 +59,7 @@ impl Trial {
     /// `cfg` with its state moved under a new temporary directory and both
     /// waits (boot, ready gate) cut to `timeout`; the peer woken is `peer`.
     pub fn new(cfg: &Config, peer: &'static str, timeout: Duration) -> anyhow::Result<Trial> {
+        let interrupts = block_on(async { Interrupts::new() })??;
         let scratch = tempfile::Builder::new()
             .prefix(&format!("iapeer-{peer}-"))
             .tempdir()
@@ -67,8 +73,14 @@ impl Trial {
         c.daemon_socket = root.join("state/iapeer/router.sock");
         c.boot_deadline = timeout;
         c.ready_gate = timeout;
+        // A real peer named like the trial's, owned by launchd or systemd,
+        // is none of the trial's business.
+        c.launch_agents_dir = root.join("launchagents");
+        c.systemd_user_dir = root.join("systemd");
+
         Ok(Trial {
             cfg: c,
+            interrupts: Mutex::new(interrupts),
             save_panes: None,
             peer,
             scratch,
@@ -108,8 +120,7 @@ impl Trial {
         )?;
         let started = Instant::now();
         if let Some(dir) = &self.save_panes {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot make {}", dir.display()))?;
+            clear_saved_panes(dir)?;
         }
         let printer = Printer::new(started, self.save_panes.clone());
         let session_started = printer.session_started.clone();
@@ -124,14 +135,17 @@ impl Trial {
             resume: Some(false),
             hand_over: false,
         };
-        // Ctrl-C ends the trial, not just this process: the session and the
-        // throwaway root go with it.
+        // An interrupt ends the trial, not just this process: the session
+        // and the throwaway root go with it.
+        let mut interrupts = self.interrupts.lock().unwrap_or_else(PoisonError::into_inner);
         let outcome = block_on(async {
             tokio::select! {
+                biased;
+                _ = interrupts.any() => None,
                 outcome = lc.wake_or_spawn(&args) => Some(outcome),
-                _ = tokio::signal::ctrl_c() => None,
             }
         })?;
+        drop(interrupts);
         let id = Identity::new(runtime, &personality);
         let took = started.elapsed().as_secs_f64();
         let ending = match outcome {
@@ -152,26 +166,86 @@ impl Trial {
                 Ending::Failed
             }
         };
-        self.end_session(&lc, &id, session_started.load(Ordering::Relaxed));
+        let interrupted = matches!(ending, Ending::Interrupted);
+        self.end_session(&lc, &id, session_started.load(Ordering::Relaxed), interrupted);
         Ok(ending)
     }
 
     /// Ends the trial's session and waits (a few seconds at most) for its
     /// shim to record the exit, so nothing writes into the throwaway root
     /// once it is gone.
-    fn end_session(&self, lc: &Lifecycle, id: &Identity, started: bool) {
+    fn end_session(&self, lc: &Lifecycle, id: &Identity, started: bool, interrupted: bool) {
         let sock = self.cfg.socket_path(id);
-        let alive = crate::tmux::probe(&sock) == crate::tmux::Liveness::Alive;
-        if alive {
+        let alive = || crate::tmux::probe(&sock) == crate::tmux::Liveness::Alive;
+        let mut was_alive = alive();
+        if was_alive {
             let _ = block_on(lc.tmux.kill_server(&sock));
         }
-        if !alive && !started {
+        // An interrupt may land while `tmux new-session` is under way: the
+        // server it starts comes up after the first look.
+        if interrupted {
+            let until = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+                if alive() {
+                    was_alive = true;
+                    let _ = block_on(lc.tmux.kill_server(&sock));
+                }
+            }
+        }
+        if !was_alive && !started {
             return;
         }
         let exit = self.cfg.state_file(id, "exit");
         let deadline = Instant::now() + Duration::from_secs(7);
         while !exit.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Takes the screens an earlier run saved out of `dir` (only files named
+/// as this module names them), so the folder holds one boot's screens.
+fn clear_saved_panes(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let ours = name.ends_with(".txt")
+            && name.len() > 3
+            && name[..2].bytes().all(|b| b.is_ascii_digit())
+            && name.as_bytes()[2] == b'-';
+        if ours {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The signals that end a trial.
+struct Interrupts {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Interrupts {
+    /// Registers the handlers (inside the runtime) and keeps them: a
+    /// signal that comes before anyone waits is still seen.
+    fn new() -> anyhow::Result<Interrupts> {
+        let on = |kind| signal(kind).context("cannot catch signals");
+        Ok(Interrupts {
+            int: on(SignalKind::interrupt())?,
+            term: on(SignalKind::terminate())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+
+    async fn any(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
         }
     }
 }
@@ -211,10 +285,16 @@ impl Printer {
         let what = match verdict {
             Verdict::Ready => "ready".to_string(),
             Verdict::NotReady => "not-ready".to_string(),
+            Verdict::Waiting => "waiting".to_string(),
+            Verdict::Unsettled => "unsettled".to_string(),
             Verdict::DialogKeys(keys) => {
                 let keys: Vec<String> = keys
                     .iter()
-                    .map(|k| k.chars().filter(char::is_ascii_alphanumeric).collect())
+                    .map(|k| {
+                        k.chars()
+                            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                            .collect()
+                    })
                     .collect();
                 format!("dialog-{}", keys.join("+"))
             }
@@ -250,6 +330,8 @@ impl Printer {
                     Verdict::DialogKeys(keys) => format!("a dialog: sent keys {keys:?}"),
                     Verdict::Ready => "ready (is-input-ready: true)".into(),
                     Verdict::NotReady => "not ready yet (no dialog, no composer)".into(),
+                    Verdict::Waiting => "a screen the adapter knows passes by itself: waiting".into(),
+                    Verdict::Unsettled => "a dialog, still changing: keys held back".into(),
                 };
                 crate::outln!("{t:>8.3}s  pane judged {}:", one_line(&said));
                 let lines: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
