@@ -542,6 +542,11 @@ fn ready_gate_timeout_keeps_the_session_supervised() {
     f.register("newt", "claude", &[]);
     let err = f.refused(&["wake", "newt", "--message", "ignored"]);
     assert!(err.contains("model-did-not-process-task"), "{err}");
+    // It names what the adapter watched, and what it saw there.
+    assert!(
+        err.contains("in 1s: the claude adapter watches ~/.claude/projects"),
+        "{err}"
+    );
     assert!(f.is_live("claude-newt"));
     assert!(f.state("claude-newt", "session").exists());
 }
@@ -2216,4 +2221,33 @@ fn concurrent_wakes_send_and_supervise_on_one_peer() {
         }
         assert!(outs[3].status.success(), "{}", output_text(&outs[3]));
     }
+}
+
+/// `iapeer demo`: a throwaway fleet on the stand-in runtime; a message
+/// wakes the sleeping bob and is delivered, a second reaches him live, and
+/// nothing is left behind (nor written to the operator's root).
+#[test]
+fn the_demo_wakes_a_sleeping_peer_and_delivers() {
+    let f = Fleet::new();
+    let scratch = f.dir.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = f
+        .cmd(&["demo"])
+        .env("TMPDIR", &scratch)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in [
+        "woke bob (claude) and delivered the message",
+        "<message><![CDATA[Hello bob, can you review the open PRs?]]></message>",
+        "delivered to bob (claude)",
+        "<message><![CDATA[And the issues, when you have a minute.]]></message>",
+        "the throwaway root is gone",
+    ] {
+        assert!(text.contains(step), "{step:?} missing:\n{text}");
+    }
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "nothing left behind");
+    assert!(!f.root.join("peers-profiles.json").exists());
 }

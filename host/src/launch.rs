@@ -529,13 +529,46 @@ async fn boot(
         }
         if !poll.pause().await {
             return LaunchOutcome::Failed {
-                reason: "model-did-not-process-task (no activity advance after delivery)".into(),
+                reason: format!(
+                    "model-did-not-process-task (no activity advance after delivery in {}s: {})",
+                    req.ready_gate.as_secs(),
+                    watched(req.adapter.info(), &req.spec.home, cwd, baseline)
+                ),
                 session_left: true,
                 message_pasted: true,
                 died: None,
             };
         }
     }
+}
+
+/// What the adapter's activity proxy reads and what it saw, for a ready
+/// gate that timed out: each declared place and whether it exists, and
+/// the newest time it reported (a misnamed file shows up as missing).
+fn watched(info: &AdapterInfo, home: &str, cwd: &str, newest: u64) -> String {
+    let places: Vec<String> = info
+        .read_dirs
+        .iter()
+        .map(|d| (format!("~/{d}"), Path::new(home).join(d)))
+        .chain(
+            info.cwd_read_paths
+                .iter()
+                .map(|p| (format!("<cwd>/{p}"), Path::new(cwd).join(p))),
+        )
+        .map(|(shown, path)| match path.exists() {
+            true => shown,
+            false => format!("{shown} (missing)"),
+        })
+        .collect();
+    let what = match places.len() {
+        0 => format!("the {} adapter declares nothing it reads", info.runtime),
+        _ => format!("the {} adapter watches {}", info.runtime, places.join(", ")),
+    };
+    let seen = match newest {
+        0 => "and found no activity there".to_string(),
+        ms => format!("and its newest activity stayed at {}", crate::clock::iso8601_utc(ms)),
+    };
+    format!("{what}, {seen}")
 }
 
 /// Waits (at most `REPAINT_WAIT`, at most `left`) until the pane differs

@@ -1,6 +1,7 @@
 //! The command-line front ends of both binaries (clap). Exit codes: 0 done,
 //! 1 refused or failed (one line on stderr naming the cause), 2 usage.
 
+mod demo;
 mod doctor;
 mod logs;
 mod mcp_config;
@@ -213,6 +214,14 @@ enum Command {
         /// Write the config file instead of printing it (idempotent).
         #[arg(long)]
         write: bool,
+    },
+    /// See the main job in one command: a sleeping peer woken by a message
+    /// and the message delivered, then the panel (a throwaway fleet on a
+    /// stand-in runtime; no account needed).
+    Demo {
+        /// Keep the throwaway fleet (and say how to reach it).
+        #[arg(long)]
+        keep: bool,
     },
     /// Boot a runtime as a peer would, to input-ready, and stop, typing
     /// nothing: each step with its time and judged pane, and the runtime's
@@ -521,6 +530,7 @@ fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i
             peer,
             write,
         } => mcp_config::run(cfg, *client, peer.as_deref(), *write),
+        Command::Demo { keep } => demo::run(cfg, *keep),
         Command::Doctor {
             name,
             timeout_secs,
