@@ -3,12 +3,15 @@
 //! HOME trees.
 
 mod common;
+#[path = "common/gemini.rs"]
+mod gemini;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use common::{Block, plugin_host, repo_root, write_with_mtime};
-use iapeer::plugins::{Adapter, AdapterError, AdapterKind, LaunchSpec, ResumeCheck};
+use gemini::{argv, gemini_goldens, spec, strs};
+use iapeer::plugins::{Adapter, AdapterError, AdapterKind, ResumeCheck};
 
 fn adapter(home: &Path, runtime: &str) -> Arc<Adapter> {
     let host = plugin_host(home, vec![]);
@@ -24,27 +27,11 @@ fn gemini(home: &Path) -> Arc<Adapter> {
         .clone()
 }
 
-fn spec(binary: &str, cwd: &str) -> LaunchSpec {
-    LaunchSpec {
-        personality: "bob".into(),
-        identity: "x-bob".into(),
-        cwd: cwd.into(),
-        binary: binary.into(),
-        ..Default::default()
-    }
-}
-
-fn argv(a: &Adapter, s: &LaunchSpec) -> String {
-    a.build_launch(s).block().unwrap().argv.join(" ")
-}
 
 fn pane(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures/panes").join(name)).unwrap()
 }
 
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
 
 // ---- info ------------------------------------------------------------------
 
@@ -365,83 +352,6 @@ fn codex_session_matching() {
 fn gemini_example_adapter() {
     let home = tempfile::tempdir().unwrap();
     gemini_goldens(&gemini(home.path()), home.path());
-}
-
-/// The same goldens for the Gemini adapter written in Python
-/// (adapters/python-gemini, componentize-py): built by
-/// adapters/python-gemini/build.sh, which `.ci/run` runs and points
-/// `IAPEER_PYTHON_ADAPTER` at (CI requires it: `IAPEER_REQUIRE_PYTHON_ADAPTER=1`).
-#[test]
-fn python_gemini_adapter() {
-    let Some(wasm) = std::env::var_os("IAPEER_PYTHON_ADAPTER") else {
-        assert!(
-            std::env::var_os("IAPEER_REQUIRE_PYTHON_ADAPTER").is_none(),
-            "IAPEER_PYTHON_ADAPTER is not set (build it with adapters/python-gemini/build.sh)"
-        );
-        eprintln!("skipped: IAPEER_PYTHON_ADAPTER is not set");
-        return;
-    };
-    let home = tempfile::tempdir().unwrap();
-    let dir = home.path().join("plugins");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(&wasm, dir.join("gemini.wasm")).unwrap();
-    let host = plugin_host(home.path(), vec![dir]);
-    let g = host
-        .adapter("gemini")
-        .expect("the Python adapter loads")
-        .clone();
-    assert_eq!(g.info().contract, "0.2");
-    gemini_goldens(&g, home.path());
-}
-
-/// What every Gemini adapter must answer, whatever it is written in.
-fn gemini_goldens(g: &Adapter, home: &Path) {
-    assert_eq!(g.info().runtime.as_str(), "gemini");
-    assert_eq!(g.info().read_dirs, [".gemini/tmp"]);
-    assert!(g.info().uses_doctrine);
-    let mut s = spec("gemini", "/w");
-    assert_eq!(argv(g, &s), "gemini --yolo");
-    s.resume = true;
-    s.system_prompt_file = Some("/sp.md".into());
-    s.extra_args = strs(&["-m", "pro"]);
-    let cmd = g.build_launch(&s).block().unwrap();
-    assert_eq!(cmd.argv.join(" "), "gemini --yolo --resume latest -m pro");
-    assert_eq!(
-        cmd.env,
-        [("GEMINI_SYSTEM_MD".to_string(), "/sp.md".to_string())]
-    );
-    // The project's chats live under ~/.gemini/tmp/<sha256(cwd)>/chats.
-    assert_eq!(g.newest_activity_mtime("/w").block().unwrap(), None);
-    assert!(matches!(
-        g.resolve_resume("/w").block().unwrap(),
-        ResumeCheck::Nothing(_)
-    ));
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"/w"));
-    let chats = home.join(".gemini/tmp").join(hash).join("chats");
-    write_with_mtime(&chats.join("session-1.json"), "{}", 4_000);
-    write_with_mtime(&chats.join("notes.txt"), "", 9_000);
-    assert_eq!(g.newest_activity_mtime("/w").block().unwrap(), Some(4_000));
-    assert_eq!(
-        g.resolve_resume("/w").block().unwrap(),
-        ResumeCheck::Resumable(None)
-    );
-    // Screens: the trust dialog is answered, the composer means ready.
-    let trust = "Do you trust this folder?\n> 1. Trust folder\n  2. Don't trust";
-    let ready = " Gemini CLI\n\n> Type your message or @path/to/file";
-    let auth = "Waiting for auth... (Press ESC to cancel)\n> Type your message";
-    assert_eq!(
-        g.boot_dialog_keys(trust).block().unwrap(),
-        Some(strs(&["Enter"]))
-    );
-    assert!(!g.is_input_ready(trust).block().unwrap());
-    assert_eq!(g.boot_dialog_keys(ready).block().unwrap(), None);
-    assert!(g.is_input_ready(ready).block().unwrap());
-    assert!(!g.is_input_ready(auth).block().unwrap());
-    let interrupt = g.control_keys("interrupt").block().unwrap().unwrap();
-    assert_eq!(interrupt.steps, [strs(&["Escape"])]);
-    let compact = g.control_keys("compact").block().unwrap().unwrap();
-    assert_eq!(compact.steps, [strs(&["-l", "/compact"]), strs(&["Enter"])]);
-    assert_eq!(compact.step_delay_ms, 300);
 }
 
 // ---- panes: dialogs, readiness, control keys -------------------------------

@@ -2,9 +2,9 @@
 //! real headless Chromium against a fleet of fake runtimes, and its gates
 //! with curl. Screenshots land in `target/test-artifacts/dashboard/`.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::browser;
+use crate::common;
+use crate::toolchain::Case;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -60,7 +60,6 @@ fn send_to_peer(d: &common::Daemon, from: &str, to: &str, message: &str) -> serd
 /// The whole walk an operator takes: the token once, the fleet live as a
 /// peer is messaged, stop / start / new from the table, a message from the
 /// send box, the pane tail, the keyboard — and no console errors.
-#[test]
 fn the_dashboard_in_a_real_browser() {
     let repo = common::repo_root();
     let Some(python) = browser::driver_or_skip(&repo) else {
@@ -239,7 +238,6 @@ fn the_dashboard_in_a_real_browser() {
 /// The gates, with curl: the page is open (it holds no data), the API
 /// behind it needs the token, the daemon's own origin may act and no other
 /// may, and the page's own security headers.
-#[test]
 fn the_dashboard_gates() {
     let (f, _) = fleet();
     let d = f.start_daemon(&[]);
@@ -342,7 +340,6 @@ fn the_dashboard_gates() {
 
 /// A wrong IAPEER_OPERATOR is named as wrong (status and the page), not
 /// reported as unset.
-#[test]
 fn a_wrong_operator_is_named() {
     let f = Fleet::new().with_env("IAPEER_OPERATOR", "claude-nobody");
     f.register("bob", "claude", &[]);
@@ -360,3 +357,9 @@ fn a_wrong_operator_is_named() {
         "{printed}"
     );
 }
+
+/// In a real browser.
+pub const BROWSER_CASES: &[Case] = crate::cases![the_dashboard_in_a_real_browser];
+
+/// With curl only.
+pub const CASES: &[Case] = crate::cases![the_dashboard_gates, a_wrong_operator_is_named];

@@ -1927,56 +1927,6 @@ fn plugins_new_scaffolds_a_self_contained_project() {
     }
 }
 
-/// The Gemini adapter written in Python (see `python_gemini_adapter` in
-/// tests/adapters.rs for how it is built) serves a wake end to end, like
-/// the Rust one.
-#[test]
-fn a_python_adapter_wakes_a_peer() {
-    let Some(wasm) = std::env::var_os("IAPEER_PYTHON_ADAPTER") else {
-        assert!(
-            std::env::var_os("IAPEER_REQUIRE_PYTHON_ADAPTER").is_none(),
-            "IAPEER_PYTHON_ADAPTER is not set"
-        );
-        eprintln!("skipped: IAPEER_PYTHON_ADAPTER is not set");
-        return;
-    };
-    let f = Fleet::new().with_env(
-        "IAPEER_GEMINI_BIN",
-        common::fake("fake-gemini").to_str().unwrap(),
-    );
-    let plugins = f.root.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    // It declares 128 MiB (CPython inside): the operator's cap decides.
-    let file = std::path::Path::new(&wasm).to_str().unwrap();
-    let inspect = f.ok(&["plugins", "inspect", file]);
-    assert!(
-        inspect.contains("128 MiB, 2000 ms a call, 10000 ms a scan"),
-        "{inspect}"
-    );
-    let mut capped = f.cmd(&["plugins", "inspect", file]);
-    capped.env("IAPEER_PLUGIN_MAX_MEMORY_MIB", "100");
-    let text = String::from_utf8(capped.output().unwrap().stdout).unwrap();
-    assert!(text.contains("100 MiB"), "capped: {text}");
-    let mut starved = f.cmd(&["plugins", "check", file]);
-    starved.env("IAPEER_PLUGIN_MAX_MEMORY_MIB", "8");
-    let out = starved.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        err.contains("does not start within its limits (8 MiB"),
-        "{err}"
-    );
-    let installed = f.ok(&["plugins", "install", file]);
-    assert!(installed.contains("installed gemini 0.2.0"), "{installed}");
-    assert!(installed.contains("iapeer plugins grant"), "{installed}");
-    f.ok(&["plugins", "grant", "gemini"]);
-    f.register("pyg", "gemini", &[]);
-    let out = json(&f.ok(&["wake", "pyg", "--message", "hello python", "--json"]));
-    assert_eq!(out["taskDelivered"], true, "{out}");
-    assert!(f.is_live("gemini-pyg"));
-    f.ok(&["stop", "pyg"]);
-}
-
 /// A directory holds one peer: resume, delivery confirmation and idleness
 /// are all found by cwd, so a second peer there would take over the first
 /// one's conversation. However the directory is spelt.

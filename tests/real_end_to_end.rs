@@ -4,18 +4,16 @@
 //! interrupted and compacted, die and are explained, and meet dialogs
 //! nobody told the adapter about. Nothing is answered by hand.
 //!
-//! Without the CLIs these tests say SKIPPED; CI sets
+//! Without the CLIs the harness reports these tests ignored; CI sets
 //! `IAPEER_REQUIRE_REAL_CLIS=1`, so there they must run.
-
-mod common;
-#[path = "common/real.rs"]
-mod real;
 
 use std::time::Duration;
 
-use common::{Fleet, output_text};
-use real::*;
 use serde_json::{Value, json};
+
+use crate::common::{self, Fleet, output_text};
+use crate::real::*;
+use crate::toolchain::Case;
 
 /// `iapeer <args>` must succeed; its output.
 fn ok(f: &Fleet, args: &[&str]) -> String {
@@ -50,7 +48,6 @@ fn from(who: &str) -> String {
 /// (alice) twice: the first wakes her, the second reaches her live. Each
 /// arrives exactly once and bob's tool gets `ok`. `mcp-config --write`
 /// left the real CLI seeing the server connected before any boot.
-#[test]
 fn real_claude_to_real_claude_through_mcp() {
     let model = Model::start(false);
     let Some(f) = claude_fleet(&model) else { return };
@@ -106,7 +103,6 @@ fn real_claude_to_real_claude_through_mcp() {
 /// A real codex (bob) messages a real claude (alice) through the MCP
 /// server `mcp-config codex --write` configured: alice is woken, hears it
 /// once, and codex's tool gets `ok`.
-#[test]
 fn real_codex_to_real_claude_through_mcp() {
     let codex_model = Model::start(true);
     let claude_model = Model::start(false);
@@ -177,12 +173,10 @@ fn reap_resume_and_fresh(runtime: &str) {
     assert!(!fresh.contains("fr2mark"), "fresh after new: {fresh}");
 }
 
-#[test]
 fn real_claude_reaped_resumes_and_starts_fresh_when_told() {
     reap_resume_and_fresh("claude");
 }
 
-#[test]
 fn real_codex_reaped_resumes_and_starts_fresh_when_told() {
     reap_resume_and_fresh("codex");
 }
@@ -239,12 +233,10 @@ fn interrupt_and_compact(runtime: &str) {
     assert!(wait("a turn after compact", 30, || model.ever("af4mark")));
 }
 
-#[test]
 fn real_claude_interrupted_and_compacted() {
     interrupt_and_compact("claude");
 }
 
-#[test]
 fn real_codex_interrupted_and_compacted() {
     interrupt_and_compact("codex");
 }
@@ -286,12 +278,10 @@ fn running_as_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
-#[test]
 fn real_claude_death_is_explained() {
     death_is_explained("claude");
 }
 
-#[test]
 fn real_codex_death_is_explained() {
     death_is_explained("codex");
 }
@@ -300,7 +290,6 @@ fn real_codex_death_is_explained() {
 /// `ask` rule, which bypass mode honours): NOT delivered, no key reaches
 /// the prompt (a stray Enter would approve it), the command never runs;
 /// the same for `interrupt` and `compact`.
-#[test]
 fn real_claude_message_during_a_permission_prompt() {
     let model = Model::start(false);
     let Some(f) = claude_fleet(&model) else { return };
@@ -361,12 +350,10 @@ fn unknown_screen_fails_fast(runtime: &str) {
     assert!(!f.is_live(&format!("{runtime}-bob")));
 }
 
-#[test]
 fn real_claude_unknown_screen_fails_fast() {
     unknown_screen_fails_fast("claude");
 }
 
-#[test]
 fn real_codex_unknown_screen_fails_fast() {
     unknown_screen_fails_fast("codex");
 }
@@ -452,12 +439,26 @@ fn write_goldens(runtime: &str, version: &str, panes: &std::path::Path) {
     eprintln!("goldens written to {}", dir.display());
 }
 
-#[test]
 fn real_claude_doctor() {
     doctor("claude");
 }
 
-#[test]
 fn real_codex_doctor() {
     doctor("codex");
 }
+
+pub const CASES: &[Case] = crate::cases![
+    real_claude_to_real_claude_through_mcp,
+    real_codex_to_real_claude_through_mcp,
+    real_claude_reaped_resumes_and_starts_fresh_when_told,
+    real_codex_reaped_resumes_and_starts_fresh_when_told,
+    real_claude_interrupted_and_compacted,
+    real_codex_interrupted_and_compacted,
+    real_claude_death_is_explained,
+    real_codex_death_is_explained,
+    real_claude_message_during_a_permission_prompt,
+    real_claude_unknown_screen_fails_fast,
+    real_codex_unknown_screen_fails_fast,
+    real_claude_doctor,
+    real_codex_doctor,
+];

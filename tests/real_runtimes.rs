@@ -8,20 +8,18 @@
 //! message is checked at the model: reported delivered ⇒ there exactly
 //! once; NOT delivered ⇒ never there; an operator's draft never.
 //!
-//! Without the CLIs these tests say SKIPPED; CI sets
+//! Without the CLIs the harness reports these tests ignored; CI sets
 //! `IAPEER_REQUIRE_REAL_CLIS=1`, so there they must run.
 
-
-mod common;
-#[path = "common/real.rs"]
-mod real;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Fleet, output_text};
-use real::*;
 use serde_json::json;
+
+use crate::common::{Fleet, output_text};
+use crate::real::*;
+use crate::toolchain::Case;
 /// Sends each message (after the peer is idle) and checks the model saw
 /// every delivered one exactly once and no refused one. Returns failures.
 fn sequence_of_tricky(f: &Fleet, model: &Model, id: &str, bodies: &[String]) -> Vec<String> {
@@ -340,12 +338,10 @@ fn on_real(runtime: &str, probe: fn(&Fleet, &Model, &str) -> Vec<String>) {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
-#[test]
 fn real_claude_delivers_and_never_sends_a_draft() {
     on_real("claude", delivers_and_never_sends_a_draft);
 }
 
-#[test]
 fn real_codex_delivers_and_never_sends_a_draft() {
     on_real("codex", delivers_and_never_sends_a_draft);
 }
@@ -353,12 +349,10 @@ fn real_codex_delivers_and_never_sends_a_draft() {
 /// A sender killed right after its paste showed leaves it in the composer:
 /// the next message clears it (Ctrl-U until the screen is still) and goes
 /// alone; the leftover never reaches the model.
-#[test]
 fn real_claude_clears_a_killed_senders_paste() {
     on_real("claude", leftover_probe);
 }
 
-#[test]
 fn real_codex_clears_a_killed_senders_paste() {
     on_real("codex", leftover_probe);
 }
@@ -366,12 +360,19 @@ fn real_codex_clears_a_killed_senders_paste() {
 /// A message sent while the model holds a turn open, and two at once: each
 /// reported delivered reaches the model once, none reported NOT delivered
 /// ever does.
-#[test]
 fn real_claude_messages_mid_turn_and_at_once() {
     on_real("claude", busy_probe);
 }
 
-#[test]
 fn real_codex_messages_mid_turn_and_at_once() {
     on_real("codex", busy_probe);
 }
+
+pub const CASES: &[Case] = crate::cases![
+    real_claude_delivers_and_never_sends_a_draft,
+    real_codex_delivers_and_never_sends_a_draft,
+    real_claude_clears_a_killed_senders_paste,
+    real_codex_clears_a_killed_senders_paste,
+    real_claude_messages_mid_turn_and_at_once,
+    real_codex_messages_mid_turn_and_at_once,
+];

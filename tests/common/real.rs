@@ -17,12 +17,16 @@ pub const CODEX_VERSION: &str = "0.171.0";
 /// environment unless its last 20 characters were approved.
 pub const API_KEY: &str = "sk-ant-api03-standin-0123456789abcdefghij";
 
-/// A pinned CLI (`IAPEER_REAL_<NAME>` or its place under target/), or
-/// `None`, said, when it is not installed (an error where it is required).
-pub fn real_cli(var: &str, rel: String) -> Option<PathBuf> {
-    let bin = std::env::var_os(var)
+fn cli_path(var: &str, rel: String) -> PathBuf {
+    std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(rel));
+        .unwrap_or_else(|| repo_root().join(rel))
+}
+
+/// `bin` if it is installed, else `None`, said (an error where the CLIs
+/// are required). The harness (`toolchain.rs`) ignores these tests where
+/// the CLIs are missing, so this is the fallback for a direct call.
+pub fn real_cli(bin: PathBuf) -> Option<PathBuf> {
     if bin.exists() {
         return Some(bin);
     }
@@ -176,18 +180,28 @@ pub fn with_real_claude(f: Fleet, model: &Model) -> Option<Fleet> {
     Some(f)
 }
 
-pub fn real_claude() -> Option<PathBuf> {
-    real_cli(
+/// Where the real claude is (`IAPEER_REAL_CLAUDE`, else the pinned one).
+pub fn claude_path() -> PathBuf {
+    cli_path(
         "IAPEER_REAL_CLAUDE",
         format!("target/real-clis/claude-{CLAUDE_VERSION}/node_modules/.bin/claude"),
     )
 }
 
-pub fn real_codex() -> Option<PathBuf> {
-    real_cli(
+/// Where the real codex is (`IAPEER_REAL_CODEX`, else the pinned one).
+pub fn codex_path() -> PathBuf {
+    cli_path(
         "IAPEER_REAL_CODEX",
         format!("target/real-clis/codex-{CODEX_VERSION}/node_modules/.bin/codex"),
     )
+}
+
+pub fn real_claude() -> Option<PathBuf> {
+    real_cli(claude_path())
+}
+
+pub fn real_codex() -> Option<PathBuf> {
+    real_cli(codex_path())
 }
 
 /// The first line `bin --version` prints: what the tests expect to read
