@@ -27,11 +27,9 @@ fn gemini(home: &Path) -> Arc<Adapter> {
         .clone()
 }
 
-
 fn pane(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures/panes").join(name)).unwrap()
 }
-
 
 // ---- info ------------------------------------------------------------------
 
@@ -77,7 +75,8 @@ fn infos_of_the_builtins() {
 fn claude_argv_goldens() {
     let home = tempfile::tempdir().unwrap();
     let a = adapter(home.path(), "claude");
-    let base = "/h/.local/bin/claude --dangerously-skip-permissions --disallowedTools AskUserQuestion";
+    let base =
+        "/h/.local/bin/claude --dangerously-skip-permissions --disallowedTools AskUserQuestion";
 
     let mut s = spec("/h/.local/bin/claude", "/w");
     assert_eq!(argv(&a, &s), base);
@@ -989,9 +988,15 @@ fn doctor_goldens_are_judged_as_they_were() {
     let mut runtimes = std::collections::BTreeSet::new();
     for version_dir in std::fs::read_dir(&root).unwrap() {
         let version_dir = version_dir.unwrap().path();
-        let name = version_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let name = version_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let runtime = name.split('-').next().unwrap().to_string();
-        let Ok(files) = std::fs::read_dir(version_dir.join("doctor")) else { continue };
+        let Ok(files) = std::fs::read_dir(version_dir.join("doctor")) else {
+            continue;
+        };
         let a = adapter(home.path(), &runtime);
         for file in files {
             let file = file.unwrap().path();
@@ -1003,7 +1008,11 @@ fn doctor_goldens_are_judged_as_they_were() {
             let what = format!("{name}/doctor/{stem}");
             match verdict.strip_prefix("dialog-") {
                 Some(k) => {
-                    assert_eq!(keys, Some(strs(&k.split('+').collect::<Vec<_>>())), "{what}");
+                    assert_eq!(
+                        keys,
+                        Some(strs(&k.split('+').collect::<Vec<_>>())),
+                        "{what}"
+                    );
                     assert!(!ready, "{what}: a dialog is not a composer");
                 }
                 None => {

@@ -169,6 +169,19 @@ fn launchd_and_systemd_peers_are_never_touched() {
     let err = f.refused(&["wake", "tiger"]);
     assert!(err.contains("systemd-managed"), "{err}");
     assert!(f.runs().is_empty());
+    // Each owner by its own name.
+    let listed = f.ok(&["list", "--plain"]);
+    assert!(listed.contains("lion (launchd)") && listed.contains("tiger (systemd)"), "{listed}");
+    let snapshot = json(&f.ok(&["list", "--json"]));
+    let tiger = snapshot["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["personality"] == "tiger")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tiger["launchd_managed"], true, "the wire name stays: {snapshot}");
+    assert_eq!(tiger["managed_by"], "systemd", "{snapshot}");
 }
 
 #[test]
@@ -516,7 +529,10 @@ fn an_unknown_screen_fails_the_boot_in_seconds_with_its_words() {
         err.contains("stuck at a screen the claude adapter does not know (unchanged for 2s; runtime 0.0.0-fake (Claude Code), adapter 0.2.2 verified with 2.1.332): "),
         "{err}"
     );
-    assert!(err.contains("Select login method: ⏎ ❯ 1. Claude account"), "{err}");
+    assert!(
+        err.contains("Select login method: ⏎ ❯ 1. Claude account"),
+        "{err}"
+    );
     assert!(!f.is_live("claude-mink"));
     assert!(!f.runs().iter().any(|r| r.contains("hi")), "nothing typed");
 }
@@ -531,7 +547,10 @@ fn a_known_progress_screen_is_waited_out() {
         .with_env("IAPEER_STUCK_SCREEN_SECS", "1");
     let cwd = f.register("vole", "claude", &[]);
     f.ok(&["wake", "vole", "--message", "after the progress screen"]);
-    assert!(f.claude_transcript(&cwd).contains("after the progress screen"));
+    assert!(
+        f.claude_transcript(&cwd)
+            .contains("after the progress screen")
+    );
 }
 
 #[test]
@@ -1862,9 +1881,15 @@ fn doctor_boots_to_ready_and_types_nothing() {
     assert!(!f.is_live("claude-bob") && !f.is_live("claude-doctor"));
 
     let out = f.ok(&["doctor", "claude"]);
-    assert!(out.contains("(new and empty)") && out.contains("ok: claude-doctor woke"), "{out}");
+    assert!(
+        out.contains("(new and empty)") && out.contains("ok: claude-doctor woke"),
+        "{out}"
+    );
     let err = f.refused(&["doctor", "nobody"]);
-    assert!(err.contains("neither a registered peer nor a runtime"), "{err}");
+    assert!(
+        err.contains("neither a registered peer nor a runtime"),
+        "{err}"
+    );
 }
 
 /// `plugins new` writes a project that carries the SDK and the contract
@@ -2188,7 +2213,11 @@ fn the_demo_wakes_a_sleeping_peer_and_delivers() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for step in [
         "woke bob (claude) and delivered the message",
         "<message><![CDATA[Hello bob, can you review the open PRs?]]></message>",
@@ -2198,6 +2227,10 @@ fn the_demo_wakes_a_sleeping_peer_and_delivers() {
     ] {
         assert!(text.contains(step), "{step:?} missing:\n{text}");
     }
-    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
     assert!(!f.root.join("peers-profiles.json").exists());
 }

@@ -50,7 +50,9 @@ fn from(who: &str) -> String {
 /// left the real CLI seeing the server connected before any boot.
 fn real_claude_to_real_claude_through_mcp() {
     let model = Model::start(false);
-    let Some(f) = claude_fleet(&model) else { return };
+    let Some(f) = claude_fleet(&model) else {
+        return;
+    };
     let _daemon = f.start_daemon(&[]);
     f.sender();
     let bob = f.register("bob", "claude", &[]);
@@ -74,17 +76,30 @@ fn real_claude_to_real_claude_through_mcp() {
         {"when": "delivered_to", "reply": "sent the second"},
     ]));
     ok(&f, &["wake", "bob", "--message", "mk-ask-1 message alice"]);
-    assert!(wait("alice hears bob", 60, || count_in(&model, &from("bob"), "mkA1") >= 1),
-        "bob:\n{}\nalice:\n{}\nturns: {:#?}", f.pane("claude-bob"), f.pane("claude-alice"),
-        model.turns());
-    assert!(wait("bob's second turn", 30, || model.ever("sent the first")
+    assert!(
+        wait("alice hears bob", 60, || count_in(
+            &model,
+            &from("bob"),
+            "mkA1"
+        ) >= 1),
+        "bob:\n{}\nalice:\n{}\nturns: {:#?}",
+        f.pane("claude-bob"),
+        f.pane("claude-alice"),
+        model.turns()
+    );
+    assert!(wait("bob's second turn", 30, || model
+        .ever("sent the first")
         || tool_results(&model).len() >= 1));
     settle(&f, "claude-bob");
     assert!(f.is_live("claude-alice"), "the message woke alice");
     settle(&f, "claude-alice");
     let (sent, out) = send(&f, "mk-ask-2 and once more");
     assert!(sent, "{out}");
-    assert!(wait("alice hears bob again", 60, || count_in(&model, &from("bob"), "mkB2") >= 1));
+    assert!(wait("alice hears bob again", 60, || count_in(
+        &model,
+        &from("bob"),
+        "mkB2"
+    ) >= 1));
     assert!(wait("both tool results", 30, || tool_results(&model).len() >= 2));
     settle(&f, "claude-alice");
     settle(&f, "claude-bob");
@@ -106,8 +121,12 @@ fn real_claude_to_real_claude_through_mcp() {
 fn real_codex_to_real_claude_through_mcp() {
     let codex_model = Model::start(true);
     let claude_model = Model::start(false);
-    let Some(f) = with_real_claude(Fleet::new(), &claude_model) else { return };
-    let Some(f) = with_real_codex(f, &codex_model) else { return };
+    let Some(f) = with_real_claude(Fleet::new(), &claude_model) else {
+        return;
+    };
+    let Some(f) = with_real_codex(f, &codex_model) else {
+        return;
+    };
     let _daemon = f.start_daemon(&[]);
     f.sender();
     f.register("bob", "codex", &[]);
@@ -120,23 +139,42 @@ fn real_codex_to_real_claude_through_mcp() {
         {"reply": "sent it"},
     ]));
     ok(&f, &["wake", "bob", "--message", "mk-ask-3 message alice"]);
-    assert!(wait("alice hears codex", 90, || count_in(&claude_model, &from("bob"), "mkC3") >= 1),
-        "codex pane:\n{}", f.pane("codex-bob"));
-    assert!(wait("codex's tool result", 30, || !tool_results(&codex_model).is_empty()));
+    assert!(
+        wait("alice hears codex", 90, || count_in(
+            &claude_model,
+            &from("bob"),
+            "mkC3"
+        ) >= 1),
+        "codex pane:\n{}",
+        f.pane("codex-bob")
+    );
+    assert!(wait("codex's tool result", 30, || !tool_results(
+        &codex_model
+    )
+    .is_empty()));
     settle(&f, "claude-alice");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(count_in(&claude_model, &from("bob"), "mkC3"), 1, "exactly once");
+    assert_eq!(
+        count_in(&claude_model, &from("bob"), "mkC3"),
+        1,
+        "exactly once"
+    );
     let results = tool_results(&codex_model);
     assert_eq!(results.len(), 1, "{results:#?}");
     assert_eq!(results[0]["ok"], true, "{results:#?}");
     assert_eq!(results[0]["woke"], true, "{results:#?}");
-    assert_eq!(results[0]["delivered_to"]["runtime"], "claude", "{results:#?}");
+    assert_eq!(
+        results[0]["delivered_to"]["runtime"], "claude",
+        "{results:#?}"
+    );
 }
 
 /// Reaped when idle, then a message resumes the conversation (the model
 /// sees the first turn again); `mark-new` and `new` start fresh ones.
 fn reap_resume_and_fresh(runtime: &str) {
-    let Some((model, f)) = real_fleet(runtime) else { return };
+    let Some((model, f)) = real_fleet(runtime) else {
+        return;
+    };
     let id = format!("{runtime}-bob");
     boot(&f, &model, runtime);
     let reap = |f: &Fleet| {
@@ -149,7 +187,10 @@ fn reap_resume_and_fresh(runtime: &str) {
     assert!(sent, "{out}");
     assert!(wait("the resumed turn", 60, || model.ever("rs1mark")));
     let resumed = turn_with(&model, "rs1mark").unwrap();
-    assert!(resumed.contains("boot0"), "the second turn carries the first: {resumed}");
+    assert!(
+        resumed.contains("boot0"),
+        "the second turn carries the first: {resumed}"
+    );
     settle(&f, &id);
 
     // Marked new, then gone: the next start is fresh.
@@ -159,7 +200,10 @@ fn reap_resume_and_fresh(runtime: &str) {
     assert!(sent, "{out}");
     assert!(wait("the fresh turn", 60, || model.ever("fr2mark")));
     let fresh = turn_with(&model, "fr2mark").unwrap();
-    assert!(!fresh.contains("boot0") && !fresh.contains("rs1mark"), "fresh: {fresh}");
+    assert!(
+        !fresh.contains("boot0") && !fresh.contains("rs1mark"),
+        "fresh: {fresh}"
+    );
     settle(&f, &id);
 
     // `new`: an unconditional fresh restart of the live peer.
@@ -184,7 +228,9 @@ fn real_codex_reaped_resumes_and_starts_fresh_when_told() {
 /// `interrupt` ends a turn the model holds open; `compact` then runs the
 /// runtime's compaction (a request at the model); both answer at once.
 fn interrupt_and_compact(runtime: &str) {
-    let Some((model, f)) = real_fleet(runtime) else { return };
+    let Some((model, f)) = real_fleet(runtime) else {
+        return;
+    };
     let id = format!("{runtime}-bob");
     boot(&f, &model, runtime);
     model.script(json!([{"hold_secs": 120, "reply": "never finished"}]));
@@ -203,13 +249,21 @@ fn interrupt_and_compact(runtime: &str) {
     settle(&f, &id);
     let before = requests(&model).len();
     let out = f.run(&["compact", "bob"]);
-    assert!(out.status.success(), "{}\n{}", output_text(&out), f.pane(&id));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        output_text(&out),
+        f.pane(&id)
+    );
     // Each runtime's own compaction prompt, in the request's last user
     // input (every request mentions summaries somewhere: tool texts,
     // `reasoning.summary`).
     let compaction = |r: &Value| {
         let last_input = if runtime == "codex" {
-            r["body"]["input"].as_array().and_then(|i| i.last()).cloned()
+            r["body"]["input"]
+                .as_array()
+                .and_then(|i| i.last())
+                .cloned()
         } else {
             r["body"]["messages"]
                 .as_array()
@@ -221,7 +275,8 @@ fn interrupt_and_compact(runtime: &str) {
             || text.contains("create a detailed summary of the conversation so far")
     };
     assert!(
-        wait("a compaction at the model", 30, || requests(&model)[before..]
+        wait("a compaction at the model", 30, || requests(&model)
+            [before..]
             .iter()
             .any(compaction)),
         "pane:\n{}",
@@ -245,11 +300,19 @@ fn real_codex_interrupted_and_compacted() {
 /// runtime refusing to start says why in the wake's error.
 fn death_is_explained(runtime: &str) {
     let codex = runtime == "codex";
-    let Some((model, mut f)) = real_fleet(runtime) else { return };
+    let Some((model, mut f)) = real_fleet(runtime) else {
+        return;
+    };
     let id = format!("{runtime}-bob");
     boot(&f, &model, runtime);
     let pid = runtime_pid(&f, &id).expect("the runtime's process");
-    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     assert!(wait("the session ends", 20, || !f.is_live(&id)));
     let listed = ok(&f, &["list", "--plain"]);
     assert!(listed.contains("killed by signal 9"), "{listed}");
@@ -292,7 +355,9 @@ fn real_codex_death_is_explained() {
 /// the same for `interrupt` and `compact`.
 fn real_claude_message_during_a_permission_prompt() {
     let model = Model::start(false);
-    let Some(f) = claude_fleet(&model) else { return };
+    let Some(f) = claude_fleet(&model) else {
+        return;
+    };
     f.sender();
     let cwd = f.register("bob", "claude", &[]);
     std::fs::create_dir_all(cwd.join(".claude")).unwrap();
@@ -304,7 +369,9 @@ fn real_claude_message_during_a_permission_prompt() {
     model.script(json!([{"when": "pm0mark", "tool_use": {"name": "Bash",
         "input": {"command": "touch ran-it", "description": "touch a file"}}}]));
     ok(&f, &["wake", "bob", "--message", "pm0mark run it"]);
-    assert!(wait("the permission prompt", 30, || f.pane("claude-bob").contains("Do you want to proceed?")));
+    assert!(wait("the permission prompt", 30, || f
+        .pane("claude-bob")
+        .contains("Do you want to proceed?")));
     let (sent, out) = send(&f, "pm1mark while it asks");
     assert!(!sent, "{out}");
     assert!(out.contains("NOT delivered"), "{out}");
@@ -326,13 +393,19 @@ fn real_claude_message_during_a_permission_prompt() {
 /// seconds, not at the boot deadline, with its words and the version.
 fn unknown_screen_fails_fast(runtime: &str) {
     let codex = runtime == "codex";
-    let Some((model, f)) = real_fleet(runtime) else { return };
+    let Some((model, f)) = real_fleet(runtime) else {
+        return;
+    };
     if codex {
         // No model provider: Codex asks how to sign in.
         std::fs::remove_file(f.home.join(".codex/config.toml")).unwrap();
     } else {
         // The stand-in's key never approved: Claude Code asks about it.
-        std::fs::write(f.home.join(".claude.json"), r#"{"hasCompletedOnboarding":true}"#).unwrap();
+        std::fs::write(
+            f.home.join(".claude.json"),
+            r#"{"hasCompletedOnboarding":true}"#,
+        )
+        .unwrap();
     }
     f.register("bob", runtime, &[]);
     let out = f.run(&["wake", "bob", "--message", "uk0mark never typed"]);
@@ -345,7 +418,10 @@ fn unknown_screen_fails_fast(runtime: &str) {
         ("Do you want to use this API key?", real_claude().unwrap())
     };
     let version = format!("runtime {}", cli_version(&bin));
-    assert!(text.contains("stuck at a screen") && text.contains(words) && text.contains(&version), "{text}");
+    assert!(
+        text.contains("stuck at a screen") && text.contains(words) && text.contains(&version),
+        "{text}"
+    );
     assert!(!model.ever("uk0mark"));
     assert!(!f.is_live(&format!("{runtime}-bob")));
 }
@@ -364,7 +440,9 @@ fn real_codex_unknown_screen_fails_fast() {
 /// hears a turn (not even the peer's profile prompt).
 fn doctor(runtime: &str) {
     let codex = runtime == "codex";
-    let Some((model, f)) = real_fleet(runtime) else { return };
+    let Some((model, f)) = real_fleet(runtime) else {
+        return;
+    };
     let cwd = f.register("bob", runtime, &[]);
     let bin = if codex { real_codex() } else { real_claude() }.unwrap();
     let version = cli_version(&bin);
@@ -374,7 +452,10 @@ fn doctor(runtime: &str) {
     } else {
         "— NOT the version the adapter was verified with"
     };
-    for (name, folder) in [(runtime, "(new and empty)".to_string()), ("bob", cwd.display().to_string())] {
+    for (name, folder) in [
+        (runtime, "(new and empty)".to_string()),
+        ("bob", cwd.display().to_string()),
+    ] {
         if name == "bob" {
             // bob is live while the doctor boots in his folder, and his
             // profile has a first prompt for fresh starts: neither matters.
@@ -390,13 +471,19 @@ fn doctor(runtime: &str) {
             .unwrap();
         }
         let panes = f.dir.path().join(format!("panes-{name}"));
-        let out = ok(&f, &["doctor", name, "--save-panes", panes.to_str().unwrap()]);
+        let out = ok(
+            &f,
+            &["doctor", name, "--save-panes", panes.to_str().unwrap()],
+        );
         let mut saved: Vec<String> = std::fs::read_dir(&panes)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         saved.sort();
-        assert!(saved.last().is_some_and(|l| l.ends_with("-ready.txt")), "{saved:?}");
+        assert!(
+            saved.last().is_some_and(|l| l.ends_with("-ready.txt")),
+            "{saved:?}"
+        );
         if name == runtime {
             write_goldens(runtime, &version, &panes);
         }
@@ -411,8 +498,15 @@ fn doctor(runtime: &str) {
         }
         assert!(!out.contains("pasted"), "{out}");
     }
-    assert!(model.turns().is_empty(), "nothing typed: {:#?}", model.turns());
-    assert!(f.is_live(&format!("{runtime}-bob")), "the doctor left bob's session alone");
+    assert!(
+        model.turns().is_empty(),
+        "nothing typed: {:#?}",
+        model.turns()
+    );
+    assert!(
+        f.is_live(&format!("{runtime}-bob")),
+        "the doctor left bob's session alone"
+    );
     assert!(!f.is_live(&format!("{runtime}-doctor")));
 }
 

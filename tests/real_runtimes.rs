@@ -11,7 +11,6 @@
 //! Without the CLIs the harness reports these tests ignored; CI sets
 //! `IAPEER_REQUIRE_REAL_CLIS=1`, so there they must run.
 
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -97,11 +96,15 @@ fn draft_probe(
     }
     // A draft is the operator's: nothing goes in beside it, and it stays.
     if ok || !out.contains("NOT delivered") {
-        bad.push(format!("a send beside the operator's draft was not refused: {out}"));
+        bad.push(format!(
+            "a send beside the operator's draft was not refused: {out}"
+        ));
     }
     let pane = f.pane(id);
     if !pane.contains(draft_mark) {
-        bad.push(format!("the operator's draft ({draft_mark}) left the composer:\n{pane}"));
+        bad.push(format!(
+            "the operator's draft ({draft_mark}) left the composer:\n{pane}"
+        ));
     }
     eprintln!("send ok={ok}: {out}\npane after:\n{pane}");
     bad
@@ -332,7 +335,9 @@ fn delivers_and_never_sends_a_draft(f: &Fleet, model: &Model, id: &str) -> Vec<S
 /// Runs `probe` on a booted `bob` of the real `runtime` (skipped, said,
 /// without the CLI); every failure it lists fails the test.
 fn on_real(runtime: &str, probe: fn(&Fleet, &Model, &str) -> Vec<String>) {
-    let Some((model, f)) = real_fleet(runtime) else { return };
+    let Some((model, f)) = real_fleet(runtime) else {
+        return;
+    };
     boot(&f, &model, runtime);
     let bad = probe(&f, &model, &format!("{runtime}-bob"));
     assert!(bad.is_empty(), "{bad:#?}");

@@ -61,7 +61,10 @@ fn secs(d: f64) -> Duration {
 }
 
 fn ratio(a: &Stats, floor: &Stats) -> String {
-    format!("{:.2}×", a.median.as_secs_f64() / floor.median.as_secs_f64())
+    format!(
+        "{:.2}×",
+        a.median.as_secs_f64() / floor.median.as_secs_f64()
+    )
 }
 
 /// The runtime's command line and environment as iapeerd started it.
@@ -96,7 +99,19 @@ fn bare_boot(l: &Launched, sock: &Path, ready: &dyn Fn(&str) -> bool) -> Duratio
     let ok = Command::new("tmux")
         .args(["-f", "/dev/null", "-S"])
         .arg(sock)
-        .args(["new-session", "-d", "-s", "x", "-x", "220", "-y", "50", "--", "env", "-i"])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "x",
+            "-x",
+            "220",
+            "-y",
+            "50",
+            "--",
+            "env",
+            "-i",
+        ])
         .args(&l.env)
         .args(&l.argv)
         .current_dir(&l.cwd)
@@ -136,7 +151,9 @@ fn wake(f: &Fleet, args: &[&str]) {
 fn wake_against_bare(runtime: &str) {
     let codex = runtime == "codex";
     let Some((model, mut f)) = real_fleet(runtime) else {
-        println!("{runtime}: SKIPPED (the real CLI is not installed; tests/interop/install-clis.sh)");
+        println!(
+            "{runtime}: SKIPPED (the real CLI is not installed; tests/interop/install-clis.sh)"
+        );
         return;
     };
     // Every round kills the session behind iapeer's back.
@@ -148,7 +165,11 @@ fn wake_against_bare(runtime: &str) {
     f.crash(&id);
     wake(&f, &["wake", "bob"]);
     settle(&f, &id);
-    assert!(idle(&f, &id), "the resumed {runtime} is not idle:\n{}", f.pane(&id));
+    assert!(
+        idle(&f, &id),
+        "the resumed {runtime} is not idle:\n{}",
+        f.pane(&id)
+    );
     let l = launched(&f, &id);
     f.crash(&id);
     let plugins = PluginHost::load(&crate::options(&f.home, CompileCache::disabled()))
@@ -196,11 +217,23 @@ fn wake_against_bare(runtime: &str) {
     let bin = if codex { real_codex() } else { real_claude() };
     let version = cli_version(&bin.unwrap());
     println!("{runtime}: {version}");
-    row(&format!("{runtime} bare in tmux → input-ready (the floor)"), &bare);
-    row(&format!("`iapeer wake`, dead {runtime} peer → input-ready"), &ours);
+    row(
+        &format!("{runtime} bare in tmux → input-ready (the floor)"),
+        &bare,
+    );
+    row(
+        &format!("`iapeer wake`, dead {runtime} peer → input-ready"),
+        &ours,
+    );
     println!("  ratio {}", ratio(&ours, &bare));
-    row(&format!("{runtime} bare in tmux, typed → message at the model"), &bare_msg);
-    row(&format!("`iapeer wake --message`, dead {runtime} → message at the model"), &ours_msg);
+    row(
+        &format!("{runtime} bare in tmux, typed → message at the model"),
+        &bare_msg,
+    );
+    row(
+        &format!("`iapeer wake --message`, dead {runtime} → message at the model"),
+        &ours_msg,
+    );
     println!("  ratio {}", ratio(&ours_msg, &bare_msg));
 }
 
@@ -239,9 +272,7 @@ fn mcp_round_trip() {
             ]));
             let (sent, out) = send(&f, &ask);
             assert!(sent, "{out}");
-            let sent_at = wait_for(|| {
-                request_with(&model, &ask).and_then(|r| r["done"].as_f64())
-            });
+            let sent_at = wait_for(|| request_with(&model, &ask).and_then(|r| r["done"].as_f64()));
             // Bob's next turn after the one answered with the tool_use
             // carries its result (alice's turns never carry the ask).
             let result_at = wait_for(|| {
@@ -270,8 +301,14 @@ fn mcp_round_trip() {
             }
         }
         let alice = if asleep { "asleep (woken)" } else { "live" };
-        row(&format!("MCP send_to_peer, alice {alice}: tool_use → tool_result"), &stats_of(results));
-        row(&format!("MCP send_to_peer, alice {alice}: tool_use → at alice's model"), &stats_of(heard));
+        row(
+            &format!("MCP send_to_peer, alice {alice}: tool_use → tool_result"),
+            &stats_of(results),
+        );
+        row(
+            &format!("MCP send_to_peer, alice {alice}: tool_use → at alice's model"),
+            &stats_of(heard),
+        );
     }
 }
 

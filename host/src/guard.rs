@@ -15,6 +15,14 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// The supervisor's name: `launchd`, `systemd`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Owner::Launchd(_) => "launchd",
+            Owner::SystemdUser(_) => "systemd",
+        }
+    }
+
     pub fn describe(&self) -> &'static str {
         match self {
             Owner::Launchd(_) => "launchd-managed",

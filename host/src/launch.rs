@@ -566,7 +566,10 @@ fn watched(info: &AdapterInfo, home: &str, cwd: &str, newest: u64) -> String {
     };
     let seen = match newest {
         0 => "and found no activity there".to_string(),
-        ms => format!("and its newest activity stayed at {}", crate::clock::iso8601_utc(ms)),
+        ms => format!(
+            "and its newest activity stayed at {}",
+            crate::clock::iso8601_utc(ms)
+        ),
     };
     format!("{what}, {seen}")
 }
@@ -653,7 +656,9 @@ fn worded_rows(pane: &str) -> Vec<String> {
 /// at most 480 characters.
 fn screen_text(pane: &str) -> String {
     let rows = worded_rows(pane);
-    let text = rows[rows.len().saturating_sub(10)..].join(" ⏎ ").replace('"', "'");
+    let text = rows[rows.len().saturating_sub(10)..]
+        .join(" ⏎ ")
+        .replace('"', "'");
     text.chars().take(480).collect()
 }
 

@@ -11,13 +11,17 @@
 //! The public surface is what the binaries, the black-box tests and the
 //! benchmarks need; everything else is crate-private.
 
+#[cfg(test)]
+mod acyclic;
 mod api;
+mod app;
 pub mod cli;
 mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 mod deaths;
+mod discovery;
 mod envelope;
 mod events;
 mod fsutil;

@@ -25,30 +25,6 @@ pub fn path(cfg: &Config, id: &Identity) -> PathBuf {
     cfg.log_dir.join("panes").join(format!("{id}.log"))
 }
 
-/// Whose log to show for a peer: the named runtime's, else the one written
-/// last, else the default runtime's.
-pub fn log_identity(
-    cfg: &Config,
-    peer: &crate::registry::PeerRecord,
-    runtime: Option<&str>,
-) -> Result<Identity, crate::lifecycle::LifecycleError> {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    Ok(match runtime {
-        Some(r) => {
-            let rt = crate::lifecycle::resolve_wake_runtime(Some(r), peer)?;
-            Identity::new(&rt, &peer.personality)
-        }
-        None => peer
-            .runtimes
-            .iter()
-            .map(|rt| Identity::new(rt, &peer.personality))
-            .filter_map(|id| modified(&path(cfg, &id)).map(|m| (m, id)))
-            .max_by_key(|(m, _)| *m)
-            .map(|(_, id)| id)
-            .unwrap_or_else(|| Identity::new(&peer.default_runtime, &peer.personality)),
-    })
-}
-
 /// `'…'` for `sh`: a `'` inside becomes `'\''`.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

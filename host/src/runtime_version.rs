@@ -94,7 +94,10 @@ mod tests {
             first_line("\n  2.1.332 (Claude Code)\nmore\n").as_deref(),
             Some("2.1.332 (Claude Code)")
         );
-        assert_eq!(first_line("codex-cli\t0.171.0\x07").as_deref(), Some("codex-cli 0.171.0"));
+        assert_eq!(
+            first_line("codex-cli\t0.171.0\x07").as_deref(),
+            Some("codex-cli 0.171.0")
+        );
         assert_eq!(first_line(&"9".repeat(200)).unwrap().len(), 80);
         assert_eq!(first_line(" \n\n"), None);
         assert_eq!(
@@ -106,7 +109,10 @@ mod tests {
 
     #[test]
     fn verified_versions_come_from_build_metadata() {
-        assert_eq!(verified_with("0.2.1+verified.2.1.332").as_deref(), Some("2.1.332"));
+        assert_eq!(
+            verified_with("0.2.1+verified.2.1.332").as_deref(),
+            Some("2.1.332")
+        );
         assert_eq!(verified_with("0.2.1"), None);
         assert_eq!(verified_with("0.2.1+build.7"), None);
     }

@@ -209,13 +209,18 @@ pub fn real_codex() -> Option<PathBuf> {
 pub fn cli_version(bin: &std::path::Path) -> String {
     let out = Command::new(bin).arg("--version").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string()
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Whether `bin` is the pinned version its adapter was verified with.
 pub fn is_pinned(bin: &std::path::Path) -> bool {
     let said = cli_version(bin);
-    said.split_whitespace().any(|w| w == CLAUDE_VERSION || w == CODEX_VERSION)
+    said.split_whitespace()
+        .any(|w| w == CLAUDE_VERSION || w == CODEX_VERSION)
 }
 
 fn common_env(f: Fleet) -> Fleet {
@@ -321,7 +326,6 @@ pub fn send(f: &Fleet, msg: &str) -> (bool, String) {
     (o.status.success(), output_text(&o))
 }
 
-
 /// Every request the stand-in recorded.
 pub fn requests(model: &Model) -> Vec<Value> {
     let all = curl(&[&format!("{}/_requests", model.url)]).json();
@@ -364,7 +368,9 @@ pub fn tool_results(model: &Model) -> Vec<Value> {
         for (id, text) in items {
             if seen.insert(id) {
                 // Codex prefixes a tool's output with "Wall time: …\nOutput:\n".
-                let body = text.split_once("Output:\n").map_or(text.as_str(), |(_, o)| o);
+                let body = text
+                    .split_once("Output:\n")
+                    .map_or(text.as_str(), |(_, o)| o);
                 out.push(serde_json::from_str(body).unwrap_or(Value::String(text.clone())));
             }
         }

@@ -37,18 +37,33 @@ impl Toolchain {
             Toolchain::RealClis => [crate::real::claude_path(), crate::real::codex_path()]
                 .into_iter()
                 .find(|p| !p.exists())
-                .map(|p| format!("{} is not installed (tests/interop/install-clis.sh)", p.display())),
+                .map(|p| {
+                    format!(
+                        "{} is not installed (tests/interop/install-clis.sh)",
+                        p.display()
+                    )
+                }),
             Toolchain::Browser => crate::browser::driver_python(&repo_root())
                 .err()
-                .map(|why| format!("{why} (.ci/run installs chromium, chromium-driver and Selenium)")),
+                .map(|why| {
+                    format!("{why} (.ci/run installs chromium, chromium-driver and Selenium)")
+                }),
             Toolchain::McpSdk => {
                 let python = mcp_sdk_python();
-                (!python.exists())
-                    .then(|| format!("no Python MCP SDK at {} (.ci/run installs it)", python.display()))
+                (!python.exists()).then(|| {
+                    format!(
+                        "no Python MCP SDK at {} (.ci/run installs it)",
+                        python.display()
+                    )
+                })
             }
-            Toolchain::PythonAdapter => std::env::var_os("IAPEER_PYTHON_ADAPTER")
-                .is_none()
-                .then(|| "IAPEER_PYTHON_ADAPTER is not set (adapters/python-gemini/build.sh)".into()),
+            Toolchain::PythonAdapter => {
+                std::env::var_os("IAPEER_PYTHON_ADAPTER")
+                    .is_none()
+                    .then(|| {
+                        "IAPEER_PYTHON_ADAPTER is not set (adapters/python-gemini/build.sh)".into()
+                    })
+            }
         }
     }
 }

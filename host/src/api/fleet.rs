@@ -230,7 +230,7 @@ async fn pane(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let id = match crate::panelog::log_identity(&lc.cfg, &record, q.runtime.as_deref()) {
+    let id = match crate::lifecycle::log_identity(&lc.cfg, &record, q.runtime.as_deref()) {
         Ok(id) => id,
         Err(e) => return error(lifecycle_status(&e), e.to_string()),
     };

@@ -13,6 +13,7 @@ mod dashboard;
 mod events;
 mod fleet;
 mod mcp;
+pub(crate) mod reload;
 
 pub(crate) use fleet::operator_sender;
 
@@ -72,7 +73,7 @@ pub(crate) struct ApiState {
     /// not abort a wake half-way, and shutdown waits for them.
     pub tasks: TaskTracker,
     /// The daemon's one reload task.
-    reloader: std::sync::OnceLock<crate::daemon::Reloader>,
+    reloader: std::sync::OnceLock<reload::Reloader>,
     /// Open event streams, bounded: they never end on their own, and they
     /// share the listeners' connection cap with every request.
     pub event_streams: Arc<tokio::sync::Semaphore>,
@@ -93,11 +94,11 @@ impl ApiState {
         }
     }
 
-    pub fn set_reloader(&self, r: crate::daemon::Reloader) {
+    pub fn set_reloader(&self, r: reload::Reloader) {
         let _ = self.reloader.set(r);
     }
 
-    pub fn reloader(&self) -> Option<&crate::daemon::Reloader> {
+    pub fn reloader(&self) -> Option<&reload::Reloader> {
         self.reloader.get()
     }
 

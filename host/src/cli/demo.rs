@@ -29,7 +29,8 @@ pub fn run(cfg: &Config, keep: bool) -> anyhow::Result<i32> {
     write_executable(&stand_in, STAND_IN)?;
     let c = &mut trial.cfg;
     c.home = home.clone();
-    c.env.insert("HOME".into(), home.to_string_lossy().into_owned());
+    c.env
+        .insert("HOME".into(), home.to_string_lossy().into_owned());
     c.cache_dir = c.root.join("cache");
     c.plugin_dirs = vec![c.root.join("plugins")];
     c.bin_overrides
@@ -61,21 +62,27 @@ pub fn run(cfg: &Config, keep: bool) -> anyhow::Result<i32> {
     ));
     verbs::list(&cfg, false)?;
 
-    say("alice sends bob a message. He is asleep, so iapeer starts his runtime in its own tmux session, answers nothing it does not recognise, waits for his input composer, pastes the message and presses Enter:");
-    step("iapeer send bob --from claude-alice --message \"…\"", || {
-        send(&cfg, "Hello bob, can you review the open PRs?")
-    })?;
+    say(
+        "alice sends bob a message. He is asleep, so iapeer starts his runtime in its own tmux session, answers nothing it does not recognise, waits for his input composer, pastes the message and presses Enter:",
+    );
+    step(
+        "iapeer send bob --from claude-alice --message \"…\"",
+        || send(&cfg, "Hello bob, can you review the open PRs?"),
+    )?;
     show_pane(&cfg, &bob)?;
 
     say("A second message finds bob awake: it goes straight into his composer.");
-    step("iapeer send bob --from claude-alice --message \"…\"", || {
-        send(&cfg, "And the issues, when you have a minute.")
-    })?;
+    step(
+        "iapeer send bob --from claude-alice --message \"…\"",
+        || send(&cfg, "And the issues, when you have a minute."),
+    )?;
     show_pane(&cfg, &bob)?;
 
     use std::io::IsTerminal;
     if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-        say("Now the panel, as `iapeer list` shows it on a terminal: Enter attaches to a peer (detach with Ctrl-b d), w/s wake and stop, l its log, q quits and ends the demo. Press Enter to open it.");
+        say(
+            "Now the panel, as `iapeer list` shows it on a terminal: Enter attaches to a peer (detach with Ctrl-b d), w/s wake and stop, l its log, q quits and ends the demo. Press Enter to open it.",
+        );
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
         crate::panel::run(&cfg)?;
@@ -96,7 +103,9 @@ pub fn run(cfg: &Config, keep: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     end_sessions(&cfg)?;
-    say("Done: the sessions are stopped and the throwaway root is gone. Next: README, \"Two peers talking\".");
+    say(
+        "Done: the sessions are stopped and the throwaway root is gone. Next: README, \"Two peers talking\".",
+    );
     Ok(0)
 }
 

@@ -155,7 +155,10 @@ fn examine(
     let release = info.version.split('+').next().unwrap_or_default();
     let verified = crate::runtime_version::verified_with(&info.version);
     crate::outln!("doctor: {rt}");
-    crate::outln!("  adapter  {rt} {release} ({})", one_line(&adapter.source().to_string()));
+    crate::outln!(
+        "  adapter  {rt} {release} ({})",
+        one_line(&adapter.source().to_string())
+    );
     crate::outln!("  binary   {}", one_line(&binary));
     crate::outln!(
         "  version  {} — {}",
@@ -191,7 +194,9 @@ fn verdict(said: Option<&str>, verified: Option<&str>) -> String {
     match (said, verified) {
         (_, None) => "the adapter names no version it was verified with".into(),
         (None, Some(v)) => format!("the adapter was verified with {v}"),
-        (Some(s), Some(v)) if mentions(s, v) => format!("the version the adapter was verified with"),
+        (Some(s), Some(v)) if mentions(s, v) => {
+            format!("the version the adapter was verified with")
+        }
         (Some(_), Some(v)) => format!(
             "NOT the version the adapter was verified with ({v}): a screen it does not know fails the boot below"
         ),

@@ -32,7 +32,7 @@ fn log_path(cfg: &Config, a: &LogsArgs<'_>) -> anyhow::Result<(Identity, PathBuf
     let peer = reg
         .find(a.peer)
         .with_context(|| format!("peer {:?} is not registered", a.peer))?;
-    let id = panelog::log_identity(cfg, peer, a.runtime)?;
+    let id = crate::lifecycle::log_identity(cfg, peer, a.runtime)?;
     let path = panelog::path(cfg, &id);
     Ok((id, path))
 }

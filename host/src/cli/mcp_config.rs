@@ -42,7 +42,7 @@ pub enum Client {
 /// The MCP URL clients should use: the running daemon's, else the
 /// configured port's.
 fn mcp_url(cfg: &Config) -> String {
-    if let Some(tcp) = crate::daemon::read_discovery(cfg).and_then(|d| d.tcp) {
+    if let Some(tcp) = crate::discovery::read(cfg).and_then(|d| d.tcp) {
         return tcp;
     }
     let port = cfg
@@ -115,7 +115,9 @@ fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<bool> {
     }
     // These files are the operator's and the client's: a rewrite keeps
     // their mode (a new one is private).
-    let mode = std::fs::symlink_metadata(path).ok().map(|m| m.permissions());
+    let mode = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| m.permissions());
     fsutil::write_atomic(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     if let Some(mode) = mode {
@@ -231,14 +233,21 @@ fn trust_folder(state_path: &Path, cwd: &Path) -> anyhow::Result<bool> {
         .entry("projects")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(projects) = projects else {
-        bail!("{}: projects is not an object; not touching it", state_path.display());
+        bail!(
+            "{}: projects is not an object; not touching it",
+            state_path.display()
+        );
     };
     let key = cwd.to_string_lossy().into_owned();
     let project = projects
         .entry(key)
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(project) = project else {
-        bail!("{}: projects.{} is not an object; not touching it", state_path.display(), cwd.display());
+        bail!(
+            "{}: projects.{} is not an object; not touching it",
+            state_path.display(),
+            cwd.display()
+        );
     };
     if project.get("hasTrustDialogAccepted") == Some(&Value::Bool(true)) {
         return Ok(false);
@@ -352,7 +361,10 @@ mod tests {
         assert!(trust_folder(&state, Path::new("/a")).unwrap());
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644, "the file keeps its mode");
-        assert!(!trust_folder(&state, Path::new("/a")).unwrap(), "idempotent");
+        assert!(
+            !trust_folder(&state, Path::new("/a")).unwrap(),
+            "idempotent"
+        );
         assert!(trust_folder(&state, Path::new("/b")).unwrap());
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         assert_eq!(v["hasCompletedOnboarding"], true);

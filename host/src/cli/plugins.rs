@@ -63,7 +63,7 @@ fn dir_line(dir: &Path) -> String {
 
 /// The running daemon's socket and pid, when one is advertised.
 fn daemon(cfg: &Config) -> Option<(std::path::PathBuf, u32)> {
-    let d = crate::daemon::read_discovery(cfg)?;
+    let d = crate::discovery::read(cfg)?;
     Some((d.sock?, d.pid))
 }
 

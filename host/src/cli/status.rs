@@ -9,7 +9,7 @@ use super::verbs::{block_on, print_json};
 use crate::config::Config;
 
 pub fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
-    let sock = crate::daemon::read_discovery(cfg)
+    let sock = crate::discovery::read(cfg)
         .and_then(|d| d.sock)
         .unwrap_or_else(|| cfg.daemon_socket.clone());
     let answer = block_on(crate::client::get_json(

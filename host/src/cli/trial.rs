@@ -137,7 +137,10 @@ impl Trial {
         };
         // An interrupt ends the trial, not just this process: the session
         // and the throwaway root go with it.
-        let mut interrupts = self.interrupts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut interrupts = self
+            .interrupts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let outcome = block_on(async {
             tokio::select! {
                 biased;
@@ -167,7 +170,12 @@ impl Trial {
             }
         };
         let interrupted = matches!(ending, Ending::Interrupted);
-        self.end_session(&lc, &id, session_started.load(Ordering::Relaxed), interrupted);
+        self.end_session(
+            &lc,
+            &id,
+            session_started.load(Ordering::Relaxed),
+            interrupted,
+        );
         Ok(ending)
     }
 
@@ -216,7 +224,8 @@ fn clear_saved_panes(dir: &Path) -> anyhow::Result<()> {
             && name[..2].bytes().all(|b| b.is_ascii_digit())
             && name.as_bytes()[2] == b'-';
         if ours {
-            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
     Ok(())
@@ -330,7 +339,9 @@ impl Printer {
                     Verdict::DialogKeys(keys) => format!("a dialog: sent keys {keys:?}"),
                     Verdict::Ready => "ready (is-input-ready: true)".into(),
                     Verdict::NotReady => "not ready yet (no dialog, no composer)".into(),
-                    Verdict::Waiting => "a screen the adapter knows passes by itself: waiting".into(),
+                    Verdict::Waiting => {
+                        "a screen the adapter knows passes by itself: waiting".into()
+                    }
                     Verdict::Unsettled => "a dialog, still changing: keys held back".into(),
                 };
                 crate::outln!("{t:>8.3}s  pane judged {}:", one_line(&said));

@@ -6,51 +6,19 @@
 use std::io::{IsTerminal, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::table;
-use crate::clock::SystemClock;
+pub use crate::app::{ExitQuietly, block_on, lifecycle};
 use crate::config::Config;
 use crate::lifecycle::{
     Lifecycle, LifecycleError, Peers, RuntimeState, VerbOutcome, WakeArgs, WakeReport,
 };
 use crate::names::{Identity, Personality, Runtime};
-use crate::plugins::PluginHost;
 use crate::registry::{self, Registration};
 use crate::route::{self, Door, SendRequest};
-
-/// A failure already reported on stdout (as JSON): exit 1, print nothing more.
-#[derive(Debug, thiserror::Error)]
-#[error("failed")]
-pub struct ExitQuietly;
-
-pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
-    let plugins = block_on(PluginHost::load(&cfg.plugin_options()))?.map_err(anyhow::Error::msg)?;
-    Ok(
-        Lifecycle::new(cfg.clone(), Arc::new(plugins), Arc::new(SystemClock))
-            .with_shim(crate::shim::current()),
-    )
-}
-
-/// Runs a future to completion on the process's async runtime.
-pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
-    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
-        std::sync::OnceLock::new();
-    let rt = RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    Ok(rt.block_on(f))
-}
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(crate::term::out_json(v)?)
@@ -417,8 +385,8 @@ pub fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             })
             .collect();
         let mut name = p.personality.clone();
-        if p.launchd_managed {
-            name.push_str(" (launchd)");
+        if let Some(owner) = p.managed_by {
+            name.push_str(&format!(" ({owner})"));
         }
         // The newest exit across the peer's runtimes.
         let last_exit = p

@@ -7,7 +7,6 @@
 //! `router.json`, and exits 0. Sessions outlive it: the next daemon
 //! supervises them. One daemon per root.
 
-mod discovery;
 mod listen;
 mod reload;
 mod service;
@@ -26,11 +25,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use discovery::Discovery;
-pub(crate) use discovery::read as read_discovery;
+pub use crate::discovery::Discovery;
 
 use crate::api::{self, ApiState, DaemonInfo, Listener, TickSummary};
-use crate::cli::{GlobalArgs, finish};
+use crate::app::{GlobalArgs, finish};
 use crate::clock::{Clock, SystemClock, iso8601_utc};
 use crate::config::Config;
 use crate::fsutil;
@@ -106,8 +104,6 @@ fn summary(host: &PluginHost) -> String {
         .count();
     format!("adapters={} not_loaded={not_loaded}", runtimes.join(","))
 }
-
-pub(crate) use reload::Reloader;
 
 fn new_lifecycle(
     cfg: &Config,
@@ -241,7 +237,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
             Duration::from_secs(cli.write_stall_secs),
         )));
     }
-    let discovery_file = discovery::write(
+    let discovery_file = crate::discovery::write(
         &cfg,
         &Discovery {
             sock: Some(bound.sock.clone()),
@@ -273,7 +269,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => reloader.request(reload::Trigger::Operator),
+            _ = hup.recv() => reloader.request(crate::api::reload::Trigger::Operator),
             _ = interval.tick() => {
                 state.tasks.spawn(supervise(state.clone()));
             }
@@ -297,7 +293,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
             "in-flight work outlasted {grace:?}; stopping anyway (its sessions stay recorded and supervised)"
         );
     }
-    discovery::remove(&discovery_file);
+    crate::discovery::remove(&discovery_file);
     let _ = fsutil::remove_if_exists(&state.info.sock);
     crate::errln!("[iapeerd] stopped");
     drop(lock);
@@ -309,7 +305,7 @@ pub fn iapeerd_main() -> ExitCode {
     if let Some(code) = crate::shim::dispatch().or_else(crate::panelog::dispatch) {
         return code;
     }
-    let cli: IapeerdCli = match crate::cli::parse_args("iapeerd") {
+    let cli: IapeerdCli = match crate::app::parse_args("iapeerd") {
         Ok(cli) => cli,
         Err(code) => return code,
     };

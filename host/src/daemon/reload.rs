@@ -12,69 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
+use crate::api::reload::{ReloadSummary, Reloader, Request, Trigger};
 use crate::config::Config;
-use crate::plugins::PluginReport;
 
 /// File events settle this long before a reload (a copy is many writes).
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// What a reload left serving.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct ReloadSummary {
-    /// The runtimes served now.
-    pub adapters: Vec<String>,
-    /// How many of them were kept from before, unchanged (not recompiled).
-    pub reused: usize,
-    pub reports: Vec<PluginReport>,
-}
-
-/// Who asked. Only an operator's reload (SIGHUP, the API, the CLI's plugin
-/// verbs) puts quarantined adapters back; a file event elsewhere in a
-/// plugin dir does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    FileEvent,
-    Operator,
-}
-
-struct Request {
-    trigger: Trigger,
-    answer: Option<oneshot::Sender<Result<ReloadSummary, String>>>,
-}
-
-/// Asks the reload task for a reload.
-#[derive(Clone)]
-pub(crate) struct Reloader(mpsc::Sender<Request>);
-
-impl Reloader {
-    /// Fire and forget (a burst of requests is one reload).
-    pub fn request(&self, trigger: Trigger) {
-        let _ = self.0.try_send(Request {
-            trigger,
-            answer: None,
-        });
-    }
-
-    /// Reloads (as the operator) and says what is serving afterwards.
-    pub async fn reload(&self) -> Result<ReloadSummary, String> {
-        let (tx, rx) = oneshot::channel();
-        self.0
-            .send(Request {
-                trigger: Trigger::Operator,
-                answer: Some(tx),
-            })
-            .await
-            .map_err(|_| "the reload task has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the reload task has stopped".to_string())?
-    }
-}
-
-/// Starts the task; `rebuild` turns a plugin host into the next lifecycle.
+/// Starts the task.
 pub(crate) fn spawn(
     cfg: Config,
     state: Arc<ApiState>,
@@ -101,7 +49,7 @@ pub(crate) fn spawn(
             }
         }
     });
-    Reloader(tx)
+    Reloader::new(tx)
 }
 
 async fn reload_once(

@@ -26,7 +26,7 @@ pub use decide::{ModeCause, WakeMode, compose_first_message, resolve_wake_mode};
 pub use error::LifecycleError;
 pub use operator::{
     AttachTarget, LastExit, NewOutcome, PeerStatus, Peers, RuntimeState, RuntimeStatus, VerbAction,
-    VerbOutcome,
+    VerbOutcome, log_identity,
 };
 pub use supervise::{SuperviseAction, SuperviseOutcome};
 

@@ -147,7 +147,13 @@ pub struct PeerStatus {
     pub intelligence: String,
     pub description: String,
     pub cwd: PathBuf,
-    pub launchd_managed: bool,
+    /// Owned by launchd or a systemd user unit (the wire name predates
+    /// systemd support).
+    #[serde(rename = "launchd_managed")]
+    pub externally_managed: bool,
+    /// Which supervisor owns it: `launchd` or `systemd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<&'static str>,
     pub runtimes: Vec<RuntimeStatus>,
 }
 
@@ -578,6 +584,7 @@ impl Lifecycle {
             })
             .collect();
         let last = self.last_active_runtime(peer).await;
+        let owner = guard::external_owner(&self.cfg, &peer.personality);
         PeerStatus {
             personality: peer.personality.to_string(),
             default_runtime: peer.default_runtime.to_string(),
@@ -586,7 +593,8 @@ impl Lifecycle {
             intelligence: peer.intelligence.clone(),
             description: peer.description.clone(),
             cwd: peer.cwd.clone(),
-            launchd_managed: guard::is_externally_managed(&self.cfg, &peer.personality),
+            externally_managed: owner.is_some(),
+            managed_by: owner.as_ref().map(guard::Owner::name),
             runtimes,
         }
     }
@@ -600,4 +608,28 @@ impl Lifecycle {
         }
         Ok(fleet)
     }
+}
+
+/// Whose log to show for a peer: the named runtime's, else the one written
+/// last, else the default runtime's.
+pub fn log_identity(
+    cfg: &crate::config::Config,
+    peer: &PeerRecord,
+    runtime: Option<&str>,
+) -> Result<Identity, LifecycleError> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Ok(match runtime {
+        Some(r) => {
+            let rt = resolve_wake_runtime(Some(r), peer)?;
+            Identity::new(&rt, &peer.personality)
+        }
+        None => peer
+            .runtimes
+            .iter()
+            .map(|rt| Identity::new(rt, &peer.personality))
+            .filter_map(|id| modified(&crate::panelog::path(cfg, &id)).map(|m| (m, id)))
+            .max_by_key(|(m, _)| *m)
+            .map(|(_, id)| id)
+            .unwrap_or_else(|| Identity::new(&peer.default_runtime, &peer.personality)),
+    })
 }

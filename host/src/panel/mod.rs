@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::cli::verbs::{block_on, lifecycle};
+use crate::app::{block_on, lifecycle};
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Peers, WakeArgs};
 use model::{Row, Snapshot};

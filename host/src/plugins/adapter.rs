@@ -17,7 +17,8 @@ use wasmtime::{Store, Trap};
 
 use super::health::Health;
 use super::hostfs::FileGrants;
-use super::sandbox::{self, GuestState, MEMORY_CAP, Sandbox};
+use super::guest::GuestState;
+use super::sandbox::{self, MEMORY_CAP, Sandbox};
 use super::types::{
     AdapterInfo, ControlSequence, DeclaredLimits, LaunchCommand, LaunchSpec, ResumeCheck,
 };
@@ -189,7 +190,10 @@ fn describe_failure(e: &wasmtime::Error, stderr: &str, budget: Duration, memory:
 fn check_keys(keys: &[String], none_means_wait: bool) -> Result<(), String> {
     let least = usize::from(!none_means_wait);
     if keys.len() < least || keys.len() > MAX_KEYS {
-        return Err(format!("{} keys (expected {least}..={MAX_KEYS})", keys.len()));
+        return Err(format!(
+            "{} keys (expected {least}..={MAX_KEYS})",
+            keys.len()
+        ));
     }
     match keys
         .iter()

@@ -23,7 +23,23 @@ use std::time::SystemTime;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::hostfs::Entry;
+/// What a listed entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// One entry of a directory listing, as the host lists it for a guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub mtime_ms: u64,
+    pub size: u64,
+}
 
 /// A listing and the directory mtime it was read at.
 struct Listing {

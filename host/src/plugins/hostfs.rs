@@ -14,6 +14,8 @@ use std::time::UNIX_EPOCH;
 use cap_primitives::fs::{self as capfs, OpenOptions};
 
 use super::fscache::ListingCache;
+pub use super::fscache::{Entry, EntryKind};
+pub use super::secrets::plain_relative_components;
 
 /// Entries one `list-dir` returns at most.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -39,22 +41,6 @@ impl From<io::Error> for FsError {
             _ => FsError::Io(e.to_string()),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    File,
-    Directory,
-    Symlink,
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
-    pub kind: EntryKind,
-    pub mtime_ms: u64,
-    pub size: u64,
 }
 
 /// One declared directory.
@@ -120,19 +106,6 @@ fn open_without_links(dir: File, components: &[String]) -> Result<File, FsError>
     Ok(current)
 }
 
-/// The components of a relative path made only of normal names (no `.`,
-/// `..`, root, empty component or NUL), or `None`.
-pub fn plain_relative_components(path: &str) -> Option<Vec<String>> {
-    if path.is_empty() || path.starts_with('/') || path.contains('\0') {
-        return None;
-    }
-    path.split('/')
-        .map(|c| match c {
-            "" | "." | ".." => None,
-            c => Some(c.to_string()),
-        })
-        .collect()
-}
 
 impl FileGrants {
     /// `read_dirs` must already be validated (see `plain_relative_components`).
@@ -182,7 +155,7 @@ impl FileGrants {
         match real.strip_prefix(&self.home) {
             Ok(rel) if !rel.as_os_str().is_empty() => rel
                 .to_str()
-                .is_some_and(|rel| super::validate::touches_secret_store(rel).is_none()),
+                .is_some_and(|rel| super::secrets::touches_secret_store(rel).is_none()),
             _ => false,
         }
     }
@@ -257,7 +230,7 @@ impl FileGrants {
         let below = &components[declared.len()..];
         if below
             .iter()
-            .any(|c| super::validate::touches_cwd_secret(c).is_some())
+            .any(|c| super::secrets::touches_cwd_secret(c).is_some())
         {
             return Err(FsError::NotPermitted);
         }
@@ -301,7 +274,7 @@ impl FileGrants {
             return false;
         }
         match real.strip_prefix(&self.home).ok().and_then(Path::to_str) {
-            Some(home_rel) => super::validate::touches_secret_store(home_rel).is_none(),
+            Some(home_rel) => super::secrets::touches_secret_store(home_rel).is_none(),
             None => true,
         }
     }

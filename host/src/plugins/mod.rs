@@ -13,10 +13,12 @@ mod builtin;
 mod cache;
 mod fscache;
 mod grants;
+mod guest;
 mod health;
 mod hostfs;
 mod plugin_dir;
 mod sandbox;
+mod secrets;
 mod types;
 #[macro_use]
 mod version_glue;

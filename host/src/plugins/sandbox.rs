@@ -8,10 +8,11 @@ use std::thread;
 use std::time::Duration;
 
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::guest::GuestState;
 use super::hostfs::FileGrants;
 
 /// How often the epoch advances: the granularity of call time limits.
@@ -31,38 +32,6 @@ pub const MAX_INSTANCES: usize = 32;
 pub const MAX_RESOURCES: usize = 256;
 /// Bytes of guest stderr kept (a panic message, for the error report).
 const STDERR_CAP: usize = 16 << 10;
-
-/// Per-store host state.
-pub struct GuestState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    stderr: MemoryOutputPipe,
-    pub(crate) grants: Arc<FileGrants>,
-    /// The canonical cwd of the scan call running now: the only path
-    /// `same-path` resolves against (so it cannot probe the filesystem).
-    pub(crate) call_cwd: Option<String>,
-    /// Epoch ticks the running call may still use (see `arm_deadline`).
-    ticks_left: u64,
-}
-
-impl GuestState {
-    /// What the guest wrote to stderr (e.g. a panic message), trimmed.
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents())
-            .trim()
-            .to_string()
-    }
-}
-
-impl WasiView for GuestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 /// The process-wide engine and linker.
 pub struct Sandbox {
@@ -93,8 +62,8 @@ impl Sandbox {
         Ok(Sandbox { engine, linker })
     }
 
-    /// A fresh store for one adapter instance.
-    /// A store for one instance: `memory` bytes of linear memory at most.
+    /// A fresh store for one adapter instance: `memory` bytes of linear
+    /// memory at most.
     pub fn new_store(
         &self,
         grants: &Arc<FileGrants>,
@@ -148,7 +117,8 @@ impl Sandbox {
 }
 
 /// Advances the engine's epoch every tick so a store's deadline (in ticks)
-/// interrupts a runaway guest. Stops when the engine is dropped.
+/// interrupts a runaway guest. The shared engine lives as long as the
+/// process, and so does the ticker.
 fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     thread::Builder::new()

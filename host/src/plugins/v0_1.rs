@@ -6,7 +6,7 @@
 use wasmtime::Store;
 
 use super::hostfs;
-use super::sandbox::GuestState;
+use super::guest::GuestState;
 use super::types::{AdapterKind, LaunchCommand, LaunchSpec, RawInfo};
 
 // Async bindings: a guest call is a future the host can time out, so a guest

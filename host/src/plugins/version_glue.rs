@@ -7,7 +7,7 @@
 macro_rules! version_glue {
     () => {
         pub fn add_to_linker(
-            linker: &mut wasmtime::component::Linker<$crate::plugins::sandbox::GuestState>,
+            linker: &mut wasmtime::component::Linker<$crate::plugins::guest::GuestState>,
         ) -> wasmtime::Result<()> {
             RuntimeAdapter::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| {
                 state
@@ -15,9 +15,9 @@ macro_rules! version_glue {
         }
 
         pub fn instance_pre(
-            linker: &wasmtime::component::Linker<$crate::plugins::sandbox::GuestState>,
+            linker: &wasmtime::component::Linker<$crate::plugins::guest::GuestState>,
             component: &wasmtime::component::Component,
-        ) -> wasmtime::Result<RuntimeAdapterPre<$crate::plugins::sandbox::GuestState>> {
+        ) -> wasmtime::Result<RuntimeAdapterPre<$crate::plugins::guest::GuestState>> {
             RuntimeAdapterPre::new(linker.instantiate_pre(component)?)
         }
 
@@ -27,7 +27,7 @@ macro_rules! version_glue {
 
         pub async fn resolve_resume(
             b: &RuntimeAdapter,
-            store: &mut wasmtime::Store<$crate::plugins::sandbox::GuestState>,
+            store: &mut wasmtime::Store<$crate::plugins::guest::GuestState>,
             cwd: &str,
         ) -> wasmtime::Result<$crate::plugins::types::ResumeCheck> {
             use $crate::plugins::types::ResumeCheck;
@@ -39,7 +39,7 @@ macro_rules! version_glue {
 
         pub async fn newest_activity_mtime(
             b: &RuntimeAdapter,
-            store: &mut wasmtime::Store<$crate::plugins::sandbox::GuestState>,
+            store: &mut wasmtime::Store<$crate::plugins::guest::GuestState>,
             cwd: &str,
         ) -> wasmtime::Result<Option<u64>> {
             api(b).call_newest_activity_mtime(store, cwd).await
@@ -47,7 +47,7 @@ macro_rules! version_glue {
 
         pub async fn boot_dialog_keys(
             b: &RuntimeAdapter,
-            store: &mut wasmtime::Store<$crate::plugins::sandbox::GuestState>,
+            store: &mut wasmtime::Store<$crate::plugins::guest::GuestState>,
             pane: &str,
         ) -> wasmtime::Result<Option<Vec<String>>> {
             api(b).call_boot_dialog_keys(store, pane).await
@@ -55,7 +55,7 @@ macro_rules! version_glue {
 
         pub async fn is_input_ready(
             b: &RuntimeAdapter,
-            store: &mut wasmtime::Store<$crate::plugins::sandbox::GuestState>,
+            store: &mut wasmtime::Store<$crate::plugins::guest::GuestState>,
             pane: &str,
         ) -> wasmtime::Result<bool> {
             api(b).call_is_input_ready(store, pane).await
@@ -63,7 +63,7 @@ macro_rules! version_glue {
 
         pub async fn control_keys(
             b: &RuntimeAdapter,
-            store: &mut wasmtime::Store<$crate::plugins::sandbox::GuestState>,
+            store: &mut wasmtime::Store<$crate::plugins::guest::GuestState>,
             command: &str,
         ) -> wasmtime::Result<Option<$crate::plugins::types::ControlSequence>> {
             Ok(api(b).call_control_keys(store, command).await?.map(|s| {
