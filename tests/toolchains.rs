@@ -23,6 +23,8 @@ mod mcp_sdk;
 #[deny(dead_code)]
 mod python_adapter;
 #[deny(dead_code)]
+mod quickstart;
+#[deny(dead_code)]
 mod real_end_to_end;
 #[deny(dead_code)]
 mod real_runtimes;
@@ -34,6 +36,7 @@ fn main() {
         (None, dashboard::CASES),
         (Some(Toolchain::Browser), dashboard::BROWSER_CASES),
         (Some(Toolchain::McpSdk), mcp_sdk::CASES),
+        (Some(Toolchain::McpSdk), quickstart::CASES),
         (Some(Toolchain::PythonAdapter), python_adapter::CASES),
         (Some(Toolchain::RealClis), real_end_to_end::CASES),
         (Some(Toolchain::RealClis), real_runtimes::CASES),
