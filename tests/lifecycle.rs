@@ -171,7 +171,10 @@ fn launchd_and_systemd_peers_are_never_touched() {
     assert!(f.runs().is_empty());
     // Each owner by its own name.
     let listed = f.ok(&["list", "--plain"]);
-    assert!(listed.contains("lion (launchd)") && listed.contains("tiger (systemd)"), "{listed}");
+    assert!(
+        listed.contains("lion (launchd)") && listed.contains("tiger (systemd)"),
+        "{listed}"
+    );
     let snapshot = json(&f.ok(&["list", "--json"]));
     let tiger = snapshot["peers"]
         .as_array()
@@ -180,7 +183,10 @@ fn launchd_and_systemd_peers_are_never_touched() {
         .find(|p| p["personality"] == "tiger")
         .cloned()
         .unwrap_or_default();
-    assert_eq!(tiger["launchd_managed"], true, "the wire name stays: {snapshot}");
+    assert_eq!(
+        tiger["launchd_managed"], true,
+        "the wire name stays: {snapshot}"
+    );
     assert_eq!(tiger["managed_by"], "systemd", "{snapshot}");
 }
 

@@ -10,7 +10,9 @@ use crate::toolchain::{Case, mcp_sdk_python};
 /// The README's quickstart shell block.
 fn quickstart_block() -> String {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = &readme[readme.find("## Two peers talking").expect("the quickstart section")..];
+    let section = &readme[readme
+        .find("## Two peers talking")
+        .expect("the quickstart section")..];
     let start = section.find("```sh\n").expect("its shell block") + 6;
     let end = start + section[start..].find("```").unwrap();
     section[start..end].to_string()
@@ -41,14 +43,23 @@ fn the_readme_quickstart_runs_as_written() {
             continue;
         }
         if line.starts_with("iapeerd &") {
-            script.push_str(&format!("iapeerd --port {port} > {}/daemon.log 2>&1 &\n", tmp.path().display()));
+            script.push_str(&format!(
+                "iapeerd --port {port} > {}/daemon.log 2>&1 &\n",
+                tmp.path().display()
+            ));
             continue;
         }
         script.push_str(&line);
         script.push('\n');
     }
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_iapeer")).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_iapeer"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
@@ -65,7 +76,10 @@ fn the_readme_quickstart_runs_as_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let said = format!("script:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(out.status.success(), "{said}");
-    assert!(stdout.contains("\"woke\": true"), "the MCP call woke bob: {said}");
+    assert!(
+        stdout.contains("\"woke\": true"),
+        "the MCP call woke bob: {said}"
+    );
     assert!(
         stdout.contains("<message><![CDATA[hello from alice]]></message>"),
         "bob's screen shows the message: {said}"

@@ -15,14 +15,15 @@ use std::time::Duration;
 
 use wasmtime::{Store, Trap};
 
+use super::bindings::{VersionedInstance, VersionedPre};
+use super::guest::GuestState;
 use super::health::Health;
 use super::hostfs::FileGrants;
-use super::guest::GuestState;
 use super::sandbox::{self, MEMORY_CAP, Sandbox};
 use super::types::{
     AdapterInfo, ControlSequence, DeclaredLimits, LaunchCommand, LaunchSpec, ResumeCheck,
 };
-use super::{Source, v0_1, v0_2, validate};
+use super::{Source, validate};
 
 /// Limits of adapter calls: the host's defaults, or what an adapter
 /// declared (`info.limits`) within the operator's [`LimitCaps`].
@@ -118,17 +119,6 @@ pub enum AdapterError {
     /// Out of service after repeated crashes (see `health`).
     #[error("adapter {plugin} is quarantined ({reason}); a reload or a changed file lifts it")]
     Quarantined { plugin: String, reason: String },
-}
-
-/// The bindings of one contract version, pre-linked.
-pub(crate) enum VersionedPre {
-    V0_1(v0_1::RuntimeAdapterPre<GuestState>),
-    V0_2(v0_2::RuntimeAdapterPre<GuestState>),
-}
-
-enum VersionedInstance {
-    V0_1(v0_1::RuntimeAdapter),
-    V0_2(v0_2::RuntimeAdapter),
 }
 
 struct Live {
@@ -273,12 +263,9 @@ impl Adapter {
                 (live, raised)
             }
         };
-        let raw = guest_call(&mut live, budgets.quick, async |i, s| match i {
-            VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
-            VersionedInstance::V0_2(b) => v0_2::info(b, s).await,
-        })
-        .await
-        .map_err(|e| format!("info() failed: {}", e.message))?;
+        let raw = guest_call(&mut live, budgets.quick, async |i, s| i.info(s).await)
+            .await
+            .map_err(|e| format!("info() failed: {}", e.message))?;
         let info = validate::info(raw)?;
         let probed = budgets;
         let budgets = match &info.limits {
@@ -414,9 +401,8 @@ impl Adapter {
     /// measures the bare cost of a call.
     pub async fn fetch_info(&self) -> Result<AdapterInfo, AdapterError> {
         let raw = self
-            .call("info", self.budgets.quick, None, async |i, s| match i {
-                VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
-                VersionedInstance::V0_2(b) => v0_2::info(b, s).await,
+            .call("info", self.budgets.quick, None, async |i, s| {
+                i.info(s).await
             })
             .await?;
         validate::info(raw).map_err(|r| self.invalid("info", r))
@@ -439,10 +425,7 @@ impl Adapter {
                 self.budgets.quick,
                 // The contract lets it read its cwd paths (the peer's folder).
                 Some(&spec.cwd),
-                async |i, s| match i {
-                    VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec).await,
-                    VersionedInstance::V0_2(b) => v0_2::build_launch(b, s, spec).await,
-                },
+                async |i, s| i.build_launch(s, spec).await,
             )
             .await?;
         let cmd = answer.map_err(|m| AdapterError::Refused(sanitize_guest_text(&m)))?;
@@ -456,10 +439,7 @@ impl Adapter {
                 "resolve-resume",
                 self.budgets.scan,
                 Some(cwd),
-                async |i, s| match i {
-                    VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd).await,
-                    VersionedInstance::V0_2(b) => v0_2::resolve_resume(b, s, cwd).await,
-                },
+                async |i, s| i.resolve_resume(s, cwd).await,
             )
             .await?;
         Ok(match check {
@@ -473,10 +453,7 @@ impl Adapter {
             "newest-activity-mtime",
             self.budgets.scan,
             Some(cwd),
-            async |i, s| match i {
-                VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd).await,
-                VersionedInstance::V0_2(b) => v0_2::newest_activity_mtime(b, s, cwd).await,
-            },
+            async |i, s| i.newest_activity_mtime(s, cwd).await,
         )
         .await
     }
@@ -487,10 +464,7 @@ impl Adapter {
                 "boot-dialog-keys",
                 self.budgets.quick,
                 None,
-                async |i, s| match i {
-                    VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane).await,
-                    VersionedInstance::V0_2(b) => v0_2::boot_dialog_keys(b, s, pane).await,
-                },
+                async |i, s| i.boot_dialog_keys(s, pane).await,
             )
             .await?;
         if let Some(k) = &keys {
@@ -500,15 +474,9 @@ impl Adapter {
     }
 
     pub async fn is_input_ready(&self, pane: &str) -> Result<bool, AdapterError> {
-        self.call(
-            "is-input-ready",
-            self.budgets.quick,
-            None,
-            async |i, s| match i {
-                VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane).await,
-                VersionedInstance::V0_2(b) => v0_2::is_input_ready(b, s, pane).await,
-            },
-        )
+        self.call("is-input-ready", self.budgets.quick, None, async |i, s| {
+            i.is_input_ready(s, pane).await
+        })
         .await
     }
 
@@ -517,15 +485,9 @@ impl Adapter {
         command: &str,
     ) -> Result<Option<ControlSequence>, AdapterError> {
         let seq = self
-            .call(
-                "control-keys",
-                self.budgets.quick,
-                None,
-                async |i, s| match i {
-                    VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command).await,
-                    VersionedInstance::V0_2(b) => v0_2::control_keys(b, s, command).await,
-                },
-            )
+            .call("control-keys", self.budgets.quick, None, async |i, s| {
+                i.control_keys(s, command).await
+            })
             .await?;
         if let Some(seq) = &seq {
             if seq.steps.is_empty() || seq.steps.len() > MAX_CONTROL_STEPS {
@@ -553,21 +515,10 @@ async fn instantiate(
     // Instantiation runs guest code too (initialisers): bound it as well.
     sandbox::arm_deadline(&mut store, budget);
     let timed_out = |_| format!("instantiation timed out after {budget:?}");
-    let instance = match pre {
-        VersionedPre::V0_1(p) => {
-            tokio::time::timeout(wall_clock(budget), p.instantiate_async(&mut store))
-                .await
-                .map_err(timed_out)?
-                .map(VersionedInstance::V0_1)
-        }
-        VersionedPre::V0_2(p) => {
-            tokio::time::timeout(wall_clock(budget), p.instantiate_async(&mut store))
-                .await
-                .map_err(timed_out)?
-                .map(VersionedInstance::V0_2)
-        }
-    }
-    .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget, budgets.memory))?;
+    let instance = tokio::time::timeout(wall_clock(budget), pre.instantiate(&mut store))
+        .await
+        .map_err(timed_out)?
+        .map_err(|e| describe_failure(&e, &store.data().stderr_text(), budget, budgets.memory))?;
     Ok(Live {
         store,
         memory: budgets.memory,

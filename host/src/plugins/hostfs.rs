@@ -106,7 +106,6 @@ fn open_without_links(dir: File, components: &[String]) -> Result<File, FsError>
     Ok(current)
 }
 
-
 impl FileGrants {
     /// `read_dirs` must already be validated (see `plain_relative_components`).
     /// A home of `/` grants nothing: `etc` must never mean `/etc`.

@@ -9,6 +9,7 @@
 //! `overridden` / `duplicate` with the winner named.
 
 mod adapter;
+mod bindings;
 mod builtin;
 mod cache;
 mod fscache;
@@ -58,7 +59,7 @@ pub(crate) fn legacy_claude_info() -> AdapterInfo {
     .unwrap()
 }
 
-use adapter::VersionedPre;
+use bindings::VersionedPre;
 use plugin_dir::PluginDir;
 use sandbox::Sandbox;
 
@@ -642,10 +643,9 @@ async fn load_bytes(
         Err(reason) => return (report.failed(PluginState::Failed, reason), None),
     };
     report.wit = Some(version.to_string());
-    let pre = match (version.major, version.minor) {
-        v0_1::CONTRACT => v0_1::instance_pre(&sandbox.linker, &component).map(VersionedPre::V0_1),
-        v0_2::CONTRACT => v0_2::instance_pre(&sandbox.linker, &component).map(VersionedPre::V0_2),
-        _ => {
+    let pre = match VersionedPre::new((version.major, version.minor), &sandbox.linker, &component) {
+        Some(pre) => pre,
+        None => {
             let reason = format!(
                 "built for {CONTRACT_PACKAGE} {}.{}; this host serves {}",
                 version.major,

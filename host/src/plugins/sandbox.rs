@@ -56,8 +56,7 @@ impl Sandbox {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        super::v0_1::add_to_linker(&mut linker)?;
-        super::v0_2::add_to_linker(&mut linker)?;
+        super::bindings::add_to_linker(&mut linker)?;
         start_epoch_ticker(&engine);
         Ok(Sandbox { engine, linker })
     }

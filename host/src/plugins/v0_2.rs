@@ -6,8 +6,8 @@
 
 use wasmtime::Store;
 
-use super::hostfs;
 use super::guest::GuestState;
+use super::hostfs;
 use super::types::{AdapterKind, DeclaredLimits, LaunchCommand, LaunchSpec, RawInfo};
 
 // Async bindings: a guest call is a future the host can time out, so a guest

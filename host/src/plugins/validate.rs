@@ -66,7 +66,6 @@ fn plain_text_ok(s: &str) -> bool {
 /// The largest single argument or environment value a launch may carry.
 const MAX_ARG_BYTES: usize = 128 << 10;
 
-
 /// `info` → a validated `AdapterInfo`, or the reason it is not acceptable.
 pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
     let runtime = Runtime::new(raw.runtime.clone()).map_err(|_| {
@@ -250,7 +249,6 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
         contract: format!("{}.{}", raw.contract.0, raw.contract.1),
     })
 }
-
 
 fn check_cwd_read_paths(paths: &[String]) -> Result<(), String> {
     if paths.len() > MAX_READ_DIRS {
