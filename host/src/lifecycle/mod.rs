@@ -111,6 +111,16 @@ pub struct WakeArgs {
     pub skip_seed: bool,
 }
 
+/// How the spawn half of a wake will start the runtime, and why.
+struct SpawnDecision {
+    spawn_mode: SpawnMode,
+    resume_ref: Option<String>,
+    cause: ModeCause,
+    /// The /new mark as it was when the mode was decided (a `new` during
+    /// the boot changes it: that boot's death was asked for).
+    new_mark_at_start: Option<String>,
+}
+
 /// How a wake started a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
@@ -537,7 +547,9 @@ impl Lifecycle {
         }
     }
 
-    /// The spawn half of a wake, under the lock, with the session known dead.
+    /// The spawn half of a wake, under the lock, with the session known dead:
+    /// the crash-loop guard, the mode, the launch, and what its outcome
+    /// leaves recorded.
     async fn spawn_locked(
         &self,
         args: &WakeArgs,
@@ -549,16 +561,30 @@ impl Lifecycle {
         // The dead session's record goes now: a failure before the launch
         // must not leave it for every later tick to retry.
         let _ = store::remove_session(&self.cfg, id);
-        let p = &peer.personality;
         let cwd = match std::fs::canonicalize(&peer.cwd) {
             Ok(c) if c.is_dir() => c,
             _ => return Err(LifecycleError::CwdMissing(peer.cwd.clone())),
         };
-        let cwd_str = cwd.to_string_lossy().into_owned();
-        // A peer that keeps dying is left asleep instead of paying a boot
-        // (up to the boot deadline) on every message.
-        // An operator attaching is there to see why: the guard does not
-        // keep them out.
+        self.refuse_a_crash_loop(args, peer, id)?;
+        let mode = self.decide_mode(args, peer, adapter, id, &cwd).await?;
+        let launched_at = self.clock.now_ms();
+        let outcome = self
+            .launch(args, peer, registry, adapter, id, &cwd, &mode)
+            .await?;
+        self.settle(outcome, args, adapter, id, &cwd, mode, launched_at)
+            .await
+    }
+
+    /// A peer that keeps dying is left asleep instead of paying a boot (up
+    /// to the boot deadline) on every message. An operator attaching is
+    /// there to see why: the guard does not keep them out.
+    fn refuse_a_crash_loop(
+        &self,
+        args: &WakeArgs,
+        peer: &PeerRecord,
+        id: &Identity,
+    ) -> Result<(), LifecycleError> {
+        let p = &peer.personality;
         if !args.hand_over
             && let Some(verdict) =
                 deaths::crash_loop(&self.cfg, id, self.clock.now_ms(), self.guard())
@@ -572,6 +598,21 @@ impl Lifecycle {
                 last: verdict.last.cause,
             });
         }
+        Ok(())
+    }
+
+    /// Fresh or resumed, and why: the /new mark, the caller's wish, and
+    /// (only when it decides) whether the adapter finds something to resume.
+    async fn decide_mode(
+        &self,
+        args: &WakeArgs,
+        peer: &PeerRecord,
+        adapter: &Arc<Adapter>,
+        id: &Identity,
+        cwd: &Path,
+    ) -> Result<SpawnDecision, LifecycleError> {
+        let p = &peer.personality;
+        let cwd_str = cwd.to_string_lossy();
         let new_mark_at_start = store::read_mark(&self.cfg, id, Mark::New);
         let new_mark = new_mark_at_start.is_some();
         // Ask the adapter only when the answer decides the mode.
@@ -604,22 +645,45 @@ impl Lifecycle {
             WakeMode::Fresh(c) => (SpawnMode::Fresh, None, c),
             WakeMode::Resume { cause, reference } => (SpawnMode::Resume, reference, cause),
         };
-        let fresh = spawn_mode == SpawnMode::Fresh;
         self.log_wake(p, Some(id), spawn_mode.into(), cause.as_str(), None);
+        Ok(SpawnDecision {
+            spawn_mode,
+            resume_ref,
+            cause,
+            new_mark_at_start,
+        })
+    }
+
+    /// Builds the launch (the spec, the first message, the environment),
+    /// records the boot, and runs it.
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        &self,
+        args: &WakeArgs,
+        peer: &PeerRecord,
+        registry: &Registry,
+        adapter: &Arc<Adapter>,
+        id: &Identity,
+        cwd: &Path,
+        mode: &SpawnDecision,
+    ) -> Result<LaunchOutcome, LifecycleError> {
+        let p = &peer.personality;
+        let cwd_str = cwd.to_string_lossy().into_owned();
+        let fresh = mode.spawn_mode == SpawnMode::Fresh;
 
         let info = adapter.info();
         let system_prompt_file = if info.uses_doctrine {
-            self.write_system_prompt(peer, &cwd, id, registry)?
+            self.write_system_prompt(peer, cwd, id, registry)?
         } else {
             None
         };
-        let profile = registry::read_profile(&cwd).ok().flatten();
+        let profile = registry::read_profile(cwd).ok().flatten();
         let seed = profile
             .as_ref()
             .and_then(|p| p.initial_prompt.as_deref())
             .filter(|_| !args.skip_seed);
         let first_message = compose_first_message(seed, &args.task, fresh);
-        let launch_env = registry::read_launch_env(&cwd, id.runtime());
+        let launch_env = registry::read_launch_env(cwd, id.runtime());
         let rt = id.runtime().as_str();
         let spec = LaunchSpec {
             personality: p.to_string(),
@@ -630,7 +694,7 @@ impl Lifecycle {
                 .resolve_binary(rt, info.binary_env.as_deref(), &info.default_binary),
             system_prompt_file: system_prompt_file.map(|f| f.to_string_lossy().into_owned()),
             resume: !fresh,
-            resume_ref,
+            resume_ref: mode.resume_ref.clone(),
             extra_args: launch_env.start_args,
             intelligence: Some(peer.intelligence.clone()),
             home: std::fs::canonicalize(&self.cfg.home)
@@ -641,10 +705,9 @@ impl Lifecycle {
         // Recorded before the launch: if this process dies mid-boot, the
         // session it leaves is still supervised (ticks skip it while we hold
         // the lock, and adopt or reap it once we are gone).
-        let launched_at = self.clock.now_ms();
         // A hand-over asked of an earlier boot is not this one's.
         let _ = store::clear_mark(&self.cfg, id, Mark::HandOver);
-        if let Err(e) = self.record_booting(id, &cwd) {
+        if let Err(e) = self.record_booting(id, cwd) {
             let reason = e.to_string();
             events::log(
                 &self.cfg,
@@ -654,7 +717,7 @@ impl Lifecycle {
             return Err(e);
         }
         let shim = self.usable_shim();
-        let outcome = launch::launch(
+        Ok(launch::launch(
             &self.tmux,
             LaunchRequest {
                 adapter,
@@ -688,7 +751,28 @@ impl Lifecycle {
                 }),
             },
         )
-        .await;
+        .await)
+    }
+
+    /// What a launch's outcome leaves recorded (the session, a death, the
+    /// /new mark consumed), and the wake's answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        outcome: LaunchOutcome,
+        args: &WakeArgs,
+        adapter: &Arc<Adapter>,
+        id: &Identity,
+        cwd: &Path,
+        mode: SpawnDecision,
+        launched_at: u64,
+    ) -> WakeOutcome {
+        let SpawnDecision {
+            spawn_mode,
+            cause,
+            new_mark_at_start,
+            ..
+        } = mode;
         match outcome {
             LaunchOutcome::Failed {
                 reason,
@@ -705,7 +789,7 @@ impl Lifecycle {
                 if session_left {
                     // Keep what is still running under supervision; it is
                     // the fresh session the /new mark asked for.
-                    self.record_session(id, &cwd);
+                    self.record_session(id, cwd);
                     self.consume_new_mark(id, cause);
                 } else if let Liveness::Dead(_) = probe(&self.socket(id)) {
                     let _ = store::remove_session(&self.cfg, id);
@@ -735,7 +819,7 @@ impl Lifecycle {
                 // The operator's now: never reaped at the boot deadline, no
                 // paste or control key until it is ready (see
                 // `SessionState::handed_over`).
-                if let Err(e) = self.write_record(id, &cwd, BootState::HandedOver) {
+                if let Err(e) = self.write_record(id, cwd, BootState::HandedOver) {
                     // Still recorded as booting: reaped at the boot deadline.
                     tracing::warn!(identity = %id, "cannot record the hand-over; the boot stays supervised as an ordinary one: {e}");
                 }
@@ -758,7 +842,7 @@ impl Lifecycle {
                 })
             }
             LaunchOutcome::Ready { delivered } => {
-                self.record_session(id, &cwd);
+                self.record_session(id, cwd);
                 self.consume_new_mark(id, cause);
                 self.came_up(id);
                 let has_task = !args.task.trim().is_empty();
@@ -766,7 +850,7 @@ impl Lifecycle {
                 let delivered = delivered
                     || (has_task
                         && self
-                            .deliver_live(adapter, id, &cwd, &args.task)
+                            .deliver_live(adapter, id, cwd, &args.task)
                             .await
                             .is_ok());
                 Ok(Woken {
