@@ -101,7 +101,7 @@ fn install_service_writes_a_unit_that_spares_the_sessions() {
     );
     let again = f.daemon_cmd(&["install-service"]).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("unchanged"));
-    // Its name never looks like a peer's unit (H4 reads iapeer-<peer>.service).
+    // Its name never looks like a peer's unit (the hands-off guard reads iapeer-<peer>.service).
     f.register("d", "claude", &[]);
     f.ok(&["wake", "d"]);
 }

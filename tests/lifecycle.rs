@@ -142,7 +142,7 @@ fn send_pastes_into_a_live_session_and_wakes_a_dead_one() {
     assert_eq!(f.run(&["send"]).status.code(), Some(2));
 }
 
-// ---- H4 ---------------------------------------------------------------------
+// ---- hands off what launchd or systemd owns ---------------------------------------------------------------------
 
 #[test]
 fn launchd_and_systemd_peers_are_never_touched() {
@@ -201,7 +201,7 @@ fn supervise_skips_launchd_peers() {
     assert_eq!(out["outcomes"][0]["action"], "skipped-launchd");
     assert!(
         f.state("claude-cub", "session").exists(),
-        "H4: state untouched"
+        "hands off: state untouched"
     );
 }
 

@@ -28,10 +28,10 @@ pub struct GlobalArgs {
     /// tmux socket directory (default: $IAPEER_SOCK_DIR, else <root>/socks).
     #[arg(long, global = true, value_name = "DIR")]
     pub sock_dir: Option<PathBuf>,
-    /// launchd plist directory for the H4 guard (default: $IAPEER_LAUNCHAGENTS_DIR).
+    /// launchd plist directory for the hands-off guard (default: $IAPEER_LAUNCHAGENTS_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     pub launchagents_dir: Option<PathBuf>,
-    /// systemd user unit directory for the H4 guard (default: $IAPEER_SYSTEMD_USER_DIR).
+    /// systemd user unit directory for the hands-off guard (default: $IAPEER_SYSTEMD_USER_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     pub systemd_user_dir: Option<PathBuf>,
     /// Binary for a runtime, beating its env override (repeatable): --bin claude=/path/to/claude

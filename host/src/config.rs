@@ -1,4 +1,4 @@
-//! Configuration: the `IAPEER_*` environment with the seed's names and
+//! Configuration: the `IAPEER_*` environment with the TypeScript iapeer's names and
 //! defaults, then command-line overrides, folded into one immutable value.
 
 use std::collections::BTreeMap;
@@ -51,9 +51,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `<root>/logs/iapeer`: lifecycle.log and the daemon's log.
     pub log_dir: PathBuf,
-    /// H4: launchd plists (`IAPEER_LAUNCHAGENTS_DIR`, else `~/Library/LaunchAgents`).
+    /// launchd plists (peers owned there are never touched) (`IAPEER_LAUNCHAGENTS_DIR`, else `~/Library/LaunchAgents`).
     pub launch_agents_dir: PathBuf,
-    /// H4 on Linux: systemd user units (`IAPEER_SYSTEMD_USER_DIR`, else
+    /// On Linux, systemd user units (idem) (`IAPEER_SYSTEMD_USER_DIR`, else
     /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`).
     pub systemd_user_dir: PathBuf,
     pub boot_deadline: Duration,
@@ -108,7 +108,7 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 14400;
 /// so deadline arithmetic can never overflow.
 pub const MAX_SECS: u64 = 1_000_000_000;
 
-/// The seed's number rule: JavaScript `parseInt(raw, 10)`, and anything that
+/// The TypeScript iapeer's number rule: JavaScript `parseInt(raw, 10)`, and anything that
 /// is not a finite number above zero falls back to the default. Clamped to
 /// [`MAX_SECS`].
 pub fn positive_int_or(raw: Option<&str>, default: u64) -> u64 {
@@ -174,7 +174,7 @@ impl Config {
                 .or_else(|| env_root.clone())
                 .unwrap_or_else(|| home.join(".iapeer")),
         );
-        // Always under the root by default: a shared /tmp (the original's
+        // Always under the root by default: a shared /tmp (the TypeScript iapeer's
         // default) lets another user squat socket names or listen on them.
         let sock_dir = absolute(
             o.sock_dir
@@ -333,7 +333,7 @@ impl Config {
         self.state_dir.join(format!("{identity}.{suffix}"))
     }
 
-    /// H4 detector paths for a personality: the launchd plist, and on Linux
+    /// The files that say a personality is owned elsewhere: the launchd plist, and on Linux
     /// the systemd user unit that plays the same role.
     pub fn supervisor_unit_paths(&self, p: &Personality) -> [PathBuf; 2] {
         [

@@ -1,4 +1,4 @@
-//! H4: a peer owned by launchd — or, on Linux, by a systemd user unit — is
+//! Hands off: a peer owned by launchd — or, on Linux, by a systemd user unit — is
 //! hands-off. The daemon never wakes, reaps or relaunches it (its supervisor
 //! owns the lifecycle and would fight us on the live fleet). The detector is
 //! mere file existence, checked first everywhere a decision could touch the

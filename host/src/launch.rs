@@ -203,7 +203,7 @@ fn death_reason(req: &LaunchRequest<'_>, launched_ms: u64, phase: &str, last_pan
     }
 }
 
-/// The child environment, in the reference's order: the parent's, then
+/// The child environment, in this order: the parent's, then
 /// `launch.env`, then the adapter's, then the identity variables (so nothing
 /// can override them), then PATH (the parent's, else the adapter's
 /// `binary-dirs` before the system dirs); finally every variable that would
@@ -251,7 +251,8 @@ pub fn compose_env(
 /// Brings the session up (see the module docs).
 pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     let info = req.adapter.info();
-    // S1: the intelligence gate, before any tmux or file work.
+    // The intelligence gate (a peer whose nature the runtime does not
+    // serve never starts), before any tmux or file work.
     if let Some(required) = &info.requires_intelligence
         && req.spec.intelligence.as_deref() != Some(required.as_str())
     {
@@ -345,7 +346,8 @@ pub async fn launch(tmux: &Tmux, req: LaunchRequest<'_>) -> LaunchOutcome {
     boot(tmux, &req, sock, launched_ms, &env).await
 }
 
-/// T9 + T10: the boot loop and the ready gate of a TUI.
+/// The boot loop (dialogs answered, the composer awaited, the first
+/// message pasted) and the ready gate of a TUI.
 async fn boot(
     tmux: &Tmux,
     req: &LaunchRequest<'_>,

@@ -2,7 +2,7 @@
 //! holds everything; the `iapeerd` and `iapeer` binaries are thin front ends.
 //!
 //! The path of one wake, module by module: `config` → `registry` → `guard`
-//! (H4) → `plugins` (the adapter) → `store` (marks) → `wakelock` →
+//! (hands off what launchd or systemd owns) → `plugins` (the adapter) → `store` (marks) → `wakelock` →
 //! `lifecycle` (decisions) → `prompt` → `launch` (boot loop, first message,
 //! ready gate) → `tmux`. A message between peers enters through `api` (MCP
 //! and the fleet API, served by `daemon`) or `cli`, and is routed by

@@ -484,7 +484,7 @@ pub(crate) fn without_paste(pane: &str, message: &str, markers: &DeliveryMarkers
 }
 
 /// Is the paste of `message` still sitting in the composer rows? Once it
-/// was submitted, the composer clears (the reference's "paste cleared").
+/// was submitted, the composer clears ("paste cleared").
 pub(crate) fn paste_in_composer(pane: &str, message: &str, markers: &DeliveryMarkers) -> bool {
     in_composer(pane, &probe_text(message), markers)
 }

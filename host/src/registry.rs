@@ -121,7 +121,7 @@ fn parse_runtimes(
 }
 
 /// The default runtime: `default_runtime`, else the legacy `runtime` (a
-/// `null` counts as absent, as in the original's `??`).
+/// `null` counts as absent, as JavaScript's `??` treats it, for registries the TypeScript iapeer wrote).
 fn default_runtime_field(obj: &Map<String, Value>) -> Option<&str> {
     ["default_runtime", "runtime"]
         .iter()

@@ -52,7 +52,7 @@ pub struct DeliveredTo {
     pub runtime: String,
 }
 
-/// The tool result of a delivered message (§5.2's `structuredContent`).
+/// The tool result of a delivered message (the MCP tool's `structuredContent`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sent {
     pub ok: bool,

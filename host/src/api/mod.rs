@@ -227,7 +227,7 @@ fn too_large(e: &axum::Error) -> bool {
 }
 
 /// With `IAPEER_BEARER_TOKEN` set, every request carries it (the
-/// reference's 401: `www-authenticate: Bearer` and a JSON-RPC error body).
+/// TypeScript iapeer's 401: `www-authenticate: Bearer` and a JSON-RPC error body).
 async fn bearer_gate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     let lc = state.lifecycle();
     let Some(token) = lc.cfg.bearer_token.as_deref() else {

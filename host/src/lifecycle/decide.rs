@@ -7,7 +7,7 @@ use crate::names::Runtime;
 use crate::plugins::ResumeCheck;
 use crate::registry::PeerRecord;
 
-/// H5: the runtime to wake, from the registry only (a dead peer has no live
+/// The runtime to wake, from the registry only (a dead peer has no live
 /// socket to scan): an explicit runtime (must be declared), else the
 /// registry default.
 pub fn resolve_wake_runtime(
@@ -62,7 +62,7 @@ pub enum WakeMode {
     Fail(String),
 }
 
-/// The seed's priority: /new mark > explicit fresh > explicit resume
+/// The priority: /new mark > explicit fresh > explicit resume
 /// (fail-loud) > default (resume when there is something to resume, else
 /// fresh). `resume_check` is only called when the answer depends on it.
 pub fn resolve_wake_mode(

@@ -30,7 +30,7 @@ pub enum LifecycleError {
     /// grant).
     #[error("the {runtime} adapter is not serving: {reason}")]
     AdapterNotServing { runtime: Runtime, reason: String },
-    /// H4: launchd or a systemd user unit owns the peer.
+    /// launchd or a systemd user unit owns the peer: hands off.
     #[error("{}", owner_refusal(.personality, .owner, *.mid_wake))]
     ExternallyOwned {
         personality: Personality,

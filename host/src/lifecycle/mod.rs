@@ -1,7 +1,7 @@
 //! Every lifecycle decision, in one place. The flow of a wake:
 //!
-//! heal (supervise tick) → registry lookup → H4 guard → runtime resolution →
-//! adapter → stopped mark → wake lock → stopped + H4 again → live fast path
+//! heal (supervise tick) → registry lookup → hands-off guard (launchd, systemd) → runtime resolution →
+//! adapter → stopped mark → wake lock → stopped + hands-off again → live fast path
 //! → cwd exists → wake mode → system prompt → session recorded → launch →
 //! READY.
 
@@ -156,7 +156,7 @@ pub enum Status {
     Failed,
 }
 
-/// A wake outcome in the reference's JSON shape (what `--json` prints and
+/// A wake outcome in the TypeScript iapeer's JSON shape (what `--json` prints and
 /// the fleet API returns).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WakeReport {
@@ -434,7 +434,7 @@ impl Lifecycle {
         Some(self.supervise_tick().await)
     }
 
-    /// The heal pass before a wake: the same H4-guarded tick the daemon
+    /// The heal pass before a wake: the same tick (hands off what launchd or systemd owns) the daemon
     /// runs. Eager `/new` relaunches it finds are never dropped: they run
     /// here (CLI) or are handed to the daemon's loop.
     async fn heal(&self) {

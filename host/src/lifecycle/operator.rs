@@ -1,5 +1,5 @@
 //! Operator verbs: stop / start / new / mark-new, attach, folder launch, and
-//! the fleet listing. All of them reuse the wake for bring-up, so H4, the
+//! the fleet listing. All of them reuse the wake for bring-up, so the hands-off guard, the
 //! wake lock and the stopped mark apply everywhere. They return typed
 //! outcomes; printing them is the caller's business (CLI or fleet API).
 

@@ -1,4 +1,4 @@
-//! The supervise tick — the single H4-guarded reap pass — and the eager
+//! The supervise tick — the single reap pass, hands off what launchd or systemd owns — and the eager
 //! relaunch of peers that died carrying a `/new` mark.
 //!
 //! Every action that changes a session (forgetting a dead one, killing an
@@ -173,7 +173,7 @@ impl Lifecycle {
     }
 
     async fn supervise_one(&self, id: &Identity, s: &SessionState, now: u64) -> SuperviseOutcome {
-        // H4 first, before anything could touch the peer.
+        // Owned by launchd or systemd: hands off, before anything could touch it.
         if guard::is_externally_managed(&self.cfg, id.personality()) {
             return SuperviseOutcome::new(id, SuperviseAction::SkippedLaunchd, None);
         }

@@ -47,7 +47,7 @@ pub async fn info(b: &RuntimeAdapter, store: &mut Store<GuestState>) -> wasmtime
 
 /// What the 0.1 host assumed of every runtime: Claude Code's environment
 /// markers removed, its paste placeholders and composer height, the
-/// installers' bin dirs on the fallback PATH, and the original's table of
+/// installers' bin dirs on the fallback PATH, and the TypeScript iapeer's table of
 /// natures (telegram-like bridges `natural`, notifiers `absent`).
 pub fn legacy_defaults(contract: (u64, u64)) -> RawInfo {
     RawInfo {
