@@ -99,6 +99,122 @@ pub struct Config {
     pub env: Env,
 }
 
+/// Every environment variable iapeer reads, and what it sets (defaults
+/// in parentheses): the one list `docs/operating.md` is checked against.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("IAPEER_ROOT", "the state root (~/.iapeer)"),
+    (
+        "IAPEER_SOCK_DIR",
+        "the tmux socket directory (<root>/socks)",
+    ),
+    (
+        "IAPEER_PLUGIN_DIR",
+        "adapter directories, `:`-separated (<root>/plugins)",
+    ),
+    (
+        "IAPEER_CACHE_DIR",
+        "the adapters' compile cache (<root>/cache/plugins)",
+    ),
+    (
+        "IAPEER_DAEMON_SOCKET",
+        "the daemon's Unix socket (<root>/state/iapeer/router.sock)",
+    ),
+    (
+        "IAPEER_PORT",
+        "the daemon's loopback TCP port (8765; 0 picks a free one)",
+    ),
+    (
+        "IAPEER_BEARER_TOKEN",
+        "when set, every HTTP request must carry it",
+    ),
+    (
+        "IAPEER_OPERATOR",
+        "who the dashboard and a fleet-API send speak as (the one natural peer)",
+    ),
+    (
+        "IAPEER_LAUNCHAGENTS_DIR",
+        "where launchd plists say a peer is launchd's (~/Library/LaunchAgents)",
+    ),
+    (
+        "IAPEER_SYSTEMD_USER_DIR",
+        "where systemd user units say a peer is systemd's (~/.config/systemd/user)",
+    ),
+    ("IAPEER_CLAUDE_BIN", "the claude binary (claude on PATH)"),
+    ("IAPEER_CODEX_BIN", "the codex binary (codex on PATH)"),
+    ("TELEGRAM_RUNTIME_BIN", "the Telegram bridge's binary"),
+    ("NOTIFIER_RUNTIME_BIN", "the notifier bridge's binary"),
+    (
+        "IAPEER_BOOT_DEADLINE_SECS",
+        "seconds a TUI may take to show its composer (240)",
+    ),
+    (
+        "IAPEER_READY_GATE_SECS",
+        "seconds for the first message to be seen processed (120)",
+    ),
+    (
+        "IAPEER_STUCK_SCREEN_SECS",
+        "seconds an unknown boot screen may stay unchanged (10)",
+    ),
+    (
+        "IAPEER_IDLE_SECS",
+        "idle seconds after which a session is reaped (3600)",
+    ),
+    (
+        "IAPEER_MAX_AGE_SECS",
+        "age at which a session whose activity cannot be read is reaped (14400)",
+    ),
+    (
+        "IAPEER_CRASHLOOP_MAX",
+        "deaths that leave a peer asleep (3; 0 turns the guard off)",
+    ),
+    (
+        "IAPEER_CRASHLOOP_WINDOW_SECS",
+        "… within this many seconds (300)",
+    ),
+    (
+        "IAPEER_PLUGIN_MAX_MEMORY_MIB",
+        "the most memory an adapter may declare (256)",
+    ),
+    (
+        "IAPEER_PLUGIN_MAX_CALL_MS",
+        "the longest call an adapter may declare (30000)",
+    ),
+    (
+        "IAPEER_LIFECYCLE_LOG_MAX_BYTES",
+        "lifecycle.log rotates at this size (5 MiB)",
+    ),
+    (
+        "IAPEER_LIFECYCLE_LOG_KEEP",
+        "… keeping this many old files (5)",
+    ),
+    (
+        "IAPEER_DELIVERY_LOG_MAX_BYTES",
+        "delivery.log rotates at this size (5 MiB)",
+    ),
+    (
+        "IAPEER_DELIVERY_LOG_KEEP",
+        "… keeping this many old files (5)",
+    ),
+    (
+        "IAPEER_DAEMON_LOG_MAX_BYTES",
+        "iapeerd.log rotates at this size (5 MiB)",
+    ),
+    (
+        "IAPEER_DAEMON_LOG_KEEP",
+        "… keeping this many old files (5)",
+    ),
+    (
+        "IAPEER_PANE_LOG_MAX_BYTES",
+        "each session's pane log rotates at this size (5 MiB)",
+    ),
+    ("IAPEER_PANE_LOG_KEEP", "… keeping this many old files (2)"),
+    ("IAPEER_PANE_LOGS", "0 turns pane logs off (on)"),
+    (
+        "RUST_LOG",
+        "the log filter when --log is not given (iapeer: warn; iapeerd: info)",
+    ),
+];
+
 pub const DEFAULT_BOOT_DEADLINE_SECS: u64 = 240;
 pub const DEFAULT_READY_GATE_SECS: u64 = 120;
 pub const DEFAULT_IDLE_SECS: u64 = 3600;
@@ -362,6 +478,53 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each `"IAPEER_…"` name in the source is in [`VARIABLES`] (or is the
+    /// stem of a rotation pair there), and `docs/operating.md` has a row
+    /// for each.
+    #[test]
+    fn every_variable_is_listed_once_and_documented() {
+        let listed: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src];
+        let mut unlisted = Vec::new();
+        while let Some(f) = files.pop() {
+            if f.is_dir() {
+                files.extend(std::fs::read_dir(&f).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            for (i, _) in text.match_indices("\"IAPEER_") {
+                let name: String = text[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                let stem = |suffix: &str| listed.contains(&format!("{name}{suffix}").as_str());
+                // A test's made-up name; a prefix (`starts_with("IAPEER_")`).
+                let test_only = name == "IAPEER_BEARER" || name.ends_with('_');
+                if !listed.contains(&name.as_str())
+                    && !(stem("_MAX_BYTES") && stem("_KEEP"))
+                    && !test_only
+                {
+                    unlisted.push(format!("{name} ({})", f.display()));
+                }
+            }
+        }
+        assert!(
+            unlisted.is_empty(),
+            "not in config::VARIABLES: {unlisted:?}"
+        );
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operating.md"),
+        )
+        .unwrap();
+        for name in listed {
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "docs/operating.md has no row for {name}"
+            );
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs
