@@ -409,7 +409,8 @@ async fn boot(
         if pane.trim().is_empty() {
             continue;
         }
-        still.saw(&worded_rows(&pane));
+        let words = worded_rows(&pane);
+        still.saw(&words);
         last_pane = pane;
         match req.adapter.boot_dialog_keys(&last_pane).await {
             Ok(Some(keys)) if keys.is_empty() => {
@@ -427,7 +428,7 @@ async fn boot(
                 // first would land in the second (Enter on "No, exit").
                 tokio::time::sleep(DIALOG_SETTLE).await;
                 let again = tmux.capture_pane(sock, id).await.unwrap_or_default();
-                if worded_rows(&again) != worded_rows(&last_pane) {
+                if worded_rows(&again) != words {
                     req.note(|| LaunchStep::Judged {
                         pane: last_pane.clone(),
                         verdict: Verdict::Unsettled,

@@ -157,8 +157,7 @@ fn send(cfg: &Config, message: &str) -> anyhow::Result<i32> {
 
 /// The bottom of bob's screen, as tmux has it.
 fn show_pane(cfg: &Config, id: &Identity) -> anyhow::Result<()> {
-    let lc = verbs::lifecycle(cfg)?;
-    let pane = block_on(lc.tmux.capture_pane(&cfg.socket_path(id), id.as_str()))?
+    let pane = block_on(tmux(cfg).capture_pane(&cfg.socket_path(id), id.as_str()))?
         .context("cannot read bob's screen")?;
     crate::outln!("  bob's screen:");
     let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -168,11 +167,16 @@ fn show_pane(cfg: &Config, id: &Identity) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The tmux the lifecycle would use (no adapters loaded just for it).
+fn tmux(cfg: &Config) -> crate::tmux::Tmux {
+    crate::tmux::Tmux::from_path(cfg.env.get("PATH").map(String::as_str))
+}
+
 fn end_sessions(cfg: &Config) -> anyhow::Result<()> {
-    let lc = verbs::lifecycle(cfg)?;
+    let tmux = tmux(cfg);
     for peer in ["alice", "bob"] {
         let id = Identity::parse(&format!("claude-{peer}")).expect("a valid identity");
-        let _ = block_on(lc.tmux.kill_server(&cfg.socket_path(&id)));
+        let _ = block_on(tmux.kill_server(&cfg.socket_path(&id)));
     }
     // The shims record the exits; give them a moment before the root goes.
     std::thread::sleep(Duration::from_millis(300));
