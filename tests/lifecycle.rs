@@ -2240,3 +2240,51 @@ fn the_demo_wakes_a_sleeping_peer_and_delivers() {
     );
     assert!(!f.root.join("peers-profiles.json").exists());
 }
+
+/// An interrupted demo (its stand-in stuck at a login picker, so the
+/// first send would wait for the boot deadline) stops its sessions,
+/// removes its throwaway root and exits 130 at once.
+#[test]
+fn an_interrupted_demo_leaves_nothing_behind() {
+    let f = Fleet::new().with_env("FAKE_STUCK", "1");
+    let scratch = f.dir.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let child = f
+        .cmd(&["demo"])
+        .env("TMPDIR", &scratch)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    wait_until(
+        "the demo to start its first boot",
+        Duration::from_secs(15),
+        || {
+            Command::new("pgrep")
+                .args(["-f", &format!("{}/iapeer-demo-", scratch.display())])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        },
+    );
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("{}/iapeer-demo-", scratch.display())])
+        .output()
+        .unwrap();
+    assert!(!left.status.success(), "no session left running");
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::trial::{Trial, one_line};
+use super::trial::{Ending, Trial, one_line};
 use super::verbs::{self, SendArgs, block_on};
 use crate::config::Config;
 use crate::names::{Identity, Personality, Runtime};
@@ -24,6 +24,15 @@ const STAND_IN: &str = include_str!("../../../tests/fakes/fake-claude");
 
 pub fn run(cfg: &Config, keep: bool) -> anyhow::Result<i32> {
     let mut trial = Trial::new(cfg, "demo", Duration::from_secs(30))?;
+    let result = show(&mut trial, keep);
+    if trial.interrupted() {
+        crate::outln!("\ninterrupted: the sessions are stopped and the throwaway root is gone");
+        return Ok(Ending::Interrupted.exit_code());
+    }
+    result
+}
+
+fn show(trial: &mut Trial, keep: bool) -> anyhow::Result<i32> {
     let home = trial.dir("home")?;
     let stand_in = trial.dir("stand-in")?.join("claude");
     write_executable(&stand_in, STAND_IN)?;
@@ -53,6 +62,10 @@ pub fn run(cfg: &Config, keep: bool) -> anyhow::Result<i32> {
         )?;
     }
     let bob = Identity::new(&runtime, &Personality::new("bob").expect("a valid name"));
+    let on_interrupt = cfg.clone();
+    trial.exit_on_interrupt(move || {
+        let _ = end_sessions(&on_interrupt);
+    });
 
     say(&format!(
         "A throwaway fleet in {}: alice and bob, two peers on a stand-in \
@@ -99,7 +112,7 @@ pub fn run(cfg: &Config, keep: bool) -> anyhow::Result<i32> {
             home.display(),
             stand_in.display()
         ));
-        std::mem::forget(trial);
+        trial.keep();
         return Ok(0);
     }
     end_sessions(&cfg)?;

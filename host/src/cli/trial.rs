@@ -30,7 +30,8 @@ pub struct Trial {
     /// Ctrl-C, SIGTERM and SIGHUP, caught from the start: a trial killed
     /// any way but SIGKILL ends its session instead of leaving a runtime
     /// running where nothing will ever stop it.
-    interrupts: Mutex<Interrupts>,
+    interrupts: Arc<Mutex<Interrupts>>,
+    interrupted: Arc<AtomicBool>,
     /// Where each screen judged is written (`NN-<verdict>.txt`), if anywhere.
     pub save_panes: Option<PathBuf>,
     /// The personality of the peer woken (`try`, `doctor`).
@@ -80,11 +81,42 @@ impl Trial {
 
         Ok(Trial {
             cfg: c,
-            interrupts: Mutex::new(interrupts),
+            interrupts: Arc::new(Mutex::new(interrupts)),
+            interrupted: Arc::default(),
             save_panes: None,
             peer,
             scratch,
         })
+    }
+
+    /// For a trial that does not go through [`Trial::wake`] (the demo): the
+    /// first interrupt marks the trial interrupted and runs `cleanup` (which
+    /// ends what the trial was waiting on); if the trial has not returned
+    /// within 2 s, this removes the throwaway root and exits 130 itself.
+    pub fn exit_on_interrupt(&self, cleanup: impl FnOnce() + Send + 'static) {
+        let interrupts = self.interrupts.clone();
+        let interrupted = self.interrupted.clone();
+        let root = self.scratch.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut interrupts = interrupts.lock().unwrap_or_else(PoisonError::into_inner);
+            if block_on(interrupts.any()).is_ok() {
+                interrupted.store(true, Ordering::SeqCst);
+                cleanup();
+                std::thread::sleep(Duration::from_secs(2));
+                let _ = std::fs::remove_dir_all(&root);
+                std::process::exit(Ending::Interrupted.exit_code());
+            }
+        });
+    }
+
+    /// Leaves the throwaway root in place when the trial ends.
+    pub fn keep(&mut self) {
+        self.scratch.disable_cleanup(true);
+    }
+
+    /// Whether an interrupt came (see [`Trial::exit_on_interrupt`]).
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
     }
 
     /// A directory inside the throwaway root (made on first use).
