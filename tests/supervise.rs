@@ -15,7 +15,7 @@ use iapeer::lifecycle::{Lifecycle, SuperviseAction};
 const IDLE_SECS: u64 = 3600;
 
 fn lifecycle(f: &Fleet, clock: &ManualClock) -> Lifecycle {
-    let cfg = Config::new(f.env_map(), &Overrides::default());
+    let cfg = Config::new(f.env_map(), &Overrides::default()).unwrap();
     assert_eq!(cfg.idle_secs, IDLE_SECS);
     let plugins = Arc::new(plugin_host(&f.home, vec![]));
     Lifecycle::new(cfg, plugins, Arc::new(clock.clone()))
@@ -264,7 +264,7 @@ fn unreadable_activity_is_bounded_by_the_max_age() {
         plugins_dir.join("evil.wasm"),
     )
     .unwrap();
-    let cfg = Config::new(f.env_map(), &Overrides::default());
+    let cfg = Config::new(f.env_map(), &Overrides::default()).unwrap();
     assert_eq!(cfg.max_age_secs, 14_400);
     let id = iapeer::names::Identity::parse("evil-eve").unwrap();
     let sock = cfg.socket_path(&id);
@@ -320,7 +320,7 @@ fn unreadable_activity_is_bounded_by_the_max_age() {
 #[test]
 fn a_boot_whose_session_never_appeared_is_given_time_and_is_no_death() {
     let f = Fleet::new();
-    let cfg = Config::new(f.env_map(), &Overrides::default());
+    let cfg = Config::new(f.env_map(), &Overrides::default()).unwrap();
     let booting = |id: &str, woke: u64| {
         let (rt, p) = id.split_once('-').unwrap();
         iapeer::store::write_session(

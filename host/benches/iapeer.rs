@@ -512,7 +512,7 @@ impl World {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let cfg = Config::new(env, &Overrides::default());
+        let cfg = Config::new(env, &Overrides::default()).unwrap();
         let plugins = PluginHost::load(&cfg.plugin_options()).block().unwrap();
         // Sessions run under the session shim, as the binaries run them.
         let lc = Lifecycle::new(cfg, Arc::new(plugins), Arc::new(SystemClock))

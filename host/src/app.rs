@@ -39,17 +39,17 @@ pub struct GlobalArgs {
     #[arg(long = "bin", global = true, value_name = "RUNTIME=PATH", value_parser = parse_bin)]
     pub bins: Vec<(String, String)>,
     /// Seconds a TUI may take to show its input composer (default: $IAPEER_BOOT_DEADLINE_SECS, else 240).
-    #[arg(long, global = true, value_name = "N")]
-    pub boot_deadline_secs: Option<String>,
+    #[arg(long, global = true, value_name = "N", value_parser = config::parse_secs)]
+    pub boot_deadline_secs: Option<u64>,
     /// Seconds to wait for the first message to be processed (default: $IAPEER_READY_GATE_SECS, else 120).
-    #[arg(long, global = true, value_name = "N")]
-    pub ready_gate_secs: Option<String>,
+    #[arg(long, global = true, value_name = "N", value_parser = config::parse_secs)]
+    pub ready_gate_secs: Option<u64>,
     /// Idle seconds after which a session is reaped (default: $IAPEER_IDLE_SECS, else 3600).
-    #[arg(long, global = true, value_name = "N")]
-    pub idle_secs: Option<String>,
+    #[arg(long, global = true, value_name = "N", value_parser = config::parse_secs)]
+    pub idle_secs: Option<u64>,
     /// Age at which a session whose activity cannot be read is reaped (default: $IAPEER_MAX_AGE_SECS, else 14400).
-    #[arg(long, global = true, value_name = "N")]
-    pub max_age_secs: Option<String>,
+    #[arg(long, global = true, value_name = "N", value_parser = config::parse_secs)]
+    pub max_age_secs: Option<u64>,
     /// Print the result as JSON (verbs that report one); anywhere on the line.
     #[arg(long, global = true)]
     pub json: bool,
@@ -71,7 +71,8 @@ fn parse_bin(s: &str) -> Result<(String, String), String> {
 }
 
 impl GlobalArgs {
-    pub fn config(&self) -> Config {
+    /// The configuration, or the setting that is not a number in its range.
+    pub fn config(&self) -> Result<Config, config::BadNumber> {
         let o = Overrides {
             root: self.root.clone(),
             sock_dir: self.sock_dir.clone(),
@@ -80,10 +81,10 @@ impl GlobalArgs {
             plugin_dirs: self.plugin_dirs.clone(),
             no_builtin_plugins: self.no_builtin_plugins,
             bins: self.bins.clone(),
-            boot_deadline_secs: self.boot_deadline_secs.clone(),
-            ready_gate_secs: self.ready_gate_secs.clone(),
-            idle_secs: self.idle_secs.clone(),
-            max_age_secs: self.max_age_secs.clone(),
+            boot_deadline_secs: self.boot_deadline_secs,
+            ready_gate_secs: self.ready_gate_secs,
+            idle_secs: self.idle_secs,
+            max_age_secs: self.max_age_secs,
         };
         Config::new(config::process_env(), &o)
     }

@@ -34,10 +34,10 @@ pub struct Overrides {
     pub no_builtin_plugins: bool,
     /// `runtime=path` binary overrides.
     pub bins: Vec<(String, String)>,
-    pub boot_deadline_secs: Option<String>,
-    pub ready_gate_secs: Option<String>,
-    pub idle_secs: Option<String>,
-    pub max_age_secs: Option<String>,
+    pub boot_deadline_secs: Option<u64>,
+    pub ready_gate_secs: Option<u64>,
+    pub idle_secs: Option<u64>,
+    pub max_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,30 +220,52 @@ pub const DEFAULT_READY_GATE_SECS: u64 = 120;
 pub const DEFAULT_IDLE_SECS: u64 = 3600;
 pub const DEFAULT_MAX_AGE_SECS: u64 = 14400;
 
-/// Longest accepted duration setting (~31 years): larger values are clamped
-/// so deadline arithmetic can never overflow.
+/// Longest accepted duration setting (~31 years), so deadline arithmetic
+/// can never overflow.
 pub const MAX_SECS: u64 = 1_000_000_000;
 
-/// The TypeScript iapeer's number rule: JavaScript `parseInt(raw, 10)`, and anything that
-/// is not a finite number above zero falls back to the default. Clamped to
-/// [`MAX_SECS`].
-pub fn positive_int_or(raw: Option<&str>, default: u64) -> u64 {
-    parse_int_js(raw, default).min(MAX_SECS)
+/// A number setting whose value is not a whole number in its range. Blank
+/// counts as unset; anything else that does not parse is this error, never
+/// the default in disguise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?}: expected a whole number from {min} to {max}")]
+pub struct BadNumber {
+    /// The variable (`IAPEER_IDLE_SECS`) or flag (`--idle-secs`).
+    pub name: String,
+    pub value: String,
+    pub min: u64,
+    pub max: u64,
 }
 
-fn parse_int_js(raw: Option<&str>, default: u64) -> u64 {
-    let Some(raw) = raw else { return default };
-    let s = raw.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-    let (negative, digits) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
+/// `raw` as a whole number in `min..=max`; `None` (unset or blank) is
+/// `default`.
+pub fn number_in(
+    name: &str,
+    raw: Option<&str>,
+    min: u64,
+    max: u64,
+    default: u64,
+) -> Result<u64, BadNumber> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(default);
     };
-    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
-    match digits[..end].parse::<u64>() {
-        Ok(n) if n > 0 && !negative => n,
-        Err(e) if end > 0 && *e.kind() == std::num::IntErrorKind::PosOverflow => u64::MAX,
-        _ => default,
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| BadNumber {
+            name: name.to_string(),
+            value: raw.to_string(),
+            min,
+            max,
+        })
+}
+
+/// The command line's parser for a duration flag: the same range as the
+/// environment's.
+pub fn parse_secs(raw: &str) -> Result<u64, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_SECS).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_SECS}")),
     }
 }
 
@@ -278,7 +300,8 @@ fn absolute(p: PathBuf) -> PathBuf {
 }
 
 impl Config {
-    pub fn new(env: Env, o: &Overrides) -> Config {
+    /// Fails on a number setting that is set but not a number in its range.
+    pub fn new(env: Env, o: &Overrides) -> Result<Config, BadNumber> {
         let home = non_blank(&env, "HOME")
             .map(PathBuf::from)
             .or_else(passwd_home)
@@ -311,11 +334,13 @@ impl Config {
                 non_blank(&env, "XDG_CONFIG_HOME").map(|x| Path::new(x).join("systemd/user"))
             })
             .unwrap_or_else(|| home.join(".config/systemd/user"));
-        let num = |flag: &Option<String>, var: &str, default: u64| {
-            positive_int_or(
-                flag.as_deref().or(env.get(var).map(String::as_str)),
-                default,
-            )
+        let ranged = |var: &str, min: u64, max: u64, default: u64| {
+            number_in(var, env.get(var).map(String::as_str), min, max, default)
+        };
+        // A flag (already checked by clap) beats its variable.
+        let secs = |flag: Option<u64>, var: &str, default: u64| match flag {
+            Some(n) => Ok(n),
+            None => ranged(var, 1, MAX_SECS, default),
         };
         let plugin_dirs = if !o.plugin_dirs.is_empty() {
             o.plugin_dirs.clone()
@@ -327,19 +352,17 @@ impl Config {
         } else {
             vec![root.join("plugins")]
         };
-        let rotation = |var: &str| {
-            let default = Rotation::default();
-            Rotation {
-                max_bytes: positive_int_or(
-                    env.get(&format!("{var}_MAX_BYTES")).map(String::as_str),
-                    default.max_bytes,
-                ),
-                keep: positive_int_or(
-                    env.get(&format!("{var}_KEEP")).map(String::as_str),
-                    u64::from(default.keep),
-                )
-                .min(100) as u32,
-            }
+        let rotation = |var: &str, default_keep: u32| -> Result<Rotation, BadNumber> {
+            Ok(Rotation {
+                max_bytes: ranged(
+                    &format!("{var}_MAX_BYTES"),
+                    1,
+                    u64::MAX,
+                    Rotation::default().max_bytes,
+                )?,
+                // 0 keeps no old file: the log is cut in place.
+                keep: ranged(&format!("{var}_KEEP"), 0, 100, u64::from(default_keep))? as u32,
+            })
         };
         let daemon_socket = non_blank(&env, "IAPEER_DAEMON_SOCKET")
             .map(|s| absolute(PathBuf::from(s)))
@@ -347,32 +370,33 @@ impl Config {
         let cache_dir = non_blank(&env, "IAPEER_CACHE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("cache/plugins"));
-        Config {
+        Ok(Config {
             state_dir: root.join("state/lifecycle"),
             log_dir: root.join("logs/iapeer"),
-            boot_deadline: Duration::from_secs(num(
-                &o.boot_deadline_secs,
+            boot_deadline: Duration::from_secs(secs(
+                o.boot_deadline_secs,
                 "IAPEER_BOOT_DEADLINE_SECS",
                 DEFAULT_BOOT_DEADLINE_SECS,
-            )),
-            ready_gate: Duration::from_secs(num(
-                &o.ready_gate_secs,
+            )?),
+            ready_gate: Duration::from_secs(secs(
+                o.ready_gate_secs,
                 "IAPEER_READY_GATE_SECS",
                 DEFAULT_READY_GATE_SECS,
-            )),
-            stuck_screen: Duration::from_secs(num(&None, "IAPEER_STUCK_SCREEN_SECS", 10)),
-            idle_secs: num(&o.idle_secs, "IAPEER_IDLE_SECS", DEFAULT_IDLE_SECS),
-            max_age_secs: num(&o.max_age_secs, "IAPEER_MAX_AGE_SECS", DEFAULT_MAX_AGE_SECS),
+            )?),
+            stuck_screen: Duration::from_secs(secs(None, "IAPEER_STUCK_SCREEN_SECS", 10)?),
+            idle_secs: secs(o.idle_secs, "IAPEER_IDLE_SECS", DEFAULT_IDLE_SECS)?,
+            max_age_secs: secs(o.max_age_secs, "IAPEER_MAX_AGE_SECS", DEFAULT_MAX_AGE_SECS)?,
             // 0 is meaningful here: the guard is off.
-            crashloop_max: match non_blank(&env, "IAPEER_CRASHLOOP_MAX") {
-                Some("0") => 0,
-                raw => positive_int_or(raw, 3),
-            },
-            crashloop_window_secs: num(&None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300),
+            crashloop_max: ranged("IAPEER_CRASHLOOP_MAX", 0, 1_000_000, 3)?,
+            crashloop_window_secs: secs(None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300)?,
             plugin_caps: LimitCaps {
-                memory: (num(&None, "IAPEER_PLUGIN_MAX_MEMORY_MIB", 256).min(1 << 16) as usize)
-                    << 20,
-                call: Duration::from_millis(num(&None, "IAPEER_PLUGIN_MAX_CALL_MS", 30_000)),
+                memory: (ranged("IAPEER_PLUGIN_MAX_MEMORY_MIB", 1, 1 << 16, 256)? as usize) << 20,
+                call: Duration::from_millis(ranged(
+                    "IAPEER_PLUGIN_MAX_CALL_MS",
+                    1,
+                    MAX_SECS,
+                    30_000,
+                )?),
             },
             builtin_plugins: !o.no_builtin_plugins,
             // A bare PATH (no runtime) is `plugins try`'s own.
@@ -389,16 +413,10 @@ impl Config {
             systemd_user_dir,
             plugin_dirs,
             cache_dir,
-            lifecycle_log: rotation("IAPEER_LIFECYCLE_LOG"),
-            delivery_log: rotation("IAPEER_DELIVERY_LOG"),
-            daemon_log: rotation("IAPEER_DAEMON_LOG"),
-            pane_log: Rotation {
-                keep: non_blank(&env, "IAPEER_PANE_LOG_KEEP")
-                    .and_then(|k| k.parse().ok())
-                    .unwrap_or(2)
-                    .min(100),
-                ..rotation("IAPEER_PANE_LOG")
-            },
+            lifecycle_log: rotation("IAPEER_LIFECYCLE_LOG", Rotation::default().keep)?,
+            delivery_log: rotation("IAPEER_DELIVERY_LOG", Rotation::default().keep)?,
+            daemon_log: rotation("IAPEER_DAEMON_LOG", Rotation::default().keep)?,
+            pane_log: rotation("IAPEER_PANE_LOG", 2)?,
             pane_logs: !matches!(
                 non_blank(&env, "IAPEER_PANE_LOGS"),
                 Some("0" | "false" | "no")
@@ -407,7 +425,7 @@ impl Config {
             bearer_token: non_blank(&env, "IAPEER_BEARER_TOKEN").map(str::to_string),
             operator: non_blank(&env, "IAPEER_OPERATOR").map(|s| s.trim().to_string()),
             env,
-        }
+        })
     }
 
     pub fn plugin_options(&self) -> PluginOptions {
@@ -534,26 +552,34 @@ mod tests {
     }
 
     #[test]
-    fn js_parse_int_fallbacks() {
-        assert_eq!(positive_int_or(None, 7), 7);
-        assert_eq!(positive_int_or(Some("30"), 7), 30);
-        assert_eq!(positive_int_or(Some(" 42"), 7), 42);
-        assert_eq!(positive_int_or(Some("12abc"), 7), 12);
-        assert_eq!(positive_int_or(Some("3.9"), 7), 3);
-        assert_eq!(positive_int_or(Some("0"), 7), 7);
-        assert_eq!(positive_int_or(Some("-5"), 7), 7);
-        assert_eq!(positive_int_or(Some("abc"), 7), 7);
-        assert_eq!(positive_int_or(Some(""), 7), 7);
-        assert_eq!(positive_int_or(Some("+9"), 7), 9);
-        assert_eq!(
-            positive_int_or(Some("99999999999999999999999"), 7),
-            MAX_SECS
-        );
+    fn a_bad_number_is_an_error_naming_the_variable() {
+        assert_eq!(number_in("V", None, 1, 9, 7), Ok(7));
+        assert_eq!(number_in("V", Some("  "), 1, 9, 7), Ok(7));
+        assert_eq!(number_in("V", Some(" 4 "), 1, 9, 7), Ok(4));
+        for bad in ["12abc", "3.9", "0", "-5", "+", "abc", "10", "99999999999999999999999"] {
+            let e = number_in("V", Some(bad), 1, 9, 7).unwrap_err();
+            assert_eq!(e.to_string(), format!("V={bad:?}: expected a whole number from 1 to 9"));
+        }
+        let e = Config::new(
+            env(&[("HOME", "/h"), ("IAPEER_IDLE_SECS", "1h")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.name, "IAPEER_IDLE_SECS");
+        // 0 turns the crash-loop guard off and keeps no old log file.
+        let c = Config::new(
+            env(&[("HOME", "/h"), ("IAPEER_CRASHLOOP_MAX", "0"), ("IAPEER_PANE_LOG_KEEP", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((c.crashloop_max, c.pane_log.keep), (0, 0));
+        assert!(parse_secs("0").is_err() && parse_secs("x").is_err());
+        assert_eq!(parse_secs("30"), Ok(30));
     }
 
     #[test]
     fn defaults() {
-        let c = Config::new(env(&[("HOME", "/h")]), &Overrides::default());
+        let c = Config::new(env(&[("HOME", "/h")]), &Overrides::default()).unwrap();
         assert_eq!(c.root, Path::new("/h/.iapeer"));
         assert_eq!(c.sock_dir, Path::new("/h/.iapeer/socks"));
         assert_eq!(c.state_dir, Path::new("/h/.iapeer/state/lifecycle"));
@@ -579,13 +605,13 @@ mod tests {
         let e = env(&[
             ("HOME", "/h"),
             ("IAPEER_ROOT", " /r "),
-            ("IAPEER_IDLE_SECS", "nope"),
+            ("IAPEER_IDLE_SECS", ""),
             ("IAPEER_BOOT_DEADLINE_SECS", "5"),
             ("IAPEER_CLAUDE_BIN", "/bin/fake-claude"),
             ("IAPEER_CODEX_BIN", "  "),
             ("IAPEER_PLUGIN_DIR", "/p1:/p2"),
         ]);
-        let c = Config::new(e.clone(), &Overrides::default());
+        let c = Config::new(e.clone(), &Overrides::default()).unwrap();
         assert_eq!(c.root, Path::new("/r"));
         assert_eq!(c.sock_dir, Path::new("/r/socks"));
         assert_eq!(c.idle_secs, 3600);
@@ -605,12 +631,12 @@ mod tests {
 
         let o = Overrides {
             root: Some("/flag".into()),
-            idle_secs: Some("9".into()),
+            idle_secs: Some(9),
             bins: vec![("claude".into(), "/flag/claude".into())],
             plugin_dirs: vec!["/pf".into()],
             ..Default::default()
         };
-        let c = Config::new(e, &o);
+        let c = Config::new(e, &o).unwrap();
         assert_eq!(c.root, Path::new("/flag"));
         assert_eq!(c.idle_secs, 9);
         assert_eq!(c.plugin_dirs, vec![PathBuf::from("/pf")]);

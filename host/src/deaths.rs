@@ -256,7 +256,7 @@ mod tests {
     fn cfg(dir: &std::path::Path) -> Config {
         let mut env = crate::config::Env::new();
         env.insert("HOME".into(), dir.to_string_lossy().into_owned());
-        Config::new(env, &Default::default())
+        Config::new(env, &Default::default()).unwrap()
     }
 
     fn death(at: u64) -> Death {

@@ -164,7 +164,7 @@ mod tests {
             "IAPEER_ROOT".into(),
             tmp.path().join("r").to_string_lossy().into_owned(),
         );
-        let cfg = Config::new(env, &Default::default());
+        let cfg = Config::new(env, &Default::default()).unwrap();
         let id = Identity::parse("claude-bob").unwrap();
         let current = path(&cfg, &id);
         std::fs::create_dir_all(current.parent().unwrap()).unwrap();

@@ -374,7 +374,7 @@ mod tests {
             "IAPEER_ROOT".into(),
             tmp.join("r").to_string_lossy().into_owned(),
         );
-        Config::new(env, &Default::default())
+        Config::new(env, &Default::default()).unwrap()
     }
 
     /// The watch wakes subscribers on an append, and again after the log
@@ -438,7 +438,7 @@ mod tests {
             tmp.path().join("r").to_string_lossy().into_owned(),
         );
         env.insert("IAPEER_DELIVERY_LOG_MAX_BYTES".into(), "450".into());
-        let cfg = Config::new(env, &Default::default());
+        let cfg = Config::new(env, &Default::default()).unwrap();
         let line = |to: &str| events::line("delivery", &[("caller", "claude-a"), ("to", to)]);
         events::append_to(&cfg, EventLog::Delivery, &[line("before")]);
         let mut tail = LogTail::at_end(&cfg, EventLog::Delivery);

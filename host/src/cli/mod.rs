@@ -522,7 +522,13 @@ pub fn iapeer_main() -> ExitCode {
         Err(code) => return code,
     };
     cli.global.init_logging("warn", None);
-    let cfg = cli.global.config();
+    let cfg = match cli.global.config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            crate::errln!("iapeer: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = cfg.check_private_dirs() {
         return finish("iapeer", Err(e.into()));
     }

@@ -309,7 +309,13 @@ pub fn iapeerd_main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let cfg = cli.global.config();
+    let cfg = match cli.global.config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            crate::errln!("iapeerd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(DaemonCommand::InstallService { print }) = cli.command {
         return finish(
             "iapeerd",
