@@ -39,7 +39,7 @@ pub fn is_valid_runtime(s: &str) -> bool {
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $check:ident, $err:ident) => {
+    ($(#[$doc:meta])* $name:ident, $check:ident, $err:ident, $pattern:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -52,6 +52,26 @@ macro_rules! name_type {
             }
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        /// A string matching the name's pattern, inline where it is used.
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "pattern": $pattern})
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                Self::new(s)
             }
         }
 
@@ -98,13 +118,15 @@ name_type!(
     /// A validated personality (the peer's name).
     Personality,
     is_valid_personality,
-    Personality
+    Personality,
+    "^[a-z][a-z0-9-]{0,31}$"
 );
 name_type!(
     /// A validated runtime id (`claude`, `codex`, …).
     Runtime,
     is_valid_runtime,
-    Runtime
+    Runtime,
+    "^[a-z][a-z0-9]{0,31}$"
 );
 
 /// `<runtime>-<personality>`: the tmux session name, the process address and

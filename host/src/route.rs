@@ -17,24 +17,50 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::iso8601_utc;
 use crate::envelope::{self, MAX_ATTACHMENTS, MAX_TOPIC_CHARS, Sender};
 use crate::events::{self, EventLog};
 use crate::lifecycle::{Delivery, Lifecycle, LifecycleError, WakeArgs};
-use crate::names::{Identity, Personality, Runtime, is_valid_personality, is_valid_runtime};
+use crate::names::{Identity, Personality, Runtime};
 use crate::registry::{PeerRecord, Registry};
 
-/// One message to route.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One message to route: the arguments of the MCP tool `send_to_peer`
+/// (its input schema is derived from this type) and the body of the fleet
+/// API's send (which adds `from`). The names are checked as they are read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SendRequest {
-    /// The target peer.
-    pub personality: String,
-    pub runtime: Option<String>,
+    /// The peer to message.
+    pub personality: Personality,
+    /// Deliver to this runtime of the peer (default: where it is live, else its default runtime).
+    #[serde(default)]
+    pub runtime: Option<Runtime>,
+    /// The message text.
+    #[schemars(length(min = 1, max = envelope::MAX_MESSAGE_CHARS))]
     pub message: String,
+    /// An optional topic for the conversation.
+    #[serde(default)]
+    #[schemars(length(max = MAX_TOPIC_CHARS))]
     pub topic: Option<String>,
+    /// Absolute paths of files the peer should look at.
+    #[serde(default)]
+    #[schemars(length(max = MAX_ATTACHMENTS))]
     pub attachments: Vec<String>,
+}
+
+impl SendRequest {
+    pub fn new(personality: Personality, message: impl Into<String>) -> SendRequest {
+        SendRequest {
+            personality,
+            runtime: None,
+            message: message.into(),
+            topic: None,
+            attachments: Vec::new(),
+        }
+    }
 }
 
 /// Which front door a message came through (logged as `path=`).
@@ -133,14 +159,9 @@ impl SendError {
     }
 }
 
-/// A validated request.
-struct Checked {
-    target: Personality,
-    runtime: Option<Runtime>,
-    topic: Option<String>,
-}
-
-fn validate(req: &SendRequest) -> Result<Checked, SendError> {
+/// The limits the names' types do not carry: the message, the topic, the
+/// attachments.
+fn validate(req: &SendRequest) -> Result<(), SendError> {
     let bad = |m: String| Err(SendError::Invalid(m));
     if req.attachments.len() > MAX_ATTACHMENTS {
         return bad(format!(
@@ -155,39 +176,16 @@ fn validate(req: &SendRequest) -> Result<Checked, SendError> {
             ));
         }
     }
-    if req.personality.is_empty() {
-        return bad("personality is required".into());
-    }
     if req.message.trim().is_empty() {
         return bad("message is required (1 to 16000 characters)".into());
     }
-    if !is_valid_personality(&req.personality) {
-        return bad(format!(
-            "invalid personality {:?}: expected ^[a-z][a-z0-9-]{{0,31}}$",
-            req.personality
-        ));
-    }
-    let runtime = match req.runtime.as_deref().filter(|r| !r.is_empty()) {
-        None => None,
-        Some(r) if is_valid_runtime(r) => Some(Runtime::new(r).expect("checked")),
-        Some(r) => {
-            return bad(format!(
-                "invalid runtime {r:?}: expected ^[a-z][a-z0-9]{{0,31}}$"
-            ));
-        }
-    };
     let topic_chars = req.topic.as_deref().map_or(0, |t| t.chars().count());
     if topic_chars > MAX_TOPIC_CHARS {
         return bad(format!(
             "topic is {topic_chars} characters (at most {MAX_TOPIC_CHARS})"
         ));
     }
-    envelope::check_body(&req.message).map_err(SendError::Invalid)?;
-    Ok(Checked {
-        target: Personality::new(&req.personality).expect("checked"),
-        runtime,
-        topic: req.topic.clone(),
-    })
+    envelope::check_body(&req.message).map_err(SendError::Invalid)
 }
 
 /// The caller's identity from a header value (`<runtime>-<personality>`).
@@ -244,11 +242,11 @@ pub async fn send(
 }
 
 async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<Sent, SendError> {
-    let checked = validate(req)?;
+    validate(req)?;
     let registry = lc.registry().map_err(|e| SendError::Lifecycle(e.into()))?;
     let target = registry
-        .find(checked.target.as_str())
-        .ok_or_else(|| SendError::UnknownTarget(req.personality.clone()))?;
+        .find(req.personality.as_str())
+        .ok_or_else(|| SendError::UnknownTarget(req.personality.to_string()))?;
     let caller_rec = registry
         .find(caller.personality().as_str())
         .ok_or_else(|| SendError::UnknownCaller(caller.personality().to_string()))?;
@@ -258,7 +256,7 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
             runtime: caller.runtime().to_string(),
         });
     }
-    let intended = checked
+    let intended = req
         .runtime
         .clone()
         .unwrap_or_else(|| target.default_runtime.clone());
@@ -269,15 +267,15 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
             runtime: caller.runtime().as_str(),
             intelligence: &caller_rec.intelligence,
         },
-        checked.topic.as_deref(),
+        req.topic.as_deref(),
         &req.attachments,
         &req.message,
     );
 
     // Hit: deliver warm. A session that died since the look falls through
     // to the wake, with the runtime it had.
-    let live = resolve_live(lc, target, checked.runtime.as_ref())?;
-    let mut wake_runtime = checked.runtime.clone();
+    let live = resolve_live(lc, target, req.runtime.as_ref())?;
+    let mut wake_runtime = req.runtime.clone();
     if let Some(rt) = live {
         let id = Identity::new(&rt, &target.personality);
         if &id == caller {
@@ -420,9 +418,9 @@ fn log_delivery(
         fields.push(("path", door.into()));
     }
     fields.push(("caller", caller.as_str()));
-    fields.push(("to", &req.personality));
+    fields.push(("to", req.personality.as_str()));
     if let Some(rt) = &req.runtime {
-        fields.push(("rt", rt));
+        fields.push(("rt", rt.as_str()));
     }
     let via;
     let woke;
@@ -462,12 +460,8 @@ fn log_delivery(
 mod tests {
     use super::*;
 
-    fn req(personality: &str, message: &str) -> SendRequest {
-        SendRequest {
-            personality: personality.into(),
-            message: message.into(),
-            ..Default::default()
-        }
+    fn req(message: &str) -> SendRequest {
+        SendRequest::new(Personality::new("bob").unwrap(), message)
     }
 
     fn invalid(r: &SendRequest) -> String {
@@ -477,30 +471,45 @@ mod tests {
         }
     }
 
+    fn read(json: serde_json::Value) -> Result<SendRequest, String> {
+        serde_json::from_value(json).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn validation_names_the_limit() {
-        assert!(validate(&req("bob", "hi")).is_ok());
-        assert!(invalid(&req("bob", "")).contains("message is required"));
-        assert!(invalid(&req("", "hi")).contains("personality is required"));
-        assert!(invalid(&req("Bob!", "hi")).contains("invalid personality"));
-        let e = invalid(&req("bob", &"x".repeat(16_001)));
+        assert!(validate(&req("hi")).is_ok());
+        assert!(invalid(&req("")).contains("message is required"));
+        let e = invalid(&req(&"x".repeat(16_001)));
         assert!(e.contains("16001") && e.contains("16000"), "{e}");
         assert!(e.ends_with("message NOT delivered"), "{e}");
         // Characters, not bytes.
-        assert!(validate(&req("bob", &"é".repeat(16_000))).is_ok());
-        let mut r = req("bob", "hi");
+        assert!(validate(&req(&"é".repeat(16_000))).is_ok());
+        let mut r = req("hi");
         r.topic = Some("t".repeat(201));
         assert!(invalid(&r).contains("at most 200"));
         r.topic = None;
-        r.runtime = Some("No-Such".into());
-        assert!(invalid(&r).contains("invalid runtime"));
-        r.runtime = None;
         r.attachments = vec!["/a".into(); 21];
         assert!(invalid(&r).contains("at most 20"));
         r.attachments = vec!["relative/path".into()];
         assert!(invalid(&r).contains("absolute path"));
         r.attachments = vec!["/a\nb".into()];
         assert!(invalid(&r).contains("line breaks"));
+    }
+
+    #[test]
+    fn names_are_checked_as_the_request_is_read() {
+        use serde_json::json;
+        let ok = read(json!({"personality": "bob", "runtime": "codex", "message": "hi"})).unwrap();
+        assert_eq!(ok.runtime.unwrap().as_str(), "codex");
+        let e = read(json!({"personality": "Bob!", "message": "hi"})).unwrap_err();
+        assert!(e.contains("invalid personality"), "{e}");
+        let e = read(json!({"personality": "bob", "runtime": "No-Such", "message": "hi"}))
+            .unwrap_err();
+        assert!(e.contains("invalid runtime"), "{e}");
+        let e = read(json!({"message": "hi"})).unwrap_err();
+        assert!(e.contains("missing field `personality`"), "{e}");
+        let e = read(json!({"personality": "bob", "message": "hi", "from": "x"})).unwrap_err();
+        assert!(e.contains("unknown field `from`"), "{e}");
     }
 
     #[test]

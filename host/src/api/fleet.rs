@@ -364,32 +364,29 @@ async fn verb(
     state.run(work).await.unwrap_or_else(panicked)
 }
 
-/// `POST /send`: `{personality, message, runtime?, topic?, attachments?, from?}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendBody {
-    #[serde(default)]
-    personality: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    runtime: Option<String>,
-    #[serde(default)]
-    topic: Option<String>,
-    #[serde(default)]
-    attachments: Vec<String>,
-    /// The sender, `<runtime>-<personality>` (default: the one natural peer).
-    #[serde(default)]
-    from: Option<String>,
-}
-
+/// `POST /send`: the MCP tool's arguments (a [`SendRequest`]) and
+/// `from`, the sender `<runtime>-<personality>` (default: the operator).
 async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
-    let body: SendBody = match parse_body(&body) {
+    let mut body: serde_json::Map<String, Value> = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
+    let from = match body.remove("from") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(from)) => Some(from),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("\"from\" must be a string <runtime>-<personality>, got {other}"),
+            );
+        }
+    };
+    let req: SendRequest = match serde_json::from_value(Value::Object(body)) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+    };
     let lc = state.lifecycle();
-    let caller = match &body.from {
+    let caller = match &from {
         Some(from) => match route::parse_caller(Some(from)) {
             Ok(id) => id,
             Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -398,13 +395,6 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
             Ok(id) => id,
             Err(r) => return r,
         },
-    };
-    let req = SendRequest {
-        personality: body.personality,
-        runtime: body.runtime,
-        message: body.message,
-        topic: body.topic,
-        attachments: body.attachments,
     };
     let result = state
         .run(async move { route::send(&lc, &caller, &req, Door::Fleet).await })

@@ -20,11 +20,9 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiState, MAX_BODY_BYTES};
-use crate::envelope::{MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, MAX_TOPIC_CHARS};
 use crate::route::{self, Door, SendRequest};
 
 pub(crate) const TOOL: &str = "send_to_peer";
@@ -55,48 +53,10 @@ pub(super) fn service(
 #[derive(Clone)]
 pub(super) struct PeerTool(Arc<ApiState>);
 
-/// The tool's input schema (additional properties refused).
-fn input_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "personality": {
-                "type": "string",
-                "pattern": "^[a-z][a-z0-9-]{0,31}$",
-                "description": "The peer to message."
-            },
-            "runtime": {
-                "type": "string",
-                "pattern": "^[a-z][a-z0-9]{0,31}$",
-                "description": "Deliver to this runtime of the peer (default: where it is live, else its default runtime)."
-            },
-            "message": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_MESSAGE_CHARS,
-                "description": "The message text."
-            },
-            "topic": {
-                "type": "string",
-                "maxLength": MAX_TOPIC_CHARS,
-                "description": "An optional topic for the conversation."
-            },
-            "attachments": {
-                "type": "array",
-                "items": { "type": "string" },
-                "maxItems": MAX_ATTACHMENTS,
-                "description": "Absolute paths of files the peer should look at."
-            }
-        },
-        "required": ["personality", "message"],
-        "additionalProperties": false
-    })
-}
-
 pub(crate) fn tool() -> Tool {
-    let Value::Object(schema) = input_schema() else {
-        unreachable!("the schema is an object")
-    };
+    // Derived from the type the arguments are read into: the two agree.
+    let schema = rmcp::handler::server::common::schema_for_input::<SendRequest>()
+        .expect("the send request's schema is an object");
     let mut meta = serde_json::Map::new();
     meta.insert("anthropic/alwaysLoad".into(), Value::Bool(true));
     Tool::new(
@@ -107,20 +67,6 @@ pub(crate) fn tool() -> Tool {
         schema,
     )
     .with_meta(MetaObject(meta))
-}
-
-/// The tool's arguments as sent; unknown fields are refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {
-    personality: String,
-    #[serde(default)]
-    runtime: Option<String>,
-    message: String,
-    #[serde(default)]
-    topic: Option<String>,
-    #[serde(default)]
-    attachments: Vec<String>,
 }
 
 /// A JSON-RPC error answer for a request that never reached the SDK.
@@ -201,20 +147,13 @@ impl ServerHandler for PeerTool {
             Err(e) => return Ok(tool_error(e.to_string())),
         };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let args: Args = match serde_json::from_value(arguments) {
-            Ok(a) => a,
+        let req: SendRequest = match serde_json::from_value(arguments) {
+            Ok(r) => r,
             Err(e) => {
                 return Ok(tool_error(format!(
                     "invalid arguments: {e}; message NOT delivered"
                 )));
             }
-        };
-        let req = SendRequest {
-            personality: args.personality,
-            runtime: args.runtime,
-            message: args.message,
-            topic: args.topic,
-            attachments: args.attachments,
         };
         let state = self.0.clone();
         let lc = state.lifecycle();
@@ -234,5 +173,27 @@ impl ServerHandler for PeerTool {
             }
             Err(e) => tool_error(e.to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// The schema a client sees is the request type's: the same names,
+    /// limits and refusals the daemon applies.
+    #[test]
+    fn the_input_schema_is_derived_from_the_request() {
+        let schema = serde_json::Value::Object((*super::tool().input_schema).clone());
+        assert_eq!(schema["additionalProperties"], json!(false));
+        assert_eq!(schema["required"], json!(["personality", "message"]));
+        let p = &schema["properties"];
+        assert_eq!(p["personality"]["pattern"], json!("^[a-z][a-z0-9-]{0,31}$"));
+        assert_eq!(p["personality"]["description"], json!("The peer to message."));
+        assert_eq!(p["message"]["maxLength"], json!(16000));
+        assert_eq!(p["message"]["minLength"], json!(1));
+        assert_eq!(p["topic"]["maxLength"], json!(200));
+        assert_eq!(p["attachments"]["maxItems"], json!(20));
+        assert!(schema.get("$defs").is_none(), "names are inline");
     }
 }

@@ -64,7 +64,7 @@ fn show(trial: &mut Trial, keep: bool) -> anyhow::Result<i32> {
     let bob = Identity::new(&runtime, &Personality::new("bob").expect("a valid name"));
     let on_interrupt = cfg.clone();
     trial.exit_on_interrupt(move || {
-        let _ = end_sessions(&on_interrupt);
+        end_sessions(&on_interrupt, true);
     });
 
     say(&format!(
@@ -115,7 +115,7 @@ fn show(trial: &mut Trial, keep: bool) -> anyhow::Result<i32> {
         trial.keep();
         return Ok(0);
     }
-    end_sessions(&cfg)?;
+    end_sessions(&cfg, false);
     say(
         "Done: the sessions are stopped and the throwaway root is gone. Next: README, \"Two peers talking\".",
     );
@@ -156,13 +156,7 @@ fn send(cfg: &Config, message: &str) -> anyhow::Result<i32> {
         cfg,
         SendArgs {
             from: Some("claude-alice".into()),
-            request: SendRequest {
-                personality: "bob".into(),
-                runtime: None,
-                message: message.into(),
-                topic: None,
-                attachments: Vec::new(),
-            },
+            request: SendRequest::new(Personality::new("bob")?, message),
         },
         false,
     )
@@ -185,15 +179,13 @@ fn tmux(cfg: &Config) -> crate::tmux::Tmux {
     crate::tmux::Tmux::from_path(cfg.env.get("PATH").map(String::as_str))
 }
 
-fn end_sessions(cfg: &Config) -> anyhow::Result<()> {
-    let tmux = tmux(cfg);
-    for peer in ["alice", "bob"] {
-        let id = Identity::parse(&format!("claude-{peer}")).expect("a valid identity");
-        let _ = block_on(tmux.kill_server(&cfg.socket_path(&id)));
-    }
-    // The shims record the exits; give them a moment before the root goes.
-    std::thread::sleep(Duration::from_millis(300));
-    Ok(())
+/// Ends both peers' sessions: at the end of the demo (both were up) or
+/// once it is interrupted (either may be coming up).
+fn end_sessions(cfg: &Config, interrupted: bool) {
+    let ids = ["alice", "bob"].map(|peer| {
+        Identity::parse(&format!("claude-{peer}")).expect("a valid identity")
+    });
+    super::trial::end_sessions(cfg, &tmux(cfg), &[&ids[0], &ids[1]], !interrupted, interrupted);
 }
 
 fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -21,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{GlobalArgs, finish, parse_args};
 use crate::config::Config;
 use crate::lifecycle::{Control, WakeArgs};
+use crate::names::{Personality, Runtime};
 
 /// The bare `--bin PATH`, if one was given.
 fn bare_bin(global: &GlobalArgs) -> Option<&str> {
@@ -66,9 +67,9 @@ enum Command {
     /// Send an IAP message, as MCP send_to_peer does: pasted into a live
     /// session, or the first message of the wake it causes.
     Send {
-        peer: String,
+        peer: Personality,
         #[arg(long)]
-        runtime: Option<String>,
+        runtime: Option<Runtime>,
         #[command(flatten)]
         message: MessageArgs,
         /// The sender, <runtime>-<personality> (default: $PEER_IDENTITY, else
@@ -385,14 +386,13 @@ fn run(cfg: &Config, command: &Command, global: &GlobalArgs) -> anyhow::Result<i
                     })?;
             let cwd = std::env::current_dir()?;
             let request = crate::route::SendRequest {
-                personality: peer.clone(),
                 runtime: runtime.clone(),
-                message: text,
                 topic: topic.clone(),
                 attachments: attachments
                     .iter()
                     .map(|a| cwd.join(a).to_string_lossy().into_owned())
                     .collect(),
+                ..crate::route::SendRequest::new(peer.clone(), text)
             };
             verbs::send(
                 cfg,

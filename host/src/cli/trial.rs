@@ -32,6 +32,8 @@ pub struct Trial {
     /// running where nothing will ever stop it.
     interrupts: Arc<Mutex<Interrupts>>,
     interrupted: Arc<AtomicBool>,
+    /// Set once [`Trial::exit_on_interrupt`]'s cleanup has run.
+    cleaned_up: Arc<AtomicBool>,
     /// Where each screen judged is written (`NN-<verdict>.txt`), if anywhere.
     pub save_panes: Option<PathBuf>,
     /// The personality of the peer woken (`try`, `doctor`).
@@ -83,6 +85,7 @@ impl Trial {
             cfg: c,
             interrupts: Arc::new(Mutex::new(interrupts)),
             interrupted: Arc::default(),
+            cleaned_up: Arc::default(),
             save_panes: None,
             peer,
             scratch,
@@ -92,16 +95,19 @@ impl Trial {
     /// For a trial that does not go through [`Trial::wake`] (the demo): the
     /// first interrupt marks the trial interrupted and runs `cleanup` (which
     /// ends what the trial was waiting on); if the trial has not returned
-    /// within 2 s, this removes the throwaway root and exits 130 itself.
+    /// within 2 s of the cleanup, this removes the throwaway root and exits
+    /// 130 itself.
     pub fn exit_on_interrupt(&self, cleanup: impl FnOnce() + Send + 'static) {
         let interrupts = self.interrupts.clone();
         let interrupted = self.interrupted.clone();
+        let cleaned_up = self.cleaned_up.clone();
         let root = self.scratch.path().to_path_buf();
         std::thread::spawn(move || {
             let mut interrupts = interrupts.lock().unwrap_or_else(PoisonError::into_inner);
             if block_on(interrupts.any()).is_ok() {
                 interrupted.store(true, Ordering::SeqCst);
                 cleanup();
+                cleaned_up.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_secs(2));
                 let _ = std::fs::remove_dir_all(&root);
                 std::process::exit(Ending::Interrupted.exit_code());
@@ -114,9 +120,19 @@ impl Trial {
         self.scratch.disable_cleanup(true);
     }
 
-    /// Whether an interrupt came (see [`Trial::exit_on_interrupt`]).
+    /// Whether an interrupt came (see [`Trial::exit_on_interrupt`]). When
+    /// one did, this first waits for its cleanup: the trial returning
+    /// early (its wake failed as the sessions went) must not end the
+    /// process while the cleanup still runs.
     pub fn interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+        if !self.interrupted.load(Ordering::SeqCst) {
+            return false;
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        while !self.cleaned_up.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// A directory inside the throwaway root (made on first use).
@@ -215,32 +231,7 @@ impl Trial {
     /// shim to record the exit, so nothing writes into the throwaway root
     /// once it is gone.
     fn end_session(&self, lc: &Lifecycle, id: &Identity, started: bool, interrupted: bool) {
-        let sock = self.cfg.socket_path(id);
-        let alive = || crate::tmux::probe(&sock) == crate::tmux::Liveness::Alive;
-        let mut was_alive = alive();
-        if was_alive {
-            let _ = block_on(lc.tmux.kill_server(&sock));
-        }
-        // An interrupt may land while `tmux new-session` is under way: the
-        // server it starts comes up after the first look.
-        if interrupted {
-            let until = Instant::now() + Duration::from_secs(1);
-            while Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(50));
-                if alive() {
-                    was_alive = true;
-                    let _ = block_on(lc.tmux.kill_server(&sock));
-                }
-            }
-        }
-        if !was_alive && !started {
-            return;
-        }
-        let exit = self.cfg.state_file(id, "exit");
-        let deadline = Instant::now() + Duration::from_secs(7);
-        while !exit.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        end_sessions(&self.cfg, &lc.tmux, &[id], started, interrupted);
     }
 }
 
@@ -406,4 +397,43 @@ fn shown_argv(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Ends the sessions of `ids` and waits (a few seconds at most) for their
+/// shims to record the exits. After an interrupt it keeps looking for a
+/// second: a `tmux new-session` under way when the interrupt landed starts
+/// its server after the first look. `started`: a session was seen up, so
+/// its exit is awaited even if it is already gone.
+pub(super) fn end_sessions(
+    cfg: &Config,
+    tmux: &crate::tmux::Tmux,
+    ids: &[&Identity],
+    started: bool,
+    interrupted: bool,
+) {
+    let kill_live = |ended: &mut Vec<bool>| {
+        for (id, ended) in ids.iter().zip(ended.iter_mut()) {
+            let sock = cfg.socket_path(id);
+            if crate::tmux::probe(&sock) == crate::tmux::Liveness::Alive {
+                *ended = true;
+                let _ = block_on(tmux.kill_server(&sock));
+            }
+        }
+    };
+    let mut ended = vec![started; ids.len()];
+    kill_live(&mut ended);
+    if interrupted {
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+            kill_live(&mut ended);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(7);
+    for (id, _) in ids.iter().zip(&ended).filter(|(_, ended)| **ended) {
+        let exit = cfg.state_file(id, "exit");
+        while !exit.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
