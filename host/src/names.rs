@@ -6,12 +6,17 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// What a personality looks like, as a JSON-schema pattern.
+pub const PERSONALITY_PATTERN: &str = "^[a-z][a-z0-9-]{0,31}$";
+/// What a runtime id looks like: no dashes (see [`is_valid_runtime`]).
+pub const RUNTIME_PATTERN: &str = "^[a-z][a-z0-9]{0,31}$";
+
 /// Why a string is not a valid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("invalid personality {0:?}: expected ^[a-z][a-z0-9-]{{0,31}}$")]
+    #[error("invalid personality {0:?}: expected {PERSONALITY_PATTERN}")]
     Personality(String),
-    #[error("invalid runtime {0:?}: expected ^[a-z][a-z0-9]{{0,31}}$")]
+    #[error("invalid runtime {0:?}: expected {RUNTIME_PATTERN}")]
     Runtime(String),
     #[error("invalid identity {0:?}: expected <runtime>-<personality>")]
     Identity(String),
@@ -27,19 +32,19 @@ fn valid_name(s: &str, dash_allowed: bool) -> bool {
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || (dash_allowed && b == b'-'))
 }
 
-/// `^[a-z][a-z0-9-]{0,31}$`
+/// [`PERSONALITY_PATTERN`]
 pub fn is_valid_personality(s: &str) -> bool {
     valid_name(s, true)
 }
 
-/// `^[a-z][a-z0-9]{0,31}$` — no dashes: the runtime is the left half of an
+/// [`RUNTIME_PATTERN`] — no dashes: the runtime is the left half of an
 /// identity, split at the first `-`.
 pub fn is_valid_runtime(s: &str) -> bool {
     valid_name(s, false)
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $check:ident, $err:ident, $pattern:literal) => {
+    ($(#[$doc:meta])* $name:ident, $check:ident, $err:ident, $pattern:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -119,14 +124,14 @@ name_type!(
     Personality,
     is_valid_personality,
     Personality,
-    "^[a-z][a-z0-9-]{0,31}$"
+    PERSONALITY_PATTERN
 );
 name_type!(
     /// A validated runtime id (`claude`, `codex`, …).
     Runtime,
     is_valid_runtime,
     Runtime,
-    "^[a-z][a-z0-9]{0,31}$"
+    RUNTIME_PATTERN
 );
 
 /// `<runtime>-<personality>`: the tmux session name, the process address and
