@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{Fleet, plugin_host};
+use common::{Block, Fleet, plugin_host};
 use iapeer::clock::ManualClock;
 use iapeer::config::{Config, Overrides};
 use iapeer::lifecycle::{Lifecycle, SuperviseAction};
@@ -28,11 +28,8 @@ fn woke_at(f: &Fleet, id: &str) -> u64 {
 }
 
 fn tick(lc: &Lifecycle) -> Vec<(String, SuperviseAction)> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(lc.supervise_tick())
+    lc.supervise_tick()
+        .block()
         .into_iter()
         .map(|o| (o.identity, o.action))
         .collect()

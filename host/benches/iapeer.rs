@@ -23,23 +23,7 @@ mod common;
 mod real;
 mod real_runtimes;
 
-/// Runs a future to completion on the bench's runtime.
-trait Block: std::future::Future + Sized {
-    fn block(self) -> Self::Output {
-        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-        RUNTIME
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap()
-            })
-            .block_on(self)
-    }
-}
-
-impl<F: std::future::Future> Block for F {}
+use common::Block;
 
 struct Stats {
     n: usize,
@@ -593,10 +577,7 @@ fn wake_args(peer: &str, task: &str) -> WakeArgs {
 
 fn bench_wake() {
     println!("## wake");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = iapeer::app::runtime().unwrap();
     let world = World::new();
     world.register("bob");
     let id = Identity::parse("claude-bob").unwrap();
@@ -773,10 +754,7 @@ where
 
 fn bench_supervise() {
     println!("## supervise");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = iapeer::app::runtime().unwrap();
     let world = World::new();
     let cfg = &world.lc.cfg;
     let n = 1000;
@@ -1201,11 +1179,7 @@ fn write_fleet_registry(root: &Path, cwd: &Path, n: usize) {
 
 fn bench_daemon() {
     println!("## daemon (front door)");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = iapeer::app::runtime().unwrap();
     let world = World::new();
     world.register("alice");
     world.register("bob");

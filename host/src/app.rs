@@ -180,11 +180,13 @@ pub fn lifecycle(cfg: &Config) -> anyhow::Result<Lifecycle> {
     )
 }
 
-/// Runs a future to completion on the process's async runtime.
-pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+/// The async runtime of the synchronous front end (`iapeer`, the tests,
+/// the benchmarks): one per process, built on first use. `iapeerd` builds
+/// its own in `main` and never touches this one.
+pub fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
     static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
         std::sync::OnceLock::new();
-    let rt = RUNTIME
+    RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -193,6 +195,10 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
                 .map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    Ok(rt.block_on(f))
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+}
+
+/// Runs a future to completion on [`runtime`].
+pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    Ok(runtime()?.block_on(f))
 }

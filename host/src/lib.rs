@@ -14,7 +14,7 @@
 #[cfg(test)]
 mod acyclic;
 mod api;
-mod app;
+pub mod app;
 pub mod cli;
 mod client;
 pub mod clock;

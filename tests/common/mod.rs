@@ -34,20 +34,11 @@ pub fn example_plugin(name: &str) -> PathBuf {
     repo_root().join("plugins-dist/examples").join(name)
 }
 
-/// Runs a future to completion from synchronous test code, on one shared
-/// multi-threaded runtime (as the binaries do).
+/// Runs a future to completion from synchronous test code, on the
+/// runtime the `iapeer` binary uses.
 pub trait Block: std::future::Future + Sized {
     fn block(self) -> Self::Output {
-        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-        RUNTIME
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap()
-            })
-            .block_on(self)
+        iapeer::app::block_on(self).expect("the async runtime")
     }
 }
 
