@@ -423,8 +423,9 @@ fn runtime_resolution_errors() {
     f.register("jay", "claude", &["--runtimes", "gemini"]);
     let err = f.refused(&["wake", "jay", "--runtime", "codex"]);
     assert!(err.contains("not declared"), "{err}");
-    let err = f.refused(&["wake", "jay", "--runtime", "Not-A-Runtime"]);
-    assert!(err.contains("invalid runtime"), "{err}");
+    let out = f.run(&["wake", "jay", "--runtime", "Not-A-Runtime"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid runtime"));
     let err = f.refused(&["wake", "jay", "--runtime", "gemini"]);
     assert!(err.contains("no adapter for runtime \"gemini\""), "{err}");
     let err = f.refused(&["wake", "nobody"]);
@@ -835,13 +836,15 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 fn hostile_names_never_become_paths() {
     let f = Fleet::new();
     f.register("yak", "claude", &[]);
+    // A bad name is a usage error (exit 2) that names the rule.
     for bad in ["../../etc", "yak/../x", "Yak", "y k", "yak;rm"] {
         let out = f.run(&["wake", bad]);
-        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid personality"));
         let out = f.run(&["register", bad, "--cwd", "/tmp", "--runtime", "claude"]);
-        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
     }
-    assert_eq!(f.run(&["stop", "yak", "../x"]).status.code(), Some(1));
+    assert_eq!(f.run(&["stop", "yak", "../x"]).status.code(), Some(2));
     assert!(!f.dir.path().join("etc").exists());
 }
 
@@ -1938,8 +1941,9 @@ fn plugins_new_scaffolds_a_self_contained_project() {
     }
     let err = f.refused(&["plugins", "new", "aider", "--dir", dir.to_str().unwrap()]);
     assert!(err.contains("not empty"), "{err}");
-    let err = f.refused(&["plugins", "new", "my-rt"]);
-    assert!(err.contains("not a runtime name"), "{err}");
+    let out = f.run(&["plugins", "new", "my-rt"]);
+    assert_eq!(out.status.code(), Some(2), "a bad name is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid runtime \"my-rt\""));
     // A write that fails leaves nothing half-made (an immutable empty dir:
     // as root, modes are no obstacle; skipped where chattr is not allowed).
     let locked = f.dir.path().join("locked");

@@ -15,6 +15,7 @@ use crate::plugins::PluginHost;
 
 /// Options every command accepts.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// State root (default: $IAPEER_ROOT, else ~/.iapeer).
     #[arg(long, global = true, value_name = "DIR")]

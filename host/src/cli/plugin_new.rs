@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::Config;
+use crate::names::Runtime;
 
 const SDK_LIB: &str = include_str!("../../../adapters/sdk/src/lib.rs");
 const SDK_SCREEN: &str = include_str!("../../../adapters/sdk/src/screen.rs");
@@ -175,10 +176,8 @@ pub fn files(name: &str) -> Vec<(PathBuf, String)> {
     ]
 }
 
-pub fn run(_cfg: &Config, name: &str, dir: Option<&Path>) -> anyhow::Result<i32> {
-    if !crate::names::is_valid_runtime(name) {
-        bail!("{name:?} is not a runtime name (^[a-z][a-z0-9]{{0,31}}$: no dashes)");
-    }
+pub fn run(_cfg: &Config, name: &Runtime, dir: Option<&Path>) -> anyhow::Result<i32> {
+    let name = name.as_str();
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("iapeer-adapter-{name}")));

@@ -448,23 +448,21 @@ pub fn supervise_once(cfg: &Config, json: bool) -> anyhow::Result<i32> {
 }
 
 pub struct RegisterArgs {
-    pub peer: String,
+    pub peer: Personality,
     pub cwd: PathBuf,
-    pub runtime: String,
-    pub runtimes: Vec<String>,
+    pub runtime: Runtime,
+    pub runtimes: Vec<Runtime>,
     pub intelligence: Option<String>,
     pub description: Option<String>,
 }
 
 pub fn register(cfg: &Config, a: RegisterArgs, json: bool) -> anyhow::Result<i32> {
-    let personality = Personality::new(&a.peer)?;
-    let runtime = Runtime::new(&a.runtime)?;
-    let runtimes = a
-        .runtimes
-        .iter()
-        .filter(|r| !r.is_empty())
-        .map(|r| Runtime::new(r.as_str()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let RegisterArgs {
+        peer: personality,
+        runtime,
+        runtimes,
+        ..
+    } = a;
     let cwd = std::fs::canonicalize(&a.cwd)
         .with_context(|| format!("peer cwd {} does not exist", a.cwd.display()))?;
     if !cwd.is_dir() {

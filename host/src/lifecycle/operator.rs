@@ -324,7 +324,7 @@ impl Lifecycle {
         Ok(out)
     }
 
-    /// `mark-new`: drops the `/new` mark; the next relaunch is fresh.
+    /// `mark-new`: sets the `/new` mark; the next wake or relaunch is fresh.
     pub fn mark_new(
         &self,
         personality: &str,
