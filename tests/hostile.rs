@@ -1175,7 +1175,8 @@ fn planted_pasting_records_do_not_wedge_or_escape() {
     let rec = f.state("claude-bob", "pasting");
     let outside = f.dir.path().join("outside.txt");
     std::fs::write(&outside, "precious").unwrap();
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let cases: Vec<Case> = vec![
         (
             "garbage",
             Box::new(|| std::fs::write(&rec, b"\x00\xff{{{not json").unwrap()),

@@ -89,7 +89,7 @@ fn real_claude_to_real_claude_through_mcp() {
     );
     assert!(wait("bob's second turn", 30, || model
         .ever("sent the first")
-        || tool_results(&model).len() >= 1));
+        || !tool_results(&model).is_empty()));
     settle(&f, "claude-bob");
     assert!(f.is_live("claude-alice"), "the message woke alice");
     settle(&f, "claude-alice");

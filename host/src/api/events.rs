@@ -255,7 +255,7 @@ impl LogWatch {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
-                if event.kind.is_remove() && event.paths.iter().any(|p| *p == dir) {
+                if event.kind.is_remove() && event.paths.contains(&dir) {
                     gone.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 let concerns_a_log = !event.kind.is_access()

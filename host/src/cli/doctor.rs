@@ -195,7 +195,7 @@ fn verdict(said: Option<&str>, verified: Option<&str>) -> String {
         (_, None) => "the adapter names no version it was verified with".into(),
         (None, Some(v)) => format!("the adapter was verified with {v}"),
         (Some(s), Some(v)) if mentions(s, v) => {
-            format!("the version the adapter was verified with")
+            "the version the adapter was verified with".to_string()
         }
         (Some(_), Some(v)) => format!(
             "NOT the version the adapter was verified with ({v}): a screen it does not know fails the boot below"
