@@ -25,7 +25,7 @@ use crate::envelope::{self, MAX_ATTACHMENTS, MAX_TOPIC_CHARS, Sender};
 use crate::events::{self, EventLog};
 use crate::lifecycle::{Delivery, Lifecycle, LifecycleError, WakeArgs};
 use crate::names::{Identity, Personality, Runtime};
-use crate::registry::{PeerRecord, Registry};
+use crate::registry::{Intelligence, PeerRecord, Registry};
 
 /// One message to route: the arguments of the MCP tool `send_to_peer`
 /// (its input schema is derived from this type) and the body of the fleet
@@ -200,7 +200,7 @@ pub fn natural_sender(registry: &Registry) -> Option<Identity> {
     let mut natural = registry
         .peers
         .iter()
-        .filter(|p| p.intelligence == "natural");
+        .filter(|p| p.intelligence == Intelligence::Natural);
     match (natural.next(), natural.next()) {
         (Some(one), None) => Some(Identity::new(&one.default_runtime, &one.personality)),
         _ => None,
@@ -265,7 +265,7 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         &Sender {
             personality: caller.personality().as_str(),
             runtime: caller.runtime().as_str(),
-            intelligence: &caller_rec.intelligence,
+            intelligence: caller_rec.intelligence.as_str(),
         },
         req.topic.as_deref(),
         &req.attachments,

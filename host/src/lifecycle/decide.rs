@@ -117,7 +117,7 @@ mod tests {
             default_runtime: Runtime::new(default).unwrap(),
             runtimes: runtimes.iter().map(|r| Runtime::new(*r).unwrap()).collect(),
             description: String::new(),
-            intelligence: "artificial".into(),
+            intelligence: crate::registry::Intelligence::Artificial,
             raw_intelligence: None,
             cwd: PathBuf::from("/w"),
             interfaces: None,

@@ -41,7 +41,7 @@ use crate::paste;
 use crate::plugins::{Adapter, AdapterKind, LaunchSpec, PluginHost};
 use crate::poll::Poll;
 use crate::prompt::{self, PromptInput, SystemFacts};
-use crate::registry::{self, PeerRecord, Registry};
+use crate::registry::{self, Intelligence, PeerRecord, Registry};
 use crate::store::{self, Mark, SessionState};
 use crate::tmux::{Liveness, Tmux, probe};
 use crate::{fsutil, wakelock};
@@ -346,8 +346,12 @@ impl Lifecycle {
             .iter_mut()
             .filter(|p| p.raw_intelligence.is_none())
         {
-            if let Some(a) = self.plugins.adapter(peer.default_runtime.as_str()) {
-                peer.intelligence = a.info().default_intelligence.clone();
+            // The adapter's value was checked against the natures when it
+            // was loaded.
+            if let Some(a) = self.plugins.adapter(peer.default_runtime.as_str())
+                && let Some(nature) = Intelligence::parse(&a.info().default_intelligence)
+            {
+                peer.intelligence = nature;
             }
         }
         Ok(reg)
@@ -696,7 +700,7 @@ impl Lifecycle {
             resume: !fresh,
             resume_ref: mode.resume_ref.clone(),
             extra_args: launch_env.start_args,
-            intelligence: Some(peer.intelligence.clone()),
+            intelligence: Some(peer.intelligence.to_string()),
             home: std::fs::canonicalize(&self.cfg.home)
                 .unwrap_or_else(|_| self.cfg.home.clone())
                 .to_string_lossy()

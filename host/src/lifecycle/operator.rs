@@ -590,7 +590,7 @@ impl Lifecycle {
             default_runtime: peer.default_runtime.to_string(),
             last_active_runtime: last.as_ref().map(|(rt, _)| rt.to_string()),
             last_active_ms: last.map(|(_, ms)| ms),
-            intelligence: peer.intelligence.clone(),
+            intelligence: peer.intelligence.to_string(),
             description: peer.description.clone(),
             cwd: peer.cwd.clone(),
             externally_managed: owner.is_some(),

@@ -145,7 +145,7 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
         }
         // A 0.1 host knew the natures of a few runtimes by name.
         None if raw.contract == (0, 1) => {
-            crate::registry::default_intelligence(runtime.as_str()).to_string()
+            crate::registry::Intelligence::default_for(runtime.as_str()).to_string()
         }
         None => "artificial".to_string(),
     };
