@@ -2,9 +2,8 @@
 //! components (plugins-dist/*.wasm) in the real sandbox, against temporary
 //! HOME trees.
 
-mod common;
-#[path = "common/gemini.rs"]
-mod gemini;
+use crate::common;
+use crate::gemini;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,8 +2,7 @@
 //! reaps and relaunches, the front door (MCP and the fleet API on a Unix
 //! socket and loopback TCP), a clean stop on SIGTERM.
 
-mod common;
-mod front_door;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;

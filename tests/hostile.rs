@@ -8,7 +8,7 @@
 //! "Promptly" is checked by a hang detector ([`HANG`]), generous so a loaded
 //! CI machine cannot trip it; each probe prints how long it really took.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! adapter components, and fake runtimes (tests/fakes) that behave like the
 //! claude / codex TUIs and a router.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! operator drives it: in a real tmux pane, with keys sent and the screen
 //! read back (capture-pane), against a fleet of fake runtimes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! failure modes, the precedence rule, the sandbox holding against hostile
 //! adapters, and `iapeer plugins list/inspect` as a user runs them.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The system prompt: a golden of all its layers, and the wake passing it to
 //! the runtime.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

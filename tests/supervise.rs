@@ -2,7 +2,7 @@
 //! the real binary on real tmux), time is not, so idle bounds of an hour are
 //! tested in milliseconds.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,9 +1,7 @@
 //! Time behind a trait, so idle and deadline logic can be tested in
 //! milliseconds with a clock the test moves.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
@@ -21,25 +19,37 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to.
-#[derive(Debug, Default, Clone)]
-pub struct ManualClock(Arc<AtomicU64>);
+#[cfg(any(test, feature = "testing"))]
+pub use manual::ManualClock;
 
-impl ManualClock {
-    pub fn at(ms: u64) -> Self {
-        ManualClock(Arc::new(AtomicU64::new(ms)))
-    }
-    pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
-    }
-    pub fn set(&self, ms: u64) {
-        self.0.store(ms, Ordering::SeqCst);
-    }
-}
+#[cfg(any(test, feature = "testing"))]
+mod manual {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
 
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+    use super::Clock;
+
+    /// A clock that only moves when told to.
+    #[derive(Debug, Default, Clone)]
+    pub struct ManualClock(Arc<AtomicU64>);
+
+    impl ManualClock {
+        pub fn at(ms: u64) -> Self {
+            ManualClock(Arc::new(AtomicU64::new(ms)))
+        }
+        pub fn advance(&self, d: Duration) {
+            self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+        }
+        pub fn set(&self, ms: u64) {
+            self.0.store(ms, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now_ms(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
     }
 }
 

@@ -516,8 +516,10 @@ impl Fleet {
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .unwrap();
+        // router.json is written first, then the READY line.
         wait_until("iapeerd to listen", Duration::from_secs(30), || {
             router_json.exists()
+                && std::fs::read_to_string(&stderr_path).is_ok_and(|e| e.contains("READY"))
         });
         let d: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&router_json).unwrap()).unwrap();

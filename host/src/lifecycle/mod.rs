@@ -203,10 +203,6 @@ impl WakeReport {
             },
         }
     }
-
-    pub fn is_ready(&self) -> bool {
-        self.status == Status::Ready
-    }
 }
 
 /// Why a delivery to a live session did not go through.

@@ -399,6 +399,7 @@ impl Adapter {
 
     /// Calls the guest's `info` again (the loaded facts are in `info()`);
     /// measures the bare cost of a call.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn fetch_info(&self) -> Result<AdapterInfo, AdapterError> {
         let raw = self
             .call("info", self.budgets.quick, None, async |i, s| {
@@ -409,6 +410,7 @@ impl Adapter {
     }
 
     /// Drops the cached instance: the next call instantiates afresh.
+    #[cfg(any(test, feature = "testing"))]
     pub fn drop_cached_instance(&self) {
         self.idle
             .lock()

@@ -41,6 +41,8 @@ impl CompileCache {
         CompileCache { dir }
     }
 
+    /// No cache: every load compiles (what a cold start costs).
+    #[cfg(any(test, feature = "testing"))]
     pub fn disabled() -> Self {
         CompileCache { dir: None }
     }
