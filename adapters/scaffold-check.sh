@@ -2,7 +2,9 @@
 # What a newcomer starts from builds and serves a wake: `iapeer plugins new`,
 # the one documented cargo command, then `iapeer plugins try` against a small
 # stand-in runtime (a TUI that shows a `>` composer and appends each input
-# line to the activity file the template watches). Needs the wasm32-wasip2
+# line to its activity file). The template leaves that file a TODO the host
+# refuses: first the unfilled scaffold must fail `plugins check` saying so,
+# then, filled in as a newcomer would, it must serve. Needs the wasm32-wasip2
 # target and a built `target/debug/iapeer`.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,6 +15,13 @@ trap 'rm -rf "$work"' EXIT
 "$iapeer" plugins new demo --dir "$work/demo"
 (cd "$work/demo" && cargo build --release --target wasm32-wasip2 --quiet)
 wasm="$work/demo/target/wasm32-wasip2/release/adapter_demo.wasm"
+if "$iapeer" plugins check "$wasm" >"$work/check.log" 2>&1; then
+  echo "scaffold-check: the unfilled template passed plugins check" >&2; exit 1
+fi
+grep -q "placeholder" "$work/check.log" || { cat "$work/check.log" >&2; exit 1; }
+sed -i 's|"TODO-the-file-the-runtime-writes"|".demo.history.md"|' "$work/demo/src/lib.rs"
+grep -q '".demo.history.md"' "$work/demo/src/lib.rs"
+(cd "$work/demo" && cargo build --release --target wasm32-wasip2 --quiet)
 
 cat >"$work/fake-demo" <<'FAKE'
 #!/usr/bin/env bash

@@ -63,9 +63,10 @@ use iapeer_adapter_sdk::{
 struct Adapter;
 
 /// TODO: the file the runtime appends to as it works, relative to the
-/// peer's folder. Its mtime is the activity proxy: the host knows a message
-/// was processed when it moves, and reaps a session idle by it.
-const ACTIVITY_FILE: &str = ".@NAME@.history.md";
+/// peer's folder (aider: `.aider.chat.history.md`). Its mtime is the
+/// activity proxy: the host knows a message was processed when it moves,
+/// and reaps a session idle by it. The host refuses this placeholder.
+const ACTIVITY_FILE: &str = "TODO-the-file-the-runtime-writes";
 
 impl Guest for Adapter {
     fn info() -> AdapterInfo {

@@ -135,6 +135,20 @@ pub fn info(raw: RawInfo) -> Result<AdapterInfo, String> {
         ));
     }
     check_cwd_read_paths(&raw.cwd_read_paths)?;
+    // The `plugins new` template's placeholder: an adapter that still
+    // carries it watches a file no runtime writes, so every wake with a
+    // message would wait out the ready gate for nothing.
+    if let Some(todo) = raw
+        .cwd_read_paths
+        .iter()
+        .chain(&raw.read_dirs)
+        .find(|p| p.starts_with("TODO"))
+    {
+        return Err(format!(
+            "info() still declares the template's placeholder {todo:?}: name the file \
+             the runtime writes as it works (ACTIVITY_FILE in src/lib.rs)"
+        ));
+    }
     let default_intelligence = match raw.default_intelligence.as_deref() {
         Some(i) if crate::registry::INTELLIGENCES.contains(&i) => i.to_string(),
         Some(i) => {
@@ -361,6 +375,10 @@ mod tests {
             (|r| r.runtime = "my-rt".into(), "runtime"),
             (|r| r.version = "one".into(), "semver"),
             (|r| r.cwd_read_paths = vec!["../x".into()], "cwd-relative"),
+            (
+                |r| r.cwd_read_paths = vec!["TODO-the-file-the-runtime-writes".into()],
+                "placeholder",
+            ),
             (|r| r.cwd_read_paths = vec![".env".into()], "secret"),
             (|r| r.cwd_read_paths = vec![".git/config".into()], "secret"),
             (|r| r.cwd_read_paths = vec![".SSH/id_rsa".into()], "secret"),
