@@ -111,6 +111,19 @@ pub struct WakeArgs {
     pub skip_seed: bool,
 }
 
+/// What every step of the spawn half of a wake works on: the request, the
+/// peer and its registry, its adapter, the session and its folder.
+#[derive(Clone, Copy)]
+struct Spawn<'a> {
+    args: &'a WakeArgs,
+    peer: &'a PeerRecord,
+    registry: &'a Registry,
+    adapter: &'a Arc<Adapter>,
+    id: &'a Identity,
+    /// The peer's folder, resolved (links and `..`).
+    cwd: &'a Path,
+}
+
 /// How the spawn half of a wake will start the runtime, and why.
 struct SpawnDecision {
     spawn_mode: SpawnMode,
@@ -565,25 +578,26 @@ impl Lifecycle {
             Ok(c) if c.is_dir() => c,
             _ => return Err(LifecycleError::CwdMissing(peer.cwd.clone())),
         };
-        self.refuse_a_crash_loop(args, peer, id)?;
-        let mode = self.decide_mode(args, peer, adapter, id, &cwd).await?;
+        let spawn = Spawn {
+            args,
+            peer,
+            registry,
+            adapter,
+            id,
+            cwd: &cwd,
+        };
+        self.refuse_a_crash_loop(&spawn)?;
+        let mode = self.decide_mode(&spawn).await?;
         let launched_at = self.clock.now_ms();
-        let outcome = self
-            .launch(args, peer, registry, adapter, id, &cwd, &mode)
-            .await?;
-        self.settle(outcome, args, adapter, id, &cwd, mode, launched_at)
-            .await
+        let outcome = self.launch(&spawn, &mode).await?;
+        self.settle(&spawn, outcome, mode, launched_at).await
     }
 
     /// A peer that keeps dying is left asleep instead of paying a boot (up
     /// to the boot deadline) on every message. An operator attaching is
     /// there to see why: the guard does not keep them out.
-    fn refuse_a_crash_loop(
-        &self,
-        args: &WakeArgs,
-        peer: &PeerRecord,
-        id: &Identity,
-    ) -> Result<(), LifecycleError> {
+    fn refuse_a_crash_loop(&self, spawn: &Spawn<'_>) -> Result<(), LifecycleError> {
+        let Spawn { args, peer, id, .. } = *spawn;
         let p = &peer.personality;
         if !args.hand_over
             && let Some(verdict) =
@@ -603,14 +617,15 @@ impl Lifecycle {
 
     /// Fresh or resumed, and why: the /new mark, the caller's wish, and
     /// (only when it decides) whether the adapter finds something to resume.
-    async fn decide_mode(
-        &self,
-        args: &WakeArgs,
-        peer: &PeerRecord,
-        adapter: &Arc<Adapter>,
-        id: &Identity,
-        cwd: &Path,
-    ) -> Result<SpawnDecision, LifecycleError> {
+    async fn decide_mode(&self, spawn: &Spawn<'_>) -> Result<SpawnDecision, LifecycleError> {
+        let Spawn {
+            args,
+            peer,
+            adapter,
+            id,
+            cwd,
+            ..
+        } = *spawn;
         let p = &peer.personality;
         let cwd_str = cwd.to_string_lossy();
         let new_mark_at_start = store::read_mark(&self.cfg, id, Mark::New);
@@ -656,17 +671,19 @@ impl Lifecycle {
 
     /// Builds the launch (the spec, the first message, the environment),
     /// records the boot, and runs it.
-    #[allow(clippy::too_many_arguments)]
     async fn launch(
         &self,
-        args: &WakeArgs,
-        peer: &PeerRecord,
-        registry: &Registry,
-        adapter: &Arc<Adapter>,
-        id: &Identity,
-        cwd: &Path,
+        spawn: &Spawn<'_>,
         mode: &SpawnDecision,
     ) -> Result<LaunchOutcome, LifecycleError> {
+        let Spawn {
+            args,
+            peer,
+            registry,
+            adapter,
+            id,
+            cwd,
+        } = *spawn;
         let p = &peer.personality;
         let cwd_str = cwd.to_string_lossy().into_owned();
         let fresh = mode.spawn_mode == SpawnMode::Fresh;
@@ -756,17 +773,20 @@ impl Lifecycle {
 
     /// What a launch's outcome leaves recorded (the session, a death, the
     /// /new mark consumed), and the wake's answer.
-    #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,
+        spawn: &Spawn<'_>,
         outcome: LaunchOutcome,
-        args: &WakeArgs,
-        adapter: &Arc<Adapter>,
-        id: &Identity,
-        cwd: &Path,
         mode: SpawnDecision,
         launched_at: u64,
     ) -> WakeOutcome {
+        let Spawn {
+            args,
+            adapter,
+            id,
+            cwd,
+            ..
+        } = *spawn;
         let SpawnDecision {
             spawn_mode,
             cause,
