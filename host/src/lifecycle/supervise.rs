@@ -30,8 +30,11 @@ pub enum SuperviseAction {
     ReapedGone,
     /// Dead while stopped: state removed, never relaunched.
     SkippedStopped,
-    /// Owned by launchd / a systemd unit: not touched.
-    SkippedLaunchd,
+    /// Owned by launchd / a systemd unit: not touched (the wire name
+    /// predates systemd support).
+    #[serde(rename = "skipped-launchd")]
+    #[strum(serialize = "skipped-launchd")]
+    SkippedExternallyOwned,
     /// A wake or a delivery holds the peer's lock: left for the next tick.
     SkippedBusy,
     Alive,
@@ -155,7 +158,7 @@ impl Lifecycle {
             let outcome = self.supervise_one(&id, &state, now).await;
             if !matches!(
                 outcome.action,
-                SuperviseAction::Alive | SuperviseAction::SkippedLaunchd | SuperviseAction::Booting
+                SuperviseAction::Alive | SuperviseAction::SkippedExternallyOwned | SuperviseAction::Booting
             ) {
                 let mut fields = vec![
                     ("identity", id.as_str()),
@@ -175,7 +178,7 @@ impl Lifecycle {
     async fn supervise_one(&self, id: &Identity, s: &SessionState, now: u64) -> SuperviseOutcome {
         // Owned by launchd or systemd: hands off, before anything could touch it.
         if guard::is_externally_managed(&self.cfg, id.personality()) {
-            return SuperviseOutcome::new(id, SuperviseAction::SkippedLaunchd, None);
+            return SuperviseOutcome::new(id, SuperviseAction::SkippedExternallyOwned, None);
         }
         if s.booting {
             return self.supervise_boot(id, now).await;
