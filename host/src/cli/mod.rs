@@ -165,6 +165,11 @@ pub fn iapeer_main() -> ExitCode {
     if let Err(e) = cfg.check_private_dirs() {
         return finish("iapeer", Err(e.into()));
     }
+    // The one async runtime of this process, built here rather than at
+    // the first await deep in a verb.
+    if let Err(e) = crate::app::runtime() {
+        return finish("iapeer", Err(e));
+    }
     let ctx = Ctx {
         cfg: &cfg,
         json: cli.global.json,
