@@ -22,6 +22,8 @@ pub mod config;
 pub mod daemon;
 mod deaths;
 mod discovery;
+#[cfg(test)]
+mod documents;
 mod envelope;
 mod events;
 mod fsutil;
