@@ -42,11 +42,10 @@ fn the_readme_quickstart_runs_as_written() {
             ));
             continue;
         }
-        if line.starts_with("iapeerd &") {
-            script.push_str(&format!(
-                "iapeerd --port {port} > {}/daemon.log 2>&1 &\n",
-                tmp.path().display()
-            ));
+        if line.contains("iapeerd &") {
+            let daemon = format!("iapeerd --port {port} > {}/daemon.log 2>&1 &", tmp.path().display());
+            script.push_str(&line.replace("iapeerd &", &daemon));
+            script.push('\n');
             continue;
         }
         script.push_str(&line);
@@ -60,29 +59,38 @@ fn the_readme_quickstart_runs_as_written() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(repo_root())
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", &home)
-        .env("LANG", "C.UTF-8")
-        .env("TERM", "xterm-256color")
-        .env("TMPDIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let said = format!("script:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(out.status.success(), "{said}");
+    // Twice: a newcomer who runs it again gets the same, not a fleet
+    // left stopped by the first run's last line.
+    for run in ["first", "second"] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(repo_root())
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", &home)
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "xterm-256color")
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = format!("{run} run; script:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        assert!(out.status.success(), "{said}");
+        assert!(
+            stdout.contains("\"woke\": true"),
+            "the MCP call woke bob: {said}"
+        );
+        assert!(
+            stdout.contains("<message><![CDATA[hello from alice]]></message>")
+                && stdout.contains("from-personality=\"alice\""),
+            "bob's screen shows the message and its verified sender: {said}"
+        );
+    }
     assert!(
-        stdout.contains("\"woke\": true"),
-        "the MCP call woke bob: {said}"
-    );
-    assert!(
-        stdout.contains("<message><![CDATA[hello from alice]]></message>"),
-        "bob's screen shows the message: {said}"
+        std::fs::read_dir(&home).unwrap().next().is_none(),
+        "the stand-in wrote nothing into the newcomer's HOME"
     );
 }
 

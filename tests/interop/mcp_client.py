@@ -5,7 +5,8 @@ on PyPI) drives iapeerd's send_to_peer over Streamable HTTP.
 
 Does initialize, tools/list and tools/call, and prints one JSON document:
 {"protocol": …, "server": …, "tools": [{"name", "inputSchema"}], "result":
-{"isError", "structuredContent", "text"}}. Exit 0 whatever the tool said.
+{"isError", "structuredContent", "text"}}. Exits 1 when the tool said it
+failed (the message was NOT delivered), 0 when it delivered.
 """
 
 import argparse
@@ -64,7 +65,7 @@ async def main() -> int:
                         }
                     )
                 )
-    return 0
+    return 1 if res.is_error else 0
 
 
 if __name__ == "__main__":
