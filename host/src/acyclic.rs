@@ -1,7 +1,9 @@
 //! The crate's modules import each other without cycles: among the
 //! top-level modules (a folder counts as one), and among the files of each
-//! folder (its `mod.rs` aside, which declares them). Read from the source,
-//! `crate::` and `super::` paths outside comments.
+//! folder (its `mod.rs` aside, which declares them). Read from the source
+//! with comments and literals blanked: every `crate::`, `super::` and `use`
+//! path, groups expanded, followed through re-exports to the module that
+//! defines the item, and every call of an exported macro.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,15 +40,106 @@ fn modules(src: &Path) -> BTreeMap<Module, PathBuf> {
     out
 }
 
-/// The code of a file with its comments blanked out.
+/// The code of a file with its comments and the insides of its string and
+/// character literals blanked out (line breaks kept), so neither a `//` in
+/// a string nor a path in a comment is read as code.
 fn code(text: &str) -> String {
-    text.lines()
-        .map(|l| match l.find("//") {
-            Some(i) => &l[..i],
-            None => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (next == Some('"') || next == Some('#'))
+            && !chars[..i]
+                .last()
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            // A raw string: r"…", r#"…"#.
+            let mut j = i + 1;
+            while chars.get(j) == Some(&'#') {
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let hashes = j - i - 1;
+            out.push_str(&" ".repeat(j - i + 1));
+            i = j + 1;
+            while i < chars.len() {
+                if chars[i] == '"' && (1..=hashes).all(|k| chars.get(i + k) == Some(&'#')) {
+                    out.push_str(&" ".repeat(hashes + 1));
+                    i += hashes + 1;
+                    break;
+                }
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
+            // A character literal ('x', '\n', '\u{..}'), not a lifetime.
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn ident_at(s: &str) -> Option<&str> {
@@ -56,51 +149,225 @@ fn ident_at(s: &str) -> Option<&str> {
     (end > 0).then(|| &s[..end])
 }
 
-/// The module paths a file names: `crate::a::b…` and `super::a…`,
-/// including `crate::{a, b::c}` groups (their first segments).
-fn named_paths(code: &str, here: &Module) -> Vec<Module> {
-    let mut out = Vec::new();
-    // `super` from a file: its folder's module (a `mod.rs` file's module is
-    // its folder, so `super` is the folder above).
-    let parent = here[..here.len().saturating_sub(1)].to_vec();
-    for (prefix, base) in [("crate::", Vec::new()), ("super::", parent)] {
-        let mut rest = code;
-        while let Some(i) = rest.find(prefix) {
-            let before = rest[..i].chars().last();
-            rest = &rest[i + prefix.len()..];
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                continue;
-            }
-            if let Some(group) = rest.strip_prefix('{') {
-                let inner = &group[..group.find('}').unwrap_or(group.len())];
-                for item in inner.split(',') {
-                    if let Some(id) = ident_at(item.trim()) {
-                        out.push([base.clone(), vec![id.to_string()]].concat());
+fn word_starts_at(code: &str, i: usize) -> bool {
+    !code[..i]
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+}
+
+/// The paths of a path tree (`a::b`, `a::{b, c::{d, e as f}}`, `a::*`)
+/// starting at `s`, each as its segments and the name it binds (its alias,
+/// else its last segment).
+fn bindings(s: &str) -> Vec<(Vec<String>, String)> {
+    fn parse(s: &str, prefix: &[String], out: &mut Vec<(Vec<String>, String)>) -> usize {
+        let mut path = prefix.to_vec();
+        let mut at = 0;
+        loop {
+            let rest = s[at..].trim_start();
+            at = s.len() - rest.len();
+            if rest.starts_with('{') {
+                at += 1;
+                loop {
+                    at += parse(&s[at..], &path, out);
+                    let rest = s[at..].trim_start();
+                    at = s.len() - rest.len();
+                    if rest.starts_with(',') {
+                        at += 1;
+                        continue;
                     }
-                }
-                continue;
-            }
-            let mut path = base.clone();
-            let mut s = rest;
-            while let Some(id) = ident_at(s) {
-                path.push(id.to_string());
-                match s[id.len()..].strip_prefix("::") {
-                    Some(next) if !next.starts_with('{') => s = next,
-                    _ => break,
+                    if rest.starts_with('}') {
+                        at += 1;
+                    }
+                    return at;
                 }
             }
-            out.push(path);
+            let segment = if rest.starts_with('*') {
+                "*"
+            } else {
+                match ident_at(rest) {
+                    Some(id) => id,
+                    None => break,
+                }
+            };
+            path.push(segment.to_string());
+            at += segment.len();
+            match s[at..].strip_prefix("::") {
+                Some(_) => at += 2,
+                None => break,
+            }
+        }
+        let mut name = path.last().cloned().unwrap_or_default();
+        let rest = s[at..].trim_start();
+        if let Some(after) = rest.strip_prefix("as ") {
+            let alias_at = after.len() - after.trim_start().len();
+            if let Some(alias) = ident_at(after.trim_start()) {
+                name = alias.to_string();
+                at = s.len() - after.len() + alias_at + alias.len();
+            }
+        }
+        if path.len() > prefix.len() {
+            out.push((path, name));
+        }
+        at
+    }
+    let mut out = Vec::new();
+    parse(s, &[], &mut out);
+    out
+}
+
+/// The paths of a path tree, without the names they bind.
+fn tree(s: &str) -> Vec<Vec<String>> {
+    bindings(s).into_iter().map(|(path, _)| path).collect()
+}
+
+/// Every path a file's code names: each `crate::…` and `super::…` path
+/// (with its `{…}` groups expanded), and each path of a `use` statement
+/// (which may also start with `self::` or a child module's name). Paths
+/// stay relative (`super`, `self` as written); [`absolute`] resolves them.
+fn named_paths(code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for prefix in ["crate::", "super::"] {
+        let mut from = 0;
+        while let Some(i) = code[from..].find(prefix).map(|i| from + i) {
+            from = i + prefix.len();
+            if word_starts_at(code, i) {
+                out.extend(tree(&code[i..]));
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = code[from..].find("use ").map(|i| from + i) {
+        from = i + 4;
+        if word_starts_at(code, i) {
+            out.extend(tree(&code[from..]).into_iter().filter(|p| p[0] != "crate" && p[0] != "super"));
         }
     }
     out
 }
 
-/// The longest known module a path starts with.
-fn resolve(path: &Module, known: &BTreeMap<Module, PathBuf>) -> Option<Module> {
-    (1..=path.len())
-        .rev()
-        .map(|n| path[..n].to_vec())
-        .find(|m| known.contains_key(m))
+/// A path as written in `here` made absolute (`None`: another crate's).
+fn absolute(path: &[String], here: &Module, known: &BTreeMap<Module, PathBuf>) -> Option<Module> {
+    let mut base = here.clone();
+    let mut rest = path;
+    match rest.first().map(String::as_str) {
+        Some("crate") => {
+            base.clear();
+            rest = &rest[1..];
+        }
+        Some("super") => {
+            while rest.first().is_some_and(|s| s == "super") {
+                base.pop();
+                rest = &rest[1..];
+            }
+        }
+        Some("self") => rest = &rest[1..],
+        Some(first) if known.contains_key(&[here.clone(), vec![first.to_string()]].concat()) => {}
+        _ => return None,
+    }
+    Some([base, rest.to_vec()].concat())
+}
+
+/// What each module re-exports (`pub use`, `pub(crate) use`…): a name to
+/// the absolute path it stands for, and the modules it re-exports all of.
+#[derive(Default)]
+struct Reexports {
+    named: BTreeMap<String, Module>,
+    globs: Vec<Module>,
+}
+
+fn reexports(code: &str, here: &Module, known: &BTreeMap<Module, PathBuf>) -> Reexports {
+    let mut out = Reexports::default();
+    let mut from = 0;
+    while let Some(i) = code[from..].find("pub").map(|i| from + i) {
+        from = i + 3;
+        if !word_starts_at(code, i) {
+            continue;
+        }
+        let mut rest = code[from..].trim_start();
+        if rest.starts_with('(') {
+            rest = rest[rest.find(')').map_or(rest.len(), |e| e + 1)..].trim_start();
+        }
+        let Some(tail) = rest.strip_prefix("use ") else {
+            continue;
+        };
+        let statement = &tail[..tail.find(';').unwrap_or(tail.len())];
+        for (path, name) in bindings(statement) {
+            let Some(abs) = absolute(&path, here, known) else {
+                continue;
+            };
+            if name == "*" {
+                out.globs.push(abs[..abs.len() - 1].to_vec());
+            } else {
+                out.named.insert(name, abs);
+            }
+        }
+    }
+    out
+}
+
+/// Whether a module's code defines an item named `name`.
+fn defines(code: &str, name: &str) -> bool {
+    ["fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union"]
+        .iter()
+        .any(|kw| {
+            let needle = format!("{kw} {name}");
+            code.match_indices(&needle).any(|(i, _)| {
+                word_starts_at(code, i)
+                    && !code[i + needle.len()..]
+                        .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            })
+        })
+}
+
+/// The module an absolute path lands in: the longest known module it
+/// starts with, followed through that module's re-exports of the next
+/// segment (a re-exported item lives where it is defined).
+fn resolve(
+    path: &Module,
+    known: &BTreeMap<Module, PathBuf>,
+    exports: &BTreeMap<Module, Reexports>,
+    codes: &BTreeMap<Module, String>,
+) -> Option<Module> {
+    let mut path = path.clone();
+    for _ in 0..8 {
+        let module = (0..=path.len())
+            .rev()
+            .map(|n| path[..n].to_vec())
+            .find(|m| known.contains_key(m))?;
+        let Some(item) = path.get(module.len()) else {
+            return Some(module);
+        };
+        let ex = &exports[&module];
+        if let Some(target) = ex.named.get(item) {
+            path = [target.clone(), path[module.len() + 1..].to_vec()].concat();
+            continue;
+        }
+        let glob = ex.globs.iter().find(|g| codes.get(*g).is_some_and(|c| defines(c, item)));
+        match glob {
+            Some(g) => path = [g.clone(), path[module.len()..].to_vec()].concat(),
+            None => return Some(module),
+        }
+    }
+    None
+}
+
+/// The crate's `#[macro_export]` macros and the module defining each.
+fn exported_macros(codes: &BTreeMap<Module, String>) -> BTreeMap<String, Module> {
+    let mut out = BTreeMap::new();
+    for (module, code) in codes {
+        let mut from = 0;
+        while let Some(i) = code[from..].find("macro_export").map(|i| from + i) {
+            from = i + 12;
+            if let Some(at) = code[from..].find("macro_rules!") {
+                let after = code[from + at + 12..].trim_start();
+                if let Some(name) = ident_at(after) {
+                    out.insert(name.to_string(), module.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The groups of modules that reach each other (each a cycle or more),
@@ -141,6 +408,15 @@ fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 /// files of one folder (`plugins/{a, b}`).
 pub fn cycles(src: &Path) -> Vec<String> {
     let known = modules(src);
+    let codes: BTreeMap<Module, String> = known
+        .iter()
+        .map(|(m, f)| (m.clone(), code(&std::fs::read_to_string(f).unwrap())))
+        .collect();
+    let exports: BTreeMap<Module, Reexports> = codes
+        .iter()
+        .map(|(m, c)| (m.clone(), reexports(c, m, &known)))
+        .collect();
+    let macros = exported_macros(&codes);
     let mut top: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut within: BTreeMap<Module, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     for (here, file) in &known {
@@ -148,11 +424,23 @@ pub fn cycles(src: &Path) -> Vec<String> {
             continue;
         }
         let is_mod_file = file.file_name().is_some_and(|n| n == "mod.rs");
-        let text = code(&std::fs::read_to_string(file).unwrap());
-        for named in named_paths(&text, here) {
-            let Some(target) = resolve(&named, &known) else {
-                continue;
-            };
+        let text = &codes[here];
+        let mut targets: Vec<Module> = named_paths(text)
+            .iter()
+            .filter_map(|p| absolute(p, here, &known))
+            .filter_map(|p| resolve(&p, &known, &exports, &codes))
+            .collect();
+        // A macro lives where it is defined, whatever path it is called by.
+        for (name, module) in &macros {
+            let call = format!("{name}!");
+            if text
+                .match_indices(&call)
+                .any(|(i, _)| !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+            {
+                targets.push(module.clone());
+            }
+        }
+        for target in targets {
             if target.is_empty() {
                 continue;
             }
@@ -167,13 +455,12 @@ pub fn cycles(src: &Path) -> Vec<String> {
             if !is_mod_file
                 && target.len() > folder.len()
                 && target[..folder.len()] == *folder
-                && target.len() == here.len()
-                && target != *here
+                && target[folder.len()] != here[folder.len()]
             {
                 within
                     .entry(folder.to_vec())
                     .or_default()
-                    .entry(here.last().unwrap().clone())
+                    .entry(here[folder.len()].clone())
                     .or_default()
                     .insert(target[folder.len()].clone());
             }
@@ -199,15 +486,60 @@ mod tests {
         assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
     }
 
+    fn v(paths: &[&[&str]]) -> Vec<Vec<String>> {
+        paths
+            .iter()
+            .map(|p| p.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
     #[test]
-    fn paths_are_read_from_code_not_comments() {
-        let here = vec!["a".to_string(), "b".to_string()];
-        let code = code("use crate::x::y; // crate::z\nuse super::{c, d::e};\nfoo::crate::w;");
-        let named = named_paths(&code, &here);
+    fn paths_are_read_from_code_not_comments_or_strings() {
+        let text = "use crate::x::y; // crate::z\n/* crate::b */ let u = \"http://a\"; crate::w::q();\nlet s = r#\"crate::s\"#; let c = '\"'; let l: &'a str = crate::l::m;";
         assert_eq!(
-            named,
-            [vec!["x", "y"], vec!["a", "c"], vec!["a", "d"]]
-                .map(|v| v.into_iter().map(String::from).collect::<Vec<_>>())
+            named_paths(&code(text)),
+            v(&[&["crate", "x", "y"], &["crate", "w", "q"], &["crate", "l", "m"]])
         );
+    }
+
+    #[test]
+    fn groups_nest_and_aliases_bind() {
+        assert_eq!(
+            bindings("a::{b as c, d}").into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            ["c", "d"]
+        );
+        assert_eq!(
+            tree("crate::{names::{Identity, Runtime as Rt}, route::SendRequest, x::*};"),
+            v(&[
+                &["crate", "names", "Identity"],
+                &["crate", "names", "Runtime"],
+                &["crate", "route", "SendRequest"],
+                &["crate", "x", "*"],
+            ])
+        );
+    }
+
+    /// A cycle hidden behind a re-export, a nested group or a macro is
+    /// still a cycle.
+    #[test]
+    fn reexports_groups_and_macros_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path();
+        let write = |path: &str, text: &str| {
+            let p = src.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("lib.rs", "mod a; mod b; mod f; mod t; mod s;");
+        write("f/mod.rs", "mod one; mod two;\npub use one::One;\npub use two::*;");
+        write("f/one.rs", "use super::Two;\npub struct One;");
+        write("f/two.rs", "use super::One;\npub struct Two;");
+        write("a.rs", "use crate::{x::y, b::{B}};\npub struct A;");
+        write("b.rs", "use crate::a::A;\npub struct B;");
+        write("t.rs", "#[macro_export]\nmacro_rules! say { () => {} }\nuse crate::s::S;");
+        write("s.rs", "pub struct S; fn f() { crate::say!(); }");
+        let mut found = cycles(src);
+        found.sort();
+        assert_eq!(found, ["a ↔ b", "f/{one, two}", "s ↔ t"]);
     }
 }
