@@ -86,6 +86,9 @@ pub struct Config {
     /// `IAPEER_PANE_LOGS=0` turns them off.
     pub pane_log: Rotation,
     pub pane_logs: bool,
+    /// The daemon's loopback TCP port (`IAPEER_PORT`, 8765; 0 picks a free
+    /// one). `iapeerd --port` wins.
+    pub port: u16,
     /// The daemon's Unix socket (`IAPEER_DAEMON_SOCKET`, else
     /// `<root>/state/iapeer/router.sock`).
     pub daemon_socket: PathBuf,
@@ -422,6 +425,7 @@ impl Config {
                 Some("0" | "false" | "no")
             ),
             daemon_socket,
+            port: ranged("IAPEER_PORT", 0, u64::from(u16::MAX), 8765)? as u16,
             bearer_token: non_blank(&env, "IAPEER_BEARER_TOKEN").map(str::to_string),
             operator: non_blank(&env, "IAPEER_OPERATOR").map(|s| s.trim().to_string()),
             env,

@@ -179,13 +179,14 @@ fn tmux(cfg: &Config) -> crate::tmux::Tmux {
     crate::tmux::Tmux::from_path(cfg.env.get("PATH").map(String::as_str))
 }
 
-/// Ends both peers' sessions: at the end of the demo (both were up) or
-/// once it is interrupted (either may be coming up).
+/// Ends both peers' sessions: at the end of the demo or once it is
+/// interrupted (either may be coming up). Only a session seen up is
+/// waited for (alice never has one).
 fn end_sessions(cfg: &Config, interrupted: bool) {
     let ids = ["alice", "bob"].map(|peer| {
         Identity::parse(&format!("claude-{peer}")).expect("a valid identity")
     });
-    super::trial::end_sessions(cfg, &tmux(cfg), &[&ids[0], &ids[1]], !interrupted, interrupted);
+    super::trial::end_sessions(cfg, &tmux(cfg), &[&ids[0], &ids[1]], false, interrupted);
 }
 
 fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -41,20 +41,20 @@ pub enum Client {
 
 /// The MCP URL clients should use: the running daemon's, else the
 /// configured port's.
-fn mcp_url(cfg: &Config) -> String {
+fn mcp_url(cfg: &Config) -> anyhow::Result<String> {
     if let Some(tcp) = crate::discovery::read(cfg).and_then(|d| d.tcp) {
-        return tcp;
+        return Ok(tcp);
     }
-    let port = cfg
-        .env
-        .get("IAPEER_PORT")
-        .and_then(|p| p.trim().parse::<u16>().ok())
-        .unwrap_or(8765);
-    format!("http://127.0.0.1:{port}/mcp")
+    if cfg.port == 0 {
+        anyhow::bail!(
+            "IAPEER_PORT=0: the daemon picks its port when it starts; start iapeerd, then run this again"
+        );
+    }
+    Ok(format!("http://127.0.0.1:{}/mcp", cfg.port))
 }
 
 pub fn run(cfg: &Config, client: Client, peer: Option<&str>, write: bool) -> anyhow::Result<i32> {
-    let url = mcp_url(cfg);
+    let url = mcp_url(cfg)?;
     let bearer = cfg.bearer_token.is_some();
     let cwd = match peer {
         Some(p) => Some(peer_cwd(cfg, p)?),

@@ -110,6 +110,7 @@ impl Trial {
                 cleaned_up.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_secs(2));
                 let _ = std::fs::remove_dir_all(&root);
+                crate::panel::restore_terminal();
                 std::process::exit(Ending::Interrupted.exit_code());
             }
         });

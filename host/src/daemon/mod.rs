@@ -41,23 +41,24 @@ struct IapeerdCli {
     #[command(flatten)]
     global: GlobalArgs,
     /// Seconds between supervise ticks.
-    #[arg(long, default_value_t = 60, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 60, value_name = "N", value_parser = crate::config::parse_secs)]
     tick_secs: u64,
-    /// Loopback TCP port for MCP and the fleet API (0 picks a free one).
-    #[arg(long, env = "IAPEER_PORT", default_value_t = 8765, value_name = "N")]
-    port: u16,
+    /// Loopback TCP port for MCP and the fleet API (default: $IAPEER_PORT,
+    /// else 8765; 0 picks a free one).
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
     /// Serve only the Unix socket.
     #[arg(long)]
     no_tcp: bool,
     /// Longest wait on shutdown for in-flight wakes and deliveries.
-    #[arg(long, default_value_t = 30, value_name = "N")]
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = crate::config::parse_secs)]
     shutdown_grace_secs: u64,
     /// Seconds between heartbeat comments on the event stream.
-    #[arg(long, default_value_t = 15, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), hide = true)]
+    #[arg(long, default_value_t = 15, value_name = "N", value_parser = crate::config::parse_secs, hide = true)]
     heartbeat_secs: u64,
     /// Seconds a client may read nothing while an answer waits for it
     /// before its connection is cut.
-    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), hide = true)]
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = crate::config::parse_secs, hide = true)]
     write_stall_secs: u64,
     #[command(subcommand)]
     command: Option<DaemonCommand>,
@@ -193,7 +194,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     let plugins = load_plugins(&cfg).await?;
     let plugin_summary = summary(&plugins);
     let kick = Arc::new(Notify::new());
-    let bound = listen::bind(&cfg.daemon_socket, (!cli.no_tcp).then_some(cli.port))?;
+    let bound = listen::bind(&cfg.daemon_socket, (!cli.no_tcp).then_some(cli.port.unwrap_or(cfg.port)))?;
     let tcp_url = match &bound.tcp {
         Some(l) => Some(format!("http://{}/mcp", l.local_addr()?)),
         None => None,

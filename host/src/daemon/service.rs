@@ -97,7 +97,7 @@ fn systemd_unit(exe: &Path, env: &[(String, String)], grace_secs: u64) -> String
          TimeoutStopSec={}\n\n\
          [Install]\n\
          WantedBy=default.target\n",
-        grace_secs + 15
+        grace_secs.saturating_add(15)
     ));
     unit
 }

@@ -72,14 +72,32 @@ impl App {
     }
 }
 
+/// Whether the panel holds the terminal (raw mode, the alternate screen).
+static ON_SCREEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn run(cfg: &Config) -> anyhow::Result<i32> {
+    use std::sync::atomic::Ordering;
     let lc = Arc::new(lifecycle(cfg)?);
     let (tx, rx) = mpsc::channel();
     spawn_refresher(lc.clone(), tx.clone());
     let mut terminal = ratatui::init();
+    ON_SCREEN.store(true, Ordering::SeqCst);
     let result = event_loop(&mut terminal, cfg, &lc, &tx, &rx);
-    ratatui::restore();
+    if ON_SCREEN.swap(false, Ordering::SeqCst) {
+        ratatui::restore();
+    }
     result
+}
+
+/// Gives the terminal back (cooked mode, the main screen, the cursor) if
+/// the panel holds it: for a process about to exit from another thread.
+pub fn restore_terminal() {
+    if ON_SCREEN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        ratatui::restore();
+        // The panel's terminal is never dropped on this path, and its drop
+        // is what shows the cursor again.
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), ratatui::crossterm::cursor::Show);
+    }
 }
 
 /// Reads the fleet again on each event of the daemon's stream when a
