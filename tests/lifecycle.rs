@@ -135,7 +135,7 @@ fn send_pastes_into_a_live_session_and_wakes_a_dead_one() {
     // Usage: a message is required; a sender is required.
     assert_eq!(
         f.run(&["send", "ann", "--from", from]).status.code(),
-        Some(1)
+        Some(2)
     );
     let err = f.refused(&["send", "ann", "--message", "who?"]);
     assert!(err.contains("no sender"), "{err}");

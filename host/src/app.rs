@@ -54,7 +54,7 @@ pub struct GlobalArgs {
     /// Print the result as JSON (verbs that report one); anywhere on the line.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Log filter (default: $RUST_LOG, else warn), e.g. --log debug
+    /// Log filter (default: $RUST_LOG, else warn for iapeer and info for iapeerd), e.g. --log debug
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
 }
@@ -99,7 +99,12 @@ impl GlobalArgs {
             .clone()
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or_else(|| default.to_string());
-        let filter = tracing_subscriber::EnvFilter::new(filter);
+        // A filter that does not parse is said once, escaped, and the
+        // default used (the subscriber would print it raw).
+        let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+            crate::term::err_line(&format!("ignoring the log filter {filter:?}: {e}"));
+            tracing_subscriber::EnvFilter::new(default)
+        });
         // Colour only on a terminal; a closed or full stderr is ignored (the
         // file, when there is one, still gets every event).
         let builder = tracing_subscriber::fmt()

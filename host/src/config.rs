@@ -142,7 +142,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "IAPEER_SYSTEMD_USER_DIR",
         "where systemd user units say a peer is systemd's (~/.config/systemd/user)",
     ),
-    ("IAPEER_CLAUDE_BIN", "the claude binary (claude on PATH)"),
+    ("IAPEER_CLAUDE_BIN", "the claude binary (~/.local/bin/claude)"),
     ("IAPEER_CODEX_BIN", "the codex binary (codex on PATH)"),
     ("TELEGRAM_RUNTIME_BIN", "the Telegram bridge's binary"),
     ("NOTIFIER_RUNTIME_BIN", "the notifier bridge's binary"),
@@ -211,7 +211,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "each session's pane log rotates at this size (5 MiB)",
     ),
     ("IAPEER_PANE_LOG_KEEP", "… keeping this many old files (2)"),
-    ("IAPEER_PANE_LOGS", "0 turns pane logs off (on)"),
+    ("IAPEER_PANE_LOGS", "0, false, no or off turns pane logs off (on)"),
+    (
+        "PEER_IDENTITY",
+        "who `iapeer send` speaks as when --from is not given (set in every session)",
+    ),
+    (
+        "XDG_CONFIG_HOME",
+        "where systemd user units are looked for, when IAPEER_SYSTEMD_USER_DIR is unset",
+    ),
     (
         "RUST_LOG",
         "the log filter when --log is not given (iapeer: warn; iapeerd: info)",
@@ -420,10 +428,11 @@ impl Config {
             delivery_log: rotation("IAPEER_DELIVERY_LOG", Rotation::default().keep)?,
             daemon_log: rotation("IAPEER_DAEMON_LOG", Rotation::default().keep)?,
             pane_log: rotation("IAPEER_PANE_LOG", 2)?,
-            pane_logs: !matches!(
-                non_blank(&env, "IAPEER_PANE_LOGS"),
-                Some("0" | "false" | "no")
-            ),
+            pane_logs: !non_blank(&env, "IAPEER_PANE_LOGS").is_some_and(|v| {
+                ["0", "false", "no", "off"]
+                    .iter()
+                    .any(|off| v.eq_ignore_ascii_case(off))
+            }),
             daemon_socket,
             port: ranged("IAPEER_PORT", 0, u64::from(u16::MAX), 8765)? as u16,
             bearer_token: non_blank(&env, "IAPEER_BEARER_TOKEN").map(str::to_string),
@@ -502,8 +511,8 @@ mod tests {
     use super::*;
 
     /// Each `"IAPEER_…"` name in the source is in [`VARIABLES`] (or is the
-    /// stem of a rotation pair there), and `docs/operating.md` has a row
-    /// for each.
+    /// stem of a rotation pair there), and `docs/operating.md` has its row,
+    /// word for word.
     #[test]
     fn every_variable_is_listed_once_and_documented() {
         let listed: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
@@ -540,10 +549,10 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operating.md"),
         )
         .unwrap();
-        for name in listed {
+        for (name, what) in VARIABLES {
             assert!(
-                doc.contains(&format!("| `{name}` |")),
-                "docs/operating.md has no row for {name}"
+                doc.contains(&format!("| `{name}` | {what} |")),
+                "docs/operating.md has no row `| `{name}` | {what} |`"
             );
         }
     }

@@ -143,6 +143,13 @@ pub struct Identity {
     text: String,
 }
 
+impl std::str::FromStr for Identity {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        Identity::parse(s)
+    }
+}
+
 impl Identity {
     pub fn new(runtime: &Runtime, personality: &Personality) -> Self {
         Identity {

@@ -151,7 +151,7 @@ impl SendError {
                 | SendError::SelfSend
                 | SendError::Ambiguous { .. }
                 | SendError::TelegramPolicy { .. }
-        )
+        ) || matches!(self, SendError::Lifecycle(e) if e.is_bad_request())
     }
 
     pub fn is_unknown_target(&self) -> bool {

@@ -391,9 +391,14 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     };
     let lc = state.lifecycle();
     let caller = match &from {
-        Some(from) => match route::parse_caller(Some(from)) {
+        Some(from) => match Identity::parse(from.trim()) {
             Ok(id) => id,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("\"from\": {e}; message NOT delivered"),
+                );
+            }
         },
         None => match default_sender(&lc) {
             Ok(id) => id,

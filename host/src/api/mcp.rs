@@ -100,6 +100,15 @@ pub(super) async fn parse_gate(req: Request, next: Next) -> Response {
             -32600,
             "batch requests are not supported".into(),
         ),
+        // The SDK answers arguments that are not an object with a bare
+        // "method not found"; say what is wrong instead.
+        Ok(v) if v["method"] == "tools/call"
+            && !matches!(v["params"]["arguments"], Value::Object(_) | Value::Null) =>
+        {
+            let body = json!({"jsonrpc": "2.0", "id": v["id"], "error": {"code": -32602,
+                "message": "invalid params: arguments must be an object; message NOT delivered"}});
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Ok(_) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
@@ -137,15 +146,6 @@ impl ServerHandler for PeerTool {
         if request.name != TOOL {
             return Ok(tool_error(format!("unknown tool: {}", request.name)));
         }
-        let header = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.headers.get(IDENTITY_HEADER))
-            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
-        let caller = match route::parse_caller(header.as_deref()) {
-            Ok(c) => c,
-            Err(e) => return Ok(tool_error(e.to_string())),
-        };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let req: SendRequest = match serde_json::from_value(arguments) {
             Ok(r) => r,
@@ -154,6 +154,16 @@ impl ServerHandler for PeerTool {
                     "invalid arguments: {e}; message NOT delivered"
                 )));
             }
+        };
+        // The arguments first, then who sends them (as documented).
+        let header = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get(IDENTITY_HEADER))
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+        let caller = match route::parse_caller(header.as_deref()) {
+            Ok(c) => c,
+            Err(e) => return Ok(tool_error(e.to_string())),
         };
         let state = self.0.clone();
         let lc = state.lifecycle();

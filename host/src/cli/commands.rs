@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{Ctx, demo, doctor, logs, mcp_config, plugin_new, plugin_try, plugins, status, verbs};
 use crate::lifecycle::{Control, WakeArgs};
-use crate::names::{Personality, Runtime};
+use crate::names::{Identity, Personality, Runtime};
 
 /// A peer, and optionally which of its runtimes.
 #[derive(Debug, Args)]
@@ -91,7 +91,7 @@ pub struct Send {
     /// The sender, <runtime>-<personality> (default: $PEER_IDENTITY, else
     /// the peer of the current directory, else the one natural peer).
     #[arg(long, value_name = "IDENTITY")]
-    from: Option<String>,
+    from: Option<Identity>,
     /// A topic for the message (at most 200 characters).
     #[arg(long)]
     topic: Option<String>,
@@ -103,13 +103,10 @@ pub struct Send {
 impl Send {
     pub fn run(&self, ctx: &Ctx) -> anyhow::Result<i32> {
         let peer = &self.peer;
-        let text = self
-            .message
-            .read()?
-            .filter(|m| !m.trim().is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!("{peer}: send needs a non-empty --message or --message-file")
-            })?;
+        let Some(text) = self.message.read()?.filter(|m| !m.trim().is_empty()) else {
+            crate::errln!("iapeer send: {peer}: a message is required (--message or --message-file)");
+            return Ok(2);
+        };
         let cwd = std::env::current_dir()?;
         let request = crate::route::SendRequest {
             runtime: self.runtime.clone(),
@@ -122,13 +119,14 @@ impl Send {
             ..crate::route::SendRequest::new(peer.clone(), text)
         };
         let args = verbs::SendArgs {
-            from: self.from.clone(),
+            from: self.from.as_ref().map(ToString::to_string),
             request,
         };
         verbs::send(ctx.cfg, args, ctx.json)
     }
 }
 
+/// What a peer's terminal showed (its pane log): its last lines.
 #[derive(Debug, Args)]
 pub struct Logs {
     #[command(flatten)]
@@ -197,7 +195,7 @@ impl Demo {
 pub struct Doctor {
     /// A registered peer (its runtime, in its folder) or a runtime (in
     /// a new empty folder); default: the runtimes the peers use.
-    name: Option<String>,
+    name: Option<Personality>,
     /// Seconds the boot may take.
     #[arg(long, value_name = "N", default_value_t = 60, value_parser = crate::config::parse_secs)]
     timeout_secs: u64,
@@ -210,7 +208,8 @@ pub struct Doctor {
 impl Doctor {
     pub fn run(&self, ctx: &Ctx) -> anyhow::Result<i32> {
         let timeout = Duration::from_secs(self.timeout_secs);
-        doctor::run(ctx.cfg, self.name.as_deref(), timeout, self.save_panes.as_deref())
+        let name = self.name.as_ref().map(Personality::as_str);
+        doctor::run(ctx.cfg, name, timeout, self.save_panes.as_deref())
     }
 }
 
@@ -329,6 +328,12 @@ impl Register {
 /// `iapeer <runtime>`: folder launch with that runtime.
 pub fn folder_launch(args: &[String], ctx: &Ctx) -> anyhow::Result<i32> {
     let verb = &args[0];
+    if args[1..].iter().any(|a| a == "--help" || a == "-h") {
+        crate::outln!(
+            "Bring up the peer of the current directory with the runtime {verb:?}, fresh\n\nUsage: iapeer {verb} [--json]"
+        );
+        return Ok(0);
+    }
     if !crate::names::is_valid_runtime(verb) {
         crate::errln!("iapeer: unknown command {verb:?} (see iapeer --help)");
         return Ok(2);

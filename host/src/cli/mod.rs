@@ -46,7 +46,7 @@ enum Command {
     /// Send an IAP message, as MCP send_to_peer does: pasted into a live
     /// session, or the first message of the wake it causes.
     Send(commands::Send),
-    /// What a peer's terminal showed (its pane log), last lines first.
+    /// What a peer's terminal showed (its pane log): its last lines.
     Logs(commands::Logs),
     /// Interrupt a peer's current turn (the adapter's `interrupt` keys).
     Interrupt(commands::PeerArgs),
@@ -72,8 +72,7 @@ enum Command {
     /// Restart a peer with a fresh session now (its initial prompt first).
     New(commands::PeerArgs),
     /// Mark a peer for a fresh start: its next wake begins a new
-    /// conversation instead of resuming (a live session runs on; once it
-    /// ends, the supervisor starts the fresh one).
+    /// conversation instead of resuming. A live session runs on.
     MarkNew(commands::PeerArgs),
     /// Attach the terminal to a peer's session, resuming it if it sleeps.
     Attach(commands::Attach),
@@ -113,9 +112,10 @@ impl Command {
         if let Some(path) = ctx.bare_bin
             && !matches!(self, Command::Plugins(commands::PluginsCommand::Try { .. }))
         {
-            anyhow::bail!(
-                "--bin {path:?}: expected RUNTIME=PATH (a bare PATH only with `plugins try`)"
+            crate::errln!(
+                "iapeer: --bin {path:?}: expected RUNTIME=PATH (a bare PATH only with `plugins try`)"
             );
+            return Ok(2);
         }
         let (cfg, json) = (ctx.cfg, ctx.json);
         match self {
