@@ -772,9 +772,29 @@ fn folder_launch_is_always_fresh_and_seeds_once() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no peer profile"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no peer in this folder"));
     // `iapeer <not-a-runtime>` is a usage error.
     assert_eq!(f.run(&["Bogus-Verb"]).status.code(), Some(2));
+}
+
+/// A folder's peer is the one registered there when it has no profile:
+/// `iapeer claude` launches it, and `iapeer send` from there speaks as it.
+#[test]
+fn a_registered_folder_needs_no_profile() {
+    let f = Fleet::new();
+    let cwd = f.register("wren", "claude", &[]);
+    let yew = f.register("yew", "claude", &[]);
+    let out = f.cmd(&["claude"]).current_dir(&cwd).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("launched claude-wren (fresh)"));
+    let out = f
+        .cmd(&["send", "yew", "--message", "from wren's folder"])
+        .env_remove("PEER_IDENTITY")
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.claude_transcript(&yew).contains(r#"from-personality="wren""#));
 }
 
 // ---- hostile input ---------------------------------------------------------

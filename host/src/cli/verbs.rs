@@ -150,9 +150,7 @@ fn sender(lc: &Lifecycle, from: Option<&str>) -> anyhow::Result<Identity> {
             .with_context(|| format!("{source} must be <runtime>-<personality>"));
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    if let Some(profile) = registry::read_profile(&cwd)?
-        && let (Some(p), Some(rt)) = (profile.personality, profile.default_runtime)
-    {
+    if let Some((p, Some(rt))) = lc.peer_of_folder(&cwd)? {
         return Ok(Identity::new(&rt, &p));
     }
     route::natural_sender(&lc.registry()?).ok_or_else(|| {

@@ -119,7 +119,7 @@ pub enum LifecycleError {
     /// error names it).
     #[error("{0}")]
     StateInTheWay(std::io::Error),
-    #[error("no peer profile in {}", .0.display())]
+    #[error("no peer in this folder: none is registered here, and there is no peer profile {}", .0.display())]
     NoProfile(PathBuf),
     #[error("{} names no personality", .0.display())]
     NoPersonality(PathBuf),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Lifecycle, LifecycleError, WakeArgs, WakeReport, canonical, resolve_wake_runtime};
 use crate::guard;
-use crate::names::{Identity, Runtime};
+use crate::names::{Identity, Personality, Runtime};
 use crate::registry::{self, PeerRecord};
 use crate::store::{self, Mark};
 use crate::tmux::{Liveness, probe};
@@ -504,6 +504,43 @@ impl Lifecycle {
         Ok(target(true))
     }
 
+    /// The peer that lives in `cwd`, and its default runtime: the folder's
+    /// peer profile (`.iapeer/peer-profile.json`) if it has one, else the
+    /// peer registered there. A profile whose peer is registered in another
+    /// folder (copied along with a project) is refused.
+    pub fn peer_of_folder(
+        &self,
+        cwd: &Path,
+    ) -> Result<Option<(Personality, Option<Runtime>)>, LifecycleError> {
+        let same = |a: &Path, b: &Path| {
+            a == b
+                || a.canonicalize()
+                    .ok()
+                    .is_some_and(|a| b.canonicalize().ok() == Some(a))
+        };
+        let registry = self.registry()?;
+        let Some(profile) = registry::read_profile(cwd)? else {
+            return Ok(registry
+                .peers
+                .iter()
+                .find(|p| same(&p.cwd, cwd))
+                .map(|p| (p.personality.clone(), Some(p.default_runtime.clone()))));
+        };
+        let personality = profile
+            .personality
+            .ok_or_else(|| LifecycleError::NoPersonality(registry::profile_path(cwd)))?;
+        if let Some(peer) = registry.find(personality.as_str())
+            && !same(&peer.cwd, cwd)
+        {
+            return Err(LifecycleError::ProfileElsewhere {
+                profile: registry::profile_path(cwd),
+                personality,
+                registered_cwd: peer.cwd.clone(),
+            });
+        }
+        Ok(Some((personality, profile.default_runtime)))
+    }
+
     /// `launch` (`iapeer <runtime>`): bring up the peer of `cwd`, always
     /// fresh, its initial prompt delivered once. A live session is reused.
     /// With `hand_over` (the operator attaches next), a boot stuck at a
@@ -514,31 +551,12 @@ impl Lifecycle {
         runtime: Option<&str>,
         hand_over: bool,
     ) -> super::WakeOutcome {
-        let profile = registry::read_profile(cwd)?
+        let (personality, default_runtime) = self
+            .peer_of_folder(cwd)?
             .ok_or_else(|| LifecycleError::NoProfile(registry::profile_path(cwd)))?;
-        let personality = profile
-            .personality
-            .ok_or_else(|| LifecycleError::NoPersonality(registry::profile_path(cwd)))?;
-        // A stray profile (copied along with a project) must not restart
-        // a peer that lives in another folder.
-        if let Some(peer) = self.registry()?.find(personality.as_str()) {
-            let same = |a: &Path, b: &Path| {
-                a == b
-                    || a.canonicalize()
-                        .ok()
-                        .is_some_and(|a| b.canonicalize().ok() == Some(a))
-            };
-            if !same(&peer.cwd, cwd) {
-                return Err(LifecycleError::ProfileElsewhere {
-                    profile: registry::profile_path(cwd),
-                    personality,
-                    registered_cwd: peer.cwd.clone(),
-                });
-            }
-        }
         let runtime = runtime
             .map(str::to_string)
-            .or_else(|| profile.default_runtime.map(|r| r.to_string()));
+            .or_else(|| default_runtime.map(|r| r.to_string()));
         self.wake_or_spawn(&WakeArgs {
             skip_seed: false,
             personality: personality.to_string(),
