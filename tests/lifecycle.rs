@@ -1007,7 +1007,7 @@ fn send_goes_to_the_live_runtime() {
     f.ok(&["wake", "amb", "--runtime", "notifier"]);
     let err = f.refused(&["send", "amb", "--from", from, "--message", "which one?"]);
     assert!(
-        err.contains("online in multiple runtimes (codex, notifier)"),
+        err.contains("live in multiple runtimes (codex, notifier)"),
         "{err}"
     );
 }

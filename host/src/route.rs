@@ -52,6 +52,11 @@ pub struct SendRequest {
 }
 
 impl SendRequest {
+    /// Reads a request from JSON; the error names the field at fault.
+    pub fn from_json(value: serde_json::Value) -> Result<SendRequest, String> {
+        serde_path_to_error::deserialize(value).map_err(|e| e.to_string())
+    }
+
     pub fn new(personality: Personality, message: impl Into<String>) -> SendRequest {
         SendRequest {
             personality,
@@ -115,7 +120,7 @@ pub enum SendError {
     TelegramPolicy { caller: String },
     #[error("cannot send to self; message NOT delivered")]
     SelfSend,
-    #[error("peer \"{personality}\" is online in multiple runtimes ({}) — specify runtime; message NOT delivered", .runtimes.join(", "))]
+    #[error("peer \"{personality}\" is live in multiple runtimes ({}) — specify runtime; message NOT delivered", .runtimes.join(", "))]
     Ambiguous {
         personality: String,
         runtimes: Vec<String>,
@@ -123,7 +128,7 @@ pub enum SendError {
     /// A durable operator stop (its reason, verbatim).
     #[error("{0}; message NOT delivered")]
     Stopped(LifecycleError),
-    #[error("peer \"{personality}\" offline and wake failed: {reason}; message NOT delivered")]
+    #[error("peer \"{personality}\" was asleep and the wake failed: {reason}; message NOT delivered")]
     WakeFailed { personality: String, reason: String },
     #[error(
         "peer \"{0}\" reported READY but is not live (verify-before-act); message NOT delivered"
@@ -472,7 +477,7 @@ mod tests {
     }
 
     fn read(json: serde_json::Value) -> Result<SendRequest, String> {
-        serde_json::from_value(json).map_err(|e| e.to_string())
+        SendRequest::from_json(json)
     }
 
     #[test]
@@ -510,6 +515,8 @@ mod tests {
         assert!(e.contains("missing field `personality`"), "{e}");
         let e = read(json!({"personality": "bob", "message": "hi", "from": "x"})).unwrap_err();
         assert!(e.contains("unknown field `from`"), "{e}");
+        let e = read(json!({"personality": "bob", "message": {"a": 1}})).unwrap_err();
+        assert!(e.starts_with("message: invalid type: map"), "{e}");
     }
 
     #[test]

@@ -269,7 +269,7 @@ async fn pane(
 #[serde(deny_unknown_fields)]
 struct VerbBody {
     #[serde(default)]
-    runtime: Option<String>,
+    runtime: Option<crate::names::Runtime>,
     /// `start` only: also forget the recorded deaths (crash-loop guard).
     #[serde(default)]
     reset: bool,
@@ -279,8 +279,22 @@ fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+    let bad = |e: String| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"));
+    // An object, not anything serde would take for one (`[]` reads as a
+    // struct with every field defaulted).
+    match serde_json::from_slice::<Value>(body).map_err(|e| bad(e.to_string()))? {
+        v @ Value::Object(_) => serde_path_to_error::deserialize(v).map_err(|e| bad(e.to_string())),
+        other => {
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err(bad(format!("expected an object, got {kind}")))
+        }
+    }
 }
 
 async fn verb(
@@ -299,7 +313,7 @@ async fn verb(
         Err(r) => return r,
     };
     let lc = state.lifecycle();
-    let (runtime, reset) = (body.runtime, body.reset);
+    let (runtime, reset) = (body.runtime.map(String::from), body.reset);
     let work = async move {
         let peers = Peers::One {
             personality: &personality,
@@ -385,9 +399,14 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
             );
         }
     };
-    let req: SendRequest = match serde_json::from_value(Value::Object(body)) {
+    let req = match SendRequest::from_json(Value::Object(body)) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON body: {e}; message NOT delivered"),
+            );
+        }
     };
     let lc = state.lifecycle();
     let caller = match &from {

@@ -147,7 +147,7 @@ impl ServerHandler for PeerTool {
             return Ok(tool_error(format!("unknown tool: {}", request.name)));
         }
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let req: SendRequest = match serde_json::from_value(arguments) {
+        let req = match SendRequest::from_json(arguments) {
             Ok(r) => r,
             Err(e) => {
                 return Ok(tool_error(format!(
