@@ -48,6 +48,10 @@ fn the_readme_quickstart_runs_as_written() {
             script.push('\n');
             continue;
         }
+        if line.starts_with("kill %1") {
+            // The CLI on the same fleet agrees with the daemon (one HOME).
+            script.push_str("iapeer send bob --from claude-alice --message 'again, from the CLI'\n");
+        }
         script.push_str(&line);
         script.push('\n');
     }
@@ -81,6 +85,10 @@ fn the_readme_quickstart_runs_as_written() {
         assert!(
             stdout.contains("\"woke\": true"),
             "the MCP call woke bob: {said}"
+        );
+        assert!(
+            stdout.contains("delivered to bob (claude)"),
+            "the CLI delivered too: {said}"
         );
         assert!(
             stdout.contains("<message><![CDATA[hello from alice]]></message>")

@@ -282,7 +282,7 @@ impl List {
         use std::io::IsTerminal;
         let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
         if terminal && !ctx.json && !self.plain {
-            crate::panel::run(ctx.cfg)
+            crate::panel::run_alone(ctx.cfg)
         } else {
             verbs::list(ctx.cfg, ctx.json)
         }
@@ -328,15 +328,15 @@ impl Register {
 /// `iapeer <runtime>`: folder launch with that runtime.
 pub fn folder_launch(args: &[String], ctx: &Ctx) -> anyhow::Result<i32> {
     let verb = &args[0];
+    if !crate::names::is_valid_runtime(verb) {
+        crate::errln!("iapeer: unknown command {verb:?} (see iapeer --help)");
+        return Ok(2);
+    }
     if args[1..].iter().any(|a| a == "--help" || a == "-h") {
         crate::outln!(
             "Bring up the peer of the current directory with the runtime {verb:?}, fresh\n\nUsage: iapeer {verb} [--json]"
         );
         return Ok(0);
-    }
-    if !crate::names::is_valid_runtime(verb) {
-        crate::errln!("iapeer: unknown command {verb:?} (see iapeer --help)");
-        return Ok(2);
     }
     let json = ctx.json || args[1..].iter().any(|a| a == "--json");
     if let Some(extra) = args[1..].iter().find(|a| *a != "--json") {

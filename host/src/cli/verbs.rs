@@ -150,8 +150,13 @@ fn sender(lc: &Lifecycle, from: Option<&str>) -> anyhow::Result<Identity> {
             .with_context(|| format!("{source} must be <runtime>-<personality>"));
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    if let Some((p, Some(rt))) = lc.peer_of_folder(&cwd)? {
-        return Ok(Identity::new(&rt, &p));
+    match lc.peer_of_folder(&cwd)? {
+        Some((p, Some(rt))) => return Ok(Identity::new(&rt, &p)),
+        // Never another peer's name in its place.
+        Some((p, None)) => bail!(
+            "{p}, the peer of this folder, has no runtime to speak as: pass --from <runtime>-{p}"
+        ),
+        None => {}
     }
     route::natural_sender(&lc.registry()?).ok_or_else(|| {
         anyhow::anyhow!(

@@ -124,7 +124,7 @@ pub enum LifecycleError {
     #[error("{} names no personality", .0.display())]
     NoPersonality(PathBuf),
     #[error(
-        "{} names {personality:?}, which is registered at {}, not here; not launching it \
+        "{} names \"{personality}\", which is registered at {}, not here; this folder is not its \
          (if it moved: iapeer register {personality} --cwd .)",
         .profile.display(),
         .registered_cwd.display()

@@ -529,7 +529,8 @@ impl Lifecycle {
         let personality = profile
             .personality
             .ok_or_else(|| LifecycleError::NoPersonality(registry::profile_path(cwd)))?;
-        if let Some(peer) = registry.find(personality.as_str())
+        let registered = registry.find(personality.as_str());
+        if let Some(peer) = registered
             && !same(&peer.cwd, cwd)
         {
             return Err(LifecycleError::ProfileElsewhere {
@@ -538,7 +539,11 @@ impl Lifecycle {
                 registered_cwd: peer.cwd.clone(),
             });
         }
-        Ok(Some((personality, profile.default_runtime)))
+        // A profile that names no runtime: the registered default.
+        let runtime = profile
+            .default_runtime
+            .or_else(|| registered.map(|p| p.default_runtime.clone()));
+        Ok(Some((personality, runtime)))
     }
 
     /// `launch` (`iapeer <runtime>`): bring up the peer of `cwd`, always

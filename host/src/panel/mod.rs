@@ -89,6 +89,20 @@ pub fn run(cfg: &Config) -> anyhow::Result<i32> {
     result
 }
 
+/// [`run`] for `iapeer list`: a SIGINT, SIGTERM or SIGHUP also gives the
+/// terminal back before the process ends (the demo has its own handling).
+pub fn run_alone(cfg: &Config) -> anyhow::Result<i32> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            restore_terminal();
+            std::process::exit(128 + signal);
+        }
+    });
+    run(cfg)
+}
+
 /// Gives the terminal back (cooked mode, the main screen, the cursor) if
 /// the panel holds it: for a process about to exit from another thread.
 pub fn restore_terminal() {
