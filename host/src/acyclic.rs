@@ -1,9 +1,11 @@
 //! The crate's modules import each other without cycles: among the
-//! top-level modules (a folder counts as one), and among the files of each
-//! folder (its `mod.rs` aside, which declares them). Read from the source
-//! with comments and literals blanked: every `crate::`, `super::` and `use`
-//! path, groups expanded, followed through re-exports to the module that
-//! defines the item, and every call of an exported macro.
+//! top-level modules (a folder counts as one), and among the members of
+//! each folder at any depth (a folder's `mod.rs`, which declares them, is
+//! none). Read from the source with comments, literals and test modules
+//! blanked: every `crate::`, `super::` and `use` path, groups expanded,
+//! followed through any `use` (public or not, named or glob) to the module
+//! that defines the item, and every call of a `macro_rules!` macro. Not
+//! seen: `#[path]`, `include!`, `extern crate self`, spaced paths.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -75,12 +77,13 @@ fn code(text: &str) -> String {
                     i += 1;
                 }
             }
-        } else if c == 'r'
-            && (next == Some('"') || next == Some('#'))
-            && !chars[..i]
-                .last()
-                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
-        {
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && {
+            // `r"…"`, and `br"…"`/`cr"…"`: the `b` or `c` must start a token.
+            let before = &chars[..i];
+            let starts = |cs: &[char]| cs.last().is_none_or(|p| !(p.is_alphanumeric() || *p == '_'));
+            starts(before)
+                || (matches!(before.last(), Some('b' | 'c')) && starts(&before[..before.len() - 1]))
+        } {
             // A raw string: r"…", r#"…"#.
             let mut j = i + 1;
             while chars.get(j) == Some(&'#') {
@@ -142,6 +145,44 @@ fn code(text: &str) -> String {
     out
 }
 
+/// The code without its `#[cfg(test)] mod … { … }` blocks: what a test
+/// imports is no dependency of the module (and `super` in there is the
+/// file's own module, one level below what the file's paths start from).
+fn without_test_modules(code: &str) -> String {
+    let mut out = code.to_string();
+    let mut from = 0;
+    while let Some(at) = out[from..].find("#[cfg(test)]").map(|i| from + i) {
+        from = at + 12;
+        let rest = out[from..].trim_start();
+        let is_mod = rest.starts_with("mod ") || rest.starts_with("pub mod ");
+        let Some(open) = rest.find('{').filter(|o| is_mod && !rest[..*o].contains(';')) else {
+            continue;
+        };
+        let start = out.len() - rest.len() + open;
+        let mut depth = 0;
+        let mut end = out.len();
+        for (i, c) in out[start..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = start + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let blank: String = out[start..end]
+            .chars()
+            .map(|c| if c == '\n' { '\n' } else { ' ' })
+            .collect();
+        out.replace_range(start..end, &blank);
+    }
+    out
+}
+
 fn ident_at(s: &str) -> Option<&str> {
     let end = s
         .find(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -149,11 +190,12 @@ fn ident_at(s: &str) -> Option<&str> {
     (end > 0).then(|| &s[..end])
 }
 
+/// `$crate::` (inside a macro) is not a path of the defining module.
 fn word_starts_at(code: &str, i: usize) -> bool {
     !code[..i]
         .chars()
         .last()
-        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '$')
 }
 
 /// The paths of a path tree (`a::b`, `a::{b, c::{d, e as f}}`, `a::*`)
@@ -268,8 +310,9 @@ fn absolute(path: &[String], here: &Module, known: &BTreeMap<Module, PathBuf>) -
     Some([base, rest.to_vec()].concat())
 }
 
-/// What each module re-exports (`pub use`, `pub(crate) use`…): a name to
-/// the absolute path it stands for, and the modules it re-exports all of.
+/// What each module's `use` statements bind, public or not (a child module
+/// sees its parent's private imports): a name to the absolute path it
+/// stands for, and the modules it imports all of.
 #[derive(Default)]
 struct Reexports {
     named: BTreeMap<String, Module>,
@@ -279,18 +322,12 @@ struct Reexports {
 fn reexports(code: &str, here: &Module, known: &BTreeMap<Module, PathBuf>) -> Reexports {
     let mut out = Reexports::default();
     let mut from = 0;
-    while let Some(i) = code[from..].find("pub").map(|i| from + i) {
-        from = i + 3;
+    while let Some(i) = code[from..].find("use ").map(|i| from + i) {
+        from = i + 4;
         if !word_starts_at(code, i) {
             continue;
         }
-        let mut rest = code[from..].trim_start();
-        if rest.starts_with('(') {
-            rest = rest[rest.find(')').map_or(rest.len(), |e| e + 1)..].trim_start();
-        }
-        let Some(tail) = rest.strip_prefix("use ") else {
-            continue;
-        };
+        let tail = &code[from..];
         let statement = &tail[..tail.find(';').unwrap_or(tail.len())];
         for (path, name) in bindings(statement) {
             let Some(abs) = absolute(&path, here, known) else {
@@ -306,18 +343,25 @@ fn reexports(code: &str, here: &Module, known: &BTreeMap<Module, PathBuf>) -> Re
     out
 }
 
-/// Whether a module's code defines an item named `name`.
+/// Whether a module's code defines an item named `name` at its top level
+/// (a line that starts with the item, so not a method in an `impl`).
 fn defines(code: &str, name: &str) -> bool {
-    ["fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union"]
-        .iter()
-        .any(|kw| {
-            let needle = format!("{kw} {name}");
-            code.match_indices(&needle).any(|(i, _)| {
-                word_starts_at(code, i)
-                    && !code[i + needle.len()..]
-                        .starts_with(|c: char| c.is_alphanumeric() || c == '_')
-            })
+    let kinds = ["fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union"];
+    code.lines().any(|line| {
+        let mut rest = line;
+        if let Some(r) = rest.strip_prefix("pub") {
+            rest = r.trim_start();
+            if rest.starts_with('(') {
+                rest = rest[rest.find(')').map_or(rest.len(), |e| e + 1)..].trim_start();
+            }
+        }
+        kinds.iter().any(|kind| {
+            rest.strip_prefix(kind)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|r| ident_at(r.trim_start()))
+                == Some(name)
         })
+    })
 }
 
 /// The module an absolute path lands in: the longest known module it
@@ -352,18 +396,16 @@ fn resolve(
     None
 }
 
-/// The crate's `#[macro_export]` macros and the module defining each.
-fn exported_macros(codes: &BTreeMap<Module, String>) -> BTreeMap<String, Module> {
+/// The crate's macros (`macro_rules!`, exported or not) and the module
+/// defining each.
+fn macros(codes: &BTreeMap<Module, String>) -> BTreeMap<String, Module> {
     let mut out = BTreeMap::new();
     for (module, code) in codes {
         let mut from = 0;
-        while let Some(i) = code[from..].find("macro_export").map(|i| from + i) {
-            from = i + 12;
-            if let Some(at) = code[from..].find("macro_rules!") {
-                let after = code[from + at + 12..].trim_start();
-                if let Some(name) = ident_at(after) {
-                    out.insert(name.to_string(), module.clone());
-                }
+        while let Some(at) = code[from..].find("macro_rules!").map(|i| from + i) {
+            from = at + 12;
+            if let Some(name) = ident_at(code[from..].trim_start()) {
+                out.insert(name.to_string(), module.clone());
             }
         }
     }
@@ -410,30 +452,34 @@ pub fn cycles(src: &Path) -> Vec<String> {
     let known = modules(src);
     let codes: BTreeMap<Module, String> = known
         .iter()
-        .map(|(m, f)| (m.clone(), code(&std::fs::read_to_string(f).unwrap())))
+        .map(|(m, f)| {
+            let text = code(&std::fs::read_to_string(f).unwrap());
+            (m.clone(), without_test_modules(&text))
+        })
         .collect();
     let exports: BTreeMap<Module, Reexports> = codes
         .iter()
         .map(|(m, c)| (m.clone(), reexports(c, m, &known)))
         .collect();
-    let macros = exported_macros(&codes);
+    let macros = macros(&codes);
     let mut top: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut within: BTreeMap<Module, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
-    for (here, file) in &known {
+    for here in known.keys() {
         if here.is_empty() {
             continue;
         }
-        let is_mod_file = file.file_name().is_some_and(|n| n == "mod.rs");
         let text = &codes[here];
         let mut targets: Vec<Module> = named_paths(text)
             .iter()
             .filter_map(|p| absolute(p, here, &known))
             .filter_map(|p| resolve(&p, &known, &exports, &codes))
             .collect();
-        // A macro lives where it is defined, whatever path it is called by.
+        // A macro lives where it is defined, whatever path it is called by
+        // (one the file defines itself is its own).
         for (name, module) in &macros {
             let call = format!("{name}!");
-            if text
+            if !text.contains(&format!("macro_rules! {name}"))
+                && text
                 .match_indices(&call)
                 .any(|(i, _)| !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
             {
@@ -450,19 +496,17 @@ pub fn cycles(src: &Path) -> Vec<String> {
                     .insert(target[0].clone());
                 continue;
             }
-            // Siblings in one folder: the files under the same parent.
-            let folder = &here[..here.len() - 1];
-            if !is_mod_file
-                && target.len() > folder.len()
-                && target[..folder.len()] == *folder
-                && target[folder.len()] != here[folder.len()]
-            {
+            // Within the deepest folder both sit in: the member of it that
+            // holds `here` uses the member that holds the target. A folder's
+            // own `mod.rs` (its members' declarer) is no member of it.
+            let common = here.iter().zip(&target).take_while(|(a, b)| a == b).count();
+            if common < here.len() && common < target.len() {
                 within
-                    .entry(folder.to_vec())
+                    .entry(here[..common].to_vec())
                     .or_default()
-                    .entry(here[folder.len()].clone())
+                    .entry(here[common].clone())
                     .or_default()
-                    .insert(target[folder.len()].clone());
+                    .insert(target[common].clone());
             }
         }
     }
@@ -530,16 +574,24 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         };
-        write("lib.rs", "mod a; mod b; mod f; mod t; mod s;");
+        write("lib.rs", "mod a; mod b; mod f; mod t; mod s; mod p; mod q;");
+        // Through a parent's private import, and across two levels.
+        write("p/mod.rs", "mod x; mod wasm;\nuse x::X;");
+        write("p/x.rs", "pub struct X; fn f() { super::wasm::a::A; }");
+        write("p/wasm/mod.rs", "pub mod a;");
+        write("p/wasm/a.rs", "use super::super::X;\npub struct A;");
+        // Not a cycle: a test module's import, a raw byte string, a method
+        // that shares a name, `$crate` in a macro.
+        write("q.rs", "pub fn q() { let _ = br#\"crate::a::A\"#; }\n#[cfg(test)]\nmod tests { use crate::b::B; }\nmacro_rules! m { () => { $crate::b::B } }");
         write("f/mod.rs", "mod one; mod two;\npub use one::One;\npub use two::*;");
         write("f/one.rs", "use super::Two;\npub struct One;");
         write("f/two.rs", "use super::One;\npub struct Two;");
         write("a.rs", "use crate::{x::y, b::{B}};\npub struct A;");
-        write("b.rs", "use crate::a::A;\npub struct B;");
+        write("b.rs", "use crate::a::A;\npub struct B;\nimpl B { fn q() {} }\nfn g() { crate::q::q(); }");
         write("t.rs", "#[macro_export]\nmacro_rules! say { () => {} }\nuse crate::s::S;");
         write("s.rs", "pub struct S; fn f() { crate::say!(); }");
         let mut found = cycles(src);
         found.sort();
-        assert_eq!(found, ["a ↔ b", "f/{one, two}", "s ↔ t"]);
+        assert_eq!(found, ["a ↔ b", "f/{one, two}", "p/{wasm, x}", "s ↔ t"]);
     }
 }
