@@ -107,36 +107,10 @@ fn code(text: &str) -> String {
                 i += 1;
             }
         } else if c == '"' {
-            out.push(' ');
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if i < chars.len() {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-            out.push(' ');
-            i += 1;
+            i = quoted(&chars, i, &mut out);
         } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
             // A character literal ('x', '\n', '\u{..}'), not a lifetime.
-            out.push(' ');
-            i += 1;
-            while i < chars.len() && chars[i] != '\'' {
-                if chars[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if i < chars.len() {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-            out.push(' ');
-            i += 1;
+            i = quoted(&chars, i, &mut out);
         } else {
             out.push(c);
             i += 1;
@@ -181,6 +155,26 @@ fn without_test_modules(code: &str) -> String {
         out.replace_range(start..end, &blank);
     }
     out
+}
+
+/// Blanks a quoted literal that opens at `chars[i]` (escapes honoured, line
+/// breaks kept); the index after it.
+fn quoted(chars: &[char], mut i: usize, out: &mut String) -> usize {
+    let quote = chars[i];
+    out.push(' ');
+    i += 1;
+    while i < chars.len() && chars[i] != quote {
+        if chars[i] == '\\' {
+            out.push(' ');
+            i += 1;
+        }
+        if let Some(&c) = chars.get(i) {
+            out.push(if c == '\n' { '\n' } else { ' ' });
+            i += 1;
+        }
+    }
+    out.push(' ');
+    i + 1
 }
 
 fn ident_at(s: &str) -> Option<&str> {
