@@ -71,7 +71,13 @@ fn systemd_quote(v: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-fn systemd_unit(exe: &Path, env: &[(String, String)], grace_secs: u64) -> String {
+/// Where the service runs from: the folder `install-service` ran in, so a
+/// relative path among its arguments means what it meant there.
+fn working_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+fn systemd_unit(exe: &Path, args: &[String], env: &[(String, String)], grace_secs: u64) -> String {
     let mut unit = String::from(
         "# Written by `iapeerd install-service`; run it again to update.\n\
          [Unit]\n\
@@ -79,9 +85,14 @@ fn systemd_unit(exe: &Path, env: &[(String, String)], grace_secs: u64) -> String
          [Service]\n\
          Type=simple\n",
     );
+    let command: Vec<String> = std::iter::once(exe.to_string_lossy().into_owned())
+        .chain(args.iter().cloned())
+        .map(|word| systemd_exec_quote(&word))
+        .collect();
+    unit.push_str(&format!("ExecStart={}\n", command.join(" ")));
     unit.push_str(&format!(
-        "ExecStart={}\n",
-        systemd_exec_quote(&exe.to_string_lossy())
+        "WorkingDirectory={}\n",
+        working_dir().to_string_lossy().replace('%', "%%")
     ));
     for (k, v) in env {
         unit.push_str(&format!(
@@ -111,7 +122,7 @@ fn xml(v: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn launchd_plist(exe: &Path, env: &[(String, String)], log_dir: &Path) -> String {
+fn launchd_plist(exe: &Path, args: &[String], env: &[(String, String)], log_dir: &Path) -> String {
     let mut p = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -120,9 +131,14 @@ fn launchd_plist(exe: &Path, env: &[(String, String)], log_dir: &Path) -> String
     p.push_str(&format!(
         "    <key>Label</key>\n    <string>{LAUNCHD_LABEL}</string>\n"
     ));
+    p.push_str("    <key>ProgramArguments</key>\n    <array>\n");
+    for word in std::iter::once(exe.to_string_lossy().into_owned()).chain(args.iter().cloned()) {
+        p.push_str(&format!("        <string>{}</string>\n", xml(&word)));
+    }
+    p.push_str("    </array>\n");
     p.push_str(&format!(
-        "    <key>ProgramArguments</key>\n    <array>\n        <string>{}</string>\n    </array>\n",
-        xml(&exe.to_string_lossy())
+        "    <key>WorkingDirectory</key>\n    <string>{}</string>\n",
+        xml(&working_dir().to_string_lossy())
     ));
     p.push_str("    <key>EnvironmentVariables</key>\n    <dict>\n");
     for (k, v) in env {
@@ -157,10 +173,28 @@ pub(crate) struct Service {
     pub enable: String,
 }
 
-pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> {
+/// The daemon's own command line, as the service should run it: every
+/// argument given to `install-service` but the subcommand and `--print`.
+pub(crate) fn daemon_args() -> Vec<String> {
+    let mut args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(at) = args.iter().position(|a| a == "install-service") {
+        args.remove(at);
+        args.retain(|a| a != "--print");
+    }
+    args
+}
+
+pub(crate) fn service(cfg: &Config, args: &[String], grace_secs: u64) -> anyhow::Result<Service> {
     let exe = std::env::current_exe().context("cannot tell where iapeerd is")?;
     let env = service_env(cfg);
     check_value("iapeerd's path", &exe.to_string_lossy())?;
+    for a in args {
+        check_value("an argument", a)?;
+    }
+    check_value("the current directory", &working_dir().to_string_lossy())?;
     for (k, v) in &env {
         check_value("a variable name", k)?;
         check_value(&format!("${k}"), v)?;
@@ -169,7 +203,7 @@ pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> 
         let path = cfg.launch_agents_dir.join(format!("{LAUNCHD_LABEL}.plist"));
         Ok(Service {
             enable: format!("launchctl bootstrap gui/$(id -u) {}", path.display()),
-            content: launchd_plist(&exe, &env, &cfg.log_dir),
+            content: launchd_plist(&exe, args, &env, &cfg.log_dir),
             path,
         })
     } else {
@@ -178,7 +212,7 @@ pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> 
             enable: format!(
                 "systemctl --user daemon-reload && systemctl --user enable --now {SYSTEMD_UNIT}"
             ),
-            content: systemd_unit(&exe, &env, grace_secs),
+            content: systemd_unit(&exe, args, &env, grace_secs),
             path,
         })
     }
@@ -186,7 +220,7 @@ pub(crate) fn service(cfg: &Config, grace_secs: u64) -> anyhow::Result<Service> 
 
 /// `install-service`: prints or writes the file; says how to enable it.
 pub(crate) fn install(cfg: &Config, grace_secs: u64, print: bool) -> anyhow::Result<i32> {
-    let s = service(cfg, grace_secs)?;
+    let s = service(cfg, &daemon_args(), grace_secs)?;
     if print {
         crate::outln!("# {}", s.path.display());
         crate::term::out_raw(s.content.as_bytes());
@@ -216,9 +250,11 @@ mod tests {
             ("IAPEER_ROOT".to_string(), "/h/my root".to_string()),
             ("PATH".to_string(), "/usr/bin:/bin".to_string()),
         ];
-        let unit = systemd_unit(Path::new("/opt/iap \"d\"/iapeerd"), &env, 30);
+        // The flags given to install-service are the service's.
+        let args = vec!["--port".to_string(), "9999".to_string()];
+        let unit = systemd_unit(Path::new("/opt/iap \"d\"/iapeerd"), &args, &env, 30);
         assert!(
-            unit.contains("ExecStart=\"/opt/iap \\\"d\\\"/iapeerd\"\n"),
+            unit.contains("ExecStart=\"/opt/iap \\\"d\\\"/iapeerd\" \"--port\" \"9999\"\n"),
             "{unit}"
         );
         assert!(unit.contains("Environment=\"IAPEER_ROOT=/h/my root\"\n"));
@@ -228,7 +264,8 @@ mod tests {
         assert_eq!(systemd_exec_quote("/a$HOME/b"), "\"/a$$HOME/b\"");
         assert!(check_value("$X", "a\nb").is_err());
         assert!(check_value("$X", "a b/ü").is_ok());
-        let plist = launchd_plist(Path::new("/bin/iapeerd"), &env, Path::new("/l"));
+        let plist = launchd_plist(Path::new("/bin/iapeerd"), &args, &env, Path::new("/l"));
+        assert!(plist.contains("<string>/bin/iapeerd</string>\n        <string>--port</string>\n        <string>9999</string>\n    </array>"));
         assert!(plist.contains("<string>com.agfpd.iapeer</string>"));
         assert!(plist.contains("<key>AbandonProcessGroup</key>\n    <true/>"));
         assert!(plist.contains("<string>/l/daemon-stderr.log</string>"));
