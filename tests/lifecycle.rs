@@ -785,7 +785,11 @@ fn a_registered_folder_needs_no_profile() {
     let cwd = f.register("wren", "claude", &[]);
     let yew = f.register("yew", "claude", &[]);
     let out = f.cmd(&["claude"]).current_dir(&cwd).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("launched claude-wren (fresh)"));
     let out = f
         .cmd(&["send", "yew", "--message", "from wren's folder"])
@@ -793,8 +797,15 @@ fn a_registered_folder_needs_no_profile() {
         .current_dir(&cwd)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(f.claude_transcript(&yew).contains(r#"from-personality="wren""#));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        f.claude_transcript(&yew)
+            .contains(r#"from-personality="wren""#)
+    );
 }
 
 // ---- hostile input ---------------------------------------------------------

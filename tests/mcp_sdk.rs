@@ -25,9 +25,8 @@ fn the_python_mcp_sdk_can_use_send_to_peer() {
             .args(args)
             .output()
             .unwrap();
-        let said: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr))
-        });
+        let said: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr)));
         // The client's exit says whether the tool delivered.
         let failed = said["result"]["isError"] == true;
         assert_eq!(out.status.code(), Some(i32::from(failed)), "{said}");

@@ -43,14 +43,18 @@ fn the_readme_quickstart_runs_as_written() {
             continue;
         }
         if line.contains("iapeerd &") {
-            let daemon = format!("iapeerd --port {port} > {}/daemon.log 2>&1 &", tmp.path().display());
+            let daemon = format!(
+                "iapeerd --port {port} > {}/daemon.log 2>&1 &",
+                tmp.path().display()
+            );
             script.push_str(&line.replace("iapeerd &", &daemon));
             script.push('\n');
             continue;
         }
         if line.starts_with("kill %1") {
             // The CLI on the same fleet agrees with the daemon (one HOME).
-            script.push_str("iapeer send bob --from claude-alice --message 'again, from the CLI'\n");
+            script
+                .push_str("iapeer send bob --from claude-alice --message 'again, from the CLI'\n");
         }
         script.push_str(&line);
         script.push('\n');

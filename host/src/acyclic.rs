@@ -80,7 +80,10 @@ fn code(text: &str) -> String {
         } else if c == 'r' && (next == Some('"') || next == Some('#')) && {
             // `r"…"`, and `br"…"`/`cr"…"`: the `b` or `c` must start a token.
             let before = &chars[..i];
-            let starts = |cs: &[char]| cs.last().is_none_or(|p| !(p.is_alphanumeric() || *p == '_'));
+            let starts = |cs: &[char]| {
+                cs.last()
+                    .is_none_or(|p| !(p.is_alphanumeric() || *p == '_'))
+            };
             starts(before)
                 || (matches!(before.last(), Some('b' | 'c')) && starts(&before[..before.len() - 1]))
         } {
@@ -129,7 +132,10 @@ fn without_test_modules(code: &str) -> String {
         from = at + 12;
         let rest = out[from..].trim_start();
         let is_mod = rest.starts_with("mod ") || rest.starts_with("pub mod ");
-        let Some(open) = rest.find('{').filter(|o| is_mod && !rest[..*o].contains(';')) else {
+        let Some(open) = rest
+            .find('{')
+            .filter(|o| is_mod && !rest[..*o].contains(';'))
+        else {
             continue;
         };
         let start = out.len() - rest.len() + open;
@@ -276,7 +282,11 @@ fn named_paths(code: &str) -> Vec<Vec<String>> {
     while let Some(i) = code[from..].find("use ").map(|i| from + i) {
         from = i + 4;
         if word_starts_at(code, i) {
-            out.extend(tree(&code[from..]).into_iter().filter(|p| p[0] != "crate" && p[0] != "super"));
+            out.extend(
+                tree(&code[from..])
+                    .into_iter()
+                    .filter(|p| p[0] != "crate" && p[0] != "super"),
+            );
         }
     }
     out
@@ -340,7 +350,9 @@ fn reexports(code: &str, here: &Module, known: &BTreeMap<Module, PathBuf>) -> Re
 /// Whether a module's code defines an item named `name` at its top level
 /// (a line that starts with the item, so not a method in an `impl`).
 fn defines(code: &str, name: &str) -> bool {
-    let kinds = ["fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union"];
+    let kinds = [
+        "fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union",
+    ];
     code.lines().any(|line| {
         let mut rest = line;
         if let Some(r) = rest.strip_prefix("pub") {
@@ -381,7 +393,10 @@ fn resolve(
             path = [target.clone(), path[module.len() + 1..].to_vec()].concat();
             continue;
         }
-        let glob = ex.globs.iter().find(|g| codes.get(*g).is_some_and(|c| defines(c, item)));
+        let glob = ex
+            .globs
+            .iter()
+            .find(|g| codes.get(*g).is_some_and(|c| defines(c, item)));
         match glob {
             Some(g) => path = [g.clone(), path[module.len()..].to_vec()].concat(),
             None => return Some(module),
@@ -474,8 +489,8 @@ pub fn cycles(src: &Path) -> Vec<String> {
             let call = format!("{name}!");
             if !text.contains(&format!("macro_rules! {name}"))
                 && text
-                .match_indices(&call)
-                .any(|(i, _)| !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+                    .match_indices(&call)
+                    .any(|(i, _)| !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
             {
                 targets.push(module.clone());
             }
@@ -536,14 +551,21 @@ mod tests {
         let text = "use crate::x::y; // crate::z\n/* crate::b */ let u = \"http://a\"; crate::w::q();\nlet s = r#\"crate::s\"#; let c = '\"'; let l: &'a str = crate::l::m;";
         assert_eq!(
             named_paths(&code(text)),
-            v(&[&["crate", "x", "y"], &["crate", "w", "q"], &["crate", "l", "m"]])
+            v(&[
+                &["crate", "x", "y"],
+                &["crate", "w", "q"],
+                &["crate", "l", "m"]
+            ])
         );
     }
 
     #[test]
     fn groups_nest_and_aliases_bind() {
         assert_eq!(
-            bindings("a::{b as c, d}").into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            bindings("a::{b as c, d}")
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect::<Vec<_>>(),
             ["c", "d"]
         );
         assert_eq!(
@@ -576,13 +598,25 @@ mod tests {
         write("p/wasm/a.rs", "use super::super::X;\npub struct A;");
         // Not a cycle: a test module's import, a raw byte string, a method
         // that shares a name, `$crate` in a macro.
-        write("q.rs", "pub fn q() { let _ = br#\"crate::a::A\"#; }\n#[cfg(test)]\nmod tests { use crate::b::B; }\nmacro_rules! m { () => { $crate::b::B } }");
-        write("f/mod.rs", "mod one; mod two;\npub use one::One;\npub use two::*;");
+        write(
+            "q.rs",
+            "pub fn q() { let _ = br#\"crate::a::A\"#; }\n#[cfg(test)]\nmod tests { use crate::b::B; }\nmacro_rules! m { () => { $crate::b::B } }",
+        );
+        write(
+            "f/mod.rs",
+            "mod one; mod two;\npub use one::One;\npub use two::*;",
+        );
         write("f/one.rs", "use super::Two;\npub struct One;");
         write("f/two.rs", "use super::One;\npub struct Two;");
         write("a.rs", "use crate::{x::y, b::{B}};\npub struct A;");
-        write("b.rs", "use crate::a::A;\npub struct B;\nimpl B { fn q() {} }\nfn g() { crate::q::q(); }");
-        write("t.rs", "#[macro_export]\nmacro_rules! say { () => {} }\nuse crate::s::S;");
+        write(
+            "b.rs",
+            "use crate::a::A;\npub struct B;\nimpl B { fn q() {} }\nfn g() { crate::q::q(); }",
+        );
+        write(
+            "t.rs",
+            "#[macro_export]\nmacro_rules! say { () => {} }\nuse crate::s::S;",
+        );
         write("s.rs", "pub struct S; fn f() { crate::say!(); }");
         let mut found = cycles(src);
         found.sort();

@@ -142,7 +142,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "IAPEER_SYSTEMD_USER_DIR",
         "where systemd user units say a peer is systemd's (~/.config/systemd/user)",
     ),
-    ("IAPEER_CLAUDE_BIN", "the claude binary (~/.local/bin/claude)"),
+    (
+        "IAPEER_CLAUDE_BIN",
+        "the claude binary (~/.local/bin/claude)",
+    ),
     ("IAPEER_CODEX_BIN", "the codex binary (codex on PATH)"),
     ("TELEGRAM_RUNTIME_BIN", "the Telegram bridge's binary"),
     ("NOTIFIER_RUNTIME_BIN", "the notifier bridge's binary"),
@@ -211,7 +214,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "each session's pane log rotates at this size (5 MiB)",
     ),
     ("IAPEER_PANE_LOG_KEEP", "… keeping this many old files (2)"),
-    ("IAPEER_PANE_LOGS", "0, false, no or off turns pane logs off (on)"),
+    (
+        "IAPEER_PANE_LOGS",
+        "0, false, no or off turns pane logs off (on)",
+    ),
     (
         "PEER_IDENTITY",
         "who `iapeer send` speaks as when --from is not given (set in every session)",
@@ -569,9 +575,21 @@ mod tests {
         assert_eq!(number_in("V", None, 1, 9, 7), Ok(7));
         assert_eq!(number_in("V", Some("  "), 1, 9, 7), Ok(7));
         assert_eq!(number_in("V", Some(" 4 "), 1, 9, 7), Ok(4));
-        for bad in ["12abc", "3.9", "0", "-5", "+", "abc", "10", "99999999999999999999999"] {
+        for bad in [
+            "12abc",
+            "3.9",
+            "0",
+            "-5",
+            "+",
+            "abc",
+            "10",
+            "99999999999999999999999",
+        ] {
             let e = number_in("V", Some(bad), 1, 9, 7).unwrap_err();
-            assert_eq!(e.to_string(), format!("V={bad:?}: expected a whole number from 1 to 9"));
+            assert_eq!(
+                e.to_string(),
+                format!("V={bad:?}: expected a whole number from 1 to 9")
+            );
         }
         let e = Config::new(
             env(&[("HOME", "/h"), ("IAPEER_IDLE_SECS", "1h")]),
@@ -581,7 +599,11 @@ mod tests {
         assert_eq!(e.name, "IAPEER_IDLE_SECS");
         // 0 turns the crash-loop guard off and keeps no old log file.
         let c = Config::new(
-            env(&[("HOME", "/h"), ("IAPEER_CRASHLOOP_MAX", "0"), ("IAPEER_PANE_LOG_KEEP", "0")]),
+            env(&[
+                ("HOME", "/h"),
+                ("IAPEER_CRASHLOOP_MAX", "0"),
+                ("IAPEER_PANE_LOG_KEEP", "0"),
+            ]),
             &Overrides::default(),
         )
         .unwrap();

@@ -69,7 +69,10 @@ fn links(text: &str) -> Vec<String> {
 fn the_readme_fits_on_two_screens() {
     let text = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let lines = text.lines().count();
-    assert!(lines <= 110, "README.md is {lines} lines: keep it to two screens");
+    assert!(
+        lines <= 110,
+        "README.md is {lines} lines: keep it to two screens"
+    );
 }
 
 #[test]
@@ -105,7 +108,10 @@ fn every_relative_link_reaches_its_file_and_heading() {
 #[test]
 fn anchors_are_githubs() {
     assert_eq!(anchor(" IAP envelope"), "iap-envelope");
-    assert_eq!(anchor("Reading files, and grants"), "reading-files-and-grants");
+    assert_eq!(
+        anchor("Reading files, and grants"),
+        "reading-files-and-grants"
+    );
     assert_eq!(
         links("see [a](docs/a.md#b) and [c](d)\n```\n[x](y)\n```"),
         vec!["docs/a.md#b", "d"]

@@ -128,7 +128,9 @@ pub enum SendError {
     /// A durable operator stop (its reason, verbatim).
     #[error("{0}; message NOT delivered")]
     Stopped(LifecycleError),
-    #[error("peer \"{personality}\" was asleep and the wake failed: {reason}; message NOT delivered")]
+    #[error(
+        "peer \"{personality}\" was asleep and the wake failed: {reason}; message NOT delivered"
+    )]
     WakeFailed { personality: String, reason: String },
     #[error(
         "peer \"{0}\" reported READY but is not live (verify-before-act); message NOT delivered"
@@ -508,8 +510,8 @@ mod tests {
         assert_eq!(ok.runtime.unwrap().as_str(), "codex");
         let e = read(json!({"personality": "Bob!", "message": "hi"})).unwrap_err();
         assert!(e.contains("invalid personality"), "{e}");
-        let e = read(json!({"personality": "bob", "runtime": "No-Such", "message": "hi"}))
-            .unwrap_err();
+        let e =
+            read(json!({"personality": "bob", "runtime": "No-Such", "message": "hi"})).unwrap_err();
         assert!(e.contains("invalid runtime"), "{e}");
         let e = read(json!({"message": "hi"})).unwrap_err();
         assert!(e.contains("missing field `personality`"), "{e}");

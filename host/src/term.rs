@@ -214,10 +214,9 @@ pub fn strip_terminal(raw: &str) -> String {
                     }
                 }
                 // Two-character sequences (ESC =, ESC ( B, …).
-                Some('(' | ')' | '*' | '+')
-                    if chars.next() == Some('\n') => {
-                        out.push('\n');
-                    }
+                Some('(' | ')' | '*' | '+') if chars.next() == Some('\n') => {
+                    out.push('\n');
+                }
                 Some('\n') => out.push('\n'),
                 _ => {}
             },

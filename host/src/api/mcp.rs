@@ -102,8 +102,9 @@ pub(super) async fn parse_gate(req: Request, next: Next) -> Response {
         ),
         // The SDK answers arguments that are not an object with a bare
         // "method not found"; say what is wrong instead.
-        Ok(v) if v["method"] == "tools/call"
-            && !matches!(v["params"]["arguments"], Value::Object(_) | Value::Null) =>
+        Ok(v)
+            if v["method"] == "tools/call"
+                && !matches!(v["params"]["arguments"], Value::Object(_) | Value::Null) =>
         {
             let body = json!({"jsonrpc": "2.0", "id": v["id"], "error": {"code": -32602,
                 "message": "invalid params: arguments must be an object; message NOT delivered"}});
@@ -199,7 +200,10 @@ mod tests {
         assert_eq!(schema["required"], json!(["personality", "message"]));
         let p = &schema["properties"];
         assert_eq!(p["personality"]["pattern"], json!("^[a-z][a-z0-9-]{0,31}$"));
-        assert_eq!(p["personality"]["description"], json!("The peer to message."));
+        assert_eq!(
+            p["personality"]["description"],
+            json!("The peer to message.")
+        );
         assert_eq!(p["message"]["maxLength"], json!(16000));
         assert_eq!(p["message"]["minLength"], json!(1));
         assert_eq!(p["topic"]["maxLength"], json!(200));

@@ -104,7 +104,9 @@ impl Send {
     pub fn run(&self, ctx: &Ctx) -> anyhow::Result<i32> {
         let peer = &self.peer;
         let Some(text) = self.message.read()?.filter(|m| !m.trim().is_empty()) else {
-            crate::errln!("iapeer send: {peer}: a message is required (--message or --message-file)");
+            crate::errln!(
+                "iapeer send: {peer}: a message is required (--message or --message-file)"
+            );
             return Ok(2);
         };
         let cwd = std::env::current_dir()?;

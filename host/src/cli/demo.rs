@@ -183,9 +183,8 @@ fn tmux(cfg: &Config) -> crate::tmux::Tmux {
 /// interrupted (either may be coming up). Only a session seen up is
 /// waited for (alice never has one).
 fn end_sessions(cfg: &Config, interrupted: bool) {
-    let ids = ["alice", "bob"].map(|peer| {
-        Identity::parse(&format!("claude-{peer}")).expect("a valid identity")
-    });
+    let ids = ["alice", "bob"]
+        .map(|peer| Identity::parse(&format!("claude-{peer}")).expect("a valid identity"));
     super::trial::end_sessions(cfg, &tmux(cfg), &[&ids[0], &ids[1]], false, interrupted);
 }
 

@@ -194,7 +194,10 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     let plugins = load_plugins(&cfg).await?;
     let plugin_summary = summary(&plugins);
     let kick = Arc::new(Notify::new());
-    let bound = listen::bind(&cfg.daemon_socket, (!cli.no_tcp).then_some(cli.port.unwrap_or(cfg.port)))?;
+    let bound = listen::bind(
+        &cfg.daemon_socket,
+        (!cli.no_tcp).then_some(cli.port.unwrap_or(cfg.port)),
+    )?;
     let tcp_url = match &bound.tcp {
         Some(l) => Some(format!("http://{}/mcp", l.local_addr()?)),
         None => None,

@@ -158,7 +158,9 @@ impl Lifecycle {
             let outcome = self.supervise_one(&id, &state, now).await;
             if !matches!(
                 outcome.action,
-                SuperviseAction::Alive | SuperviseAction::SkippedExternallyOwned | SuperviseAction::Booting
+                SuperviseAction::Alive
+                    | SuperviseAction::SkippedExternallyOwned
+                    | SuperviseAction::Booting
             ) {
                 let mut fields = vec![
                     ("identity", id.as_str()),
