@@ -135,6 +135,11 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// tmux as found on the configuration's `PATH`.
+    pub fn for_config(cfg: &crate::config::Config) -> Tmux {
+        Tmux::from_path(cfg.env.get("PATH").map(String::as_str))
+    }
+
     /// tmux as found on `path` (the value of `PATH`), else plain `tmux`.
     pub fn from_path(path: Option<&str>) -> Tmux {
         let bin = path

@@ -284,16 +284,19 @@ fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<
     // struct with every field defaulted).
     match serde_json::from_slice::<Value>(body).map_err(|e| bad(e.to_string()))? {
         v @ Value::Object(_) => serde_path_to_error::deserialize(v).map_err(|e| bad(e.to_string())),
-        other => {
-            let kind = match other {
-                Value::Array(_) => "an array",
-                Value::String(_) => "a string",
-                Value::Number(_) => "a number",
-                Value::Bool(_) => "a boolean",
-                _ => "null",
-            };
-            Err(bad(format!("expected an object, got {kind}")))
-        }
+        other => Err(bad(format!("expected an object, got {}", kind(&other)))),
+    }
+}
+
+/// What a JSON value is, for an error that must not echo it back whole.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "an object",
+        Value::Array(_) => "an array",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
     }
 }
 
@@ -395,7 +398,10 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
         Some(other) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("\"from\" must be a string <runtime>-<personality>, got {other}"),
+                format!(
+                    "\"from\" must be a string <runtime>-<personality>, got {}",
+                    kind(&other)
+                ),
             );
         }
     };

@@ -164,8 +164,10 @@ fn send(cfg: &Config, message: &str) -> anyhow::Result<i32> {
 
 /// The bottom of bob's screen, as tmux has it.
 fn show_pane(cfg: &Config, id: &Identity) -> anyhow::Result<()> {
-    let pane = block_on(tmux(cfg).capture_pane(&cfg.socket_path(id), id.as_str()))?
-        .context("cannot read bob's screen")?;
+    let pane = block_on(
+        crate::tmux::Tmux::for_config(cfg).capture_pane(&cfg.socket_path(id), id.as_str()),
+    )?
+    .context("cannot read bob's screen")?;
     crate::outln!("  bob's screen:");
     let rows: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
     for row in &rows[rows.len().saturating_sub(8)..] {
@@ -174,18 +176,19 @@ fn show_pane(cfg: &Config, id: &Identity) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The tmux the lifecycle would use (no adapters loaded just for it).
-fn tmux(cfg: &Config) -> crate::tmux::Tmux {
-    crate::tmux::Tmux::from_path(cfg.env.get("PATH").map(String::as_str))
-}
-
 /// Ends both peers' sessions: at the end of the demo or once it is
 /// interrupted (either may be coming up). Only a session seen up is
 /// waited for (alice never has one).
 fn end_sessions(cfg: &Config, interrupted: bool) {
     let ids = ["alice", "bob"]
         .map(|peer| Identity::parse(&format!("claude-{peer}")).expect("a valid identity"));
-    super::trial::end_sessions(cfg, &tmux(cfg), &[&ids[0], &ids[1]], false, interrupted);
+    super::trial::end_sessions(
+        cfg,
+        &crate::tmux::Tmux::for_config(cfg),
+        &[&ids[0], &ids[1]],
+        false,
+        interrupted,
+    );
 }
 
 fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -264,7 +264,7 @@ enum BootState {
 
 impl Lifecycle {
     pub fn new(cfg: Config, plugins: Arc<PluginHost>, clock: Arc<dyn Clock>) -> Lifecycle {
-        let tmux = Tmux::from_path(cfg.env.get("PATH").map(String::as_str));
+        let tmux = Tmux::for_config(&cfg);
         Lifecycle {
             cfg,
             plugins,

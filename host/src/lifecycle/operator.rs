@@ -512,12 +512,7 @@ impl Lifecycle {
         &self,
         cwd: &Path,
     ) -> Result<Option<(Personality, Option<Runtime>)>, LifecycleError> {
-        let same = |a: &Path, b: &Path| {
-            a == b
-                || a.canonicalize()
-                    .ok()
-                    .is_some_and(|a| b.canonicalize().ok() == Some(a))
-        };
+        let same = registry::same_dir;
         let registry = self.registry()?;
         let Some(profile) = registry::read_profile(cwd)? else {
             return Ok(registry

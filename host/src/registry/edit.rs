@@ -86,7 +86,7 @@ impl Drop for RegistryLock {
 
 /// The same directory, however spelt (links and `..` resolved when both
 /// exist).
-fn same_dir(a: &Path, b: &Path) -> bool {
+pub fn same_dir(a: &Path, b: &Path) -> bool {
     a == b
         || matches!(
             (std::fs::canonicalize(a), std::fs::canonicalize(b)),

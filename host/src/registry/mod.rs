@@ -17,7 +17,7 @@ mod launch_env;
 mod profile;
 mod read;
 
-pub use edit::{Registration, RegistryLock, render_registry, upsert_peer};
+pub use edit::{Registration, RegistryLock, render_registry, same_dir, upsert_peer};
 pub use intelligence::{INTELLIGENCES, Intelligence};
 pub use launch_env::{LaunchEnv, parse_launch_env, read_launch_env};
 pub use profile::{PeerProfile, normalize_personality, profile_path, read_profile};
