@@ -71,13 +71,13 @@ fn systemd_quote(v: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-/// Where the service runs from: the folder `install-service` ran in, so a
-/// relative path among its arguments means what it meant there.
-fn working_dir() -> PathBuf {
-    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
-}
-
-fn systemd_unit(exe: &Path, args: &[String], env: &[(String, String)], grace_secs: u64) -> String {
+fn systemd_unit(
+    exe: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    root: &Path,
+    grace_secs: u64,
+) -> String {
     let mut unit = String::from(
         "# Written by `iapeerd install-service`; run it again to update.\n\
          [Unit]\n\
@@ -92,7 +92,7 @@ fn systemd_unit(exe: &Path, args: &[String], env: &[(String, String)], grace_sec
     unit.push_str(&format!("ExecStart={}\n", command.join(" ")));
     unit.push_str(&format!(
         "WorkingDirectory={}\n",
-        working_dir().to_string_lossy().replace('%', "%%")
+        root.to_string_lossy().replace('%', "%%")
     ));
     for (k, v) in env {
         unit.push_str(&format!(
@@ -122,7 +122,13 @@ fn xml(v: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn launchd_plist(exe: &Path, args: &[String], env: &[(String, String)], log_dir: &Path) -> String {
+fn launchd_plist(
+    exe: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    root: &Path,
+    log_dir: &Path,
+) -> String {
     let mut p = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -138,7 +144,7 @@ fn launchd_plist(exe: &Path, args: &[String], env: &[(String, String)], log_dir:
     p.push_str("    </array>\n");
     p.push_str(&format!(
         "    <key>WorkingDirectory</key>\n    <string>{}</string>\n",
-        xml(&working_dir().to_string_lossy())
+        xml(&root.to_string_lossy())
     ));
     p.push_str("    <key>EnvironmentVariables</key>\n    <dict>\n");
     for (k, v) in env {
@@ -174,7 +180,8 @@ pub(crate) struct Service {
 }
 
 /// The daemon's own command line, as the service should run it: every
-/// argument given to `install-service` but the subcommand and `--print`.
+/// argument given to `install-service` but the subcommand and `--print`,
+/// as given (the service runs from the state root: give paths absolute).
 pub(crate) fn daemon_args() -> Vec<String> {
     let mut args: Vec<String> = std::env::args_os()
         .skip(1)
@@ -194,7 +201,7 @@ pub(crate) fn service(cfg: &Config, args: &[String], grace_secs: u64) -> anyhow:
     for a in args {
         check_value("an argument", a)?;
     }
-    check_value("the current directory", &working_dir().to_string_lossy())?;
+    check_value("the state root", &cfg.root.to_string_lossy())?;
     for (k, v) in &env {
         check_value("a variable name", k)?;
         check_value(&format!("${k}"), v)?;
@@ -203,7 +210,7 @@ pub(crate) fn service(cfg: &Config, args: &[String], grace_secs: u64) -> anyhow:
         let path = cfg.launch_agents_dir.join(format!("{LAUNCHD_LABEL}.plist"));
         Ok(Service {
             enable: format!("launchctl bootstrap gui/$(id -u) {}", path.display()),
-            content: launchd_plist(&exe, args, &env, &cfg.log_dir),
+            content: launchd_plist(&exe, args, &env, &cfg.root, &cfg.log_dir),
             path,
         })
     } else {
@@ -212,7 +219,7 @@ pub(crate) fn service(cfg: &Config, args: &[String], grace_secs: u64) -> anyhow:
             enable: format!(
                 "systemctl --user daemon-reload && systemctl --user enable --now {SYSTEMD_UNIT}"
             ),
-            content: systemd_unit(&exe, args, &env, grace_secs),
+            content: systemd_unit(&exe, args, &env, &cfg.root, grace_secs),
             path,
         })
     }
@@ -252,7 +259,15 @@ mod tests {
         ];
         // The flags given to install-service are the service's.
         let args = vec!["--port".to_string(), "9999".to_string()];
-        let unit = systemd_unit(Path::new("/opt/iap \"d\"/iapeerd"), &args, &env, 30);
+        let unit = systemd_unit(
+            Path::new("/opt/iap \"d\"/iapeerd"),
+            &args,
+            &env,
+            Path::new("/r"),
+            30,
+        );
+        // It runs from the state root, which outlives the shell it was installed from.
+        assert!(unit.contains("WorkingDirectory=/r\n"), "{unit}");
         assert!(
             unit.contains("ExecStart=\"/opt/iap \\\"d\\\"/iapeerd\" \"--port\" \"9999\"\n"),
             "{unit}"
@@ -264,7 +279,13 @@ mod tests {
         assert_eq!(systemd_exec_quote("/a$HOME/b"), "\"/a$$HOME/b\"");
         assert!(check_value("$X", "a\nb").is_err());
         assert!(check_value("$X", "a b/ü").is_ok());
-        let plist = launchd_plist(Path::new("/bin/iapeerd"), &args, &env, Path::new("/l"));
+        let plist = launchd_plist(
+            Path::new("/bin/iapeerd"),
+            &args,
+            &env,
+            Path::new("/r"),
+            Path::new("/l"),
+        );
         assert!(plist.contains("<string>/bin/iapeerd</string>\n        <string>--port</string>\n        <string>9999</string>\n    </array>"));
         assert!(plist.contains("<string>com.agfpd.iapeer</string>"));
         assert!(plist.contains("<key>AbandonProcessGroup</key>\n    <true/>"));
