@@ -67,6 +67,8 @@ pub struct Config {
     pub crashloop_max: u64,
     /// … within this many seconds (`IAPEER_CRASHLOOP_WINDOW_SECS`, 300).
     pub crashloop_window_secs: u64,
+    /// How long a message may wait in the mailbox (`IAPEER_MAIL_TTL_SECS`).
+    pub mail_ttl: Duration,
     /// The most an adapter may declare it needs: `IAPEER_PLUGIN_MAX_MEMORY_MIB`
     /// (256) and `IAPEER_PLUGIN_MAX_CALL_MS` (30000).
     pub plugin_caps: LimitCaps,
@@ -176,6 +178,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "IAPEER_CRASHLOOP_WINDOW_SECS",
         "… within this many seconds (300)",
+    ),
+    (
+        "IAPEER_MAIL_TTL_SECS",
+        "seconds a message may wait in the mailbox before it is dead-lettered and its sender told (86400)",
     ),
     (
         "IAPEER_PLUGIN_MAX_MEMORY_MIB",
@@ -406,6 +412,7 @@ impl Config {
             // 0 is meaningful here: the guard is off.
             crashloop_max: ranged("IAPEER_CRASHLOOP_MAX", 0, 1_000_000, 3)?,
             crashloop_window_secs: secs(None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300)?,
+            mail_ttl: Duration::from_secs(secs(None, "IAPEER_MAIL_TTL_SECS", 86_400)?),
             plugin_caps: LimitCaps {
                 memory: (ranged("IAPEER_PLUGIN_MAX_MEMORY_MIB", 1, 1 << 16, 256)? as usize) << 20,
                 call: Duration::from_millis(ranged(
@@ -470,6 +477,11 @@ impl Config {
             crate::fsutil::check_private_dir(dir)?;
         }
         Ok(())
+    }
+
+    /// The mailbox: `<root>/state/mail.db`.
+    pub fn mail_path(&self) -> PathBuf {
+        self.root.join("state/mail.db")
     }
 
     pub fn registry_path(&self) -> PathBuf {

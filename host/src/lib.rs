@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 mod deaths;
+mod delivery;
 mod discovery;
 #[cfg(test)]
 mod documents;
@@ -31,6 +32,7 @@ mod guard;
 mod launch;
 pub mod lifecycle;
 mod logfile;
+mod mail;
 pub mod names;
 mod panel;
 mod panelog;

@@ -4,28 +4,37 @@
 //! 1. validate the request (limits in the error text);
 //! 2. the target must be registered, and the caller too (with its runtime);
 //! 3. telegram sender policy on the intended channel, before any wake;
-//! 4. build the IAP envelope from the caller's record;
-//! 5. resolve a live target: the named runtime, else the default, else the
-//!    one live runtime (two are ambiguous);
-//! 6. hit: refuse a self-send, deliver warm under the peer's wake lock;
-//! 7. miss: wake with the envelope as the task, verify the peer is live
-//!    before acting on the result, and deliver over the live path if the
-//!    wake did not.
+//! 4. where it would go now (the named runtime, else where the peer is
+//!    live, else its default; two live runtimes are ambiguous): no
+//!    self-send, no stopped peer, telegram policy on that channel;
+//! 5. build the IAP envelope from the caller's record and commit it to the
+//!    target's mailbox (from here it is never lost);
+//! 6. `delivery` drains the target's mailbox (warm, or by a wake);
+//! 7. answer `delivered` if it went in within `wait_secs`, else `queued`
+//!    with the reason; a message dead-lettered meanwhile is an error.
 //!
-//! A message is delivered exactly once, or the error says it was NOT
-//! delivered. One `ev=delivery` line per call goes to `delivery.log`.
+//! Refused before step 5: NOT delivered, nothing kept. One `ev=delivery`
+//! line per call goes to `delivery.log`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::iso8601_utc;
+use crate::delivery::{self, Refusal};
 use crate::envelope::{self, MAX_ATTACHMENTS, MAX_TOPIC_CHARS, Sender};
 use crate::events::{self, EventLog};
-use crate::lifecycle::{Delivery, Lifecycle, LifecycleError, WakeArgs};
+use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::mail::{Message, MessageId, MessageState, NewMessage};
 use crate::names::{Identity, Personality, Runtime};
 use crate::registry::{Intelligence, PeerRecord, Registry};
+use crate::store::{self, Mark};
+
+/// How long a send waits for its message to go in when the caller does not
+/// say, and the most it may ask for.
+pub const DEFAULT_WAIT_SECS: u32 = 3;
+pub const MAX_WAIT_SECS: u32 = 600;
 
 /// One message to route: the arguments of the MCP tool `send_to_peer`
 /// (its input schema is derived from this type) and the body of the fleet
@@ -49,6 +58,12 @@ pub struct SendRequest {
     #[serde(default)]
     #[schemars(length(max = MAX_ATTACHMENTS))]
     pub attachments: Vec<String>,
+    /// Seconds to wait for the message to go in before answering `queued`
+    /// (default 3, at most 600). A queued message is still delivered later;
+    /// `message_status` tells what became of it.
+    #[serde(default)]
+    #[schemars(range(max = MAX_WAIT_SECS))]
+    pub wait_secs: Option<u32>,
 }
 
 impl SendRequest {
@@ -64,8 +79,45 @@ impl SendRequest {
             message: message.into(),
             topic: None,
             attachments: Vec::new(),
+            wait_secs: None,
         }
     }
+
+    fn wait(&self) -> Duration {
+        Duration::from_secs(u64::from(
+            self.wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS),
+        ))
+    }
+}
+
+/// The arguments of the MCP tool `message_status` (and the fleet API's).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// The id `send_to_peer` returned.
+    pub id: String,
+}
+
+impl StatusRequest {
+    pub fn from_json(value: serde_json::Value) -> Result<StatusRequest, String> {
+        serde_path_to_error::deserialize(value).map_err(|e| e.to_string())
+    }
+}
+
+/// What became of a message, by its id; the error is one line.
+pub fn message_status(lc: &Lifecycle, id: &str) -> Result<crate::mail::Status, String> {
+    let id = MessageId::parse(id)?;
+    let mb = lc.mailbox().map_err(|e| e.to_string())?;
+    let m = mb
+        .get(&id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no message {id} in the mailbox (unknown, or pruned after a week)"))?;
+    let depth = if m.state.is_waiting() {
+        mb.depth(&m.personality).map_err(|e| e.to_string())?
+    } else {
+        0
+    };
+    Ok(crate::mail::Status::of(&m, depth))
 }
 
 /// Which front door a message came through (logged as `path=`).
@@ -83,17 +135,50 @@ pub struct DeliveredTo {
     pub runtime: String,
 }
 
-/// The tool result of a delivered message (the MCP tool's `structuredContent`).
+/// A delivered message (the MCP tool's `structuredContent`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sent {
     pub ok: bool,
+    pub id: MessageId,
     pub delivered_to: DeliveredTo,
     /// The target was asleep and this message woke it.
     pub woke: bool,
     pub ts: String,
 }
 
-/// Why a message was not delivered. Every message says so.
+/// An accepted message that has not gone in yet: kept in the mailbox and
+/// delivered when the peer can take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Queued {
+    pub ok: bool,
+    pub queued: bool,
+    pub id: MessageId,
+    pub to: String,
+    /// Messages waiting for that peer, this one included.
+    pub queue_depth: u64,
+    /// What it waits for.
+    pub reason: String,
+}
+
+/// What a send did with an accepted message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum SendOutcome {
+    Delivered(Sent),
+    Queued(Queued),
+}
+
+impl SendOutcome {
+    pub fn id(&self) -> &MessageId {
+        match self {
+            SendOutcome::Delivered(s) => &s.id,
+            SendOutcome::Queued(q) => &q.id,
+        }
+    }
+}
+
+/// Why a message was not accepted, or was given up on. Every one says
+/// NOT delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The request itself is malformed (a limit, a name, a missing field).
@@ -114,12 +199,9 @@ pub enum SendError {
     },
     #[error("peer \"{0}\" is not in the iapeer peers index; message NOT delivered")]
     UnknownTarget(String),
-    #[error(
-        "telegram policy: \"{caller}\" has no interfaces.telegram.bot in the registry, so it may not message a telegram channel; message NOT delivered"
-    )]
-    TelegramPolicy { caller: String },
-    #[error("cannot send to self; message NOT delivered")]
-    SelfSend,
+    /// Self-send or telegram policy.
+    #[error("{0}; message NOT delivered")]
+    Refused(#[from] Refusal),
     #[error("peer \"{personality}\" is live in multiple runtimes ({}) — specify runtime; message NOT delivered", .runtimes.join(", "))]
     Ambiguous {
         personality: String,
@@ -128,20 +210,9 @@ pub enum SendError {
     /// A durable operator stop (its reason, verbatim).
     #[error("{0}; message NOT delivered")]
     Stopped(LifecycleError),
-    #[error(
-        "peer \"{personality}\" was asleep and the wake failed: {reason}; message NOT delivered"
-    )]
-    WakeFailed { personality: String, reason: String },
-    #[error(
-        "peer \"{0}\" reported READY but is not live (verify-before-act); message NOT delivered"
-    )]
-    VerifyBeforeAct(String),
-    /// Live, but the delivery did not go through (the error says so).
-    #[error("{0}")]
-    NotDelivered(LifecycleError),
-    /// Given to the peer, but not confirmed taken: it may still arrive.
-    #[error("{0}")]
-    Unconfirmed(String),
+    /// Accepted, then given up on (its reason).
+    #[error("{why}; message NOT delivered (id {id})")]
+    DeadLettered { id: MessageId, why: String },
     #[error("{0}; message NOT delivered")]
     Lifecycle(LifecycleError),
 }
@@ -155,9 +226,8 @@ impl SendError {
                 | SendError::BadCaller(_)
                 | SendError::UnknownCaller(_)
                 | SendError::CallerRuntimeUndeclared { .. }
-                | SendError::SelfSend
+                | SendError::Refused(_)
                 | SendError::Ambiguous { .. }
-                | SendError::TelegramPolicy { .. }
         ) || matches!(self, SendError::Lifecycle(e) if e.is_bad_request())
     }
 
@@ -214,41 +284,25 @@ pub fn natural_sender(registry: &Registry) -> Option<Identity> {
     }
 }
 
-/// A telegram channel is open only to callers with a telegram bot.
-fn telegram_policy(caller: &PeerRecord, channel: &Runtime) -> Result<(), SendError> {
-    if channel.as_str() != "telegram" {
-        return Ok(());
-    }
-    let has_bot = caller
-        .interfaces
-        .as_ref()
-        .and_then(|i| i.get("telegram"))
-        .and_then(|t| t.get("bot"))
-        .and_then(|b| b.as_str())
-        .is_some_and(|b| !b.trim().is_empty());
-    if has_bot {
-        Ok(())
-    } else {
-        Err(SendError::TelegramPolicy {
-            caller: caller.personality.to_string(),
-        })
-    }
-}
-
 /// Routes one message (see the module docs) and logs the outcome.
 pub async fn send(
     lc: &Lifecycle,
     caller: &Identity,
     req: &SendRequest,
     door: Door,
-) -> Result<Sent, SendError> {
+) -> Result<SendOutcome, SendError> {
     let started = Instant::now();
-    let result = route(lc, caller, req).await;
+    let result = route(lc, caller, req, door).await;
     log_delivery(lc, caller, req, door, &result, started);
     result
 }
 
-async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<Sent, SendError> {
+async fn route(
+    lc: &Lifecycle,
+    caller: &Identity,
+    req: &SendRequest,
+    door: Door,
+) -> Result<SendOutcome, SendError> {
     validate(req)?;
     let registry = lc.registry().map_err(|e| SendError::Lifecycle(e.into()))?;
     let target = registry
@@ -267,7 +321,15 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         .runtime
         .clone()
         .unwrap_or_else(|| target.default_runtime.clone());
-    telegram_policy(caller_rec, &intended)?;
+    delivery::telegram_policy(caller_rec, &intended)?;
+    // Where it would go now: what can be refused is refused before the
+    // message is accepted.
+    let now_to = resolve_live(lc, target, req.runtime.as_ref())?.unwrap_or(intended);
+    let now_to = Identity::new(&now_to, &target.personality);
+    delivery::admit(&registry, caller.as_str(), &now_to)?;
+    if store::has_mark(&lc.cfg, &now_to, Mark::Stopped) {
+        return Err(SendError::Stopped(LifecycleError::Stopped(now_to)));
+    }
     let text = envelope::build(
         &Sender {
             personality: caller.personality().as_str(),
@@ -278,97 +340,73 @@ async fn route(lc: &Lifecycle, caller: &Identity, req: &SendRequest) -> Result<S
         &req.attachments,
         &req.message,
     );
+    let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
+    let id = mb
+        .commit(
+            &NewMessage {
+                personality: target.personality.as_str(),
+                runtime: req.runtime.as_ref().map(Runtime::as_str),
+                sender: caller.as_str(),
+                door: door.into(),
+                topic: req.topic.as_deref(),
+                envelope: &text,
+                ttl: lc.cfg.mail_ttl,
+            },
+            lc.clock.now_ms(),
+        )
+        .map_err(|e| SendError::Lifecycle(e.into()))?;
+    // Accepted: whatever happens now, it is in the mailbox.
+    if let Err(e) = delivery::drain(lc, &target.personality, false).await {
+        tracing::warn!(peer = %target.personality, "mailbox drain: {e}");
+    }
+    wait_for(lc, &id, req.wait()).await
+}
 
-    // Hit: deliver warm. A session that died since the look falls through
-    // to the wake, with the runtime it had.
-    let live = resolve_live(lc, target, req.runtime.as_ref())?;
-    let mut wake_runtime = req.runtime.clone();
-    if let Some(rt) = live {
-        let id = Identity::new(&rt, &target.personality);
-        if &id == caller {
-            return Err(SendError::SelfSend);
-        }
-        telegram_policy(caller_rec, &rt)?;
-        match lc.deliver_if_live(&id, &target.cwd, &text).await {
-            Ok(Delivery::Accepted) => return Ok(sent(&id, false)),
-            Ok(Delivery::NotLive) => wake_runtime = Some(rt),
-            Err(e @ LifecycleError::Launch { .. }) => {
-                return Err(SendError::WakeFailed {
-                    personality: target.personality.to_string(),
-                    reason: e.to_string(),
+/// The message's fate once it is known, or `queued` after `wait`.
+async fn wait_for(lc: &Lifecycle, id: &MessageId, wait: Duration) -> Result<SendOutcome, SendError> {
+    let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let m = mb
+            .get(id)
+            .map_err(|e| SendError::Lifecycle(e.into()))?
+            .ok_or_else(|| SendError::DeadLettered {
+                id: id.clone(),
+                why: "it was dropped from the mailbox".into(),
+            })?;
+        match m.state {
+            MessageState::Delivered => return Ok(SendOutcome::Delivered(sent(&m))),
+            MessageState::Dead => {
+                return Err(SendError::DeadLettered {
+                    id: id.clone(),
+                    why: m.why.unwrap_or_default(),
                 });
             }
-            Err(e) => return Err(delivery_error(e)),
+            _ if tokio::time::Instant::now() >= deadline => {
+                let depth = mb.depth(&m.personality).unwrap_or(1);
+                return Ok(SendOutcome::Queued(queued(lc, &m, depth)));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
-    }
-
-    // Miss: wake with the envelope as the first message.
-    let wake_id = Identity::new(
-        wake_runtime.as_ref().unwrap_or(&target.default_runtime),
-        &target.personality,
-    );
-    if &wake_id == caller {
-        return Err(SendError::SelfSend);
-    }
-    let woken = lc
-        .wake_or_spawn(&WakeArgs {
-            skip_seed: false,
-            personality: target.personality.to_string(),
-            runtime: wake_runtime.as_ref().map(ToString::to_string),
-            task: text.clone(),
-            resume: None,
-            hand_over: false,
-        })
-        .await
-        .map_err(|e| match e {
-            LifecycleError::Launch {
-                ref id,
-                ref reason,
-                message_pasted: true,
-            } => SendError::Unconfirmed(format!(
-                "woke {id} and gave it the message, but the launch then failed: {reason}; \
-                 delivery NOT confirmed (it may still arrive: check before resending)"
-            )),
-            e @ (LifecycleError::Stopped(_)
-            | LifecycleError::NotDelivered { .. }
-            | LifecycleError::Unconfirmed { .. }
-            | LifecycleError::ShuttingDown) => delivery_error(e),
-            e if e.is_bad_request() => SendError::Lifecycle(e),
-            e => SendError::WakeFailed {
-                personality: target.personality.to_string(),
-                reason: e.to_string(),
-            },
-        })?;
-    let id = woken.identity.clone();
-    // Taken (the ready gate or the live path saw it): delivered, whatever
-    // the session does next.
-    if woken.task_delivered == Some(true) {
-        return Ok(sent(&id, woken.woke()));
-    }
-    // Up, but the envelope did not go in with the wake (a router whose
-    // first paste failed): verify before acting, then once more over the
-    // live path.
-    if !lc.is_live(&id) {
-        return Err(SendError::VerifyBeforeAct(target.personality.to_string()));
-    }
-    if &id == caller {
-        return Err(SendError::SelfSend);
-    }
-    telegram_policy(caller_rec, id.runtime())?;
-    match lc.deliver_if_live(&id, &target.cwd, &text).await {
-        Ok(Delivery::Accepted) => Ok(sent(&id, woken.woke())),
-        Ok(Delivery::NotLive) => Err(SendError::VerifyBeforeAct(target.personality.to_string())),
-        Err(e) => Err(delivery_error(e)),
     }
 }
 
-/// A failed delivery attempt, as the caller should read it.
-fn delivery_error(e: LifecycleError) -> SendError {
-    match e {
-        LifecycleError::Stopped(_) => SendError::Stopped(e),
-        LifecycleError::NotDelivered { .. } => SendError::NotDelivered(e),
-        LifecycleError::Unconfirmed { .. } => SendError::Unconfirmed(e.to_string()),
-        e => SendError::Lifecycle(e),
+fn queued(lc: &Lifecycle, m: &Message, depth: u64) -> Queued {
+    let mut reason = match crate::mail::Status::of(m, depth) {
+        crate::mail::Status::Queued { why, .. } => why,
+        _ => String::new(),
+    };
+    // Someone answers on the daemon's socket: it will try again.
+    if std::os::unix::net::UnixStream::connect(&lc.cfg.daemon_socket).is_err() {
+        reason.push_str(" (no iapeerd is running to retry it: it waits for the next send to this peer or for iapeerd)");
+    }
+    Queued {
+        ok: true,
+        queued: true,
+        id: m.id.clone(),
+        to: m.personality.clone(),
+        queue_depth: depth,
+        reason,
     }
 }
 
@@ -395,26 +433,29 @@ fn resolve_live(
     })
 }
 
-fn sent(id: &Identity, woke: bool) -> Sent {
+fn sent(m: &Message) -> Sent {
+    let to = m
+        .to_identity
+        .as_deref()
+        .and_then(|i| Identity::parse(i).ok());
     Sent {
         ok: true,
+        id: m.id.clone(),
         delivered_to: DeliveredTo {
-            personality: id.personality().to_string(),
-            runtime: id.runtime().to_string(),
+            personality: m.personality.clone(),
+            runtime: to.map(|i| i.runtime().to_string()).unwrap_or_default(),
         },
-        woke,
-        ts: iso8601_utc(crate::clock::SystemClock.now_ms()),
+        woke: m.woke,
+        ts: iso8601_utc(m.done_ms.unwrap_or(m.created_ms)),
     }
 }
-
-use crate::clock::Clock as _;
 
 fn log_delivery(
     lc: &Lifecycle,
     caller: &Identity,
     req: &SendRequest,
     door: Door,
-    result: &Result<Sent, SendError>,
+    result: &Result<SendOutcome, SendError>,
     started: Instant,
 ) {
     let ms = started.elapsed().as_millis().to_string();
@@ -429,16 +470,28 @@ fn log_delivery(
     if let Some(rt) = &req.runtime {
         fields.push(("rt", rt.as_str()));
     }
+    let id = result.as_ref().map(|o| o.id().to_string()).unwrap_or_default();
     let via;
     let woke;
+    let depth;
     match result {
-        Ok(s) => {
+        Ok(SendOutcome::Delivered(s)) => {
             via = format!("{}-{}", s.delivered_to.runtime, s.delivered_to.personality);
             woke = s.woke.to_string();
             fields.extend([
                 ("ok", "true"),
+                ("id", id.as_str()),
                 ("via", via.as_str()),
                 ("woke", woke.as_str()),
+            ]);
+        }
+        Ok(SendOutcome::Queued(q)) => {
+            depth = q.queue_depth.to_string();
+            fields.extend([
+                ("ok", "true"),
+                ("id", id.as_str()),
+                ("queued", "true"),
+                ("qd", depth.as_str()),
             ]);
         }
         Err(_) => fields.push(("ok", "false")),

@@ -41,6 +41,7 @@ pub(super) fn routes() -> Router<Arc<ApiState>> {
         .route("/peers/{personality}/pane", get(pane))
         .route("/peers/{personality}/{verb}", post(verb))
         .route("/send", post(send))
+        .route("/messages/{id}", get(message))
         .route("/plugins", get(plugins))
         .route("/reload", post(reload))
         .layer(axum::middleware::map_response(json_errors))
@@ -434,8 +435,25 @@ async fn send(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
         .run(async move { route::send(&lc, &caller, &req, Door::Fleet).await })
         .await;
     match result {
-        Ok(Ok(sent)) => json(StatusCode::OK, &sent),
+        Ok(Ok(outcome @ route::SendOutcome::Delivered(_))) => json(StatusCode::OK, &outcome),
+        // Accepted, not yet delivered.
+        Ok(Ok(outcome @ route::SendOutcome::Queued(_))) => json(StatusCode::ACCEPTED, &outcome),
         Ok(Err(e)) => error(send_status(&e), e.to_string()),
+        Err(e) => panicked(e),
+    }
+}
+
+/// `GET /messages/<id>`: what became of a message (`message_status`).
+async fn message(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    let lc = state.lifecycle();
+    match state
+        .run(async move { route::message_status(&lc, &id) })
+        .await
+    {
+        Ok(Ok(status)) => json(StatusCode::OK, &status),
+        Ok(Err(e)) if e.starts_with("invalid message id") => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) if e.starts_with("no message") => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => panicked(e),
     }
 }

@@ -1,5 +1,5 @@
 //! MCP over Streamable HTTP, stateless, on the official Rust SDK (rmcp):
-//! exactly one tool, `send_to_peer`. The caller's identity comes with each
+//! two tools, `send_to_peer` and `message_status`. The caller's identity comes with each
 //! request in the `X-IAPeer-Identity` header (every session the host
 //! launches has `PEER_IDENTITY` in its environment for its client config to
 //! send).
@@ -23,9 +23,10 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 
 use super::{ApiState, MAX_BODY_BYTES};
-use crate::route::{self, Door, SendRequest};
+use crate::route::{self, Door, SendRequest, StatusRequest};
 
 pub(crate) const TOOL: &str = "send_to_peer";
+pub(crate) const STATUS_TOOL: &str = "message_status";
 pub(crate) const IDENTITY_HEADER: &str = "x-iapeer-identity";
 
 /// The tower service mounted at `/mcp`: a fresh handler per request, no
@@ -62,11 +63,24 @@ pub(crate) fn tool() -> Tool {
     Tool::new(
         TOOL,
         "Send a message to another peer (an agent session or a bridge). A sleeping peer is \
-         woken and receives the message as its first input; a live one gets it pasted in. \
-         The result says where it was delivered, or the error says it was NOT delivered.",
+         woken and receives the message as its first input; a live one gets it when it is \
+         ready for input. The result says where it was delivered, or that it is queued (with \
+         its id and why: it is kept and delivered later), or the error says it was NOT \
+         delivered.",
         schema,
     )
     .with_meta(MetaObject(meta))
+}
+
+pub(crate) fn status_tool() -> Tool {
+    let schema = rmcp::handler::server::common::schema_for_input::<StatusRequest>()
+        .expect("the status request's schema is an object");
+    Tool::new(
+        STATUS_TOOL,
+        "What became of a message sent with send_to_peer, by the id it returned: queued \
+         (and why), delivered (when, to which session) or dead-lettered (why).",
+        schema,
+    )
 }
 
 /// A JSON-RPC error answer for a request that never reached the SDK.
@@ -132,11 +146,15 @@ impl ServerHandler for PeerTool {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![tool()]))
+        Ok(ListToolsResult::with_all_items(vec![tool(), status_tool()]))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        (name == TOOL).then(tool)
+        match name {
+            TOOL => Some(tool()),
+            STATUS_TOOL => Some(status_tool()),
+            _ => None,
+        }
     }
 
     async fn call_tool(
@@ -144,10 +162,13 @@ impl ServerHandler for PeerTool {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        if request.name == STATUS_TOOL {
+            return Ok(self.status(arguments).await);
+        }
         if request.name != TOOL {
             return Ok(tool_error(format!("unknown tool: {}", request.name)));
         }
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
         let req = match SendRequest::from_json(arguments) {
             Ok(r) => r,
             Err(e) => {
@@ -174,17 +195,38 @@ impl ServerHandler for PeerTool {
             .await
             .map_err(|e| ErrorData::internal_error(format!("send_to_peer panicked: {e}"), None))?;
         Ok(match result {
-            Ok(sent) => {
-                let value = serde_json::to_value(&sent)
-                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-                let mut ok = CallToolResult::success(vec![ContentBlock::text(text)]);
-                ok.structured_content = Some(value);
-                ok.into()
-            }
+            Ok(outcome) => structured(&outcome),
             Err(e) => tool_error(e.to_string()),
         })
     }
+}
+
+impl PeerTool {
+    async fn status(&self, arguments: Value) -> CallToolResponse {
+        let req = match StatusRequest::from_json(arguments) {
+            Ok(r) => r,
+            Err(e) => return tool_error(format!("invalid arguments: {e}")),
+        };
+        let lc = self.0.lifecycle();
+        let status = self
+            .0
+            .run(async move { route::message_status(&lc, &req.id) })
+            .await;
+        match status {
+            Ok(Ok(status)) => structured(&status),
+            Ok(Err(e)) => tool_error(e),
+            Err(e) => tool_error(format!("message_status panicked: {e}")),
+        }
+    }
+}
+
+/// A tool's success: the value as pretty text and as `structuredContent`.
+fn structured(value: &impl serde::Serialize) -> CallToolResponse {
+    let value = serde_json::to_value(value).unwrap_or(Value::Null);
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let mut ok = CallToolResult::success(vec![ContentBlock::text(text)]);
+    ok.structured_content = Some(value);
+    ok.into()
 }
 
 #[cfg(test)]

@@ -98,6 +98,11 @@ pub struct Send {
     /// A file to point the peer at (repeatable; made absolute).
     #[arg(long = "attachment", value_name = "PATH")]
     attachments: Vec<PathBuf>,
+    /// Seconds to wait for the message to go in before saying it is
+    /// queued (it stays in the mailbox and goes in later).
+    #[arg(long, value_name = "SECS", default_value_t = crate::route::DEFAULT_WAIT_SECS,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::route::MAX_WAIT_SECS)))]
+    wait: u32,
 }
 
 impl Send {
@@ -118,6 +123,7 @@ impl Send {
                 .iter()
                 .map(|a| cwd.join(a).to_string_lossy().into_owned())
                 .collect(),
+            wait_secs: Some(self.wait),
             ..crate::route::SendRequest::new(peer.clone(), text)
         };
         let args = verbs::SendArgs {

@@ -5,6 +5,7 @@ mod commands;
 mod demo;
 mod doctor;
 mod logs;
+mod mail;
 mod mcp_config;
 mod plugin_new;
 mod plugin_try;
@@ -48,6 +49,9 @@ enum Command {
     Send(commands::Send),
     /// What a peer's terminal showed (its pane log): its last lines.
     Logs(commands::Logs),
+    /// The mailbox: what waits for each peer (or one), and --retry,
+    /// --drop or --status of a message by its id.
+    Mail(mail::Mail),
     /// Interrupt a peer's current turn (the adapter's `interrupt` keys).
     Interrupt(commands::PeerArgs),
     /// Compact a peer's conversation (the adapter's `compact` keys).
@@ -123,6 +127,7 @@ impl Command {
             Command::Wake(c) => c.run(ctx),
             Command::Send(c) => c.run(ctx),
             Command::Logs(c) => c.run(ctx),
+            Command::Mail(c) => c.run(ctx),
             Command::Interrupt(peer) => commands::control(peer, ctx, Control::Interrupt),
             Command::Compact(peer) => commands::control(peer, ctx, Control::Compact),
             Command::Status => commands::daemon_status(ctx),

@@ -194,7 +194,7 @@ impl Trial {
             tokio::select! {
                 biased;
                 _ = interrupts.any() => None,
-                outcome = lc.wake_or_spawn(&args) => Some(outcome),
+                outcome = crate::delivery::wake_with_task(&lc, &args) => Some(outcome),
             }
         })?;
         drop(interrupts);

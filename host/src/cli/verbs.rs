@@ -18,7 +18,7 @@ use crate::lifecycle::{
 };
 use crate::names::{Identity, Personality, Runtime};
 use crate::registry::{self, Registration};
-use crate::route::{self, Door, SendRequest};
+use crate::route::{self, Door, SendOutcome, SendRequest};
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(crate::term::out_json(v)?)
@@ -73,7 +73,7 @@ fn failure(peer: &str, e: &LifecycleError) -> anyhow::Error {
 
 pub fn wake(cfg: &Config, args: WakeArgs, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
-    let outcome = block_on(lc.wake_or_spawn(&args))?;
+    let outcome = block_on(crate::delivery::wake_with_task(&lc, &args))?;
     if json {
         print_json(&WakeReport::new(&outcome))?;
         return if outcome.is_ok() {
@@ -112,8 +112,8 @@ pub fn send(cfg: &Config, args: SendArgs, json: bool) -> anyhow::Result<i32> {
     let result = block_on(route::send(&lc, &caller, &args.request, Door::Cli))?;
     let target = &args.request.personality;
     match (result, json) {
-        (Ok(sent), true) => print_json(&sent).map(|()| 0),
-        (Ok(sent), false) => {
+        (Ok(outcome), true) => print_json(&outcome).map(|()| 0),
+        (Ok(SendOutcome::Delivered(sent)), false) => {
             let to = &sent.delivered_to;
             if sent.woke {
                 crate::outln!(
@@ -124,6 +124,16 @@ pub fn send(cfg: &Config, args: SendArgs, json: bool) -> anyhow::Result<i32> {
             } else {
                 crate::outln!("delivered to {} ({})", to.personality, to.runtime);
             }
+            Ok(0)
+        }
+        (Ok(SendOutcome::Queued(q)), false) => {
+            crate::outln!(
+                "queued for {} (id {}, {} waiting): {}",
+                q.to,
+                q.id,
+                q.queue_depth,
+                q.reason
+            );
             Ok(0)
         }
         (Err(e), true) => {

@@ -157,6 +157,30 @@ async fn supervise(state: Arc<ApiState>) {
     });
 }
 
+/// How often the daemon looks at the mailbox for mail due another try.
+const MAIL_PASS: Duration = Duration::from_secs(1);
+
+/// Dead-letters expired mail and starts a drain for each peer whose mail
+/// is due (a peer already draining is not started twice).
+fn mail_pass(state: &Arc<ApiState>) {
+    let lc = state.lifecycle();
+    let due = match crate::delivery::mail_pass(&lc) {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!("mailbox pass: {e}");
+            return;
+        }
+    };
+    for p in due {
+        let lc = lc.clone();
+        state.tasks.spawn(async move {
+            if let Err(e) = crate::delivery::drain(&lc, &p, true).await {
+                tracing::warn!(peer = %p, "mailbox drain: {e}");
+            }
+        });
+    }
+}
+
 /// How long a start waits for the daemon lock: a predecessor killed a
 /// moment ago still holds it until the kernel has torn it down.
 const PREDECESSOR_EXIT_PATIENCE: Duration = Duration::from_secs(3);
@@ -264,6 +288,8 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         )),
     );
 
+    let mut mail = tokio::time::interval(MAIL_PASS);
+    mail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut interval = tokio::time::interval(Duration::from_secs(cli.tick_secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut term = signal(SignalKind::terminate())?;
@@ -280,6 +306,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
             _ = kick.notified() => {
                 state.tasks.spawn(supervise(state.clone()));
             }
+            _ = mail.tick() => mail_pass(&state),
         }
     }
 

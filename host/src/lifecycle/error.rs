@@ -13,6 +13,8 @@ use crate::wakelock::WakeLockError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("peer {0:?} is not registered")]
     NotRegistered(String),
     #[error(transparent)]

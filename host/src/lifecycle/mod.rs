@@ -14,7 +14,7 @@ mod supervise;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -36,10 +36,10 @@ use crate::deaths::{self, Phase};
 use crate::events;
 use crate::guard;
 use crate::launch::{self, LaunchOutcome, LaunchRequest};
+use crate::mail::{Drains, Mailbox};
 use crate::names::{Identity, Personality};
 use crate::paste;
-use crate::plugins::{Adapter, AdapterKind, LaunchSpec, PluginHost};
-use crate::poll::Poll;
+use crate::plugins::{Adapter, LaunchSpec, PluginHost};
 use crate::prompt::{self, PromptInput, SystemFacts};
 use crate::registry::{self, Intelligence, PeerRecord, Registry};
 use crate::store::{self, Mark, SessionState};
@@ -49,10 +49,6 @@ use crate::{fsutil, wakelock};
 /// How long `attach` lets a boot answer its dialogs before it hands the
 /// session to the operator as it is (a login picker is finished by hand).
 const HAND_OVER_AFTER: Duration = Duration::from_secs(15);
-
-/// How long a delivery to a live TUI waits for its activity proxy to move
-/// (proof the message was accepted).
-const LIVE_DELIVERY_GRACE: Duration = Duration::from_secs(3);
 
 /// The canonical form of a cwd (what adapters expect), or the path as given
 /// when it cannot be resolved.
@@ -91,6 +87,10 @@ pub struct Lifecycle {
     shim: Option<PathBuf>,
     /// Told every step of every launch (`iapeer plugins try`).
     launch_observer: Option<launch::LaunchObserver>,
+    /// The mailbox, opened on first use (most verbs never need it).
+    mailbox: OnceLock<Mailbox>,
+    /// The mailbox drains running in this process.
+    drains: Drains,
 }
 
 /// A wake request.
@@ -98,7 +98,9 @@ pub struct Lifecycle {
 pub struct WakeArgs {
     pub personality: String,
     pub runtime: Option<String>,
-    /// The message for the peer ('' = just bring it up).
+    /// The first message of a session this wake starts ('' = just bring
+    /// it up). A session found live, or a router, does not get it here:
+    /// `task_delivered` is then `Some(false)` and `delivery` hands it over.
     pub task: String,
     /// `Some(true)` resume (fail loud), `Some(false)` fresh, `None` decide.
     pub resume: Option<bool>,
@@ -218,41 +220,6 @@ impl WakeReport {
     }
 }
 
-/// Why a delivery to a live session did not go through.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryFailure {
-    /// Nothing was submitted to the session.
-    #[error(transparent)]
-    Refused(paste::PasteRefused),
-    /// Pasted, but the runtime showed no sign of taking it.
-    #[error("no activity after the paste")]
-    Unconfirmed,
-}
-
-impl DeliveryFailure {
-    fn into_error(self, id: &Identity) -> LifecycleError {
-        tracing::warn!(identity = %id, "delivery failed: {self}");
-        match self {
-            DeliveryFailure::Refused(e) => LifecycleError::NotDelivered {
-                id: id.clone(),
-                detail: e.to_string(),
-            },
-            DeliveryFailure::Unconfirmed => LifecycleError::Unconfirmed {
-                id: id.clone(),
-                secs: LIVE_DELIVERY_GRACE.as_secs(),
-            },
-        }
-    }
-}
-
-/// The outcome of a delivery attempt to whatever is live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Accepted,
-    /// Not live (any more): the caller wakes it instead.
-    NotLive,
-}
-
 /// How a session is recorded: up, booting under its spawner, or handed
 /// to an operator at a startup prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +243,8 @@ impl Lifecycle {
             failed_launches: Mutex::default(),
             shim: None,
             launch_observer: None,
+            mailbox: OnceLock::new(),
+            drains: Drains::default(),
         }
     }
 
@@ -306,7 +275,7 @@ impl Lifecycle {
 
     /// The wake lock of `id`; gives up when the daemon starts stopping, and
     /// starts no new work once it has.
-    async fn lock(&self, id: &Identity) -> Result<wakelock::WakeLock, LifecycleError> {
+    pub(crate) async fn lock(&self, id: &Identity) -> Result<wakelock::WakeLock, LifecycleError> {
         let lock = wakelock::acquire(&self.cfg, id, self.lock_patience(), &self.shutdown)
             .await
             .map_err(|e| match e {
@@ -328,7 +297,7 @@ impl Lifecycle {
     }
 
     /// A launch of `id` that failed after `since` (while this caller queued).
-    fn failed_since(&self, id: &Identity, since: Instant) -> Option<String> {
+    pub(crate) fn failed_since(&self, id: &Identity, since: Instant) -> Option<String> {
         let failures = self
             .failed_launches
             .lock()
@@ -364,6 +333,19 @@ impl Lifecycle {
             }
         }
         Ok(reg)
+    }
+
+    /// The mailbox of this root.
+    pub(crate) fn mailbox(&self) -> Result<&Mailbox, LifecycleError> {
+        if let Some(mb) = self.mailbox.get() {
+            return Ok(mb);
+        }
+        let mb = Mailbox::open(&self.cfg.mail_path()).map_err(LifecycleError::Mail)?;
+        Ok(self.mailbox.get_or_init(|| mb))
+    }
+
+    pub(crate) fn drains(&self) -> &Drains {
+        &self.drains
     }
 
     pub fn socket(&self, id: &Identity) -> PathBuf {
@@ -536,21 +518,15 @@ impl Lifecycle {
         match liveness {
             // Unknown is never dead: spawning would kill whatever runs there.
             Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown { id, why }),
-            // Live fast path: a concurrent wake already brought it up.
+            // Live fast path: a concurrent wake already brought it up. A
+            // task is a first message: a live session gets it through
+            // `delivery`, from the caller.
             Liveness::Alive => {
                 self.record_session(&id, &peer.cwd);
-                let task_delivered = if args.task.trim().is_empty() {
-                    None
-                } else {
-                    self.deliver_live(&adapter, &id, &peer.cwd, &args.task)
-                        .await
-                        .map_err(|failure| failure.into_error(&id))?;
-                    Some(true)
-                };
                 Ok(Woken {
                     identity: id,
                     spawned: None,
-                    task_delivered,
+                    task_delivered: (!args.task.trim().is_empty()).then_some(false),
                 })
             }
             Liveness::Dead(_) => {
@@ -782,7 +758,7 @@ impl Lifecycle {
     ) -> WakeOutcome {
         let Spawn {
             args,
-            adapter,
+            adapter: _,
             id,
             cwd,
             ..
@@ -865,14 +841,9 @@ impl Lifecycle {
                 self.record_session(id, cwd);
                 self.consume_new_mark(id, cause);
                 self.came_up(id);
+                // A router takes no first message at launch: the caller
+                // hands it over through `delivery`.
                 let has_task = !args.task.trim().is_empty();
-                // A router takes no first message at launch: hand it over now.
-                let delivered = delivered
-                    || (has_task
-                        && self
-                            .deliver_live(adapter, id, cwd, &args.task)
-                            .await
-                            .is_ok());
                 Ok(Woken {
                     identity: id.clone(),
                     spawned: Some(spawn_mode),
@@ -1021,136 +992,9 @@ impl Lifecycle {
         Ok(Some(path))
     }
 
-    /// Delivers `message` to the session of `id` if it is live, under the
-    /// wake lock — serialised with wakes, reaps and other deliveries to the
-    /// same peer, so two pastes never interleave and a reap never kills a
-    /// session between our liveness check and the paste.
-    pub async fn deliver_if_live(
-        &self,
-        id: &Identity,
-        cwd: &Path,
-        message: &str,
-    ) -> Result<Delivery, LifecycleError> {
-        let adapter = self.adapter(id.runtime())?;
-        let queued_at = Instant::now();
-        let _lock = self.lock(id).await?;
-        // A stop lands its mark before it takes the lock to kill.
-        if store::has_mark(&self.cfg, id, Mark::Stopped) {
-            return Err(LifecycleError::Stopped(id.clone()));
-        }
-        match probe(&self.socket(id)) {
-            // It was booting when we looked, and that boot failed while we
-            // waited: share the failure rather than boot it again.
-            Liveness::Dead(_) => match self.failed_since(id, queued_at) {
-                Some(reason) => Err(LifecycleError::Launch {
-                    id: id.clone(),
-                    reason: format!("{reason} (a concurrent wake just failed the same way)"),
-                    message_pasted: false,
-                }),
-                None => Ok(Delivery::NotLive),
-            },
-            Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown {
-                id: id.clone(),
-                why,
-            }),
-            Liveness::Alive => {
-                self.check_orphan_boot(id).await?;
-                self.deliver_live(&adapter, id, cwd, message)
-                    .await
-                    .map_err(|failure| failure.into_error(id))?;
-                Ok(Delivery::Accepted)
-            }
-        }
-    }
-
     /// Where a paste into `id` is recorded while in flight.
-    fn in_flight(&self, id: &Identity) -> paste::InFlight {
+    pub(crate) fn in_flight(&self, id: &Identity) -> paste::InFlight {
         paste::InFlight(store::pasting_path(&self.cfg, id))
-    }
-
-    /// Pastes a message into a live session (the caller holds the lock).
-    /// A router has accepted it once the paste went through; a TUI once its
-    /// activity proxy moves, or the paste has left the composer. Enter is
-    /// pressed once more only while the paste still visibly sits in a
-    /// composer the adapter judges ready (a swallowed Enter), never into
-    /// anything else.
-    async fn deliver_live(
-        &self,
-        adapter: &Adapter,
-        id: &Identity,
-        cwd: &Path,
-        message: &str,
-    ) -> Result<(), DeliveryFailure> {
-        let sock = self.socket(id);
-        let cwd = canonical(cwd);
-        let cwd = cwd.to_string_lossy();
-        let baseline = paste::activity(adapter, &cwd).await;
-        let message = message.trim_end_matches(['\n', '\r']);
-        let in_flight = self.in_flight(id);
-        let taken = paste::Taken {
-            cwd: &cwd,
-            baseline,
-        };
-        let to = paste::Composer {
-            tmux: &self.tmux,
-            sock: &sock,
-            id: id.as_str(),
-            adapter,
-            in_flight: &in_flight,
-        };
-        paste::deliver(&to, message, &taken, None)
-            .await
-            .map_err(DeliveryFailure::Refused)?;
-        if adapter.info().kind == AdapterKind::Router {
-            return Ok(());
-        }
-        let mut poll = Poll::new(
-            LIVE_DELIVERY_GRACE,
-            Duration::from_millis(20),
-            Duration::from_millis(250),
-        );
-        let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
-        let look_at_composer_after = tokio::time::Instant::now() + Duration::from_millis(150);
-        let mut pressed_again = false;
-        let markers = &adapter.info().delivery;
-        loop {
-            // Accepted: the transcript moved, or the paste has left the
-            // composer (submitted; the transcript may lag).
-            if paste::activity(adapter, &cwd).await > baseline {
-                in_flight.settle();
-                return Ok(());
-            }
-            // The pane costs a tmux process; the transcript usually moves
-            // first, so look at the composer only once it has not.
-            let now = tokio::time::Instant::now();
-            if now >= look_at_composer_after {
-                let pane = self.tmux.capture_pane(&sock, id.as_str()).await.ok();
-                let in_composer = pane
-                    .as_deref()
-                    .is_none_or(|p| paste::paste_in_composer(p, message, markers));
-                if !in_composer {
-                    in_flight.settle();
-                    return Ok(());
-                }
-                // A swallowed Enter leaves the paste sitting in the
-                // composer: press again, once, only there.
-                if !pressed_again
-                    && now > press_again_after
-                    && let Some(pane) = &pane
-                    && paste::composer_ready(adapter, &paste::without_paste(pane, message, markers))
-                        .await
-                {
-                    pressed_again = true;
-                    let _ = self
-                        .tmux
-                        .send_keys(&sock, id.as_str(), &["Enter".to_string()])
-                        .await;
-                }
-            }
-            if !poll.pause().await {
-                return Err(DeliveryFailure::Unconfirmed);
-            }
-        }
     }
 
     fn log_wake(

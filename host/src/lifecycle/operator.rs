@@ -155,6 +155,8 @@ pub struct PeerStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<&'static str>,
     pub runtimes: Vec<RuntimeStatus>,
+    /// Messages waiting in its mailbox.
+    pub queue_depth: u64,
 }
 
 impl Lifecycle {
@@ -614,15 +616,22 @@ impl Lifecycle {
             externally_managed: owner.is_some(),
             managed_by: owner.as_ref().map(guard::Owner::name),
             runtimes,
+            queue_depth: 0,
         }
     }
 
     /// Every registered peer with the state of each runtime.
     pub async fn fleet(&self) -> Result<Vec<PeerStatus>, LifecycleError> {
         let reg = self.registry()?;
+        let depths = self.mailbox().and_then(|mb| Ok(mb.depths()?)).unwrap_or_default();
         let mut fleet = Vec::with_capacity(reg.peers.len());
         for peer in &reg.peers {
-            fleet.push(self.peer_status(peer).await);
+            let mut status = self.peer_status(peer).await;
+            status.queue_depth = depths
+                .iter()
+                .find(|(p, _)| *p == status.personality)
+                .map_or(0, |(_, n)| *n);
+            fleet.push(status);
         }
         Ok(fleet)
     }

@@ -1,0 +1,749 @@
+//! Getting a message into a peer. `route` decides whether a message may go
+//! and commits it to the mailbox; this module delivers what waits there,
+//! oldest first, under the peer's wake lock: into a live session's composer
+//! (everything waiting for it as one paste), or as the first message of a
+//! session it wakes. Nothing is typed into a session that is not ready for
+//! it. What cannot go in now stays queued with the reason (the daemon tries
+//! again); what can never go in is dead-lettered.
+//!
+//! A message is marked `submitted` just before it is typed. A deliverer
+//! killed after that leaves it so; the next one, under the same lock, looks
+//! at the runtime before typing it again: its record moved since → taken;
+//! the paste still sits in the composer, or nothing moved → typed again (the
+//! leftover is cleared first). The one case that cannot be told: the runtime
+//! took the message and died before recording it; it is then typed again.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::events;
+use crate::lifecycle::{Lifecycle, LifecycleError, WakeArgs, WakeOutcome, canonical};
+use crate::mail::{self, Mailbox, Message, MessageId, MessageState};
+use crate::names::{Identity, Personality, Runtime};
+use crate::paste;
+use crate::plugins::{Adapter, AdapterKind};
+use crate::poll::Poll;
+use crate::registry::{PeerRecord, Registry};
+use crate::store::{self, Mark};
+use crate::tmux::{Liveness, probe};
+
+/// How long a delivery to a live TUI waits for its activity proxy to move
+/// (proof the message was accepted).
+pub(crate) const LIVE_DELIVERY_GRACE: Duration = Duration::from_secs(3);
+
+/// At most this many batches per drain (a peer flooded while we deliver
+/// is left to the next pass, so one peer cannot hold a task forever).
+const MAX_BATCHES: usize = 16;
+
+/// A message that could not go in now is tried again after this long,
+/// doubling with each attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The sender of system mail (bounces): never bounced itself.
+pub const SYSTEM_SENDER: &str = "system-iapeer";
+
+/// Why a live session did not take a paste.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryFailure {
+    /// Nothing was submitted to the session.
+    #[error(transparent)]
+    Refused(paste::PasteRefused),
+    /// Pasted, but the runtime showed no sign of taking it.
+    #[error("no activity after the paste")]
+    Unconfirmed,
+}
+
+impl DeliveryFailure {
+    fn into_error(self, id: &Identity) -> LifecycleError {
+        tracing::warn!(identity = %id, "delivery failed: {self}");
+        match self {
+            DeliveryFailure::Refused(e) => LifecycleError::NotDelivered {
+                id: id.clone(),
+                detail: e.to_string(),
+            },
+            DeliveryFailure::Unconfirmed => LifecycleError::Unconfirmed {
+                id: id.clone(),
+                secs: LIVE_DELIVERY_GRACE.as_secs(),
+            },
+        }
+    }
+}
+
+/// The outcome of a delivery attempt to whatever is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Accepted,
+    /// Not live (any more): the caller wakes it instead.
+    NotLive,
+}
+
+/// Who may type into whom, checked at every exit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("cannot send to self")]
+    SelfSend,
+    #[error(
+        "telegram policy: \"{caller}\" has no interfaces.telegram.bot in the registry, so it may not message a telegram channel"
+    )]
+    TelegramPolicy { caller: String },
+}
+
+/// A telegram channel is open only to callers with a telegram bot.
+pub fn telegram_policy(sender: &PeerRecord, channel: &Runtime) -> Result<(), Refusal> {
+    if channel.as_str() != "telegram" {
+        return Ok(());
+    }
+    let has_bot = sender
+        .interfaces
+        .as_ref()
+        .and_then(|i| i.get("telegram"))
+        .and_then(|t| t.get("bot"))
+        .and_then(|b| b.as_str())
+        .is_some_and(|b| !b.trim().is_empty());
+    if has_bot {
+        Ok(())
+    } else {
+        Err(Refusal::TelegramPolicy {
+            caller: sender.personality.to_string(),
+        })
+    }
+}
+
+/// May `sender` type into `to`? The system's own mail always may.
+pub fn admit(registry: &Registry, sender: &str, to: &Identity) -> Result<(), Refusal> {
+    if sender == SYSTEM_SENDER {
+        return Ok(());
+    }
+    if sender == to.as_str() {
+        return Err(Refusal::SelfSend);
+    }
+    let record = Identity::parse(sender)
+        .ok()
+        .and_then(|s| registry.find(s.personality().as_str()));
+    match record {
+        Some(rec) => telegram_policy(rec, to.runtime()),
+        // A sender removed since: it may still reach anything but a
+        // telegram channel.
+        None if to.runtime().as_str() == "telegram" => Err(Refusal::TelegramPolicy {
+            caller: sender.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Delivers `message` to the session of `id` if it is live, under the
+/// wake lock — serialised with wakes, reaps and other deliveries to the
+/// same peer, so two pastes never interleave and a reap never kills a
+/// session between our liveness check and the paste.
+pub async fn to_live(
+    lc: &Lifecycle,
+    id: &Identity,
+    cwd: &Path,
+    message: &str,
+) -> Result<Delivery, LifecycleError> {
+    let adapter = lc.adapter(id.runtime())?;
+    let queued_at = Instant::now();
+    let _lock = lc.lock(id).await?;
+    match live_under_lock(lc, id, queued_at).await? {
+        false => Ok(Delivery::NotLive),
+        true => {
+            into_live_session(lc, &adapter, id, cwd, message)
+                .await
+                .map_err(|failure| failure.into_error(id))?;
+            Ok(Delivery::Accepted)
+        }
+    }
+}
+
+/// Wakes `args.personality` with `args.task` as its first message, and
+/// hands the task over through the live path when the wake did not (the
+/// session was live already, or is a router). Outside the mailbox: what
+/// `iapeer wake --message` and `plugins try` do.
+pub async fn wake_with_task(lc: &Lifecycle, args: &WakeArgs) -> WakeOutcome {
+    let mut woken = lc.wake_or_spawn(args).await?;
+    if woken.task_delivered == Some(false) {
+        let peer = lc.registered_peer(&args.personality)?;
+        match to_live(lc, &woken.identity, &peer.cwd, &args.task).await? {
+            Delivery::Accepted => woken.task_delivered = Some(true),
+            Delivery::NotLive => {
+                return Err(LifecycleError::NotLive {
+                    id: woken.identity,
+                });
+            }
+        }
+    }
+    Ok(woken)
+}
+
+/// With `id`'s lock held: is it live and ready for a paste? A stop wins;
+/// a boot that failed while we waited is shared, not repeated.
+async fn live_under_lock(
+    lc: &Lifecycle,
+    id: &Identity,
+    queued_at: Instant,
+) -> Result<bool, LifecycleError> {
+    // A stop lands its mark before it takes the lock to kill.
+    if store::has_mark(&lc.cfg, id, Mark::Stopped) {
+        return Err(LifecycleError::Stopped(id.clone()));
+    }
+    match probe(&lc.socket(id)) {
+        Liveness::Dead(_) => match lc.failed_since(id, queued_at) {
+            Some(reason) => Err(LifecycleError::Launch {
+                id: id.clone(),
+                reason: format!("{reason} (a concurrent wake just failed the same way)"),
+                message_pasted: false,
+            }),
+            None => Ok(false),
+        },
+        Liveness::Unknown(why) => Err(LifecycleError::LivenessUnknown {
+            id: id.clone(),
+            why,
+        }),
+        Liveness::Alive => {
+            lc.check_orphan_boot(id).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Pastes a message into a live session (the caller holds the lock).
+/// A router has accepted it once the paste went through; a TUI once its
+/// activity proxy moves, or the paste has left the composer. Enter is
+/// pressed once more only while the paste still visibly sits in a
+/// composer the adapter judges ready (a swallowed Enter), never into
+/// anything else.
+pub(crate) async fn into_live_session(
+    lc: &Lifecycle,
+    adapter: &Adapter,
+    id: &Identity,
+    cwd: &Path,
+    message: &str,
+) -> Result<(), DeliveryFailure> {
+    let tmux = &lc.tmux;
+    let sock = lc.socket(id);
+    let cwd = canonical(cwd);
+    let cwd = cwd.to_string_lossy();
+    let baseline = paste::activity(adapter, &cwd).await;
+    let message = message.trim_end_matches(['\n', '\r']);
+    let in_flight = lc.in_flight(id);
+    let taken = paste::Taken {
+        cwd: &cwd,
+        baseline,
+    };
+    let to = paste::Composer {
+        tmux,
+        sock: &sock,
+        id: id.as_str(),
+        adapter,
+        in_flight: &in_flight,
+    };
+    paste::deliver(&to, message, &taken, None)
+        .await
+        .map_err(DeliveryFailure::Refused)?;
+    if adapter.info().kind == AdapterKind::Router {
+        return Ok(());
+    }
+    let mut poll = Poll::new(
+        LIVE_DELIVERY_GRACE,
+        Duration::from_millis(20),
+        Duration::from_millis(250),
+    );
+    let press_again_after = tokio::time::Instant::now() + LIVE_DELIVERY_GRACE / 3;
+    let look_at_composer_after = tokio::time::Instant::now() + Duration::from_millis(150);
+    let mut pressed_again = false;
+    let markers = &adapter.info().delivery;
+    loop {
+        // Accepted: the transcript moved, or the paste has left the
+        // composer (submitted; the transcript may lag).
+        if paste::activity(adapter, &cwd).await > baseline {
+            in_flight.settle();
+            return Ok(());
+        }
+        // The pane costs a tmux process; the transcript usually moves
+        // first, so look at the composer only once it has not.
+        let now = tokio::time::Instant::now();
+        if now >= look_at_composer_after {
+            let pane = tmux.capture_pane(&sock, id.as_str()).await.ok();
+            let in_composer = pane
+                .as_deref()
+                .is_none_or(|p| paste::paste_in_composer(p, message, markers));
+            if !in_composer {
+                in_flight.settle();
+                return Ok(());
+            }
+            // A swallowed Enter leaves the paste sitting in the
+            // composer: press again, once, only there.
+            if !pressed_again
+                && now > press_again_after
+                && let Some(pane) = &pane
+                && paste::composer_ready(adapter, &paste::without_paste(pane, message, markers))
+                    .await
+            {
+                pressed_again = true;
+                let _ = tmux
+                    .send_keys(&sock, id.as_str(), &["Enter".to_string()])
+                    .await;
+            }
+        }
+        if !poll.pause().await {
+            return Err(DeliveryFailure::Unconfirmed);
+        }
+    }
+}
+
+/// How long a message waits after `attempts` tries.
+fn backoff(attempts: u32) -> Duration {
+    let shift = attempts.saturating_sub(1).min(16);
+    (FIRST_BACKOFF * (1u32 << shift)).min(MAX_BACKOFF)
+}
+
+/// Delivers what waits for `p`, oldest first, until it is empty or the
+/// head cannot go in now. `due_only`: leave messages in their backoff
+/// (the daemon's pass); a new message's own drain tries everything.
+pub async fn drain(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(), LifecycleError> {
+    let Some(_ours) = lc.drains().enter(p.as_str()) else {
+        return Ok(());
+    };
+    loop {
+        let result = drain_once(lc, p, due_only).await;
+        if result.is_err() || !lc.drains().again(p.as_str()) {
+            return result;
+        }
+    }
+}
+
+async fn drain_once(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(), LifecycleError> {
+    let mb = lc.mailbox()?;
+    for _ in 0..MAX_BATCHES {
+        let registry = lc.registry()?;
+        let now = lc.clock.now_ms();
+        let waiting = mb.waiting(Some(p.as_str()))?;
+        let Some(target) = registry.find(p.as_str()) else {
+            let ids: Vec<_> = waiting
+                .iter()
+                .filter(|m| m.state == MessageState::Queued)
+                .map(|m| m.id.clone())
+                .collect();
+            mb.dead_letter(&ids, &format!("peer \"{p}\" is not in the iapeer peers index"), now)?;
+            return Ok(());
+        };
+        // Typed in by a deliverer that is gone: settled first, under its
+        // lock, before anything else goes to that peer.
+        if let Some(orphan) = waiting.iter().find(|m| is_orphan(m)) {
+            recover(lc, mb, target, orphan).await?;
+            continue;
+        }
+        let queued: Vec<&Message> = waiting
+            .iter()
+            .filter(|m| m.state == MessageState::Queued)
+            .filter(|m| !due_only || m.not_before_ms <= now)
+            .collect();
+        let Some(head) = queued.first() else {
+            return Ok(());
+        };
+        let rt = match runtime_for(lc, target, head) {
+            Ok(rt) => rt,
+            Err(why) => {
+                let ids = [head.id.clone()];
+                mb.requeue(&ids, &why, retry_at(lc, head))?;
+                return Ok(());
+            }
+        };
+        let id = Identity::new(&rt, &target.personality);
+        let batch: Vec<&Message> = queued
+            .iter()
+            .copied()
+            .take_while(|m| m.runtime.as_deref().is_none_or(|r| r == rt.as_str()))
+            .collect();
+        let mut admitted = Vec::new();
+        for m in batch {
+            match admit(&registry, &m.sender, &id) {
+                Ok(()) => admitted.push(m),
+                Err(refusal) => {
+                    mb.dead_letter(&[m.id.clone()], &refusal.to_string(), now)?;
+                }
+            }
+        }
+        if admitted.is_empty() {
+            continue;
+        }
+        if !deliver_batch(lc, mb, target, &id, &admitted).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// A message typed in (or about to be) by a process that is gone, or left
+/// unconfirmed by one that gave up on it.
+fn is_orphan(m: &Message) -> bool {
+    match m.state {
+        MessageState::Claimed | MessageState::Submitted => {
+            m.claimed_by.as_deref().is_none_or(|c| !mail::claimer_alive(c))
+        }
+        _ => false,
+    }
+}
+
+/// The runtime a message goes to: its own, else where the peer is live,
+/// else the default. Two live runtimes and none named: it waits.
+fn runtime_for(lc: &Lifecycle, target: &PeerRecord, m: &Message) -> Result<Runtime, String> {
+    if let Some(rt) = &m.runtime {
+        return Runtime::new(rt).map_err(|e| e.to_string());
+    }
+    match lc.delivery_runtime(target) {
+        Ok(Some(rt)) => Ok(rt),
+        Ok(None) => Ok(target.default_runtime.clone()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn retry_at(lc: &Lifecycle, m: &Message) -> u64 {
+    let wait = u64::try_from(backoff(m.attempts.max(1)).as_millis()).unwrap_or(u64::MAX);
+    lc.clock.now_ms().saturating_add(wait)
+}
+
+/// What became of one batch: all delivered (go on with the next), or the
+/// head waits (stop here; order is kept).
+async fn deliver_batch(
+    lc: &Lifecycle,
+    mb: &Mailbox,
+    target: &PeerRecord,
+    id: &Identity,
+    batch: &[&Message],
+) -> Result<bool, LifecycleError> {
+    let ids: Vec<MessageId> = batch.iter().map(|m| m.id.clone()).collect();
+    let head = batch[0];
+    let waits = |why: &str| -> Result<bool, LifecycleError> {
+        mb.requeue(&ids, why, retry_at(lc, head))?;
+        Ok(false)
+    };
+    let adapter = match lc.adapter(id.runtime()) {
+        Ok(a) => a,
+        Err(e) => return waits(&e.to_string()),
+    };
+    let claimer = mail::claimer();
+    // Hit: live, under the lock.
+    {
+        let queued_at = Instant::now();
+        let lock = match lc.lock(id).await {
+            Ok(lock) => lock,
+            Err(e) => return waits(&e.to_string()),
+        };
+        match live_under_lock(lc, id, queued_at).await {
+            Ok(true) => {
+                let claimed = mb.claim(&ids, id.as_str(), &claimer, lc.clock.now_ms())?;
+                if claimed.is_empty() {
+                    return Ok(true);
+                }
+                let text = joined(batch, &claimed);
+                mb.submitted(&claimed)?;
+                let result = into_live_session(lc, &adapter, id, &target.cwd, &text).await;
+                drop(lock);
+                return settle_live(lc, mb, id, &claimed, result, false, head);
+            }
+            Ok(false) => {}
+            Err(e) => return waits(&undelivered_reason(target, &e)),
+        }
+    }
+    // Miss: wake it with the batch as its first message. The claim keeps
+    // other deliverers off these messages while the wake takes the lock.
+    let claimed = mb.claim(&ids, id.as_str(), &claimer, lc.clock.now_ms())?;
+    if claimed.is_empty() {
+        return Ok(true);
+    }
+    let text = joined(batch, &claimed);
+    mb.submitted(&claimed)?;
+    let woken = lc
+        .wake_or_spawn(&WakeArgs {
+            personality: target.personality.to_string(),
+            runtime: Some(id.runtime().to_string()),
+            task: text.clone(),
+            ..WakeArgs::default()
+        })
+        .await;
+    let now = lc.clock.now_ms();
+    match woken {
+        Ok(w) if w.task_delivered == Some(true) => {
+            mb.delivered(&claimed, w.identity.as_str(), w.woke(), None, now)?;
+            Ok(true)
+        }
+        // Up, but the message did not go in with the wake (it was live
+        // by then, or a router): over the live path, verified first.
+        Ok(w) => {
+            let result = to_live(lc, &w.identity, &target.cwd, &text).await;
+            match result {
+                Ok(Delivery::Accepted) => {
+                    mb.delivered(&claimed, w.identity.as_str(), w.woke(), None, now)?;
+                    Ok(true)
+                }
+                Ok(Delivery::NotLive) => {
+                    let why = format!(
+                        "peer \"{}\" reported READY but is not live (verify-before-act)",
+                        target.personality
+                    );
+                    mb.requeue(&claimed, &why, retry_at(lc, head))?;
+                    Ok(false)
+                }
+                Err(e @ LifecycleError::Unconfirmed { .. }) => {
+                    mb.release(&claimed)?;
+                    tracing::warn!(identity = %id, "{e}");
+                    Ok(false)
+                }
+                Err(e) => {
+                    mb.requeue(&claimed, &undelivered_reason(target, &e), retry_at(lc, head))?;
+                    Ok(false)
+                }
+            }
+        }
+        // The message went in before the boot failed: it may have been
+        // taken. Left for the next deliverer to check first.
+        Err(LifecycleError::Launch {
+            message_pasted: true,
+            ref reason,
+            ..
+        }) => {
+            tracing::warn!(identity = %id, "woke with the message, then the launch failed: {reason}");
+            mb.release(&claimed)?;
+            Ok(false)
+        }
+        Err(e) if permanent(&e) => {
+            mb.dead_letter(&claimed, &e.to_string(), now)?;
+            Ok(true)
+        }
+        Err(e) => {
+            mb.requeue(&claimed, &wake_failed(target, &e), retry_at(lc, head))?;
+            Ok(false)
+        }
+    }
+}
+
+/// Records a live paste's outcome.
+fn settle_live(
+    lc: &Lifecycle,
+    mb: &Mailbox,
+    id: &Identity,
+    claimed: &[MessageId],
+    result: Result<(), DeliveryFailure>,
+    woke: bool,
+    head: &Message,
+) -> Result<bool, LifecycleError> {
+    match result {
+        Ok(()) => {
+            mb.delivered(claimed, id.as_str(), woke, None, lc.clock.now_ms())?;
+            Ok(true)
+        }
+        // Nothing typed: it waits, with what was on screen.
+        Err(DeliveryFailure::Refused(refused)) => {
+            let why = format!("{id}: {refused}");
+            tracing::info!("mail waits: {why}");
+            mb.requeue(claimed, &why, retry_at(lc, head))?;
+            Ok(false)
+        }
+        // Typed in, not seen taken: checked before any second try.
+        Err(DeliveryFailure::Unconfirmed) => {
+            mb.release(claimed)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Whether a wake failure can never deliver this message (a retry would
+/// fail the same way).
+fn permanent(e: &LifecycleError) -> bool {
+    e.is_bad_request() || matches!(e, LifecycleError::NotRegistered(_))
+}
+
+fn wake_failed(target: &PeerRecord, e: &LifecycleError) -> String {
+    match e {
+        LifecycleError::Stopped(_) | LifecycleError::ShuttingDown => e.to_string(),
+        e => format!(
+            "peer \"{}\" was asleep and the wake failed: {e}",
+            target.personality
+        ),
+    }
+}
+
+fn undelivered_reason(target: &PeerRecord, e: &LifecycleError) -> String {
+    match e {
+        LifecycleError::Launch { .. } => wake_failed(target, e),
+        e => e.to_string(),
+    }
+}
+
+/// The claimed messages' envelopes, in order, as one paste.
+fn joined(batch: &[&Message], claimed: &[MessageId]) -> String {
+    batch
+        .iter()
+        .filter(|m| claimed.contains(&m.id))
+        .map(|m| m.envelope.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// A message a gone deliverer typed in (or was about to): taken if the
+/// runtime's record moved since; else typed again later (a leftover paste
+/// is cleared by the next one).
+async fn recover(
+    lc: &Lifecycle,
+    mb: &Mailbox,
+    target: &PeerRecord,
+    m: &Message,
+) -> Result<(), LifecycleError> {
+    let requeue = |why: &str| -> Result<(), LifecycleError> {
+        mb.requeue(&[m.id.clone()], why, retry_at(lc, m))?;
+        Ok(())
+    };
+    let Some(id) = m.to_identity.as_deref().and_then(|i| Identity::parse(i).ok()) else {
+        return requeue("its delivery was interrupted");
+    };
+    let _lock = lc.lock(&id).await?;
+    // Re-read under the lock: someone may have settled it meanwhile.
+    let Some(m) = mb.get(&m.id)? else {
+        return Ok(());
+    };
+    if !is_orphan(&m) {
+        return Ok(());
+    }
+    if m.state == MessageState::Claimed {
+        return requeue("its delivery was interrupted before anything was typed");
+    }
+    let now = lc.clock.now_ms();
+    let adapter = lc.adapter(id.runtime())?;
+    let cwd = canonical(&target.cwd);
+    let since = m.claimed_ms.unwrap_or(m.created_ms);
+    let moved = paste::activity(&adapter, &cwd.to_string_lossy()).await > since;
+    if moved && adapter.info().kind == AdapterKind::Tui {
+        mb.delivered(&[m.id.clone()], id.as_str(), m.woke, None, now)?;
+        log_recovery(lc, &m, &id, "taken");
+        return Ok(());
+    }
+    if adapter.info().kind == AdapterKind::Router && probe(&lc.socket(&id)) == Liveness::Alive {
+        // A router keeps no record to ask: typed in to a live bridge is
+        // as far as can be told.
+        mb.delivered(
+            &[m.id.clone()],
+            id.as_str(),
+            m.woke,
+            Some("typed into the bridge before a crash; it keeps no record to check"),
+            now,
+        )?;
+        log_recovery(lc, &m, &id, "unconfirmed");
+        return Ok(());
+    }
+    log_recovery(lc, &m, &id, "again");
+    requeue("typed in before a crash but not taken; it goes in again")
+}
+
+fn log_recovery(lc: &Lifecycle, m: &Message, id: &Identity, outcome: &str) {
+    events::log(
+        &lc.cfg,
+        "mail-recovered",
+        &[("id", m.id.as_str()), ("identity", id.as_str()), ("outcome", outcome)],
+    );
+}
+
+/// Finished messages are kept this long for `message_status`, then pruned.
+const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The daemon's periodic look at the mailbox: dead-letters what outlived
+/// its TTL (its sender gets a bounce), prunes what finished long ago, and
+/// names the peers whose mail is due for another try (or was left
+/// mid-delivery by a process that is gone).
+pub fn mail_pass(lc: &Lifecycle) -> Result<Vec<Personality>, LifecycleError> {
+    let mb = lc.mailbox()?;
+    let now = lc.clock.now_ms();
+    for m in mb.expired(now)? {
+        let ttl = Duration::from_millis(m.expires_ms.saturating_sub(m.created_ms));
+        let last = m.why.as_deref().unwrap_or("it never went in");
+        let why = format!(
+            "not delivered within its time to live ({} s); last: {last}",
+            ttl.as_secs()
+        );
+        if mb.dead_letter(&[m.id.clone()], &why, now)? == 1 {
+            events::log(
+                &lc.cfg,
+                "mail-dead-letter",
+                &[("id", m.id.as_str()), ("to", &m.personality), ("why", &why)],
+            );
+            bounce(lc, mb, &m, &why, now);
+        }
+    }
+    let _ = mb.prune(now.saturating_sub(KEEP_FINISHED.as_millis() as u64));
+    let mut due: Vec<Personality> = Vec::new();
+    for m in mb.waiting(None)? {
+        let ready = match m.state {
+            MessageState::Queued => m.not_before_ms <= now,
+            _ => is_orphan(&m),
+        };
+        if ready
+            && let Ok(p) = Personality::new(&m.personality)
+            && !due.contains(&p)
+        {
+            due.push(p);
+        }
+    }
+    Ok(due)
+}
+
+/// Tells the sender of a dead-lettered message, as mail from the system
+/// (never for the system's own mail).
+fn bounce(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str, now: u64) {
+    if m.sender == SYSTEM_SENDER {
+        return;
+    }
+    let Ok(sender) = Identity::parse(&m.sender) else {
+        return;
+    };
+    let (runtime, personality) = SYSTEM_SENDER.split_once('-').unwrap_or(("system", "iapeer"));
+    let text = crate::envelope::build(
+        &crate::envelope::Sender {
+            personality,
+            runtime,
+            intelligence: "absent",
+        },
+        m.topic.as_deref(),
+        &[],
+        &format!(
+            "Your message {} to \"{}\" was NOT delivered: {why}. Nothing of it reached the peer; \
+             send it again if it still matters.",
+            m.id, m.personality
+        ),
+    );
+    let committed = mb.commit(
+        &mail::NewMessage {
+            personality: sender.personality().as_str(),
+            runtime: Some(sender.runtime().as_str()),
+            sender: SYSTEM_SENDER,
+            door: "system",
+            topic: m.topic.as_deref(),
+            envelope: &text,
+            ttl: lc.cfg.mail_ttl,
+        },
+        now,
+    );
+    if let Err(e) = committed {
+        tracing::warn!(id = %m.id, "cannot queue the bounce: {e}");
+    }
+}
+
+/// The operator gives up on a waiting message: dead-lettered, its sender
+/// told. A message being typed in right now cannot be dropped.
+pub fn drop_message(lc: &Lifecycle, id: &MessageId) -> Result<(), String> {
+    let mb = lc.mailbox().map_err(|e| e.to_string())?;
+    let m = mb
+        .get(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{id}: no such message"))?;
+    if m.state != MessageState::Queued {
+        return Err(format!("{id}: it is {}, not waiting; nothing dropped", m.state));
+    }
+    let why = "dropped by the operator";
+    let now = lc.clock.now_ms();
+    if mb.dead_letter(&[id.clone()], why, now).map_err(|e| e.to_string())? == 0 {
+        return Err(format!("{id}: it left the queue meanwhile; nothing dropped"));
+    }
+    bounce(lc, mb, &m, why, now);
+    Ok(())
+}

@@ -1,0 +1,471 @@
+//! The mailbox's storage: one SQLite file in WAL mode, `<root>/state/mail.db`,
+//! shared by the daemon and every CLI process. Each change is one short
+//! transaction, so a message is either committed whole or not at all, and
+//! a process killed mid-way leaves the file consistent.
+//!
+//! A message moves `queued` → `claimed` (a deliverer holds the peer's wake
+//! lock and is about to paste) → `submitted` (Enter went in; not yet seen
+//! taken) → `delivered`; or to `dead` (dead-lettered). A claim left behind
+//! by a killed deliverer is found by the next one under the same lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{MessageId, MessageState};
+use crate::fsutil;
+
+/// How long a process waits for another's transaction before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    personality  TEXT NOT NULL,
+    runtime      TEXT,
+    sender       TEXT NOT NULL,
+    door         TEXT NOT NULL,
+    topic        TEXT,
+    envelope     TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    expires_ms   INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    why          TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    claimed_by   TEXT,
+    claimed_ms   INTEGER,
+    done_ms      INTEGER,
+    to_identity TEXT,
+    woke         INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_waiting
+    ON messages(personality, seq) WHERE state IN ('queued', 'claimed', 'submitted');
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mailbox {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("mailbox {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mailbox: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("mailbox: a message row holds an unknown state {0:?}")]
+    BadState(String),
+}
+
+/// A message to commit.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub personality: &'a str,
+    pub runtime: Option<&'a str>,
+    pub sender: &'a str,
+    pub door: &'a str,
+    pub topic: Option<&'a str>,
+    pub envelope: &'a str,
+    pub ttl: Duration,
+}
+
+/// One message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub seq: i64,
+    pub id: MessageId,
+    pub personality: String,
+    pub runtime: Option<String>,
+    pub sender: String,
+    pub door: String,
+    pub topic: Option<String>,
+    pub envelope: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub state: MessageState,
+    pub why: Option<String>,
+    pub attempts: u32,
+    pub claimed_by: Option<String>,
+    pub claimed_ms: Option<u64>,
+    pub done_ms: Option<u64>,
+    /// Where it was (or is being) delivered.
+    pub to_identity: Option<String>,
+    pub woke: bool,
+    /// A requeued message is tried again from then (a backoff).
+    pub not_before_ms: u64,
+}
+
+const COLUMNS: &str = "seq, id, personality, runtime, sender, door, topic, envelope, created_ms, \
+     expires_ms, state, why, attempts, claimed_by, claimed_ms, done_ms, to_identity, woke, \
+     not_before_ms";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, String)> {
+    let ms = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
+    let opt_ms =
+        |i: usize| -> rusqlite::Result<Option<u64>> { Ok(row.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64)) };
+    let state: String = row.get(10)?;
+    Ok((
+        Message {
+            seq: row.get(0)?,
+            id: MessageId(row.get(1)?),
+            personality: row.get(2)?,
+            runtime: row.get(3)?,
+            sender: row.get(4)?,
+            door: row.get(5)?,
+            topic: row.get(6)?,
+            envelope: row.get(7)?,
+            created_ms: ms(8)?,
+            expires_ms: ms(9)?,
+            state: MessageState::Queued,
+            why: row.get(11)?,
+            attempts: row.get::<_, i64>(12)?.clamp(0, i64::from(u32::MAX)) as u32,
+            claimed_by: row.get(13)?,
+            claimed_ms: opt_ms(14)?,
+            done_ms: opt_ms(15)?,
+            to_identity: row.get(16)?,
+            woke: row.get::<_, i64>(17)? != 0,
+            not_before_ms: ms(18)?,
+        },
+        state,
+    ))
+}
+
+fn finish(pair: (Message, String)) -> Result<Message, MailError> {
+    let (mut m, state) = pair;
+    m.state = state.parse().map_err(|_| MailError::BadState(state))?;
+    Ok(m)
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The mailbox of one root.
+pub struct Mailbox {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox").field("path", &self.path).finish()
+    }
+}
+
+impl Mailbox {
+    /// Opens (creating) the mailbox at `path`, its folder 0700 and the
+    /// file 0600.
+    pub fn open(path: &Path) -> Result<Mailbox, MailError> {
+        if let Some(dir) = path.parent() {
+            fsutil::ensure_private_dir(dir).map_err(|source| MailError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        // Made 0600 before SQLite sees it (its -wal and -shm files take
+        // the database file's mode); never through a link planted there.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|source| MailError::Dir {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            // A commit is on disk before the sender hears "accepted".
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| MailError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for file in [path.to_path_buf(), with_suffix(path, "-wal"), with_suffix(path, "-shm")] {
+            restrict(&file);
+        }
+        Ok(Mailbox {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, MailError>) -> Result<T, MailError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn)
+    }
+
+    /// Commits a new message, queued; its id.
+    pub fn commit(&self, m: &NewMessage<'_>, now_ms: u64) -> Result<MessageId, MailError> {
+        let id = MessageId::generate();
+        let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
+                 created_ms, expires_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued')",
+                params![
+                    id.as_str(),
+                    m.personality,
+                    m.runtime,
+                    m.sender,
+                    m.door,
+                    m.topic,
+                    m.envelope,
+                    ms(now_ms),
+                    ms(expires)
+                ],
+            )?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    pub fn get(&self, id: &MessageId) -> Result<Option<Message>, MailError> {
+        self.with(|c| {
+            let row = c
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"),
+                    params![id.as_str()],
+                    from_row,
+                )
+                .optional()?;
+            row.map(finish).transpose()
+        })
+    }
+
+    /// Messages not yet delivered nor dead, oldest first: all of them, or
+    /// one peer's.
+    pub fn waiting(&self, personality: Option<&str>) -> Result<Vec<Message>, MailError> {
+        self.select(
+            "state IN ('queued', 'claimed', 'submitted') AND (?1 IS NULL OR personality = ?1)",
+            personality,
+        )
+    }
+
+    /// Every message of one peer (or all), oldest first, up to `limit`
+    /// of the newest.
+    pub fn history(&self, personality: Option<&str>, limit: u32) -> Result<Vec<Message>, MailError> {
+        let mut rows = self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE (?1 IS NULL OR personality = ?1) \
+                 ORDER BY seq DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![personality, limit], from_row)?;
+            rows.map(|r| finish(r?)).collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    fn select(&self, filter: &str, personality: Option<&str>) -> Result<Vec<Message>, MailError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE {filter} ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map(params![personality], from_row)?;
+            rows.map(|r| finish(r?)).collect()
+        })
+    }
+
+    /// How many messages wait for each peer that has any.
+    pub fn depths(&self) -> Result<Vec<(String, u64)>, MailError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT personality, COUNT(*) FROM messages \
+                 WHERE state IN ('queued', 'claimed', 'submitted') GROUP BY personality",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// How many messages wait for `personality`.
+    pub fn depth(&self, personality: &str) -> Result<u64, MailError> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM messages \
+                 WHERE personality = ?1 AND state IN ('queued', 'claimed', 'submitted')",
+                params![personality],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    /// Claims the queued messages `ids` for delivery to `identity` by
+    /// `claimer` (a process, see [`super::claimer`]): the ones still
+    /// queued, in order.
+    pub fn claim(
+        &self,
+        ids: &[MessageId],
+        identity: &str,
+        claimer: &str,
+        now_ms: u64,
+    ) -> Result<Vec<MessageId>, MailError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut claimed = Vec::new();
+            for id in ids {
+                let n = tx.execute(
+                    "UPDATE messages SET state = 'claimed', to_identity = ?2, claimed_by = ?3, \
+                     claimed_ms = ?4, attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
+                    params![id.as_str(), identity, claimer, ms(now_ms)],
+                )?;
+                if n == 1 {
+                    claimed.push(id.clone());
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+    }
+
+    /// Moves `ids` from one state to another (only those in `from`).
+    fn transition(
+        &self,
+        ids: &[MessageId],
+        from: &[MessageState],
+        set: &str,
+        values: &[&dyn rusqlite::ToSql],
+    ) -> Result<usize, MailError> {
+        let from = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut n = 0;
+            {
+                let sql = format!("UPDATE messages SET {set} WHERE id = ?1 AND state IN ({from})");
+                let mut stmt = tx.prepare(&sql)?;
+                for id in ids {
+                    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id.0];
+                    all.extend_from_slice(values);
+                    n += stmt.execute(all.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// `ids` are about to be typed in: from here a crash leaves them to be
+    /// checked against the runtime before any second try.
+    pub fn submitted(&self, ids: &[MessageId]) -> Result<usize, MailError> {
+        self.transition(ids, &[MessageState::Claimed], "state = 'submitted'", &[])
+    }
+
+    /// Typed in, fate unknown, and nobody waiting on it any more: the
+    /// next deliverer checks it first.
+    pub fn release(&self, ids: &[MessageId]) -> Result<usize, MailError> {
+        self.transition(ids, &[MessageState::Submitted], "claimed_by = NULL", &[])
+    }
+
+    /// `ids` reached `to`; `unconfirmed`: as far as can be told (why not).
+    pub fn delivered(
+        &self,
+        ids: &[MessageId],
+        to: &str,
+        woke: bool,
+        unconfirmed: Option<&str>,
+        now_ms: u64,
+    ) -> Result<usize, MailError> {
+        self.transition(
+            ids,
+            &[MessageState::Queued, MessageState::Claimed, MessageState::Submitted],
+            "state = 'delivered', to_identity = ?2, woke = ?3, done_ms = ?4, why = ?5, \
+             claimed_by = NULL",
+            &[&to, &i64::from(woke), &ms(now_ms), &unconfirmed],
+        )
+    }
+
+    /// Back in the queue, nothing typed: `why` says what it waits for;
+    /// the daemon tries again from `not_before_ms`.
+    pub fn requeue(&self, ids: &[MessageId], why: &str, not_before_ms: u64) -> Result<usize, MailError> {
+        self.transition(
+            ids,
+            &[MessageState::Queued, MessageState::Claimed, MessageState::Submitted],
+            "state = 'queued', why = ?2, claimed_by = NULL, not_before_ms = ?3",
+            &[&why, &ms(not_before_ms)],
+        )
+    }
+
+    /// Gives up on `ids`: dead-lettered with `why`.
+    pub fn dead_letter(&self, ids: &[MessageId], why: &str, now_ms: u64) -> Result<usize, MailError> {
+        self.transition(
+            ids,
+            &[MessageState::Queued, MessageState::Claimed, MessageState::Submitted],
+            "state = 'dead', why = ?2, done_ms = ?3, claimed_by = NULL",
+            &[&why, &ms(now_ms)],
+        )
+    }
+
+    /// A dead-lettered (or waiting) message queued again, with a new TTL.
+    pub fn retry(&self, id: &MessageId, ttl: Duration, now_ms: u64) -> Result<usize, MailError> {
+        let expires = now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self.transition(
+            std::slice::from_ref(id),
+            &[MessageState::Dead, MessageState::Queued],
+            "state = 'queued', why = 'retried by the operator', expires_ms = ?2, done_ms = NULL, \
+             claimed_by = NULL, not_before_ms = 0",
+            &[&ms(expires)],
+        )
+    }
+
+    /// Waiting messages past their TTL (queued only: a claim is in hand).
+    pub fn expired(&self, now_ms: u64) -> Result<Vec<Message>, MailError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE state = 'queued' AND expires_ms <= ?1 ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map(params![ms(now_ms)], from_row)?;
+            rows.map(|r| finish(r?)).collect()
+        })
+    }
+
+    /// Deletes finished messages (delivered or dead) older than `before`.
+    pub fn prune(&self, before_ms: u64) -> Result<usize, MailError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM messages WHERE state IN ('delivered', 'dead') AND done_ms < ?1",
+                params![ms(before_ms)],
+            )?)
+        })
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// 0600, whatever the umask made it.
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.is_file()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
