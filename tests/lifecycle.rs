@@ -2025,9 +2025,19 @@ fn no_keystroke_reaches_a_dialog() {
         f.pane("claude-bob").contains("Do you want to proceed?")
     });
     for _ in 0..2 {
-        let err = f.refused(&["send", "bob", "--from", from, "--message", "and more"]);
-        assert!(err.contains("NOT delivered"), "{err}");
-        assert!(err.contains("composer is not showing"), "{err}");
+        // Kept, not typed: the sender is told it waits, and why.
+        let out = f.ok(&[
+            "send",
+            "bob",
+            "--from",
+            from,
+            "--message",
+            "and more",
+            "--wait",
+            "0",
+        ]);
+        assert!(out.contains("queued for bob"), "{out}");
+        assert!(out.contains("composer is not showing"), "{out}");
     }
     // Nor does a control: /compact + Enter would approve it too.
     for verb in ["compact", "interrupt"] {

@@ -39,8 +39,14 @@ fn the_python_mcp_sdk_can_use_send_to_peer() {
         "hello from python",
     ]);
     assert_eq!(over_tcp["server"], "iapeer");
-    assert_eq!(over_tcp["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(over_tcp["tools"].as_array().unwrap().len(), 2);
     assert_eq!(over_tcp["tools"][0]["name"], "send_to_peer");
+    assert_eq!(over_tcp["tools"][1]["name"], "message_status");
+    // The id the send returned, asked after through the SDK too.
+    let status = &over_tcp["status"]["structuredContent"];
+    assert_eq!(status["state"], "delivered", "{over_tcp}");
+    assert_eq!(status["to"], "claude-bob", "{over_tcp}");
+    assert_eq!(status["id"], over_tcp["result"]["structuredContent"]["id"]);
     assert_eq!(
         over_tcp["tools"][0]["inputSchema"]["additionalProperties"],
         false

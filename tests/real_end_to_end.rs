@@ -350,9 +350,10 @@ fn real_codex_death_is_explained() {
 }
 
 /// A message while the real claude asks permission for `Bash` (a project
-/// `ask` rule, which bypass mode honours): NOT delivered, no key reaches
-/// the prompt (a stray Enter would approve it), the command never runs;
-/// the same for `interrupt` and `compact`.
+/// `ask` rule, which bypass mode honours): kept in the mailbox, no key
+/// reaches the prompt (a stray Enter would approve it), the command never
+/// runs; `interrupt` and `compact` are refused. Once the operator answers
+/// (No), the daemon delivers the kept message, once.
 fn real_claude_message_during_a_permission_prompt() {
     let model = Model::start(false);
     let Some(f) = claude_fleet(&model) else {
@@ -373,8 +374,8 @@ fn real_claude_message_during_a_permission_prompt() {
         .pane("claude-bob")
         .contains("Do you want to proceed?")));
     let (sent, out) = send(&f, "pm1mark while it asks");
-    assert!(!sent, "{out}");
-    assert!(out.contains("NOT delivered"), "{out}");
+    assert!(!sent && queued(&out), "{out}");
+    assert!(out.contains("composer is not showing"), "{out}");
     for verb in ["interrupt", "compact"] {
         let o = f.run(&[verb, "bob"]);
         assert!(!o.status.success(), "{verb}: {}", output_text(&o));
@@ -386,6 +387,22 @@ fn real_claude_message_during_a_permission_prompt() {
     assert!(!model.ever("pm1mark"));
     assert!(!cwd.join("ran-it").exists(), "the command was approved");
     assert!(tool_results(&model).is_empty());
+
+    // The operator says no; the daemon's next look delivers the kept
+    // message, once, and nothing was approved.
+    let d = f.start_daemon(&[]);
+    keys(&f, "claude-bob", &["Escape"]);
+    assert!(
+        wait("the kept message at the model", 60, || model
+            .ever("pm1mark")),
+        "pane:\n{}",
+        f.pane("claude-bob")
+    );
+    settle(&f, "claude-bob");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(model.count("pm1mark"), 1);
+    assert!(!cwd.join("ran-it").exists(), "the command was approved");
+    drop(d);
 }
 
 /// A screen the adapter does not know and that does not change (claude:

@@ -16,7 +16,9 @@ use common::Fleet;
 /// from four threads, with a fifth of the CLI processes SIGKILLed at a
 /// random moment. It must end with no tmux server that nothing supervises,
 /// no state file left for a dead session, and every message whose `send`
-/// said delivered in its transcript exactly once.
+/// said delivered in its transcript exactly once. Then a daemon drains the
+/// mailboxes: every message a `send` accepted (delivered or queued) is in
+/// its transcript exactly once, a killed send's at most once.
 #[test]
 fn soak() {
     use std::path::PathBuf;
@@ -43,6 +45,8 @@ fn soak() {
     };
     println!("soak seed {}", seed.load(Ordering::SeqCst));
     let delivered = std::sync::Mutex::new(Vec::<(usize, String)>::new());
+    let queued = std::sync::Mutex::new(Vec::<(usize, String)>::new());
+    let killed = std::sync::Mutex::new(Vec::<(usize, String)>::new());
     let counter = AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -66,7 +70,7 @@ fn soak() {
                     let sending = args[0] == "send";
                     let mut child = f
                         .cmd(&args)
-                        .stdout(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::piped())
                         .stderr(std::process::Stdio::null())
                         .spawn()
                         .unwrap();
@@ -74,11 +78,19 @@ fn soak() {
                         std::thread::sleep(Duration::from_millis(next() % 80));
                         let _ = child.kill();
                         let _ = child.wait();
+                        if sending {
+                            killed.lock().unwrap().push((p, msg));
+                        }
                         continue;
                     }
-                    let ok = child.wait().unwrap().success();
-                    if ok && sending {
-                        delivered.lock().unwrap().push((p, msg));
+                    let out = child.wait_with_output().unwrap();
+                    let said = String::from_utf8_lossy(&out.stdout);
+                    if out.status.success() && sending {
+                        if said.starts_with("queued for") {
+                            queued.lock().unwrap().push((p, msg));
+                        } else {
+                            delivered.lock().unwrap().push((p, msg));
+                        }
                     }
                 }
             });
@@ -115,6 +127,35 @@ fn soak() {
         let text = f.claude_transcript(&cwds[*p]);
         let count = text.matches(&format!("{msg}]]>")).count();
         assert_eq!(count, 1, "{msg:?} appears {count} times");
+    }
+    // A daemon delivers what the CLIs left queued (or half-typed when
+    // killed): every accepted message once, a killed send's at most once.
+    let queued = queued.into_inner().unwrap();
+    println!("{} messages reported queued", queued.len());
+    let d = f.start_daemon(&[]);
+    let waiting = || f.ok(&["mail"]);
+    let started = std::time::Instant::now();
+    while !waiting().starts_with("no mail waiting") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "mail still waiting: {}",
+            waiting()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(d);
+    for (p, msg) in delivered.iter().chain(&queued) {
+        let text = f.claude_transcript(&cwds[*p]);
+        let count = text.matches(&format!("{msg}]]>")).count();
+        assert_eq!(count, 1, "{msg:?} appears {count} times after the drain");
+    }
+    for (p, msg) in killed.into_inner().unwrap() {
+        let text = f.claude_transcript(&cwds[p]);
+        let count = text.matches(&format!("{msg}]]>")).count();
+        assert!(
+            count <= 1,
+            "{msg:?} (its send killed) appears {count} times"
+        );
     }
     // And a full stop leaves no tmux server behind.
     f.ok(&["stop", "--all"]);

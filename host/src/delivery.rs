@@ -40,6 +40,10 @@ const MAX_BATCHES: usize = 16;
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// A live session that could not take a paste now (a dialog, a draft) is
+/// looked at again this soon: a look costs one pane capture.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
+
 /// The sender of system mail (bounces): never bounced itself.
 pub const SYSTEM_SENDER: &str = "system-iapeer";
 
@@ -167,9 +171,7 @@ pub async fn wake_with_task(lc: &Lifecycle, args: &WakeArgs) -> WakeOutcome {
         match to_live(lc, &woken.identity, &peer.cwd, &args.task).await? {
             Delivery::Accepted => woken.task_delivered = Some(true),
             Delivery::NotLive => {
-                return Err(LifecycleError::NotLive {
-                    id: woken.identity,
-                });
+                return Err(LifecycleError::NotLive { id: woken.identity });
             }
         }
     }
@@ -299,21 +301,22 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 /// Delivers what waits for `p`, oldest first, until it is empty or the
-/// head cannot go in now. `due_only`: leave messages in their backoff
-/// (the daemon's pass); a new message's own drain tries everything.
-pub async fn drain(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(), LifecycleError> {
+/// oldest cannot go in now. Nothing overtakes an older message, and the
+/// oldest is not tried again before its backoff is over: a peer that
+/// cannot boot is not booted once per new message.
+pub async fn drain(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleError> {
     let Some(_ours) = lc.drains().enter(p.as_str()) else {
         return Ok(());
     };
     loop {
-        let result = drain_once(lc, p, due_only).await;
+        let result = drain_once(lc, p).await;
         if result.is_err() || !lc.drains().again(p.as_str()) {
             return result;
         }
     }
 }
 
-async fn drain_once(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(), LifecycleError> {
+async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleError> {
     let mb = lc.mailbox()?;
     for _ in 0..MAX_BATCHES {
         let registry = lc.registry()?;
@@ -325,21 +328,26 @@ async fn drain_once(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(
                 .filter(|m| m.state == MessageState::Queued)
                 .map(|m| m.id.clone())
                 .collect();
-            mb.dead_letter(&ids, &format!("peer \"{p}\" is not in the iapeer peers index"), now)?;
+            mb.dead_letter(
+                &ids,
+                &format!("peer \"{p}\" is not in the iapeer peers index"),
+                now,
+            )?;
             return Ok(());
         };
         // Typed in by a deliverer that is gone: settled first, under its
         // lock, before anything else goes to that peer.
         if let Some(orphan) = waiting.iter().find(|m| is_orphan(m)) {
-            recover(lc, mb, target, orphan).await?;
+            if !recover(lc, mb, target, orphan).await? {
+                return Ok(());
+            }
             continue;
         }
         let queued: Vec<&Message> = waiting
             .iter()
             .filter(|m| m.state == MessageState::Queued)
-            .filter(|m| !due_only || m.not_before_ms <= now)
             .collect();
-        let Some(head) = queued.first() else {
+        let Some(head) = queued.first().filter(|m| m.not_before_ms <= now) else {
             return Ok(());
         };
         let rt = match runtime_for(lc, target, head) {
@@ -361,7 +369,7 @@ async fn drain_once(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(
             match admit(&registry, &m.sender, &id) {
                 Ok(()) => admitted.push(m),
                 Err(refusal) => {
-                    mb.dead_letter(&[m.id.clone()], &refusal.to_string(), now)?;
+                    mb.dead_letter(std::slice::from_ref(&m.id), &refusal.to_string(), now)?;
                 }
             }
         }
@@ -379,9 +387,10 @@ async fn drain_once(lc: &Lifecycle, p: &Personality, due_only: bool) -> Result<(
 /// unconfirmed by one that gave up on it.
 fn is_orphan(m: &Message) -> bool {
     match m.state {
-        MessageState::Claimed | MessageState::Submitted => {
-            m.claimed_by.as_deref().is_none_or(|c| !mail::claimer_alive(c))
-        }
+        MessageState::Claimed | MessageState::Submitted => m
+            .claimed_by
+            .as_deref()
+            .is_none_or(|c| !mail::claimer_alive(c)),
         _ => false,
     }
 }
@@ -441,7 +450,7 @@ async fn deliver_batch(
                 mb.submitted(&claimed)?;
                 let result = into_live_session(lc, &adapter, id, &target.cwd, &text).await;
                 drop(lock);
-                return settle_live(lc, mb, id, &claimed, result, false, head);
+                return settle_live(lc, mb, id, &claimed, result, false);
             }
             Ok(false) => {}
             Err(e) => return waits(&undelivered_reason(target, &e)),
@@ -492,7 +501,11 @@ async fn deliver_batch(
                     Ok(false)
                 }
                 Err(e) => {
-                    mb.requeue(&claimed, &undelivered_reason(target, &e), retry_at(lc, head))?;
+                    mb.requeue(
+                        &claimed,
+                        &undelivered_reason(target, &e),
+                        retry_at(lc, head),
+                    )?;
                     Ok(false)
                 }
             }
@@ -527,7 +540,6 @@ fn settle_live(
     claimed: &[MessageId],
     result: Result<(), DeliveryFailure>,
     woke: bool,
-    head: &Message,
 ) -> Result<bool, LifecycleError> {
     match result {
         Ok(()) => {
@@ -538,7 +550,11 @@ fn settle_live(
         Err(DeliveryFailure::Refused(refused)) => {
             let why = format!("{id}: {refused}");
             tracing::info!("mail waits: {why}");
-            mb.requeue(claimed, &why, retry_at(lc, head))?;
+            let again = lc
+                .clock
+                .now_ms()
+                .saturating_add(LOOK_AGAIN.as_millis() as u64);
+            mb.requeue(claimed, &why, again)?;
             Ok(false)
         }
         // Typed in, not seen taken: checked before any second try.
@@ -583,64 +599,102 @@ fn joined(batch: &[&Message], claimed: &[MessageId]) -> String {
 }
 
 /// A message a gone deliverer typed in (or was about to): taken if the
-/// runtime's record moved since; else typed again later (a leftover paste
-/// is cleared by the next one).
+/// runtime's record moved since; not taken if its session is gone, or if
+/// nothing moved within [`settle_window`] (typed again: a leftover paste
+/// is cleared by the next one). `false`: too soon to tell; the peer's
+/// later mail waits behind it.
 async fn recover(
     lc: &Lifecycle,
     mb: &Mailbox,
     target: &PeerRecord,
     m: &Message,
-) -> Result<(), LifecycleError> {
-    let requeue = |why: &str| -> Result<(), LifecycleError> {
-        mb.requeue(&[m.id.clone()], why, retry_at(lc, m))?;
-        Ok(())
+) -> Result<bool, LifecycleError> {
+    let requeue = |why: &str| -> Result<bool, LifecycleError> {
+        mb.requeue(std::slice::from_ref(&m.id), why, 0)?;
+        Ok(true)
     };
-    let Some(id) = m.to_identity.as_deref().and_then(|i| Identity::parse(i).ok()) else {
+    let Some(id) = m
+        .to_identity
+        .as_deref()
+        .and_then(|i| Identity::parse(i).ok())
+    else {
         return requeue("its delivery was interrupted");
     };
     let _lock = lc.lock(&id).await?;
     // Re-read under the lock: someone may have settled it meanwhile.
     let Some(m) = mb.get(&m.id)? else {
-        return Ok(());
+        return Ok(true);
     };
     if !is_orphan(&m) {
-        return Ok(());
+        return Ok(true);
     }
     if m.state == MessageState::Claimed {
         return requeue("its delivery was interrupted before anything was typed");
     }
     let now = lc.clock.now_ms();
     let adapter = lc.adapter(id.runtime())?;
-    let cwd = canonical(&target.cwd);
-    let since = m.claimed_ms.unwrap_or(m.created_ms);
-    let moved = paste::activity(&adapter, &cwd.to_string_lossy()).await > since;
-    if moved && adapter.info().kind == AdapterKind::Tui {
-        mb.delivered(&[m.id.clone()], id.as_str(), m.woke, None, now)?;
-        log_recovery(lc, &m, &id, "taken");
-        return Ok(());
-    }
-    if adapter.info().kind == AdapterKind::Router && probe(&lc.socket(&id)) == Liveness::Alive {
-        // A router keeps no record to ask: typed in to a live bridge is
-        // as far as can be told.
+    let live = probe(&lc.socket(&id)) == Liveness::Alive;
+    if adapter.info().kind == AdapterKind::Router {
+        if !live {
+            log_recovery(lc, &m, &id, "again");
+            return requeue("its bridge went away while it was typed in; it goes in again");
+        }
+        // A router keeps no record to ask: typed into a live bridge is as
+        // far as can be told.
         mb.delivered(
-            &[m.id.clone()],
+            std::slice::from_ref(&m.id),
             id.as_str(),
             m.woke,
             Some("typed into the bridge before a crash; it keeps no record to check"),
             now,
         )?;
         log_recovery(lc, &m, &id, "unconfirmed");
-        return Ok(());
+        return Ok(true);
+    }
+    let cwd = canonical(&target.cwd);
+    let since = m.claimed_ms.unwrap_or(m.created_ms);
+    if paste::activity(&adapter, &cwd.to_string_lossy()).await > since {
+        mb.delivered(std::slice::from_ref(&m.id), id.as_str(), m.woke, None, now)?;
+        log_recovery(lc, &m, &id, "taken");
+        return Ok(true);
+    }
+    if live {
+        // Its paste still sits in the composer, never submitted: typed
+        // again at once (the next paste clears it first).
+        let pane = lc.tmux.capture_pane(&lc.socket(&id), id.as_str()).await;
+        let markers = &adapter.info().delivery;
+        let unsent = lc
+            .in_flight(&id)
+            .pending()
+            .zip(pane.ok())
+            .is_some_and(|(text, pane)| paste::paste_in_composer(&pane, &text, markers));
+        if unsent {
+            log_recovery(lc, &m, &id, "again");
+            return requeue("its paste was left unsent in the composer; it goes in again");
+        }
+        if now.saturating_sub(since) < settle_window(lc).as_millis() as u64 {
+            return Ok(false);
+        }
     }
     log_recovery(lc, &m, &id, "again");
-    requeue("typed in before a crash but not taken; it goes in again")
+    requeue("typed in but never taken; it goes in again")
+}
+
+/// How long a message typed in may take to show in the runtime's record
+/// before it counts as not taken: the ready gate, at most 30 s.
+fn settle_window(lc: &Lifecycle) -> Duration {
+    lc.cfg.ready_gate.min(Duration::from_secs(30))
 }
 
 fn log_recovery(lc: &Lifecycle, m: &Message, id: &Identity, outcome: &str) {
     events::log(
         &lc.cfg,
         "mail-recovered",
-        &[("id", m.id.as_str()), ("identity", id.as_str()), ("outcome", outcome)],
+        &[
+            ("id", m.id.as_str()),
+            ("identity", id.as_str()),
+            ("outcome", outcome),
+        ],
     );
 }
 
@@ -661,7 +715,7 @@ pub fn mail_pass(lc: &Lifecycle) -> Result<Vec<Personality>, LifecycleError> {
             "not delivered within its time to live ({} s); last: {last}",
             ttl.as_secs()
         );
-        if mb.dead_letter(&[m.id.clone()], &why, now)? == 1 {
+        if mb.dead_letter(std::slice::from_ref(&m.id), &why, now)? == 1 {
             events::log(
                 &lc.cfg,
                 "mail-dead-letter",
@@ -696,7 +750,9 @@ fn bounce(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str, now: u64) {
     let Ok(sender) = Identity::parse(&m.sender) else {
         return;
     };
-    let (runtime, personality) = SYSTEM_SENDER.split_once('-').unwrap_or(("system", "iapeer"));
+    let (runtime, personality) = SYSTEM_SENDER
+        .split_once('-')
+        .unwrap_or(("system", "iapeer"));
     let text = crate::envelope::build(
         &crate::envelope::Sender {
             personality,
@@ -737,12 +793,21 @@ pub fn drop_message(lc: &Lifecycle, id: &MessageId) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{id}: no such message"))?;
     if m.state != MessageState::Queued {
-        return Err(format!("{id}: it is {}, not waiting; nothing dropped", m.state));
+        return Err(format!(
+            "{id}: it is {}, not waiting; nothing dropped",
+            m.state
+        ));
     }
     let why = "dropped by the operator";
     let now = lc.clock.now_ms();
-    if mb.dead_letter(&[id.clone()], why, now).map_err(|e| e.to_string())? == 0 {
-        return Err(format!("{id}: it left the queue meanwhile; nothing dropped"));
+    if mb
+        .dead_letter(std::slice::from_ref(id), why, now)
+        .map_err(|e| e.to_string())?
+        == 0
+    {
+        return Err(format!(
+            "{id}: it left the queue meanwhile; nothing dropped"
+        ));
     }
     bounce(lc, mb, &m, why, now);
     Ok(())

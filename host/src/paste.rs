@@ -100,6 +100,13 @@ impl InFlight {
             .map_err(PasteRefused::Record)
     }
 
+    /// The text of a paste left in flight, if any.
+    pub fn pending(&self) -> Option<String> {
+        self.left_behind()
+            .map(|r| r.message)
+            .filter(|m| !m.is_empty())
+    }
+
     /// The paste's fate is known (submitted, or never shown).
     pub fn settle(&self) {
         let _ = fsutil::remove_if_exists(&self.0);

@@ -85,7 +85,9 @@ impl SendRequest {
 
     fn wait(&self) -> Duration {
         Duration::from_secs(u64::from(
-            self.wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS),
+            self.wait_secs
+                .unwrap_or(DEFAULT_WAIT_SECS)
+                .min(MAX_WAIT_SECS),
         ))
     }
 }
@@ -108,16 +110,18 @@ impl StatusRequest {
 pub fn message_status(lc: &Lifecycle, id: &str) -> Result<crate::mail::Status, String> {
     let id = MessageId::parse(id)?;
     let mb = lc.mailbox().map_err(|e| e.to_string())?;
-    let m = mb
-        .get(&id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no message {id} in the mailbox (unknown, or pruned after a week)"))?;
-    let depth = if m.state.is_waiting() {
-        mb.depth(&m.personality).map_err(|e| e.to_string())?
-    } else {
-        0
-    };
-    Ok(crate::mail::Status::of(&m, depth))
+    let m = mb.get(&id).map_err(|e| e.to_string())?.ok_or_else(|| {
+        format!("no message {id} in the mailbox (unknown, or pruned after a week)")
+    })?;
+    if !m.state.is_waiting() {
+        return Ok(crate::mail::Status::of(&m, 0));
+    }
+    let depth = mb.depth(&m.personality).map_err(|e| e.to_string())?;
+    let mut status = crate::mail::Status::of(&m, depth);
+    if let crate::mail::Status::Queued { why, .. } = &mut status {
+        *why = why_waiting(lc, &m);
+    }
+    Ok(status)
 }
 
 /// Which front door a message came through (logged as `path=`).
@@ -356,14 +360,18 @@ async fn route(
         )
         .map_err(|e| SendError::Lifecycle(e.into()))?;
     // Accepted: whatever happens now, it is in the mailbox.
-    if let Err(e) = delivery::drain(lc, &target.personality, false).await {
+    if let Err(e) = delivery::drain(lc, &target.personality).await {
         tracing::warn!(peer = %target.personality, "mailbox drain: {e}");
     }
     wait_for(lc, &id, req.wait()).await
 }
 
 /// The message's fate once it is known, or `queued` after `wait`.
-async fn wait_for(lc: &Lifecycle, id: &MessageId, wait: Duration) -> Result<SendOutcome, SendError> {
+async fn wait_for(
+    lc: &Lifecycle,
+    id: &MessageId,
+    wait: Duration,
+) -> Result<SendOutcome, SendError> {
     let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -392,10 +400,7 @@ async fn wait_for(lc: &Lifecycle, id: &MessageId, wait: Duration) -> Result<Send
 }
 
 fn queued(lc: &Lifecycle, m: &Message, depth: u64) -> Queued {
-    let mut reason = match crate::mail::Status::of(m, depth) {
-        crate::mail::Status::Queued { why, .. } => why,
-        _ => String::new(),
-    };
+    let mut reason = why_waiting(lc, m);
     // Someone answers on the daemon's socket: it will try again.
     if std::os::unix::net::UnixStream::connect(&lc.cfg.daemon_socket).is_err() {
         reason.push_str(" (no iapeerd is running to retry it: it waits for the next send to this peer or for iapeerd)");
@@ -407,6 +412,32 @@ fn queued(lc: &Lifecycle, m: &Message, depth: u64) -> Queued {
         to: m.personality.clone(),
         queue_depth: depth,
         reason,
+    }
+}
+
+/// What a waiting message waits for; one never tried waits behind an
+/// older one, which says why.
+fn why_waiting(lc: &Lifecycle, m: &Message) -> String {
+    if m.why.is_none() && m.state == MessageState::Queued {
+        let waiting = lc
+            .mailbox()
+            .ok()
+            .and_then(|mb| mb.waiting(Some(&m.personality)).ok());
+        if let Some(head) = waiting
+            .as_ref()
+            .and_then(|w| w.first())
+            .filter(|h| h.id != m.id)
+        {
+            let why = match crate::mail::Status::of(head, 0) {
+                crate::mail::Status::Queued { why, .. } => why,
+                _ => String::new(),
+            };
+            return format!("behind an earlier message ({}): {why}", head.id);
+        }
+    }
+    match crate::mail::Status::of(m, 0) {
+        crate::mail::Status::Queued { why, .. } => why,
+        _ => String::new(),
     }
 }
 
@@ -470,7 +501,10 @@ fn log_delivery(
     if let Some(rt) = &req.runtime {
         fields.push(("rt", rt.as_str()));
     }
-    let id = result.as_ref().map(|o| o.id().to_string()).unwrap_or_default();
+    let id = result
+        .as_ref()
+        .map(|o| o.id().to_string())
+        .unwrap_or_default();
     let via;
     let woke;
     let depth;
@@ -480,19 +514,13 @@ fn log_delivery(
             woke = s.woke.to_string();
             fields.extend([
                 ("ok", "true"),
-                ("id", id.as_str()),
                 ("via", via.as_str()),
                 ("woke", woke.as_str()),
             ]);
         }
         Ok(SendOutcome::Queued(q)) => {
             depth = q.queue_depth.to_string();
-            fields.extend([
-                ("ok", "true"),
-                ("id", id.as_str()),
-                ("queued", "true"),
-                ("qd", depth.as_str()),
-            ]);
+            fields.extend([("ok", "true"), ("queued", "true"), ("qd", depth.as_str())]);
         }
         Err(_) => fields.push(("ok", "false")),
     }
@@ -504,6 +532,9 @@ fn log_delivery(
     let topic = req.topic.as_deref().map(envelope::clip_topic);
     if let Some(t) = topic.as_deref().filter(|t| !t.is_empty()) {
         fields.push(("topic", t));
+    }
+    if !id.is_empty() {
+        fields.push(("id", &id));
     }
     let err = result.as_ref().err().map(ToString::to_string);
     if let Some(e) = &err {

@@ -590,6 +590,17 @@ impl Daemon {
         v["result"].clone()
     }
 
+    /// The MCP tool `message_status` for `id`.
+    pub fn message_status(&self, identity: Option<&str>, id: &str) -> serde_json::Value {
+        let res = self.mcp(
+            identity,
+            "tools/call",
+            serde_json::json!({"name": "message_status", "arguments": {"id": id}}),
+        );
+        assert_eq!(res.status, 200, "{res:?}");
+        res.json()["result"].clone()
+    }
+
     /// SIGTERM, then waits for the exit (the exit status).
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();

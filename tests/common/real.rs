@@ -321,9 +321,17 @@ pub fn boot(f: &Fleet, model: &Model, runtime: &str) {
     settle(f, &format!("{runtime}-bob"));
 }
 
+/// `iapeer send` to bob: whether it was delivered (a message kept in the
+/// mailbox, `queued for …`, was not, yet), and what it said.
 pub fn send(f: &Fleet, msg: &str) -> (bool, String) {
     let o = f.run(&["send", "bob", "--from", "claude-op", "--message", msg]);
-    (o.status.success(), output_text(&o))
+    let out = output_text(&o);
+    (o.status.success() && !queued(&out), out)
+}
+
+/// The send kept its message in the mailbox (accepted, not yet typed).
+pub fn queued(out: &str) -> bool {
+    out.contains("queued for bob")
 }
 
 /// Every request the stand-in recorded.

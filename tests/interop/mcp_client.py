@@ -48,6 +48,11 @@ async def main() -> int:
                     args["runtime"] = a.runtime
                 res = await session.call_tool("send_to_peer", args)
                 text = "\n".join(c.text for c in res.content if c.type == "text")
+                status = None
+                sid = (res.structured_content or {}).get("id")
+                if sid:
+                    st = await session.call_tool("message_status", {"id": sid})
+                    status = {"isError": bool(st.is_error), "structuredContent": st.structured_content}
                 print(
                     json.dumps(
                         {
@@ -62,6 +67,7 @@ async def main() -> int:
                                 "structuredContent": res.structured_content,
                                 "text": text,
                             },
+                            "status": status,
                         }
                     )
                 )

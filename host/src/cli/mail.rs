@@ -42,7 +42,9 @@ impl Mail {
         if let Some(raw) = &self.retry {
             let id = id(raw)?;
             if mb.retry(&id, lc.cfg.mail_ttl, now)? == 0 {
-                bail!("{id}: no such message waiting or dead-lettered (a delivered one stays delivered)");
+                bail!(
+                    "{id}: no such message waiting or dead-lettered (a delivered one stays delivered)"
+                );
             }
             crate::outln!("{id}: queued again; the daemon delivers it when the peer can take it");
             return Ok(0);
@@ -66,7 +68,10 @@ impl Mail {
             return Ok(0);
         }
         if rows.is_empty() {
-            crate::outln!("no mail waiting{}", peer.map(|p| format!(" for {p}")).unwrap_or_default());
+            crate::outln!(
+                "no mail waiting{}",
+                peer.map(|p| format!(" for {p}")).unwrap_or_default()
+            );
             return Ok(0);
         }
         for m in &rows {
@@ -78,7 +83,11 @@ impl Mail {
 
 /// One message on one line: id, when, from → to, state, why.
 fn line(m: &Message) -> String {
-    let why = m.why.as_deref().map(|w| format!("  ({w})")).unwrap_or_default();
+    let why = m
+        .why
+        .as_deref()
+        .map(|w| format!("  ({w})"))
+        .unwrap_or_default();
     format!(
         "{}  {}  {} → {}  {}{why}",
         m.id,

@@ -174,7 +174,7 @@ fn mail_pass(state: &Arc<ApiState>) {
     for p in due {
         let lc = lc.clone();
         state.tasks.spawn(async move {
-            if let Err(e) = crate::delivery::drain(&lc, &p, true).await {
+            if let Err(e) = crate::delivery::drain(&lc, &p).await {
                 tracing::warn!(peer = %p, "mailbox drain: {e}");
             }
         });

@@ -623,7 +623,10 @@ impl Lifecycle {
     /// Every registered peer with the state of each runtime.
     pub async fn fleet(&self) -> Result<Vec<PeerStatus>, LifecycleError> {
         let reg = self.registry()?;
-        let depths = self.mailbox().and_then(|mb| Ok(mb.depths()?)).unwrap_or_default();
+        let depths = self
+            .mailbox()
+            .and_then(|mb| Ok(mb.depths()?))
+            .unwrap_or_default();
         let mut fleet = Vec::with_capacity(reg.peers.len());
         for peer in &reg.peers {
             let mut status = self.peer_status(peer).await;

@@ -94,7 +94,9 @@ pub struct Draining<'a> {
 
 impl Drains {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The drain of `peer` is ours to run, or `None`: the running one will
@@ -114,9 +116,7 @@ impl Drains {
 
     /// Whether another look was asked for since the last (and clears it).
     pub fn again(&self, peer: &str) -> bool {
-        self.map()
-            .get_mut(peer)
-            .is_some_and(|again| std::mem::take(again))
+        self.map().get_mut(peer).is_some_and(std::mem::take)
     }
 }
 
@@ -191,7 +191,10 @@ impl Status {
         match m.state {
             MessageState::Delivered => Status::Delivered {
                 id: m.id.clone(),
-                to: m.to_identity.clone().unwrap_or_else(|| m.personality.clone()),
+                to: m
+                    .to_identity
+                    .clone()
+                    .unwrap_or_else(|| m.personality.clone()),
                 at: at(m.done_ms),
                 woke: m.woke,
                 unconfirmed: m.why.clone(),
@@ -250,25 +253,53 @@ mod tests {
         let a = mb.commit(&new("bob", "one"), 1_000).unwrap();
         let b = mb.commit(&new("bob", "two"), 1_001).unwrap();
         mb.commit(&new("carol", "three"), 1_002).unwrap();
-        let waiting: Vec<_> = mb.waiting(Some("bob")).unwrap().into_iter().map(|m| m.envelope).collect();
+        let waiting: Vec<_> = mb
+            .waiting(Some("bob"))
+            .unwrap()
+            .into_iter()
+            .map(|m| m.envelope)
+            .collect();
         assert_eq!(waiting, ["one", "two"]);
         assert_eq!(mb.depth("bob").unwrap(), 2);
         // A claim takes only what is still queued.
-        assert_eq!(mb.claim(&[a.clone(), b.clone()], "claude-bob", "p1", 2_000).unwrap().len(), 2);
-        assert!(mb.claim(&[a.clone()], "codex-bob", "p2", 2_001).unwrap().is_empty());
-        assert_eq!(mb.submitted(&[a.clone()]).unwrap(), 1);
-        assert_eq!(mb.delivered(&[a.clone()], "claude-bob", false, None, 2_100).unwrap(), 1);
-        assert_eq!(mb.requeue(&[b.clone()], "a dialog is up", 0).unwrap(), 1);
+        assert_eq!(
+            mb.claim(&[a.clone(), b.clone()], "claude-bob", "p1", 2_000)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            mb.claim(std::slice::from_ref(&a), "codex-bob", "p2", 2_001)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(mb.submitted(std::slice::from_ref(&a)).unwrap(), 1);
+        assert_eq!(
+            mb.delivered(std::slice::from_ref(&a), "claude-bob", false, None, 2_100)
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            mb.requeue(std::slice::from_ref(&b), "a dialog is up", 0)
+                .unwrap(),
+            1
+        );
         let m = mb.get(&b).unwrap().unwrap();
-        assert_eq!((m.state, m.why.as_deref(), m.attempts), (MessageState::Queued, Some("a dialog is up"), 1));
+        assert_eq!(
+            (m.state, m.why.as_deref(), m.attempts),
+            (MessageState::Queued, Some("a dialog is up"), 1)
+        );
         match Status::of(&mb.get(&a).unwrap().unwrap(), 0) {
             Status::Delivered { to, .. } => assert_eq!(to, "claude-bob"),
             other => panic!("{other:?}"),
         }
         // Delivered is final.
-        assert_eq!(mb.requeue(&[a.clone()], "x", 0).unwrap(), 0);
+        assert_eq!(mb.requeue(std::slice::from_ref(&a), "x", 0).unwrap(), 0);
         assert_eq!(mb.dead_letter(&[a], "x", 3_000).unwrap(), 0);
-        assert_eq!(mb.depths().unwrap(), [("bob".to_string(), 1), ("carol".to_string(), 1)]);
+        assert_eq!(
+            mb.depths().unwrap(),
+            [("bob".to_string(), 1), ("carol".to_string(), 1)]
+        );
     }
 
     #[test]
@@ -277,7 +308,8 @@ mod tests {
         let a = mb.commit(&new("bob", "one"), 1_000).unwrap();
         assert!(mb.expired(60_999).unwrap().is_empty());
         assert_eq!(mb.expired(61_000).unwrap().len(), 1);
-        mb.dead_letter(&[a.clone()], "expired", 61_000).unwrap();
+        mb.dead_letter(std::slice::from_ref(&a), "expired", 61_000)
+            .unwrap();
         let json = serde_json::to_value(Status::of(&mb.get(&a).unwrap().unwrap(), 0)).unwrap();
         assert_eq!(json["state"], "dead-lettered");
         assert_eq!(mb.retry(&a, Duration::from_secs(5), 70_000).unwrap(), 1);
@@ -292,10 +324,17 @@ mod tests {
         let (dir, one) = open();
         let two = Mailbox::open(one.path()).unwrap();
         let id = one.commit(&new("bob", "hi"), 1).unwrap();
-        assert_eq!(two.claim(&[id.clone()], "claude-bob", "p1", 2).unwrap(), [id.clone()]);
+        assert_eq!(
+            two.claim(std::slice::from_ref(&id), "claude-bob", "p1", 2)
+                .unwrap(),
+            std::slice::from_ref(&id)
+        );
         assert!(one.claim(&[id], "claude-bob", "p2", 3).unwrap().is_empty());
         for f in ["state/mail.db", "state/mail.db-wal"] {
-            let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
     }
@@ -307,7 +346,10 @@ mod tests {
         assert!(!claimer_alive("garbage"));
         let me = claimer();
         let (pid, _) = me.split_once('@').unwrap();
-        assert!(!claimer_alive(&format!("{pid}@0")), "a reused pid is another process");
+        assert!(
+            !claimer_alive(&format!("{pid}@0")),
+            "a reused pid is another process"
+        );
     }
 
     #[test]

@@ -108,8 +108,9 @@ const COLUMNS: &str = "seq, id, personality, runtime, sender, door, topic, envel
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, String)> {
     let ms = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
-    let opt_ms =
-        |i: usize| -> rusqlite::Result<Option<u64>> { Ok(row.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64)) };
+    let opt_ms = |i: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
+    };
     let state: String = row.get(10)?;
     Ok((
         Message {
@@ -198,7 +199,11 @@ impl Mailbox {
             path: path.to_path_buf(),
             source,
         })?;
-        for file in [path.to_path_buf(), with_suffix(path, "-wal"), with_suffix(path, "-shm")] {
+        for file in [
+            path.to_path_buf(),
+            with_suffix(path, "-wal"),
+            with_suffix(path, "-shm"),
+        ] {
             restrict(&file);
         }
         Ok(Mailbox {
@@ -212,7 +217,10 @@ impl Mailbox {
         &self.path
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, MailError>) -> Result<T, MailError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, MailError>,
+    ) -> Result<T, MailError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
     }
@@ -266,7 +274,11 @@ impl Mailbox {
 
     /// Every message of one peer (or all), oldest first, up to `limit`
     /// of the newest.
-    pub fn history(&self, personality: Option<&str>, limit: u32) -> Result<Vec<Message>, MailError> {
+    pub fn history(
+        &self,
+        personality: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Message>, MailError> {
         let mut rows = self.with(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM messages WHERE (?1 IS NULL OR personality = ?1) \
@@ -296,7 +308,8 @@ impl Mailbox {
                 "SELECT personality, COUNT(*) FROM messages \
                  WHERE state IN ('queued', 'claimed', 'submitted') GROUP BY personality",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -350,7 +363,11 @@ impl Mailbox {
         set: &str,
         values: &[&dyn rusqlite::ToSql],
     ) -> Result<usize, MailError> {
-        let from = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+        let from = from
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut n = 0;
@@ -391,7 +408,11 @@ impl Mailbox {
     ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &[MessageState::Queued, MessageState::Claimed, MessageState::Submitted],
+            &[
+                MessageState::Queued,
+                MessageState::Claimed,
+                MessageState::Submitted,
+            ],
             "state = 'delivered', to_identity = ?2, woke = ?3, done_ms = ?4, why = ?5, \
              claimed_by = NULL",
             &[&to, &i64::from(woke), &ms(now_ms), &unconfirmed],
@@ -400,20 +421,38 @@ impl Mailbox {
 
     /// Back in the queue, nothing typed: `why` says what it waits for;
     /// the daemon tries again from `not_before_ms`.
-    pub fn requeue(&self, ids: &[MessageId], why: &str, not_before_ms: u64) -> Result<usize, MailError> {
+    pub fn requeue(
+        &self,
+        ids: &[MessageId],
+        why: &str,
+        not_before_ms: u64,
+    ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &[MessageState::Queued, MessageState::Claimed, MessageState::Submitted],
+            &[
+                MessageState::Queued,
+                MessageState::Claimed,
+                MessageState::Submitted,
+            ],
             "state = 'queued', why = ?2, claimed_by = NULL, not_before_ms = ?3",
             &[&why, &ms(not_before_ms)],
         )
     }
 
     /// Gives up on `ids`: dead-lettered with `why`.
-    pub fn dead_letter(&self, ids: &[MessageId], why: &str, now_ms: u64) -> Result<usize, MailError> {
+    pub fn dead_letter(
+        &self,
+        ids: &[MessageId],
+        why: &str,
+        now_ms: u64,
+    ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &[MessageState::Queued, MessageState::Claimed, MessageState::Submitted],
+            &[
+                MessageState::Queued,
+                MessageState::Claimed,
+                MessageState::Submitted,
+            ],
             "state = 'dead', why = ?2, done_ms = ?3, claimed_by = NULL",
             &[&why, &ms(now_ms)],
         )
