@@ -100,6 +100,70 @@ fn send_to_peer_wakes_a_sleeping_peer_and_delivers_to_a_live_one() {
     assert!(!log.contains("hello bob"), "the body is never logged");
 }
 
+/// Ten senders to a peer mid-turn: nothing is typed while it works; when
+/// the turn ends all ten go in as one paste, each once, in the order they
+/// were accepted.
+#[test]
+fn ten_senders_to_a_peer_mid_turn_wait_for_the_turn_end() {
+    let (f, bob, _) = fleet_of_three();
+    let f = f.with_env("FAKE_TURN_SECS", "4");
+    let d = f.start_daemon(&[]);
+    let first = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "start a long turn"}),
+    );
+    assert_eq!(first["structuredContent"]["woke"], true, "{first}");
+    let turns = || std::fs::read_to_string(f.home.join("fake-turns.log")).unwrap_or_default();
+    wait_until("the turn", Duration::from_secs(10), || turns().contains("start"));
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || {
+                    d.send_to_peer(
+                        Some("claude-alice"),
+                        json!({"personality": "bob", "message": format!("mid-turn note {i:02}"), "wait_secs": 0}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ids = Vec::new();
+    for r in &results {
+        let sc = &r["structuredContent"];
+        assert_eq!(sc["queued"], true, "{r}");
+        assert!(sc["reason"].as_str().unwrap().contains("mid-turn") || sc["reason"].as_str().unwrap().contains("behind an earlier"), "{r}");
+        ids.push(sc["id"].as_str().unwrap().to_string());
+    }
+    wait_until("all ten delivered", Duration::from_secs(20), || {
+        ids.iter().all(|id| {
+            d.message_status(Some("claude-alice"), id)["structuredContent"]["state"] == "delivered"
+        })
+    });
+    wait_until("the second turn's end", Duration::from_secs(10), || turns().matches("end").count() >= 2);
+    let log = turns();
+    assert!(!log.contains("DURING"), "typed into a turn:\n{log}");
+    assert_eq!(log.matches("start").count(), 2, "one paste for the ten:\n{log}");
+    let t = f.claude_transcript(&bob);
+    // The order they were accepted in (ids sort as they commit).
+    let mut order: Vec<(String, usize)> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r["structuredContent"]["id"].as_str().unwrap().to_string(), i))
+        .collect();
+    order.sort();
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|(_, i)| {
+            let needle = format!("mid-turn note {i:02}]]>");
+            assert_eq!(t.matches(&needle).count(), 1, "{needle}: {t}");
+            t.find(&needle).unwrap()
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order: {t}");
+}
+
 #[test]
 fn twenty_concurrent_sends_to_a_sleeping_peer_spawn_it_once() {
     let (f, _, carol) = fleet_of_three();

@@ -1956,6 +1956,10 @@ fn plugins_new_scaffolds_a_self_contained_project() {
     for (copy, original) in [
         ("sdk/src/lib.rs", "adapters/sdk/src/lib.rs"),
         (
+            "sdk/wit/since_v0.3/adapter.wit",
+            "wit/since_v0.3/adapter.wit",
+        ),
+        (
             "sdk/wit/since_v0.2/adapter.wit",
             "wit/since_v0.2/adapter.wit",
         ),

@@ -21,9 +21,9 @@ use crate::lifecycle::{Lifecycle, LifecycleError, WakeArgs, WakeOutcome, canonic
 use crate::mail::{self, Mailbox, Message, MessageId, MessageState};
 use crate::names::{Identity, Personality, Runtime};
 use crate::paste;
-use crate::plugins::{Adapter, AdapterKind};
+use crate::plugins::{Adapter, AdapterKind, TurnState};
 use crate::poll::Poll;
-use crate::registry::{PeerRecord, Registry};
+use crate::registry::{DeliveryMode, PeerRecord, Registry};
 use crate::store::{self, Mark};
 use crate::tmux::{Liveness, probe};
 
@@ -43,6 +43,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// A live session that could not take a paste now (a dialog, a draft) is
 /// looked at again this soon: a look costs one pane capture.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
+
+/// Mail for a peer mid-turn is looked at this often, so it goes in soon
+/// after the turn ends (a look: a pane capture and the transcript's tail).
+pub const TURN_END_LOOK: Duration = Duration::from_millis(100);
 
 /// The sender of system mail (bounces): never bounced itself.
 pub const SYSTEM_SENDER: &str = "system-iapeer";
@@ -442,6 +446,11 @@ async fn deliver_batch(
         };
         match live_under_lock(lc, id, queued_at).await {
             Ok(true) => {
+                if let Some((why, after)) = not_now(lc, &adapter, target, id).await {
+                    let again = lc.clock.now_ms().saturating_add(after.as_millis() as u64);
+                    mb.requeue(&ids, &why, again)?;
+                    return Ok(false);
+                }
                 let claimed = mb.claim(&ids, id.as_str(), &claimer, lc.clock.now_ms())?;
                 if claimed.is_empty() {
                     return Ok(true);
@@ -529,6 +538,41 @@ async fn deliver_batch(
             mb.requeue(&claimed, &wake_failed(target, &e), retry_at(lc, head))?;
             Ok(false)
         }
+    }
+}
+
+/// Why a live TUI must not get mail now, and when to look again: a
+/// dialog is up (never typed into), or it is mid-turn and takes its mail
+/// at the turn's end. `None`: go ahead (the paste still checks the
+/// composer itself).
+async fn not_now(
+    lc: &Lifecycle,
+    adapter: &Adapter,
+    target: &PeerRecord,
+    id: &Identity,
+) -> Option<(String, Duration)> {
+    if adapter.info().kind != AdapterKind::Tui {
+        return None;
+    }
+    let pane = lc.tmux.capture_pane(&lc.socket(id), id.as_str()).await.ok()?;
+    let cwd = canonical(&target.cwd);
+    let turn = adapter
+        .turn_state(&pane, &cwd.to_string_lossy())
+        .await
+        .unwrap_or(TurnState::Unknown);
+    match turn {
+        TurnState::Dialog => Some((
+            format!(
+                "{id} shows a dialog or prompt: nothing is typed until it is answered{}",
+                paste::tail_suffix(&pane)
+            ),
+            LOOK_AGAIN,
+        )),
+        TurnState::Working if target.delivery() == DeliveryMode::AtTurnEnd => Some((
+            format!("{id} is mid-turn: it goes in when the turn ends"),
+            TURN_END_LOOK,
+        )),
+        _ => None,
     }
 }
 
@@ -698,6 +742,9 @@ fn log_recovery(lc: &Lifecycle, m: &Message, id: &Identity, outcome: &str) {
     );
 }
 
+/// The minute of the last prune.
+static LAST_PRUNE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Finished messages are kept this long for `message_status`, then pruned.
 const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -724,7 +771,10 @@ pub fn mail_pass(lc: &Lifecycle) -> Result<Vec<Personality>, LifecycleError> {
             bounce(lc, mb, &m, &why, now);
         }
     }
-    let _ = mb.prune(now.saturating_sub(KEEP_FINISHED.as_millis() as u64));
+    // Once a minute is plenty for the pruning.
+    if now / 60_000 != LAST_PRUNE.swap(now / 60_000, std::sync::atomic::Ordering::Relaxed) {
+        let _ = mb.prune(now.saturating_sub(KEEP_FINISHED.as_millis() as u64));
+    }
     let mut due: Vec<Personality> = Vec::new();
     for m in mb.waiting(None)? {
         let ready = match m.state {

@@ -9,15 +9,17 @@
 //! export_adapter!(MyRuntime);
 //! ```
 //!
-//! It serves the current contract, `iapeer:adapter@0.2.0`. The contract
+//! It serves the current contract, `iapeer:adapter@0.3.0` (new in 0.3:
+//! the required `judge-turn` export, answering a `turn-state`, and
+//! `host-fs.read-tail`). The contract
 //! itself, every type and function documented, ships inside this crate, one
 //! frozen file per version: `wit/since_v0.X/adapter.wit` (an adapter built
-//! for 0.1 from `wit/since_v0.1` keeps loading on every host that serves 0.2;
+//! for 0.1 from `wit/since_v0.1` keeps loading on every host that serves 0.3;
 //! see the gemini example).
 
 wit_bindgen::generate!({
     world: "runtime-adapter",
-    path: "wit/since_v0.2",
+    path: "wit/since_v0.3",
     default_bindings_module: "iapeer_adapter_sdk",
     pub_export_macro: true,
     export_macro_name: "export_adapter",
@@ -29,7 +31,7 @@ pub use exports::iapeer::adapter::adapter::Guest;
 pub use iapeer::adapter::host_fs;
 pub use iapeer::adapter::types::{
     AdapterInfo, ControlSequence, DeliveryMarkers, DirEntry, EntryKind, EnvVar, FsError, Kind,
-    LaunchCommand, LaunchSpec,
+    LaunchCommand, LaunchSpec, TurnState,
 };
 
 /// What a TUI that shows Claude Code's paste placeholders declares (the
@@ -129,8 +131,8 @@ pub fn intelligence_gate_error(required: &str, actual: Option<&str>) -> String {
 
 
 /// The predicates of a router adapter — nothing to resume (always `ok`), no
-/// transcripts, no dialogs, always ready, no control keys — for use inside
-/// `impl Guest for …`.
+/// transcripts, no dialogs, always ready, no control keys, no turns (`unknown`:
+/// the host falls back to `is-input-ready`) — for use inside `impl Guest for …`.
 #[macro_export]
 macro_rules! router_predicates {
     () => {
@@ -152,6 +154,10 @@ macro_rules! router_predicates {
 
         fn control_keys(_command: String) -> Option<$crate::ControlSequence> {
             None
+        }
+
+        fn judge_turn(_pane: String, _cwd: String) -> $crate::TurnState {
+            $crate::TurnState::Unknown
         }
     };
 }

@@ -14,11 +14,12 @@ const SDK_LIB: &str = include_str!("../../../adapters/sdk/src/lib.rs");
 const SDK_SCREEN: &str = include_str!("../../../adapters/sdk/src/screen.rs");
 const WIT_0_1: &str = include_str!("../../../adapters/sdk/wit/since_v0.1/adapter.wit");
 const WIT_0_2: &str = include_str!("../../../adapters/sdk/wit/since_v0.2/adapter.wit");
+const WIT_0_3: &str = include_str!("../../../adapters/sdk/wit/since_v0.3/adapter.wit");
 
 const SDK_MANIFEST: &str = r#"[package]
 name = "iapeer-adapter-sdk"
 description = "Bindings and helpers for writing iapeer runtime adapters"
-version = "0.2.0"
+version = "0.3.0"
 edition = "2024"
 license = "MIT"
 publish = false
@@ -51,13 +52,13 @@ strip = "debuginfo"
 [workspace]
 "#;
 
-const LIB: &str = r#"//! The iapeer adapter for the `@NAME@` runtime (contract iapeer:adapter@0.2).
-//! The contract, every function documented: sdk/wit/since_v0.2/adapter.wit.
+const LIB: &str = r#"//! The iapeer adapter for the `@NAME@` runtime (contract iapeer:adapter@0.3).
+//! The contract, every function documented: sdk/wit/since_v0.3/adapter.wit.
 //! How a wake uses these answers: `iapeer plugins try` shows it step by step.
 
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, DeliveryMarkers, Guest, Kind, LaunchCommand, LaunchSpec,
-    argv_with_extras, export_adapter, host_fs, keys,
+    TurnState, argv_with_extras, export_adapter, host_fs, keys,
 };
 
 struct Adapter;
@@ -140,6 +141,19 @@ impl Guest for Adapter {
             _ => None,
         }
     }
+
+    fn judge_turn(pane: String, _cwd: String) -> TurnState {
+        // TODO: what the runtime shows while the model works (and, better,
+        // what its own record says: read its tail with host_fs::read_tail).
+        // Mail waits while it works and goes in when the turn ends.
+        if pane.contains("esc to interrupt") {
+            TurnState::Working
+        } else if Self::is_input_ready(pane) {
+            TurnState::Idle
+        } else {
+            TurnState::Unknown
+        }
+    }
 }
 
 export_adapter!(Adapter);
@@ -156,7 +170,7 @@ iapeer plugins grant @NAME@              # it reads files: the operator grants t
 ```
 
 `src/lib.rs` is the adapter; `sdk/` is the iapeer adapter SDK with the
-contract (`sdk/wit/since_v0.2/adapter.wit`). The guide is
+contract (`sdk/wit/since_v0.3/adapter.wit`). The guide is
 `docs/writing-an-adapter.md` in the iapeerd repository.
 "#;
 
@@ -174,6 +188,7 @@ pub fn files(name: &str) -> Vec<(PathBuf, String)> {
         ("sdk/src/screen.rs".into(), SDK_SCREEN.into()),
         ("sdk/wit/since_v0.1/adapter.wit".into(), WIT_0_1.into()),
         ("sdk/wit/since_v0.2/adapter.wit".into(), WIT_0_2.into()),
+        ("sdk/wit/since_v0.3/adapter.wit".into(), WIT_0_3.into()),
     ]
 }
 

@@ -157,8 +157,9 @@ async fn supervise(state: Arc<ApiState>) {
     });
 }
 
-/// How often the daemon looks at the mailbox for mail due another try.
-const MAIL_PASS: Duration = Duration::from_secs(1);
+/// How often the daemon looks at the mailbox for mail due another try (as
+/// often as mail for a peer mid-turn is looked at).
+const MAIL_PASS: Duration = crate::delivery::TURN_END_LOOK;
 
 /// Dead-letters expired mail and starts a drain for each peer whose mail
 /// is due (a peer already draining is not started twice).

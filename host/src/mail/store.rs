@@ -227,9 +227,10 @@ impl Mailbox {
 
     /// Commits a new message, queued; its id.
     pub fn commit(&self, m: &NewMessage<'_>, now_ms: u64) -> Result<MessageId, MailError> {
-        let id = MessageId::generate();
         let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
         self.with(|c| {
+            // Made under the lock: in one process, ids sort as they commit.
+            let id = MessageId::generate();
             c.execute(
                 "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
                  created_ms, expires_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued')",
@@ -245,9 +246,8 @@ impl Mailbox {
                     ms(expires)
                 ],
             )?;
-            Ok(())
-        })?;
-        Ok(id)
+            Ok(id)
+        })
     }
 
     pub fn get(&self, id: &MessageId) -> Result<Option<Message>, MailError> {

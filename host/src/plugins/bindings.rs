@@ -7,25 +7,28 @@ use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
 use super::guest::GuestState;
-use super::types::{ControlSequence, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck};
-use super::{v0_1, v0_2};
+use super::types::{ControlSequence, LaunchCommand, LaunchSpec, RawInfo, ResumeCheck, TurnState};
+use super::{v0_1, v0_2, v0_3};
 
 /// The bindings of one contract version, pre-linked.
 pub(crate) enum VersionedPre {
     V0_1(v0_1::RuntimeAdapterPre<GuestState>),
     V0_2(v0_2::RuntimeAdapterPre<GuestState>),
+    V0_3(v0_3::RuntimeAdapterPre<GuestState>),
 }
 
 /// One live instance, of the version it was built against.
 pub(crate) enum VersionedInstance {
     V0_1(v0_1::RuntimeAdapter),
     V0_2(v0_2::RuntimeAdapter),
+    V0_3(v0_3::RuntimeAdapter),
 }
 
 /// Every version's host imports, in one linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     v0_1::add_to_linker(linker)?;
-    v0_2::add_to_linker(linker)
+    v0_2::add_to_linker(linker)?;
+    v0_3::add_to_linker(linker)
 }
 
 impl VersionedPre {
@@ -39,6 +42,7 @@ impl VersionedPre {
         Some(match contract {
             v0_1::CONTRACT => v0_1::instance_pre(linker, component).map(VersionedPre::V0_1),
             v0_2::CONTRACT => v0_2::instance_pre(linker, component).map(VersionedPre::V0_2),
+            v0_3::CONTRACT => v0_3::instance_pre(linker, component).map(VersionedPre::V0_3),
             _ => return None,
         })
     }
@@ -50,6 +54,7 @@ impl VersionedPre {
         Ok(match self {
             VersionedPre::V0_1(p) => VersionedInstance::V0_1(p.instantiate_async(store).await?),
             VersionedPre::V0_2(p) => VersionedInstance::V0_2(p.instantiate_async(store).await?),
+            VersionedPre::V0_3(p) => VersionedInstance::V0_3(p.instantiate_async(store).await?),
         })
     }
 }
@@ -59,6 +64,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::info(b, s).await,
             VersionedInstance::V0_2(b) => v0_2::info(b, s).await,
+            VersionedInstance::V0_3(b) => v0_3::info(b, s).await,
         }
     }
 
@@ -70,6 +76,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::build_launch(b, s, spec).await,
             VersionedInstance::V0_2(b) => v0_2::build_launch(b, s, spec).await,
+            VersionedInstance::V0_3(b) => v0_3::build_launch(b, s, spec).await,
         }
     }
 
@@ -81,6 +88,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::resolve_resume(b, s, cwd).await,
             VersionedInstance::V0_2(b) => v0_2::resolve_resume(b, s, cwd).await,
+            VersionedInstance::V0_3(b) => v0_3::resolve_resume(b, s, cwd).await,
         }
     }
 
@@ -92,6 +100,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::newest_activity_mtime(b, s, cwd).await,
             VersionedInstance::V0_2(b) => v0_2::newest_activity_mtime(b, s, cwd).await,
+            VersionedInstance::V0_3(b) => v0_3::newest_activity_mtime(b, s, cwd).await,
         }
     }
 
@@ -103,6 +112,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::boot_dialog_keys(b, s, pane).await,
             VersionedInstance::V0_2(b) => v0_2::boot_dialog_keys(b, s, pane).await,
+            VersionedInstance::V0_3(b) => v0_3::boot_dialog_keys(b, s, pane).await,
         }
     }
 
@@ -114,6 +124,7 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::is_input_ready(b, s, pane).await,
             VersionedInstance::V0_2(b) => v0_2::is_input_ready(b, s, pane).await,
+            VersionedInstance::V0_3(b) => v0_3::is_input_ready(b, s, pane).await,
         }
     }
 
@@ -125,6 +136,21 @@ impl VersionedInstance {
         match self {
             VersionedInstance::V0_1(b) => v0_1::control_keys(b, s, command).await,
             VersionedInstance::V0_2(b) => v0_2::control_keys(b, s, command).await,
+            VersionedInstance::V0_3(b) => v0_3::control_keys(b, s, command).await,
+        }
+    }
+
+    /// Where the session is in its turn; an adapter built before 0.3
+    /// cannot say.
+    pub async fn turn_state(
+        &self,
+        s: &mut Store<GuestState>,
+        pane: &str,
+        cwd: &str,
+    ) -> wasmtime::Result<TurnState> {
+        match self {
+            VersionedInstance::V0_1(_) | VersionedInstance::V0_2(_) => Ok(TurnState::Unknown),
+            VersionedInstance::V0_3(b) => v0_3::turn_state(b, s, pane, cwd).await,
         }
     }
 }

@@ -21,6 +21,8 @@ pub use super::secrets::plain_relative_components;
 pub const MAX_ENTRIES: usize = 100_000;
 /// The longest first line `read-first-line` reads, whatever the guest asks.
 pub const MAX_LINE_BYTES: u32 = 16 << 20;
+/// The most `read-tail` returns, whatever the adapter asks.
+pub const MAX_TAIL_BYTES: u32 = 1 << 20;
 
 /// Where a granted directory appears inside the guest's WASI filesystem.
 pub const GUEST_HOME: &str = "/home";
@@ -315,20 +317,15 @@ impl FileGrants {
         Ok(entries)
     }
 
-    pub fn read_first_line(
-        &self,
-        path: &str,
-        max_bytes: u32,
-        call_cwd: Option<&str>,
-    ) -> Result<String, FsError> {
+    /// A granted regular file, opened for reading without blocking (a
+    /// FIFO or a device in a granted dir must not hang or flood the host).
+    fn open_regular(&self, path: &str, call_cwd: Option<&str>) -> Result<std::fs::File, FsError> {
         let file = match self.resolve(path, call_cwd)? {
             Target::File(file) => file,
             Target::Below(_, rest) if rest.as_os_str().is_empty() => {
                 return Err(FsError::Io("is a directory".into()));
             }
             Target::Below(start, rest) => {
-                // Non-blocking, and only regular files: a FIFO or a device
-                // in a granted dir must not hang or flood the host.
                 let mut options = OpenOptions::new();
                 options.read(true);
                 cap_primitives::fs::OpenOptionsExt::custom_flags(
@@ -341,6 +338,40 @@ impl FileGrants {
         if !file.metadata()?.is_file() {
             return Err(FsError::Io("not a regular file".into()));
         }
+        Ok(file)
+    }
+
+    /// `read-tail`: the file's last bytes (at most `max_bytes`, capped),
+    /// from the start of a line.
+    pub fn read_tail(
+        &self,
+        path: &str,
+        max_bytes: u32,
+        call_cwd: Option<&str>,
+    ) -> Result<String, FsError> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = self.open_regular(path, call_cwd)?;
+        let len = file.metadata()?.len();
+        let window = u64::from(max_bytes.min(MAX_TAIL_BYTES));
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        file.take(window).read_to_end(&mut bytes)?;
+        // A line cut by the window is left out.
+        if start > 0 {
+            let cut = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+            bytes.drain(..cut);
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    pub fn read_first_line(
+        &self,
+        path: &str,
+        max_bytes: u32,
+        call_cwd: Option<&str>,
+    ) -> Result<String, FsError> {
+        let file = self.open_regular(path, call_cwd)?;
         let limit = u64::from(max_bytes.min(MAX_LINE_BYTES));
         let mut line = Vec::new();
         BufReader::new(file)

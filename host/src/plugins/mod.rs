@@ -25,6 +25,7 @@ mod types;
 mod version_glue;
 mod v0_1;
 mod v0_2;
+mod v0_3;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -66,7 +67,7 @@ use sandbox::Sandbox;
 /// The WIT package every adapter implements.
 pub const CONTRACT_PACKAGE: &str = "iapeer:adapter";
 /// The contract versions this host serves (one generated module each).
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2", "0.3"];
 /// The contract versions served, as a range: `0.1`, `0.1–0.2`.
 fn served_contracts() -> String {
     match SUPPORTED_CONTRACTS {

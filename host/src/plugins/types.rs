@@ -137,6 +137,21 @@ pub enum ResumeCheck {
     Nothing(String),
 }
 
+/// Output of `turn-state` (contract 0.3): where a session is in its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum TurnState {
+    /// At its composer, the last turn ended: a message may go in.
+    Idle,
+    /// The model or a tool is at work: a message waits.
+    Working,
+    /// A dialog or prompt is up: no key may go in.
+    Dialog,
+    /// The adapter cannot tell (or predates 0.3).
+    Unknown,
+}
+
 /// Output of `control-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ControlSequence {

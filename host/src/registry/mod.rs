@@ -68,9 +68,30 @@ pub struct PeerRecord {
     pub extra: Map<String, Value>,
 }
 
+/// When a live peer gets its mail (`delivery` in its registry entry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// Only idle at its composer: mail waits while it works (the default).
+    #[default]
+    AtTurnEnd,
+    /// Whenever its composer takes input, mid-turn too (the runtime queues
+    /// it itself, if it does).
+    Immediate,
+}
+
 impl PeerRecord {
     pub fn declares(&self, runtime: &str) -> bool {
         self.runtimes.iter().any(|r| r == runtime)
+    }
+
+    /// Its `delivery` (checked when the registry was read).
+    pub fn delivery(&self) -> DeliveryMode {
+        self.extra
+            .get("delivery")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default()
     }
 }
 

@@ -174,6 +174,14 @@ impl RawPeer {
             Some(raw) => Intelligence::parse(raw)
                 .ok_or_else(|| bad(format!("unknown intelligence {raw:?}")))?,
         };
+        if let Some(mode) = self.extra.get("delivery") {
+            let known = mode.as_str().is_some_and(|m| m.parse::<super::DeliveryMode>().is_ok());
+            if !known {
+                return Err(bad(format!(
+                    "delivery must be \"at-turn-end\" or \"immediate\", not {mode}"
+                )));
+            }
+        }
         let interfaces = self
             .interfaces
             .checked("interfaces must be an object")
