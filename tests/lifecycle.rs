@@ -2337,3 +2337,84 @@ fn an_interrupted_demo_leaves_nothing_behind() {
         .unwrap();
     assert!(!left.status.success(), "no session left running");
 }
+
+/// After a clean park (an idle reap), the topic of the message that wakes
+/// the peer decides: a topic its last session saw resumes it, a new topic
+/// starts fresh, no topic resumes; a fresh session forgets the old topics.
+/// Each decision is a lifecycle.log line, and each topic a session sees is
+/// noted.
+#[test]
+fn after_an_idle_reap_the_topic_decides_resume_or_fresh() {
+    let f = Fleet::new().with_env("IAPEER_IDLE_SECS", "1");
+    let from = f.sender();
+    f.register("bob", "claude", &[]);
+    let send = |msg: &str, topic: Option<&str>| {
+        let mut args = vec!["send", "bob", "--from", from, "--message", msg];
+        if let Some(t) = topic {
+            args.extend(["--topic", t]);
+        }
+        let out = f.ok(&args);
+        assert!(out.contains("delivered"), "{out}");
+    };
+    let park = || {
+        std::thread::sleep(Duration::from_millis(2200));
+        f.ok(&["supervise", "--once"]);
+        assert!(!f.is_live("claude-bob"), "not reaped");
+        assert!(f.state("claude-bob", "idle-reaped").exists());
+    };
+    let last_wake = || {
+        let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("ev=wake "))
+            .last()
+            .unwrap()
+            .to_string();
+        line
+    };
+    send("one", Some("release"));
+    assert!(
+        last_wake().contains("mode=fresh cause=first-wake"),
+        "{}",
+        last_wake()
+    );
+    park();
+    send("two", Some("release"));
+    assert!(
+        last_wake().contains("mode=resume cause=idle-reaped-resume"),
+        "{}",
+        last_wake()
+    );
+    assert!(!f.state("claude-bob", "idle-reaped").exists(), "consumed");
+    park();
+    send("three", Some("billing"));
+    assert!(
+        last_wake().contains("mode=fresh cause=idle-reaped-new-topic"),
+        "{}",
+        last_wake()
+    );
+    park();
+    // The fresh session saw only "billing".
+    send("four", Some("release"));
+    assert!(
+        last_wake().contains("mode=fresh cause=idle-reaped-new-topic"),
+        "{}",
+        last_wake()
+    );
+    park();
+    send("five", None);
+    assert!(
+        last_wake().contains("mode=resume cause=idle-reaped-no-topic"),
+        "{}",
+        last_wake()
+    );
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
+    assert!(
+        log.contains("ev=topic-note identity=claude-bob topic=release"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ev=topic-note identity=claude-bob topic=billing"),
+        "{log}"
+    );
+}

@@ -459,7 +459,12 @@ async fn deliver_batch(
                 mb.submitted(&claimed)?;
                 let result = into_live_session(lc, &adapter, id, &target.cwd, &text).await;
                 drop(lock);
-                return settle_live(lc, mb, id, &claimed, result, false);
+                let taken = result.is_ok();
+                let settled = settle_live(lc, mb, id, &claimed, result, false);
+                if taken {
+                    note_topics(lc, id, batch);
+                }
+                return settled;
             }
             Ok(false) => {}
             Err(e) => return waits(&undelivered_reason(target, &e)),
@@ -478,6 +483,7 @@ async fn deliver_batch(
             personality: target.personality.to_string(),
             runtime: Some(id.runtime().to_string()),
             task: text.clone(),
+            topic: head.topic.clone(),
             ..WakeArgs::default()
         })
         .await;
@@ -485,6 +491,7 @@ async fn deliver_batch(
     match woken {
         Ok(w) if w.task_delivered == Some(true) => {
             mb.delivered(&claimed, w.identity.as_str(), w.woke(), None, now)?;
+            note_topics(lc, &w.identity, batch);
             Ok(true)
         }
         // Up, but the message did not go in with the wake (it was live
@@ -494,6 +501,7 @@ async fn deliver_batch(
             match result {
                 Ok(Delivery::Accepted) => {
                     mb.delivered(&claimed, w.identity.as_str(), w.woke(), None, now)?;
+                    note_topics(lc, &w.identity, batch);
                     Ok(true)
                 }
                 Ok(Delivery::NotLive) => {
@@ -554,7 +562,11 @@ async fn not_now(
     if adapter.info().kind != AdapterKind::Tui {
         return None;
     }
-    let pane = lc.tmux.capture_pane(&lc.socket(id), id.as_str()).await.ok()?;
+    let pane = lc
+        .tmux
+        .capture_pane(&lc.socket(id), id.as_str())
+        .await
+        .ok()?;
     let cwd = canonical(&target.cwd);
     let turn = adapter
         .turn_state(&pane, &cwd.to_string_lossy())
@@ -629,6 +641,13 @@ fn undelivered_reason(target: &PeerRecord, e: &LifecycleError) -> String {
     match e {
         LifecycleError::Launch { .. } => wake_failed(target, e),
         e => e.to_string(),
+    }
+}
+
+/// The session saw these messages' topics.
+fn note_topics(lc: &Lifecycle, id: &Identity, batch: &[&Message]) {
+    for topic in batch.iter().filter_map(|m| m.topic.as_deref()) {
+        lc.note_topic(id, topic);
     }
 }
 

@@ -32,7 +32,7 @@ mod guard;
 mod launch;
 pub mod lifecycle;
 mod logfile;
-mod mail;
+pub mod mail;
 pub mod names;
 mod panel;
 mod panelog;

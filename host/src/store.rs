@@ -26,6 +26,9 @@ pub enum Mark {
     /// `attach` asked for the boot in progress: its spawner hands it over
     /// at its next look instead of killing it at the deadline.
     HandOver,
+    /// A clean park (an idle reap, a stop): the next wake lets the
+    /// message's topic decide resume or fresh; consumed when it comes up.
+    IdleReaped,
 }
 
 impl Mark {
@@ -34,12 +37,13 @@ impl Mark {
             Mark::Stopped => "stopped",
             Mark::New => "new",
             Mark::HandOver => "hand-over",
+            Mark::IdleReaped => "idle-reaped",
         }
     }
 }
 
 impl Mark {
-    const ALL: [Mark; 3] = [Mark::Stopped, Mark::New, Mark::HandOver];
+    const ALL: [Mark; 4] = [Mark::Stopped, Mark::New, Mark::HandOver, Mark::IdleReaped];
 }
 
 /// Whether a mark is set: a regular file at its path (a directory or a

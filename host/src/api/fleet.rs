@@ -327,6 +327,7 @@ async fn verb(
             "wake" => {
                 let outcome = lc
                     .wake_or_spawn(&WakeArgs {
+                        topic: None,
                         skip_seed: false,
                         personality: personality.clone(),
                         runtime: runtime.clone(),

@@ -68,6 +68,7 @@ impl Wake {
             _ => None,
         };
         let args = WakeArgs {
+            topic: None,
             skip_seed: false,
             personality: self.peer.to_string(),
             runtime: self.runtime.as_ref().map(ToString::to_string),

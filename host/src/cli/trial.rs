@@ -177,6 +177,7 @@ impl Trial {
             .with_shim(crate::shim::current())
             .with_launch_observer(Arc::new(move |step| printer.show(step)));
         let args = WakeArgs {
+            topic: None,
             personality: self.peer.into(),
             runtime: Some(runtime.to_string()),
             skip_seed: message.is_none(),

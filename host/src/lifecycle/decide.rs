@@ -43,6 +43,18 @@ pub enum ModeCause {
     TranscriptPresent,
     /// Nothing to resume: a first-ever wake.
     FirstWake,
+    /// Parked by an idle reap or a stop, a natural peer: resumed.
+    IdleReapedHuman,
+    /// … a natural peer with nothing to resume: fresh.
+    IdleReapedHumanNoResume,
+    /// Parked, and the message names no topic: resumed.
+    IdleReapedNoTopic,
+    /// Parked, and the message's topic is not one it has seen: fresh.
+    IdleReapedNewTopic,
+    /// Parked, and the message's topic is one it has seen: resumed.
+    IdleReapedResume,
+    /// Parked, but nothing to resume: fresh.
+    IdleReapedNoResume,
 }
 
 impl ModeCause {
@@ -62,12 +74,25 @@ pub enum WakeMode {
     Fail(String),
 }
 
+/// What a clean park (an idle reap, a stop) leaves the next wake to
+/// decide by: who the peer is, the topic of the message that wakes it, and
+/// the topics its last session saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Parked<'a> {
+    pub natural: bool,
+    pub topic: Option<&'a str>,
+    pub topics: &'a [String],
+}
+
 /// The priority: /new mark > explicit fresh > explicit resume
-/// (fail-loud) > default (resume when there is something to resume, else
-/// fresh). `resume_check` is only called when the answer depends on it.
+/// (fail-loud) > a clean park (the topic decides: a topic the session has
+/// not seen starts fresh) > default (resume when there is something to
+/// resume, else fresh). `resume_check` is only called when the answer
+/// depends on it.
 pub fn resolve_wake_mode(
     new_mark: bool,
     requested: Option<bool>,
+    parked: Option<Parked<'_>>,
     resume_check: impl FnOnce() -> Result<ResumeCheck, String>,
 ) -> WakeMode {
     if new_mark {
@@ -83,6 +108,37 @@ pub fn resolve_wake_mode(
             Ok(ResumeCheck::Nothing(reason)) => WakeMode::Fail(reason),
             Err(e) => WakeMode::Fail(e),
         },
+        None if parked.is_some() => {
+            let Parked {
+                natural,
+                topic,
+                topics,
+            } = parked.unwrap_or(Parked {
+                natural: false,
+                topic: None,
+                topics: &[],
+            });
+            let topic = topic.map(str::trim).filter(|t| !t.is_empty());
+            let (resume, fresh) = match topic {
+                _ if natural => (
+                    ModeCause::IdleReapedHuman,
+                    ModeCause::IdleReapedHumanNoResume,
+                ),
+                None => (ModeCause::IdleReapedNoTopic, ModeCause::IdleReapedNoResume),
+                Some(t) if !topics.iter().any(|k| k == t) => {
+                    return WakeMode::Fresh(ModeCause::IdleReapedNewTopic);
+                }
+                Some(_) => (ModeCause::IdleReapedResume, ModeCause::IdleReapedNoResume),
+            };
+            match resume_check() {
+                Ok(ResumeCheck::Resumable(reference)) => WakeMode::Resume {
+                    cause: resume,
+                    reference,
+                },
+                Ok(ResumeCheck::Nothing(_)) => WakeMode::Fresh(fresh),
+                Err(e) => WakeMode::Fail(e),
+            }
+        }
         None => match resume_check() {
             Ok(ResumeCheck::Resumable(reference)) => WakeMode::Resume {
                 cause: ModeCause::TranscriptPresent,
@@ -150,42 +206,99 @@ mod tests {
         let never = || -> Result<ResumeCheck, String> { panic!("must not be asked") };
 
         assert_eq!(
-            resolve_wake_mode(true, Some(true), never),
+            resolve_wake_mode(true, Some(true), None, never),
             WakeMode::Fresh(ModeCause::NewMark)
         );
         assert_eq!(
-            resolve_wake_mode(true, None, never),
+            resolve_wake_mode(true, None, None, never),
             WakeMode::Fresh(ModeCause::NewMark)
         );
         assert_eq!(
-            resolve_wake_mode(false, Some(false), never),
+            resolve_wake_mode(false, Some(false), None, never),
             WakeMode::Fresh(ModeCause::ExplicitFresh)
         );
         assert_eq!(
-            resolve_wake_mode(false, Some(true), found),
+            resolve_wake_mode(false, Some(true), None, found),
             WakeMode::Resume {
                 cause: ModeCause::ExplicitResume,
                 reference: Some("t1".into())
             }
         );
         assert_eq!(
-            resolve_wake_mode(false, Some(true), nothing),
+            resolve_wake_mode(false, Some(true), None, nothing),
             WakeMode::Fail("no transcript to resume".into())
         );
         assert_eq!(
-            resolve_wake_mode(false, None, found),
+            resolve_wake_mode(false, None, None, found),
             WakeMode::Resume {
                 cause: ModeCause::TranscriptPresent,
                 reference: Some("t1".into())
             }
         );
         assert_eq!(
-            resolve_wake_mode(false, None, nothing),
+            resolve_wake_mode(false, None, None, nothing),
             WakeMode::Fresh(ModeCause::FirstWake)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, || Err("adapter crashed".into())),
+            resolve_wake_mode(false, None, None, || Err("adapter crashed".into())),
             WakeMode::Fail("adapter crashed".into())
+        );
+    }
+
+    #[test]
+    fn a_clean_park_lets_the_topic_decide() {
+        let found = || Ok(ResumeCheck::Resumable(None));
+        let nothing = || Ok(ResumeCheck::Nothing("none".into()));
+        let seen = vec!["release".to_string(), "bugs".to_string()];
+        let parked = |natural, topic| {
+            Some(Parked {
+                natural,
+                topic,
+                topics: &seen,
+            })
+        };
+        let resume = |cause| WakeMode::Resume {
+            cause,
+            reference: None,
+        };
+        let never = || -> Result<ResumeCheck, String> { panic!("must not be asked") };
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(false, None), found),
+            resume(ModeCause::IdleReapedNoTopic)
+        );
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(false, Some(" ")), nothing),
+            WakeMode::Fresh(ModeCause::IdleReapedNoResume)
+        );
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(false, Some("billing")), never),
+            WakeMode::Fresh(ModeCause::IdleReapedNewTopic)
+        );
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(false, Some("release")), found),
+            resume(ModeCause::IdleReapedResume)
+        );
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(false, Some("release")), nothing),
+            WakeMode::Fresh(ModeCause::IdleReapedNoResume)
+        );
+        // A human's conversation is resumed whatever the topic.
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(true, Some("billing")), found),
+            resume(ModeCause::IdleReapedHuman)
+        );
+        assert_eq!(
+            resolve_wake_mode(false, None, parked(true, None), nothing),
+            WakeMode::Fresh(ModeCause::IdleReapedHumanNoResume)
+        );
+        // The /new mark and an explicit wish still come first.
+        assert_eq!(
+            resolve_wake_mode(true, None, parked(false, Some("release")), never),
+            WakeMode::Fresh(ModeCause::NewMark)
+        );
+        assert_eq!(
+            ModeCause::IdleReapedNewTopic.as_str(),
+            "idle-reaped-new-topic"
         );
     }
 

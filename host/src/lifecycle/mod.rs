@@ -111,6 +111,9 @@ pub struct WakeArgs {
     /// Type nothing the caller did not give: a fresh start skips the
     /// profile's initial prompt (`doctor` boots and sends nothing).
     pub skip_seed: bool,
+    /// The topic of the message the wake carries: after a clean park it
+    /// decides resume (a topic the session saw) or fresh (a new one).
+    pub topic: Option<String>,
 }
 
 /// What every step of the spawn half of a wake works on: the request, the
@@ -617,7 +620,19 @@ impl Lifecycle {
         } else {
             None
         };
-        let mode = resolve_wake_mode(new_mark, args.resume, || {
+        // A clean park lets the message's topic decide.
+        let topics = if store::has_mark(&self.cfg, id, Mark::IdleReaped) {
+            let mb = self.mailbox()?;
+            Some(mb.topics(id.as_str())?)
+        } else {
+            None
+        };
+        let parked = topics.as_deref().map(|topics| decide::Parked {
+            natural: peer.intelligence == Intelligence::Natural,
+            topic: args.topic.as_deref(),
+            topics,
+        });
+        let mode = resolve_wake_mode(new_mark, args.resume, parked, || {
             check.unwrap_or_else(|| Err("resume check skipped".into()))
         });
         let (spawn_mode, resume_ref, cause) = match mode {
@@ -841,6 +856,7 @@ impl Lifecycle {
                 self.record_session(id, cwd);
                 self.consume_new_mark(id, cause);
                 self.came_up(id);
+                self.start_topics(id, spawn_mode, args.topic.as_deref());
                 // A router takes no first message at launch: the caller
                 // hands it over through `delivery`.
                 let has_task = !args.task.trim().is_empty();
@@ -990,6 +1006,38 @@ impl Lifecycle {
         fsutil::write_atomic(&path, text.as_bytes())
             .map_err(|e| LifecycleError::state(path.display().to_string(), e))?;
         Ok(Some(path))
+    }
+
+    /// A session came up: the park is over, a fresh one forgets the last
+    /// session's topics, and the wake's topic is its first.
+    fn start_topics(&self, id: &Identity, mode: SpawnMode, topic: Option<&str>) {
+        let _ = store::clear_mark(&self.cfg, id, Mark::IdleReaped);
+        let Ok(mb) = self.mailbox() else { return };
+        if mode == SpawnMode::Fresh {
+            let _ = mb.reset_topics(id.as_str());
+        }
+        if let Some(topic) = topic.map(str::trim).filter(|t| !t.is_empty()) {
+            self.note_topic(id, topic);
+        }
+    }
+
+    /// A session saw `topic` (`ev=topic-note` in lifecycle.log).
+    pub(crate) fn note_topic(&self, id: &Identity, topic: &str) {
+        let topic = crate::envelope::clip_topic(topic);
+        if topic.is_empty() {
+            return;
+        }
+        if let Ok(mb) = self.mailbox()
+            && mb
+                .note_topic(id.as_str(), &topic, self.clock.now_ms())
+                .is_ok()
+        {
+            events::log(
+                &self.cfg,
+                "topic-note",
+                &[("identity", id.as_str()), ("topic", &topic)],
+            );
+        }
     }
 
     /// Where a paste into `id` is recorded while in flight.

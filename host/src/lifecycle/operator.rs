@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{Lifecycle, LifecycleError, WakeArgs, WakeReport, canonical, resolve_wake_runtime};
 use crate::guard;
 use crate::names::{Identity, Personality, Runtime};
+use crate::plugins::TurnState;
 use crate::registry::{self, PeerRecord};
 use crate::store::{self, Mark};
 use crate::tmux::{Liveness, probe};
@@ -119,6 +120,9 @@ pub struct RuntimeStatus {
     /// clears it). Only present when true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub crash_loop: bool,
+    /// Where a live TUI is in its turn, when its adapter can tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<TurnState>,
 }
 
 /// A session's last exit, as the session shim recorded it.
@@ -271,9 +275,14 @@ impl Lifecycle {
         // Even if an in-flight wake outlasts our patience, the operator
         // asked for a halt: kill anyway (that wake then fails).
         let _lock = self.lock_or_proceed(&id).await;
+        let was_live = self.is_live(&id);
         match self.kill_session(&id).await {
             Ok(()) => {
                 let _ = store::remove_session(&self.cfg, &id);
+                // A clean park: the next wake lets the topic decide.
+                if was_live {
+                    let _ = store::set_mark(&self.cfg, &id, Mark::IdleReaped, self.clock.now_ms());
+                }
                 match marked {
                     Ok(()) => row(VerbAction::Stopped, None),
                     Err(e) => row(
@@ -373,6 +382,7 @@ impl Lifecycle {
         let id = Identity::new(&rt, &peer.personality);
         store::check_marks(&self.cfg, &id).map_err(LifecycleError::StateInTheWay)?;
         let _ = store::clear_mark(&self.cfg, &id, Mark::Stopped);
+        let _ = store::clear_mark(&self.cfg, &id, Mark::IdleReaped);
         store::set_mark(&self.cfg, &id, Mark::New, self.clock.now_ms())
             .map_err(|e| LifecycleError::state("the /new mark", e))?;
         {
@@ -390,6 +400,7 @@ impl Lifecycle {
         }
         let wake = self
             .wake_or_spawn(&WakeArgs {
+                topic: None,
                 skip_seed: false,
                 personality: peer.personality.to_string(),
                 runtime: Some(rt.to_string()),
@@ -495,6 +506,7 @@ impl Lifecycle {
             return Ok(target(false));
         }
         self.wake_or_spawn(&WakeArgs {
+            topic: None,
             skip_seed: false,
             personality: peer.personality.to_string(),
             runtime: Some(rt.to_string()),
@@ -560,6 +572,7 @@ impl Lifecycle {
             .map(str::to_string)
             .or_else(|| default_runtime.map(|r| r.to_string()));
         self.wake_or_spawn(&WakeArgs {
+            topic: None,
             skip_seed: false,
             personality: personality.to_string(),
             runtime,
@@ -573,7 +586,7 @@ impl Lifecycle {
     /// One registered peer with the state of each runtime.
     pub async fn peer_status(&self, peer: &PeerRecord) -> PeerStatus {
         let now = self.clock.now_ms();
-        let runtimes = peer
+        let mut runtimes: Vec<RuntimeStatus> = peer
             .runtimes
             .iter()
             .map(|rt| {
@@ -600,9 +613,20 @@ impl Lifecycle {
                     status,
                     last_exit,
                     crash_loop,
+                    turn: None,
                 }
             })
             .collect();
+        for rt in runtimes
+            .iter_mut()
+            .filter(|r| r.status == RuntimeState::Live)
+        {
+            if let Ok(runtime) = Runtime::new(rt.runtime.as_str()) {
+                rt.turn = self
+                    .turn_of(&Identity::new(&runtime, &peer.personality), &peer.cwd)
+                    .await;
+            }
+        }
         let last = self.last_active_runtime(peer).await;
         let owner = guard::external_owner(&self.cfg, &peer.personality);
         PeerStatus {
@@ -617,6 +641,25 @@ impl Lifecycle {
             managed_by: owner.as_ref().map(guard::Owner::name),
             runtimes,
             queue_depth: 0,
+        }
+    }
+
+    /// Where a live TUI session is in its turn (`None`: a router, or its
+    /// adapter cannot tell).
+    pub async fn turn_of(&self, id: &Identity, cwd: &Path) -> Option<TurnState> {
+        let adapter = self.adapter(id.runtime()).ok()?;
+        if adapter.info().kind != crate::plugins::AdapterKind::Tui {
+            return None;
+        }
+        let pane = self
+            .tmux
+            .capture_pane(&self.socket(id), id.as_str())
+            .await
+            .ok()?;
+        let cwd = super::canonical(cwd);
+        match adapter.turn_state(&pane, &cwd.to_string_lossy()).await {
+            Ok(TurnState::Unknown) | Err(_) => None,
+            Ok(turn) => Some(turn),
         }
     }
 

@@ -425,6 +425,8 @@ impl Lifecycle {
                     );
                 }
                 let _ = store::remove_session(&self.cfg, id);
+                // A clean park: the next wake lets the topic decide.
+                let _ = store::set_mark(&self.cfg, id, Mark::IdleReaped, self.clock.now_ms());
                 SuperviseOutcome::new(id, SuperviseAction::ReapedIdle, Some(why))
             }
         }
@@ -446,6 +448,7 @@ impl Lifecycle {
                 continue;
             };
             let args = WakeArgs {
+                topic: None,
                 skip_seed: false,
                 personality: personality.clone(),
                 runtime: Some(runtime.clone()),

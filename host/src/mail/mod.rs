@@ -353,6 +353,25 @@ mod tests {
     }
 
     #[test]
+    fn a_session_keeps_its_sixteen_latest_topics() {
+        let (_dir, mb) = open();
+        for i in 0..20u64 {
+            mb.note_topic("claude-bob", &format!("t{i}"), i).unwrap();
+        }
+        mb.note_topic("claude-bob", "t5", 100).unwrap();
+        let topics = mb.topics("claude-bob").unwrap();
+        assert_eq!(topics.len(), 16);
+        assert_eq!(topics.first().unwrap(), "t4", "{topics:?}");
+        assert_eq!(topics.last().unwrap(), "t5", "seen again: the most recent");
+        mb.note_topic("claude-bob", "new", 101).unwrap();
+        let topics = mb.topics("claude-bob").unwrap();
+        assert_eq!(topics.first().unwrap(), "t6", "the oldest went: {topics:?}");
+        assert!(mb.topics("codex-bob").unwrap().is_empty());
+        mb.reset_topics("claude-bob").unwrap();
+        assert!(mb.topics("claude-bob").unwrap().is_empty());
+    }
+
+    #[test]
     fn ids_are_checked() {
         assert!(MessageId::parse("nope").is_err());
         assert!(MessageId::parse("'; DROP TABLE messages; --").is_err());

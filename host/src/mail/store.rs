@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS messages (
     woke         INTEGER NOT NULL DEFAULT 0,
     not_before_ms INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS topics (
+    identity  TEXT NOT NULL,
+    topic     TEXT NOT NULL,
+    noted_ms  INTEGER NOT NULL,
+    PRIMARY KEY (identity, topic)
+);
 CREATE INDEX IF NOT EXISTS messages_waiting
     ON messages(personality, seq) WHERE state IN ('queued', 'claimed', 'submitted');
 ";
@@ -488,6 +494,49 @@ impl Mailbox {
                 "DELETE FROM messages WHERE state IN ('delivered', 'dead') AND done_ms < ?1",
                 params![ms(before_ms)],
             )?)
+        })
+    }
+}
+
+/// The most topics kept per session (the oldest go first).
+pub const MAX_TOPICS: usize = 16;
+
+impl Mailbox {
+    /// The topics a session has seen, oldest first.
+    pub fn topics(&self, identity: &str) -> Result<Vec<String>, MailError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT topic FROM topics WHERE identity = ?1 ORDER BY noted_ms, rowid")?;
+            let rows = stmt.query_map(params![identity], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Notes that a session saw `topic` (now its most recent); at most
+    /// [`MAX_TOPICS`] are kept.
+    pub fn note_topic(&self, identity: &str, topic: &str, now_ms: u64) -> Result<(), MailError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO topics (identity, topic, noted_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (identity, topic) DO UPDATE SET noted_ms = excluded.noted_ms",
+                params![identity, topic, ms(now_ms)],
+            )?;
+            tx.execute(
+                "DELETE FROM topics WHERE identity = ?1 AND topic NOT IN \
+                 (SELECT topic FROM topics WHERE identity = ?1 ORDER BY noted_ms DESC, rowid DESC LIMIT ?2)",
+                params![identity, MAX_TOPICS as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// A fresh session starts with no topics.
+    pub fn reset_topics(&self, identity: &str) -> Result<(), MailError> {
+        self.with(|c| {
+            c.execute("DELETE FROM topics WHERE identity = ?1", params![identity])?;
+            Ok(())
         })
     }
 }

@@ -47,6 +47,10 @@ pub struct Row {
     pub last_active_ms: Option<u64>,
     /// `exited (status 1) at 2026-…`, when a session of it ended.
     pub last_exit: Option<String>,
+    /// Messages waiting in the peer's mailbox (shown on its first row).
+    pub mail: u64,
+    /// Where a live TUI is in its turn, when its adapter can tell.
+    pub turn: Option<crate::plugins::TurnState>,
 }
 
 impl Row {
@@ -95,7 +99,7 @@ pub async fn snapshot(lc: &Lifecycle) -> Snapshot {
         }
     };
     for peer in fleet {
-        for rt in &peer.runtimes {
+        for (i, rt) in peer.runtimes.iter().enumerate() {
             let active = peer.last_active_runtime.as_deref() == Some(rt.runtime.as_str());
             let row = Row {
                 personality: peer.personality.clone(),
@@ -112,6 +116,8 @@ pub async fn snapshot(lc: &Lifecycle) -> Snapshot {
                     .last_exit
                     .as_ref()
                     .map(|e| format!("{} at {}", e.how, e.at)),
+                mail: if i == 0 { peer.queue_depth } else { 0 },
+                turn: rt.turn,
             };
             snap.rows.push(row);
         }

@@ -10,6 +10,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Table, TableState};
 
 use super::model::{Row, Snapshot, ago};
+use crate::plugins::TurnState;
 use crate::term::escape_controls;
 
 pub struct ViewState<'a> {
@@ -69,11 +70,21 @@ fn draw_table(frame: &mut Frame, area: ratatui::layout::Rect, v: &ViewState, nar
         vec!["", "PEER", "RUNTIME", "STATE", "ACTIVE", "LAST EXIT"]
     };
     let rows = v.visible.iter().map(|r| {
+        let peer = escape_controls(&r.personality, false);
+        let peer = match r.mail {
+            0 => peer.into_owned(),
+            n => format!("{peer} ✉{n}"),
+        };
+        // A live TUI mid-turn or at a dialog says so instead of "live".
+        let word = match r.turn {
+            Some(t @ (TurnState::Working | TurnState::Dialog)) => t.into(),
+            _ => r.state.word(),
+        };
         let mut cells = vec![
             Cell::from(r.state.glyph()),
-            Cell::from(escape_controls(&r.personality, false).into_owned()),
+            Cell::from(peer),
             Cell::from(escape_controls(&r.runtime, false).into_owned()),
-            Cell::from(r.state.word()),
+            Cell::from(word),
             Cell::from(r.last_active_ms.map_or("-".into(), |t| ago(v.now_ms, t))),
         ];
         if !narrow {

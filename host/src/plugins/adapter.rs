@@ -21,8 +21,7 @@ use super::health::Health;
 use super::hostfs::FileGrants;
 use super::sandbox::{self, MEMORY_CAP, Sandbox};
 use super::types::{
-    AdapterInfo, ControlSequence, DeclaredLimits, LaunchCommand, LaunchSpec, ResumeCheck,
-    TurnState,
+    AdapterInfo, ControlSequence, DeclaredLimits, LaunchCommand, LaunchSpec, ResumeCheck, TurnState,
 };
 use super::{Source, validate};
 
@@ -464,12 +463,9 @@ impl Adapter {
     /// Where the session in `cwd`, showing `pane`, is in its turn (contract
     /// 0.3; older adapters say `Unknown`). It may read the transcript's tail.
     pub async fn turn_state(&self, pane: &str, cwd: &str) -> Result<TurnState, AdapterError> {
-        self.call(
-            "judge-turn",
-            self.budgets.scan,
-            Some(cwd),
-            async |i, s| i.turn_state(s, pane, cwd).await,
-        )
+        self.call("judge-turn", self.budgets.scan, Some(cwd), async |i, s| {
+            i.turn_state(s, pane, cwd).await
+        })
         .await
     }
 

@@ -359,7 +359,10 @@ impl FileGrants {
         file.take(window).read_to_end(&mut bytes)?;
         // A line cut by the window is left out.
         if start > 0 {
-            let cut = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+            let cut = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
             bytes.drain(..cut);
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -175,7 +175,9 @@ impl RawPeer {
                 .ok_or_else(|| bad(format!("unknown intelligence {raw:?}")))?,
         };
         if let Some(mode) = self.extra.get("delivery") {
-            let known = mode.as_str().is_some_and(|m| m.parse::<super::DeliveryMode>().is_ok());
+            let known = mode
+                .as_str()
+                .is_some_and(|m| m.parse::<super::DeliveryMode>().is_ok());
             if !known {
                 return Err(bad(format!(
                     "delivery must be \"at-turn-end\" or \"immediate\", not {mode}"

@@ -275,9 +275,11 @@ function concerns(event, identity) {
 function rowsOf(snapshot) {
   const rows = [];
   for (const peer of snapshot.peers) {
-    for (const rt of peer.runtimes) {
+    for (const [i, rt] of peer.runtimes.entries()) {
       const state = rt.status === 'asleep' && rt.crash_loop ? 'crash-loop' : rt.status;
       rows.push({
+        mail: i === 0 ? peer.queue_depth || 0 : 0,
+        turn: rt.turn || '',
         identity: `${rt.runtime}-${peer.personality}`,
         personality: peer.personality,
         runtime: rt.runtime,
@@ -351,7 +353,9 @@ function render() {
       if (changes.length > 1000) changes.shift();
     }
     entry.row = row;
-    setText(entry.cells.state, `${GLYPHS[row.state] || '?'} ${row.state}`);
+    const turn = row.turn === 'working' || row.turn === 'dialog' ? ` · ${row.turn}` : '';
+    setText(entry.cells.state, `${GLYPHS[row.state] || '?'} ${row.state}${turn}`);
+    setText(entry.cells.peer, row.mail ? `${row.personality} ✉ ${row.mail}` : row.personality);
     entry.tr.dataset.state = row.state;
     setText(entry.cells.active, ago(row.activeMs));
     setText(entry.cells.exit, row.lastExit);
