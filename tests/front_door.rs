@@ -114,7 +114,9 @@ fn ten_senders_to_a_peer_mid_turn_wait_for_the_turn_end() {
     );
     assert_eq!(first["structuredContent"]["woke"], true, "{first}");
     let turns = || std::fs::read_to_string(f.home.join("fake-turns.log")).unwrap_or_default();
-    wait_until("the turn", Duration::from_secs(10), || turns().contains("start"));
+    wait_until("the turn", Duration::from_secs(10), || {
+        turns().contains("start")
+    });
     let results: Vec<Value> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..10)
             .map(|i| {
@@ -133,7 +135,11 @@ fn ten_senders_to_a_peer_mid_turn_wait_for_the_turn_end() {
     for r in &results {
         let sc = &r["structuredContent"];
         assert_eq!(sc["queued"], true, "{r}");
-        assert!(sc["reason"].as_str().unwrap().contains("mid-turn") || sc["reason"].as_str().unwrap().contains("behind an earlier"), "{r}");
+        assert!(
+            sc["reason"].as_str().unwrap().contains("mid-turn")
+                || sc["reason"].as_str().unwrap().contains("behind an earlier"),
+            "{r}"
+        );
         ids.push(sc["id"].as_str().unwrap().to_string());
     }
     wait_until("all ten delivered", Duration::from_secs(20), || {
@@ -141,16 +147,27 @@ fn ten_senders_to_a_peer_mid_turn_wait_for_the_turn_end() {
             d.message_status(Some("claude-alice"), id)["structuredContent"]["state"] == "delivered"
         })
     });
-    wait_until("the second turn's end", Duration::from_secs(10), || turns().matches("end").count() >= 2);
+    wait_until("the second turn's end", Duration::from_secs(10), || {
+        turns().matches("end").count() >= 2
+    });
     let log = turns();
     assert!(!log.contains("DURING"), "typed into a turn:\n{log}");
-    assert_eq!(log.matches("start").count(), 2, "one paste for the ten:\n{log}");
+    assert_eq!(
+        log.matches("start").count(),
+        2,
+        "one paste for the ten:\n{log}"
+    );
     let t = f.claude_transcript(&bob);
     // The order they were accepted in (ids sort as they commit).
     let mut order: Vec<(String, usize)> = results
         .iter()
         .enumerate()
-        .map(|(i, r)| (r["structuredContent"]["id"].as_str().unwrap().to_string(), i))
+        .map(|(i, r)| {
+            (
+                r["structuredContent"]["id"].as_str().unwrap().to_string(),
+                i,
+            )
+        })
         .collect();
     order.sort();
     let positions: Vec<usize> = order
@@ -161,7 +178,10 @@ fn ten_senders_to_a_peer_mid_turn_wait_for_the_turn_end() {
             t.find(&needle).unwrap()
         })
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order: {t}");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {t}"
+    );
 }
 
 #[test]
@@ -1186,4 +1206,94 @@ fn a_client_that_never_reads_its_answers_is_cut() {
     flood.join().unwrap();
     eprintln!("cut after {answered} of {requests} answers");
     assert_eq!(d.get("/fleet/v1/status").status, 200);
+}
+
+/// An ephemeral peer (`wake_policy: ephemeral`) takes one message per
+/// session: each message waits in its mailbox until the last session is
+/// done and reaped (quiet after it answered or said `self-done`, or idle
+/// past the unarmed bound), then wakes a fresh one. Each session sees its
+/// one message; none is lost.
+#[test]
+fn an_ephemeral_peer_drains_its_mailbox_one_wake_per_message() {
+    let (f, _, _) = fleet_of_three();
+    let f = f
+        .with_env("IAPEER_EPHEMERAL_QUIET_SECS", "1")
+        .with_env("IAPEER_EPHEMERAL_IDLE_SECS", "3");
+    let eph = f.register("eph", "claude", &[]);
+    std::fs::create_dir_all(eph.join(".iapeer")).unwrap();
+    std::fs::write(
+        eph.join(".iapeer/peer-profile.json"),
+        r#"{"wake_policy": "ephemeral"}"#,
+    )
+    .unwrap();
+    let d = f.start_daemon(&["--tick-secs", "1"]);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = d.send_to_peer(
+            Some("claude-alice"),
+            json!({"personality": "eph", "message": format!("job {i}"), "wait_secs": 0}),
+        );
+        assert_eq!(r["isError"], false, "{r}");
+        ids.push(r["structuredContent"]["id"].as_str().unwrap().to_string());
+    }
+    // The first session is done once it says so: reaped when quiet.
+    wait_until("the first session", Duration::from_secs(10), || {
+        f.is_live("claude-eph")
+    });
+    let done = f
+        .cmd(&["self-done"])
+        .env("PEER_IDENTITY", "claude-eph")
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{}", common::output_text(&done));
+    let all_in = wait_until_ok(Duration::from_secs(40), || {
+        ids.iter().all(|id| {
+            d.message_status(Some("claude-alice"), id)["structuredContent"]["state"] == "delivered"
+        })
+    });
+    if !all_in {
+        let statuses: Vec<Value> = ids
+            .iter()
+            .map(|id| d.message_status(Some("claude-alice"), id)["structuredContent"].clone())
+            .collect();
+        let log =
+            std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap_or_default();
+        panic!("not all delivered: {statuses:#?}\n{log}");
+    }
+    assert_eq!(
+        spawns_of(&f, "claude-eph"),
+        3,
+        "one fresh session per message"
+    );
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
+    assert_eq!(
+        log.matches("identity=claude-eph runtime=claude mode=fresh cause=ephemeral-policy")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("action=reaped-ephemeral"), "{log}");
+    // Each session's transcript holds its one message.
+    let dir = std::fs::read_dir(f.home.join(".claude/projects")).unwrap();
+    let mut per_session = Vec::new();
+    for project in dir.flatten() {
+        for t in std::fs::read_dir(project.path()).unwrap().flatten() {
+            let text = std::fs::read_to_string(t.path()).unwrap();
+            if text.contains("job ") {
+                per_session.push(text.matches("job ").count());
+            }
+        }
+    }
+    assert_eq!(per_session, [1, 1, 1], "one message per session");
+}
+
+fn wait_until_ok(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
 }

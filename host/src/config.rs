@@ -69,6 +69,10 @@ pub struct Config {
     pub crashloop_window_secs: u64,
     /// How long a message may wait in the mailbox (`IAPEER_MAIL_TTL_SECS`).
     pub mail_ttl: Duration,
+    /// An ephemeral peer that answered is reaped once quiet this long.
+    pub ephemeral_quiet_secs: u64,
+    /// An ephemeral peer that never answered is reaped once idle this long.
+    pub ephemeral_idle_secs: u64,
     /// The most an adapter may declare it needs: `IAPEER_PLUGIN_MAX_MEMORY_MIB`
     /// (256) and `IAPEER_PLUGIN_MAX_CALL_MS` (30000).
     pub plugin_caps: LimitCaps,
@@ -166,6 +170,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "IAPEER_IDLE_SECS",
         "idle seconds after which a session is reaped (3600)",
+    ),
+    (
+        "IAPEER_EPHEMERAL_QUIET_SECS",
+        "quiet seconds after which an ephemeral peer that answered is reaped (20)",
+    ),
+    (
+        "IAPEER_EPHEMERAL_IDLE_SECS",
+        "idle seconds after which an ephemeral peer that never answered is reaped (600)",
     ),
     (
         "IAPEER_MAX_AGE_SECS",
@@ -413,6 +425,8 @@ impl Config {
             crashloop_max: ranged("IAPEER_CRASHLOOP_MAX", 0, 1_000_000, 3)?,
             crashloop_window_secs: secs(None, "IAPEER_CRASHLOOP_WINDOW_SECS", 300)?,
             mail_ttl: Duration::from_secs(secs(None, "IAPEER_MAIL_TTL_SECS", 86_400)?),
+            ephemeral_quiet_secs: secs(None, "IAPEER_EPHEMERAL_QUIET_SECS", 20)?,
+            ephemeral_idle_secs: secs(None, "IAPEER_EPHEMERAL_IDLE_SECS", 600)?,
             plugin_caps: LimitCaps {
                 memory: (ranged("IAPEER_PLUGIN_MAX_MEMORY_MIB", 1, 1 << 16, 256)? as usize) << 20,
                 call: Duration::from_millis(ranged(

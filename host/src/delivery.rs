@@ -363,10 +363,13 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
             }
         };
         let id = Identity::new(&rt, &target.personality);
+        // An ephemeral peer takes one message per session.
+        let ephemeral = lc.is_ephemeral(target);
         let batch: Vec<&Message> = queued
             .iter()
             .copied()
             .take_while(|m| m.runtime.as_deref().is_none_or(|r| r == rt.as_str()))
+            .take(if ephemeral { 1 } else { usize::MAX })
             .collect();
         let mut admitted = Vec::new();
         for m in batch {
@@ -380,7 +383,7 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
         if admitted.is_empty() {
             continue;
         }
-        if !deliver_batch(lc, mb, target, &id, &admitted).await? {
+        if !deliver_batch(lc, mb, target, &id, &admitted, ephemeral).await? {
             return Ok(());
         }
     }
@@ -425,6 +428,7 @@ async fn deliver_batch(
     target: &PeerRecord,
     id: &Identity,
     batch: &[&Message],
+    ephemeral: bool,
 ) -> Result<bool, LifecycleError> {
     let ids: Vec<MessageId> = batch.iter().map(|m| m.id.clone()).collect();
     let head = batch[0];
@@ -445,6 +449,17 @@ async fn deliver_batch(
             Err(e) => return waits(&e.to_string()),
         };
         match live_under_lock(lc, id, queued_at).await {
+            Ok(true) if ephemeral => {
+                let why = format!(
+                    "{id} is ephemeral: one message per session; it goes in once the live one is done and reaped"
+                );
+                let again = lc
+                    .clock
+                    .now_ms()
+                    .saturating_add(LOOK_AGAIN.as_millis() as u64);
+                mb.requeue(&ids, &why, again)?;
+                return Ok(false);
+            }
             Ok(true) => {
                 if let Some((why, after)) = not_now(lc, &adapter, target, id).await {
                     let again = lc.clock.now_ms().saturating_add(after.as_millis() as u64);

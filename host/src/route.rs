@@ -359,7 +359,11 @@ async fn route(
             lc.clock.now_ms(),
         )
         .map_err(|e| SendError::Lifecycle(e.into()))?;
-    // Accepted: whatever happens now, it is in the mailbox.
+    // Accepted: whatever happens now, it is in the mailbox. An ephemeral
+    // sender has answered: its session may go once quiet.
+    if lc.is_ephemeral(caller_rec) {
+        let _ = store::set_mark(&lc.cfg, caller, Mark::EphemeralArmed, lc.clock.now_ms());
+    }
     if let Err(e) = delivery::drain(lc, &target.personality).await {
         tracing::warn!(peer = %target.personality, "mailbox drain: {e}");
     }

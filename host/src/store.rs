@@ -29,6 +29,8 @@ pub enum Mark {
     /// A clean park (an idle reap, a stop): the next wake lets the
     /// message's topic decide resume or fresh; consumed when it comes up.
     IdleReaped,
+    /// An ephemeral peer answered (or said `self-done`): reaped once quiet.
+    EphemeralArmed,
 }
 
 impl Mark {
@@ -38,12 +40,19 @@ impl Mark {
             Mark::New => "new",
             Mark::HandOver => "hand-over",
             Mark::IdleReaped => "idle-reaped",
+            Mark::EphemeralArmed => "ephemeral-armed",
         }
     }
 }
 
 impl Mark {
-    const ALL: [Mark; 4] = [Mark::Stopped, Mark::New, Mark::HandOver, Mark::IdleReaped];
+    const ALL: [Mark; 5] = [
+        Mark::Stopped,
+        Mark::New,
+        Mark::HandOver,
+        Mark::IdleReaped,
+        Mark::EphemeralArmed,
+    ];
 }
 
 /// Whether a mark is set: a regular file at its path (a directory or a

@@ -78,6 +78,9 @@ enum Command {
     /// Mark a peer for a fresh start: its next wake begins a new
     /// conversation instead of resuming. A live session runs on.
     MarkNew(commands::PeerArgs),
+    /// Run by an ephemeral peer in its own session ($PEER_IDENTITY): its
+    /// work is done, and its session is reaped once quiet.
+    SelfDone,
     /// Attach the terminal to a peer's session, resuming it if it sleeps.
     Attach(commands::Attach),
     /// Folder launch: bring up the peer of the current directory, fresh.
@@ -138,6 +141,7 @@ impl Command {
             Command::Start(c) => c.run(ctx),
             Command::New(p) => verbs::new(cfg, p.peer.as_str(), p.runtime(), json),
             Command::MarkNew(p) => verbs::mark_new(cfg, p.peer.as_str(), p.runtime(), json),
+            Command::SelfDone => verbs::self_done(cfg),
             Command::Attach(c) => c.run(ctx),
             Command::Launch { runtime } => {
                 verbs::launch(cfg, runtime.as_ref().map(Runtime::as_str), json)

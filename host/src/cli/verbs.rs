@@ -269,6 +269,45 @@ pub fn mark_new(
     print_outcomes(&[row], json)
 }
 
+/// `iapeer self-done`, run by an ephemeral peer from its own session: its
+/// work is done; the supervisor reaps it once quiet.
+pub fn self_done(cfg: &Config) -> anyhow::Result<i32> {
+    let lc = lifecycle(cfg)?;
+    let raw = lc
+        .cfg
+        .env
+        .get("PEER_IDENTITY")
+        .map(|v| v.trim().to_string());
+    let id = raw
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("self-done: PEER_IDENTITY is not set (run it from a peer's session)")
+        })
+        .and_then(|v| {
+            Identity::parse(v)
+                .with_context(|| "self-done: PEER_IDENTITY must be <runtime>-<personality>")
+        })?;
+    let peer = lc
+        .registered_peer(id.personality().as_str())
+        .map_err(|e| failure(id.personality().as_str(), &e))?;
+    crate::store::set_mark(
+        &lc.cfg,
+        &id,
+        crate::store::Mark::EphemeralArmed,
+        lc.clock.now_ms(),
+    )
+    .context("self-done: cannot set the mark")?;
+    if lc.is_ephemeral(&peer) {
+        crate::outln!("{id}: done; its session is reaped once quiet");
+    } else {
+        crate::errln!(
+            "self-done: {id} is not ephemeral (its profile has no wake_policy: ephemeral); nothing will reap it early"
+        );
+    }
+    Ok(0)
+}
+
 pub fn new(cfg: &Config, peer: &str, runtime: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
     let out = block_on(lc.new_session(peer, runtime))?.map_err(|e| failure(peer, &e))?;

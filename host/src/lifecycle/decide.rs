@@ -55,6 +55,8 @@ pub enum ModeCause {
     IdleReapedResume,
     /// Parked, but nothing to resume: fresh.
     IdleReapedNoResume,
+    /// An ephemeral peer: every session fresh, one message each.
+    EphemeralPolicy,
 }
 
 impl ModeCause {
@@ -85,13 +87,14 @@ pub struct Parked<'a> {
 }
 
 /// The priority: /new mark > explicit fresh > explicit resume
-/// (fail-loud) > a clean park (the topic decides: a topic the session has
+/// (fail-loud) > an ephemeral peer (always fresh) > a clean park (the topic decides: a topic the session has
 /// not seen starts fresh) > default (resume when there is something to
 /// resume, else fresh). `resume_check` is only called when the answer
 /// depends on it.
 pub fn resolve_wake_mode(
     new_mark: bool,
     requested: Option<bool>,
+    ephemeral: bool,
     parked: Option<Parked<'_>>,
     resume_check: impl FnOnce() -> Result<ResumeCheck, String>,
 ) -> WakeMode {
@@ -108,6 +111,7 @@ pub fn resolve_wake_mode(
             Ok(ResumeCheck::Nothing(reason)) => WakeMode::Fail(reason),
             Err(e) => WakeMode::Fail(e),
         },
+        None if ephemeral => WakeMode::Fresh(ModeCause::EphemeralPolicy),
         None if parked.is_some() => {
             let Parked {
                 natural,
@@ -206,41 +210,41 @@ mod tests {
         let never = || -> Result<ResumeCheck, String> { panic!("must not be asked") };
 
         assert_eq!(
-            resolve_wake_mode(true, Some(true), None, never),
+            resolve_wake_mode(true, Some(true), false, None, never),
             WakeMode::Fresh(ModeCause::NewMark)
         );
         assert_eq!(
-            resolve_wake_mode(true, None, None, never),
+            resolve_wake_mode(true, None, false, None, never),
             WakeMode::Fresh(ModeCause::NewMark)
         );
         assert_eq!(
-            resolve_wake_mode(false, Some(false), None, never),
+            resolve_wake_mode(false, Some(false), false, None, never),
             WakeMode::Fresh(ModeCause::ExplicitFresh)
         );
         assert_eq!(
-            resolve_wake_mode(false, Some(true), None, found),
+            resolve_wake_mode(false, Some(true), false, None, found),
             WakeMode::Resume {
                 cause: ModeCause::ExplicitResume,
                 reference: Some("t1".into())
             }
         );
         assert_eq!(
-            resolve_wake_mode(false, Some(true), None, nothing),
+            resolve_wake_mode(false, Some(true), false, None, nothing),
             WakeMode::Fail("no transcript to resume".into())
         );
         assert_eq!(
-            resolve_wake_mode(false, None, None, found),
+            resolve_wake_mode(false, None, false, None, found),
             WakeMode::Resume {
                 cause: ModeCause::TranscriptPresent,
                 reference: Some("t1".into())
             }
         );
         assert_eq!(
-            resolve_wake_mode(false, None, None, nothing),
+            resolve_wake_mode(false, None, false, None, nothing),
             WakeMode::Fresh(ModeCause::FirstWake)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, None, || Err("adapter crashed".into())),
+            resolve_wake_mode(false, None, false, None, || Err("adapter crashed".into())),
             WakeMode::Fail("adapter crashed".into())
         );
     }
@@ -263,37 +267,42 @@ mod tests {
         };
         let never = || -> Result<ResumeCheck, String> { panic!("must not be asked") };
         assert_eq!(
-            resolve_wake_mode(false, None, parked(false, None), found),
+            resolve_wake_mode(false, None, false, parked(false, None), found),
             resume(ModeCause::IdleReapedNoTopic)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, parked(false, Some(" ")), nothing),
+            resolve_wake_mode(false, None, false, parked(false, Some(" ")), nothing),
             WakeMode::Fresh(ModeCause::IdleReapedNoResume)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, parked(false, Some("billing")), never),
+            resolve_wake_mode(false, None, false, parked(false, Some("billing")), never),
             WakeMode::Fresh(ModeCause::IdleReapedNewTopic)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, parked(false, Some("release")), found),
+            resolve_wake_mode(false, None, false, parked(false, Some("release")), found),
             resume(ModeCause::IdleReapedResume)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, parked(false, Some("release")), nothing),
+            resolve_wake_mode(false, None, false, parked(false, Some("release")), nothing),
             WakeMode::Fresh(ModeCause::IdleReapedNoResume)
         );
         // A human's conversation is resumed whatever the topic.
         assert_eq!(
-            resolve_wake_mode(false, None, parked(true, Some("billing")), found),
+            resolve_wake_mode(false, None, false, parked(true, Some("billing")), found),
             resume(ModeCause::IdleReapedHuman)
         );
         assert_eq!(
-            resolve_wake_mode(false, None, parked(true, None), nothing),
+            resolve_wake_mode(false, None, false, parked(true, None), nothing),
             WakeMode::Fresh(ModeCause::IdleReapedHumanNoResume)
+        );
+        // An ephemeral peer is always fresh, unless asked otherwise.
+        assert_eq!(
+            resolve_wake_mode(false, None, true, parked(false, Some("release")), never),
+            WakeMode::Fresh(ModeCause::EphemeralPolicy)
         );
         // The /new mark and an explicit wish still come first.
         assert_eq!(
-            resolve_wake_mode(true, None, parked(false, Some("release")), never),
+            resolve_wake_mode(true, None, false, parked(false, Some("release")), never),
             WakeMode::Fresh(ModeCause::NewMark)
         );
         assert_eq!(

@@ -632,7 +632,8 @@ impl Lifecycle {
             topic: args.topic.as_deref(),
             topics,
         });
-        let mode = resolve_wake_mode(new_mark, args.resume, parked, || {
+        let ephemeral = self.is_ephemeral(peer);
+        let mode = resolve_wake_mode(new_mark, args.resume, ephemeral, parked, || {
             check.unwrap_or_else(|| Err("resume check skipped".into()))
         });
         let (spawn_mode, resume_ref, cause) = match mode {
@@ -1008,10 +1009,20 @@ impl Lifecycle {
         Ok(Some(path))
     }
 
-    /// A session came up: the park is over, a fresh one forgets the last
-    /// session's topics, and the wake's topic is its first.
+    /// Whether the peer's profile says `wake_policy: ephemeral`.
+    pub(crate) fn is_ephemeral(&self, peer: &PeerRecord) -> bool {
+        registry::read_profile(&peer.cwd)
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.ephemeral)
+    }
+
+    /// A session came up: the park is over, an ephemeral one is unarmed,
+    /// a fresh one forgets the last session's topics, and the wake's topic
+    /// is its first.
     fn start_topics(&self, id: &Identity, mode: SpawnMode, topic: Option<&str>) {
         let _ = store::clear_mark(&self.cfg, id, Mark::IdleReaped);
+        let _ = store::clear_mark(&self.cfg, id, Mark::EphemeralArmed);
         let Ok(mb) = self.mailbox() else { return };
         if mode == SpawnMode::Fresh {
             let _ = mb.reset_topics(id.as_str());

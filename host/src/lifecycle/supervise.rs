@@ -26,6 +26,9 @@ use crate::wakelock::{self, WakeLock};
 pub enum SuperviseAction {
     /// Idle longer than the idle bound: killed (the next message resumes).
     ReapedIdle,
+    /// An ephemeral peer done (armed and quiet) or idle past its bound:
+    /// killed, no death, no park (its next message starts fresh).
+    ReapedEphemeral,
     /// Dead without a `/new` mark: state removed (the next message wakes).
     ReapedGone,
     /// Dead while stopped: state removed, never relaunched.
@@ -323,6 +326,9 @@ impl Lifecycle {
             Liveness::Alive => match self.idleness(id, s, now).await {
                 Err(outcome) => Verdict::Done(outcome),
                 Ok(idle) if idle.age > idle.bound => Verdict::Act,
+                Ok(idle) if self.ephemeral_bound(id, s).is_some_and(|b| idle.age > b) => {
+                    Verdict::Act
+                }
                 Ok(_) => Verdict::Done(SuperviseOutcome::new(id, SuperviseAction::Alive, None)),
             },
         }
@@ -375,6 +381,60 @@ impl Lifecycle {
         })
     }
 
+    /// The idle bound of an ephemeral session (`None`: not ephemeral):
+    /// short once armed, longer while it never answered.
+    fn ephemeral_bound(&self, id: &Identity, s: &SessionState) -> Option<u64> {
+        let ephemeral = crate::registry::read_profile(Path::new(&s.cwd))
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.ephemeral);
+        ephemeral.then(|| {
+            if store::has_mark(&self.cfg, id, Mark::EphemeralArmed) {
+                self.cfg.ephemeral_quiet_secs
+            } else {
+                self.cfg.ephemeral_idle_secs
+            }
+        })
+    }
+
+    /// An ephemeral session whose work is done: armed (it answered, or
+    /// said `self-done`) and quiet for `IAPEER_EPHEMERAL_QUIET_SECS`, or
+    /// never armed and idle for `IAPEER_EPHEMERAL_IDLE_SECS`. Killed without a death
+    /// or a park; its mailbox's next message wakes a fresh one.
+    async fn reap_ephemeral(
+        &self,
+        id: &Identity,
+        s: &SessionState,
+        idle: &Idleness,
+    ) -> Option<SuperviseOutcome> {
+        let bound = self.ephemeral_bound(id, s)?;
+        if idle.age <= bound {
+            return None;
+        }
+        let why = if store::has_mark(&self.cfg, id, Mark::EphemeralArmed) {
+            format!("armed and quiet {}s (outcome ephemeral-done)", idle.age)
+        } else {
+            format!(
+                "unarmed idle {}s (outcome ephemeral-unarmed-bound)",
+                idle.age
+            )
+        };
+        if let Err(e) = self.kill_session(id).await {
+            return Some(SuperviseOutcome::new(
+                id,
+                SuperviseAction::Unknown,
+                Some(format!("{why} but could not be killed: {e}")),
+            ));
+        }
+        let _ = store::clear_mark(&self.cfg, id, Mark::EphemeralArmed);
+        let _ = store::remove_session(&self.cfg, id);
+        Some(SuperviseOutcome::new(
+            id,
+            SuperviseAction::ReapedEphemeral,
+            Some(why),
+        ))
+    }
+
     /// Forgets, flags or reaps a session whose look said so (lock held).
     async fn act_locked(&self, id: &Identity, s: &SessionState, now: u64) -> SuperviseOutcome {
         match probe(&self.socket(id)) {
@@ -413,6 +473,9 @@ impl Lifecycle {
                     Ok(idle) => idle,
                     Err(outcome) => return outcome,
                 };
+                if let Some(outcome) = self.reap_ephemeral(id, s, &idle).await {
+                    return outcome;
+                }
                 if idle.age <= idle.bound {
                     return SuperviseOutcome::new(id, SuperviseAction::Alive, None);
                 }

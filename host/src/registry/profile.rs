@@ -20,6 +20,9 @@ pub struct PeerProfile {
     pub runtimes: Vec<Runtime>,
     pub intelligence: Option<Intelligence>,
     pub initial_prompt: Option<String>,
+    /// `wake_policy: "ephemeral"`: one fresh session per message, reaped
+    /// once it is done (anything else is the warm default).
+    pub ephemeral: bool,
 }
 
 /// The profile as written; `null` counts as absent for every key, and keys
@@ -40,6 +43,8 @@ struct RawProfile {
     intelligence: Field<String>,
     #[serde(deserialize_with = "nullable")]
     initial_prompt: Field<String>,
+    #[serde(deserialize_with = "nullable")]
+    wake_policy: Field<String>,
 }
 
 pub fn profile_path(cwd: &Path) -> PathBuf {
@@ -81,12 +86,14 @@ pub fn read_profile(cwd: &Path) -> Result<Option<PeerProfile>, RegistryError> {
     };
     let intelligence = raw.intelligence.ok().and_then(|i| Intelligence::parse(&i));
     let initial_prompt = raw.initial_prompt.ok().filter(|s| !s.is_empty());
+    let ephemeral = raw.wake_policy.ok().is_some_and(|p| p == "ephemeral");
     Ok(Some(PeerProfile {
         personality,
         default_runtime,
         runtimes,
         intelligence,
         initial_prompt,
+        ephemeral,
     }))
 }
 
