@@ -743,7 +743,7 @@ async fn recover(
         let markers = &adapter.info().delivery;
         let unsent = lc
             .in_flight(&id)
-            .pending()
+            .unsent()
             .zip(pane.ok())
             .is_some_and(|(text, pane)| paste::paste_in_composer(&pane, &text, markers));
         if unsent {

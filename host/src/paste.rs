@@ -86,6 +86,9 @@ pub struct InFlight(pub PathBuf);
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PasteRecord {
     message: String,
+    /// Enter was about to go in: the runtime may have taken it.
+    #[serde(default)]
+    entered: bool,
 }
 
 impl InFlight {
@@ -100,9 +103,11 @@ impl InFlight {
             .map_err(PasteRefused::Record)
     }
 
-    /// The text of a paste left in flight, if any.
-    pub fn pending(&self) -> Option<String> {
+    /// The text of a paste left in flight before its Enter, if any: it
+    /// was never submitted.
+    pub fn unsent(&self) -> Option<String> {
         self.left_behind()
+            .filter(|r| !r.entered)
             .map(|r| r.message)
             .filter(|m| !m.is_empty())
     }
@@ -181,6 +186,7 @@ pub async fn deliver(
     let probe = probe_text(message);
     in_flight.record(&PasteRecord {
         message: message.to_string(),
+        entered: false,
     })?;
     if let Err(e) = tmux.paste(sock, id, message, false).await {
         in_flight.settle();
@@ -213,6 +219,13 @@ pub async fn deliver(
             return Err(PasteRefused::NotSeen);
         }
     }
+    // From here the runtime may take it: a process killed now leaves the
+    // record saying so, and the next deliverer waits for the runtime's
+    // record before typing it again.
+    in_flight.record(&PasteRecord {
+        message: message.to_string(),
+        entered: true,
+    })?;
     let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
     Ok(())
 }
@@ -328,6 +341,7 @@ pub async fn send_into_composer(
             typed.push_str(&text.concat());
             to.in_flight.record(&PasteRecord {
                 message: typed.clone(),
+                entered: false,
             })?;
         }
         to.tmux.send_keys(to.sock, to.id, step).await?;
