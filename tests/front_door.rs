@@ -1371,3 +1371,49 @@ fn kill_9_of_the_daemon_mid_delivery_loses_and_doubles_nothing() {
     );
     drop(d);
 }
+
+/// A message that cannot go in within its time to live is dead-lettered,
+/// and its sender gets a bounce: an IAP envelope from the system, woken
+/// for it like any message. `iapeer mail --retry` queues it again.
+#[test]
+fn a_message_past_its_ttl_is_dead_lettered_and_bounced_to_its_sender() {
+    let (f, bob, _) = fleet_of_three();
+    let alice = bob.parent().unwrap().join("alice");
+    let f = f.with_env("IAPEER_MAIL_TTL_SECS", "2");
+    // Only bob's runtime shows the modal.
+    let env_dir = bob.join(".iapeer/runtimes/claude");
+    std::fs::create_dir_all(&env_dir).unwrap();
+    std::fs::write(env_dir.join("launch.env"), "FAKE_MODAL=1\n").unwrap();
+    f.ok(&["wake", "bob", "--message", "first"]);
+    let d = f.start_daemon(&[]);
+    let r = d.send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "message": "behind the modal", "wait_secs": 0}),
+    );
+    let id = r["structuredContent"]["id"].as_str().unwrap().to_string();
+    let dead = wait_until_ok(Duration::from_secs(15), || {
+        d.message_status(Some("claude-alice"), &id)["structuredContent"]["state"] == "dead-lettered"
+    });
+    assert!(dead, "{}", d.message_status(Some("claude-alice"), &id));
+    let st = d.message_status(Some("claude-alice"), &id);
+    let why = st["structuredContent"]["why"].as_str().unwrap();
+    assert!(
+        why.contains("time to live") && why.contains("claude-bob"),
+        "{why}"
+    );
+    // alice was asleep: the bounce woke her, from the system.
+    wait_until("the bounce", Duration::from_secs(15), || {
+        f.claude_transcript(&alice).contains(&id)
+    });
+    let t = f.claude_transcript(&alice);
+    assert!(
+        t.contains("from-personality=\"iapeer\" from-runtime=\"system\""),
+        "{t}"
+    );
+    assert!(t.contains("was NOT delivered"), "{t}");
+    assert!(!f.claude_transcript(&bob).contains("behind the modal"));
+    // The operator queues it again: it waits once more (the modal is still up).
+    f.ok(&["mail", "--retry", &id]);
+    let st = d.message_status(Some("claude-alice"), &id);
+    assert_eq!(st["structuredContent"]["state"], "queued", "{st}");
+}
