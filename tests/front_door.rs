@@ -1026,11 +1026,12 @@ fn a_modal_on_screen_gets_no_paste_and_the_sender_is_told() {
     assert_eq!(r["isError"], false, "{r}");
     let sc = &r["structuredContent"];
     assert_eq!(sc["queued"], true, "{r}");
+    // The adapter sees the dialog (contract 0.3), before any paste.
     assert!(
         sc["reason"]
             .as_str()
             .unwrap()
-            .contains("composer is not showing"),
+            .contains("shows a dialog or prompt"),
         "{r}"
     );
     let id = sc["id"].as_str().unwrap();

@@ -78,9 +78,9 @@ fn plugin_dir_with_bad_and_duplicate_plugins() {
         reason("truncated.wasm")
     );
     assert_eq!(state("future.wasm"), PluginState::Incompatible);
-    assert_eq!(report(&host, "future.wasm").wit.as_deref(), Some("0.3.0"));
+    assert_eq!(report(&host, "future.wasm").wit.as_deref(), Some("0.4.0"));
     assert!(
-        reason("future.wasm").contains("built for iapeer:adapter 0.3; this host serves 0.1–0.2"),
+        reason("future.wasm").contains("built for iapeer:adapter 0.4; this host serves 0.1–0.3"),
         "{}",
         reason("future.wasm")
     );
@@ -427,7 +427,7 @@ fn plugins_list_as_a_new_user_sees_it() {
         assert_eq!(row["state"], "loaded");
         assert_eq!(row["builtin"], true);
         assert_eq!(
-            row["wit"], "0.2.0",
+            row["wit"], "0.3.0",
             "the built-ins are on the current contract"
         );
         assert_eq!(row["source"], format!("built-in:{rt}"));
@@ -545,7 +545,7 @@ fn plugins_inspect() {
     let text = String::from_utf8(bad.stdout).unwrap();
     assert!(text.contains("incompatible"), "{text}");
     assert!(
-        text.contains("built for iapeer:adapter 0.3; this host serves 0.1–0.2"),
+        text.contains("built for iapeer:adapter 0.4; this host serves 0.1–0.3"),
         "{text}"
     );
 

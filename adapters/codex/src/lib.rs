@@ -5,9 +5,11 @@ use std::collections::HashMap;
 
 use iapeer_adapter_sdk::screen::{self, KnownDialog};
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, DeliveryMarkers, EntryKind, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec,
-    argv_with_extras, export_adapter, host_fs, is_js_whitespace, keys, tui_control_keys,
+    AdapterInfo, ControlSequence, DeliveryMarkers, DirEntry, EntryKind, EnvVar, Guest, Kind,
+    LaunchCommand, LaunchSpec, PaneTurn, TranscriptTurn, TurnState, argv_with_extras,
+    export_adapter, host_fs, is_js_whitespace, judge_tail, judge_tui_turn, keys, tui_control_keys,
 };
+use serde_json::Value;
 
 struct Codex;
 
@@ -119,6 +121,15 @@ fn is_reply_row(row: &str) -> bool {
     row.starts_with("• ") || row.starts_with("◦ ")
 }
 
+/// Where the composer is among the non-blank rows `filled`: the last `› `
+/// row that is not a menu option and that no reply follows.
+fn composer_at(filled: &[&str]) -> Option<usize> {
+    let p = filled
+        .iter()
+        .rposition(|r| is_composer_row(r) && !is_option_row(r))?;
+    (!filled[p + 1..].iter().any(|r| is_reply_row(r))).then_some(p)
+}
+
 /// The live region: from the composer (the last `› ` row that is not a
 /// menu option and that no reply follows) down. Without one (a dialog
 /// took its place), the rows after the last message; at a fresh start's
@@ -129,12 +140,7 @@ fn live_region<'a>(rows: &[&'a str]) -> Vec<&'a str> {
         .copied()
         .filter(|r| !r.trim_matches(is_js_whitespace).is_empty())
         .collect();
-    let prompt = filled
-        .iter()
-        .rposition(|r| is_composer_row(r) && !is_option_row(r));
-    if let Some(p) = prompt
-        && !filled[p + 1..].iter().any(|r| is_reply_row(r))
-    {
+    if let Some(p) = composer_at(&filled) {
         return filled[p..].to_vec();
     }
     let last_message = filled
@@ -206,6 +212,16 @@ struct Memo {
     /// Every recorded cwd seen, once (a fleet has a few dozen).
     cwds: Vec<String>,
     cwd_index: HashMap<String, usize>,
+    /// Peer cwd → the session file the last full scan found for it.
+    sessions: HashMap<String, Found>,
+}
+
+/// The session file a full scan found for a cwd, and how many times
+/// `judge-turn` has used it since without a full scan.
+struct Found {
+    dir: String,
+    name: String,
+    judged: u32,
 }
 
 impl Memo {
@@ -227,13 +243,13 @@ thread_local! {
     static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
 }
 
-/// The newest mtime among the session files recorded for `cwd`.
+/// The newest session file recorded for `cwd`: its path and mtime.
 ///
 /// Files already known answer from the memo; the others are read newest
 /// first, and only while they are newer than the best match so far, so a
 /// cold scan of a peer with recent sessions reads a file or two, and a
 /// warm one reads none.
-fn newest_session_mtime(cwd: &str) -> Option<u64> {
+fn newest_session(cwd: &str) -> Option<(String, u64)> {
     let mut dirs = Vec::new();
     collect_sessions(SESSIONS_DIR.to_string(), 0, &mut dirs);
     MEMO.with(|memo| {
@@ -254,6 +270,7 @@ fn newest_session_mtime(cwd: &str) -> Option<u64> {
             })
         };
         let mut best: Option<u64> = None;
+        let mut best_at = (0, 0);
         let mut unknown = Vec::new();
         for (d, (dir, files)) in dirs.iter().enumerate() {
             let known = memo.files.get(dir);
@@ -263,6 +280,7 @@ fn newest_session_mtime(cwd: &str) -> Option<u64> {
                     Some(k) if k.stamp == *stamp => {
                         if best < Some(mtime) && k.cwd.is_some_and(|i| matches(&memo, i)) {
                             best = Some(mtime);
+                            best_at = (d, f);
                         }
                     }
                     _ => unknown.push((mtime, d, f)),
@@ -290,10 +308,211 @@ fn newest_session_mtime(cwd: &str) -> Option<u64> {
             );
             if hit {
                 best = Some(mtime);
+                best_at = (d, f);
             }
         }
-        best
+        let Some(mtime) = best else {
+            memo.sessions.remove(cwd);
+            return None;
+        };
+        let (dir, files) = &dirs[best_at.0];
+        let name = &files[best_at.1].0;
+        memo.sessions.insert(
+            cwd.to_string(),
+            Found {
+                dir: dir.clone(),
+                name: name.clone(),
+                judged: 0,
+            },
+        );
+        Some((format!("{dir}/{name}"), mtime))
     })
+}
+
+/// The newest mtime among the session files recorded for `cwd`.
+fn newest_session_mtime(cwd: &str) -> Option<u64> {
+    newest_session(cwd).map(|(_, mtime)| mtime)
+}
+
+// ---- judge-turn ----------------------------------------------------------
+
+/// How much of a session file's end is read: its last records (a tool's
+/// output is kept truncated, so a few dozen fit). One `read-tail`.
+const TAIL_BYTES: u32 = 256 << 10;
+
+/// The `payload.type` of the `event_msg` records that open and close a
+/// turn. Codex serialises its `TurnStarted`/`TurnComplete` events as
+/// `task_started`/`task_complete` and reads `turn_started`/`turn_complete`
+/// as aliases; an interrupted turn ends with `turn_aborted`.
+const TURN_OPENS: &[&str] = &["task_started", "turn_started"];
+const TURN_ENDS: &[&str] = &["task_complete", "turn_complete", "turn_aborted"];
+
+/// One session-file line's verdict, or `None` to read the line before it.
+/// Codex writes one JSON object per line (`session_meta`, `response_item`,
+/// `turn_context`, `event_msg`, …); only the turn markers among the
+/// `event_msg` records say where the turn is. A line that is no JSON is no
+/// session file this adapter knows: it cannot tell. The markers are looked
+/// for as text first, so most lines are passed over without parsing.
+fn record_turn(line: &str) -> Option<TranscriptTurn> {
+    if !line.trim_start().starts_with('{') {
+        return Some(TranscriptTurn::Unknown);
+    }
+    if !TURN_OPENS.iter().chain(TURN_ENDS).any(|m| line.contains(m)) {
+        return None;
+    }
+    let Ok(record) = serde_json::from_str::<Value>(line) else {
+        return Some(TranscriptTurn::Unknown);
+    };
+    if record.get("type").and_then(Value::as_str) != Some("event_msg") {
+        return None;
+    }
+    let event = record.get("payload")?.get("type")?.as_str()?;
+    if TURN_OPENS.contains(&event) {
+        Some(TranscriptTurn::Open)
+    } else if TURN_ENDS.contains(&event) {
+        Some(TranscriptTurn::Ended)
+    } else {
+        None
+    }
+}
+
+/// How many `judge-turn` calls for one cwd may use the session file found
+/// last before a full scan looks again (at the host's 100 ms polling of a
+/// peer mid-turn, about five seconds). Every `newest-activity-mtime` and
+/// `resolve-resume` scans in full too.
+const RESCAN_EVERY: u32 = 50;
+
+/// The session file found last for `cwd`, checked with one `list-dir` of
+/// its directory: still there, and no newer session file beside it that is
+/// this cwd's or not yet known (codex starts a new session in the day's
+/// directory). `None`: a full scan must decide.
+fn found_session(cwd: &str) -> Option<String> {
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let found = memo.sessions.get_mut(cwd)?;
+        if found.judged >= RESCAN_EVERY {
+            return None;
+        }
+        found.judged += 1;
+        let (dir, name) = (found.dir.clone(), found.name.clone());
+        let entries = host_fs::list_dir(&dir).ok()?;
+        let recorded_cwd = |file: &str| {
+            let known = memo.files.get(&dir)?.get(file)?;
+            Some(known.cwd.map(|i| memo.cwds[i].as_str()))
+        };
+        still_newest(&entries, &name, cwd, recorded_cwd).then(|| format!("{dir}/{name}"))
+    })
+}
+
+/// Is `name` still among `entries` with no newer session file beside it
+/// that may be `cwd`'s? `recorded_cwd` says what is known of a file: not
+/// read yet (`None`), not a session (`Some(None)`), or the cwd its first
+/// line records, which never changes however the file grows (compared as
+/// written: a cwd spelt another way waits for the next full scan).
+fn still_newest<'a>(
+    entries: &[DirEntry],
+    name: &str,
+    cwd: &str,
+    recorded_cwd: impl Fn(&str) -> Option<Option<&'a str>>,
+) -> bool {
+    let Some(mtime) = entries.iter().find(|e| e.name == name).map(|e| e.mtime_ms) else {
+        return false;
+    };
+    !entries.iter().any(|e| {
+        e.mtime_ms > mtime
+            && e.name != name
+            && e.name.ends_with(".jsonl")
+            && e.kind != EntryKind::Directory
+            && match recorded_cwd(&e.name) {
+                None => true,
+                Some(recorded) => recorded == Some(cwd),
+            }
+    })
+}
+
+/// What the end of the newest session file of `cwd` says of the turn.
+/// Usually one `list-dir` and one `read-tail`; a full scan of the sessions
+/// tree (the one `newest-activity-mtime` makes) now and then.
+fn transcript_turn(cwd: &str) -> TranscriptTurn {
+    let Some(path) = found_session(cwd).or_else(|| newest_session(cwd).map(|(path, _)| path))
+    else {
+        return TranscriptTurn::Unknown;
+    };
+    match host_fs::read_tail(&path, TAIL_BYTES) {
+        Ok(tail) => judge_tail(&tail, record_turn),
+        Err(_) => TranscriptTurn::Unknown,
+    }
+}
+
+/// The status row above the composer while a turn runs:
+/// `• Working (2s • esc to interrupt)` (the bullet alternates with `◦`),
+/// `• Reconnecting... 1/5 (5s • esc to interrupt)`, possibly followed by
+/// `· 1 background terminal running · …`.
+fn is_status_row(row: &str) -> bool {
+    let Some(rest) = row.strip_prefix("• ").or_else(|| row.strip_prefix("◦ ")) else {
+        return false;
+    };
+    let rest = rest.to_lowercase();
+    rest.find('(')
+        .is_some_and(|open| rest[open..].contains("esc to interrupt)"))
+}
+
+/// How many rows above the composer the status row is looked for (between
+/// them: a reconnect's `└` notice, queued messages, all indented).
+const STATUS_SEARCH_ROWS: usize = 6;
+
+/// Does the screen show a turn at work? The nearest row above the composer
+/// that starts at the left edge is the status row. (While the answer
+/// streams there is none: the session file tells.)
+fn pane_working(rows: &[&str]) -> bool {
+    let filled: Vec<&str> = rows
+        .iter()
+        .copied()
+        .filter(|r| !r.trim_matches(is_js_whitespace).is_empty())
+        .collect();
+    let Some(prompt) = composer_at(&filled) else {
+        return false;
+    };
+    filled[..prompt]
+        .iter()
+        .rev()
+        .take(STATUS_SEARCH_ROWS)
+        .find(|r| !r.starts_with(is_js_whitespace))
+        .is_some_and(|r| is_status_row(r))
+}
+
+/// What the pane says of the turn: a menu (an approval, a question, a
+/// startup dialog) or the key hint of a screen that takes keys (a notice,
+/// the hooks review, the transcript browser) in the live region is a
+/// dialog; else the status row at work.
+fn pane_turn(pane: &str) -> PaneTurn {
+    let rows: Vec<&str> = pane.lines().collect();
+    let live = live_region(&rows);
+    if !screen::choices(&live, '›', true).is_empty()
+        || WAITING.iter().any(|w| screen::any_row_has(&live, w))
+    {
+        PaneTurn::Dialog
+    } else if pane_working(&rows) {
+        PaneTurn::Working
+    } else {
+        PaneTurn::Other
+    }
+}
+
+/// A composer ready for a message: no menu and no other screen in the live
+/// region, the composer at its top, empty.
+fn composer_ready(pane: &str) -> bool {
+    let rows: Vec<&str> = pane.lines().collect();
+    let live = live_region(&rows);
+    // No check for the "OpenAI Codex" splash: a long resumed history
+    // scrolls it away.
+    screen::choices(&live, '›', true).is_empty()
+        && !WAITING.iter().any(|w| screen::any_row_has(&live, w))
+        && !live
+            .iter()
+            .any(|r| r.trim_matches(is_js_whitespace) == TRANSIENT_HINT)
+        && live.first().is_some_and(|r| is_composer_row(r))
+        && composer_empty(&live)
 }
 
 impl Guest for Codex {
@@ -364,20 +583,291 @@ impl Guest for Codex {
     }
 
     fn is_input_ready(pane: String) -> bool {
-        let rows: Vec<&str> = pane.lines().collect();
-        let live = live_region(&rows);
-        // No check for the "OpenAI Codex" splash: a long resumed history
-        // scrolls it away.
-        screen::choices(&live, '›', true).is_empty()
-            && !WAITING.iter().any(|w| screen::any_row_has(&live, w))
-            && !live.iter().any(|r| r.trim_matches(is_js_whitespace) == TRANSIENT_HINT)
-            && live.first().is_some_and(|r| is_composer_row(r))
-            && composer_empty(&live)
+        composer_ready(&pane)
     }
 
     fn control_keys(command: String) -> Option<ControlSequence> {
         tui_control_keys(&command)
     }
+
+    fn judge_turn(pane: String, cwd: String) -> TurnState {
+        judge_tui_turn(
+            pane_turn(&pane),
+            || transcript_turn(&cwd),
+            || composer_ready(&pane),
+        )
+    }
 }
 
 export_adapter!(Codex);
+
+#[cfg(test)]
+mod tests {
+    //! `judge-turn`'s pure parts, against the golden panes of the real CLI
+    //! (tests/fixtures/panes/real) and session-file records in Codex's
+    //! format. No host: nothing here calls `host_fs`.
+
+    use super::*;
+
+    const GOLDENS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/panes/real/codex-0.171.0/"
+    );
+
+    fn golden(name: &str) -> String {
+        std::fs::read_to_string(format!("{GOLDENS}{name}.txt")).expect(name)
+    }
+
+    /// `judge-turn` with the session file's verdict given.
+    fn judged(pane: &str, transcript: TranscriptTurn) -> TurnState {
+        judge_tui_turn(pane_turn(pane), || transcript, || composer_ready(pane))
+    }
+
+    fn tail(lines: &[&str]) -> TranscriptTurn {
+        judge_tail(&(lines.join("\n") + "\n"), record_turn)
+    }
+
+    #[test]
+    fn a_turn_at_work_is_working() {
+        for name in [
+            "working-1",
+            "working-2",
+            "working-tool-running",
+            "working-with-draft",
+            "overloaded-reconnecting",
+        ] {
+            assert_eq!(pane_turn(&golden(name)), PaneTurn::Working, "{name}");
+            assert_eq!(
+                judged(&golden(name), TranscriptTurn::Ended),
+                TurnState::Working,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dialog_wins() {
+        for name in [
+            "approval-exec-opt1",
+            "approval-exec-opt3",
+            "approval-patch-opt1",
+            "trust-git-opt1",
+            "update-opt2",
+            "hooks-opt1",
+            "hooks-review-screen",
+            "model-migration-opt1",
+            // The transcript browser: Enter would rewind.
+            "esc-esc-empty-with-history",
+        ] {
+            assert_eq!(pane_turn(&golden(name)), PaneTurn::Dialog, "{name}");
+            assert_eq!(
+                judged(&golden(name), TranscriptTurn::Open),
+                TurnState::Dialog,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ended_turn_at_an_empty_composer_is_idle() {
+        for name in [
+            "ready-first-launch",
+            "ready-after-turns",
+            "ready-quiet-config",
+            "ready-with-update-banner",
+            "resumed-history-phrases",
+            "working-message-queued",
+            "esc-while-working",
+            "ctrl-c-while-working",
+            "overloaded-final",
+            "approval-exec-after-enter",
+            "mcp-tool-call-done",
+        ] {
+            assert_eq!(pane_turn(&golden(name)), PaneTurn::Other, "{name}");
+            assert_eq!(
+                judged(&golden(name), TranscriptTurn::Ended),
+                TurnState::Idle,
+                "{name}"
+            );
+            assert_eq!(
+                judged(&golden(name), TranscriptTurn::Unknown),
+                TurnState::Idle,
+                "{name}"
+            );
+        }
+    }
+
+    /// A conversation that quotes a dialog's or a status row's words is
+    /// still a conversation.
+    #[test]
+    fn dialog_and_status_words_in_the_history_are_not_a_turn() {
+        let ready = golden("ready-after-turns");
+        for phrase in [
+            "Press enter to confirm or esc to cancel",
+            "› 1. Yes, proceed (y)",
+            "Working (2s • esc to interrupt)",
+            "Browsing transcript · ↵ rewind · esc back",
+        ] {
+            let pane = ready.replacen("• ok", &format!("• {phrase}\n• ok"), 1);
+            assert_ne!(pane, ready);
+            assert_eq!(
+                judged(&pane, TranscriptTurn::Unknown),
+                TurnState::Idle,
+                "{phrase}"
+            );
+        }
+    }
+
+    /// While the answer streams Codex shows no Working row: the screen looks
+    /// idle, the session file's open turn says otherwise.
+    #[test]
+    fn a_streaming_answer_is_working_by_the_session_file() {
+        let pane = golden("working-streaming-no-indicator");
+        assert_eq!(pane_turn(&pane), PaneTurn::Other);
+        assert_eq!(judged(&pane, TranscriptTurn::Open), TurnState::Working);
+        assert_eq!(judged(&pane, TranscriptTurn::Ended), TurnState::Idle);
+    }
+
+    #[test]
+    fn a_draft_or_a_transient_screen_is_unknown() {
+        for name in [
+            "paste-short",
+            "paste-long",
+            "slash-popup-compact-typed",
+            "startup-transient-before-dialogs",
+        ] {
+            assert_eq!(pane_turn(&golden(name)), PaneTurn::Other, "{name}");
+            assert_eq!(
+                judged(&golden(name), TranscriptTurn::Ended),
+                TurnState::Unknown,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_rows() {
+        for row in [
+            "• Working (2s • esc to interrupt)",
+            "◦ Working (8s • esc to interrupt)",
+            "• Reconnecting... 1/5 (5s • esc to interrupt)",
+            "• Working (2s • esc to interrupt) · 1 background terminal running · /ps to view · /stop to close",
+            "• Working (1m 03s • Esc to interrupt)",
+        ] {
+            assert!(is_status_row(row), "{row}");
+        }
+        for row in [
+            "• ok",
+            "• Press esc to interrupt it",
+            "  Worked for 20s • 04:34",
+            "› esc to interrupt (quoted)",
+            "  • Working (2s • esc to interrupt)",
+        ] {
+            assert!(!is_status_row(row), "{row}");
+        }
+    }
+
+    /// The fake TUI of the tests (tests/fakes/fake-codex): no status row, a
+    /// session file whose first line is a `session_meta` record and the rest
+    /// raw input lines.
+    #[test]
+    fn the_fake_at_its_composer_is_idle() {
+        let pane =
+            ">_ OpenAI Codex (v0.46.0)\n\n directory: /tmp/w\n\n› Ask Codex to do anything\n";
+        let meta = r#"{"type":"session_meta","payload":{"id":"42","cwd":"/tmp/w"}}"#;
+        assert_eq!(tail(&[meta]), TranscriptTurn::Unknown);
+        assert_eq!(tail(&[meta, "hello bob"]), TranscriptTurn::Unknown);
+        assert_eq!(judged(pane, tail(&[meta, "hello bob"])), TurnState::Idle);
+    }
+
+    // Records as Codex writes them (`RolloutLine`: a timestamp, then the
+    // item tagged by `type` with its `payload`).
+    const META: &str = r#"{"timestamp":"2026-12-07T04:33:00.640Z","type":"session_meta","payload":{"id":"01a2","timestamp":"2026-12-07T04:33:00.469Z","cwd":"/var/tmp/cxw/a","originator":"codex_cli_rs","cli_version":"0.171.0","source":"cli","model_provider":"openai"}}"#;
+    const STARTED: &str = r#"{"timestamp":"2026-12-07T04:34:00.641Z","type":"event_msg","payload":{"type":"task_started","turn_id":"t1","started_at":1796618040,"model_context_window":258400,"collaboration_mode_kind":"default"}}"#;
+    const STARTED_V2: &str = r#"{"timestamp":"2026-12-07T04:34:00.641Z","type":"event_msg","payload":{"type":"turn_started","turn_id":"t1"}}"#;
+    const TURN_CONTEXT: &str = r#"{"timestamp":"2026-12-07T04:34:00.700Z","type":"turn_context","payload":{"turn_id":"t1","cwd":"/var/tmp/cxw/a","approval_policy":"never","model":"gpt-5.5"}}"#;
+    const USER: &str = r#"{"timestamp":"2026-12-07T04:34:00.710Z","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"please hold"}]}}"#;
+    const USER_EVENT_QUOTING: &str = r#"{"timestamp":"2026-12-07T04:34:00.711Z","type":"event_msg","payload":{"type":"user_message","message":"what does task_complete mean?"}}"#;
+    const CALL: &str = r#"{"timestamp":"2026-12-07T04:34:01.000Z","type":"response_item","payload":{"type":"function_call","name":"exec_command","arguments":"{\"cmd\":\"sleep 8; echo slept\"}","call_id":"c1"}}"#;
+    const CALL_OUTPUT: &str = r#"{"timestamp":"2026-12-07T04:34:09.000Z","type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"slept"}}"#;
+    const REPLY_QUOTING: &str = r#"{"timestamp":"2026-12-07T04:34:10.000Z","type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"It logs task_started, then task_complete."}]}}"#;
+    const TOKENS: &str = r#"{"timestamp":"2026-12-07T04:34:10.100Z","type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":null}}"#;
+    const COMPLETE: &str = r#"{"timestamp":"2026-12-07T04:34:10.200Z","type":"event_msg","payload":{"type":"task_complete","turn_id":"t1","last_agent_message":"This reply was held for twenty seconds."}}"#;
+    const ABORTED: &str = r#"{"timestamp":"2026-12-07T04:34:05.000Z","type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t1","reason":"interrupted"}}"#;
+
+    #[test]
+    fn the_last_turn_marker_decides() {
+        use TranscriptTurn::*;
+        assert_eq!(tail(&[META, STARTED, TURN_CONTEXT, USER]), Open);
+        assert_eq!(tail(&[META, STARTED_V2, USER, CALL]), Open);
+        assert_eq!(
+            tail(&[META, STARTED, USER, CALL, CALL_OUTPUT, TOKENS]),
+            Open
+        );
+        // Marker names quoted in a message are no marker.
+        assert_eq!(
+            tail(&[META, STARTED, USER_EVENT_QUOTING, REPLY_QUOTING]),
+            Open
+        );
+        assert_eq!(
+            tail(&[META, STARTED, USER, REPLY_QUOTING, TOKENS, COMPLETE]),
+            Ended
+        );
+        assert_eq!(tail(&[META, STARTED, USER, COMPLETE, TOKENS]), Ended);
+        assert_eq!(tail(&[META, STARTED, USER, CALL, ABORTED]), Ended);
+        assert_eq!(tail(&[COMPLETE, STARTED, USER]), Open);
+    }
+
+    #[test]
+    fn the_session_found_last_holds_until_a_newer_one_may_be_the_peers() {
+        let entry = |name: &str, mtime_ms: u64| DirEntry {
+            name: name.into(),
+            kind: EntryKind::File,
+            mtime_ms,
+            size: 1,
+        };
+        let mine = "rollout-a.jsonl";
+        let recorded = |file: &str| match file {
+            "rollout-other.jsonl" => Some(Some("/w/other")),
+            "rollout-mine-too.jsonl" => Some(Some("/w/me")),
+            "notes.jsonl" => Some(None),
+            _ => None,
+        };
+        let with = |more: &[DirEntry]| {
+            let mut entries = vec![entry(mine, 100), entry("older.jsonl", 50)];
+            entries.extend_from_slice(more);
+            still_newest(&entries, mine, "/w/me", recorded)
+        };
+        assert!(with(&[]));
+        // Another peer's session, or no session, written since: still ours.
+        assert!(with(&[
+            entry("rollout-other.jsonl", 200),
+            entry("notes.jsonl", 300)
+        ]));
+        assert!(with(&[entry("new.txt", 200)]));
+        // A newer one of ours, or one not read yet: a full scan decides.
+        assert!(!with(&[entry("rollout-mine-too.jsonl", 200)]));
+        assert!(!with(&[entry("rollout-new.jsonl", 200)]));
+        // Gone.
+        assert!(!still_newest(
+            &[entry("older.jsonl", 50)],
+            mine,
+            "/w/me",
+            recorded
+        ));
+    }
+
+    #[test]
+    fn no_marker_is_unknown() {
+        use TranscriptTurn::*;
+        assert_eq!(tail(&[META]), Unknown);
+        // The start of a long turn out of the tail's reach.
+        assert_eq!(tail(&[USER, CALL, CALL_OUTPUT, TOKENS]), Unknown);
+        assert_eq!(tail(&[]), Unknown);
+        // A raw line after a marker: not a session file this adapter knows.
+        assert_eq!(tail(&[STARTED, "hello"]), Unknown);
+        // A line still being written is not read.
+        let partial = format!("{STARTED}\n{}", &COMPLETE[..60]);
+        assert_eq!(judge_tail(&partial, record_turn), Open);
+    }
+}

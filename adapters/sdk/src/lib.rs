@@ -129,6 +129,64 @@ pub fn intelligence_gate_error(required: &str, actual: Option<&str>) -> String {
     )
 }
 
+/// What a TUI's screen says of its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaneTurn {
+    /// A dialog, a permission prompt, a question or a menu is up: a key
+    /// typed now would answer it.
+    Dialog,
+    /// A status line says the model or a tool is at work.
+    Working,
+    /// Neither (a ready composer, or a screen the adapter does not know).
+    Other,
+}
+
+/// What a runtime's own record (the last entries of its transcript) says of
+/// the current turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscriptTurn {
+    /// The last entry opens a turn that has not ended.
+    Open,
+    /// The last turn ended.
+    Ended,
+    /// It cannot tell: no transcript, or an entry it does not know.
+    Unknown,
+}
+
+/// The `judge-turn` rule of a TUI adapter: a dialog on screen wins; then
+/// `working` when the pane or the transcript says a turn is open; then
+/// `idle` when the composer is ready; else `unknown`. The transcript and
+/// the composer are only looked at when the pane has not decided.
+pub fn judge_tui_turn(
+    pane: PaneTurn,
+    transcript: impl FnOnce() -> TranscriptTurn,
+    composer_ready: impl FnOnce() -> bool,
+) -> TurnState {
+    match pane {
+        PaneTurn::Dialog => TurnState::Dialog,
+        PaneTurn::Working => TurnState::Working,
+        PaneTurn::Other if transcript() == TranscriptTurn::Open => TurnState::Working,
+        PaneTurn::Other if composer_ready() => TurnState::Idle,
+        PaneTurn::Other => TurnState::Unknown,
+    }
+}
+
+/// Reads a transcript's tail (what `host_fs::read_tail` returned) from its
+/// last line back: `judge` gives a line's verdict, or `None` to look at the
+/// line before it. A last line with no line break yet (still being written)
+/// and blank lines are passed over; no verdict at all is `Unknown`.
+pub fn judge_tail(
+    tail: &str,
+    mut judge: impl FnMut(&str) -> Option<TranscriptTurn>,
+) -> TranscriptTurn {
+    let complete = tail.rfind('\n').map_or("", |end| &tail[..end]);
+    complete
+        .rsplit('\n')
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim().is_empty())
+        .find_map(&mut judge)
+        .unwrap_or(TranscriptTurn::Unknown)
+}
 
 /// The predicates of a router adapter — nothing to resume (always `ok`), no
 /// transcripts, no dialogs, always ready, no control keys, no turns (`unknown`:
@@ -160,4 +218,78 @@ macro_rules! router_predicates {
             $crate::TurnState::Unknown
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_word(line: &str) -> Option<TranscriptTurn> {
+        match line {
+            "open" => Some(TranscriptTurn::Open),
+            "ended" => Some(TranscriptTurn::Ended),
+            "skip" => None,
+            _ => Some(TranscriptTurn::Unknown),
+        }
+    }
+
+    #[test]
+    fn judge_tail_reads_complete_lines_from_the_last() {
+        assert_eq!(judge_tail("ended\nopen\n", last_word), TranscriptTurn::Open);
+        assert_eq!(
+            judge_tail("open\nended\nskip\n\n", last_word),
+            TranscriptTurn::Ended
+        );
+        // A line still being written is not read.
+        assert_eq!(judge_tail("ended\nop", last_word), TranscriptTurn::Ended);
+        assert_eq!(
+            judge_tail("open\r\nskip\r\n", last_word),
+            TranscriptTurn::Open
+        );
+        assert_eq!(judge_tail("open", last_word), TranscriptTurn::Unknown);
+        assert_eq!(judge_tail("", last_word), TranscriptTurn::Unknown);
+        assert_eq!(
+            judge_tail("skip\nskip\n", last_word),
+            TranscriptTurn::Unknown
+        );
+        assert_eq!(
+            judge_tail("open\nraw line\n", last_word),
+            TranscriptTurn::Unknown
+        );
+    }
+
+    #[test]
+    fn judge_tui_turn_orders_dialog_working_idle() {
+        use TranscriptTurn::*;
+        let never = || -> TranscriptTurn { panic!("the pane decided") };
+        let never_ready = || -> bool { panic!("the pane decided") };
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Dialog, never, never_ready),
+            TurnState::Dialog
+        );
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Working, never, never_ready),
+            TurnState::Working
+        );
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Other, || Open, || true),
+            TurnState::Working
+        );
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Other, || Ended, || true),
+            TurnState::Idle
+        );
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Other, || Unknown, || true),
+            TurnState::Idle
+        );
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Other, || Ended, || false),
+            TurnState::Unknown
+        );
+        assert_eq!(
+            judge_tui_turn(PaneTurn::Other, || Unknown, || false),
+            TurnState::Unknown
+        );
+    }
 }

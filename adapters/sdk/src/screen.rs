@@ -60,6 +60,16 @@ impl<'a> Screen<'a> {
         Some(self.rows[before + 1..last].to_vec())
     }
 
+    /// The rows above the last two rules (what a TUI shows above a composer
+    /// it frames with rules: the conversation, and at its end a status line
+    /// such as a spinner); none unless there are two.
+    pub fn above_last_two_rules(&self) -> Option<Vec<&'a str>> {
+        let [.., before, _] = self.rules[..] else {
+            return None;
+        };
+        Some(self.rows[..before].to_vec())
+    }
+
     /// The last `n` non-blank rows.
     pub fn last_rows(&self, n: usize) -> Vec<&'a str> {
         let filled: Vec<&str> = self

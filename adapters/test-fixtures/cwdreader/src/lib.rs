@@ -9,10 +9,13 @@
 //! - anything else: the first line of the history file.
 //!
 //! `build-launch` says whether it saw the history (it may read cwd paths too).
+//! `judge-turn` (contract 0.3) reads the end of the history with
+//! `host-fs.read-tail`: a last line that is the user's (`#### …`, as aider
+//! writes them) is a turn at work; no history to read, unknown.
 
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, DeliveryMarkers, Guest, Kind, LaunchCommand, LaunchSpec,
-    argv_with_extras, export_adapter, host_fs,
+    TurnState, argv_with_extras, export_adapter, host_fs,
 };
 
 struct CwdReader;
@@ -93,6 +96,20 @@ impl Guest for CwdReader {
 
     fn control_keys(_command: String) -> Option<ControlSequence> {
         None
+    }
+
+    fn judge_turn(pane: String, cwd: String) -> TurnState {
+        let Ok(tail) = host_fs::read_tail(&format!("{cwd}/{HISTORY}"), 4096) else {
+            return TurnState::Unknown;
+        };
+        let last = tail.lines().rev().find(|l| !l.trim().is_empty());
+        if last.is_some_and(|l| l.starts_with("#### ")) {
+            TurnState::Working
+        } else if Self::is_input_ready(pane) {
+            TurnState::Idle
+        } else {
+            TurnState::Unknown
+        }
     }
 }
 

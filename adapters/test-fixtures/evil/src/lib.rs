@@ -3,8 +3,8 @@
 //! `resolve-resume`), so one component covers every sandbox test.
 
 use iapeer_adapter_sdk::{
-    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec, argv_with_extras,
-    export_adapter, host_fs,
+    AdapterInfo, ControlSequence, EnvVar, Guest, Kind, LaunchCommand, LaunchSpec, TurnState,
+    argv_with_extras, export_adapter, host_fs,
 };
 
 struct Evil;
@@ -126,6 +126,20 @@ impl Guest for Evil {
 
     fn control_keys(_command: String) -> Option<ControlSequence> {
         None
+    }
+
+    fn judge_turn(_pane: String, cwd: String) -> TurnState {
+        // A runtime whose turn can never be judged: the host must fall back
+        // to `is-input-ready`, not stall the mail.
+        if cwd.ends_with("/trap-turn") {
+            panic!("cannot judge the turn in {cwd}");
+        }
+        if cwd.ends_with("/spin-turn") {
+            loop {
+                std::hint::black_box(());
+            }
+        }
+        TurnState::Unknown
     }
 }
 

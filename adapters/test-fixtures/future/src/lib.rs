@@ -1,6 +1,7 @@
 //! Test fixture: an adapter built against a future contract,
-//! `iapeer:adapter@0.3.0`. A host that serves 0.1–0.2 must report it as
-//! incompatible, not crash and not half-load it.
+//! `iapeer:adapter@0.4.0` (0.3.0 is real now, so the fixture moved on: it
+//! stays one version ahead of what the host serves). A host that serves
+//! 0.1–0.3 must report it as incompatible, not crash and not half-load it.
 
 wit_bindgen::generate!({ world: "runtime-adapter", path: "wit" });
 
