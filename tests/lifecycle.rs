@@ -2100,7 +2100,9 @@ fn a_paste_left_by_a_killed_sender_never_goes_out_with_the_next() {
             .collect();
         assert!(
             merged.is_empty(),
-            "round {round}: a leftover went out with the next message: {merged:?}"
+            "round {round}: a leftover went out with the next message: {merged:?}\n{transcript}\n{}\n{}",
+            f.ok(&["mail", "--all"]),
+            std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap_or_default()
         );
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);

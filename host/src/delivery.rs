@@ -673,7 +673,7 @@ fn joined(batch: &[&Message], claimed: &[MessageId]) -> String {
         .filter(|m| claimed.contains(&m.id))
         .map(|m| m.envelope.as_str())
         .collect::<Vec<_>>()
-        .join("\n\n")
+        .join("\n")
 }
 
 /// A message a gone deliverer typed in (or was about to): taken if the
