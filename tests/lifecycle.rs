@@ -2366,13 +2366,10 @@ fn after_an_idle_reap_the_topic_decides_resume_or_fresh() {
     };
     let last_wake = || {
         let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
-        let line = log
-            .lines()
-            .filter(|l| l.contains("ev=wake "))
-            .last()
+        log.lines()
+            .rfind(|l| l.contains("ev=wake "))
             .unwrap()
-            .to_string();
-        line
+            .to_string()
     };
     send("one", Some("release"));
     assert!(
