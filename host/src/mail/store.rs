@@ -17,6 +17,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{MessageId, MessageState};
 use crate::fsutil;
 
+/// Every state of a message not yet delivered nor dead.
+const WAITING: [MessageState; 3] = [
+    MessageState::Queued,
+    MessageState::Claimed,
+    MessageState::Submitted,
+];
+
 /// How long a process waits for another's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -414,11 +421,7 @@ impl Mailbox {
     ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &[
-                MessageState::Queued,
-                MessageState::Claimed,
-                MessageState::Submitted,
-            ],
+            &WAITING,
             "state = 'delivered', to_identity = ?2, woke = ?3, done_ms = ?4, why = ?5, \
              claimed_by = NULL",
             &[&to, &i64::from(woke), &ms(now_ms), &unconfirmed],
@@ -435,11 +438,7 @@ impl Mailbox {
     ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &[
-                MessageState::Queued,
-                MessageState::Claimed,
-                MessageState::Submitted,
-            ],
+            &WAITING,
             "state = 'queued', why = ?2, claimed_by = NULL, not_before_ms = ?3",
             &[&why, &ms(not_before_ms)],
         )
@@ -454,11 +453,7 @@ impl Mailbox {
     ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &[
-                MessageState::Queued,
-                MessageState::Claimed,
-                MessageState::Submitted,
-            ],
+            &WAITING,
             "state = 'dead', why = ?2, done_ms = ?3, claimed_by = NULL",
             &[&why, &ms(now_ms)],
         )
