@@ -332,11 +332,10 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
                 .filter(|m| m.state == MessageState::Queued)
                 .map(|m| m.id.clone())
                 .collect();
-            mb.dead_letter(
-                &ids,
-                &format!("peer \"{p}\" is not in the iapeer peers index"),
-                now,
-            )?;
+            let why = format!("peer \"{p}\" is not in the iapeer peers index");
+            for m in waiting.iter().filter(|m| ids.contains(&m.id)) {
+                give_up(lc, mb, m, &why)?;
+            }
             return Ok(());
         };
         // Typed in by a deliverer that is gone: settled first, under its
@@ -346,6 +345,14 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
                 return Ok(());
             }
             continue;
+        }
+        // The oldest waiting message goes first: one being typed in by
+        // another process (a CLI beside the daemon) holds the rest back.
+        if waiting
+            .first()
+            .is_some_and(|m| m.state != MessageState::Queued)
+        {
+            return Ok(());
         }
         let queued: Vec<&Message> = waiting
             .iter()
@@ -375,9 +382,7 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
         for m in batch {
             match admit(&registry, &m.sender, &id) {
                 Ok(()) => admitted.push(m),
-                Err(refusal) => {
-                    mb.dead_letter(std::slice::from_ref(&m.id), &refusal.to_string(), now)?;
-                }
+                Err(refusal) => give_up(lc, mb, m, &refusal.to_string())?,
             }
         }
         if admitted.is_empty() {
@@ -554,7 +559,10 @@ async fn deliver_batch(
             Ok(false)
         }
         Err(e) if permanent(&e) => {
-            mb.dead_letter(&claimed, &e.to_string(), now)?;
+            mb.requeue(&claimed, &e.to_string(), now)?;
+            for m in batch.iter().filter(|m| claimed.contains(&m.id)) {
+                give_up(lc, mb, m, &e.to_string())?;
+            }
             Ok(true)
         }
         Err(e) => {
@@ -729,6 +737,16 @@ async fn recover(
         log_recovery(lc, &m, &id, "unconfirmed");
         return Ok(true);
     }
+    // A paste recorded before its Enter was never submitted, whatever the
+    // runtime did meanwhile: typed again (the next paste clears it).
+    let record = lc.in_flight(&id);
+    if record
+        .unsent()
+        .is_some_and(|text| text.contains(&m.envelope))
+    {
+        log_recovery(lc, &m, &id, "again");
+        return requeue("its paste never got its Enter; it goes in again");
+    }
     let cwd = canonical(&target.cwd);
     let since = m.claimed_ms.unwrap_or(m.created_ms);
     if paste::activity(&adapter, &cwd.to_string_lossy()).await > since {
@@ -736,23 +754,8 @@ async fn recover(
         log_recovery(lc, &m, &id, "taken");
         return Ok(true);
     }
-    if live {
-        // Its paste still sits in the composer, never submitted: typed
-        // again at once (the next paste clears it first).
-        let pane = lc.tmux.capture_pane(&lc.socket(&id), id.as_str()).await;
-        let markers = &adapter.info().delivery;
-        let unsent = lc
-            .in_flight(&id)
-            .unsent()
-            .zip(pane.ok())
-            .is_some_and(|(text, pane)| paste::paste_in_composer(&pane, &text, markers));
-        if unsent {
-            log_recovery(lc, &m, &id, "again");
-            return requeue("its paste was left unsent in the composer; it goes in again");
-        }
-        if now.saturating_sub(since) < settle_window(lc).as_millis() as u64 {
-            return Ok(false);
-        }
+    if live && now.saturating_sub(since) < settle_window(lc).as_millis() as u64 {
+        return Ok(false);
     }
     log_recovery(lc, &m, &id, "again");
     requeue("typed in but never taken; it goes in again")
@@ -823,6 +826,21 @@ pub fn mail_pass(lc: &Lifecycle) -> Result<Vec<Personality>, LifecycleError> {
         }
     }
     Ok(due)
+}
+
+/// Dead-letters a waiting message that can never go in, and tells its
+/// sender (a message being typed in is not touched).
+fn give_up(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str) -> Result<(), LifecycleError> {
+    let now = lc.clock.now_ms();
+    if mb.dead_letter(std::slice::from_ref(&m.id), why, now)? == 1 {
+        events::log(
+            &lc.cfg,
+            "mail-dead-letter",
+            &[("id", m.id.as_str()), ("to", &m.personality), ("why", why)],
+        );
+        bounce(lc, mb, m, why, now);
+    }
+    Ok(())
 }
 
 /// Tells the sender of a dead-lettered message, as mail from the system

@@ -214,6 +214,17 @@ pub async fn deliver(
                 if composer_ready(adapter, &without_paste(&now, message, markers)).await {
                     break;
                 }
+                // Its last line still sits in the composer rows, and the
+                // adapter sees no dialog: that line is ours and waits for
+                // its Enter (a long paste fills more rows than the
+                // composer, so the rest cannot be judged).
+                let dialog = matches!(
+                    adapter.turn_state(&now, taken.cwd).await,
+                    Ok(crate::plugins::TurnState::Dialog)
+                );
+                if in_composer(&now, &probe, markers) && !dialog {
+                    break;
+                }
                 return Ok(());
             }
             return Err(PasteRefused::NotSeen);

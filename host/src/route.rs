@@ -308,6 +308,10 @@ async fn route(
     door: Door,
 ) -> Result<SendOutcome, SendError> {
     validate(req)?;
+    // The system's own identity (bounces) is never a caller's.
+    if caller.as_str() == delivery::SYSTEM_SENDER {
+        return Err(SendError::BadCaller(caller.to_string()));
+    }
     let registry = lc.registry().map_err(|e| SendError::Lifecycle(e.into()))?;
     let target = registry
         .find(req.personality.as_str())

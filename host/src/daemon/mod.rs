@@ -164,22 +164,34 @@ const MAIL_PASS: Duration = crate::delivery::TURN_END_LOOK;
 /// Dead-letters expired mail and starts a drain for each peer whose mail
 /// is due (a peer already draining is not started twice).
 fn mail_pass(state: &Arc<ApiState>) {
-    let lc = state.lifecycle();
-    let due = match crate::delivery::mail_pass(&lc) {
-        Ok(due) => due,
-        Err(e) => {
-            tracing::warn!("mailbox pass: {e}");
-            return;
-        }
-    };
-    for p in due {
-        let lc = lc.clone();
-        state.tasks.spawn(async move {
-            if let Err(e) = crate::delivery::drain(&lc, &p).await {
-                tracing::warn!(peer = %p, "mailbox drain: {e}");
-            }
-        });
+    // Off the main loop: a mailbox held by another process must not stall
+    // signals and ticks. One pass at a time.
+    static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if RUNNING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
     }
+    let state = state.clone();
+    state.tasks.clone().spawn(async move {
+        let lc = state.lifecycle();
+        let pass = {
+            let lc = lc.clone();
+            tokio::task::spawn_blocking(move || crate::delivery::mail_pass(&lc)).await
+        };
+        RUNNING.store(false, std::sync::atomic::Ordering::Release);
+        let due = match pass {
+            Ok(Ok(due)) => due,
+            Ok(Err(e)) => return tracing::warn!("mailbox pass: {e}"),
+            Err(e) => return tracing::warn!("mailbox pass panicked: {e}"),
+        };
+        for p in due {
+            let lc = lc.clone();
+            state.tasks.spawn(async move {
+                if let Err(e) = crate::delivery::drain(&lc, &p).await {
+                    tracing::warn!(peer = %p, "mailbox drain: {e}");
+                }
+            });
+        }
+    });
 }
 
 /// How long a start waits for the daemon lock: a predecessor killed a

@@ -28,9 +28,13 @@ impl MessageId {
         let raw = raw.trim();
         match uuid::Uuid::try_parse(raw) {
             Ok(u) if raw.len() == 36 => Ok(MessageId(u.to_string())),
-            _ => Err(format!(
-                "invalid message id {raw:?} (expected the id a send returned, like 0193c4f2-…)"
-            )),
+            _ => {
+                let shown: String = raw.chars().take(48).collect();
+                let more = if raw.chars().count() > 48 { "…" } else { "" };
+                Err(format!(
+                    "invalid message id {shown:?}{more} (expected the id a send returned, like 0193c4f2-…)"
+                ))
+            }
         }
     }
 

@@ -187,17 +187,24 @@ impl Mailbox {
         // the database file's mode); never through a link planted there.
         {
             use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
+                // Never through a link, never blocked by a FIFO.
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(path)
                 .map_err(|source| MailError::Dir {
                     path: path.to_path_buf(),
                     source,
                 })?;
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Err(MailError::Dir {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other("not a regular file"),
+                });
+            }
         }
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(path)?;
@@ -444,7 +451,8 @@ impl Mailbox {
         )
     }
 
-    /// Gives up on `ids`: dead-lettered with `why`.
+    /// Gives up on `ids`: dead-lettered with `why`. Only a queued message
+    /// can be: one being typed in is settled by its deliverer first.
     pub fn dead_letter(
         &self,
         ids: &[MessageId],
@@ -453,7 +461,7 @@ impl Mailbox {
     ) -> Result<usize, MailError> {
         self.transition(
             ids,
-            &WAITING,
+            &[MessageState::Queued],
             "state = 'dead', why = ?2, done_ms = ?3, claimed_by = NULL",
             &[&why, &ms(now_ms)],
         )
