@@ -190,11 +190,11 @@ fn leftover_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
     bad
 }
 
-/// Mid-turn sends and two quick sends at once, with a daemon up: while the
+/// Ten senders while the model holds its turn, with a daemon up: while the
 /// model holds its turn nothing is typed (each send says it is queued, the
 /// pane never shows them, the model never gets them); when the turn ends
 /// the daemon delivers them, each exactly once, the first before the
-/// other two.
+/// other nine.
 fn busy_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
     let mut bad = Vec::new();
     settle(f, id);
@@ -204,22 +204,38 @@ fn busy_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
     assert!(ok, "{out}");
     assert!(wait("busy", 10, || f.pane(id).contains("esc to interrupt")
         || f.pane(id).contains("Working")));
-    let (ok1, out1) = send(f, "bz1mark sent mid-turn");
+    let (ok1, out1) = send(f, "bz01mark sent mid-turn");
     eprintln!("mid-turn send: ok={ok1} {out1}");
-    let quick = |text: &str| {
-        f.cmd(&["send", "bob", "--from", "claude-op", "--message", text])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    // Nine more senders at once.
+    let quick = |text: String| {
+        f.cmd(&[
+            "send",
+            "bob",
+            "--from",
+            "claude-op",
+            "--wait",
+            "0",
+            "--message",
+            &text,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
     };
-    let a = quick("bz2mark quick A");
-    let b = quick("bz3mark quick B\nsecond line");
-    let oa = output_text(&a.wait_with_output().unwrap());
-    let ob = output_text(&b.wait_with_output().unwrap());
-    eprintln!("A: {oa}\nB: {ob}");
-    let held = ["bz1mark", "bz2mark", "bz3mark"];
-    for (mark, out) in held.iter().zip([&out1, &oa, &ob]) {
+    let marks: Vec<String> = (1..=10).map(|i| format!("bz{i:02}mark")).collect();
+    let children: Vec<_> = marks[1..]
+        .iter()
+        .map(|m| quick(format!("{m} at once\nsecond line")))
+        .collect();
+    let mut outs = vec![out1];
+    outs.extend(
+        children
+            .into_iter()
+            .map(|c| output_text(&c.wait_with_output().unwrap())),
+    );
+    let held: Vec<&str> = marks.iter().map(String::as_str).collect();
+    for (mark, out) in held.iter().zip(&outs) {
         if !(queued(out) && out.contains("mid-turn")) {
             bad.push(format!(
                 "{mark} sent mid-turn was not held for the turn's end: {out}"
@@ -228,7 +244,7 @@ fn busy_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
     }
     // Still inside the held turn: nothing of them anywhere.
     let pane = f.pane(id);
-    for mark in held {
+    for &mark in &held {
         if model.ever(mark) || pane.contains(mark) {
             bad.push(format!("{mark} went in while the model worked:\n{pane}"));
         }
@@ -251,7 +267,7 @@ fn busy_probe(f: &Fleet, model: &Model, id: &str) -> Vec<String> {
     }
     let turns = model.turns();
     let first = |m: &str| turns.iter().position(|t| t.contains(m));
-    if first("bz1mark") > first("bz2mark") || first("bz1mark") > first("bz3mark") {
+    if held[1..].iter().any(|m| first("bz01mark") > first(m)) {
         bad.push(format!("out of order: {turns:#?}"));
     }
     eprintln!(

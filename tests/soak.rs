@@ -152,8 +152,13 @@ fn soak() {
     for (p, msg) in killed.into_inner().unwrap() {
         let text = f.claude_transcript(&cwds[p]);
         let count = text.matches(&format!("{msg}]]>")).count();
+        // The stand-in takes pasted lines as they come (no bracketed
+        // paste): a send killed between its paste and its Enter has put
+        // the body in already, and the message, never submitted, is typed
+        // once more from the mailbox. A runtime with bracketed paste takes
+        // nothing before the Enter (the real-CLI tests hold it to once).
         assert!(
-            count <= 1,
+            count <= 2,
             "{msg:?} (its send killed) appears {count} times"
         );
     }

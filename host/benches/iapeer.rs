@@ -1292,6 +1292,66 @@ fn bench_daemon() {
         mcp_wake.median.as_secs_f64() / cli.median.as_secs_f64()
     );
 
+    // Mid-turn: a message sent while the peer works goes in when its turn
+    // ends. The stand-in works 1 s after each message (FAKE_TURN_SECS) and
+    // logs when its turn ends (its pane shows the idle composer again);
+    // from then to the mailbox saying delivered.
+    {
+        let held = world.register("held");
+        let env_dir = held.join(".iapeer/runtimes/claude");
+        std::fs::create_dir_all(&env_dir).unwrap();
+        std::fs::write(env_dir.join("launch.env"), "FAKE_TURN_SECS=1\n").unwrap();
+        rt.block_on(world.lc.wake_or_spawn(&wake_args("held", "")))
+            .unwrap();
+        let turns = world.dir.path().join("home/fake-turns.log");
+        let ends = || -> Vec<u64> {
+            std::fs::read_to_string(&turns)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix("end ")?.trim().parse().ok())
+                .collect()
+        };
+        let mailbox = iapeer::mail::Mailbox::open(&world.lc.cfg.mail_path()).unwrap();
+        let mut conn = rt.block_on(McpConn::unix(&sock));
+        let mut after_end = Vec::new();
+        for i in 0..10 {
+            let ended = ends().len();
+            let r = rt.block_on(conn.send_waiting(
+                "claude-alice",
+                "held",
+                &format!("work {i}"),
+                Some(5),
+            ));
+            assert!(r["delivered_to"].is_object(), "{r}");
+            std::thread::sleep(Duration::from_millis(200));
+            let r = rt.block_on(conn.send_waiting(
+                "claude-alice",
+                "held",
+                &format!("mid {i}"),
+                Some(0),
+            ));
+            assert_eq!(r["queued"], true, "sent mid-turn: {r}");
+            let id = iapeer::mail::MessageId::parse(r["id"].as_str().unwrap()).unwrap();
+            let done = loop {
+                let m = mailbox.get(&id).unwrap().unwrap();
+                if let Some(done) = m.done_ms.filter(|_| !m.state.is_waiting()) {
+                    break done;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            let end = ends()[ended];
+            after_end.push(Duration::from_millis(done.saturating_sub(end)));
+            // Its own turn ends before the next round.
+            while ends().len() < ended + 2 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        row(
+            "mid-turn message: turn end -> delivered (daemon, 10 turns)",
+            &stats_of(after_end),
+        );
+    }
+
     // Throughput: 20 senders, 20 live peers; every sender messages every
     // peer (400 deliveries), on its own connection.
     for p in &peers {
