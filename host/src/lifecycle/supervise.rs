@@ -326,7 +326,11 @@ impl Lifecycle {
             Liveness::Alive => match self.idleness(id, s, now).await {
                 Err(outcome) => Verdict::Done(outcome),
                 Ok(idle) if idle.age > idle.bound => Verdict::Act,
-                Ok(idle) if self.ephemeral_bound(id, s).is_some_and(|b| idle.age > b) => {
+                Ok(idle)
+                    if self
+                        .ephemeral_bound(id, s, idle.age)
+                        .is_some_and(|b| idle.age > b) =>
+                {
                     Verdict::Act
                 }
                 Ok(_) => Verdict::Done(SuperviseOutcome::new(id, SuperviseAction::Alive, None)),
@@ -383,7 +387,17 @@ impl Lifecycle {
 
     /// The idle bound of an ephemeral session (`None`: not ephemeral):
     /// short once armed, longer while it never answered.
-    fn ephemeral_bound(&self, id: &Identity, s: &SessionState) -> Option<u64> {
+    fn ephemeral_bound(&self, id: &Identity, s: &SessionState, age: u64) -> Option<u64> {
+        // Under both bounds nothing is reaped: the profile is not read
+        // (this runs for every live session on every tick).
+        if age
+            <= self
+                .cfg
+                .ephemeral_quiet_secs
+                .min(self.cfg.ephemeral_idle_secs)
+        {
+            return None;
+        }
         let ephemeral = crate::registry::read_profile(Path::new(&s.cwd))
             .ok()
             .flatten()
@@ -407,7 +421,7 @@ impl Lifecycle {
         s: &SessionState,
         idle: &Idleness,
     ) -> Option<SuperviseOutcome> {
-        let bound = self.ephemeral_bound(id, s)?;
+        let bound = self.ephemeral_bound(id, s, idle.age)?;
         if idle.age <= bound {
             return None;
         }
