@@ -1118,6 +1118,34 @@ impl McpConn {
     }
 }
 
+/// One round of the throughput load: 20 senders, each on its own
+/// connection, each sending to every peer in turn (`wait_secs` as given).
+fn every_sender_to_every_peer(
+    rt: &tokio::runtime::Runtime,
+    sock: &Path,
+    peers: &[String],
+    wait_secs: Option<u32>,
+) {
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for s in 0..20 {
+            let sock = sock.to_path_buf();
+            let peers = peers.to_vec();
+            tasks.push(tokio::spawn(async move {
+                let mut conn = McpConn::unix(&sock).await;
+                for k in 0..peers.len() {
+                    let to = &peers[(s + k) % peers.len()];
+                    conn.send_waiting("claude-alice", to, &format!("from sender {s}"), wait_secs)
+                        .await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
 fn rss_and_private_dirty_kb(pid: u32) -> (u64, u64) {
     let field = |text: &str, key: &str| -> u64 {
         text.lines()
@@ -1362,24 +1390,7 @@ fn bench_daemon() {
     let mut rates = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for s in 0..20 {
-                let sock = sock.clone();
-                let peers = peers.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut conn = McpConn::unix(&sock).await;
-                    for k in 0..peers.len() {
-                        let to = &peers[(s + k) % peers.len()];
-                        conn.send("claude-alice", to, &format!("from sender {s}"))
-                            .await;
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
+        every_sender_to_every_peer(rt, &sock, &peers, None);
         let n = 20 * peers.len();
         rates.push(n as f64 / t.elapsed().as_secs_f64());
     }
@@ -1400,24 +1411,7 @@ fn bench_daemon() {
     let mut delivered = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for s in 0..20 {
-                let sock = sock.clone();
-                let peers = peers.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut conn = McpConn::unix(&sock).await;
-                    for k in 0..peers.len() {
-                        let to = &peers[(s + k) % peers.len()];
-                        conn.send_waiting("claude-alice", to, &format!("batched {s}"), Some(0))
-                            .await;
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
+        every_sender_to_every_peer(rt, &sock, &peers, Some(0));
         accepted.push(400.0 / t.elapsed().as_secs_f64());
         while !mailbox.depths().unwrap().is_empty() {
             std::thread::sleep(Duration::from_millis(5));
