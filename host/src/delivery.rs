@@ -156,7 +156,7 @@ pub async fn to_live(
     match live_under_lock(lc, id, queued_at).await? {
         false => Ok(Delivery::NotLive),
         true => {
-            into_live_session(lc, &adapter, id, cwd, message)
+            into_live_session(lc, &adapter, id, cwd, message, None)
                 .await
                 .map_err(|failure| failure.into_error(id))?;
             Ok(Delivery::Accepted)
@@ -225,6 +225,7 @@ pub(crate) async fn into_live_session(
     id: &Identity,
     cwd: &Path,
     message: &str,
+    just_captured: Option<String>,
 ) -> Result<(), DeliveryFailure> {
     let tmux = &lc.tmux;
     let sock = lc.socket(id);
@@ -244,7 +245,7 @@ pub(crate) async fn into_live_session(
         adapter,
         in_flight: &in_flight,
     };
-    paste::deliver(&to, message, &taken, None)
+    paste::deliver(&to, message, &taken, just_captured)
         .await
         .map_err(DeliveryFailure::Refused)?;
     if adapter.info().kind == AdapterKind::Router {
@@ -327,13 +328,8 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
         let now = lc.clock.now_ms();
         let waiting = mb.waiting(Some(p.as_str()))?;
         let Some(target) = registry.find(p.as_str()) else {
-            let ids: Vec<_> = waiting
-                .iter()
-                .filter(|m| m.state == MessageState::Queued)
-                .map(|m| m.id.clone())
-                .collect();
             let why = format!("peer \"{p}\" is not in the iapeer peers index");
-            for m in waiting.iter().filter(|m| ids.contains(&m.id)) {
+            for m in waiting.iter().filter(|m| m.state == MessageState::Queued) {
                 give_up(lc, mb, m, &why)?;
             }
             return Ok(());
@@ -466,18 +462,21 @@ async fn deliver_batch(
                 return Ok(false);
             }
             Ok(true) => {
-                if let Some((why, after)) = not_now(lc, &adapter, target, id).await {
-                    let again = lc.clock.now_ms().saturating_add(after.as_millis() as u64);
-                    mb.requeue(&ids, &why, again)?;
-                    return Ok(false);
-                }
+                let pane = match not_now(lc, &adapter, target, id).await {
+                    Ok(pane) => pane,
+                    Err((why, after)) => {
+                        let again = lc.clock.now_ms().saturating_add(after.as_millis() as u64);
+                        mb.requeue(&ids, &why, again)?;
+                        return Ok(false);
+                    }
+                };
                 let claimed = mb.claim(&ids, id.as_str(), &claimer, lc.clock.now_ms())?;
                 if claimed.is_empty() {
                     return Ok(true);
                 }
                 let text = joined(batch, &claimed);
                 mb.submitted(&claimed)?;
-                let result = into_live_session(lc, &adapter, id, &target.cwd, &text).await;
+                let result = into_live_session(lc, &adapter, id, &target.cwd, &text, pane).await;
                 drop(lock);
                 let taken = result.is_ok();
                 let settled = settle_live(lc, mb, id, &claimed, result, false);
@@ -574,40 +573,38 @@ async fn deliver_batch(
 
 /// Why a live TUI must not get mail now, and when to look again: a
 /// dialog is up (never typed into), or it is mid-turn and takes its mail
-/// at the turn's end. `None`: go ahead (the paste still checks the
-/// composer itself).
+/// at the turn's end. `Ok`: go ahead, with the pane just read (the paste
+/// judges the composer on it instead of capturing again).
 async fn not_now(
     lc: &Lifecycle,
     adapter: &Adapter,
     target: &PeerRecord,
     id: &Identity,
-) -> Option<(String, Duration)> {
+) -> Result<Option<String>, (String, Duration)> {
     if adapter.info().kind != AdapterKind::Tui {
-        return None;
+        return Ok(None);
     }
-    let pane = lc
-        .tmux
-        .capture_pane(&lc.socket(id), id.as_str())
-        .await
-        .ok()?;
+    let Ok(pane) = lc.tmux.capture_pane(&lc.socket(id), id.as_str()).await else {
+        return Ok(None);
+    };
     let cwd = canonical(&target.cwd);
     let turn = adapter
         .turn_state(&pane, &cwd.to_string_lossy())
         .await
         .unwrap_or(TurnState::Unknown);
     match turn {
-        TurnState::Dialog => Some((
+        TurnState::Dialog => Err((
             format!(
                 "{id} shows a dialog or prompt: nothing is typed until it is answered{}",
                 paste::tail_suffix(&pane)
             ),
             LOOK_AGAIN,
         )),
-        TurnState::Working if target.delivery() == DeliveryMode::AtTurnEnd => Some((
+        TurnState::Working if target.delivery() == DeliveryMode::AtTurnEnd => Err((
             format!("{id} is mid-turn: it goes in when the turn ends"),
             TURN_END_LOOK,
         )),
-        _ => None,
+        _ => Ok(Some(pane)),
     }
 }
 

@@ -409,8 +409,9 @@ async fn wait_for(
 
 fn queued(lc: &Lifecycle, m: &Message, depth: u64) -> Queued {
     let mut reason = why_waiting(lc, m);
-    // Someone answers on the daemon's socket: it will try again.
-    if std::os::unix::net::UnixStream::connect(&lc.cfg.daemon_socket).is_err() {
+    // Said only when no daemon will try again (the daemon itself will; a
+    // CLI asks its socket).
+    if !lc.in_daemon() && std::os::unix::net::UnixStream::connect(&lc.cfg.daemon_socket).is_err() {
         reason.push_str(" (no iapeerd is running to retry it: it waits for the next send to this peer or for iapeerd)");
     }
     Queued {
@@ -436,17 +437,14 @@ fn why_waiting(lc: &Lifecycle, m: &Message) -> String {
             .and_then(|w| w.first())
             .filter(|h| h.id != m.id)
         {
-            let why = match crate::mail::Status::of(head, 0) {
-                crate::mail::Status::Queued { why, .. } => why,
-                _ => String::new(),
-            };
-            return format!("behind an earlier message ({}): {why}", head.id);
+            return format!(
+                "behind an earlier message ({}): {}",
+                head.id,
+                head.waiting_reason()
+            );
         }
     }
-    match crate::mail::Status::of(m, 0) {
-        crate::mail::Status::Queued { why, .. } => why,
-        _ => String::new(),
-    }
+    m.waiting_reason()
 }
 
 /// The live runtime a message goes to: the named one (if live), else the

@@ -347,6 +347,11 @@ impl Lifecycle {
         Ok(self.mailbox.get_or_init(|| mb))
     }
 
+    /// This process is the daemon (it kicks its own supervise loop).
+    pub(crate) fn in_daemon(&self) -> bool {
+        matches!(self.relaunches, Relaunches::Kick(_))
+    }
+
     pub(crate) fn drains(&self) -> &Drains {
         &self.drains
     }

@@ -160,6 +160,20 @@ impl MessageState {
     }
 }
 
+impl Message {
+    /// What a waiting message waits for, in words.
+    pub fn waiting_reason(&self) -> String {
+        match (self.state, &self.why) {
+            (MessageState::Claimed, _) => "being delivered now".into(),
+            (MessageState::Submitted, _) => {
+                "being delivered: typed in, and its runtime has not yet shown it took it".into()
+            }
+            (_, Some(why)) => why.clone(),
+            (_, None) => "waiting for its turn".into(),
+        }
+    }
+}
+
 /// What a sender learns of its message (`message_status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
@@ -209,17 +223,10 @@ impl Status {
                 why: m.why.clone().unwrap_or_default(),
                 at: at(m.done_ms),
             },
-            state => Status::Queued {
+            _ => Status::Queued {
                 id: m.id.clone(),
                 to: m.personality.clone(),
-                why: match (state, &m.why) {
-                    (MessageState::Claimed, _) => "being delivered now".to_string(),
-                    (MessageState::Submitted, _) => {
-                        "typed in; waiting for the runtime to show it took it".to_string()
-                    }
-                    (_, Some(why)) => why.clone(),
-                    (_, None) => "waiting for its turn".to_string(),
-                },
+                why: m.waiting_reason(),
                 queue_depth,
                 since: iso8601_utc(m.created_ms),
             },
