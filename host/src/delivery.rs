@@ -26,6 +26,7 @@ use crate::poll::Poll;
 use crate::registry::{DeliveryMode, PeerRecord, Registry};
 use crate::store::{self, Mark};
 use crate::tmux::{Liveness, probe};
+use crate::turn_end::{MidTurn, Watch};
 
 /// How long a delivery to a live TUI waits for its activity proxy to move
 /// (proof the message was accepted).
@@ -43,10 +44,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// A live session that could not take a paste now (a dialog, a draft) is
 /// looked at again this soon: a look costs one pane capture.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
-
-/// Mail for a peer mid-turn is looked at this often, so it goes in soon
-/// after the turn ends (a look: a pane capture and the transcript's tail).
-pub const TURN_END_LOOK: Duration = Duration::from_millis(100);
 
 /// The sender of system mail (bounces): never bounced itself.
 pub const SYSTEM_SENDER: &str = "system-iapeer";
@@ -308,37 +305,70 @@ fn backoff(attempts: u32) -> Duration {
 /// Delivers what waits for `p`, oldest first, until it is empty or the
 /// oldest cannot go in now. Nothing overtakes an older message, and the
 /// oldest is not tried again before its backoff is over: a peer that
-/// cannot boot is not booted once per new message.
-pub async fn drain(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleError> {
+/// cannot boot is not booted once per new message. Says whether the
+/// oldest waits for a turn to end (another drain running for `p` is left
+/// to look again, and says nothing).
+pub async fn drain(lc: &Lifecycle, p: &Personality) -> Result<Option<MidTurn>, LifecycleError> {
     let Some(_ours) = lc.drains().enter(p.as_str()) else {
-        return Ok(());
+        return Ok(None);
     };
     loop {
-        let result = drain_once(lc, p).await;
-        if result.is_err() || !lc.drains().again(p.as_str()) {
-            return result;
+        let left = drain_once(lc, p).await?;
+        if !lc.drains().again(p.as_str()) {
+            return Ok(left);
         }
     }
 }
 
-async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleError> {
+/// The daemon's drain: [`drain`], and mail that waits for a turn to end
+/// goes in as soon as it has (see [`crate::turn_end`]).
+pub async fn drain_watching(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleError> {
+    let Some(_ours) = lc.drains().enter(p.as_str()) else {
+        return Ok(());
+    };
+    let mut watch = Watch::new();
+    loop {
+        match drain_once(lc, p).await? {
+            Some(turn) => {
+                if !watch.until_it_may_have_ended(lc, &turn).await {
+                    return Ok(());
+                }
+                lc.drains().again(p.as_str());
+            }
+            None if !lc.drains().again(p.as_str()) => return Ok(()),
+            None => {}
+        }
+    }
+}
+
+async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<Option<MidTurn>, LifecycleError> {
     let mb = lc.mailbox()?;
+    let mut turn_started = None;
     for _ in 0..MAX_BATCHES {
+        // What waits is read once a slot is ours: what came meanwhile
+        // goes in the same batch.
+        let slot = lc.delivery_slot().await;
+        let waiting = mb.waiting(Some(p.as_str()))?;
+        if waiting.is_empty() {
+            return Ok(None);
+        }
+        if let Some(turn) = turn_started.take() {
+            return Ok(Some(turn));
+        }
         let registry = lc.registry()?;
         let now = lc.clock.now_ms();
-        let waiting = mb.waiting(Some(p.as_str()))?;
         let Some(target) = registry.find(p.as_str()) else {
             let why = format!("peer \"{p}\" is not in the iapeer peers index");
             for m in waiting.iter().filter(|m| m.state == MessageState::Queued) {
                 give_up(lc, mb, m, &why)?;
             }
-            return Ok(());
+            return Ok(None);
         };
         // Typed in by a deliverer that is gone: settled first, under its
         // lock, before anything else goes to that peer.
         if let Some(orphan) = waiting.iter().find(|m| is_orphan(m)) {
             if !recover(lc, mb, target, orphan).await? {
-                return Ok(());
+                return Ok(None);
             }
             continue;
         }
@@ -348,21 +378,21 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
             .first()
             .is_some_and(|m| m.state != MessageState::Queued)
         {
-            return Ok(());
+            return Ok(None);
         }
         let queued: Vec<&Message> = waiting
             .iter()
             .filter(|m| m.state == MessageState::Queued)
             .collect();
         let Some(head) = queued.first().filter(|m| m.not_before_ms <= now) else {
-            return Ok(());
+            return Ok(None);
         };
         let rt = match runtime_for(lc, target, head) {
             Ok(rt) => rt,
             Err(why) => {
                 let ids = [head.id.clone()];
-                mb.requeue(&ids, &why, retry_at(lc, head))?;
-                return Ok(());
+                mb.wait_again(&ids, &why, retry_at(lc, head))?;
+                return Ok(None);
             }
         };
         let id = Identity::new(&rt, &target.personality);
@@ -384,18 +414,33 @@ async fn drain_once(lc: &Lifecycle, p: &Personality) -> Result<(), LifecycleErro
         if admitted.is_empty() {
             continue;
         }
-        if !deliver_batch(lc, mb, target, &id, &admitted, ephemeral).await? {
-            return Ok(());
+        match deliver_batch(lc, mb, target, &id, &admitted, ephemeral, slot).await? {
+            // What it was given starts a turn: more mail waits for its end
+            // (the pane may not show the turn yet).
+            Next::Go if takes_turns(lc, target, &id) => {
+                turn_started = Some(MidTurn {
+                    id,
+                    cwd: target.cwd.clone(),
+                });
+            }
+            Next::Go => {}
+            Next::Stop => return Ok(None),
+            Next::TurnEnd => {
+                return Ok(Some(MidTurn {
+                    id,
+                    cwd: target.cwd.clone(),
+                }));
+            }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A message typed in (or about to be) by a process that is gone, or left
 /// unconfirmed by one that gave up on it.
 fn is_orphan(m: &Message) -> bool {
     match m.state {
-        MessageState::Claimed | MessageState::Submitted => m
+        MessageState::Submitted => m
             .claimed_by
             .as_deref()
             .is_none_or(|c| !mail::claimer_alive(c)),
@@ -421,8 +466,26 @@ fn retry_at(lc: &Lifecycle, m: &Message) -> u64 {
     lc.clock.now_ms().saturating_add(wait)
 }
 
-/// What became of one batch: all delivered (go on with the next), or the
-/// head waits (stop here; order is kept).
+/// Whether `id`'s mail waits for its turns to end: a TUI delivered to
+/// at the turn's end.
+fn takes_turns(lc: &Lifecycle, target: &PeerRecord, id: &Identity) -> bool {
+    target.delivery() == DeliveryMode::AtTurnEnd
+        && lc
+            .adapter(id.runtime())
+            .is_ok_and(|a| a.info().kind == AdapterKind::Tui)
+}
+
+/// What a drain does after a batch.
+enum Next {
+    /// All delivered: on with the next batch.
+    Go,
+    /// The head waits (order is kept): stop here.
+    Stop,
+    /// The head waits for the peer's turn to end.
+    TurnEnd,
+}
+
+/// What became of one batch.
 async fn deliver_batch(
     lc: &Lifecycle,
     mb: &Mailbox,
@@ -430,12 +493,13 @@ async fn deliver_batch(
     id: &Identity,
     batch: &[&Message],
     ephemeral: bool,
-) -> Result<bool, LifecycleError> {
+    slot: tokio::sync::SemaphorePermit<'_>,
+) -> Result<Next, LifecycleError> {
     let ids: Vec<MessageId> = batch.iter().map(|m| m.id.clone()).collect();
     let head = batch[0];
-    let waits = |why: &str| -> Result<bool, LifecycleError> {
-        mb.requeue(&ids, why, retry_at(lc, head))?;
-        Ok(false)
+    let waits = |why: &str| -> Result<Next, LifecycleError> {
+        mb.wait_again(&ids, why, retry_at(lc, head))?;
+        Ok(Next::Stop)
     };
     let adapter = match lc.adapter(id.runtime()) {
         Ok(a) => a,
@@ -458,45 +522,51 @@ async fn deliver_batch(
                     .clock
                     .now_ms()
                     .saturating_add(LOOK_AGAIN.as_millis() as u64);
-                mb.requeue(&ids, &why, again)?;
-                return Ok(false);
+                mb.wait_again(&ids, &why, again)?;
+                return Ok(Next::Stop);
             }
             Ok(true) => {
                 let pane = match not_now(lc, &adapter, target, id).await {
                     Ok(pane) => pane,
-                    Err((why, after)) => {
-                        let again = lc.clock.now_ms().saturating_add(after.as_millis() as u64);
-                        mb.requeue(&ids, &why, again)?;
-                        return Ok(false);
+                    Err(not_now) => {
+                        let again = lc
+                            .clock
+                            .now_ms()
+                            .saturating_add(not_now.look_again().as_millis() as u64);
+                        mb.wait_again(&ids, &not_now.to_string(), again)?;
+                        return Ok(match not_now {
+                            NotNow::MidTurn(_) => Next::TurnEnd,
+                            NotNow::Dialog { .. } => Next::Stop,
+                        });
                     }
                 };
                 let claimed = mb.claim(&ids, id.as_str(), &claimer, lc.clock.now_ms())?;
                 if claimed.is_empty() {
-                    return Ok(true);
+                    return Ok(Next::Go);
                 }
                 let text = joined(batch, &claimed);
-                mb.submitted(&claimed)?;
                 let result = into_live_session(lc, &adapter, id, &target.cwd, &text, pane).await;
                 drop(lock);
                 let taken = result.is_ok();
-                let settled = settle_live(lc, mb, id, &claimed, result, false);
+                let settled = settle_live(lc, mb, id, &claimed, result, false)?;
                 if taken {
                     note_topics(lc, id, batch);
                 }
-                return settled;
+                return Ok(if settled { Next::Go } else { Next::Stop });
             }
             Ok(false) => {}
             Err(e) => return waits(&undelivered_reason(target, &e)),
         }
     }
-    // Miss: wake it with the batch as its first message. The claim keeps
-    // other deliverers off these messages while the wake takes the lock.
+    // Miss: wake it with the batch as its first message (a boot does not
+    // hold a delivery slot). The claim keeps other deliverers off these
+    // messages while the wake takes the lock.
+    drop(slot);
     let claimed = mb.claim(&ids, id.as_str(), &claimer, lc.clock.now_ms())?;
     if claimed.is_empty() {
-        return Ok(true);
+        return Ok(Next::Go);
     }
     let text = joined(batch, &claimed);
-    mb.submitted(&claimed)?;
     let woken = lc
         .wake_or_spawn(&WakeArgs {
             personality: target.personality.to_string(),
@@ -511,7 +581,7 @@ async fn deliver_batch(
         Ok(w) if w.task_delivered == Some(true) => {
             mb.delivered(&claimed, w.identity.as_str(), w.woke(), None, now)?;
             note_topics(lc, &w.identity, batch);
-            Ok(true)
+            Ok(Next::Go)
         }
         // Up, but the message did not go in with the wake (it was live
         // by then, or a router): over the live path, verified first.
@@ -521,7 +591,7 @@ async fn deliver_batch(
                 Ok(Delivery::Accepted) => {
                     mb.delivered(&claimed, w.identity.as_str(), w.woke(), None, now)?;
                     note_topics(lc, &w.identity, batch);
-                    Ok(true)
+                    Ok(Next::Go)
                 }
                 Ok(Delivery::NotLive) => {
                     let why = format!(
@@ -529,12 +599,12 @@ async fn deliver_batch(
                         target.personality
                     );
                     mb.requeue(&claimed, &why, retry_at(lc, head))?;
-                    Ok(false)
+                    Ok(Next::Stop)
                 }
                 Err(e @ LifecycleError::Unconfirmed { .. }) => {
                     mb.release(&claimed)?;
                     tracing::warn!(identity = %id, "{e}");
-                    Ok(false)
+                    Ok(Next::Stop)
                 }
                 Err(e) => {
                     mb.requeue(
@@ -542,7 +612,7 @@ async fn deliver_batch(
                         &undelivered_reason(target, &e),
                         retry_at(lc, head),
                     )?;
-                    Ok(false)
+                    Ok(Next::Stop)
                 }
             }
         }
@@ -555,32 +625,55 @@ async fn deliver_batch(
         }) => {
             tracing::warn!(identity = %id, "woke with the message, then the launch failed: {reason}");
             mb.release(&claimed)?;
-            Ok(false)
+            Ok(Next::Stop)
         }
         Err(e) if permanent(&e) => {
             mb.requeue(&claimed, &e.to_string(), now)?;
             for m in batch.iter().filter(|m| claimed.contains(&m.id)) {
                 give_up(lc, mb, m, &e.to_string())?;
             }
-            Ok(true)
+            Ok(Next::Go)
         }
         Err(e) => {
             mb.requeue(&claimed, &wake_failed(target, &e), retry_at(lc, head))?;
-            Ok(false)
+            Ok(Next::Stop)
         }
     }
 }
 
-/// Why a live TUI must not get mail now, and when to look again: a
-/// dialog is up (never typed into), or it is mid-turn and takes its mail
-/// at the turn's end. `Ok`: go ahead, with the pane just read (the paste
-/// judges the composer on it instead of capturing again).
+/// Why a live TUI must not get mail now.
+#[derive(Debug, thiserror::Error)]
+enum NotNow {
+    /// Never typed into; the tail of the pane says what it shows.
+    #[error("{id} shows a dialog or prompt: nothing is typed until it is answered{tail}")]
+    Dialog { id: Identity, tail: String },
+    /// It takes its mail at the turn's end.
+    #[error("{0} is mid-turn: it goes in when the turn ends")]
+    MidTurn(Identity),
+}
+
+impl NotNow {
+    /// When the mail pass may look again. Mail waiting on a turn is due at
+    /// once: the daemon's drain watches for the turn's end, and a pass
+    /// that finds it due starts that watch if none runs.
+    fn look_again(&self) -> Duration {
+        match self {
+            NotNow::Dialog { .. } => LOOK_AGAIN,
+            NotNow::MidTurn(_) => Duration::ZERO,
+        }
+    }
+}
+
+/// Whether a live TUI may get mail now: not while a dialog is up, nor
+/// mid-turn when it takes its mail at the turn's end. `Ok`: go ahead, with
+/// the pane just read (the paste judges the composer on it instead of
+/// capturing again).
 async fn not_now(
     lc: &Lifecycle,
     adapter: &Adapter,
     target: &PeerRecord,
     id: &Identity,
-) -> Result<Option<String>, (String, Duration)> {
+) -> Result<Option<String>, NotNow> {
     if adapter.info().kind != AdapterKind::Tui {
         return Ok(None);
     }
@@ -593,17 +686,13 @@ async fn not_now(
         .await
         .unwrap_or(TurnState::Unknown);
     match turn {
-        TurnState::Dialog => Err((
-            format!(
-                "{id} shows a dialog or prompt: nothing is typed until it is answered{}",
-                paste::tail_suffix(&pane)
-            ),
-            LOOK_AGAIN,
-        )),
-        TurnState::Working if target.delivery() == DeliveryMode::AtTurnEnd => Err((
-            format!("{id} is mid-turn: it goes in when the turn ends"),
-            TURN_END_LOOK,
-        )),
+        TurnState::Dialog => Err(NotNow::Dialog {
+            id: id.clone(),
+            tail: paste::tail_suffix(&pane),
+        }),
+        TurnState::Working if target.delivery() == DeliveryMode::AtTurnEnd => {
+            Err(NotNow::MidTurn(id.clone()))
+        }
         _ => Ok(Some(pane)),
     }
 }
@@ -710,9 +799,6 @@ async fn recover(
     };
     if !is_orphan(&m) {
         return Ok(true);
-    }
-    if m.state == MessageState::Claimed {
-        return requeue("its delivery was interrupted before anything was typed");
     }
     let now = lc.clock.now_ms();
     let adapter = lc.adapter(id.runtime())?;

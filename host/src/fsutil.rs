@@ -239,6 +239,29 @@ pub fn read_regular_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What a file is now (which inode, its size and times): equal stamps
+/// mean unchanged contents, as every write of ours replaces the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// The stamp of `path`, if it can be read.
+pub fn stamp(path: &Path) -> Option<FileStamp> {
+    let m = fs::metadata(path).ok()?;
+    Some(FileStamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
 /// [`read_regular_file`] as UTF-8 text.
 pub fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
     String::from_utf8(read_regular_file(path, max)?)

@@ -47,4 +47,5 @@ mod shim;
 pub mod store;
 mod term;
 mod tmux;
+mod turn_end;
 mod wakelock;

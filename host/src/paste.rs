@@ -199,35 +199,26 @@ pub async fn deliver(
     );
     loop {
         let now = tmux.capture_pane(sock, id).await.unwrap_or_default();
-        if paste_shown(&before, &now, &probe, markers)
-            && composer_ready(adapter, &without_paste(&now, message, markers)).await
-        {
-            break;
+        if paste_shown(&before, &now, &probe, markers) {
+            if composer_ready(adapter, &without_paste(&now, message, markers)).await {
+                break;
+            }
+            // Taller than the pane: the composer is out of sight, and will
+            // stay so. Judged now as an unseen paste is once its time is up.
+            if fills_pane(&now, message, markers) {
+                match taken_line_by_line(adapter, taken, &now, message, &probe).await {
+                    Some(true) => break,
+                    Some(false) => return Ok(()),
+                    None => {}
+                }
+            }
         }
         if !poll.pause().await {
-            // A runtime without bracketed paste takes the lines as they
-            // come: its record moved. What is left of the paste (its last
-            // line) waits for Enter in a composer still ready; a runtime
-            // that took it all and ended has nothing left to press. The
-            // caller settles the record once the delivery is confirmed.
-            if activity(adapter, taken.cwd).await > taken.baseline {
-                if composer_ready(adapter, &without_paste(&now, message, markers)).await {
-                    break;
-                }
-                // Its last line still sits in the composer rows, and the
-                // adapter sees no dialog: that line is ours and waits for
-                // its Enter (a long paste fills more rows than the
-                // composer, so the rest cannot be judged).
-                let dialog = matches!(
-                    adapter.turn_state(&now, taken.cwd).await,
-                    Ok(crate::plugins::TurnState::Dialog)
-                );
-                if in_composer(&now, &probe, markers) && !dialog {
-                    break;
-                }
-                return Ok(());
-            }
-            return Err(PasteRefused::NotSeen);
+            return match taken_line_by_line(adapter, taken, &now, message, &probe).await {
+                Some(true) => break,
+                Some(false) => Ok(()),
+                None => Err(PasteRefused::NotSeen),
+            };
         }
     }
     // From here the runtime may take it: a process killed now leaves the
@@ -239,6 +230,42 @@ pub async fn deliver(
     })?;
     let _ = tmux.send_keys(sock, id, &["Enter".to_string()]).await;
     Ok(())
+}
+
+/// A paste not seen in a ready composer, judged as a runtime without
+/// bracketed paste takes one: line by line, its record moving. What is
+/// left of the paste (its last line) waits for Enter in a composer still
+/// ready, or in the composer rows with no dialog on screen (a long paste
+/// fills more rows than the composer, so the rest cannot be judged):
+/// `Some(true)`, press Enter. A runtime that took it all and ended has
+/// nothing left to press: `Some(false)`. Its record did not move: `None`,
+/// not taken. The caller settles the in-flight record once the delivery is
+/// confirmed.
+async fn taken_line_by_line(
+    adapter: &Adapter,
+    taken: &Taken<'_>,
+    pane: &str,
+    message: &str,
+    probe: &str,
+) -> Option<bool> {
+    if activity(adapter, taken.cwd).await <= taken.baseline {
+        return None;
+    }
+    let markers = &adapter.info().delivery;
+    if composer_ready(adapter, &without_paste(pane, message, markers)).await {
+        return Some(true);
+    }
+    let dialog = matches!(
+        adapter.turn_state(pane, taken.cwd).await,
+        Ok(crate::plugins::TurnState::Dialog)
+    );
+    Some(in_composer(pane, probe, markers) && !dialog)
+}
+
+/// Whether `message`, pasted line by line, fills the pane so that the
+/// composer drawn above it is out of sight.
+fn fills_pane(pane: &str, message: &str, markers: &DeliveryMarkers) -> bool {
+    message.lines().count() + markers.composer_rows >= pane.lines().count()
 }
 
 /// The pane of a composer ready for our keys: the adapter sees one, and

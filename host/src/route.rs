@@ -368,8 +368,19 @@ async fn route(
     if lc.is_ephemeral(caller_rec) {
         let _ = store::set_mark(&lc.cfg, caller, Mark::EphemeralArmed, lc.clock.now_ms());
     }
-    if let Err(e) = delivery::drain(lc, &target.personality).await {
-        tracing::warn!(peer = %target.personality, "mailbox drain: {e}");
+    // A sender that does not wait is answered now; the daemon delivers.
+    // Anywhere else this call delivers (nobody else may).
+    let handed_over = req.wait().is_zero() && lc.hand_mail_to_daemon(&target.personality);
+    if !handed_over {
+        match delivery::drain(lc, &target.personality).await {
+            // The daemon watches for the turn's end (not this call: its
+            // sender waits at most `wait_secs`).
+            Ok(Some(_)) => {
+                lc.hand_mail_to_daemon(&target.personality);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(peer = %target.personality, "mailbox drain: {e}"),
+        }
     }
     wait_for(lc, &id, req.wait()).await
 }
@@ -428,15 +439,11 @@ fn queued(lc: &Lifecycle, m: &Message, depth: u64) -> Queued {
 /// older one, which says why.
 fn why_waiting(lc: &Lifecycle, m: &Message) -> String {
     if m.why.is_none() && m.state == MessageState::Queued {
-        let waiting = lc
+        let head = lc
             .mailbox()
             .ok()
-            .and_then(|mb| mb.waiting(Some(&m.personality)).ok());
-        if let Some(head) = waiting
-            .as_ref()
-            .and_then(|w| w.first())
-            .filter(|h| h.id != m.id)
-        {
+            .and_then(|mb| mb.oldest_waiting(&m.personality).ok().flatten());
+        if let Some(head) = head.filter(|h| h.id != m.id) {
             return format!(
                 "behind an earlier message ({}): {}",
                 head.id,

@@ -33,6 +33,7 @@ use crate::clock::{Clock, SystemClock, iso8601_utc};
 use crate::config::Config;
 use crate::fsutil;
 use crate::lifecycle::{Lifecycle, Relaunches, SuperviseAction};
+use crate::names::Personality;
 use crate::plugins::{PluginHost, PluginState};
 
 #[derive(Debug, Parser)]
@@ -109,12 +110,12 @@ fn summary(host: &PluginHost) -> String {
 fn new_lifecycle(
     cfg: &Config,
     plugins: Arc<PluginHost>,
-    kick: &Arc<Notify>,
+    hands: &Relaunches,
     shutdown: &CancellationToken,
 ) -> Arc<Lifecycle> {
     Arc::new(
         Lifecycle::new(cfg.clone(), plugins, Arc::new(SystemClock))
-            .with_relaunches(Relaunches::Kick(kick.clone()))
+            .with_relaunches(hands.clone())
             .with_shutdown(shutdown.clone())
             .with_shim(crate::shim::current()),
     )
@@ -157,9 +158,8 @@ async fn supervise(state: Arc<ApiState>) {
     });
 }
 
-/// How often the daemon looks at the mailbox for mail due another try (as
-/// often as mail for a peer mid-turn is looked at).
-const MAIL_PASS: Duration = crate::delivery::TURN_END_LOOK;
+/// How often the daemon looks at the mailbox for mail due another try.
+const MAIL_PASS: Duration = Duration::from_millis(100);
 
 /// Dead-letters expired mail and starts a drain for each peer whose mail
 /// is due (a peer already draining is not started twice).
@@ -184,12 +184,32 @@ fn mail_pass(state: &Arc<ApiState>) {
             Err(e) => return tracing::warn!("mailbox pass panicked: {e}"),
         };
         for p in due {
-            let lc = lc.clone();
-            state.tasks.spawn(async move {
-                if let Err(e) = crate::delivery::drain(&lc, &p).await {
-                    tracing::warn!(peer = %p, "mailbox drain: {e}");
-                }
-            });
+            spawn_drain(&state, p);
+        }
+    });
+}
+
+/// Drains the mailbox of each peer handed over by a send that did not
+/// wait for its delivery (a peer already draining is not started twice).
+async fn deliverer(
+    state: Arc<ApiState>,
+    mut handed: tokio::sync::mpsc::UnboundedReceiver<Personality>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let p = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = handed.recv() => match p { Some(p) => p, None => return },
+        };
+        spawn_drain(&state, p);
+    }
+}
+
+fn spawn_drain(state: &Arc<ApiState>, p: Personality) {
+    let lc = state.lifecycle();
+    state.tasks.spawn(async move {
+        if let Err(e) = crate::delivery::drain_watching(&lc, &p).await {
+            tracing::warn!(peer = %p, "mailbox drain: {e}");
         }
     });
 }
@@ -231,6 +251,11 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     let plugins = load_plugins(&cfg).await?;
     let plugin_summary = summary(&plugins);
     let kick = Arc::new(Notify::new());
+    let (mail_tx, mail_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hands = Relaunches::Kick {
+        supervise: kick.clone(),
+        mail: mail_tx,
+    };
     let bound = listen::bind(
         &cfg.daemon_socket,
         (!cli.no_tcp).then_some(cli.port.unwrap_or(cfg.port)),
@@ -241,7 +266,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     };
     let shutdown = CancellationToken::new();
     let state = Arc::new(ApiState::new(
-        new_lifecycle(&cfg, plugins, &kick, &shutdown),
+        new_lifecycle(&cfg, plugins, &hands, &shutdown),
         DaemonInfo {
             pid: std::process::id(),
             started: Instant::now(),
@@ -260,7 +285,10 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     {
         tracing::warn!("{problem}: the dashboard cannot send until it is fixed");
     }
-    let reloader = reload::spawn(cfg.clone(), state.clone(), kick.clone(), shutdown.clone());
+    let reloader = reload::spawn(cfg.clone(), state.clone(), hands, shutdown.clone());
+    state
+        .tasks
+        .spawn(deliverer(state.clone(), mail_rx, shutdown.clone()));
     state.set_reloader(reloader.clone());
     let _watcher = reload::watch(&cfg.plugin_dirs, reloader.clone());
 

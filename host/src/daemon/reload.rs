@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
 use crate::api::reload::{ReloadSummary, Reloader, Request, Trigger};
 use crate::config::Config;
+use crate::lifecycle::Relaunches;
 
 /// File events settle this long before a reload (a copy is many writes).
 const SETTLE: Duration = Duration::from_millis(300);
@@ -26,7 +27,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 pub(crate) fn spawn(
     cfg: Config,
     state: Arc<ApiState>,
-    kick: Arc<Notify>,
+    hands: Relaunches,
     shutdown: CancellationToken,
 ) -> Reloader {
     let (tx, mut rx) = mpsc::channel::<Request>(64);
@@ -43,7 +44,7 @@ pub(crate) fn spawn(
                 operator |= more.trigger == Trigger::Operator;
                 waiting.extend(more.answer);
             }
-            let result = reload_once(&cfg, &state, &kick, &shutdown, operator).await;
+            let result = reload_once(&cfg, &state, &hands, &shutdown, operator).await;
             for w in waiting {
                 let _ = w.send(result.clone());
             }
@@ -55,7 +56,7 @@ pub(crate) fn spawn(
 async fn reload_once(
     cfg: &Config,
     state: &Arc<ApiState>,
-    kick: &Arc<Notify>,
+    hands: &Relaunches,
     shutdown: &CancellationToken,
     lift_quarantines: bool,
 ) -> Result<ReloadSummary, String> {
@@ -74,7 +75,7 @@ async fn reload_once(
         reused: host.reused(),
         reports,
     };
-    state.replace_lifecycle(super::new_lifecycle(cfg, Arc::new(host), kick, shutdown));
+    state.replace_lifecycle(super::new_lifecycle(cfg, Arc::new(host), hands, shutdown));
     Ok(summary)
 }
 

@@ -56,15 +56,26 @@ pub(crate) fn canonical(cwd: &Path) -> PathBuf {
     std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf())
 }
 
-/// What happens to the eager `/new` relaunches a wake's heal pass finds.
+/// Who does the work found along the way: the eager `/new` relaunches a
+/// wake's heal pass finds, and the delivery of mail whose sender does not
+/// wait for it.
 #[derive(Debug, Clone, Default)]
 pub enum Relaunches {
-    /// Run them before the wake goes on (the CLI: nobody else will).
+    /// This process, before it goes on (the CLI: nobody else will).
     #[default]
     Inline,
-    /// Ask the daemon's supervise loop to run a tick now, so the message
-    /// that triggered the heal is not held up by another peer's boot.
-    Kick(Arc<tokio::sync::Notify>),
+    /// The daemon's loops: a supervise tick now (so the message that
+    /// triggered the heal is not held up by another peer's boot), and its
+    /// deliverer for the peers named on `mail`.
+    Kick {
+        supervise: Arc<tokio::sync::Notify>,
+        mail: tokio::sync::mpsc::UnboundedSender<Personality>,
+    },
+}
+
+/// How many live deliveries run at once: two per core.
+fn delivery_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
 
 /// The lifecycle engine: configuration, adapters, tmux and a clock.
@@ -91,6 +102,11 @@ pub struct Lifecycle {
     mailbox: OnceLock<Mailbox>,
     /// The mailbox drains running in this process.
     drains: Drains,
+    /// The registry as last read, with the stamp of the file it came from.
+    registry_seen: Mutex<Option<(fsutil::FileStamp, Registry)>>,
+    /// Live deliveries run at most this many at a time (each runs a few
+    /// tmux processes): under load, mail gathers and goes in as batches.
+    delivery_slots: tokio::sync::Semaphore,
 }
 
 /// A wake request.
@@ -248,6 +264,8 @@ impl Lifecycle {
             launch_observer: None,
             mailbox: OnceLock::new(),
             drains: Drains::default(),
+            registry_seen: Mutex::default(),
+            delivery_slots: tokio::sync::Semaphore::new(delivery_slots()),
         }
     }
 
@@ -321,7 +339,25 @@ impl Lifecycle {
     /// The registry, with each peer that does not state its nature given
     /// its default runtime's (the adapter's `default-intelligence`).
     pub fn registry(&self) -> Result<Registry, registry::RegistryError> {
-        let mut reg = registry::read_registry(&self.cfg.registry_path())?;
+        let path = self.cfg.registry_path();
+        // Stamped before the read: a write racing it is read next time.
+        let stamp = fsutil::stamp(&path);
+        let mut seen = self
+            .registry_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let (Some(now), Some((then, reg))) = (stamp, seen.as_ref())
+            && now == *then
+        {
+            return Ok(reg.clone());
+        }
+        let reg = self.read_registry(&path)?;
+        *seen = stamp.map(|s| (s, reg.clone()));
+        Ok(reg)
+    }
+
+    fn read_registry(&self, path: &Path) -> Result<Registry, registry::RegistryError> {
+        let mut reg = registry::read_registry(path)?;
         for peer in reg
             .peers
             .iter_mut()
@@ -349,7 +385,29 @@ impl Lifecycle {
 
     /// This process is the daemon (it kicks its own supervise loop).
     pub(crate) fn in_daemon(&self) -> bool {
-        matches!(self.relaunches, Relaunches::Kick(_))
+        matches!(self.relaunches, Relaunches::Kick { .. })
+    }
+
+    /// Hands `p`'s mailbox to the daemon's deliverer; `false` when this
+    /// process is not the daemon (or it is stopping).
+    pub(crate) fn hand_mail_to_daemon(&self, p: &Personality) -> bool {
+        match &self.relaunches {
+            Relaunches::Kick { mail, .. } => mail.send(p.clone()).is_ok(),
+            Relaunches::Inline => false,
+        }
+    }
+
+    /// A turn to deliver (see `delivery_slots`).
+    pub(crate) async fn delivery_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.delivery_slots
+            .acquire()
+            .await
+            .expect("the delivery slots are never closed")
+    }
+
+    /// Cancelled when the daemon starts stopping.
+    pub(crate) fn stopping(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     pub(crate) fn drains(&self) -> &Drains {
@@ -454,7 +512,7 @@ impl Lifecycle {
             Relaunches::Inline => {
                 self.process_eager_relaunches(&outcomes).await;
             }
-            Relaunches::Kick(notify) => notify.notify_one(),
+            Relaunches::Kick { supervise, .. } => supervise.notify_one(),
         }
     }
 

@@ -138,9 +138,8 @@ impl Drop for Draining<'_> {
 pub enum MessageState {
     /// Waiting for its peer (the reason is kept with it).
     Queued,
-    /// A deliverer holds the peer's lock and is about to paste it.
-    Claimed,
-    /// Enter went in; the runtime has not yet shown it took it.
+    /// Claimed by a deliverer holding the peer's lock: being typed in, or
+    /// typed in and the runtime has not yet shown it took it.
     Submitted,
     Delivered,
     /// Given up (its TTL ran out, or it can never be delivered).
@@ -153,10 +152,7 @@ impl MessageState {
     }
 
     pub fn is_waiting(self) -> bool {
-        matches!(
-            self,
-            MessageState::Queued | MessageState::Claimed | MessageState::Submitted
-        )
+        matches!(self, MessageState::Queued | MessageState::Submitted)
     }
 }
 
@@ -164,12 +160,11 @@ impl Message {
     /// What a waiting message waits for, in words.
     pub fn waiting_reason(&self) -> String {
         match (self.state, &self.why) {
-            (MessageState::Claimed, _) => "being delivered now".into(),
             (MessageState::Submitted, _) => {
-                "being delivered: typed in, and its runtime has not yet shown it took it".into()
+                "being delivered: being typed in, or typed in and its runtime has not yet shown it took it".into()
             }
             (_, Some(why)) => why.clone(),
-            (_, None) => "waiting for its turn".into(),
+            (_, None) => "accepted; not tried yet".into(),
         }
     }
 }
@@ -284,7 +279,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(mb.submitted(std::slice::from_ref(&a)).unwrap(), 1);
+        assert_eq!(mb.get(&a).unwrap().unwrap().state, MessageState::Submitted);
         assert_eq!(
             mb.delivered(std::slice::from_ref(&a), "claude-bob", false, None, 2_100)
                 .unwrap(),

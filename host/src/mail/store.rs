@@ -18,11 +18,7 @@ use super::{MessageId, MessageState};
 use crate::fsutil;
 
 /// Every state of a message not yet delivered nor dead.
-const WAITING: [MessageState; 3] = [
-    MessageState::Queued,
-    MessageState::Claimed,
-    MessageState::Submitted,
-];
+const WAITING: [MessageState; 2] = [MessageState::Queued, MessageState::Submitted];
 
 /// How long a process waits for another's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,8 +52,21 @@ CREATE TABLE IF NOT EXISTS topics (
     PRIMARY KEY (identity, topic)
 );
 CREATE INDEX IF NOT EXISTS messages_waiting
-    ON messages(personality, seq) WHERE state IN ('queued', 'claimed', 'submitted');
+    ON messages(personality, seq) WHERE state IN ('queued', 'submitted');
+CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state);
 ";
+
+/// When a write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Before the call returns: a message accepted, a claim (a claim lost
+    /// to a power cut would let a message be typed twice).
+    Full,
+    /// With the next full write or checkpoint: only for a write whose loss
+    /// crash recovery settles the same way (a delivery it finds in the
+    /// runtime's record; a queued message's reason and next try).
+    Lazy,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -245,16 +254,34 @@ impl Mailbox {
         f(&mut conn)
     }
 
+    /// `with`, its writes reaching the disk as `sync` says.
+    fn with_sync<T>(
+        &self,
+        sync: Sync,
+        f: impl FnOnce(&mut Connection) -> Result<T, MailError>,
+    ) -> Result<T, MailError> {
+        if sync == Sync::Full {
+            return self.with(f);
+        }
+        self.with(|c| {
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            let result = f(c);
+            c.pragma_update(None, "synchronous", "FULL")?;
+            result
+        })
+    }
+
     /// Commits a new message, queued; its id.
     pub fn commit(&self, m: &NewMessage<'_>, now_ms: u64) -> Result<MessageId, MailError> {
         let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
         self.with(|c| {
             // Made under the lock: in one process, ids sort as they commit.
             let id = MessageId::generate();
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
                  created_ms, expires_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued')",
-                params![
+            )?
+            .execute(params![
                     id.as_str(),
                     m.personality,
                     m.runtime,
@@ -264,8 +291,7 @@ impl Mailbox {
                     m.envelope,
                     ms(now_ms),
                     ms(expires)
-                ],
-            )?;
+                ])?;
             Ok(id)
         })
     }
@@ -273,11 +299,8 @@ impl Mailbox {
     pub fn get(&self, id: &MessageId) -> Result<Option<Message>, MailError> {
         self.with(|c| {
             let row = c
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"),
-                    params![id.as_str()],
-                    from_row,
-                )
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
+                .query_row(params![id.as_str()], from_row)
                 .optional()?;
             row.map(finish).transpose()
         })
@@ -286,10 +309,15 @@ impl Mailbox {
     /// Messages not yet delivered nor dead, oldest first: all of them, or
     /// one peer's.
     pub fn waiting(&self, personality: Option<&str>) -> Result<Vec<Message>, MailError> {
-        self.select(
-            "state IN ('queued', 'claimed', 'submitted') AND (?1 IS NULL OR personality = ?1)",
-            personality,
-        )
+        // Two statements, so that each is served by the index of waiting
+        // mail (finished messages are kept for a week).
+        match personality {
+            Some(p) => self.select(
+                "personality = ?1 AND state IN ('queued', 'submitted')",
+                params![p],
+            ),
+            None => self.select_by_state("state IN ('queued', 'submitted')", params![]),
+        }
     }
 
     /// Every message of one peer (or all), oldest first, up to `limit`
@@ -311,22 +339,61 @@ impl Mailbox {
         Ok(rows)
     }
 
-    fn select(&self, filter: &str, personality: Option<&str>) -> Result<Vec<Message>, MailError> {
+    fn select(
+        &self,
+        filter: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Message>, MailError> {
+        self.select_from("messages", filter, params)
+    }
+
+    /// `select` by the messages' state: through its index, which the
+    /// planner would pass over for a scan in `seq` order of every message
+    /// kept.
+    fn select_by_state(
+        &self,
+        filter: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Message>, MailError> {
+        self.select_from("messages INDEXED BY messages_by_state", filter, params)
+    }
+
+    fn select_from(
+        &self,
+        from: &str,
+        filter: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Message>, MailError> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM messages WHERE {filter} ORDER BY seq"
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM {from} WHERE {filter} ORDER BY seq"
             ))?;
-            let rows = stmt.query_map(params![personality], from_row)?;
+            let rows = stmt.query_map(params, from_row)?;
             rows.map(|r| finish(r?)).collect()
+        })
+    }
+
+    /// The oldest message waiting for `personality`, if any.
+    pub fn oldest_waiting(&self, personality: &str) -> Result<Option<Message>, MailError> {
+        self.with(|c| {
+            let row = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM messages \
+                     WHERE personality = ?1 AND state IN ('queued', 'submitted') \
+                     ORDER BY seq LIMIT 1"
+                ))?
+                .query_row(params![personality], from_row)
+                .optional()?;
+            row.map(finish).transpose()
         })
     }
 
     /// How many messages wait for each peer that has any.
     pub fn depths(&self) -> Result<Vec<(String, u64)>, MailError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT personality, COUNT(*) FROM messages \
-                 WHERE state IN ('queued', 'claimed', 'submitted') GROUP BY personality",
+                 WHERE state IN ('queued', 'submitted') GROUP BY personality",
             )?;
             let rows =
                 stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
@@ -337,19 +404,20 @@ impl Mailbox {
     /// How many messages wait for `personality`.
     pub fn depth(&self, personality: &str) -> Result<u64, MailError> {
         self.with(|c| {
-            let n: i64 = c.query_row(
-                "SELECT COUNT(*) FROM messages \
-                 WHERE personality = ?1 AND state IN ('queued', 'claimed', 'submitted')",
-                params![personality],
-                |r| r.get(0),
-            )?;
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM messages \
+                     WHERE personality = ?1 AND state IN ('queued', 'submitted')",
+                )?
+                .query_row(params![personality], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
     }
 
     /// Claims the queued messages `ids` for delivery to `identity` by
     /// `claimer` (a process, see [`super::claimer`]): the ones still
-    /// queued, in order.
+    /// queued, in order. They are about to be typed in: from here a crash
+    /// leaves them to be checked against the runtime before any second try.
     pub fn claim(
         &self,
         ids: &[MessageId],
@@ -361,11 +429,13 @@ impl Mailbox {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut claimed = Vec::new();
             for id in ids {
-                let n = tx.execute(
-                    "UPDATE messages SET state = 'claimed', to_identity = ?2, claimed_by = ?3, \
-                     claimed_ms = ?4, attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
-                    params![id.as_str(), identity, claimer, ms(now_ms)],
-                )?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE messages SET state = 'submitted', to_identity = ?2, \
+                         claimed_by = ?3, claimed_ms = ?4, attempts = attempts + 1 \
+                         WHERE id = ?1 AND state = 'queued'",
+                    )?
+                    .execute(params![id.as_str(), identity, claimer, ms(now_ms)])?;
                 if n == 1 {
                     claimed.push(id.clone());
                 }
@@ -378,6 +448,7 @@ impl Mailbox {
     /// Moves `ids` from one state to another (only those in `from`).
     fn transition(
         &self,
+        sync: Sync,
         ids: &[MessageId],
         from: &[MessageState],
         set: &str,
@@ -388,12 +459,12 @@ impl Mailbox {
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        self.with(|c| {
+        self.with_sync(sync, |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut n = 0;
             {
                 let sql = format!("UPDATE messages SET {set} WHERE id = ?1 AND state IN ({from})");
-                let mut stmt = tx.prepare(&sql)?;
+                let mut stmt = tx.prepare_cached(&sql)?;
                 for id in ids {
                     let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id.0];
                     all.extend_from_slice(values);
@@ -405,16 +476,16 @@ impl Mailbox {
         })
     }
 
-    /// `ids` are about to be typed in: from here a crash leaves them to be
-    /// checked against the runtime before any second try.
-    pub fn submitted(&self, ids: &[MessageId]) -> Result<usize, MailError> {
-        self.transition(ids, &[MessageState::Claimed], "state = 'submitted'", &[])
-    }
-
     /// Typed in, fate unknown, and nobody waiting on it any more: the
     /// next deliverer checks it first.
     pub fn release(&self, ids: &[MessageId]) -> Result<usize, MailError> {
-        self.transition(ids, &[MessageState::Submitted], "claimed_by = NULL", &[])
+        self.transition(
+            Sync::Full,
+            ids,
+            &[MessageState::Submitted],
+            "claimed_by = NULL",
+            &[],
+        )
     }
 
     /// `ids` reached `to`; `unconfirmed`: as far as can be told (why not).
@@ -427,6 +498,7 @@ impl Mailbox {
         now_ms: u64,
     ) -> Result<usize, MailError> {
         self.transition(
+            Sync::Full,
             ids,
             &WAITING,
             "state = 'delivered', to_identity = ?2, woke = ?3, done_ms = ?4, why = ?5, \
@@ -444,9 +516,27 @@ impl Mailbox {
         not_before_ms: u64,
     ) -> Result<usize, MailError> {
         self.transition(
+            Sync::Full,
             ids,
             &WAITING,
             "state = 'queued', why = ?2, claimed_by = NULL, not_before_ms = ?3",
+            &[&why, &ms(not_before_ms)],
+        )
+    }
+
+    /// Queued messages not claimed this time: `why` and the next try
+    /// (written lazily: a crash only loses the reason and the pause).
+    pub fn wait_again(
+        &self,
+        ids: &[MessageId],
+        why: &str,
+        not_before_ms: u64,
+    ) -> Result<usize, MailError> {
+        self.transition(
+            Sync::Lazy,
+            ids,
+            &[MessageState::Queued],
+            "why = ?2, not_before_ms = ?3",
             &[&why, &ms(not_before_ms)],
         )
     }
@@ -460,6 +550,7 @@ impl Mailbox {
         now_ms: u64,
     ) -> Result<usize, MailError> {
         self.transition(
+            Sync::Full,
             ids,
             &[MessageState::Queued],
             "state = 'dead', why = ?2, done_ms = ?3, claimed_by = NULL",
@@ -471,6 +562,7 @@ impl Mailbox {
     pub fn retry(&self, id: &MessageId, ttl: Duration, now_ms: u64) -> Result<usize, MailError> {
         let expires = now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
         self.transition(
+            Sync::Full,
             std::slice::from_ref(id),
             &[MessageState::Dead, MessageState::Queued],
             "state = 'queued', why = 'retried by the operator', expires_ms = ?2, done_ms = NULL, \
@@ -481,13 +573,7 @@ impl Mailbox {
 
     /// Waiting messages past their TTL (queued only: a claim is in hand).
     pub fn expired(&self, now_ms: u64) -> Result<Vec<Message>, MailError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM messages WHERE state = 'queued' AND expires_ms <= ?1 ORDER BY seq"
-            ))?;
-            let rows = stmt.query_map(params![ms(now_ms)], from_row)?;
-            rows.map(|r| finish(r?)).collect()
-        })
+        self.select_by_state("state = 'queued' AND expires_ms <= ?1", params![ms(now_ms)])
     }
 
     /// Deletes finished messages (delivered or dead) older than `before`.
