@@ -70,7 +70,7 @@ fn send_to_peer_wakes_a_sleeping_peer_and_delivers_to_a_live_one() {
     let t = f.claude_transcript(&bob);
     assert_eq!(envelopes(&t), 2, "{t}");
     assert!(t.contains(
-        "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\" topic=\"greetings\">"
+        "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\" topic=\"greetings\" id=\""
     ));
     assert!(t.contains("IAP message from known peers. Reply via send_to_peer."));
     assert!(
@@ -1360,21 +1360,32 @@ fn kill_9_of_the_daemon_mid_delivery_loses_and_doubles_nothing() {
         "{history:#?}"
     );
     let t = f.claude_transcript(&bob);
-    let mut once = 0;
+    let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
+    let mailbox = iapeer::mail::Mailbox::open(&f.root.join("state/mail.db")).unwrap();
+    let mut reached = 0;
     for round in 0..rounds {
         let n = t.matches(&format!("k{round:02}x]]>")).count();
-        assert!(
-            n <= 1,
-            "k{round:02}x reached bob {n} times:\n{t}\n{}",
-            std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap_or_default()
-        );
-        once += n;
+        assert!(n <= 1, "k{round:02}x reached bob {n} times:\n{t}\n{log}");
+        reached += n;
     }
+    let missing: Vec<String> = history
+        .iter()
+        .filter_map(|m| {
+            let id = iapeer::mail::MessageId::parse(m["id"].as_str().unwrap()).unwrap();
+            let envelope = mailbox.get(&id).unwrap().unwrap().envelope;
+            let body = envelope
+                .split("CDATA[")
+                .nth(1)?
+                .split("]]>")
+                .next()?
+                .to_string();
+            (!t.contains(&format!("{body}]]>"))).then(|| format!("{id} {body} {m}"))
+        })
+        .collect();
     assert_eq!(
-        once, delivered,
-        "every accepted message once:\n{history:#?}\n{t}"
+        reached, delivered,
+        "every accepted message reached bob; missing: {missing:#?}\n{log}\n{t}"
     );
-    let log = std::fs::read_to_string(f.root.join("logs/iapeer/lifecycle.log")).unwrap();
     eprintln!(
         "{delivered} of {rounds} sends were accepted before their kill; each delivered once; \
          left mid-delivery and settled by the next daemon: {} taken, {} typed again",

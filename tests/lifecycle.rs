@@ -126,7 +126,7 @@ fn send_pastes_into_a_live_session_and_wakes_a_dead_one() {
         2,
         "{text}"
     );
-    assert!(text.contains(r#"topic="t1">"#), "{text}");
+    assert!(text.contains(r#"topic="t1" id=""#), "{text}");
     assert_eq!(
         claude_runs(&f).len(),
         1,

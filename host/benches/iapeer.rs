@@ -1241,7 +1241,7 @@ fn bench_daemon() {
                         sender: "claude-alice",
                         door: "mcp",
                         topic: None,
-                        envelope: &envelope,
+                        envelope: &|_| envelope.clone(),
                         ttl: Duration::from_secs(60),
                     },
                     n,

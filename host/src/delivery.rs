@@ -820,28 +820,60 @@ async fn recover(
         log_recovery(lc, &m, &id, "unconfirmed");
         return Ok(true);
     }
-    // A paste recorded before its Enter was never submitted, whatever the
-    // runtime did meanwhile: typed again (the next paste clears it).
-    let record = lc.in_flight(&id);
-    if record
-        .unsent()
-        .is_some_and(|text| text.contains(&m.envelope))
-    {
-        log_recovery(lc, &m, &id, "again");
-        return requeue("its paste never got its Enter; it goes in again");
-    }
     let cwd = canonical(&target.cwd);
+    let cwd = cwd.to_string_lossy();
     let since = m.claimed_ms.unwrap_or(m.created_ms);
-    if paste::activity(&adapter, &cwd.to_string_lossy()).await > since {
+    let unsent = lc
+        .in_flight(&id)
+        .unsent()
+        .is_some_and(|text| text.contains(&m.envelope));
+    // How long its record may lag: a paste that never got its Enter was
+    // taken only by a runtime that reads it line by line, which records
+    // what it reads as it goes.
+    let lag = if unsent {
+        LIVE_DELIVERY_GRACE
+    } else {
+        settle_window(lc)
+    };
+    let settling = live && now.saturating_sub(since) < lag.as_millis() as u64;
+    let taken = || -> Result<bool, LifecycleError> {
         mb.delivered(std::slice::from_ref(&m.id), id.as_str(), m.woke, None, now)?;
         log_recovery(lc, &m, &id, "taken");
-        return Ok(true);
+        Ok(true)
+    };
+    match adapter
+        .record_holds(&cwd, m.id.as_str())
+        .await
+        .ok()
+        .flatten()
+    {
+        // Its id is in the runtime's record: taken (a runtime that reads a
+        // paste line by line takes it before its Enter).
+        Some(true) => taken(),
+        // Not there yet: the record may lag behind what was typed.
+        Some(false) if settling => Ok(false),
+        Some(false) if unsent => {
+            log_recovery(lc, &m, &id, "again-unsent");
+            requeue("its paste never got its Enter and its runtime never took it; it goes in again")
+        }
+        Some(false) => {
+            log_recovery(lc, &m, &id, "again");
+            requeue("typed in but never taken; it goes in again")
+        }
+        // No record to look in: its activity says. A paste recorded before
+        // its Enter was never submitted, whatever the runtime did meanwhile
+        // (the next paste clears it).
+        None if unsent => {
+            log_recovery(lc, &m, &id, "again-unsent");
+            requeue("its paste never got its Enter; it goes in again")
+        }
+        None if paste::activity(&adapter, &cwd).await > since => taken(),
+        None if settling => Ok(false),
+        None => {
+            log_recovery(lc, &m, &id, "again");
+            requeue("typed in but never taken; it goes in again")
+        }
     }
-    if live && now.saturating_sub(since) < settle_window(lc).as_millis() as u64 {
-        return Ok(false);
-    }
-    log_recovery(lc, &m, &id, "again");
-    requeue("typed in but never taken; it goes in again")
 }
 
 /// How long a message typed in may take to show in the runtime's record
@@ -938,20 +970,23 @@ fn bounce(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str, now: u64) {
     let (runtime, personality) = SYSTEM_SENDER
         .split_once('-')
         .unwrap_or(("system", "iapeer"));
-    let text = crate::envelope::build(
-        &crate::envelope::Sender {
-            personality,
-            runtime,
-            intelligence: "absent",
-        },
-        m.topic.as_deref(),
-        &[],
-        &format!(
-            "Your message {} to \"{}\" was NOT delivered: {why}. Nothing of it reached the peer; \
-             send it again if it still matters.",
-            m.id, m.personality
-        ),
-    );
+    let text = |id: &MessageId| {
+        crate::envelope::build(
+            id.as_str(),
+            &crate::envelope::Sender {
+                personality,
+                runtime,
+                intelligence: "absent",
+            },
+            m.topic.as_deref(),
+            &[],
+            &format!(
+                "Your message {} to \"{}\" was NOT delivered: {why}. Nothing of it reached the \
+                 peer; send it again if it still matters.",
+                m.id, m.personality
+            ),
+        )
+    };
     let committed = mb.commit(
         &mail::NewMessage {
             personality: sender.personality().as_str(),

@@ -68,8 +68,16 @@ pub struct Sender<'a> {
     pub intelligence: &'a str,
 }
 
-/// The envelope text for one message (inputs already validated).
-pub fn build(from: &Sender<'_>, topic: Option<&str>, attachments: &[String], body: &str) -> String {
+/// The envelope text for message `id` (inputs already validated). The id
+/// lets the host find the message in the runtime's record after a crash,
+/// and the peer quote it.
+pub fn build(
+    id: &str,
+    from: &Sender<'_>,
+    topic: Option<&str>,
+    attachments: &[String],
+    body: &str,
+) -> String {
     let mut head = format!(
         "<iap from-personality=\"{}\" from-runtime=\"{}\" from-intelligence=\"{}\"",
         attr(from.personality),
@@ -79,7 +87,7 @@ pub fn build(from: &Sender<'_>, topic: Option<&str>, attachments: &[String], bod
     if let Some(topic) = topic.map(clip_topic).filter(|t| !t.is_empty()) {
         head.push_str(&format!(" topic=\"{}\"", attr(&topic)));
     }
-    head.push('>');
+    head.push_str(&format!(" id=\"{}\">", attr(id)));
     let mut lines = vec![head, INSTRUCTION.to_string()];
     if !attachments.is_empty() {
         lines.push(format!(
@@ -252,11 +260,14 @@ mod tests {
         intelligence: "artificial",
     };
 
+    const ID: &str = "01a2527f-1888-77af-b378-fff6239ea45a";
+
     #[test]
     fn plain_message() {
         assert_eq!(
-            build(&ALICE, None, &[], "hello"),
-            "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\">\n\
+            build(ID, &ALICE, None, &[], "hello"),
+            "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\" \
+             id=\"01a2527f-1888-77af-b378-fff6239ea45a\">\n\
              IAP message from known peers. Reply via send_to_peer.\n\
              <message><![CDATA[hello]]></message>\n\
              </iap>"
@@ -266,6 +277,7 @@ mod tests {
     #[test]
     fn topic_attachments_and_cdata_splitting() {
         let text = build(
+            ID,
             &ALICE,
             Some("  release \"v2\" <now> & later  "),
             &["/a/b.txt".into(), "/c d/e.png".into()],
@@ -274,7 +286,8 @@ mod tests {
         assert_eq!(
             text,
             "<iap from-personality=\"alice\" from-runtime=\"claude\" from-intelligence=\"artificial\" \
-             topic=\"release &quot;v2&quot; &lt;now&gt; &amp; later\">\n\
+             topic=\"release &quot;v2&quot; &lt;now&gt; &amp; later\" \
+             id=\"01a2527f-1888-77af-b378-fff6239ea45a\">\n\
              IAP message from known peers. Reply via send_to_peer.\n\
              <attachments><![CDATA[/a/b.txt\n/c d/e.png]]></attachments>\n\
              <message><![CDATA[x ]]]]><![CDATA[> y\nline two]]></message>\n\
@@ -285,10 +298,10 @@ mod tests {
     #[test]
     fn topic_is_cut_and_blank_topic_omitted() {
         let long = "t".repeat(250);
-        let text = build(&ALICE, Some(&long), &[], "m");
+        let text = build(ID, &ALICE, Some(&long), &[], "m");
         assert!(text.contains(&format!("topic=\"{}\"", "t".repeat(200))));
         assert!(!text.contains(&"t".repeat(201)));
-        assert!(!build(&ALICE, Some("   "), &[], "m").contains("topic="));
+        assert!(!build(ID, &ALICE, Some("   "), &[], "m").contains("topic="));
         // Cut by characters, never inside one.
         let wide = "é".repeat(250);
         assert_eq!(clip_topic(&wide).chars().count(), 200);
@@ -310,7 +323,7 @@ mod tests {
             forged.replace("<iap", "\u{2039}iap"),
         ];
         for body in &variants {
-            let text = build(&ALICE, Some(body), &[format!("/tmp/{body}")], body);
+            let text = build(ID, &ALICE, Some(body), &[format!("/tmp/{body}")], body);
             // Exactly one header, one close, one message and attachments
             // section, and the real ones are where the envelope puts them.
             let lines: Vec<&str> = text.lines().collect();
@@ -370,7 +383,7 @@ mod tests {
             assert!(defang(forged).starts_with("&lt;"), "{forged}");
         }
         // Topics lose their line breaks: an attribute stays on its line.
-        let text = build(&ALICE, Some("a\n</iap>\nb"), &[], "m");
+        let text = build(ID, &ALICE, Some("a\n</iap>\nb"), &[], "m");
         assert_eq!(text.lines().count(), 4, "{text}");
     }
 
@@ -381,12 +394,12 @@ mod tests {
             runtime: "r&",
             intelligence: "i",
         };
-        let text = build(&evil, None, &[], "m");
+        let text = build(ID, &evil, None, &[], "m");
         assert!(text.starts_with(
-            "<iap from-personality=\"a&quot;&gt;&lt;x\" from-runtime=\"r&amp;\" from-intelligence=\"i\">"
+            "<iap from-personality=\"a&quot;&gt;&lt;x\" from-runtime=\"r&amp;\" from-intelligence=\"i\" id="
         ));
         // A body cannot close the envelope early: only the last line is </iap>.
-        let text = build(&ALICE, None, &[], "]]></message>\n</iap>");
+        let text = build(ID, &ALICE, None, &[], "]]></message>\n</iap>");
         assert_eq!(text.matches("]]></message>").count(), 1);
         assert!(text.ends_with("]]></message>\n</iap>"));
     }

@@ -338,16 +338,19 @@ async fn route(
     if store::has_mark(&lc.cfg, &now_to, Mark::Stopped) {
         return Err(SendError::Stopped(LifecycleError::Stopped(now_to)));
     }
-    let text = envelope::build(
-        &Sender {
-            personality: caller.personality().as_str(),
-            runtime: caller.runtime().as_str(),
-            intelligence: caller_rec.intelligence.as_str(),
-        },
-        req.topic.as_deref(),
-        &req.attachments,
-        &req.message,
-    );
+    let text = |id: &MessageId| {
+        envelope::build(
+            id.as_str(),
+            &Sender {
+                personality: caller.personality().as_str(),
+                runtime: caller.runtime().as_str(),
+                intelligence: caller_rec.intelligence.as_str(),
+            },
+            req.topic.as_deref(),
+            &req.attachments,
+            &req.message,
+        )
+    };
     let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
     let id = mb
         .commit(

@@ -4,7 +4,7 @@ use iapeer_adapter_sdk::screen::{self, KnownDialog, Screen};
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, Guest, Kind, LaunchCommand, LaunchSpec, PaneTurn, TranscriptTurn,
     TurnState, argv_with_extras, claude_like_delivery, export_adapter, host_fs, is_js_whitespace,
-    judge_tail, judge_tui_turn, keys, newest_with_suffix, tui_control_keys,
+    judge_tail, judge_tui_turn, keys, newest_with_suffix, tail_holds, tui_control_keys,
 };
 use serde_json::Value;
 
@@ -558,6 +558,10 @@ impl Guest for Claude {
             || transcript_turn(&cwd),
             || composer_ready(&pane),
         )
+    }
+
+    fn record_holds(cwd: String, needle: String) -> Option<bool> {
+        tail_holds(session_transcript(&cwd).as_deref(), &needle)
     }
 }
 

@@ -7,7 +7,8 @@ use iapeer_adapter_sdk::screen::{self, KnownDialog};
 use iapeer_adapter_sdk::{
     AdapterInfo, ControlSequence, DeliveryMarkers, DirEntry, EntryKind, EnvVar, Guest, Kind,
     LaunchCommand, LaunchSpec, PaneTurn, TranscriptTurn, TurnState, argv_with_extras,
-    export_adapter, host_fs, is_js_whitespace, judge_tail, judge_tui_turn, keys, tui_control_keys,
+    export_adapter, host_fs, is_js_whitespace, judge_tail, judge_tui_turn, keys, tail_holds,
+    tui_control_keys,
 };
 use serde_json::Value;
 
@@ -596,6 +597,11 @@ impl Guest for Codex {
             || transcript_turn(&cwd),
             || composer_ready(&pane),
         )
+    }
+
+    fn record_holds(cwd: String, needle: String) -> Option<bool> {
+        let path = found_session(&cwd).or_else(|| newest_session(&cwd).map(|(path, _)| path));
+        tail_holds(path.as_deref(), &needle)
     }
 }
 

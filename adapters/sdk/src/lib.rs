@@ -10,8 +10,8 @@
 //! ```
 //!
 //! It serves the current contract, `iapeer:adapter@0.3.0` (new in 0.3:
-//! the required `judge-turn` export, answering a `turn-state`, and
-//! `host-fs.read-tail`). The contract
+//! the required `judge-turn` export, answering a `turn-state`, the
+//! required `record-holds` export, and `host-fs.read-tail`). The contract
 //! itself, every type and function documented, ships inside this crate, one
 //! frozen file per version: `wit/since_v0.X/adapter.wit` (an adapter built
 //! for 0.1 from `wit/since_v0.1` keeps loading on every host that serves 0.3;
@@ -190,7 +190,8 @@ pub fn judge_tail(
 
 /// The predicates of a router adapter — nothing to resume (always `ok`), no
 /// transcripts, no dialogs, always ready, no control keys, no turns (`unknown`:
-/// the host falls back to `is-input-ready`) — for use inside `impl Guest for …`.
+/// the host falls back to `is-input-ready`), no record to look a message up
+/// in — for use inside `impl Guest for …`.
 #[macro_export]
 macro_rules! router_predicates {
     () => {
@@ -217,7 +218,27 @@ macro_rules! router_predicates {
         fn judge_turn(_pane: String, _cwd: String) -> $crate::TurnState {
             $crate::TurnState::Unknown
         }
+
+        fn record_holds(_cwd: String, _needle: String) -> Option<bool> {
+            None
+        }
     };
+}
+
+/// How much of a record's end `record-holds` reads: the entries since a
+/// message typed in a moment before a crash, with room for long replies.
+pub const RECORD_TAIL_BYTES: u32 = 1 << 20;
+
+/// `record-holds` for a runtime whose record is the file at `path` (none:
+/// no record yet, so it holds nothing): whether its tail holds `needle`.
+/// A file that cannot be read cannot tell (`None`).
+pub fn tail_holds(path: Option<&str>, needle: &str) -> Option<bool> {
+    let Some(path) = path else {
+        return Some(false);
+    };
+    host_fs::read_tail(path, RECORD_TAIL_BYTES)
+        .ok()
+        .map(|tail| !needle.is_empty() && tail.contains(needle))
 }
 
 #[cfg(test)]

@@ -154,6 +154,13 @@ impl Guest for Adapter {
             TurnState::Unknown
         }
     }
+
+    fn record_holds(_cwd: String, _needle: String) -> Option<bool> {
+        // TODO: whether the runtime's record (its newest transcript) holds
+        // the message id `needle`: iapeer_adapter_sdk::tail_holds(path,
+        // &needle). None: no record (the host judges by its activity).
+        None
+    }
 }
 
 export_adapter!(Adapter);

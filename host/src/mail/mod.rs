@@ -242,7 +242,7 @@ mod tests {
             sender: "claude-alice",
             door: "mcp",
             topic: None,
-            envelope: text,
+            envelope: Box::leak(Box::new(move |_: &MessageId| text.to_string())),
             ttl: Duration::from_secs(60),
         }
     }

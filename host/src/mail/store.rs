@@ -87,14 +87,15 @@ pub enum MailError {
 }
 
 /// A message to commit.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewMessage<'a> {
     pub personality: &'a str,
     pub runtime: Option<&'a str>,
     pub sender: &'a str,
     pub door: &'a str,
     pub topic: Option<&'a str>,
-    pub envelope: &'a str,
+    /// The envelope of the message with the id it is given.
+    pub envelope: &'a dyn Fn(&MessageId) -> String,
     pub ttl: Duration,
 }
 
@@ -277,6 +278,7 @@ impl Mailbox {
         self.with(|c| {
             // Made under the lock: in one process, ids sort as they commit.
             let id = MessageId::generate();
+            let envelope = (m.envelope)(&id);
             c.prepare_cached(
                 "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
                  created_ms, expires_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued')",
@@ -288,7 +290,7 @@ impl Mailbox {
                     m.sender,
                     m.door,
                     m.topic,
-                    m.envelope,
+                    envelope,
                     ms(now_ms),
                     ms(expires)
                 ])?;

@@ -469,6 +469,23 @@ impl Adapter {
         .await
     }
 
+    /// Whether the runtime's record of the session in `cwd` holds `needle`
+    /// (a message id); `None`: it cannot tell (contract 0.3; older
+    /// adapters cannot).
+    pub async fn record_holds(
+        &self,
+        cwd: &str,
+        needle: &str,
+    ) -> Result<Option<bool>, AdapterError> {
+        self.call(
+            "record-holds",
+            self.budgets.scan,
+            Some(cwd),
+            async |i, s| i.record_holds(s, cwd, needle).await,
+        )
+        .await
+    }
+
     pub async fn boot_dialog_keys(&self, pane: &str) -> Result<Option<Vec<String>>, AdapterError> {
         let keys = self
             .call(

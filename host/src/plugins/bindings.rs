@@ -153,4 +153,18 @@ impl VersionedInstance {
             VersionedInstance::V0_3(b) => v0_3::turn_state(b, s, pane, cwd).await,
         }
     }
+
+    /// Whether the runtime's record holds `needle`; an adapter built
+    /// before 0.3 cannot say.
+    pub async fn record_holds(
+        &self,
+        s: &mut Store<GuestState>,
+        cwd: &str,
+        needle: &str,
+    ) -> wasmtime::Result<Option<bool>> {
+        match self {
+            VersionedInstance::V0_1(_) | VersionedInstance::V0_2(_) => Ok(None),
+            VersionedInstance::V0_3(b) => v0_3::record_holds(b, s, cwd, needle).await,
+        }
+    }
 }

@@ -96,6 +96,15 @@ pub async fn turn_state(
     })
 }
 
+pub async fn record_holds(
+    b: &RuntimeAdapter,
+    store: &mut Store<GuestState>,
+    cwd: &str,
+    needle: &str,
+) -> wasmtime::Result<Option<bool>> {
+    api(b).call_record_holds(store, cwd, needle).await
+}
+
 // ---- imports -------------------------------------------------------------
 
 impl wit::Host for GuestState {}

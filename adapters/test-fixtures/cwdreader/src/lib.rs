@@ -111,6 +111,10 @@ impl Guest for CwdReader {
             TurnState::Unknown
         }
     }
+
+    fn record_holds(cwd: String, needle: String) -> Option<bool> {
+        iapeer_adapter_sdk::tail_holds(Some(&format!("{cwd}/{HISTORY}")), &needle)
+    }
 }
 
 export_adapter!(CwdReader);
