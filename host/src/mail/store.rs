@@ -20,6 +20,14 @@ use crate::fsutil;
 /// Every state of a message not yet delivered nor dead.
 const WAITING: [MessageState; 2] = [MessageState::Queued, MessageState::Submitted];
 
+/// The messages, read through the planner's choice of index ...
+const MESSAGES: &str = "messages";
+
+/// ... or through the index of their state, which the planner would pass
+/// over for a scan in `seq` order of every message kept (finished ones are
+/// kept a week).
+const MESSAGES_BY_STATE: &str = "messages INDEXED BY messages_by_state";
+
 /// How long a process waits for another's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -315,10 +323,15 @@ impl Mailbox {
         // mail (finished messages are kept for a week).
         match personality {
             Some(p) => self.select(
+                MESSAGES,
                 "personality = ?1 AND state IN ('queued', 'submitted')",
                 params![p],
             ),
-            None => self.select_by_state("state IN ('queued', 'submitted')", params![]),
+            None => self.select(
+                MESSAGES_BY_STATE,
+                "state IN ('queued', 'submitted')",
+                params![],
+            ),
         }
     }
 
@@ -341,26 +354,8 @@ impl Mailbox {
         Ok(rows)
     }
 
+    /// The messages of `from` that pass `filter`, oldest first.
     fn select(
-        &self,
-        filter: &str,
-        params: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<Message>, MailError> {
-        self.select_from("messages", filter, params)
-    }
-
-    /// `select` by the messages' state: through its index, which the
-    /// planner would pass over for a scan in `seq` order of every message
-    /// kept.
-    fn select_by_state(
-        &self,
-        filter: &str,
-        params: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<Message>, MailError> {
-        self.select_from("messages INDEXED BY messages_by_state", filter, params)
-    }
-
-    fn select_from(
         &self,
         from: &str,
         filter: &str,
@@ -575,7 +570,11 @@ impl Mailbox {
 
     /// Waiting messages past their TTL (queued only: a claim is in hand).
     pub fn expired(&self, now_ms: u64) -> Result<Vec<Message>, MailError> {
-        self.select_by_state("state = 'queued' AND expires_ms <= ?1", params![ms(now_ms)])
+        self.select(
+            MESSAGES_BY_STATE,
+            "state = 'queued' AND expires_ms <= ?1",
+            params![ms(now_ms)],
+        )
     }
 
     /// Deletes finished messages (delivered or dead) older than `before`.
