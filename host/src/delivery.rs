@@ -823,10 +823,8 @@ async fn recover(
     let cwd = canonical(&target.cwd);
     let cwd = cwd.to_string_lossy();
     let since = m.claimed_ms.unwrap_or(m.created_ms);
-    let unsent = lc
-        .in_flight(&id)
-        .unsent()
-        .is_some_and(|text| text.contains(&m.envelope));
+    let left = lc.in_flight(&id).left_with(&m.envelope);
+    let (unsent, entered) = (left == Some(false), left == Some(true));
     // How long its record may lag: a paste that never got its Enter was
     // taken only by a runtime that reads it line by line, which records
     // what it reads as it goes.
@@ -841,17 +839,23 @@ async fn recover(
         log_recovery(lc, &m, &id, "taken");
         Ok(true)
     };
-    match adapter
-        .record_holds(&cwd, m.id.as_str())
-        .await
-        .ok()
-        .flatten()
-    {
+    // A record that cannot be searched now (a trap, a timeout) is one that
+    // does not show it yet: never a reason to count it taken unseen.
+    let held = match adapter.record_holds(&cwd, m.id.as_str()).await {
+        Ok(held) => held,
+        Err(_) => Some(false),
+    };
+    let moved = paste::activity(&adapter, &cwd).await > since;
+    match held {
         // Its id is in the runtime's record: taken (a runtime that reads a
         // paste line by line takes it before its Enter).
         Some(true) => taken(),
         // Not there yet: the record may lag behind what was typed.
         Some(false) if settling => Ok(false),
+        // Its Enter went in and the runtime has worked since: taken, its
+        // entry beyond the tail searched (much written since) or in
+        // another file.
+        Some(false) if entered && moved => taken(),
         Some(false) if unsent => {
             log_recovery(lc, &m, &id, "again-unsent");
             requeue("its paste never got its Enter and its runtime never took it; it goes in again")
@@ -867,7 +871,7 @@ async fn recover(
             log_recovery(lc, &m, &id, "again-unsent");
             requeue("its paste never got its Enter; it goes in again")
         }
-        None if paste::activity(&adapter, &cwd).await > since => taken(),
+        None if moved => taken(),
         None if settling => Ok(false),
         None => {
             log_recovery(lc, &m, &id, "again");

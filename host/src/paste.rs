@@ -103,13 +103,12 @@ impl InFlight {
             .map_err(PasteRefused::Record)
     }
 
-    /// The text of a paste left in flight before its Enter, if any: it
-    /// was never submitted.
-    pub fn unsent(&self) -> Option<String> {
+    /// Whether a paste holding `text` was left in flight, and if so
+    /// whether its Enter was about to go in (`false`: never submitted).
+    pub fn left_with(&self, text: &str) -> Option<bool> {
         self.left_behind()
-            .filter(|r| !r.entered)
-            .map(|r| r.message)
-            .filter(|m| !m.is_empty())
+            .filter(|r| !r.message.is_empty() && r.message.contains(text))
+            .map(|r| r.entered)
     }
 
     /// The paste's fate is known (submitted, or never shown).
