@@ -230,15 +230,23 @@ macro_rules! router_predicates {
 pub const RECORD_TAIL_BYTES: u32 = 1 << 20;
 
 /// `record-holds` for a runtime whose record is the file at `path` (none:
-/// no record yet, so it holds nothing): whether its tail holds `needle`.
-/// A file that cannot be read cannot tell (`None`).
+/// no record yet, so it holds nothing): whether its tail holds the message
+/// id `needle` as it stands in an envelope's head (`id="…"`, or JSON-escaped
+/// `id=\"…\"`), not merely quoted (a listing of mail the peer printed). A
+/// file that cannot be read cannot tell (`None`).
 pub fn tail_holds(path: Option<&str>, needle: &str) -> Option<bool> {
     let Some(path) = path else {
         return Some(false);
     };
     host_fs::read_tail(path, RECORD_TAIL_BYTES)
         .ok()
-        .map(|tail| !needle.is_empty() && tail.contains(needle))
+        .map(|tail| !needle.is_empty() && holds_id(&tail, needle))
+}
+
+/// Whether `text` holds envelope id `id` as an attribute, plain or
+/// JSON-escaped.
+fn holds_id(text: &str, id: &str) -> bool {
+    text.contains(&format!("id=\"{id}\"")) || text.contains(&format!("id=\\\"{id}\\\""))
 }
 
 #[cfg(test)]
@@ -252,6 +260,17 @@ mod tests {
             "skip" => None,
             _ => Some(TranscriptTurn::Unknown),
         }
+    }
+
+    #[test]
+    fn an_id_counts_only_in_an_envelope_head() {
+        let id = "01a2527f-1888-77af-b378-fff6239ea45a";
+        assert!(holds_id(&format!("<iap from-personality=\"a\" id=\"{id}\">"), id));
+        // As Claude Code and Codex keep it: a JSON string.
+        assert!(holds_id(&format!(r#"{{"content":"<iap id=\"{id}\">"}}"#), id));
+        // Quoted elsewhere (a listing the peer printed): not an envelope.
+        assert!(!holds_id(&format!("queued for bob (id {id})"), id));
+        assert!(!holds_id(&format!(r#"{{"id":"{id}"}}"#), id));
     }
 
     #[test]
