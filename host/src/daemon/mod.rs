@@ -32,7 +32,7 @@ use crate::app::{GlobalArgs, finish};
 use crate::clock::{Clock, SystemClock, iso8601_utc};
 use crate::config::Config;
 use crate::fsutil;
-use crate::lifecycle::{Lifecycle, Relaunches, SuperviseAction};
+use crate::lifecycle::{Handoff, Lifecycle, SuperviseAction};
 use crate::names::Personality;
 use crate::plugins::{PluginHost, PluginState};
 
@@ -110,12 +110,12 @@ fn summary(host: &PluginHost) -> String {
 fn new_lifecycle(
     cfg: &Config,
     plugins: Arc<PluginHost>,
-    hands: &Relaunches,
+    hands: &Handoff,
     shutdown: &CancellationToken,
 ) -> Arc<Lifecycle> {
     Arc::new(
         Lifecycle::new(cfg.clone(), plugins, Arc::new(SystemClock))
-            .with_relaunches(hands.clone())
+            .with_handoff(hands.clone())
             .with_shutdown(shutdown.clone())
             .with_shim(crate::shim::current()),
     )
@@ -252,7 +252,7 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
     let plugin_summary = summary(&plugins);
     let kick = Arc::new(Notify::new());
     let (mail_tx, mail_rx) = tokio::sync::mpsc::unbounded_channel();
-    let hands = Relaunches::Kick {
+    let hands = Handoff::Kick {
         supervise: kick.clone(),
         mail: mail_tx,
     };

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiState;
 use crate::api::reload::{ReloadSummary, Reloader, Request, Trigger};
 use crate::config::Config;
-use crate::lifecycle::Relaunches;
+use crate::lifecycle::Handoff;
 
 /// File events settle this long before a reload (a copy is many writes).
 const SETTLE: Duration = Duration::from_millis(300);
@@ -27,7 +27,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 pub(crate) fn spawn(
     cfg: Config,
     state: Arc<ApiState>,
-    hands: Relaunches,
+    hands: Handoff,
     shutdown: CancellationToken,
 ) -> Reloader {
     let (tx, mut rx) = mpsc::channel::<Request>(64);
@@ -56,7 +56,7 @@ pub(crate) fn spawn(
 async fn reload_once(
     cfg: &Config,
     state: &Arc<ApiState>,
-    hands: &Relaunches,
+    hands: &Handoff,
     shutdown: &CancellationToken,
     lift_quarantines: bool,
 ) -> Result<ReloadSummary, String> {

@@ -60,7 +60,7 @@ pub(crate) fn canonical(cwd: &Path) -> PathBuf {
 /// wake's heal pass finds, and the delivery of mail whose sender does not
 /// wait for it.
 #[derive(Debug, Clone, Default)]
-pub enum Relaunches {
+pub enum Handoff {
     /// This process, before it goes on (the CLI: nobody else will).
     #[default]
     Inline,
@@ -84,7 +84,7 @@ pub struct Lifecycle {
     pub plugins: Arc<PluginHost>,
     pub(crate) tmux: Tmux,
     pub clock: Arc<dyn Clock>,
-    relaunches: Relaunches,
+    handoff: Handoff,
     /// A supervise pass is running in this process: a wake's heal pass is
     /// skipped (the running one heals; two would only race for locks).
     ticking: AtomicBool,
@@ -256,7 +256,7 @@ impl Lifecycle {
             plugins,
             tmux,
             clock,
-            relaunches: Relaunches::Inline,
+            handoff: Handoff::Inline,
             ticking: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             failed_launches: Mutex::default(),
@@ -282,9 +282,9 @@ impl Lifecycle {
         self
     }
 
-    /// Where eager relaunches found by a wake's heal pass go.
-    pub fn with_relaunches(mut self, relaunches: Relaunches) -> Lifecycle {
-        self.relaunches = relaunches;
+    /// Who does the work found along the way (see [`Handoff`]).
+    pub fn with_handoff(mut self, handoff: Handoff) -> Lifecycle {
+        self.handoff = handoff;
         self
     }
 
@@ -385,15 +385,15 @@ impl Lifecycle {
 
     /// This process is the daemon (it kicks its own supervise loop).
     pub(crate) fn in_daemon(&self) -> bool {
-        matches!(self.relaunches, Relaunches::Kick { .. })
+        matches!(self.handoff, Handoff::Kick { .. })
     }
 
     /// Hands `p`'s mailbox to the daemon's deliverer; `false` when this
     /// process is not the daemon (or it is stopping).
     pub(crate) fn hand_mail_to_daemon(&self, p: &Personality) -> bool {
-        match &self.relaunches {
-            Relaunches::Kick { mail, .. } => mail.send(p.clone()).is_ok(),
-            Relaunches::Inline => false,
+        match &self.handoff {
+            Handoff::Kick { mail, .. } => mail.send(p.clone()).is_ok(),
+            Handoff::Inline => false,
         }
     }
 
@@ -508,11 +508,11 @@ impl Lifecycle {
         {
             return;
         }
-        match &self.relaunches {
-            Relaunches::Inline => {
+        match &self.handoff {
+            Handoff::Inline => {
                 self.process_eager_relaunches(&outcomes).await;
             }
-            Relaunches::Kick { supervise, .. } => supervise.notify_one(),
+            Handoff::Kick { supervise, .. } => supervise.notify_one(),
         }
     }
 
