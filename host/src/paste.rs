@@ -234,7 +234,7 @@ pub async fn deliver(
 /// A paste not seen in a ready composer, judged as a runtime without
 /// bracketed paste takes one: line by line, its record moving. What is
 /// left of the paste (its last line) waits for Enter in a composer still
-/// ready, or in the composer rows with no dialog on screen (a long paste
+/// ready, or in the composer rows with no dialog or turn on screen (a long paste
 /// fills more rows than the composer, so the rest cannot be judged):
 /// `Some(true)`, press Enter. A runtime that took it all and ended has
 /// nothing left to press: `Some(false)`. Its record did not move: `None`,
@@ -254,11 +254,14 @@ async fn taken_line_by_line(
     if composer_ready(adapter, &without_paste(pane, message, markers)).await {
         return Some(true);
     }
-    let dialog = matches!(
+    // No Enter into a dialog, nor into a turn the lines already taken
+    // started: what is left stays in the composer, and the next paste
+    // clears it.
+    let busy = matches!(
         adapter.turn_state(pane, taken.cwd).await,
-        Ok(crate::plugins::TurnState::Dialog)
+        Ok(crate::plugins::TurnState::Dialog | crate::plugins::TurnState::Working)
     );
-    Some(in_composer(pane, probe, markers) && !dialog)
+    Some(in_composer(pane, probe, markers) && !busy)
 }
 
 /// Whether `message`, pasted line by line, fills the pane so that the
