@@ -964,8 +964,11 @@ fn give_up(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str) -> Result<(), L
 
 /// Tells the sender of a dead-lettered message, as mail from the system
 /// (never for the system's own mail).
-fn bounce(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str, now: u64) {
-    if m.sender == SYSTEM_SENDER {
+/// Tells the sender of `m` (a peer here) it was NOT delivered, by mail.
+/// Mail from another host is told to that host instead, which tells its
+/// sender.
+pub(crate) fn bounce(lc: &Lifecycle, mb: &Mailbox, m: &Message, why: &str, now: u64) {
+    if m.sender == SYSTEM_SENDER || m.from_host.is_some() {
         return;
     }
     let Ok(sender) = Identity::parse(&m.sender) else {

@@ -27,6 +27,8 @@ mod discovery;
 mod documents;
 mod envelope;
 mod events;
+mod fleet;
+mod fleetlink;
 mod fsutil;
 mod guard;
 mod launch;

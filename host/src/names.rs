@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// What a personality looks like, as a JSON-schema pattern.
 pub const PERSONALITY_PATTERN: &str = "^[a-z][a-z0-9-]{0,31}$";
+/// What a host's name in a fleet looks like (as a personality: it is a
+/// token of NATS subjects and KV keys).
+pub const HOST_PATTERN: &str = "^[a-z][a-z0-9-]{0,31}$";
 /// What a runtime id looks like: no dashes (see [`is_valid_runtime`]).
 pub const RUNTIME_PATTERN: &str = "^[a-z][a-z0-9]{0,31}$";
 
@@ -18,6 +21,8 @@ pub enum NameError {
     Personality(String),
     #[error("invalid runtime {0:?}: expected {RUNTIME_PATTERN}")]
     Runtime(String),
+    #[error("invalid host name {0:?}: expected {HOST_PATTERN}")]
+    Host(String),
     #[error("invalid identity {0:?}: expected <runtime>-<personality>")]
     Identity(String),
 }
@@ -126,6 +131,35 @@ name_type!(
     Personality,
     PERSONALITY_PATTERN
 );
+name_type!(
+    /// A validated host name: one daemon's name in a fleet.
+    HostName,
+    is_valid_personality,
+    Host,
+    HOST_PATTERN
+);
+
+impl HostName {
+    /// The machine's name made into a host name (lower case, anything
+    /// else a dash, at most 32), or `host` when nothing is left.
+    pub fn of_machine() -> HostName {
+        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        let short = raw.trim().split('.').next().unwrap_or("").to_ascii_lowercase();
+        let mut name: String = short
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+            .take(32)
+            .collect();
+        if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            name = format!("h{name}").chars().take(32).collect();
+        }
+        HostName::new(name).unwrap_or_else(|_| HostName("host".into()))
+    }
+}
+
 name_type!(
     /// A validated runtime id (`claude`, `codex`, …).
     Runtime,

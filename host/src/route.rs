@@ -23,11 +23,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::iso8601_utc;
 use crate::delivery::{self, Refusal};
+use crate::clock::Clock;
 use crate::envelope::{self, MAX_ATTACHMENTS, MAX_TOPIC_CHARS, Sender};
+use crate::fleet::wire::WireMessage;
+use crate::fleetlink::{FleetLink, Owner};
 use crate::events::{self, EventLog};
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::mail::{Message, MessageId, MessageState, NewMessage};
-use crate::names::{Identity, Personality, Runtime};
+use crate::names::{HostName, Identity, Personality, Runtime};
 use crate::registry::{Intelligence, PeerRecord, Registry};
 use crate::store::{self, Mark};
 
@@ -203,6 +206,12 @@ pub enum SendError {
     },
     #[error("peer \"{0}\" is not in the iapeer peers index; message NOT delivered")]
     UnknownTarget(String),
+    /// More than one host of the fleet claims the peer.
+    #[error("peer \"{personality}\" is claimed by more than one host ({}): refused until one lets go; message NOT delivered", .hosts.join(", "))]
+    Contested {
+        personality: String,
+        hosts: Vec<String>,
+    },
     /// Self-send or telegram policy.
     #[error("{0}; message NOT delivered")]
     Refused(#[from] Refusal),
@@ -313,18 +322,31 @@ async fn route(
         return Err(SendError::BadCaller(caller.to_string()));
     }
     let registry = lc.registry().map_err(|e| SendError::Lifecycle(e.into()))?;
-    let target = registry
-        .find(req.personality.as_str())
-        .ok_or_else(|| SendError::UnknownTarget(req.personality.to_string()))?;
-    let caller_rec = registry
-        .find(caller.personality().as_str())
-        .ok_or_else(|| SendError::UnknownCaller(caller.personality().to_string()))?;
-    if !caller_rec.declares(caller.runtime().as_str()) {
-        return Err(SendError::CallerRuntimeUndeclared {
-            personality: caller.personality().to_string(),
-            runtime: caller.runtime().to_string(),
-        });
+    let target = registry.find(req.personality.as_str());
+    // In a fleet, a peer is where the fleet says it is.
+    if let Some(link) = lc.fleet_link() {
+        match (link.owner(&req.personality), target) {
+            (Owner::There(host), None) => {
+                let caller_rec = caller_record(&registry, caller)?;
+                return route_remote(lc, link, caller, caller_rec, req, door, &host).await;
+            }
+            (Owner::There(host), Some(_)) => {
+                return Err(SendError::Contested {
+                    personality: req.personality.to_string(),
+                    hosts: vec![host.to_string(), format!("{} (here)", link.host())],
+                });
+            }
+            (Owner::Contested(hosts), _) => {
+                return Err(SendError::Contested {
+                    personality: req.personality.to_string(),
+                    hosts: hosts.iter().map(ToString::to_string).collect(),
+                });
+            }
+            (Owner::Here | Owner::Nobody, _) => {}
+        }
     }
+    let target = target.ok_or_else(|| SendError::UnknownTarget(req.personality.to_string()))?;
+    let caller_rec = caller_record(&registry, caller)?;
     let intended = req
         .runtime
         .clone()
@@ -384,6 +406,87 @@ async fn route(
             Ok(None) => {}
             Err(e) => tracing::warn!(peer = %target.personality, "mailbox drain: {e}"),
         }
+    }
+    wait_for(lc, &id, req.wait()).await
+}
+
+/// The caller's record: registered, and declaring the runtime it calls from.
+fn caller_record<'r>(registry: &'r Registry, caller: &Identity) -> Result<&'r PeerRecord, SendError> {
+    let rec = registry
+        .find(caller.personality().as_str())
+        .ok_or_else(|| SendError::UnknownCaller(caller.personality().to_string()))?;
+    if !rec.declares(caller.runtime().as_str()) {
+        return Err(SendError::CallerRuntimeUndeclared {
+            personality: caller.personality().to_string(),
+            runtime: caller.runtime().to_string(),
+        });
+    }
+    Ok(rec)
+}
+
+/// A message for a peer another host owns: committed outbound, handed to
+/// the fleet by the daemon's forwarder, delivered by its owner, and its
+/// fate told back here.
+async fn route_remote(
+    lc: &Lifecycle,
+    link: &FleetLink,
+    caller: &Identity,
+    caller_rec: &PeerRecord,
+    req: &SendRequest,
+    door: Door,
+    host: &HostName,
+) -> Result<SendOutcome, SendError> {
+    let now = lc.clock.now_ms();
+    let expires = now.saturating_add(u64::try_from(lc.cfg.mail_ttl.as_millis()).unwrap_or(u64::MAX));
+    let sender = Sender {
+        personality: caller.personality().as_str(),
+        runtime: caller.runtime().as_str(),
+        intelligence: caller_rec.intelligence.as_str(),
+    };
+    let text = |id: &MessageId| {
+        envelope::build(
+            id.as_str(),
+            &sender,
+            req.topic.as_deref(),
+            &req.attachments,
+            &req.message,
+        )
+    };
+    let wire = |id: &MessageId| {
+        serde_json::to_string(&WireMessage {
+            id: id.to_string(),
+            from: caller.to_string(),
+            intelligence: caller_rec.intelligence.as_str().into(),
+            to: req.personality.to_string(),
+            runtime: req.runtime.as_ref().map(ToString::to_string),
+            topic: req.topic.clone(),
+            attachments: req.attachments.clone(),
+            body: req.message.clone(),
+            created_ms: now,
+            expires_ms: expires,
+        })
+        .unwrap_or_default()
+    };
+    let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
+    let id = mb
+        .commit_outbound(
+            &NewMessage {
+                personality: req.personality.as_str(),
+                runtime: req.runtime.as_ref().map(Runtime::as_str),
+                sender: caller.as_str(),
+                door: door.into(),
+                topic: req.topic.as_deref(),
+                envelope: &text,
+                ttl: lc.cfg.mail_ttl,
+            },
+            host.as_str(),
+            &wire,
+            now,
+        )
+        .map_err(|e| SendError::Lifecycle(e.into()))?;
+    link.nudge_outbound();
+    if lc.is_ephemeral(caller_rec) {
+        let _ = store::set_mark(&lc.cfg, caller, Mark::EphemeralArmed, now);
     }
     wait_for(lc, &id, req.wait()).await
 }

@@ -156,23 +156,49 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
     json(StatusCode::OK, &status_value(&state))
 }
 
-async fn snapshot(State(state): State<Arc<ApiState>>) -> Response {
+/// What a snapshot covers.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Scope {
+    /// This host's peers.
+    #[default]
+    Host,
+    /// Every host of the fleet this daemon joined, and their peers.
+    Fleet,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotQuery {
+    #[serde(default)]
+    scope: Scope,
+}
+
+async fn snapshot(
+    State(state): State<Arc<ApiState>>,
+    Query(q): Query<SnapshotQuery>,
+) -> Response {
     let lc = state.lifecycle();
     let fleet = match state.run(async move { lc.fleet().await }).await {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => return panicked(e),
     };
-    json(
-        StatusCode::OK,
-        &json!({
-            "api": 1,
-            "version": env!("CARGO_PKG_VERSION"),
-            "ts": iso8601_utc(SystemClock.now_ms()),
-            "host": status_value(&state),
-            "peers": fleet,
-        }),
-    )
+    let mut body = json!({
+        "api": 1,
+        "version": env!("CARGO_PKG_VERSION"),
+        "ts": iso8601_utc(SystemClock.now_ms()),
+        "host": status_value(&state),
+        "peers": fleet,
+    });
+    if q.scope == Scope::Fleet {
+        let local = body["peers"].as_array().cloned().unwrap_or_default();
+        let whole = super::remote::fleet_snapshot(&state, local).await;
+        body["peers"] = whole["peers"].clone();
+        body["hosts"] = whole["hosts"].clone();
+        body["joined"] = whole["joined"].clone();
+    }
+    json(StatusCode::OK, &body)
 }
 
 /// The registry record of a peer named in a path, or the error answer.
@@ -191,6 +217,10 @@ fn registered(
 }
 
 async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String>) -> Response {
+    let path = format!("/fleet/v1/peers/{personality}");
+    if let Some(carried) = super::remote::carry_if_remote(&state, &personality, "GET", path, None).await {
+        return carried;
+    }
     let lc = state.lifecycle();
     let record = match registered(&lc, &personality) {
         Ok(r) => r,
@@ -316,6 +346,15 @@ async fn verb(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if crate::fleet::ctl::VERBS.contains(&verb.as_str()) {
+        let path = format!("/fleet/v1/peers/{personality}/{verb}");
+        let carried = json!({"runtime": body.runtime.as_ref().map(|r| r.as_str()), "reset": body.reset});
+        if let Some(answer) =
+            super::remote::carry_if_remote(&state, &personality, "POST", path, Some(carried)).await
+        {
+            return answer;
+        }
+    }
     let lc = state.lifecycle();
     let (runtime, reset) = (body.runtime.map(String::from), body.reset);
     let work = async move {

@@ -13,6 +13,9 @@ mod dashboard;
 mod events;
 mod fleet;
 mod mcp;
+mod remote;
+
+pub(crate) use remote::answer as answer_carried;
 pub(crate) mod reload;
 
 pub(crate) use fleet::operator_sender;
@@ -79,6 +82,8 @@ pub(crate) struct ApiState {
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// Wakes the event streams when the logs change.
     log_watch: events::LogWatch,
+    /// The fleet across hosts, once joined.
+    pub fleet: std::sync::OnceLock<Arc<crate::fleet::Fleet>>,
 }
 
 impl ApiState {
@@ -91,6 +96,7 @@ impl ApiState {
             tasks: TaskTracker::new(),
             reloader: std::sync::OnceLock::new(),
             event_streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
+            fleet: std::sync::OnceLock::new(),
         }
     }
 

@@ -31,6 +31,8 @@ use crate::api::{self, ApiState, DaemonInfo, Listener, TickSummary};
 use crate::app::{GlobalArgs, finish};
 use crate::clock::{Clock, SystemClock, iso8601_utc};
 use crate::config::Config;
+use crate::fleet;
+use crate::fleetlink::FleetLink;
 use crate::fsutil;
 use crate::lifecycle::{Handoff, Lifecycle, SuperviseAction};
 use crate::names::Personality;
@@ -61,6 +63,8 @@ struct IapeerdCli {
     /// before its connection is cut.
     #[arg(long, default_value_t = 30, value_name = "N", value_parser = crate::config::parse_secs, hide = true)]
     write_stall_secs: u64,
+    #[command(flatten)]
+    fleet: crate::fleet::FleetArgs,
     #[command(subcommand)]
     command: Option<DaemonCommand>,
 }
@@ -214,6 +218,59 @@ fn spawn_drain(state: &Arc<ApiState>, p: Personality) {
     });
 }
 
+/// Joins the fleet in the background, trying again until its server
+/// answers: meanwhile the host serves its own peers as without a fleet.
+fn join_fleet(state: &Arc<ApiState>, settings: fleet::Settings, shutdown: &CancellationToken) {
+    let link = Arc::new(FleetLink::new(settings.host.clone()));
+    state.lifecycle().join_fleet(link.clone());
+    let router = api::router(state.clone(), Listener::Unix);
+    let token = state.lifecycle().cfg.bearer_token.clone();
+    let answer: fleet::ctl::Answerer = Arc::new(move |req| {
+        Box::pin(api::answer_carried(router.clone(), token.clone(), req))
+    });
+    let current: fleet::Current = {
+        let state = state.clone();
+        Arc::new(move || state.lifecycle())
+    };
+    let (state, shutdown) = (state.clone(), shutdown.clone());
+    state.tasks.clone().spawn(async move {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let joined = fleet::join(
+                &settings,
+                current.clone(),
+                link.clone(),
+                answer.clone(),
+                &state.tasks,
+                shutdown.clone(),
+            );
+            let joined = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                j = joined => j,
+            };
+            match joined {
+                Ok(f) => {
+                    let _ = state.fleet.set(f);
+                    crate::errln!(
+                        "[iapeerd] JOINED fleet={} host={}",
+                        settings.url,
+                        settings.host
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot join the fleet yet (again in {pause:?}): {e:#}");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
+}
+
 /// How long a start waits for the daemon lock: a predecessor killed a
 /// moment ago still holds it until the kernel has torn it down.
 const PREDECESSOR_EXIT_PATIENCE: Duration = Duration::from_secs(3);
@@ -284,6 +341,9 @@ async fn run(cfg: Config, cli: IapeerdCli) -> anyhow::Result<i32> {
         && let Err(problem) = api::operator_sender(&state.lifecycle())
     {
         tracing::warn!("{problem}: the dashboard cannot send until it is fixed");
+    }
+    if let Some(settings) = cli.fleet.settings(&cfg.env)? {
+        join_fleet(&state, settings, &shutdown);
     }
     let reloader = reload::spawn(cfg.clone(), state.clone(), hands, shutdown.clone());
     state

@@ -75,7 +75,11 @@ async fn reload_once(
         reused: host.reused(),
         reports,
     };
-    state.replace_lifecycle(super::new_lifecycle(cfg, Arc::new(host), hands, shutdown));
+    let next = super::new_lifecycle(cfg, Arc::new(host), hands, shutdown);
+    if let Some(link) = current.fleet_link() {
+        next.join_fleet(link.clone());
+    }
+    state.replace_lifecycle(next);
     Ok(summary)
 }
 

@@ -107,6 +107,8 @@ pub struct Lifecycle {
     /// Live deliveries run at most this many at a time (each runs a few
     /// tmux processes): under load, mail gathers and goes in as batches.
     delivery_slots: tokio::sync::Semaphore,
+    /// The fleet this daemon joined (none: one machine).
+    fleet: OnceLock<Arc<crate::fleetlink::FleetLink>>,
 }
 
 /// A wake request.
@@ -266,6 +268,7 @@ impl Lifecycle {
             drains: Drains::default(),
             registry_seen: Mutex::default(),
             delivery_slots: tokio::sync::Semaphore::new(delivery_slots()),
+            fleet: OnceLock::new(),
         }
     }
 
@@ -390,6 +393,16 @@ impl Lifecycle {
 
     /// Hands `p`'s mailbox to the daemon's deliverer; `false` when this
     /// process is not the daemon (or it is stopping).
+    /// This daemon joined a fleet: routing asks `link` who owns a peer.
+    pub(crate) fn join_fleet(&self, link: Arc<crate::fleetlink::FleetLink>) {
+        let _ = self.fleet.set(link);
+    }
+
+    /// The fleet this daemon joined, if any.
+    pub(crate) fn fleet_link(&self) -> Option<&Arc<crate::fleetlink::FleetLink>> {
+        self.fleet.get()
+    }
+
     pub(crate) fn hand_mail_to_daemon(&self, p: &Personality) -> bool {
         match &self.handoff {
             Handoff::Kick { mail, .. } => mail.send(p.clone()).is_ok(),

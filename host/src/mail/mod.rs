@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-pub use store::{MailError, Mailbox, Message, NewMessage};
+pub use store::{Incoming, MailError, Mailbox, Message, NewMessage, Told};
 
 use crate::clock::iso8601_utc;
 
@@ -144,6 +144,11 @@ pub enum MessageState {
     Delivered,
     /// Given up (its TTL ran out, or it can never be delivered).
     Dead,
+    /// For a peer of another host, not yet in the fleet's stream.
+    Outbound,
+    /// For a peer of another host, in the fleet's stream or that host's
+    /// mailbox: the reason is what that host last told.
+    Forwarded,
 }
 
 impl MessageState {
@@ -151,8 +156,9 @@ impl MessageState {
         self.into()
     }
 
+    /// Not yet delivered nor dead, here or at another host.
     pub fn is_waiting(self) -> bool {
-        matches!(self, MessageState::Queued | MessageState::Submitted)
+        !matches!(self, MessageState::Delivered | MessageState::Dead)
     }
 }
 
@@ -163,6 +169,10 @@ impl Message {
             (MessageState::Submitted, _) => {
                 "being delivered: being typed in, or typed in and its runtime has not yet shown it took it".into()
             }
+            (MessageState::Outbound, None) => format!(
+                "for host {}: not yet handed to the fleet",
+                self.to_host.as_deref().unwrap_or("?")
+            ),
             (_, Some(why)) => why.clone(),
             (_, None) => "accepted; not tried yet".into(),
         }

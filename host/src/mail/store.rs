@@ -51,7 +51,11 @@ CREATE TABLE IF NOT EXISTS messages (
     done_ms      INTEGER,
     to_identity TEXT,
     woke         INTEGER NOT NULL DEFAULT 0,
-    not_before_ms INTEGER NOT NULL DEFAULT 0
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    to_host      TEXT,
+    from_host    TEXT,
+    wire         TEXT,
+    report_due   INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS topics (
     identity  TEXT NOT NULL,
@@ -63,6 +67,41 @@ CREATE INDEX IF NOT EXISTS messages_waiting
     ON messages(personality, seq) WHERE state IN ('queued', 'submitted');
 CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state);
 ";
+
+/// The fleet's columns, for a mailbox made before them: the host a message
+/// is for (sent here, owned there), the host it came from (to tell what
+/// became of it), the message as it travels, and an outcome not yet told.
+const FLEET_COLUMNS: [(&str, &str); 4] = [
+    ("to_host", "TEXT"),
+    ("from_host", "TEXT"),
+    ("wire", "TEXT"),
+    ("report_due", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// The fleet's index and trigger: any change of state or reason of a
+/// message from another host is due to be told to it.
+const FLEET_SCHEMA: &str = "
+CREATE INDEX IF NOT EXISTS messages_report_due ON messages(seq) WHERE report_due = 1;
+CREATE TRIGGER IF NOT EXISTS messages_report AFTER UPDATE OF state, why ON messages
+WHEN NEW.from_host IS NOT NULL AND (OLD.state IS NOT NEW.state OR OLD.why IS NOT NEW.why)
+BEGIN UPDATE messages SET report_due = 1 WHERE seq = NEW.seq; END;
+";
+
+/// Adds what [`FLEET_COLUMNS`] and [`FLEET_SCHEMA`] add, once.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let have: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('messages')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, decl) in FLEET_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            tx.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    tx.execute_batch(FLEET_SCHEMA)?;
+    tx.commit()
+}
 
 /// When a write reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,11 +170,17 @@ pub struct Message {
     pub woke: bool,
     /// A requeued message is tried again from then (a backoff).
     pub not_before_ms: u64,
+    /// Sent here to a peer of this host (fleet).
+    pub to_host: Option<String>,
+    /// Came from this host, which is told what became of it (fleet).
+    pub from_host: Option<String>,
+    /// The message as it travels to `to_host`.
+    pub wire: Option<String>,
 }
 
 const COLUMNS: &str = "seq, id, personality, runtime, sender, door, topic, envelope, created_ms, \
      expires_ms, state, why, attempts, claimed_by, claimed_ms, done_ms, to_identity, woke, \
-     not_before_ms";
+     not_before_ms, to_host, from_host, wire";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, String)> {
     let ms = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
@@ -164,6 +209,9 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, String)> {
             to_identity: row.get(16)?,
             woke: row.get::<_, i64>(17)? != 0,
             not_before_ms: ms(18)?,
+            to_host: row.get(19)?,
+            from_host: row.get(20)?,
+            wire: row.get(21)?,
         },
         state,
     ))
@@ -231,6 +279,8 @@ impl Mailbox {
             // A commit is on disk before the sender hears "accepted".
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.execute_batch(SCHEMA)?;
+            let mut conn = conn;
+            migrate(&mut conn)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| MailError::Open {
@@ -584,6 +634,188 @@ impl Mailbox {
                 "DELETE FROM messages WHERE state IN ('delivered', 'dead') AND done_ms < ?1",
                 params![ms(before_ms)],
             )?)
+        })
+    }
+}
+
+/// A message from another host, to take in.
+pub struct Incoming<'a> {
+    pub id: &'a MessageId,
+    pub personality: &'a str,
+    pub runtime: Option<&'a str>,
+    pub sender: &'a str,
+    pub topic: Option<&'a str>,
+    pub envelope: &'a str,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub from_host: &'a str,
+    /// Refused on arrival (why): kept dead, and the sender's host told.
+    pub refused: Option<&'a str>,
+}
+
+/// What the host a message was sent to told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Told<'a> {
+    Waiting { why: &'a str },
+    Delivered {
+        to_identity: &'a str,
+        woke: bool,
+        unconfirmed: Option<&'a str>,
+        at_ms: u64,
+    },
+    Dead { why: &'a str, at_ms: u64 },
+}
+
+/// The fleet: mail to and from peers of other hosts.
+impl Mailbox {
+    /// Commits a message for a peer of `to_host`, outbound; `wire` is how
+    /// it travels, made with its id.
+    pub fn commit_outbound(
+        &self,
+        m: &NewMessage<'_>,
+        to_host: &str,
+        wire: &dyn Fn(&MessageId) -> String,
+        now_ms: u64,
+    ) -> Result<MessageId, MailError> {
+        let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
+        self.with(|c| {
+            let id = MessageId::generate();
+            c.prepare_cached(
+                "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
+                 created_ms, expires_ms, state, to_host, wire) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'outbound', ?10, ?11)",
+            )?
+            .execute(params![
+                id.as_str(),
+                m.personality,
+                m.runtime,
+                m.sender,
+                m.door,
+                m.topic,
+                (m.envelope)(&id),
+                ms(now_ms),
+                ms(expires),
+                to_host,
+                wire(&id)
+            ])?;
+            Ok(id)
+        })
+    }
+
+    /// Messages not yet handed to the fleet, oldest first.
+    pub fn outbound(&self) -> Result<Vec<Message>, MailError> {
+        self.select(MESSAGES_BY_STATE, "state = 'outbound'", params![])
+    }
+
+    /// In the fleet's stream (only if nothing newer was told meanwhile).
+    pub fn forwarded(&self, id: &MessageId, why: &str) -> Result<usize, MailError> {
+        self.transition(
+            Sync::Lazy,
+            std::slice::from_ref(id),
+            &[MessageState::Outbound],
+            "state = 'forwarded', why = ?2",
+            &[&why],
+        )
+    }
+
+    /// Still outbound: why (lazily: only the reason is lost to a crash).
+    pub fn outbound_waits(&self, id: &MessageId, why: &str) -> Result<usize, MailError> {
+        self.transition(
+            Sync::Lazy,
+            std::slice::from_ref(id),
+            &[MessageState::Outbound],
+            "why = ?2",
+            &[&why],
+        )
+    }
+
+    /// Gives up on a message that never reached the fleet.
+    pub fn outbound_dead(&self, id: &MessageId, why: &str, now_ms: u64) -> Result<usize, MailError> {
+        self.transition(
+            Sync::Full,
+            std::slice::from_ref(id),
+            &[MessageState::Outbound],
+            "state = 'dead', why = ?2, done_ms = ?3",
+            &[&why, &ms(now_ms)],
+        )
+    }
+
+    /// What `by_host` told of a message sent from here to it; heard only
+    /// from the host it was sent to, and never once it is final.
+    pub fn told(&self, id: &MessageId, by_host: &str, told: &Told<'_>) -> Result<usize, MailError> {
+        let (set, values): (&str, Vec<&dyn rusqlite::ToSql>) = match told {
+            Told::Waiting { why } => ("state = 'forwarded', why = ?3", vec![why]),
+            Told::Delivered {
+                to_identity,
+                woke,
+                unconfirmed,
+                at_ms,
+            } => (
+                "state = 'delivered', to_identity = ?3, woke = ?4, why = ?5, done_ms = ?6",
+                vec![to_identity, woke, unconfirmed, at_ms],
+            ),
+            Told::Dead { why, at_ms } => ("state = 'dead', why = ?3, done_ms = ?4", vec![why, at_ms]),
+        };
+        self.with(|c| {
+            let sql = format!(
+                "UPDATE messages SET {set} \
+                 WHERE id = ?1 AND to_host = ?2 AND state IN ('outbound', 'forwarded')"
+            );
+            let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id.0, &by_host];
+            all.extend(values);
+            Ok(c.prepare_cached(&sql)?.execute(all.as_slice())?)
+        })
+    }
+
+    /// Takes in a message from another host, once (by its id): whether it
+    /// is new here. Its host is told what becomes of it.
+    pub fn take_in(&self, m: &Incoming<'_>, now_ms: u64) -> Result<bool, MailError> {
+        let (state, done) = match m.refused {
+            Some(_) => ("dead", Some(ms(now_ms))),
+            None => ("queued", None),
+        };
+        self.with(|c| {
+            let n = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (id, personality, runtime, sender, door, topic, \
+                     envelope, created_ms, expires_ms, state, why, done_ms, from_host, report_due) \
+                     VALUES (?1, ?2, ?3, ?4, 'fleet', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+                )?
+                .execute(params![
+                    m.id.as_str(),
+                    m.personality,
+                    m.runtime,
+                    m.sender,
+                    m.topic,
+                    m.envelope,
+                    ms(m.created_ms),
+                    ms(m.expires_ms),
+                    state,
+                    m.refused,
+                    done,
+                    m.from_host
+                ])?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Messages from other hosts with news not yet told, oldest first.
+    pub fn reports_due(&self) -> Result<Vec<Message>, MailError> {
+        self.select(
+            "messages INDEXED BY messages_report_due",
+            "report_due = 1",
+            params![],
+        )
+    }
+
+    /// `m` was told as it stood; still due if it changed since.
+    pub fn reported(&self, m: &Message) -> Result<usize, MailError> {
+        self.with_sync(Sync::Lazy, |c| {
+            Ok(c.prepare_cached(
+                "UPDATE messages SET report_due = 0 \
+                 WHERE id = ?1 AND state = ?2 AND why IS ?3",
+            )?
+            .execute(params![m.id.as_str(), m.state.as_str(), m.why])?)
         })
     }
 }

@@ -1,0 +1,258 @@
+//! Mail for this host's peers from other hosts: checked (the sender must
+//! be a peer of the host it came from, the target one of ours), taken into
+//! the mailbox once by its id, acked only then, and delivered as local mail
+//! is. What becomes of it is told back to its host (`report`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{self, Kind, WireMessage, WireStatus};
+use super::{Current, Fleet, Handled};
+use crate::envelope::{self, Sender};
+use crate::fleetlink::Owner;
+use crate::lifecycle::Lifecycle;
+use crate::mail::{Incoming, Message, MessageId, MessageState};
+use crate::names::{HostName, Identity, Personality};
+use crate::store::{self, Mark};
+
+/// Takes in each message of this host's mail consumer.
+pub async fn take_in(
+    fleet: Arc<Fleet>,
+    current: Current,
+    consumer: PullConsumer,
+    shutdown: CancellationToken,
+) {
+    super::consume(consumer, shutdown, |msg| {
+        let fleet = fleet.clone();
+        let lc = current();
+        async move {
+            let Some(from) = wire::sender_host(&msg.subject) else {
+                tracing::warn!(subject = %msg.subject, "fleet: mail on a subject without a host; dropped");
+                return Handled::Done;
+            };
+            let m = match serde_json::from_slice::<WireMessage>(&msg.payload) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(host = %from, "fleet: unreadable mail; dropped: {e}");
+                    return Handled::Done;
+                }
+            };
+            keep(&fleet, &lc, &from, &m)
+        }
+    })
+    .await;
+}
+
+/// Why a message from `from` cannot be taken in, if it cannot.
+fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> Option<String> {
+    let Ok(sender) = Identity::parse(&m.from) else {
+        return Some(format!("refused: the sender {:?} is not a peer's identity", m.from));
+    };
+    match fleet.link.owner(sender.personality()) {
+        Owner::There(h) if h == *from => {}
+        Owner::Contested(hosts) => {
+            return Some(format!(
+                "refused: the sender {} is claimed by more than one host ({})",
+                sender.personality(),
+                join(&hosts)
+            ));
+        }
+        _ => {
+            return Some(format!(
+                "refused: {} is not a peer of host {from}, which sent it",
+                sender.personality()
+            ));
+        }
+    }
+    let Ok(to) = Personality::new(&m.to) else {
+        return Some(format!("refused: {:?} is not a personality", m.to));
+    };
+    match fleet.link.owner(&to) {
+        Owner::Here => {}
+        Owner::Contested(hosts) => {
+            return Some(format!(
+                "peer \"{to}\" is claimed by more than one host ({}): refused until one lets go",
+                join(&hosts)
+            ));
+        }
+        _ => {
+            return Some(format!("peer \"{to}\" is not a peer of host {}", fleet.link.host()));
+        }
+    }
+    let registry = match lc.registry() {
+        Ok(r) => r,
+        Err(e) => return Some(format!("host {}: the registry is unreadable: {e}", fleet.link.host())),
+    };
+    let Some(target) = registry.find(to.as_str()) else {
+        return Some(format!(
+            "peer \"{to}\" is not in the peers index of host {}",
+            fleet.link.host()
+        ));
+    };
+    let runtime = m
+        .runtime
+        .as_deref()
+        .map(crate::names::Runtime::new)
+        .transpose();
+    let runtime = match runtime {
+        Ok(r) => r.unwrap_or_else(|| target.default_runtime.clone()),
+        Err(e) => return Some(format!("refused: {e}")),
+    };
+    if store::has_mark(&lc.cfg, &Identity::new(&runtime, &to), Mark::Stopped) {
+        return Some(format!("{to} ({runtime}) is stopped by the operator on host {}", fleet.link.host()));
+    }
+    if let Err(e) = envelope::check_body(&m.body) {
+        return Some(format!("refused: {e}"));
+    }
+    None
+}
+
+fn join(hosts: &[HostName]) -> String {
+    hosts.iter().map(HostName::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Takes one message in (or keeps it refused), once.
+fn keep(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> Handled {
+    let Ok(id) = MessageId::parse(&m.id) else {
+        tracing::warn!(host = %from, "fleet: mail with a bad id; dropped");
+        return Handled::Done;
+    };
+    let refused = refusal(fleet, lc, from, m);
+    let sender = Identity::parse(&m.from).ok();
+    let envelope = match (&refused, &sender) {
+        (None, Some(s)) => envelope::build(
+            id.as_str(),
+            &Sender {
+                personality: s.personality().as_str(),
+                runtime: s.runtime().as_str(),
+                intelligence: intelligence(&m.intelligence),
+            },
+            m.topic.as_deref(),
+            &m.attachments,
+            &m.body,
+        ),
+        _ => String::new(),
+    };
+    let Ok(mb) = lc.mailbox() else {
+        return Handled::Again;
+    };
+    let now = lc.clock.now_ms();
+    let taken = mb.take_in(
+        &Incoming {
+            id: &id,
+            personality: &m.to,
+            runtime: m.runtime.as_deref(),
+            sender: &m.from,
+            topic: m.topic.as_deref(),
+            envelope: &envelope,
+            created_ms: m.created_ms,
+            expires_ms: m.expires_ms,
+            from_host: from.as_str(),
+            refused: refused.as_deref(),
+        },
+        now,
+    );
+    match taken {
+        Ok(new) => {
+            if let Some(why) = &refused {
+                tracing::warn!(%id, host = %from, "fleet: {why}");
+            } else if new && let Ok(p) = Personality::new(&m.to) {
+                lc.hand_mail_to_daemon(&p);
+            }
+            Handled::Done
+        }
+        Err(e) => {
+            tracing::warn!(%id, "fleet: cannot take mail in: {e}");
+            Handled::Again
+        }
+    }
+}
+
+/// The intelligences an envelope may name; anything else is `artificial`.
+fn intelligence(claimed: &str) -> &'static str {
+    match claimed {
+        "natural" => "natural",
+        "absent" => "absent",
+        _ => "artificial",
+    }
+}
+
+/// How often the reporter looks for news to tell.
+const REPORT_PASS: Duration = Duration::from_millis(25);
+
+/// Tells each message's host what became of it, as it changes: waiting
+/// (and why), delivered, dead-lettered.
+pub async fn report(fleet: Arc<Fleet>, current: Current, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(REPORT_PASS);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let lc = current();
+        let Ok(mb) = lc.mailbox() else { continue };
+        let due = match mb.reports_due() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("fleet: news due: {e}");
+                continue;
+            }
+        };
+        for m in due {
+            let Some(to) = m.from_host.as_deref().and_then(|h| HostName::new(h).ok()) else {
+                let _ = mb.reported(&m);
+                continue;
+            };
+            let Some(status) = status_of(&m) else {
+                let _ = mb.reported(&m);
+                continue;
+            };
+            let Ok(payload) = serde_json::to_vec(&status) else { continue };
+            let sent = async {
+                fleet
+                    .js
+                    .publish(wire::subject(Kind::Status, &to, fleet.link.host()), payload.into())
+                    .await?
+                    .await
+                    .map_err(anyhow::Error::from)
+            };
+            match sent.await {
+                Ok(_) => {
+                    let _ = mb.reported(&m);
+                }
+                Err(e) => {
+                    tracing::debug!(host = %to, "fleet: cannot tell news yet: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What to tell of `m`, as it stands.
+fn status_of(m: &Message) -> Option<WireStatus> {
+    let id = m.id.to_string();
+    Some(match m.state {
+        MessageState::Delivered => WireStatus::Delivered {
+            id,
+            to: m.to_identity.clone().unwrap_or_else(|| m.personality.clone()),
+            woke: m.woke,
+            unconfirmed: m.why.clone(),
+            at_ms: m.done_ms.unwrap_or(m.created_ms),
+        },
+        MessageState::Dead => WireStatus::DeadLettered {
+            id,
+            why: m.why.clone().unwrap_or_default(),
+            at_ms: m.done_ms.unwrap_or(m.created_ms),
+        },
+        MessageState::Queued | MessageState::Submitted => WireStatus::Waiting {
+            id,
+            why: m.waiting_reason(),
+        },
+        MessageState::Outbound | MessageState::Forwarded => return None,
+    })
+}
