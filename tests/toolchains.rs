@@ -1,6 +1,6 @@
 //! The tests that need a toolchain beyond tmux and curl: the real Claude
 //! Code and Codex CLIs, a browser, the official Python MCP SDK, the adapter
-//! written in Python. One binary under its own harness
+//! written in Python, a NATS server. One binary under its own harness
 //! (`common/toolchain.rs`): where a toolchain is missing its tests are
 //! reported ignored, with why; `.ci/run` installs them all and requires
 //! them.
@@ -10,6 +10,8 @@ mod browser;
 mod common;
 #[path = "common/gemini.rs"]
 mod gemini;
+#[path = "common/nats.rs"]
+mod nats;
 #[path = "common/real.rs"]
 mod real;
 #[path = "common/toolchain.rs"]
@@ -18,6 +20,8 @@ mod toolchain;
 // Each module's tests are listed in its `CASES`: one left out is dead code.
 #[deny(dead_code)]
 mod dashboard;
+#[deny(dead_code)]
+mod fleet;
 #[deny(dead_code)]
 mod mcp_sdk;
 #[deny(dead_code)]
@@ -35,6 +39,7 @@ fn main() {
     toolchain::run(&[
         (None, dashboard::CASES),
         (Some(Toolchain::Browser), dashboard::BROWSER_CASES),
+        (Some(Toolchain::Nats), fleet::CASES),
         (Some(Toolchain::McpSdk), mcp_sdk::CASES),
         (Some(Toolchain::McpSdk), quickstart::CASES),
         (Some(Toolchain::PythonAdapter), python_adapter::CASES),

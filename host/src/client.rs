@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
@@ -45,6 +45,21 @@ pub async fn post_json(
     request_json(sock, http::Method::POST, path, bearer).await
 }
 
+/// `POST <path>` with a JSON body, waiting up to `wait` for the answer (a
+/// send or a wake carried to another host takes a while).
+pub async fn post_body(
+    sock: &Path,
+    path: &str,
+    bearer: Option<&str>,
+    body: &serde_json::Value,
+    wait: Duration,
+) -> Result<serde_json::Value, ClientError> {
+    let body = serde_json::to_vec(body)?;
+    tokio::time::timeout(wait, request(sock, http::Method::POST, path, bearer, body))
+        .await
+        .map_err(|_| ClientError::Timeout(wait))?
+}
+
 /// Follows the daemon's event stream (`GET /fleet/v1/events`): `connected`
 /// once it answered, then `on_event` for each event, until the stream ends
 /// or fails.
@@ -56,7 +71,13 @@ pub async fn watch_events(
 ) -> Result<(), ClientError> {
     let res = tokio::time::timeout(
         ANSWER_TIMEOUT,
-        send(sock, http::Method::GET, "/fleet/v1/events", bearer),
+        send(
+            sock,
+            http::Method::GET,
+            "/fleet/v1/events",
+            bearer,
+            Vec::new(),
+        ),
     )
     .await
     .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))??;
@@ -84,9 +105,12 @@ async fn request_json(
     path: &str,
     bearer: Option<&str>,
 ) -> Result<serde_json::Value, ClientError> {
-    tokio::time::timeout(ANSWER_TIMEOUT, request(sock, method, path, bearer))
-        .await
-        .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))?
+    tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        request(sock, method, path, bearer, Vec::new()),
+    )
+    .await
+    .map_err(|_| ClientError::Timeout(ANSWER_TIMEOUT))?
 }
 
 async fn request(
@@ -94,8 +118,9 @@ async fn request(
     method: http::Method,
     path: &str,
     bearer: Option<&str>,
+    body: Vec<u8>,
 ) -> Result<serde_json::Value, ClientError> {
-    let res = send(sock, method, path, bearer).await?;
+    let res = send(sock, method, path, bearer, body).await?;
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
     if !status.is_success() {
@@ -114,6 +139,7 @@ async fn send(
     method: http::Method,
     path: &str,
     bearer: Option<&str>,
+    body: Vec<u8>,
 ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
     let stream = tokio::net::UnixStream::connect(sock)
         .await
@@ -127,7 +153,10 @@ async fn send(
     if let Some(token) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
+    if !body.is_empty() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
     Ok(sender
-        .send_request(req.body(Empty::<Bytes>::new())?)
+        .send_request(req.body(Full::new(Bytes::from(body)))?)
         .await?)
 }

@@ -86,14 +86,6 @@ impl FleetLink {
         }
     }
 
-    /// The hosts that claim `p`.
-    pub fn claimants(&self, p: &Personality) -> Vec<HostName> {
-        self.read()
-            .get(p)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Every claim: personality → hosts.
     pub fn claims(&self) -> BTreeMap<Personality, BTreeSet<HostName>> {
         self.read().clone()

@@ -147,10 +147,21 @@ impl HostName {
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_default();
-        let short = raw.trim().split('.').next().unwrap_or("").to_ascii_lowercase();
+        let short = raw
+            .trim()
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let mut name: String = short
             .chars()
-            .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(32)
             .collect();
         if !name.starts_with(|c: char| c.is_ascii_lowercase()) {

@@ -23,11 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::iso8601_utc;
 use crate::delivery::{self, Refusal};
-use crate::clock::Clock;
 use crate::envelope::{self, MAX_ATTACHMENTS, MAX_TOPIC_CHARS, Sender};
+use crate::events::{self, EventLog};
 use crate::fleet::wire::WireMessage;
 use crate::fleetlink::{FleetLink, Owner};
-use crate::events::{self, EventLog};
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::mail::{Message, MessageId, MessageState, NewMessage};
 use crate::names::{HostName, Identity, Personality, Runtime};
@@ -42,7 +41,7 @@ pub const MAX_WAIT_SECS: u32 = 600;
 /// One message to route: the arguments of the MCP tool `send_to_peer`
 /// (its input schema is derived from this type) and the body of the fleet
 /// API's send (which adds `from`). The names are checked as they are read.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// The peer to message.
@@ -136,14 +135,14 @@ pub enum Door {
     Fleet,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveredTo {
     pub personality: String,
     pub runtime: String,
 }
 
 /// A delivered message (the MCP tool's `structuredContent`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent {
     pub ok: bool,
     pub id: MessageId,
@@ -155,7 +154,7 @@ pub struct Sent {
 
 /// An accepted message that has not gone in yet: kept in the mailbox and
 /// delivered when the peer can take it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Queued {
     pub ok: bool,
     pub queued: bool,
@@ -168,7 +167,7 @@ pub struct Queued {
 }
 
 /// What a send did with an accepted message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SendOutcome {
     Delivered(Sent),
@@ -228,6 +227,9 @@ pub enum SendError {
     DeadLettered { id: MessageId, why: String },
     #[error("{0}; message NOT delivered")]
     Lifecycle(LifecycleError),
+    /// The daemon's answer to a send handed to it (its own words).
+    #[error("{0}")]
+    Relayed(String),
 }
 
 impl SendError {
@@ -411,7 +413,10 @@ async fn route(
 }
 
 /// The caller's record: registered, and declaring the runtime it calls from.
-fn caller_record<'r>(registry: &'r Registry, caller: &Identity) -> Result<&'r PeerRecord, SendError> {
+fn caller_record<'r>(
+    registry: &'r Registry,
+    caller: &Identity,
+) -> Result<&'r PeerRecord, SendError> {
     let rec = registry
         .find(caller.personality().as_str())
         .ok_or_else(|| SendError::UnknownCaller(caller.personality().to_string()))?;
@@ -437,7 +442,8 @@ async fn route_remote(
     host: &HostName,
 ) -> Result<SendOutcome, SendError> {
     let now = lc.clock.now_ms();
-    let expires = now.saturating_add(u64::try_from(lc.cfg.mail_ttl.as_millis()).unwrap_or(u64::MAX));
+    let expires =
+        now.saturating_add(u64::try_from(lc.cfg.mail_ttl.as_millis()).unwrap_or(u64::MAX));
     let sender = Sender {
         personality: caller.personality().as_str(),
         runtime: caller.runtime().as_str(),

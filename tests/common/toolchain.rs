@@ -18,6 +18,8 @@ pub enum Toolchain {
     McpSdk,
     /// The Gemini adapter written in Python (adapters/python-gemini/build.sh).
     PythonAdapter,
+    /// `nats-server` (Debian's package) for the fleet across hosts.
+    Nats,
 }
 
 impl Toolchain {
@@ -28,6 +30,7 @@ impl Toolchain {
             Toolchain::Browser => "IAPEER_REQUIRE_DASHBOARD",
             Toolchain::McpSdk => "IAPEER_REQUIRE_INTEROP",
             Toolchain::PythonAdapter => "IAPEER_REQUIRE_PYTHON_ADAPTER",
+            Toolchain::Nats => "IAPEER_REQUIRE_FLEET",
         }
     }
 
@@ -57,6 +60,9 @@ impl Toolchain {
                     )
                 })
             }
+            Toolchain::Nats => crate::nats::nats_server()
+                .err()
+                .map(|why| format!("{why} (.ci/run installs it)")),
             Toolchain::PythonAdapter => {
                 std::env::var_os("IAPEER_PYTHON_ADAPTER")
                     .is_none()

@@ -174,10 +174,7 @@ struct SnapshotQuery {
     scope: Scope,
 }
 
-async fn snapshot(
-    State(state): State<Arc<ApiState>>,
-    Query(q): Query<SnapshotQuery>,
-) -> Response {
+async fn snapshot(State(state): State<Arc<ApiState>>, Query(q): Query<SnapshotQuery>) -> Response {
     let lc = state.lifecycle();
     let fleet = match state.run(async move { lc.fleet().await }).await {
         Ok(Ok(f)) => f,
@@ -218,7 +215,9 @@ fn registered(
 
 async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String>) -> Response {
     let path = format!("/fleet/v1/peers/{personality}");
-    if let Some(carried) = super::remote::carry_if_remote(&state, &personality, "GET", path, None).await {
+    if let Some(carried) =
+        super::remote::carry_if_remote(&state, &personality, "GET", path, None).await
+    {
         return carried;
     }
     let lc = state.lifecycle();
@@ -348,7 +347,8 @@ async fn verb(
     };
     if crate::fleet::ctl::VERBS.contains(&verb.as_str()) {
         let path = format!("/fleet/v1/peers/{personality}/{verb}");
-        let carried = json!({"runtime": body.runtime.as_ref().map(|r| r.as_str()), "reset": body.reset});
+        let carried =
+            json!({"runtime": body.runtime.as_ref().map(|r| r.as_str()), "reset": body.reset});
         if let Some(answer) =
             super::remote::carry_if_remote(&state, &personality, "POST", path, Some(carried)).await
         {

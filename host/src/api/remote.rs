@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{ApiState, error, json};
+use crate::fleet::Fleet;
 use crate::fleet::ctl::{self, CtlReply, CtlRequest};
-use crate::fleet::{self, Fleet};
 use crate::fleetlink::Owner;
 use crate::names::{HostName, Personality};
 
@@ -126,9 +126,8 @@ pub(crate) async fn fleet_snapshot(state: &Arc<ApiState>, local: Vec<Value>) -> 
     };
     let me = fleet.link.host().clone();
     let work = async move {
-        let live = fleet::live_hosts(&fleet).await;
-        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-        let asks = live.iter().filter(|(h, _)| *h != me).map(|(h, _)| {
+        let live = fleet.beats.live();
+        let asks = live.iter().filter(|(h, ..)| *h != me).map(|(h, ..)| {
             let fleet = fleet.clone();
             let h = h.clone();
             async move {
@@ -142,9 +141,9 @@ pub(crate) async fn fleet_snapshot(state: &Arc<ApiState>, local: Vec<Value>) -> 
             }
         });
         let answers = futures::future::join_all(asks).await;
-        (fleet, me, live, now, answers)
+        (fleet, me, live, answers)
     };
-    let Ok((fleet, me, live, now, answers)) = state.run(work).await else {
+    let Ok((fleet, me, live, answers)) = state.run(work).await else {
         return json!({ "hosts": [], "peers": local, "joined": true });
     };
     let mut hosts = Vec::new();
@@ -162,20 +161,28 @@ pub(crate) async fn fleet_snapshot(state: &Arc<ApiState>, local: Vec<Value>) -> 
     }));
     for (h, answer) in answers {
         seen.insert(h.clone());
-        let beat = live.iter().find(|(l, _)| *l == h).map(|(_, b)| b);
-        let age = beat.map(|b| now.saturating_sub(b.at_ms));
+        let age = live
+            .iter()
+            .find(|(l, ..)| *l == h)
+            .map(|(_, ago, _)| ago.as_millis() as u64);
         match answer {
             Ok(CtlReply { status: 200, body }) => {
-                hosts.push(json!({"host": h.as_str(), "up": true, "here": false, "heartbeat_age_ms": age}));
+                hosts.push(
+                    json!({"host": h.as_str(), "up": true, "here": false, "heartbeat_age_ms": age}),
+                );
                 for mut row in body["peers"].as_array().cloned().unwrap_or_default() {
                     row["host"] = h.as_str().into();
                     peers.push(row);
                 }
             }
-            Ok(other) => hosts.push(json!({"host": h.as_str(), "up": true, "here": false, "heartbeat_age_ms": age,
-                "problem": other.body["error"].as_str().unwrap_or("no snapshot")})),
-            Err(e) => hosts.push(json!({"host": h.as_str(), "up": true, "here": false, "heartbeat_age_ms": age,
-                "problem": e.to_string()})),
+            Ok(other) => hosts.push(
+                json!({"host": h.as_str(), "up": true, "here": false, "heartbeat_age_ms": age,
+                "problem": other.body["error"].as_str().unwrap_or("no snapshot")}),
+            ),
+            Err(e) => hosts.push(
+                json!({"host": h.as_str(), "up": true, "here": false, "heartbeat_age_ms": age,
+                "problem": e.to_string()}),
+            ),
         }
     }
     // Hosts that claim peers and do not beat: down, their peers listed.
@@ -185,9 +192,11 @@ pub(crate) async fn fleet_snapshot(state: &Arc<ApiState>, local: Vec<Value>) -> 
                 seen.insert(h.clone());
                 hosts.push(json!({"host": h.as_str(), "up": false, "here": false}));
             }
-            let up = live.iter().any(|(l, _)| *l == h);
+            let up = live.iter().any(|(l, ..)| *l == h);
             if !up {
-                peers.push(json!({"personality": p.as_str(), "host": h.as_str(), "host_down": true}));
+                peers.push(
+                    json!({"personality": p.as_str(), "host": h.as_str(), "host_down": true}),
+                );
             }
         }
     }

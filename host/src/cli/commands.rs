@@ -38,6 +38,10 @@ pub struct MessageArgs {
 }
 
 impl MessageArgs {
+    fn given(&self) -> bool {
+        self.message.is_some() || self.message_file.is_some()
+    }
+
     fn read(&self) -> anyhow::Result<Option<String>> {
         verbs::read_message(self.message.as_deref(), self.message_file.as_deref())
     }
@@ -67,6 +71,12 @@ impl Wake {
             (_, true) => Some(false),
             _ => None,
         };
+        if !self.message.given()
+            && let Some(done) =
+                super::fleet::carry_verb(ctx, "wake", &self.peer, self.runtime.as_ref(), false)
+        {
+            return done;
+        }
         let args = WakeArgs {
             topic: None,
             skip_seed: false,
@@ -237,6 +247,16 @@ pub struct Halt {
 
 impl Halt {
     pub fn run(&self, ctx: &Ctx, halt: verbs::Halt) -> anyhow::Result<i32> {
+        let (verb, reset) = match halt {
+            verbs::Halt::Stop => ("stop", false),
+            verbs::Halt::Start { reset } => ("start", reset),
+        };
+        if let Some(peer) = &self.peer
+            && let Some(done) =
+                super::fleet::carry_verb(ctx, verb, peer, self.runtime.as_ref(), reset)
+        {
+            return done;
+        }
         verbs::stop_or_start(
             ctx.cfg,
             halt,
@@ -284,11 +304,17 @@ pub struct List {
     /// Print the table once, even on a terminal.
     #[arg(long)]
     plain: bool,
+    /// Every host of the fleet and its peers, from this host's daemon.
+    #[arg(long)]
+    fleet: bool,
 }
 
 impl List {
     pub fn run(&self, ctx: &Ctx) -> anyhow::Result<i32> {
         use std::io::IsTerminal;
+        if self.fleet {
+            return super::fleet::list(ctx.cfg, ctx.json);
+        }
         let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
         if terminal && !ctx.json && !self.plain {
             crate::panel::run_alone(ctx.cfg)

@@ -4,6 +4,7 @@
 mod commands;
 mod demo;
 mod doctor;
+mod fleet;
 mod logs;
 mod mail;
 mod mcp_config;
@@ -58,6 +59,12 @@ enum Command {
     Compact(commands::PeerArgs),
     /// Ask the running daemon how it is (exit 1 when none answers).
     Status,
+    /// The fleet across hosts: its listing, a host's NATS key, a host's
+    /// server permissions.
+    Fleet {
+        #[command(subcommand)]
+        command: fleet::FleetCommand,
+    },
     /// Print (or install with --write) what a Claude Code or Codex session
     /// needs to reach this daemon's send_to_peer under its own identity.
     McpConfig(commands::McpConfig),
@@ -134,12 +141,14 @@ impl Command {
             Command::Interrupt(peer) => commands::control(peer, ctx, Control::Interrupt),
             Command::Compact(peer) => commands::control(peer, ctx, Control::Compact),
             Command::Status => commands::daemon_status(ctx),
+            Command::Fleet { command } => command.run(ctx),
             Command::McpConfig(c) => c.run(ctx),
             Command::Demo(c) => c.run(ctx),
             Command::Doctor(c) => c.run(ctx),
             Command::Stop(c) => c.run(ctx, verbs::Halt::Stop),
             Command::Start(c) => c.run(ctx),
-            Command::New(p) => verbs::new(cfg, p.peer.as_str(), p.runtime(), json),
+            Command::New(p) => fleet::carry_verb(ctx, "new", &p.peer, p.runtime.as_ref(), false)
+                .unwrap_or_else(|| verbs::new(cfg, p.peer.as_str(), p.runtime(), json)),
             Command::MarkNew(p) => verbs::mark_new(cfg, p.peer.as_str(), p.runtime(), json),
             Command::SelfDone => verbs::self_done(cfg),
             Command::Attach(c) => c.run(ctx),

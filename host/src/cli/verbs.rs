@@ -109,8 +109,15 @@ pub struct SendArgs {
 pub fn send(cfg: &Config, args: SendArgs, json: bool) -> anyhow::Result<i32> {
     let lc = lifecycle(cfg)?;
     let caller = sender(&lc, args.from.as_deref())?;
-    let result = block_on(route::send(&lc, &caller, &args.request, Door::Cli))?;
+    let mut result = block_on(route::send(&lc, &caller, &args.request, Door::Cli))?;
     let target = &args.request.personality;
+    // A peer not registered here may be another host's: this host's
+    // daemon knows the fleet and routes it.
+    if matches!(&result, Err(e) if e.is_unknown_target())
+        && let Some(through) = send_through_daemon(cfg, &caller, &args.request)
+    {
+        result = through;
+    }
     match (result, json) {
         (Ok(outcome), true) => print_json(&outcome).map(|()| 0),
         (Ok(SendOutcome::Delivered(sent)), false) => {
@@ -142,6 +149,44 @@ pub fn send(cfg: &Config, args: SendArgs, json: bool) -> anyhow::Result<i32> {
         }
         (Err(e), false) => bail!("{target}: {e}"),
     }
+}
+
+/// A send handed to this host's daemon (which knows the fleet), when one
+/// answers; `None` when none does. Its answer read back as a send's.
+fn send_through_daemon(
+    cfg: &Config,
+    caller: &Identity,
+    req: &route::SendRequest,
+) -> Option<Result<SendOutcome, route::SendError>> {
+    let sock = crate::discovery::read(cfg)
+        .and_then(|d| d.sock)
+        .unwrap_or_else(|| cfg.daemon_socket.clone());
+    let mut body = serde_json::to_value(req).ok()?;
+    body["from"] = caller.as_str().into();
+    let wait = std::time::Duration::from_secs(u64::from(
+        req.wait_secs
+            .unwrap_or(route::DEFAULT_WAIT_SECS)
+            .min(route::MAX_WAIT_SECS),
+    )) + std::time::Duration::from_secs(30);
+    let answer = block_on(crate::client::post_body(
+        &sock,
+        "/fleet/v1/send",
+        cfg.bearer_token.as_deref(),
+        &body,
+        wait,
+    ))
+    .ok()?;
+    Some(match answer {
+        Ok(v) => serde_json::from_value(v).map_err(|e| route::SendError::Relayed(e.to_string())),
+        Err(crate::client::ClientError::Connect(_)) => return None,
+        Err(crate::client::ClientError::Status { body, .. }) => Err(route::SendError::Relayed(
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(body),
+        )),
+        Err(e) => Err(route::SendError::Relayed(e.to_string())),
+    })
 }
 
 /// Who `iapeer send` speaks as: `--from`, else `$PEER_IDENTITY`, else the

@@ -225,9 +225,8 @@ fn join_fleet(state: &Arc<ApiState>, settings: fleet::Settings, shutdown: &Cance
     state.lifecycle().join_fleet(link.clone());
     let router = api::router(state.clone(), Listener::Unix);
     let token = state.lifecycle().cfg.bearer_token.clone();
-    let answer: fleet::ctl::Answerer = Arc::new(move |req| {
-        Box::pin(api::answer_carried(router.clone(), token.clone(), req))
-    });
+    let answer: fleet::ctl::Answerer =
+        Arc::new(move |req| Box::pin(api::answer_carried(router.clone(), token.clone(), req)));
     let current: fleet::Current = {
         let state = state.clone();
         Arc::new(move || state.lifecycle())

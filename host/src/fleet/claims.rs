@@ -102,12 +102,17 @@ pub async fn start(
     beat_and_claim(fleet, &lc, beat.clone()).await;
     let watch = fleet.owners.watch_with_history(">").await?;
     tasks.spawn(follow(fleet.clone(), watch, shutdown.clone()));
+    tasks.spawn(follow_beats(fleet.clone(), shutdown.clone()));
     tasks.spawn(keep_up(fleet.clone(), current.clone(), beat, shutdown));
     Ok(())
 }
 
 /// Applies every change of the owners bucket to the link.
-async fn follow(fleet: Arc<Fleet>, mut watch: async_nats::jetstream::kv::Watch, shutdown: CancellationToken) {
+async fn follow(
+    fleet: Arc<Fleet>,
+    mut watch: async_nats::jetstream::kv::Watch,
+    shutdown: CancellationToken,
+) {
     use async_nats::jetstream::kv::Operation;
     loop {
         let entry = tokio::select! {
@@ -117,7 +122,9 @@ async fn follow(fleet: Arc<Fleet>, mut watch: async_nats::jetstream::kv::Watch, 
         match entry {
             Some(Ok(e)) => {
                 if let Some((host, p)) = parse_key(&e.key) {
-                    fleet.link.set_claim(&p, &host, e.operation == Operation::Put);
+                    fleet
+                        .link
+                        .set_claim(&p, &host, e.operation == Operation::Put);
                 }
             }
             Some(Err(e)) => tracing::warn!("fleet: watching the owners: {e}"),
@@ -133,7 +140,12 @@ async fn follow(fleet: Arc<Fleet>, mut watch: async_nats::jetstream::kv::Watch, 
     }
 }
 
-async fn keep_up(fleet: Arc<Fleet>, current: Current, beat: Heartbeat, shutdown: CancellationToken) {
+async fn keep_up(
+    fleet: Arc<Fleet>,
+    current: Current,
+    beat: Heartbeat,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -168,7 +180,11 @@ async fn beat_and_claim(fleet: &Fleet, lc: &Lifecycle, mut beat: Heartbeat) {
         match fleet.link.owner(p) {
             Owner::Here => {}
             Owner::Nobody => {
-                match fleet.owners.put(claim_key(me, p), claim.clone().into()).await {
+                match fleet
+                    .owners
+                    .put(claim_key(me, p), claim.clone().into())
+                    .await
+                {
                     Ok(_) => {
                         fleet.link.set_claim(p, me, true);
                         tracing::info!(peer = %p, "fleet: claimed");
@@ -198,21 +214,75 @@ async fn beat_and_claim(fleet: &Fleet, lc: &Lifecycle, mut beat: Heartbeat) {
     }
 }
 
-/// The hosts whose heartbeat is in the bucket.
-pub async fn live_hosts(fleet: &Fleet) -> Vec<(HostName, Heartbeat)> {
-    let mut out = Vec::new();
-    let Ok(mut keys) = fleet.hosts.keys().await else {
-        return out;
-    };
-    while let Some(Ok(key)) = keys.next().await {
-        let Ok(host) = HostName::new(key.as_str()) else {
+/// The heartbeats heard, each with when it was heard here (this host's
+/// clock: hosts' clocks may differ).
+#[derive(Debug, Default)]
+pub struct Beats(
+    std::sync::Mutex<std::collections::BTreeMap<HostName, (std::time::Instant, Heartbeat)>>,
+);
+
+impl Beats {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::BTreeMap<HostName, (std::time::Instant, Heartbeat)>,
+    > {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The hosts heard from within [`HEARTBEAT_TTL`], each with how long
+    /// ago.
+    pub fn live(&self) -> Vec<(HostName, Duration, Heartbeat)> {
+        self.map()
+            .iter()
+            .filter(|(_, (at, _))| at.elapsed() < HEARTBEAT_TTL)
+            .map(|(h, (at, b))| (h.clone(), at.elapsed(), b.clone()))
+            .collect()
+    }
+}
+
+/// Applies every heartbeat (and every clean stop) to `fleet.beats`.
+async fn follow_beats(fleet: Arc<Fleet>, shutdown: CancellationToken) {
+    use async_nats::jetstream::kv::Operation;
+    let mut watch = None;
+    loop {
+        let Some(w) = watch.as_mut() else {
+            match fleet.hosts.watch_with_history(">").await {
+                Ok(w) => watch = Some(w),
+                Err(e) => {
+                    tracing::warn!("fleet: watching the hosts: {e}");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
             continue;
         };
-        if let Ok(Some(v)) = fleet.hosts.get(key.as_str()).await
-            && let Ok(beat) = serde_json::from_slice::<Heartbeat>(&v)
-        {
-            out.push((host, beat));
+        let entry = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = w.next() => e,
+        };
+        match entry {
+            Some(Ok(e)) => {
+                let Ok(host) = HostName::new(e.key.as_str()) else {
+                    continue;
+                };
+                let mut beats = fleet.beats.map();
+                match (e.operation, serde_json::from_slice::<Heartbeat>(&e.value)) {
+                    (Operation::Put, Ok(beat)) => {
+                        beats.insert(host, (std::time::Instant::now(), beat));
+                    }
+                    _ => {
+                        beats.remove(&host);
+                    }
+                }
+            }
+            Some(Err(e)) => tracing::debug!("fleet: watching the hosts: {e}"),
+            None => watch = None,
         }
     }
-    out
 }

@@ -49,7 +49,10 @@ pub async fn take_in(
 /// Why a message from `from` cannot be taken in, if it cannot.
 fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> Option<String> {
     let Ok(sender) = Identity::parse(&m.from) else {
-        return Some(format!("refused: the sender {:?} is not a peer's identity", m.from));
+        return Some(format!(
+            "refused: the sender {:?} is not a peer's identity",
+            m.from
+        ));
     };
     match fleet.link.owner(sender.personality()) {
         Owner::There(h) if h == *from => {}
@@ -79,12 +82,20 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
             ));
         }
         _ => {
-            return Some(format!("peer \"{to}\" is not a peer of host {}", fleet.link.host()));
+            return Some(format!(
+                "peer \"{to}\" is not a peer of host {}",
+                fleet.link.host()
+            ));
         }
     }
     let registry = match lc.registry() {
         Ok(r) => r,
-        Err(e) => return Some(format!("host {}: the registry is unreadable: {e}", fleet.link.host())),
+        Err(e) => {
+            return Some(format!(
+                "host {}: the registry is unreadable: {e}",
+                fleet.link.host()
+            ));
+        }
     };
     let Some(target) = registry.find(to.as_str()) else {
         return Some(format!(
@@ -102,7 +113,10 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
         Err(e) => return Some(format!("refused: {e}")),
     };
     if store::has_mark(&lc.cfg, &Identity::new(&runtime, &to), Mark::Stopped) {
-        return Some(format!("{to} ({runtime}) is stopped by the operator on host {}", fleet.link.host()));
+        return Some(format!(
+            "{to} ({runtime}) is stopped by the operator on host {}",
+            fleet.link.host()
+        ));
     }
     if let Err(e) = envelope::check_body(&m.body) {
         return Some(format!("refused: {e}"));
@@ -111,7 +125,11 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
 }
 
 fn join(hosts: &[HostName]) -> String {
-    hosts.iter().map(HostName::as_str).collect::<Vec<_>>().join(", ")
+    hosts
+        .iter()
+        .map(HostName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Takes one message in (or keeps it refused), once.
@@ -211,11 +229,16 @@ pub async fn report(fleet: Arc<Fleet>, current: Current, shutdown: CancellationT
                 let _ = mb.reported(&m);
                 continue;
             };
-            let Ok(payload) = serde_json::to_vec(&status) else { continue };
+            let Ok(payload) = serde_json::to_vec(&status) else {
+                continue;
+            };
             let sent = async {
                 fleet
                     .js
-                    .publish(wire::subject(Kind::Status, &to, fleet.link.host()), payload.into())
+                    .publish(
+                        wire::subject(Kind::Status, &to, fleet.link.host()),
+                        payload.into(),
+                    )
                     .await?
                     .await
                     .map_err(anyhow::Error::from)
@@ -239,7 +262,10 @@ fn status_of(m: &Message) -> Option<WireStatus> {
     Some(match m.state {
         MessageState::Delivered => WireStatus::Delivered {
             id,
-            to: m.to_identity.clone().unwrap_or_else(|| m.personality.clone()),
+            to: m
+                .to_identity
+                .clone()
+                .unwrap_or_else(|| m.personality.clone()),
             woke: m.woke,
             unconfirmed: m.why.clone(),
             at_ms: m.done_ms.unwrap_or(m.created_ms),

@@ -14,15 +14,13 @@ mod outbox;
 pub mod permissions;
 pub mod wire;
 
-pub use claims::{Heartbeat, live_hosts};
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
 use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -79,7 +77,9 @@ impl FleetArgs {
             Some(h) => HostName::new(h.trim())?,
             None => HostName::of_machine(),
         };
-        let path = |flag: &Option<PathBuf>, name: &str| flag.clone().or_else(|| var(name).map(PathBuf::from));
+        let path = |flag: &Option<PathBuf>, name: &str| {
+            flag.clone().or_else(|| var(name).map(PathBuf::from))
+        };
         Ok(Some(Settings {
             url,
             host,
@@ -104,6 +104,8 @@ pub struct Fleet {
     pub link: Arc<FleetLink>,
     pub hosts: async_nats::jetstream::kv::Store,
     pub owners: async_nats::jetstream::kv::Store,
+    /// Every host's last heartbeat, as heard.
+    pub beats: claims::Beats,
 }
 
 /// How long one publish or request to the fleet may take.
@@ -142,13 +144,18 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
     let text = crate::fsutil::read_regular_text(path, 4096)?;
     let mode = std::fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
-        anyhow::bail!("it is readable by others (mode {:o}): chmod 600 it", mode & 0o777);
+        anyhow::bail!(
+            "it is readable by others (mode {:o}): chmod 600 it",
+            mode & 0o777
+        );
     }
     Ok(text)
 }
 
 /// Makes (or finds) the streams and buckets the fleet runs on.
-async fn ensure_layout(js: &jetstream::Context) -> anyhow::Result<(jetstream::kv::Store, jetstream::kv::Store)> {
+async fn ensure_layout(
+    js: &jetstream::Context,
+) -> anyhow::Result<(jetstream::kv::Store, jetstream::kv::Store)> {
     for (name, subjects) in [
         (wire::MAIL_STREAM, "iap.mail.>"),
         (wire::STATUS_STREAM, "iap.status.>"),
@@ -174,7 +181,11 @@ async fn ensure_layout(js: &jetstream::Context) -> anyhow::Result<(jetstream::kv
 /// A KV bucket, made as the client library would make it but without its
 /// query of the account (whose answer from the server Debian ships, 2.9,
 /// the library cannot read).
-async fn kv(js: &jetstream::Context, bucket: &str, max_age: Duration) -> anyhow::Result<jetstream::kv::Store> {
+async fn kv(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+) -> anyhow::Result<jetstream::kv::Store> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
@@ -307,19 +318,40 @@ pub async fn join(
     let me = link.host().clone();
     let mail = consumer_for(&js, wire::MAIL_STREAM, wire::Kind::Mail, &me).await?;
     let status = consumer_for(&js, wire::STATUS_STREAM, wire::Kind::Status, &me).await?;
-    let calls = client.subscribe(wire::for_host(wire::Kind::Ctl, &me)).await?;
+    let calls = client
+        .subscribe(wire::for_host(wire::Kind::Ctl, &me))
+        .await?;
     let fleet = Arc::new(Fleet {
         client,
         js,
         link,
         hosts,
         owners,
+        beats: claims::Beats::default(),
     });
     claims::start(&fleet, &current, tasks, shutdown.clone()).await?;
-    tasks.spawn(inbox::take_in(fleet.clone(), current.clone(), mail, shutdown.clone()));
-    tasks.spawn(inbox::report(fleet.clone(), current.clone(), shutdown.clone()));
-    tasks.spawn(outbox::forward(fleet.clone(), current.clone(), shutdown.clone()));
-    tasks.spawn(outbox::hear(fleet.clone(), current, status, shutdown.clone()));
+    tasks.spawn(inbox::take_in(
+        fleet.clone(),
+        current.clone(),
+        mail,
+        shutdown.clone(),
+    ));
+    tasks.spawn(inbox::report(
+        fleet.clone(),
+        current.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(outbox::forward(
+        fleet.clone(),
+        current.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(outbox::hear(
+        fleet.clone(),
+        current,
+        status,
+        shutdown.clone(),
+    ));
     ctl::serve(&fleet, calls, answer, tasks, shutdown);
     Ok(fleet)
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use tokio_util::sync::CancellationToken;
 
-use super::{Current, Fleet, Handled};
 use super::wire::{self, Kind, WireStatus};
+use super::{Current, Fleet, Handled};
 use crate::lifecycle::Lifecycle;
 use crate::mail::{MessageId, Told};
 use crate::names::HostName;
@@ -80,9 +80,8 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
         };
         match acked.await {
             Ok(_) => {
-                let why = format!(
-                    "handed to host {to}: in the fleet's stream until {to} takes it in"
-                );
+                let why =
+                    format!("handed to host {to}: in the fleet's stream until {to} takes it in");
                 let _ = mb.forwarded(&m.id, &why);
             }
             Err(e) => {

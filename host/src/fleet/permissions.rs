@@ -98,7 +98,11 @@ mod tests {
         assert!(allow.contains(&"iap.mail.*.a".to_string()));
         assert!(allow.contains(&"$KV.iap-owners.a.>".to_string()));
         assert!(!allow.iter().any(|s| s.contains(".b") || s == "iap.mail.>"));
-        assert!(!allow.iter().any(|s| s.contains("DELETE.IAP_") || s.contains("PURGE")));
+        assert!(
+            !allow
+                .iter()
+                .any(|s| s.contains("DELETE.IAP_") || s.contains("PURGE"))
+        );
         let block = user_block(&a, &Login::Nkey("UXYZ".into()));
         assert_eq!(block["nkey"], "UXYZ");
         assert_eq!(block["permissions"]["subscribe"]["allow"][1], "_INBOX_a.>");

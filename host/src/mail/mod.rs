@@ -14,7 +14,7 @@ pub use store::{Incoming, MailError, Mailbox, Message, NewMessage, Told};
 use crate::clock::iso8601_utc;
 
 /// A message's id: a UUID v7 (time-ordered), as text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct MessageId(String);
 

@@ -656,14 +656,19 @@ pub struct Incoming<'a> {
 /// What the host a message was sent to told of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Told<'a> {
-    Waiting { why: &'a str },
+    Waiting {
+        why: &'a str,
+    },
     Delivered {
         to_identity: &'a str,
         woke: bool,
         unconfirmed: Option<&'a str>,
         at_ms: u64,
     },
-    Dead { why: &'a str, at_ms: u64 },
+    Dead {
+        why: &'a str,
+        at_ms: u64,
+    },
 }
 
 /// The fleet: mail to and from peers of other hosts.
@@ -730,7 +735,12 @@ impl Mailbox {
     }
 
     /// Gives up on a message that never reached the fleet.
-    pub fn outbound_dead(&self, id: &MessageId, why: &str, now_ms: u64) -> Result<usize, MailError> {
+    pub fn outbound_dead(
+        &self,
+        id: &MessageId,
+        why: &str,
+        now_ms: u64,
+    ) -> Result<usize, MailError> {
         self.transition(
             Sync::Full,
             std::slice::from_ref(id),
@@ -754,7 +764,9 @@ impl Mailbox {
                 "state = 'delivered', to_identity = ?3, woke = ?4, why = ?5, done_ms = ?6",
                 vec![to_identity, woke, unconfirmed, at_ms],
             ),
-            Told::Dead { why, at_ms } => ("state = 'dead', why = ?3, done_ms = ?4", vec![why, at_ms]),
+            Told::Dead { why, at_ms } => {
+                ("state = 'dead', why = ?3, done_ms = ?4", vec![why, at_ms])
+            }
         };
         self.with(|c| {
             let sql = format!(

@@ -1,0 +1,297 @@
+//! A real `nats-server` with JetStream for the fleet tests, each host
+//! signed in with its own nkey and held to the permissions `iapeer fleet
+//! permissions` prints; and a TCP link per host that a test can cut (a
+//! partition) and heal.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::{Daemon, Fleet, wait_until};
+
+/// `nats-server` on PATH (Debian's package), or why not.
+pub fn nats_server() -> Result<PathBuf, String> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+            .map(|d| d.join("nats-server"))
+            .find(|f| f.is_file())
+    });
+    found.ok_or_else(|| "nats-server is not installed (apt-get install nats-server)".into())
+}
+
+/// A host's sign-in: its name, its seed file and its server user.
+pub struct HostKey {
+    pub name: String,
+    pub seed: PathBuf,
+    pub user: serde_json::Value,
+}
+
+/// Makes `name`'s key and permissions with the real `iapeer fleet` verbs.
+pub fn host_key(dir: &Path, name: &str) -> HostKey {
+    let seed = dir.join(format!("{name}.nk"));
+    let iapeer = env!("CARGO_BIN_EXE_iapeer");
+    let out = Command::new(iapeer)
+        .args(["fleet", "keygen", "--seed-file", seed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = Command::new(iapeer)
+        .args(["fleet", "permissions", name, "--nkey", &public])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    HostKey {
+        name: name.into(),
+        seed,
+        user: serde_json::from_slice(&out.stdout).unwrap(),
+    }
+}
+
+/// A running server; killed when dropped.
+pub struct Nats {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Nats {
+    /// Starts a server on a free loopback port for `users`.
+    pub fn start(dir: &Path, users: &[&HostKey]) -> Nats {
+        let conf = dir.join("nats.conf");
+        let users: Vec<&serde_json::Value> = users.iter().map(|k| &k.user).collect();
+        let config = serde_json::json!({
+            "jetstream": { "store_dir": dir.join("js").to_str().unwrap() },
+            "authorization": { "users": users },
+        });
+        std::fs::write(&conf, config.to_string()).unwrap();
+        let mut n = Nats {
+            child: None,
+            port: 0,
+            dir: dir.to_path_buf(),
+            log: dir.join("nats.log"),
+        };
+        n.spawn("127.0.0.1", -1);
+        n
+    }
+
+    fn spawn(&mut self, host: &str, port: i32) {
+        let _ = std::fs::remove_file(&self.log);
+        let child = Command::new(nats_server().unwrap())
+            .args(["-c", self.dir.join("nats.conf").to_str().unwrap()])
+            .args(["-a", host, "-p", &port.to_string()])
+            .args(["-l", self.log.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let mut found = 0;
+        wait_until("nats-server to listen", Duration::from_secs(20), || {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if !log.contains("Server is ready") {
+                return false;
+            }
+            found = log
+                .lines()
+                .find_map(|l| l.split("Listening for client connections on ").nth(1))
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0);
+            found != 0
+        });
+        self.port = found;
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its JetStream store stays) and starts it again on
+    /// the same port.
+    pub fn restart(&mut self, down_for: Duration) {
+        self.kill();
+        std::thread::sleep(down_for);
+        let port = self.port;
+        self.spawn("127.0.0.1", i32::from(port));
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// What the server logged (permission violations among it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A host's link to the server, through a loopback relay a test can cut:
+/// a cut closes every connection through it and refuses new ones until
+/// healed, as a network partition does.
+pub struct Link {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Link {
+    pub fn to(upstream: u16) -> Link {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                if c.load(Ordering::SeqCst) {
+                    let _ = inbound.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                {
+                    let mut open = o.lock().unwrap();
+                    open.push(inbound.try_clone().unwrap());
+                    open.push(outbound.try_clone().unwrap());
+                }
+                pump(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+                pump(outbound, inbound);
+            }
+        });
+        Link { port, cut, open }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+/// One host of a test fleet: its own root, sockets and name.
+pub struct Host {
+    pub name: String,
+    pub world: Fleet,
+    pub key: HostKey,
+    pub url: String,
+    pub daemon: Option<Daemon>,
+}
+
+impl Host {
+    pub fn new(name: &str, key: HostKey, url: String) -> Host {
+        Host {
+            name: name.into(),
+            world: Fleet::new(),
+            key,
+            url,
+            daemon: None,
+        }
+    }
+
+    /// Starts this host's daemon and waits until it joined the fleet.
+    pub fn start(&mut self) -> &Daemon {
+        let d = self.world.start_daemon(&[
+            "--no-tcp",
+            "--fleet",
+            &self.url,
+            "--host-name",
+            &self.name,
+            "--fleet-nkey",
+            self.key.seed.to_str().unwrap(),
+        ]);
+        wait_until(
+            &format!("host {} to join the fleet", self.name),
+            Duration::from_secs(30),
+            || d.stderr().contains("JOINED"),
+        );
+        self.daemon = Some(d);
+        self.daemon()
+    }
+
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("the daemon runs")
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.terminate();
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            let _ = Command::new("kill")
+                .args(["-9", &d.pid().to_string()])
+                .status();
+            drop(d);
+        }
+    }
+
+    /// The whole-fleet listing this host's daemon gives.
+    pub fn fleet_list(&self) -> serde_json::Value {
+        let out = self.world.run(&["--json", "list", "--fleet"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Waits until this host sees `peer` owned by `owner`.
+    pub fn wait_owner(&self, peer: &str, owner: &str) {
+        wait_until(
+            &format!("{} to see {peer} owned by {owner}", self.name),
+            Duration::from_secs(20),
+            || {
+                let snap = self.daemon().get("/fleet/v1/snapshot?scope=fleet").json();
+                snap["peers"].as_array().into_iter().flatten().any(|p| {
+                    p["personality"] == peer && p["host"] == owner && p["host_down"].is_null()
+                })
+            },
+        );
+    }
+}
