@@ -141,6 +141,26 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "who the dashboard and a fleet-API send speak as (the one natural peer)",
     ),
     (
+        "IAPEER_FLEET",
+        "join the fleet at this NATS server, nats:// or tls:// (unset: one machine, no NATS)",
+    ),
+    (
+        "IAPEER_HOST_NAME",
+        "this host's name in the fleet (the machine's name)",
+    ),
+    (
+        "IAPEER_FLEET_CREDS",
+        "a NATS credentials file the daemon signs in to the fleet with",
+    ),
+    (
+        "IAPEER_FLEET_NKEY",
+        "a file (0600) holding this host's NATS user nkey seed",
+    ),
+    (
+        "IAPEER_FLEET_CA",
+        "a CA certificate the fleet server's TLS certificate is checked against",
+    ),
+    (
         "IAPEER_LAUNCHAGENTS_DIR",
         "where launchd plists say a peer is launchd's (~/Library/LaunchAgents)",
     ),
