@@ -424,6 +424,17 @@ fn a_personality_two_hosts_claim_is_refused_with_both_names() {
         refused.contains("bob") && refused.contains('b') && refused.contains("a (here)"),
         "{refused}"
     );
+    // Named with its host, each bob is reached.
+    let there = send(a, "claude-alice", "bob@b", "to the bob of b", 30).unwrap();
+    assert_eq!(there["delivered_to"]["personality"], "bob", "{there}");
+    assert_eq!(seen(b, &cwd(b, "bob"), "to the bob of b"), 1);
+    let here = send(a, "claude-alice", "bob@a", "to the bob of a", 30).unwrap();
+    assert_eq!(here["woke"], true, "{here}");
+    assert_eq!(seen(a, &cwd(a, "bob"), "to the bob of a"), 1);
+    assert_eq!(seen(b, &cwd(b, "bob"), "to the bob of a"), 0);
+    // A host the fleet does not know is refused at once.
+    let nowhere = send(a, "claude-alice", "bob@zz", "to nowhere", 1).unwrap_err();
+    assert!(nowhere.contains("host zz is not in the fleet"), "{nowhere}");
     // b's bob still gets mail from elsewhere.
     let ok = send(b, "claude-bob", "alice", "still fine", 30).unwrap();
     assert_eq!(ok["delivered_to"]["personality"], "alice");

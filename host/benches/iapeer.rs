@@ -19,6 +19,8 @@ use iapeer::store::{self, SessionState};
 mod browser;
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/common/nats.rs"]
+mod nats;
 #[path = "../../tests/common/real.rs"]
 mod real;
 mod real_runtimes;
@@ -879,6 +881,9 @@ fn main() {
     if wants("panel") {
         bench_panel();
     }
+    if wants("fleet") {
+        bench_fleet();
+    }
     if wants("dashboard") {
         bench_dashboard();
     }
@@ -1530,4 +1535,172 @@ fn stats_of(mut samples: Vec<Duration>) -> Stats {
         median: samples[n / 2],
         p99: samples[(n * 99 / 100).min(n - 1)],
     }
+}
+
+// ---- a fleet across hosts ------------------------------------------------------
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 (11 and 12 after the name).
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// Three hosts × 50 peers on one `nats-server` (each host signed in with its
+/// own nkey under the printed permissions): a send to a live peer on this
+/// host and on another, a wake on a miss both ways, 20 senders × 20 live
+/// peers of another host, the daemon's memory, and what the server spends
+/// per message.
+fn bench_fleet() {
+    println!("## fleet (three hosts x 50 peers, one nats-server, loopback)");
+    if let Err(why) = nats::nats_server() {
+        println!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("iapbf")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let keys: Vec<nats::HostKey> = ["a", "b", "c"]
+        .iter()
+        .map(|n| nats::host_key(dir.path(), n))
+        .collect();
+    let server = nats::Nats::start(dir.path(), &keys.iter().collect::<Vec<_>>());
+    let server_pid = server.pid();
+    let mut hosts: Vec<nats::Host> = keys
+        .into_iter()
+        .map(|k| {
+            let name = k.name.clone();
+            nats::Host::new(&name, k, server.url())
+        })
+        .collect();
+    let local = ["alice", "bob"];
+    let remote = ["carol"];
+    for (h, prefix) in hosts.iter_mut().zip(["a", "b", "c"]) {
+        let named: &[&str] = match prefix {
+            "a" => &local,
+            "b" => &remote,
+            _ => &[],
+        };
+        for p in named {
+            h.world.register(p, "claude", &[]);
+        }
+        for i in named.len()..50 {
+            h.world.register(&format!("{prefix}{i:02}"), "claude", &[]);
+        }
+        h.start();
+    }
+    let (a, b) = (&hosts[0], &hosts[1]);
+    a.wait_owner("carol", "b");
+    a.wait_owner("b49", "b");
+    a.wait_owner("c49", "c");
+    let a_pid = a.daemon().pid();
+    let (rss, _) = rss_and_private_dirty_kb(a_pid);
+    println!(
+        "{:<58} RSS {:.1} MB",
+        "daemon in a fleet of 3 x 50 peers, idle",
+        rss as f64 / 1024.0
+    );
+    let rt = iapeer::app::runtime().unwrap();
+    assert!(a.world.run(&["wake", "bob"]).status.success());
+    assert!(b.world.run(&["wake", "carol"]).status.success());
+    let mut conn = rt.block_on(McpConn::unix(&a.daemon().sock));
+    let here = measure(200, || {
+        let r = rt.block_on(conn.send("claude-alice", "bob", "ping"));
+        assert_eq!(r["woke"], false);
+    });
+    row("send_to_peer round trip, live peer, same host", &here);
+    let there = measure(200, || {
+        let r = rt.block_on(conn.send("claude-alice", "carol", "ping"));
+        assert_eq!(r["woke"], false);
+    });
+    row("send_to_peer round trip, live peer, other host", &there);
+    println!(
+        "{:<58} other host / same host (medians) = {:.2}x",
+        "",
+        there.median.as_secs_f64() / here.median.as_secs_f64()
+    );
+    let wake_here = measure(20, || {
+        a.world.crash("claude-bob");
+        let r = rt.block_on(conn.send("claude-alice", "bob", "wake up"));
+        assert_eq!(r["woke"], true);
+    });
+    row("send_to_peer wake on a miss, same host", &wake_here);
+    let wake_there = measure(20, || {
+        b.world.crash("claude-carol");
+        let r = rt.block_on(conn.send("claude-alice", "carol", "wake up"));
+        assert_eq!(r["woke"], true);
+    });
+    row("send_to_peer wake on a miss, other host", &wake_there);
+    println!(
+        "{:<58} other host / same host (medians) = {:.2}x",
+        "",
+        wake_there.median.as_secs_f64() / wake_here.median.as_secs_f64()
+    );
+
+    // 20 senders on a, each sending once to each of 20 live peers of b,
+    // without waiting: accepted, then all told delivered back on a.
+    let peers: Vec<String> = (1..21).map(|i| format!("b{i:02}")).collect();
+    for p in &peers {
+        assert!(b.world.run(&["wake", p]).status.success());
+    }
+    let mailbox = iapeer::mail::Mailbox::open(&a.world.root.join("state/mail.db")).unwrap();
+    let delivered_to_b = || {
+        mailbox
+            .history(None, 5000)
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                m.to_host.as_deref() == Some("b")
+                    && m.personality.starts_with('b')
+                    && m.state == iapeer::mail::MessageState::Delivered
+            })
+            .count()
+    };
+    let before = delivered_to_b();
+    let (server_cpu, a_cpu, b_cpu) = (
+        cpu_time(server_pid),
+        cpu_time(a_pid),
+        cpu_time(b.daemon().pid()),
+    );
+    let started = Instant::now();
+    every_sender_to_every_peer(rt, &a.daemon().sock, &peers, Some(0));
+    let accepted = started.elapsed();
+    while delivered_to_b() < before + 400 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not all delivered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let all = started.elapsed();
+    println!(
+        "{:<58} {:.0}/s accepted, {:.0}/s all delivered and told back",
+        "20 senders x 20 live peers of another host (400 sends)",
+        400.0 / accepted.as_secs_f64(),
+        400.0 / all.as_secs_f64()
+    );
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / 400.0;
+    println!(
+        "{:<58} nats-server {:.0} us, sending daemon {:.0} us, owning daemon {:.0} us",
+        "CPU per message across hosts",
+        per(cpu_time(server_pid).saturating_sub(server_cpu)),
+        per(cpu_time(a_pid).saturating_sub(a_cpu)),
+        per(cpu_time(b.daemon().pid()).saturating_sub(b_cpu)),
+    );
+    let (rss, _) = rss_and_private_dirty_kb(a_pid);
+    println!(
+        "{:<58} RSS {:.1} MB",
+        "daemon in a fleet of 3 x 50 peers, after the load",
+        rss as f64 / 1024.0
+    );
+    drop(hosts);
 }

@@ -30,6 +30,8 @@ pub struct FleetLink {
     host: HostName,
     /// Personality → the hosts that claim it.
     claims: RwLock<BTreeMap<Personality, BTreeSet<HostName>>>,
+    /// Every host heard beating since this daemon joined.
+    heard: RwLock<BTreeSet<HostName>>,
     outbound: Notify,
 }
 
@@ -38,6 +40,7 @@ impl FleetLink {
         FleetLink {
             host,
             claims: RwLock::default(),
+            heard: RwLock::default(),
             outbound: Notify::new(),
         }
     }
@@ -84,6 +87,31 @@ impl FleetLink {
             (Some(h), None) => Owner::There(h.clone()),
             _ => Owner::Contested(hosts.iter().cloned().collect()),
         }
+    }
+
+    /// Whether `host` is among those that claim `p`.
+    pub fn claimed_by(&self, p: &Personality, host: &HostName) -> bool {
+        self.read().get(p).is_some_and(|h| h.contains(host))
+    }
+
+    /// `host` was heard beating.
+    pub fn heard(&self, host: &HostName) {
+        self.heard
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(host.clone());
+    }
+
+    /// Whether `host` is in the fleet: this one, one heard beating, or one
+    /// that claims a peer.
+    pub fn knows(&self, host: &HostName) -> bool {
+        *host == self.host
+            || self
+                .heard
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(host)
+            || self.read().values().any(|hosts| hosts.contains(host))
     }
 
     /// Every claim: personality → hosts.

@@ -23,6 +23,8 @@ pub enum NameError {
     Runtime(String),
     #[error("invalid host name {0:?}: expected {HOST_PATTERN}")]
     Host(String),
+    #[error("invalid peer {0:?}: expected <personality> or <personality>@<host>")]
+    Address(String),
     #[error("invalid identity {0:?}: expected <runtime>-<personality>")]
     Identity(String),
 }
@@ -168,6 +170,98 @@ impl HostName {
             name = format!("h{name}").chars().take(32).collect();
         }
         HostName::new(name).unwrap_or_else(|_| HostName("host".into()))
+    }
+}
+
+/// What a peer's address looks like, as a JSON-schema pattern.
+pub const ADDRESS_PATTERN: &str = "^[a-z][a-z0-9-]{0,31}(@[a-z][a-z0-9-]{0,31})?$";
+
+/// A peer as a caller names it: `bob`, or `bob@gpu` to name the host too
+/// (in a fleet across machines, where a caller must be explicit). Derefs
+/// to the personality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerAddress {
+    personality: Personality,
+    host: Option<HostName>,
+}
+
+impl PeerAddress {
+    pub fn new(s: impl Into<String>) -> Result<PeerAddress, NameError> {
+        let s = s.into();
+        let bad = || NameError::Address(s.clone());
+        let (p, host) = match s.split_once('@') {
+            Some((p, h)) => (p, Some(HostName::new(h).map_err(|_| bad())?)),
+            None => (s.as_str(), None),
+        };
+        let personality = Personality::new(p).map_err(|_| bad())?;
+        Ok(PeerAddress { personality, host })
+    }
+
+    pub fn personality(&self) -> &Personality {
+        &self.personality
+    }
+
+    /// The host it names, if any.
+    pub fn host(&self) -> Option<&HostName> {
+        self.host.as_ref()
+    }
+}
+
+impl From<Personality> for PeerAddress {
+    fn from(personality: Personality) -> PeerAddress {
+        PeerAddress {
+            personality,
+            host: None,
+        }
+    }
+}
+
+impl std::ops::Deref for PeerAddress {
+    type Target = Personality;
+    fn deref(&self) -> &Personality {
+        &self.personality
+    }
+}
+
+impl fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(h) => write!(f, "{}@{h}", self.personality),
+            None => f.write_str(self.personality.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for PeerAddress {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for PeerAddress {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        Self::new(s)
+    }
+}
+
+impl From<PeerAddress> for String {
+    fn from(a: PeerAddress) -> String {
+        a.to_string()
+    }
+}
+
+impl schemars::JsonSchema for PeerAddress {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PeerAddress".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": ADDRESS_PATTERN})
     }
 }
 

@@ -29,7 +29,7 @@ use crate::fleet::wire::WireMessage;
 use crate::fleetlink::{FleetLink, Owner};
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::mail::{Message, MessageId, MessageState, NewMessage};
-use crate::names::{HostName, Identity, Personality, Runtime};
+use crate::names::{HostName, Identity, PeerAddress, Personality, Runtime};
 use crate::registry::{Intelligence, PeerRecord, Registry};
 use crate::store::{self, Mark};
 
@@ -44,8 +44,8 @@ pub const MAX_WAIT_SECS: u32 = 600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
-    /// The peer to message.
-    pub personality: Personality,
+    /// The peer to message (`bob`, or `bob@host` to name its host in a fleet across machines).
+    pub personality: PeerAddress,
     /// Deliver to this runtime of the peer (default: where it is live, else its default runtime).
     #[serde(default)]
     pub runtime: Option<Runtime>,
@@ -76,7 +76,7 @@ impl SendRequest {
 
     pub fn new(personality: Personality, message: impl Into<String>) -> SendRequest {
         SendRequest {
-            personality,
+            personality: personality.into(),
             runtime: None,
             message: message.into(),
             topic: None,
@@ -206,7 +206,7 @@ pub enum SendError {
     #[error("peer \"{0}\" is not in the iapeer peers index; message NOT delivered")]
     UnknownTarget(String),
     /// More than one host of the fleet claims the peer.
-    #[error("peer \"{personality}\" is claimed by more than one host ({}): refused until one lets go; message NOT delivered", .hosts.join(", "))]
+    #[error("peer \"{personality}\" is claimed by more than one host ({}): name one as {personality}@<host>, or let one go; message NOT delivered", .hosts.join(", "))]
     Contested {
         personality: String,
         hosts: Vec<String>,
@@ -325,9 +325,27 @@ async fn route(
     }
     let registry = lc.registry().map_err(|e| SendError::Lifecycle(e.into()))?;
     let target = registry.find(req.personality.as_str());
-    // In a fleet, a peer is where the fleet says it is.
-    if let Some(link) = lc.fleet_link() {
-        match (link.owner(&req.personality), target) {
+    // In a fleet, a peer is where the fleet says it is, or where the
+    // caller says (`bob@host`).
+    match (lc.fleet_link(), req.personality.host()) {
+        (Some(link), Some(host)) if host == link.host() => {}
+        (Some(link), Some(host)) => {
+            if !link.knows(host) {
+                return Err(SendError::Invalid(format!(
+                    "{}: host {host} is not in the fleet (it claims no peer and was not heard beating)",
+                    req.personality
+                )));
+            }
+            let caller_rec = caller_record(&registry, caller)?;
+            return route_remote(lc, link, caller, caller_rec, req, door, host).await;
+        }
+        (None, Some(host)) => {
+            return Err(SendError::Invalid(format!(
+                "{} names host {host}, and this daemon joined no fleet",
+                req.personality
+            )));
+        }
+        (Some(link), None) => match (link.owner(&req.personality), target) {
             (Owner::There(host), None) => {
                 let caller_rec = caller_record(&registry, caller)?;
                 return route_remote(lc, link, caller, caller_rec, req, door, &host).await;
@@ -345,7 +363,8 @@ async fn route(
                 });
             }
             (Owner::Here | Owner::Nobody, _) => {}
-        }
+        },
+        (None, None) => {}
     }
     let target = target.ok_or_else(|| SendError::UnknownTarget(req.personality.to_string()))?;
     let caller_rec = caller_record(&registry, caller)?;
@@ -463,7 +482,7 @@ async fn route_remote(
             id: id.to_string(),
             from: caller.to_string(),
             intelligence: caller_rec.intelligence.as_str().into(),
-            to: req.personality.to_string(),
+            to: req.personality.as_str().to_string(),
             runtime: req.runtime.as_ref().map(ToString::to_string),
             topic: req.topic.clone(),
             attachments: req.attachments.clone(),

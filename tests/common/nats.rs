@@ -2,6 +2,7 @@
 //! signed in with its own nkey and held to the permissions `iapeer fleet
 //! permissions` prints; and a TCP link per host that a test can cut (a
 //! partition) and heal.
+#![allow(dead_code)] // the fleet tests and the bench each take a part
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -111,6 +112,10 @@ impl Nats {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Kills the server (its JetStream store stays) and starts it again on

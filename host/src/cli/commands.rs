@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{Ctx, demo, doctor, logs, mcp_config, plugin_new, plugin_try, plugins, status, verbs};
 use crate::lifecycle::{Control, WakeArgs};
-use crate::names::{Identity, Personality, Runtime};
+use crate::names::{Identity, PeerAddress, Personality, Runtime};
 
 /// A peer, and optionally which of its runtimes.
 #[derive(Debug, Args)]
@@ -92,8 +92,9 @@ impl Wake {
 
 #[derive(Debug, Args)]
 pub struct Send {
-    /// The peer to message (its personality).
-    peer: Personality,
+    /// The peer to message (its personality; `bob@host` names its host in
+    /// a fleet across machines).
+    peer: PeerAddress,
     /// Deliver to this runtime of the peer (default: where it is live, else its default).
     #[arg(long)]
     runtime: Option<Runtime>,
@@ -135,7 +136,8 @@ impl Send {
                 .map(|a| cwd.join(a).to_string_lossy().into_owned())
                 .collect(),
             wait_secs: Some(self.wait),
-            ..crate::route::SendRequest::new(peer.clone(), text)
+            personality: peer.clone(),
+            ..crate::route::SendRequest::new(peer.personality().clone(), text)
         };
         let args = verbs::SendArgs {
             from: self.from.as_ref().map(ToString::to_string),

@@ -59,7 +59,14 @@ impl Mail {
         let rows = if self.all {
             mb.history(peer, 50)?
         } else {
-            mb.waiting(peer)?
+            // Waiting here, then waiting for another host of the fleet.
+            let mut rows = mb.waiting(peer)?;
+            rows.extend(
+                mb.abroad()?
+                    .into_iter()
+                    .filter(|m| peer.is_none_or(|p| m.personality == p)),
+            );
+            rows
         };
         if ctx.json {
             let depth = |m: &Message| mb.depth(&m.personality).unwrap_or(0);
@@ -88,12 +95,16 @@ fn line(m: &Message) -> String {
         .as_deref()
         .map(|w| format!("  ({w})"))
         .unwrap_or_default();
+    let to = match (&m.to_identity, &m.to_host) {
+        (Some(identity), None) => identity.clone(),
+        (to, Some(host)) => format!("{}@{host}", to.as_deref().unwrap_or(&m.personality)),
+        (None, None) => m.personality.clone(),
+    };
     format!(
-        "{}  {}  {} → {}  {}{why}",
+        "{}  {}  {} → {to}  {}{why}",
         m.id,
         iso8601_utc(m.created_ms),
         m.sender,
-        m.to_identity.as_deref().unwrap_or(&m.personality),
         m.state,
     )
 }

@@ -274,6 +274,7 @@ async fn follow_beats(fleet: Arc<Fleet>, shutdown: CancellationToken) {
                 let mut beats = fleet.beats.map();
                 match (e.operation, serde_json::from_slice::<Heartbeat>(&e.value)) {
                     (Operation::Put, Ok(beat)) => {
+                        fleet.link.heard(&host);
                         beats.insert(host, (std::time::Instant::now(), beat));
                     }
                     _ => {

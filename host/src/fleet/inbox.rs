@@ -46,7 +46,11 @@ pub async fn take_in(
     .await;
 }
 
-/// Why a message from `from` cannot be taken in, if it cannot.
+/// Why a message from `from` cannot be taken in, if it cannot. A sender
+/// must be a peer that host claims, and the target one this host claims;
+/// where another host claims the same name too, the envelope names the
+/// sender's host (`alice@a`) and only a caller naming this host
+/// (`bob@here`) reaches the target.
 fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> Option<String> {
     let Ok(sender) = Identity::parse(&m.from) else {
         return Some(format!(
@@ -54,39 +58,23 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
             m.from
         ));
     };
-    match fleet.link.owner(sender.personality()) {
-        Owner::There(h) if h == *from => {}
-        Owner::Contested(hosts) => {
-            return Some(format!(
-                "refused: the sender {} is claimed by more than one host ({})",
-                sender.personality(),
-                join(&hosts)
-            ));
-        }
-        _ => {
-            return Some(format!(
-                "refused: {} is not a peer of host {from}, which sent it",
-                sender.personality()
-            ));
-        }
+    if !fleet.link.claimed_by(sender.personality(), from) {
+        return Some(format!(
+            "refused: {} is not a peer of host {from}, which sent it",
+            sender.personality()
+        ));
     }
     let Ok(to) = Personality::new(&m.to) else {
         return Some(format!("refused: {:?} is not a personality", m.to));
     };
-    match fleet.link.owner(&to) {
-        Owner::Here => {}
-        Owner::Contested(hosts) => {
-            return Some(format!(
-                "peer \"{to}\" is claimed by more than one host ({}): refused until one lets go",
-                join(&hosts)
-            ));
-        }
-        _ => {
-            return Some(format!(
-                "peer \"{to}\" is not a peer of host {}",
-                fleet.link.host()
-            ));
-        }
+    let me = fleet.link.host();
+    if !fleet.link.claimed_by(&to, me) {
+        return Some(format!("peer \"{to}\" is not a peer of host {me}"));
+    }
+    if m.expires_ms <= lc.clock.now_ms() {
+        return Some(format!(
+            "its time to live ran out before host {me} took it in"
+        ));
     }
     let registry = match lc.registry() {
         Ok(r) => r,
@@ -121,15 +109,17 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
     if let Err(e) = envelope::check_body(&m.body) {
         return Some(format!("refused: {e}"));
     }
+    // The limits a send is held to here, held to there too.
+    let topic_chars = m.topic.as_deref().map_or(0, |t| t.chars().count());
+    if topic_chars > envelope::MAX_TOPIC_CHARS
+        || m.attachments.len() > envelope::MAX_ATTACHMENTS
+        || m.attachments
+            .iter()
+            .any(|a| !a.starts_with('/') || a.contains(['\r', '\n', '\0']))
+    {
+        return Some("refused: its topic or attachments are past a send's limits".into());
+    }
     None
-}
-
-fn join(hosts: &[HostName]) -> String {
-    hosts
-        .iter()
-        .map(HostName::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Takes one message in (or keeps it refused), once.
@@ -140,11 +130,18 @@ fn keep(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> Hand
     };
     let refused = refusal(fleet, lc, from, m);
     let sender = Identity::parse(&m.from).ok();
-    let envelope = match (&refused, &sender) {
-        (None, Some(s)) => envelope::build(
+    // A name more than one host claims is told apart by its host.
+    let label = sender
+        .as_ref()
+        .map(|s| match fleet.link.owner(s.personality()) {
+            Owner::Contested(_) => format!("{}@{from}", s.personality()),
+            _ => s.personality().to_string(),
+        });
+    let envelope = match (&refused, &sender, &label) {
+        (None, Some(s), Some(label)) => envelope::build(
             id.as_str(),
             &Sender {
-                personality: s.personality().as_str(),
+                personality: label,
                 runtime: s.runtime().as_str(),
                 intelligence: intelligence(&m.intelligence),
             },

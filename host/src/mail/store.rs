@@ -707,6 +707,16 @@ impl Mailbox {
         })
     }
 
+    /// Messages for peers of other hosts not yet delivered nor dead there,
+    /// oldest first.
+    pub fn abroad(&self) -> Result<Vec<Message>, MailError> {
+        self.select(
+            MESSAGES_BY_STATE,
+            "state IN ('outbound', 'forwarded')",
+            params![],
+        )
+    }
+
     /// Messages not yet handed to the fleet, oldest first.
     pub fn outbound(&self) -> Result<Vec<Message>, MailError> {
         self.select(MESSAGES_BY_STATE, "state = 'outbound'", params![])

@@ -31,6 +31,7 @@ enum Msg {
 }
 
 /// What a key asks for that needs the selected row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Wake,
     Stop,
@@ -335,6 +336,37 @@ fn on_key(app: &mut App, key: KeyEvent) -> Step {
     Step::Stay
 }
 
+/// A verb on another host's peer, carried by this host's daemon.
+fn carried(lc: &Lifecycle, action: Action, row: &Row) -> Result<String, String> {
+    let verb = match action {
+        Action::Wake => "wake",
+        Action::Stop => "stop",
+        Action::Start => "start",
+        Action::New => "new",
+    };
+    let body = serde_json::json!({
+        "runtime": row.runtime,
+        "reset": action == Action::Start && row.state == model::RowState::CrashLooping,
+    });
+    block_on(crate::client::post_body(
+        &lc.cfg.daemon_socket,
+        &format!("/fleet/v1/peers/{}/{verb}", row.personality),
+        lc.cfg.bearer_token.as_deref(),
+        &body,
+        Duration::from_secs(300),
+    ))
+    .map_err(|e| e.to_string())?
+    .map(|_| {
+        format!(
+            "{verb} {}-{}: done by host {}",
+            row.runtime,
+            row.personality,
+            row.host.as_deref().unwrap_or("?")
+        )
+    })
+    .map_err(|e| e.to_string())
+}
+
 /// Runs a verb in the background; its outcome arrives as a status line.
 fn act(lc: &Arc<Lifecycle>, tx: &Sender<Msg>, action: Action, row: Row) -> String {
     let (lc, tx) = (lc.clone(), tx.clone());
@@ -347,6 +379,11 @@ fn act(lc: &Arc<Lifecycle>, tx: &Sender<Msg>, action: Action, row: Row) -> Strin
     };
     let said = format!("{doing} {id}…");
     std::thread::spawn(move || {
+        if row.host.is_some() {
+            let line = carried(&lc, action, &row).unwrap_or_else(|e| format!("{id}: {e}"));
+            let _ = tx.send(Msg::Status(line));
+            return;
+        }
         let peers = Peers::One {
             personality: &row.personality,
             runtime: Some(&row.runtime),

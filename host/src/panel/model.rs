@@ -51,6 +51,8 @@ pub struct Row {
     pub mail: u64,
     /// Where a live TUI is in its turn, when its adapter can tell.
     pub turn: Option<crate::plugins::TurnState>,
+    /// The host it runs on, when another host of the fleet owns it.
+    pub host: Option<String>,
 }
 
 impl Row {
@@ -67,6 +69,8 @@ impl Row {
 pub struct Snapshot {
     /// False until the first read finished.
     pub read: bool,
+    /// This host's name, when its daemon joined a fleet.
+    pub host: Option<String>,
     pub rows: Vec<Row>,
     pub problems: Vec<String>,
     pub error: Option<String>,
@@ -118,11 +122,82 @@ pub async fn snapshot(lc: &Lifecycle) -> Snapshot {
                     .map(|e| format!("{} at {}", e.how, e.at)),
                 mail: if i == 0 { peer.queue_depth } else { 0 },
                 turn: rt.turn,
+                host: None,
             };
             snap.rows.push(row);
         }
     }
+    add_other_hosts(lc, &mut snap).await;
     snap
+}
+
+/// The peers of the fleet's other hosts, as this host's daemon sees them
+/// (nothing when no daemon answers or it joined no fleet).
+async fn add_other_hosts(lc: &Lifecycle, snap: &mut Snapshot) {
+    let Ok(answer) = crate::client::get_json(
+        &lc.cfg.daemon_socket,
+        "/fleet/v1/snapshot?scope=fleet",
+        lc.cfg.bearer_token.as_deref(),
+    )
+    .await
+    else {
+        return;
+    };
+    if answer["joined"] != serde_json::Value::Bool(true) {
+        return;
+    }
+    let here = answer["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["here"] == true)
+        .and_then(|h| h["host"].as_str())
+        .map(str::to_string);
+    for peer in answer["peers"].as_array().into_iter().flatten() {
+        let host = peer["host"].as_str().map(str::to_string);
+        if host.is_none() || host == here {
+            continue;
+        }
+        let personality = peer["personality"].as_str().unwrap_or("?").to_string();
+        let runtimes = peer["runtimes"].as_array().cloned().unwrap_or_default();
+        if runtimes.is_empty() {
+            // Its host is down.
+            snap.rows.push(Row {
+                personality,
+                runtime: "?".into(),
+                state: RowState::Unknown,
+                last_active_ms: None,
+                last_exit: Some("its host is down".into()),
+                mail: 0,
+                turn: None,
+                host,
+            });
+            continue;
+        }
+        for (i, rt) in runtimes.iter().enumerate() {
+            snap.rows.push(Row {
+                personality: personality.clone(),
+                runtime: rt["runtime"].as_str().unwrap_or("?").to_string(),
+                state: match rt["status"].as_str() {
+                    Some("live") => RowState::Live,
+                    Some("asleep") if rt["crash_loop"] == true => RowState::CrashLooping,
+                    Some("asleep") => RowState::Asleep,
+                    Some("stopped") => RowState::Stopped,
+                    _ => RowState::Unknown,
+                },
+                last_active_ms: None,
+                last_exit: None,
+                mail: if i == 0 {
+                    peer["queue_depth"].as_u64().unwrap_or(0)
+                } else {
+                    0
+                },
+                turn: None,
+                host: host.clone(),
+            });
+        }
+    }
+    snap.host = here;
 }
 
 /// `12s ago`, `5m ago`, `3h ago`, `2d ago`.

@@ -64,11 +64,16 @@ pub fn draw(frame: &mut Frame, v: &ViewState) {
 }
 
 fn draw_table(frame: &mut Frame, area: ratatui::layout::Rect, v: &ViewState, narrow: bool) {
-    let header = if narrow {
+    // A fleet across hosts adds each row's host.
+    let hosts = v.visible.iter().any(|r| r.host.is_some());
+    let mut header = if narrow {
         vec!["", "PEER", "RUNTIME", "STATE", "ACTIVE"]
     } else {
         vec!["", "PEER", "RUNTIME", "STATE", "ACTIVE", "LAST EXIT"]
     };
+    if hosts {
+        header.insert(1, "HOST");
+    }
     let rows = v.visible.iter().map(|r| {
         let peer = escape_controls(&r.personality, false);
         let peer = match r.mail {
@@ -91,6 +96,13 @@ fn draw_table(frame: &mut Frame, area: ratatui::layout::Rect, v: &ViewState, nar
             let exit = r.last_exit.as_deref().unwrap_or("-");
             cells.push(Cell::from(escape_controls(exit, false).into_owned()));
         }
+        if hosts {
+            let host = r
+                .host
+                .as_deref()
+                .unwrap_or(v.snapshot.host.as_deref().unwrap_or("-"));
+            cells.insert(1, Cell::from(escape_controls(host, false).into_owned()));
+        }
         TableRow::new(cells)
     });
     let widths: Vec<Constraint> = if narrow {
@@ -111,6 +123,10 @@ fn draw_table(frame: &mut Frame, area: ratatui::layout::Rect, v: &ViewState, nar
             Constraint::Percentage(40),
         ]
     };
+    let mut widths = widths;
+    if hosts {
+        widths.insert(1, Constraint::Length(10));
+    }
     let title = match &v.snapshot.error {
         Some(e) => format!(" iapeer fleet — {} ", escape_controls(e, false)),
         None if !v.snapshot.read => " iapeer fleet — reading… ".to_string(),

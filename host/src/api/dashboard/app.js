@@ -4,7 +4,7 @@
 'use strict';
 
 const GLYPHS = {
-  live: '●', asleep: '○', stopped: '✕', 'crash-loop': '‼', unknown: '?',
+  live: '●', asleep: '○', stopped: '✕', 'crash-loop': '‼', unknown: '?', 'host-down': '✕',
 };
 const VERBS = ['wake', 'stop', 'start', 'new', 'interrupt'];
 /// After an event, a second read follows this soon (a state the event
@@ -143,7 +143,8 @@ function coalesced(work) {
 
 /// Reads the fleet and draws it.
 const read = coalesced(async () => {
-  const r = await call('GET', '/fleet/v1/snapshot');
+  // Every host's peers when this daemon joined a fleet (else just its own).
+  const r = await call('GET', '/fleet/v1/snapshot?scope=fleet');
   if (r.ok) {
     ui.snapshot = r.data;
     render();
@@ -274,7 +275,16 @@ function concerns(event, identity) {
 
 function rowsOf(snapshot) {
   const rows = [];
+  const here = (snapshot.hosts || []).find((h) => h.here);
   for (const peer of snapshot.peers) {
+    const host = peer.host || (here && here.host) || '';
+    if (peer.host_down) {
+      rows.push({
+        mail: 0, turn: '', identity: `?-${peer.personality}`, personality: peer.personality,
+        runtime: '?', state: 'host-down', activeMs: null, lastExit: `host ${host} is down`, host,
+      });
+      continue;
+    }
     for (const [i, rt] of peer.runtimes.entries()) {
       const state = rt.status === 'asleep' && rt.crash_loop ? 'crash-loop' : rt.status;
       rows.push({
@@ -286,6 +296,7 @@ function rowsOf(snapshot) {
         state,
         activeMs: peer.last_active_runtime === rt.runtime ? peer.last_active_ms : null,
         lastExit: rt.last_exit ? `${rt.last_exit.how} at ${rt.last_exit.at}` : '',
+        host,
       });
     }
   }
@@ -306,7 +317,7 @@ function newRow(row) {
   tr.dataset.identity = row.identity;
   tr.tabIndex = -1;
   const cells = {};
-  for (const name of ['state', 'peer', 'runtime', 'active', 'exit']) {
+  for (const name of ['state', 'host', 'peer', 'runtime', 'active', 'exit']) {
     const td = document.createElement('td');
     td.className = name;
     tr.appendChild(td);
@@ -355,6 +366,7 @@ function render() {
     entry.row = row;
     const turn = row.turn === 'working' || row.turn === 'dialog' ? ` · ${row.turn}` : '';
     setText(entry.cells.state, `${GLYPHS[row.state] || '?'} ${row.state}${turn}`);
+    setText(entry.cells.host, row.host);
     setText(entry.cells.peer, row.mail ? `${row.personality} ✉ ${row.mail}` : row.personality);
     entry.tr.dataset.state = row.state;
     setText(entry.cells.active, ago(row.activeMs));
@@ -376,6 +388,7 @@ function render() {
     body.replaceChildren(...wanted);
   }
   keepSelectionVisible(window.iapeerStats.renders === 0); // the first draw
+  document.body.classList.toggle('fleet', snapshot.joined === true);
   renderSummary(rows);
   renderPlugins(snapshot.host.adapters || []);
   renderSender();
@@ -411,7 +424,8 @@ function keepSelectionVisible(retarget) {
 function matches(row) {
   if (!ui.filter) return true;
   const f = ui.filter.toLowerCase();
-  return row.identity.toLowerCase().includes(f) || row.state.includes(f);
+  return row.identity.toLowerCase().includes(f) || row.state.includes(f)
+    || (row.host || '').toLowerCase().includes(f);
 }
 
 function renderSummary(rows) {
@@ -425,6 +439,10 @@ function renderSummary(rows) {
     `${count('stopped')} stopped`,
   ];
   if (count('crash-loop')) parts.push(`${count('crash-loop')} crash-looping`);
+  if (ui.snapshot.joined) {
+    const hosts = (ui.snapshot.hosts || []).map((h) => `${h.host} ${h.up ? '●' : '✕ down'}`);
+    parts.push(`hosts: ${hosts.join(', ')}`);
+  }
   parts.push(`daemon ${host.version}, pid ${host.pid}`);
   setText($('summary'), parts.join(' · '));
 }
