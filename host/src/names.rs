@@ -189,13 +189,14 @@ pub struct PeerAddress {
 impl PeerAddress {
     pub fn new(s: impl Into<String>) -> Result<PeerAddress, NameError> {
         let s = s.into();
-        let bad = || NameError::Address(s.clone());
-        let (p, host) = match s.split_once('@') {
-            Some((p, h)) => (p, Some(HostName::new(h).map_err(|_| bad())?)),
-            None => (s.as_str(), None),
+        let Some((p, h)) = s.split_once('@') else {
+            return Ok(Personality::new(s)?.into());
         };
-        let personality = Personality::new(p).map_err(|_| bad())?;
-        Ok(PeerAddress { personality, host })
+        let bad = || NameError::Address(s.clone());
+        Ok(PeerAddress {
+            personality: Personality::new(p).map_err(|_| bad())?,
+            host: Some(HostName::new(h).map_err(|_| bad())?),
+        })
     }
 
     pub fn personality(&self) -> &Personality {

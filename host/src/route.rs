@@ -738,6 +738,16 @@ mod tests {
         assert_eq!(ok.runtime.unwrap().as_str(), "codex");
         let e = read(json!({"personality": "Bob!", "message": "hi"})).unwrap_err();
         assert!(e.contains("invalid personality"), "{e}");
+        let to = read(json!({"personality": "bob@gpu", "message": "hi"})).unwrap();
+        assert_eq!(
+            (
+                to.personality.as_str(),
+                to.personality.host().map(|h| h.as_str())
+            ),
+            ("bob", Some("gpu"))
+        );
+        let e = read(json!({"personality": "bob@", "message": "hi"})).unwrap_err();
+        assert!(e.contains("invalid peer"), "{e}");
         let e =
             read(json!({"personality": "bob", "runtime": "No-Such", "message": "hi"})).unwrap_err();
         assert!(e.contains("invalid runtime"), "{e}");

@@ -241,10 +241,15 @@ mod tests {
         assert_eq!(schema["additionalProperties"], json!(false));
         assert_eq!(schema["required"], json!(["personality", "message"]));
         let p = &schema["properties"];
-        assert_eq!(p["personality"]["pattern"], json!("^[a-z][a-z0-9-]{0,31}$"));
+        assert_eq!(
+            p["personality"]["pattern"],
+            json!("^[a-z][a-z0-9-]{0,31}(@[a-z][a-z0-9-]{0,31})?$")
+        );
         assert_eq!(
             p["personality"]["description"],
-            json!("The peer to message.")
+            json!(
+                "The peer to message (`bob`, or `bob@host` to name its host in a fleet across machines)."
+            )
         );
         assert_eq!(p["message"]["maxLength"], json!(16000));
         assert_eq!(p["message"]["minLength"], json!(1));
