@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::wait_until;
-use crate::nats::{Host, Link, Nats, host_key};
+use crate::nats::{Host, Link, Nats, Tls, host_key};
 
 pub const CASES: &[crate::toolchain::Case] = crate::cases![
     a_message_crosses_hosts_and_wakes_its_peer,
@@ -19,6 +19,8 @@ pub const CASES: &[crate::toolchain::Case] = crate::cases![
     the_nats_server_restarted_mid_flight_loses_nothing,
     a_host_cannot_speak_for_another_hosts_peers,
     a_personality_two_hosts_claim_is_refused_with_both_names,
+    the_panel_shows_every_hosts_peers_and_acts_on_them,
+    hosts_join_over_tls_and_an_unknown_certificate_is_turned_away,
 ];
 
 /// A server and hosts `names`, each with one peer (`peers[i]` on
@@ -238,14 +240,26 @@ fn a_partition_heals_and_the_mail_goes_through_once() {
     wait_until("delivered after the heal", Duration::from_secs(60), || {
         status(a, &id)["state"] == "delivered"
     });
+    // A link that drops everything silently (nothing closes) for a while.
+    w.links[1].stall();
+    let q = send(a, "claude-alice", "bob", "across a silent partition", 2).unwrap();
+    let id = q["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    w.links[1].heal();
+    wait_until(
+        "delivered after the silent partition",
+        Duration::from_secs(120),
+        || status(a, &id)["state"] == "delivered",
+    );
     let bob = cwd(b, "bob");
     assert_eq!(seen(b, &bob, "across a partition"), 1);
     assert_eq!(seen(b, &bob, "from a cut-off sender"), 1);
+    assert_eq!(seen(b, &bob, "across a silent partition"), 1);
 }
 
 fn kill_9_of_either_daemon_mid_flight_loses_and_doubles_nothing() {
     let mut w = World::new(&["a", "b"], &["alice", "bob"]);
-    let rounds = 8;
+    let rounds = 12;
     let mut all = Vec::new();
     for round in 0..rounds {
         let victim = if round % 2 == 0 { "b" } else { "a" };
@@ -267,12 +281,25 @@ fn kill_9_of_either_daemon_mid_flight_loses_and_doubles_nothing() {
         all.extend(ids);
     }
     let a = w.host("a");
-    for (_, id) in &all {
-        wait_until("every message delivered", Duration::from_secs(120), || {
-            status(a, id)["state"] == "delivered"
-        });
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let undelivered = || -> Vec<String> {
+        all.iter()
+            .filter_map(|(text, id)| {
+                let s = status(a, id);
+                (s["state"] != "delivered").then(|| format!("{text} ({id}): {s}"))
+            })
+            .collect()
+    };
+    while !undelivered().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
     }
+    let left = undelivered();
     let b = w.host("b");
+    assert!(
+        left.is_empty(),
+        "every message delivered: {left:#?}\non b: {}",
+        b.world.ok(&["mail", "--all"])
+    );
     let bob = cwd(b, "bob");
     let transcript = b.world.claude_transcript(&bob);
     let wrong: Vec<String> = all
@@ -438,4 +465,145 @@ fn a_personality_two_hosts_claim_is_refused_with_both_names() {
     // b's bob still gets mail from elsewhere.
     let ok = send(b, "claude-bob", "alice", "still fine", 30).unwrap();
     assert_eq!(ok["delivered_to"]["personality"], "alice");
+}
+
+/// `iapeer list` on a terminal (a tmux pane of its own server), read back.
+struct Panel {
+    sock: std::path::PathBuf,
+}
+
+impl Panel {
+    fn start(host: &Host) -> Panel {
+        let sock = host.world.dir.path().join("outer");
+        let mut argv: Vec<String> = vec!["env".into(), "-i".into()];
+        argv.extend(
+            host.world
+                .env_map()
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        argv.push("TERM=xterm-256color".into());
+        argv.push(env!("CARGO_BIN_EXE_iapeer").into());
+        argv.push("list".into());
+        let ok = std::process::Command::new("tmux")
+            .args(["-f", "/dev/null", "-S"])
+            .arg(&sock)
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "panel",
+                "-x",
+                "120",
+                "-y",
+                "24",
+                "--",
+            ])
+            .args(&argv)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        Panel { sock }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        let mut screen = String::new();
+        let found = (0..750).any(|_| {
+            screen = self.tmux(&["capture-pane", "-p", "-t", "panel"]);
+            screen.contains(text) || {
+                std::thread::sleep(Duration::from_millis(20));
+                false
+            }
+        });
+        assert!(found, "{text:?} never showed:\n{screen}");
+        screen
+    }
+}
+
+impl Drop for Panel {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+fn the_panel_shows_every_hosts_peers_and_acts_on_them() {
+    let w = World::new(&["a", "b"], &["alice", "bob"]);
+    let (a, b) = (w.host("a"), w.host("b"));
+    let panel = Panel::start(a);
+    let screen = panel.wait_for("HOST");
+    let screen = if screen.contains("bob") {
+        screen
+    } else {
+        panel.wait_for("bob")
+    };
+    let line = |screen: &str, peer: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(peer))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line(&screen, "bob").contains(" b "),
+        "bob's row names host b:\n{screen}"
+    );
+    assert!(
+        line(&screen, "alice").contains(" a "),
+        "alice's row names host a:\n{screen}"
+    );
+    // Select bob (filter), stop him: carried to b.
+    panel.tmux(&["send-keys", "-t", "panel", "/", "b", "o", "b", "Enter"]);
+    panel.tmux(&["send-keys", "-t", "panel", "s"]);
+    panel.wait_for("done by host b");
+    wait_until("bob stopped on b", Duration::from_secs(10), || {
+        let out = b.world.run(&["--json", "list"]);
+        String::from_utf8_lossy(&out.stdout).contains("\"stopped\"")
+    });
+    panel.tmux(&["send-keys", "-t", "panel", "S"]);
+    wait_until("bob started on b", Duration::from_secs(10), || {
+        let out = b.world.run(&["--json", "list"]);
+        !String::from_utf8_lossy(&out.stdout).contains("\"stopped\"")
+    });
+}
+
+fn hosts_join_over_tls_and_an_unknown_certificate_is_turned_away() {
+    let dir = tempfile::Builder::new()
+        .prefix("iapf")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let tls = Tls::make(dir.path());
+    let keys: Vec<_> = ["a", "b"].iter().map(|n| host_key(dir.path(), n)).collect();
+    let nats = Nats::start_tls(dir.path(), &keys.iter().collect::<Vec<_>>(), &tls);
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let mut keys = keys.into_iter();
+    let mut a = Host::new("a", keys.next().unwrap(), url.clone());
+    let mut b = Host::new("b", keys.next().unwrap(), url);
+    // Without the CA, the server's certificate is not trusted: no join.
+    a.world.register("alice", "claude", &[]);
+    a.spawn();
+    std::thread::sleep(Duration::from_secs(3));
+    let stderr = a.daemon().stderr();
+    assert!(!stderr.contains("JOINED"), "{stderr}");
+    assert!(stderr.contains("cannot join the fleet yet"), "{stderr}");
+    a.stop();
+    for h in [&mut a, &mut b] {
+        h.extra = vec!["--fleet-ca".into(), tls.ca.to_str().unwrap().into()];
+    }
+    b.world.register("bob", "claude", &[]);
+    a.start();
+    b.start();
+    a.wait_owner("bob", "b");
+    let sent = send(&a, "claude-alice", "bob", "over TLS", 30).unwrap();
+    assert_eq!(sent["woke"], true, "{sent}");
 }

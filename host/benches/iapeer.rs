@@ -53,6 +53,21 @@ fn measure(n: usize, mut f: impl FnMut()) -> Stats {
     }
 }
 
+/// [`measure`], with `setup` run untimed before each timed `f`.
+fn measure_after(n: usize, mut setup: impl FnMut(), mut f: impl FnMut()) -> Stats {
+    setup();
+    f();
+    let samples = (0..n)
+        .map(|_| {
+            setup();
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    stats_of(samples)
+}
+
 fn fmt(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
     if us >= 10_000.0 {
@@ -1628,17 +1643,29 @@ fn bench_fleet() {
         "",
         there.median.as_secs_f64() / here.median.as_secs_f64()
     );
-    let wake_here = measure(20, || {
-        a.world.crash("claude-bob");
-        let r = rt.block_on(conn.send("claude-alice", "bob", "wake up"));
-        assert_eq!(r["woke"], true);
-    });
+    // Put to sleep cleanly (stop, start): a crash would count as a death,
+    // and the crash-loop guard would keep it asleep.
+    let sleep = |h: &nats::Host, p: &str| {
+        assert!(h.world.run(&["stop", p]).status.success());
+        assert!(h.world.run(&["start", p]).status.success());
+    };
+    let wake_here = measure_after(
+        20,
+        || sleep(a, "bob"),
+        || {
+            let r = rt.block_on(conn.send("claude-alice", "bob", "wake up"));
+            assert_eq!(r["woke"], true);
+        },
+    );
     row("send_to_peer wake on a miss, same host", &wake_here);
-    let wake_there = measure(20, || {
-        b.world.crash("claude-carol");
-        let r = rt.block_on(conn.send("claude-alice", "carol", "wake up"));
-        assert_eq!(r["woke"], true);
-    });
+    let wake_there = measure_after(
+        20,
+        || sleep(b, "carol"),
+        || {
+            let r = rt.block_on(conn.send("claude-alice", "carol", "wake up"));
+            assert_eq!(r["woke"], true);
+        },
+    );
     row("send_to_peer wake on a miss, other host", &wake_there);
     println!(
         "{:<58} other host / same host (medians) = {:.2}x",

@@ -848,8 +848,25 @@ async fn recover(
     let moved = paste::activity(&adapter, &cwd).await > since;
     match held {
         // Its id is in the runtime's record: taken (a runtime that reads a
-        // paste line by line takes it before its Enter).
-        Some(true) => taken(),
+        // paste line by line takes it before its Enter, whose last line
+        // then waits in the composer for the Enter the crash cut off).
+        Some(true) => {
+            if unsent && live {
+                let in_flight = lc.in_flight(&id);
+                let sock = lc.socket(&id);
+                let to = paste::Composer {
+                    tmux: &lc.tmux,
+                    sock: &sock,
+                    id: id.as_str(),
+                    adapter: &adapter,
+                    in_flight: &in_flight,
+                };
+                if let Some(pasted) = in_flight.pasted() {
+                    paste::finish_taken(&to, &pasted, &cwd).await;
+                }
+            }
+            taken()
+        }
         // Not there yet: the record may lag behind what was typed.
         Some(false) if settling => Ok(false),
         // Its Enter went in and the runtime has worked since: taken, its

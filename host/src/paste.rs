@@ -111,6 +111,13 @@ impl InFlight {
             .map(|r| r.entered)
     }
 
+    /// The text of the paste left in flight, if any.
+    pub fn pasted(&self) -> Option<String> {
+        self.left_behind()
+            .map(|r| r.message)
+            .filter(|m| !m.is_empty())
+    }
+
     /// The paste's fate is known (submitted, or never shown).
     pub fn settle(&self) {
         let _ = fsutil::remove_if_exists(&self.0);
@@ -262,6 +269,42 @@ async fn taken_line_by_line(
         Ok(crate::plugins::TurnState::Dialog | crate::plugins::TurnState::Working)
     );
     Some(in_composer(pane, probe, markers) && !busy)
+}
+
+/// A paste of `message` that a runtime reading line by line took before a
+/// crash, its Enter never pressed: what is left of it (its last line)
+/// waits in the composer. Enter goes in only where that line sits in a
+/// composer otherwise ready, with no dialog or turn on screen; then, or
+/// when nothing of it is left, the in-flight record is settled. `false`:
+/// left as it is (the next paste clears it).
+pub async fn finish_taken(to: &Composer<'_>, message: &str, cwd: &str) -> bool {
+    let Ok(pane) = to.tmux.capture_pane(to.sock, to.id).await else {
+        return false;
+    };
+    let markers = &to.adapter.info().delivery;
+    if composer_ready(to.adapter, &pane).await {
+        to.in_flight.settle();
+        return true;
+    }
+    let busy = matches!(
+        to.adapter.turn_state(&pane, cwd).await,
+        Ok(crate::plugins::TurnState::Dialog | crate::plugins::TurnState::Working)
+    );
+    let left = in_composer(&pane, &probe_text(message), markers)
+        && composer_ready(to.adapter, &without_paste(&pane, message, markers)).await;
+    if busy || !left {
+        return false;
+    }
+    if to
+        .tmux
+        .send_keys(to.sock, to.id, &["Enter".to_string()])
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    to.in_flight.settle();
+    true
 }
 
 /// Whether `message`, pasted line by line, fills the pane so that the

@@ -525,6 +525,11 @@ async fn wait_for(
     let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
+        // A change made in this process (the daemon's delivery, news from
+        // another host) wakes this at once; another process's, at the poll.
+        let changed = mb.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         let m = mb
             .get(id)
             .map_err(|e| SendError::Lifecycle(e.into()))?
@@ -544,7 +549,12 @@ async fn wait_for(
                 let depth = mb.depth(&m.personality).unwrap_or(1);
                 return Ok(SendOutcome::Queued(queued(lc, &m, depth)));
             }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => {
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
         }
     }
 }

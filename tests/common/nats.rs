@@ -65,12 +65,27 @@ pub struct Nats {
 impl Nats {
     /// Starts a server on a free loopback port for `users`.
     pub fn start(dir: &Path, users: &[&HostKey]) -> Nats {
+        Nats::start_with(dir, users, None)
+    }
+
+    /// … serving TLS only, with `tls`' certificate (see [`Tls::make`]).
+    pub fn start_tls(dir: &Path, users: &[&HostKey], tls: &Tls) -> Nats {
+        Nats::start_with(dir, users, Some(tls))
+    }
+
+    fn start_with(dir: &Path, users: &[&HostKey], tls: Option<&Tls>) -> Nats {
         let conf = dir.join("nats.conf");
         let users: Vec<&serde_json::Value> = users.iter().map(|k| &k.user).collect();
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "jetstream": { "store_dir": dir.join("js").to_str().unwrap() },
             "authorization": { "users": users },
         });
+        if let Some(t) = tls {
+            config["tls"] = serde_json::json!({
+                "cert_file": t.cert.to_str().unwrap(),
+                "key_file": t.key.to_str().unwrap(),
+            });
+        }
         std::fs::write(&conf, config.to_string()).unwrap();
         let mut n = Nats {
             child: None,
@@ -146,12 +161,85 @@ impl Drop for Nats {
     }
 }
 
+/// A CA and a server certificate for 127.0.0.1 it signed (openssl).
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Tls {
+    pub fn make(dir: &Path) -> Tls {
+        let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).output().unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=iapeer test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("san.ext"),
+            "-out",
+            &p("server.pem"),
+        ]);
+        Tls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        }
+    }
+}
+
 /// A host's link to the server, through a loopback relay a test can cut:
 /// a cut closes every connection through it and refuses new ones until
 /// healed, as a network partition does.
 pub struct Link {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    /// Bytes held, connections kept: a link that drops packets silently.
+    stalled: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -160,8 +248,9 @@ impl Link {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c, o) = (cut.clone(), open.clone());
+        let (c, o, st) = (cut.clone(), open.clone(), stalled.clone());
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 let Ok(inbound) = inbound else { continue };
@@ -177,11 +266,20 @@ impl Link {
                     open.push(inbound.try_clone().unwrap());
                     open.push(outbound.try_clone().unwrap());
                 }
-                pump(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
-                pump(outbound, inbound);
+                pump(
+                    inbound.try_clone().unwrap(),
+                    outbound.try_clone().unwrap(),
+                    st.clone(),
+                );
+                pump(outbound, inbound, st.clone());
             }
         });
-        Link { port, cut, open }
+        Link {
+            port,
+            cut,
+            stalled,
+            open,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -197,16 +295,25 @@ impl Link {
 
     pub fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds every byte, closing nothing, until healed.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+fn pump(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    while stalled.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
@@ -224,6 +331,8 @@ pub struct Host {
     pub world: Fleet,
     pub key: HostKey,
     pub url: String,
+    /// More `iapeerd` flags (`--fleet-ca FILE`).
+    pub extra: Vec<String>,
     pub daemon: Option<Daemon>,
 }
 
@@ -234,13 +343,14 @@ impl Host {
             world: Fleet::new(),
             key,
             url,
+            extra: Vec::new(),
             daemon: None,
         }
     }
 
-    /// Starts this host's daemon and waits until it joined the fleet.
-    pub fn start(&mut self) -> &Daemon {
-        let d = self.world.start_daemon(&[
+    /// Starts this host's daemon (`--no-tcp`, in this host's fleet).
+    pub fn spawn(&mut self) -> &Daemon {
+        let mut args = vec![
             "--no-tcp",
             "--fleet",
             &self.url,
@@ -248,13 +358,22 @@ impl Host {
             &self.name,
             "--fleet-nkey",
             self.key.seed.to_str().unwrap(),
-        ]);
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        let d = self.world.start_daemon(&args);
+        self.daemon = Some(d);
+        self.daemon()
+    }
+
+    /// Starts this host's daemon and waits until it joined the fleet.
+    pub fn start(&mut self) -> &Daemon {
+        self.spawn();
+        let d = self.daemon();
         wait_until(
             &format!("host {} to join the fleet", self.name),
             Duration::from_secs(30),
             || d.stderr().contains("JOINED"),
         );
-        self.daemon = Some(d);
         self.daemon()
     }
 

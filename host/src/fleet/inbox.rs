@@ -195,62 +195,79 @@ fn intelligence(claimed: &str) -> &'static str {
     }
 }
 
-/// How often the reporter looks for news to tell.
-const REPORT_PASS: Duration = Duration::from_millis(25);
+/// How long the reporter rests when nothing changes here (changes made by
+/// another process, `iapeer mail --drop`, are seen then).
+const REPORT_REST: Duration = Duration::from_secs(1);
+/// … and after the fleet could not take news.
+const RETRY_TELLING: Duration = Duration::from_millis(500);
 
 /// Tells each message's host what became of it, as it changes: waiting
 /// (and why), delivered, dead-lettered.
 pub async fn report(fleet: Arc<Fleet>, current: Current, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(REPORT_PASS);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {}
-        }
         let lc = current();
-        let Ok(mb) = lc.mailbox() else { continue };
-        let due = match mb.reports_due() {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!("fleet: news due: {e}");
-                continue;
+        let Ok(mb) = lc.mailbox() else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(REPORT_REST) => continue,
             }
         };
-        for m in due {
-            let Some(to) = m.from_host.as_deref().and_then(|h| HostName::new(h).ok()) else {
-                let _ = mb.reported(&m);
-                continue;
-            };
-            let Some(status) = status_of(&m) else {
-                let _ = mb.reported(&m);
-                continue;
-            };
-            let Ok(payload) = serde_json::to_vec(&status) else {
-                continue;
-            };
-            let sent = async {
-                fleet
-                    .js
-                    .publish(
-                        wire::subject(Kind::Status, &to, fleet.link.host()),
-                        payload.into(),
-                    )
-                    .await?
-                    .await
-                    .map_err(anyhow::Error::from)
-            };
-            match sent.await {
-                Ok(_) => {
-                    let _ = mb.reported(&m);
-                }
-                Err(e) => {
-                    tracing::debug!(host = %to, "fleet: cannot tell news yet: {e}");
-                    break;
-                }
+        // Listening before looking: a change while telling is not missed.
+        let changed = mb.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let rest = tell_once(&fleet, mb).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changed => {}
+            _ = tokio::time::sleep(rest) => {}
+        }
+    }
+}
+
+/// Tells every news due; how long to rest after (less when the fleet
+/// could not take it).
+async fn tell_once(fleet: &Fleet, mb: &crate::mail::Mailbox) -> Duration {
+    let due = match mb.reports_due() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("fleet: news due: {e}");
+            return REPORT_REST;
+        }
+    };
+    // Published all at once, then each marked told as its ack comes.
+    let mut sent = Vec::new();
+    for m in due {
+        let to = m.from_host.as_deref().and_then(|h| HostName::new(h).ok());
+        let (Some(to), Some(status)) = (to, status_of(&m)) else {
+            let _ = mb.reported(&m);
+            continue;
+        };
+        let Ok(payload) = serde_json::to_vec(&status) else {
+            continue;
+        };
+        let subject = wire::subject(Kind::Status, &to, fleet.link.host());
+        match fleet.js.publish(subject, payload.into()).await {
+            Ok(ack) => sent.push((m, ack)),
+            Err(e) => {
+                tracing::debug!(host = %to, "fleet: cannot tell news yet: {e}");
+                break;
             }
         }
     }
+    let mut rest = REPORT_REST;
+    for (m, ack) in sent {
+        match ack.await {
+            Ok(_) => {
+                let _ = mb.reported(&m);
+            }
+            Err(e) => {
+                tracing::debug!("fleet: news not taken yet: {e}");
+                rest = RETRY_TELLING;
+            }
+        }
+    }
+    rest
 }
 
 /// What to tell of `m`, as it stands.
@@ -272,10 +289,13 @@ fn status_of(m: &Message) -> Option<WireStatus> {
             why: m.why.clone().unwrap_or_default(),
             at_ms: m.done_ms.unwrap_or(m.created_ms),
         },
-        MessageState::Queued | MessageState::Submitted => WireStatus::Waiting {
+        MessageState::Queued => WireStatus::Waiting {
             id,
             why: m.waiting_reason(),
         },
-        MessageState::Outbound | MessageState::Forwarded => return None,
+        // Being typed in: its outcome follows at once.
+        MessageState::Submitted | MessageState::Outbound | MessageState::Forwarded => {
+            return None;
+        }
     })
 }

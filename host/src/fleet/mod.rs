@@ -117,8 +117,16 @@ async fn connect(s: &Settings) -> anyhow::Result<async_nats::Client> {
         .custom_inbox_prefix(inbox_prefix(&s.host))
         .request_timeout(Some(REQUEST_TIMEOUT))
         .connection_timeout(REQUEST_TIMEOUT)
-        .retry_on_initial_connect()
-        .event_callback(|e| async move { tracing::info!("fleet: {e}") });
+        // A connection lost later is retried by the client; the first one
+        // is retried by the join, which says why it failed.
+        .event_callback(|e| async move {
+            match e {
+                async_nats::Event::Connected | async_nats::Event::Disconnected => {
+                    tracing::info!("fleet: {e}")
+                }
+                _ => tracing::debug!("fleet: {e}"),
+            }
+        });
     if let Some(creds) = &s.creds {
         opts = opts
             .credentials_file(creds)
@@ -248,8 +256,9 @@ enum Handled {
 }
 
 /// Feeds each message of `consumer` to `handle`, in order, acking it once
-/// handled (and waiting for the server to confirm the ack, so a message
-/// is not handled twice but for a crash in between).
+/// handled. Handling is idempotent (a message id is kept once, news
+/// applied twice changes nothing), so a message offered again after a
+/// crash or a lost ack does no harm.
 async fn consume<F, Fut>(consumer: consumer::PullConsumer, shutdown: CancellationToken, handle: F)
 where
     F: Fn(async_nats::Message) -> Fut,
@@ -284,8 +293,10 @@ where
                 None => break,
             };
             match handle(msg.message.clone()).await {
+                // Not waiting for the server to confirm: a message offered
+                // again because an ack was lost is kept once anyway.
                 Handled::Done => {
-                    if let Err(e) = msg.double_ack().await {
+                    if let Err(e) = msg.ack().await {
                         tracing::warn!("fleet: ack: {e}");
                     }
                 }

@@ -18,6 +18,8 @@ use crate::names::HostName;
 /// How long the forwarder rests when nothing nudges it, and after the
 /// fleet could not take a message.
 const FORWARD_REST: Duration = Duration::from_secs(1);
+/// … after the fleet did not take a message.
+const RETRY_FORWARD: Duration = Duration::from_millis(500);
 
 /// Hands every outbound message to the stream, oldest first, with its id
 /// as the stream's dedup id: a message published twice (a crash between
@@ -54,6 +56,8 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
         }
     };
     let me = fleet.link.host();
+    // Published all at once, then each marked as its ack comes.
+    let mut sent = Vec::new();
     for m in pending {
         let now = lc.clock.now_ms();
         let Some(to) = m.to_host.as_deref().and_then(|h| HostName::new(h).ok()) else {
@@ -70,28 +74,44 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
         let publish = async_nats::jetstream::message::PublishMessage::build()
             .message_id(m.id.as_str())
             .payload(m.wire.clone().unwrap_or_default().into());
-        let acked = async {
-            fleet
-                .js
-                .send_publish(wire::subject(Kind::Mail, &to, me), publish)
-                .await?
-                .await
-                .map_err(anyhow::Error::from)
-        };
-        match acked.await {
-            Ok(_) => {
-                let why =
-                    format!("handed to host {to}: in the fleet's stream until {to} takes it in");
-                let _ = mb.forwarded(&m.id, &why);
-            }
+        match fleet
+            .js
+            .send_publish(wire::subject(Kind::Mail, &to, me), publish)
+            .await
+        {
+            Ok(ack) => sent.push((m.id, to, ack)),
             Err(e) => {
-                let why = format!("not yet handed to host {to}: the fleet is unreachable ({e})");
-                let _ = mb.outbound_waits(&m.id, &why);
-                return FORWARD_REST;
+                unreachable(mb, &m.id, &to, &e);
+                break;
             }
         }
     }
-    FORWARD_REST
+    let mut rest = FORWARD_REST;
+    for (id, to, ack) in sent {
+        match ack.await {
+            Ok(_) => {
+                let why =
+                    format!("handed to host {to}: in the fleet's stream until {to} takes it in");
+                let _ = mb.forwarded(&id, &why);
+            }
+            Err(e) => {
+                unreachable(mb, &id, &to, &e);
+                rest = RETRY_FORWARD;
+            }
+        }
+    }
+    rest
+}
+
+/// Still outbound, and why.
+fn unreachable(
+    mb: &crate::mail::Mailbox,
+    id: &MessageId,
+    to: &HostName,
+    e: &dyn std::fmt::Display,
+) {
+    let why = format!("not yet handed to host {to}: the fleet is unreachable ({e})");
+    let _ = mb.outbound_waits(id, &why);
 }
 
 /// Applies what other hosts tell of mail sent from here; each news is

@@ -231,6 +231,9 @@ fn ms(v: u64) -> i64 {
 pub struct Mailbox {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Told of every change made through this handle, so a waiter in this
+    /// process need not poll (another process's changes are not seen).
+    changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -297,6 +300,7 @@ impl Mailbox {
         Ok(Mailbox {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -311,6 +315,29 @@ impl Mailbox {
     ) -> Result<T, MailError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
+    }
+
+    /// A change made through this handle: anyone waiting on
+    /// [`Mailbox::changed`] looks again.
+    fn told_of_change(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves at the next change made through this handle (create it,
+    /// and `enable` it, before looking, so no change is missed between).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// A change: `with_sync`, then waiters told.
+    fn write<T>(
+        &self,
+        sync: Sync,
+        f: impl FnOnce(&mut Connection) -> Result<T, MailError>,
+    ) -> Result<T, MailError> {
+        let result = self.with_sync(sync, f);
+        self.told_of_change();
+        result
     }
 
     /// `with`, its writes reaching the disk as `sync` says.
@@ -333,7 +360,7 @@ impl Mailbox {
     /// Commits a new message, queued; its id.
     pub fn commit(&self, m: &NewMessage<'_>, now_ms: u64) -> Result<MessageId, MailError> {
         let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
-        self.with(|c| {
+        self.write(Sync::Full, |c| {
             // Made under the lock: in one process, ids sort as they commit.
             let id = MessageId::generate();
             let envelope = (m.envelope)(&id);
@@ -472,7 +499,7 @@ impl Mailbox {
         claimer: &str,
         now_ms: u64,
     ) -> Result<Vec<MessageId>, MailError> {
-        self.with(|c| {
+        self.write(Sync::Full, |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut claimed = Vec::new();
             for id in ids {
@@ -506,7 +533,7 @@ impl Mailbox {
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        self.with_sync(sync, |c| {
+        self.write(sync, |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut n = 0;
             {
@@ -683,7 +710,7 @@ impl Mailbox {
         now_ms: u64,
     ) -> Result<MessageId, MailError> {
         let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
-        self.with(|c| {
+        self.write(Sync::Full, |c| {
             let id = MessageId::generate();
             c.prepare_cached(
                 "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
@@ -778,7 +805,12 @@ impl Mailbox {
                 ("state = 'dead', why = ?3, done_ms = ?4", vec![why, at_ms])
             }
         };
-        self.with(|c| {
+        // A reason lost to a crash is told again; an outcome is not.
+        let sync = match told {
+            Told::Waiting { .. } => Sync::Lazy,
+            _ => Sync::Full,
+        };
+        self.write(sync, |c| {
             let sql = format!(
                 "UPDATE messages SET {set} \
                  WHERE id = ?1 AND to_host = ?2 AND state IN ('outbound', 'forwarded')"
@@ -796,7 +828,7 @@ impl Mailbox {
             Some(_) => ("dead", Some(ms(now_ms))),
             None => ("queued", None),
         };
-        self.with(|c| {
+        self.write(Sync::Full, |c| {
             let n = c
                 .prepare_cached(
                     "INSERT OR IGNORE INTO messages (id, personality, runtime, sender, door, topic, \
