@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::wait_until;
-use crate::nats::{Host, Link, Nats, Tls, host_key};
+use crate::nats::{Host, Link, Nats, Netns, Tls, host_key};
 
 pub const CASES: &[crate::toolchain::Case] = crate::cases![
     a_message_crosses_hosts_and_wakes_its_peer,
@@ -21,7 +21,12 @@ pub const CASES: &[crate::toolchain::Case] = crate::cases![
     a_personality_two_hosts_claim_is_refused_with_both_names,
     the_panel_shows_every_hosts_peers_and_acts_on_them,
     hosts_join_over_tls_and_an_unknown_certificate_is_turned_away,
+    a_reload_keeps_the_mailbox_one_file_for_every_process,
 ];
+
+/// The cases that put a host in a network namespace of its own (root).
+pub const NETNS_CASES: &[crate::toolchain::Case] =
+    crate::cases![a_host_behind_a_link_taken_down_gets_its_mail_once_it_is_back];
 
 /// A server and hosts `names`, each with one peer (`peers[i]` on
 /// `names[i]`), each host through its own link; daemons started.
@@ -606,4 +611,80 @@ fn hosts_join_over_tls_and_an_unknown_certificate_is_turned_away() {
     a.wait_owner("bob", "b");
     let sent = send(&a, "claude-alice", "bob", "over TLS", 30).unwrap();
     assert_eq!(sent["woke"], true, "{sent}");
+}
+
+fn a_host_behind_a_link_taken_down_gets_its_mail_once_it_is_back() {
+    let ns = Netns::new();
+    let dir = tempfile::Builder::new().prefix("iapf").tempdir_in("/tmp").unwrap();
+    let keys: Vec<_> = ["a", "b"].iter().map(|n| host_key(dir.path(), n)).collect();
+    let nats = Nats::start_at(dir.path(), &keys.iter().collect::<Vec<_>>(), &ns.root_ip);
+    let mut keys = keys.into_iter();
+    let mut a = Host::new("a", keys.next().unwrap(), nats.url());
+    let mut b = Host::new("b", keys.next().unwrap(), nats.url());
+    // b reaches the server only over the veth link into its namespace.
+    b.wrapper = ns.exec();
+    a.world.register("alice", "claude", &[]);
+    b.world.register("bob", "claude", &[]);
+    a.start();
+    b.start();
+    a.wait_owner("bob", "b");
+    b.wait_owner("alice", "a");
+    let sent = send(&a, "claude-alice", "bob", "over the veth link", 30).unwrap();
+    assert_eq!(sent["woke"], true, "{sent}");
+    ns.link_down();
+    let q = send(&a, "claude-alice", "bob", "while the link is down", 2).unwrap();
+    assert_eq!(q["queued"], true, "{q}");
+    let r = send(&b, "claude-bob", "alice", "from behind the partition", 2).unwrap();
+    assert_eq!(r["queued"], true, "{r}");
+    std::thread::sleep(Duration::from_secs(3));
+    ns.link_up();
+    let (q, r) = (q["id"].as_str().unwrap(), r["id"].as_str().unwrap());
+    wait_until("a's message delivered after the link is back", Duration::from_secs(120), || {
+        status(&a, q)["state"] == "delivered"
+    });
+    wait_until("b's message delivered after the link is back", Duration::from_secs(120), || {
+        status(&b, r)["state"] == "delivered"
+    });
+    assert_eq!(seen(&b, &cwd(&b, "bob"), "while the link is down"), 1);
+    assert_eq!(seen(&a, &cwd(&a, "alice"), "from behind the partition"), 1);
+}
+
+/// A plugin reload opens the mailbox again while the fleet's tasks still
+/// hold the one open before. Nothing of that may drop the daemon's locks
+/// on the database: another process would then take itself for the last
+/// one and remove the write-ahead log under the daemon, whose commits from
+/// then on no other process sees (and a kill -9 loses).
+fn a_reload_keeps_the_mailbox_one_file_for_every_process() {
+    let w = World::new(&["a", "b"], &["alice", "bob"]);
+    let a = w.host("a");
+    a.world.register("carol", "claude", &[]);
+    let d = a.daemon();
+    let send = |text: &str| -> String {
+        send(a, "claude-alice", "carol", text, 0).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    send("before the reload");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_until("the reload", Duration::from_secs(20), || {
+        d.stderr().contains("plugins reloaded")
+    });
+    send("after the reload");
+    // Another process opens and closes the mailbox meanwhile.
+    a.world.ok(&["mail", "--all"]);
+    let id = send("after another process read it");
+    let out = a.world.ok(&["mail", "--status", &id]);
+    assert!(!out.contains("no message"), "{out}");
+    let deleted: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| p.contains("mail.db") && p.ends_with("(deleted)"))
+        .collect();
+    assert!(deleted.is_empty(), "the daemon writes to removed files: {deleted:?}");
 }

@@ -274,18 +274,16 @@ async fn taken_line_by_line(
 /// A paste of `message` that a runtime reading line by line took before a
 /// crash, its Enter never pressed: what is left of it (its last line)
 /// waits in the composer. Enter goes in only where that line sits in a
-/// composer otherwise ready, with no dialog or turn on screen; then, or
-/// when nothing of it is left, the in-flight record is settled. `false`:
-/// left as it is (the next paste clears it).
+/// composer otherwise ready, with no dialog or turn on screen; then the
+/// in-flight record is settled. `false`: left as it is, with its record
+/// (the next paste clears what is left).
 pub async fn finish_taken(to: &Composer<'_>, message: &str, cwd: &str) -> bool {
     let Ok(pane) = to.tmux.capture_pane(to.sock, to.id).await else {
         return false;
     };
     let markers = &to.adapter.info().delivery;
-    if composer_ready(to.adapter, &pane).await {
-        to.in_flight.settle();
-        return true;
-    }
+    // A composer that looks empty may still hold the line in the runtime's
+    // input buffer (echoed elsewhere): the next paste judges and clears it.
     let busy = matches!(
         to.adapter.turn_state(&pane, cwd).await,
         Ok(crate::plugins::TurnState::Dialog | crate::plugins::TurnState::Working)

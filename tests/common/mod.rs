@@ -499,6 +499,11 @@ impl Fleet {
 
     /// Starts `iapeerd --port 0 <extra>` and waits until it is listening.
     pub fn start_daemon(&self, extra: &[&str]) -> Daemon {
+        self.start_daemon_under(&[], extra)
+    }
+
+    /// … run under `wrapper` (`ip netns exec NS`), when there is one.
+    pub fn start_daemon_under(&self, wrapper: &[&str], extra: &[&str]) -> Daemon {
         let router_json = self.root.join("state/iapeer/router.json");
         let _ = std::fs::remove_file(&router_json);
         let stderr_path = self.dir.path().join(format!(
@@ -510,8 +515,19 @@ impl Fleet {
         ));
         let mut args = vec!["--port", "0"];
         args.extend_from_slice(extra);
-        let child = self
-            .daemon_cmd(&args)
+        let mut cmd = self.daemon_cmd(&args);
+        if let Some((first, rest)) = wrapper.split_first() {
+            let mut wrapped = Command::new(first);
+            wrapped
+                .args(rest)
+                .arg(env!("CARGO_BIN_EXE_iapeerd"))
+                .args(&args)
+                .env_clear()
+                .envs(self.env_map())
+                .current_dir(self.dir.path());
+            cmd = wrapped;
+        }
+        let child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()

@@ -60,20 +60,26 @@ pub struct Nats {
     pub port: u16,
     dir: PathBuf,
     log: PathBuf,
+    addr: String,
 }
 
 impl Nats {
     /// Starts a server on a free loopback port for `users`.
     pub fn start(dir: &Path, users: &[&HostKey]) -> Nats {
-        Nats::start_with(dir, users, None)
+        Nats::start_with(dir, users, None, "127.0.0.1")
+    }
+
+    /// … listening on `addr` (the root end of a [`Netns`] link).
+    pub fn start_at(dir: &Path, users: &[&HostKey], addr: &str) -> Nats {
+        Nats::start_with(dir, users, None, addr)
     }
 
     /// … serving TLS only, with `tls`' certificate (see [`Tls::make`]).
     pub fn start_tls(dir: &Path, users: &[&HostKey], tls: &Tls) -> Nats {
-        Nats::start_with(dir, users, Some(tls))
+        Nats::start_with(dir, users, Some(tls), "127.0.0.1")
     }
 
-    fn start_with(dir: &Path, users: &[&HostKey], tls: Option<&Tls>) -> Nats {
+    fn start_with(dir: &Path, users: &[&HostKey], tls: Option<&Tls>, addr: &str) -> Nats {
         let conf = dir.join("nats.conf");
         let users: Vec<&serde_json::Value> = users.iter().map(|k| &k.user).collect();
         let mut config = serde_json::json!({
@@ -92,16 +98,17 @@ impl Nats {
             port: 0,
             dir: dir.to_path_buf(),
             log: dir.join("nats.log"),
+            addr: addr.to_string(),
         };
-        n.spawn("127.0.0.1", -1);
+        n.spawn(-1);
         n
     }
 
-    fn spawn(&mut self, host: &str, port: i32) {
+    fn spawn(&mut self, port: i32) {
         let _ = std::fs::remove_file(&self.log);
         let child = Command::new(nats_server().unwrap())
             .args(["-c", self.dir.join("nats.conf").to_str().unwrap()])
-            .args(["-a", host, "-p", &port.to_string()])
+            .args(["-a", &self.addr, "-p", &port.to_string()])
             .args(["-l", self.log.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -126,7 +133,7 @@ impl Nats {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.addr, self.port)
     }
 
     pub fn pid(&self) -> u32 {
@@ -139,7 +146,7 @@ impl Nats {
         self.kill();
         std::thread::sleep(down_for);
         let port = self.port;
-        self.spawn("127.0.0.1", i32::from(port));
+        self.spawn(i32::from(port));
     }
 
     fn kill(&mut self) {
@@ -158,6 +165,94 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A network namespace joined to this one by a veth link: a host in it
+/// reaches the server only over that link, which a test takes down.
+pub struct Netns {
+    pub name: String,
+    root_end: String,
+    pub root_ip: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+impl Netns {
+    /// Why a namespace cannot be made here, if it cannot (it needs root
+    /// and iproute2).
+    pub fn unavailable() -> Option<String> {
+        let probe = format!("iapp{}", std::process::id() % 100_000);
+        match ip(&["netns", "add", &probe]) {
+            Ok(()) => {
+                let _ = ip(&["netns", "del", &probe]);
+                None
+            }
+            Err(e) => Some(format!("cannot make a network namespace ({e})")),
+        }
+    }
+
+    pub fn new() -> Netns {
+        let tag = std::process::id() % 100_000;
+        let name = format!("iapn{tag}");
+        let (root_end, ns_end) = (format!("iapr{tag}"), format!("iapv{tag}"));
+        let net = 16 + tag % 200;
+        let (root_ip, ns_ip) = (format!("10.77.{net}.1"), format!("10.77.{net}.2"));
+        let _ = ip(&["netns", "del", &name]);
+        let _ = ip(&["link", "del", &root_end]);
+        // Made before the setup, so that a failed setup is cleaned up.
+        let ns = Netns {
+            name,
+            root_end,
+            root_ip,
+        };
+        let (name, root_end, root_ip) = (&ns.name, &ns.root_end, &ns.root_ip);
+        let setup = || -> Result<(), String> {
+            ip(&["netns", "add", name])?;
+            ip(&["link", "add", root_end, "type", "veth", "peer", "name", &ns_end])?;
+            ip(&["link", "set", &ns_end, "netns", name])?;
+            ip(&["addr", "add", &format!("{root_ip}/30"), "dev", root_end])?;
+            ip(&["link", "set", root_end, "up"])?;
+            let inside = |args: &[&str]| {
+                let mut all = vec!["netns", "exec", name.as_str(), "ip"];
+                all.extend_from_slice(args);
+                ip(&all)
+            };
+            inside(&["addr", "add", &format!("{ns_ip}/30"), "dev", &ns_end])?;
+            inside(&["link", "set", &ns_end, "up"])?;
+            inside(&["link", "set", "lo", "up"])
+        };
+        setup().unwrap();
+        ns
+    }
+
+    /// `ip netns exec <name>`: the wrapper a host's daemon runs under.
+    pub fn exec(&self) -> Vec<String> {
+        vec!["ip".into(), "netns".into(), "exec".into(), self.name.clone()]
+    }
+
+    /// The link taken down (a partition) …
+    pub fn link_down(&self) {
+        ip(&["link", "set", &self.root_end, "down"]).unwrap();
+    }
+
+    /// … and up again.
+    pub fn link_up(&self) {
+        ip(&["link", "set", &self.root_end, "up"]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+        let _ = ip(&["link", "del", &self.root_end]);
     }
 }
 
@@ -333,6 +428,8 @@ pub struct Host {
     pub url: String,
     /// More `iapeerd` flags (`--fleet-ca FILE`).
     pub extra: Vec<String>,
+    /// What the daemon runs under (`ip netns exec NS`), if anything.
+    pub wrapper: Vec<String>,
     pub daemon: Option<Daemon>,
 }
 
@@ -344,6 +441,7 @@ impl Host {
             key,
             url,
             extra: Vec::new(),
+            wrapper: Vec::new(),
             daemon: None,
         }
     }
@@ -360,7 +458,8 @@ impl Host {
             self.key.seed.to_str().unwrap(),
         ];
         args.extend(self.extra.iter().map(String::as_str));
-        let d = self.world.start_daemon(&args);
+        let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
+        let d = self.world.start_daemon_under(&wrapper, &args);
         self.daemon = Some(d);
         self.daemon()
     }

@@ -20,6 +20,8 @@ pub enum Toolchain {
     PythonAdapter,
     /// `nats-server` (Debian's package) for the fleet across hosts.
     Nats,
+    /// … and a network namespace of its own for a host (root, iproute2).
+    Netns,
 }
 
 impl Toolchain {
@@ -31,6 +33,7 @@ impl Toolchain {
             Toolchain::McpSdk => "IAPEER_REQUIRE_INTEROP",
             Toolchain::PythonAdapter => "IAPEER_REQUIRE_PYTHON_ADAPTER",
             Toolchain::Nats => "IAPEER_REQUIRE_FLEET",
+            Toolchain::Netns => "IAPEER_REQUIRE_NETNS",
         }
     }
 
@@ -63,6 +66,9 @@ impl Toolchain {
             Toolchain::Nats => crate::nats::nats_server()
                 .err()
                 .map(|why| format!("{why} (.ci/run installs it)")),
+            Toolchain::Netns => Toolchain::Nats
+                .missing()
+                .or_else(crate::nats::Netns::unavailable),
             Toolchain::PythonAdapter => {
                 std::env::var_os("IAPEER_PYTHON_ADAPTER")
                     .is_none()

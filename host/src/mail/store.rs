@@ -254,29 +254,51 @@ impl Mailbox {
         }
         // Made 0600 before SQLite sees it (its -wal and -shm files take
         // the database file's mode); never through a link planted there.
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                // Never through a link, never blocked by a FIFO.
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(path)
-                .map_err(|source| MailError::Dir {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            if !file.metadata().is_ok_and(|m| m.is_file()) {
+        // Opened by this code only when it does not exist yet: closing a
+        // descriptor of a database file drops every POSIX lock this process
+        // holds on it, connections of its own included (a plugin reload
+        // opens the mailbox again beside the open one), and another process
+        // would then think itself the last and remove the write-ahead log.
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
                 return Err(MailError::Dir {
                     path: path.to_path_buf(),
                     source: std::io::Error::other("not a regular file"),
                 });
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(path);
+                match created {
+                    // Another process made it meanwhile: as good.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(MailError::Dir {
+                            path: path.to_path_buf(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(source) => {
+                return Err(MailError::Dir {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         }
         let open = || -> rusqlite::Result<Connection> {
-            let conn = Connection::open(path)?;
+            let conn = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+            )?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             // A commit is on disk before the sender hears "accepted".
