@@ -212,4 +212,3 @@ fn a_restart_right_after_a_kill_9_comes_up() {
     let status: serde_json::Value = serde_json::from_str(&f.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["pid"], previous.child.id(), "{status}");
 }
-

@@ -412,6 +412,33 @@ fn a_host_cannot_speak_for_another_hosts_peers() {
             Ok(ack) => ack.await.is_err(),
             Err(_) => true,
         };
+        // Rolling up the claims bucket (wiping every host's keys) with a
+        // key of its own: the bucket takes no roll-ups.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Rollup", "all");
+        let rollup = js
+            .publish_with_headers("$KV.iap-owners.c.zzz", headers, "{}".into())
+            .await;
+        let rollup_refused = match rollup {
+            Ok(ack) => ack.await.is_err(),
+            Err(_) => true,
+        };
+        assert!(rollup_refused, "a roll-up of the claims bucket is refused");
+        // A consumer of its own, then widened to another host's mail.
+        let own = async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("mail-c".into()),
+            filter_subject: "iap.mail.c.*".into(),
+            ..Default::default()
+        };
+        js.create_consumer_on_stream(own.clone(), "IAP_MAIL")
+            .await
+            .expect("its own consumer");
+        let widened = async_nats::jetstream::consumer::pull::Config {
+            filter_subject: "iap.mail.*.a".into(),
+            ..own
+        };
+        let stolen = js.create_consumer_on_stream(widened, "IAP_MAIL").await;
+        assert!(stolen.is_err(), "a consumer of its own widened to a's mail");
         (subject_refused, kv_refused)
     });
     assert!(subject_refused, "a publish as another host goes nowhere");
@@ -436,6 +463,9 @@ fn a_host_cannot_speak_for_another_hosts_peers() {
         },
     );
     assert!(!b.world.is_live("claude-bob"), "nothing woke bob");
+    // Every claim is still there: a send from a still reaches bob.
+    let sent = send(&a, "claude-alice", "bob", "claims intact", 30).unwrap();
+    assert_eq!(sent["delivered_to"]["personality"], "bob", "{sent}");
     let bob = b.world.dir.path().join("w/bob").canonicalize().unwrap();
     assert!(
         b.world.claude_transcripts(&bob).is_empty()
@@ -615,7 +645,10 @@ fn hosts_join_over_tls_and_an_unknown_certificate_is_turned_away() {
 
 fn a_host_behind_a_link_taken_down_gets_its_mail_once_it_is_back() {
     let ns = Netns::new();
-    let dir = tempfile::Builder::new().prefix("iapf").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("iapf")
+        .tempdir_in("/tmp")
+        .unwrap();
     let keys: Vec<_> = ["a", "b"].iter().map(|n| host_key(dir.path(), n)).collect();
     let nats = Nats::start_at(dir.path(), &keys.iter().collect::<Vec<_>>(), &ns.root_ip);
     let mut keys = keys.into_iter();
@@ -639,12 +672,16 @@ fn a_host_behind_a_link_taken_down_gets_its_mail_once_it_is_back() {
     std::thread::sleep(Duration::from_secs(3));
     ns.link_up();
     let (q, r) = (q["id"].as_str().unwrap(), r["id"].as_str().unwrap());
-    wait_until("a's message delivered after the link is back", Duration::from_secs(120), || {
-        status(&a, q)["state"] == "delivered"
-    });
-    wait_until("b's message delivered after the link is back", Duration::from_secs(120), || {
-        status(&b, r)["state"] == "delivered"
-    });
+    wait_until(
+        "a's message delivered after the link is back",
+        Duration::from_secs(120),
+        || status(&a, q)["state"] == "delivered",
+    );
+    wait_until(
+        "b's message delivered after the link is back",
+        Duration::from_secs(120),
+        || status(&b, r)["state"] == "delivered",
+    );
     assert_eq!(seen(&b, &cwd(&b, "bob"), "while the link is down"), 1);
     assert_eq!(seen(&a, &cwd(&a, "alice"), "from behind the partition"), 1);
 }
@@ -686,5 +723,8 @@ fn a_reload_keeps_the_mailbox_one_file_for_every_process() {
         .map(|p| p.to_string_lossy().into_owned())
         .filter(|p| p.contains("mail.db") && p.ends_with("(deleted)"))
         .collect();
-    assert!(deleted.is_empty(), "the daemon writes to removed files: {deleted:?}");
+    assert!(
+        deleted.is_empty(),
+        "the daemon writes to removed files: {deleted:?}"
+    );
 }

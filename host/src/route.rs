@@ -368,6 +368,16 @@ async fn route(
     }
     let target = target.ok_or_else(|| SendError::UnknownTarget(req.personality.to_string()))?;
     let caller_rec = caller_record(&registry, caller)?;
+    // A runtime the peer does not declare could never take it, and mail
+    // batched behind it would share its fate.
+    if let Some(rt) = &req.runtime
+        && !target.declares(rt.as_str())
+    {
+        return Err(SendError::Lifecycle(LifecycleError::UndeclaredRuntime {
+            personality: target.personality.to_string(),
+            runtime: rt.to_string(),
+        }));
+    }
     let intended = req
         .runtime
         .clone()

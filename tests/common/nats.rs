@@ -177,11 +177,18 @@ pub struct Netns {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -216,7 +223,9 @@ impl Netns {
         let (name, root_end, root_ip) = (&ns.name, &ns.root_end, &ns.root_ip);
         let setup = || -> Result<(), String> {
             ip(&["netns", "add", name])?;
-            ip(&["link", "add", root_end, "type", "veth", "peer", "name", &ns_end])?;
+            ip(&[
+                "link", "add", root_end, "type", "veth", "peer", "name", &ns_end,
+            ])?;
             ip(&["link", "set", &ns_end, "netns", name])?;
             ip(&["addr", "add", &format!("{root_ip}/30"), "dev", root_end])?;
             ip(&["link", "set", root_end, "up"])?;
@@ -235,7 +244,12 @@ impl Netns {
 
     /// `ip netns exec <name>`: the wrapper a host's daemon runs under.
     pub fn exec(&self) -> Vec<String> {
-        vec!["ip".into(), "netns".into(), "exec".into(), self.name.clone()]
+        vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            self.name.clone(),
+        ]
     }
 
     /// The link taken down (a partition) …

@@ -213,10 +213,14 @@ fn registered(
         .map_err(|e| error(lifecycle_status(&e), e.to_string()))
 }
 
-async fn peer(State(state): State<Arc<ApiState>>, Path(personality): Path<String>) -> Response {
+async fn peer(
+    State(state): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    Path(personality): Path<String>,
+) -> Response {
     let path = format!("/fleet/v1/peers/{personality}");
     if let Some(carried) =
-        super::remote::carry_if_remote(&state, &personality, "GET", path, None).await
+        super::remote::carry_if_remote(&state, &headers, &personality, "GET", path, None).await
     {
         return carried;
     }
@@ -332,6 +336,7 @@ fn kind(v: &Value) -> &'static str {
 
 async fn verb(
     State(state): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
     Path((personality, verb)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -349,8 +354,15 @@ async fn verb(
         let path = format!("/fleet/v1/peers/{personality}/{verb}");
         let carried =
             json!({"runtime": body.runtime.as_ref().map(|r| r.as_str()), "reset": body.reset});
-        if let Some(answer) =
-            super::remote::carry_if_remote(&state, &personality, "POST", path, Some(carried)).await
+        if let Some(answer) = super::remote::carry_if_remote(
+            &state,
+            &headers,
+            &personality,
+            "POST",
+            path,
+            Some(carried),
+        )
+        .await
         {
             return answer;
         }

@@ -19,6 +19,10 @@ use crate::fleet::ctl::{self, CtlReply, CtlRequest};
 use crate::fleetlink::Owner;
 use crate::names::{HostName, Personality};
 
+/// Marks a call carried here from another host: it is answered here or
+/// not at all, never carried on (which would hide who asked).
+const CARRIED: &str = "x-iapeer-carried";
+
 /// The largest answer read back from this host's API for another.
 const MAX_CARRIED_ANSWER: usize = 8 << 20;
 
@@ -28,7 +32,8 @@ pub(crate) async fn answer(router: Router, token: Option<String>, req: CtlReques
     let mut builder = axum::http::Request::builder()
         .method(req.method.as_str())
         .uri(req.path.as_str())
-        .header("content-type", "application/json");
+        .header("content-type", "application/json")
+        .header(CARRIED, "1");
     if let Some(t) = token {
         builder = builder.header("authorization", format!("Bearer {t}"));
     }
@@ -71,11 +76,15 @@ fn joined(state: &ApiState) -> Option<&Arc<Fleet>> {
 /// the call carried to that host, and its answer.
 pub(crate) async fn carry_if_remote(
     state: &Arc<ApiState>,
+    headers: &axum::http::HeaderMap,
     personality: &str,
     method: &str,
     path: String,
     body: Option<Value>,
 ) -> Option<Response> {
+    if headers.contains_key(CARRIED) {
+        return None;
+    }
     let fleet = joined(state)?;
     let p = Personality::new(personality).ok()?;
     let lc = state.lifecycle();

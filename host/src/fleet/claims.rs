@@ -148,14 +148,46 @@ async fn keep_up(
 ) {
     let mut every = tokio::time::interval(HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut beats = 0u64;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = every.tick() => beat_and_claim(&fleet, &current(), beat.clone()).await,
+            _ = every.tick() => {
+                beats += 1;
+                beat_and_claim(&fleet, &current(), beat.clone()).await;
+                if beats.is_multiple_of(VERIFY_EVERY) {
+                    reclaim_lost(&fleet).await;
+                }
+            }
         }
     }
     // A clean stop: down at once, not after the TTL.
     let _ = fleet.hosts.delete(fleet.link.host().as_str()).await;
+}
+
+/// Every this many beats, this host's claims are read back from the
+/// bucket (not from memory), and any gone is written again.
+const VERIFY_EVERY: u64 = 6;
+
+/// Writes again a claim of this host the bucket no longer holds (whatever
+/// removed it, the watch may not have said).
+async fn reclaim_lost(fleet: &Fleet) {
+    let me = fleet.link.host();
+    for (p, hosts) in fleet.link.claims() {
+        if !hosts.contains(me) {
+            continue;
+        }
+        let key = claim_key(me, &p);
+        if let Ok(None) = fleet.owners.get(key.as_str()).await {
+            let claim = serde_json::to_vec(&Claim { at_ms: 0 }).unwrap_or_default();
+            match fleet.owners.put(key.as_str(), claim.into()).await {
+                Ok(_) => {
+                    tracing::warn!(peer = %p, "fleet: this host's claim was gone from the bucket; claimed again")
+                }
+                Err(e) => tracing::warn!(peer = %p, "fleet: cannot claim again: {e}"),
+            }
+        }
+    }
 }
 
 /// One heartbeat, and the claims made to match the registry.

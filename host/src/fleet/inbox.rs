@@ -55,7 +55,7 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
     let Ok(sender) = Identity::parse(&m.from) else {
         return Some(format!(
             "refused: the sender {:?} is not a peer's identity",
-            m.from
+            clip(&m.from)
         ));
     };
     if !fleet.link.claimed_by(sender.personality(), from) {
@@ -65,7 +65,7 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
         ));
     }
     let Ok(to) = Personality::new(&m.to) else {
-        return Some(format!("refused: {:?} is not a personality", m.to));
+        return Some(format!("refused: {:?} is not a personality", clip(&m.to)));
     };
     let me = fleet.link.host();
     if !fleet.link.claimed_by(&to, me) {
@@ -97,6 +97,11 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
         .map(crate::names::Runtime::new)
         .transpose();
     let runtime = match runtime {
+        Ok(Some(r)) if !target.declares(r.as_str()) => {
+            return Some(format!(
+                "runtime \"{r}\" is not declared for \"{to}\" on host {me}"
+            ));
+        }
         Ok(r) => r.unwrap_or_else(|| target.default_runtime.clone()),
         Err(e) => return Some(format!("refused: {e}")),
     };
@@ -120,6 +125,12 @@ fn refusal(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> O
         return Some("refused: its topic or attachments are past a send's limits".into());
     }
     None
+}
+
+/// A field of a message refused, as kept and logged: its first 64
+/// characters (a hostile host's could be a megabyte).
+fn clip(s: &str) -> String {
+    crate::term::clip(s, 64).into_owned()
 }
 
 /// Takes one message in (or keeps it refused), once.
@@ -155,13 +166,19 @@ fn keep(fleet: &Fleet, lc: &Lifecycle, from: &HostName, m: &WireMessage) -> Hand
         return Handled::Again;
     };
     let now = lc.clock.now_ms();
+    // A refused message is kept with its fields cut short.
+    let (to, from_id, topic) = match refused {
+        Some(_) => (clip(&m.to), clip(&m.from), m.topic.as_deref().map(clip)),
+        None => (m.to.clone(), m.from.clone(), m.topic.clone()),
+    };
+    let runtime = m.runtime.as_deref().map(clip);
     let taken = mb.take_in(
         &Incoming {
             id: &id,
-            personality: &m.to,
-            runtime: m.runtime.as_deref(),
-            sender: &m.from,
-            topic: m.topic.as_deref(),
+            personality: &to,
+            runtime: runtime.as_deref(),
+            sender: &from_id,
+            topic: topic.as_deref(),
             envelope: &envelope,
             created_ms: m.created_ms,
             expires_ms: m.expires_ms,

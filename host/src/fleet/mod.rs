@@ -160,7 +160,14 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Makes (or finds) the streams and buckets the fleet runs on.
+/// How long mail and news wait in the fleet's streams for a host that
+/// does not come back (past any message's time to live).
+const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Makes (or finds) the streams and buckets the fleet runs on, and checks
+/// that one found is as this code makes it: a stream made first by someone
+/// else (another host, with the permission to make it) could otherwise
+/// catch other hosts' subjects or allow what the permissions rely on not.
 async fn ensure_layout(
     js: &jetstream::Context,
 ) -> anyhow::Result<(jetstream::kv::Store, jetstream::kv::Store)> {
@@ -168,50 +175,78 @@ async fn ensure_layout(
         (wire::MAIL_STREAM, "iap.mail.>"),
         (wire::STATUS_STREAM, "iap.status.>"),
     ] {
-        js.get_or_create_stream(stream::Config {
-            name: name.into(),
-            subjects: vec![subjects.into()],
-            // Each host's consumer takes only its own subjects; a message
-            // leaves the stream once its host has it.
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(600),
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot open the fleet's stream {name}"))?;
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: name.into(),
+                subjects: vec![subjects.into()],
+                // Each host's consumer takes only its own subjects; a
+                // message leaves the stream once its host has it.
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(600),
+                max_age: STREAM_MAX_AGE,
+                deny_delete: true,
+                deny_purge: true,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("cannot open the fleet's stream {name}"))?;
+        let c = &stream.cached_info().config;
+        check_layout(
+            name,
+            c.subjects == [subjects]
+                && c.retention == stream::RetentionPolicy::WorkQueue
+                && !c.allow_rollup,
+        )?;
     }
     let owners = kv(js, wire::OWNERS_BUCKET, Duration::ZERO).await?;
     let hosts = kv(js, wire::HOSTS_BUCKET, claims::HEARTBEAT_TTL).await?;
     Ok((owners, hosts))
 }
 
+fn check_layout(name: &str, as_made: bool) -> anyhow::Result<()> {
+    if as_made {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the fleet's stream {name} is not as iapeerd makes it (its subjects, retention or roll-ups): remove it with an administrator's account and let a daemon make it again"
+    )
+}
+
 /// A KV bucket, made as the client library would make it but without its
 /// query of the account (whose answer from the server Debian ships, 2.9,
-/// the library cannot read).
+/// the library cannot read), and without roll-ups: one message with a
+/// roll-up header would wipe every host's keys.
 async fn kv(
     js: &jetstream::Context,
     bucket: &str,
     max_age: Duration,
 ) -> anyhow::Result<jetstream::kv::Store> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{bucket}"),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        max_age,
-        storage: stream::StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        num_replicas: 1,
-        discard: stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("cannot make the fleet's bucket {bucket}"))?;
+    let name = format!("KV_{bucket}");
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            allow_rollup: false,
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            num_replicas: 1,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot make the fleet's bucket {bucket}"))?;
+    let c = &stream.cached_info().config;
+    check_layout(
+        &name,
+        c.subjects == [format!("$KV.{bucket}.>")]
+            && !c.allow_rollup
+            && c.max_messages_per_subject == 1,
+    )?;
     js.get_key_value(bucket)
         .await
         .with_context(|| format!("cannot open the fleet's bucket {bucket}"))

@@ -48,6 +48,7 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
             return FORWARD_REST;
         }
     };
+    give_up_unheard(lc, mb);
     let pending = match mb.outbound() {
         Ok(p) => p,
         Err(e) => {
@@ -61,12 +62,12 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
     for m in pending {
         let now = lc.clock.now_ms();
         let Some(to) = m.to_host.as_deref().and_then(|h| HostName::new(h).ok()) else {
-            let _ = mb.outbound_dead(&m.id, "its host's name is unreadable", now);
+            let _ = mb.abroad_dead(&m.id, "its host's name is unreadable", now);
             continue;
         };
         if m.expires_ms <= now {
             let why = format!("the fleet could not take it for host {to} before its TTL ran out");
-            if mb.outbound_dead(&m.id, &why, now).unwrap_or(0) == 1 {
+            if mb.abroad_dead(&m.id, &why, now).unwrap_or(0) == 1 {
                 crate::delivery::bounce(lc, mb, &m, &why, now);
             }
             continue;
@@ -101,6 +102,33 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
         }
     }
     rest
+}
+
+/// How long past its time to live a message handed to another host may go
+/// unheard of before it is given up here: that host refuses it from then,
+/// and its own expiry would have been told.
+const UNHEARD_GRACE_MS: u64 = 3600 * 1000;
+
+/// Gives up on forwarded mail long past its time to live with no word of
+/// its fate (its host gone for good, or the stream lost it); its sender is
+/// told.
+fn give_up_unheard(lc: &Lifecycle, mb: &crate::mail::Mailbox) {
+    let now = lc.clock.now_ms();
+    let Ok(abroad) = mb.abroad() else { return };
+    for m in abroad {
+        if m.state != crate::mail::MessageState::Forwarded
+            || m.expires_ms.saturating_add(UNHEARD_GRACE_MS) > now
+        {
+            continue;
+        }
+        let why = format!(
+            "host {} never told what became of it before its time to live ran out",
+            m.to_host.as_deref().unwrap_or("?")
+        );
+        if mb.abroad_dead(&m.id, &why, now).unwrap_or(0) == 1 {
+            crate::delivery::bounce(lc, mb, &m, &why, now);
+        }
+    }
 }
 
 /// Still outbound, and why.

@@ -32,14 +32,17 @@ pub fn publish_allow(host: &HostName) -> Vec<String> {
         allow.push(format!("$JS.API.STREAM.INFO.{stream}"));
         allow.push(format!("$JS.API.STREAM.CREATE.{stream}"));
     }
-    for (stream, durable) in [
-        (MAIL_STREAM, format!("mail-{host}")),
-        (STATUS_STREAM, format!("status-{host}")),
-    ] {
-        for op in ["CREATE", "DURABLE.CREATE", "INFO", "MSG.NEXT"] {
+    for (stream, kind) in [(MAIL_STREAM, "mail"), (STATUS_STREAM, "status")] {
+        let durable = format!("{kind}-{host}");
+        // Its own consumer, made only with its own filter in the subject
+        // (the server holds the request's filter to it, on a new consumer
+        // and on one updated alike).
+        allow.push(format!(
+            "$JS.API.CONSUMER.CREATE.{stream}.{durable}.iap.{kind}.{host}.*"
+        ));
+        for op in ["INFO", "MSG.NEXT"] {
             allow.push(format!("$JS.API.CONSUMER.{op}.{stream}.{durable}"));
         }
-        allow.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{durable}.>"));
         allow.push(format!("$JS.ACK.{stream}.{durable}.>"));
     }
     for bucket in [OWNERS_BUCKET, HOSTS_BUCKET] {

@@ -793,17 +793,13 @@ impl Mailbox {
         )
     }
 
-    /// Gives up on a message that never reached the fleet.
-    pub fn outbound_dead(
-        &self,
-        id: &MessageId,
-        why: &str,
-        now_ms: u64,
-    ) -> Result<usize, MailError> {
+    /// Gives up on a message for another host: never handed to the
+    /// fleet, or never heard of again.
+    pub fn abroad_dead(&self, id: &MessageId, why: &str, now_ms: u64) -> Result<usize, MailError> {
         self.transition(
             Sync::Full,
             std::slice::from_ref(id),
-            &[MessageState::Outbound],
+            &[MessageState::Outbound, MessageState::Forwarded],
             "state = 'dead', why = ?2, done_ms = ?3",
             &[&why, &ms(now_ms)],
         )
