@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::common::panel::Panel;
 use crate::common::wait_until;
 use crate::nats::{Host, Link, Nats, Netns, Tls, host_key};
 
@@ -502,86 +503,13 @@ fn a_personality_two_hosts_claim_is_refused_with_both_names() {
     assert_eq!(ok["delivered_to"]["personality"], "alice");
 }
 
-/// `iapeer list` on a terminal (a tmux pane of its own server), read back.
-struct Panel {
-    sock: std::path::PathBuf,
-}
-
-impl Panel {
-    fn start(host: &Host) -> Panel {
-        let sock = host.world.dir.path().join("outer");
-        let mut argv: Vec<String> = vec!["env".into(), "-i".into()];
-        argv.extend(
-            host.world
-                .env_map()
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}")),
-        );
-        argv.push("TERM=xterm-256color".into());
-        argv.push(env!("CARGO_BIN_EXE_iapeer").into());
-        argv.push("list".into());
-        let ok = std::process::Command::new("tmux")
-            .args(["-f", "/dev/null", "-S"])
-            .arg(&sock)
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                "panel",
-                "-x",
-                "120",
-                "-y",
-                "24",
-                "--",
-            ])
-            .args(&argv)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        Panel { sock }
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("tmux")
-            .arg("-S")
-            .arg(&self.sock)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        let mut screen = String::new();
-        let found = (0..750).any(|_| {
-            screen = self.tmux(&["capture-pane", "-p", "-t", "panel"]);
-            screen.contains(text) || {
-                std::thread::sleep(Duration::from_millis(20));
-                false
-            }
-        });
-        assert!(found, "{text:?} never showed:\n{screen}");
-        screen
-    }
-}
-
-impl Drop for Panel {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
-}
-
 fn the_panel_shows_every_hosts_peers_and_acts_on_them() {
     let w = World::new(&["a", "b"], &["alice", "bob"]);
     let (a, b) = (w.host("a"), w.host("b"));
-    let panel = Panel::start(a);
-    let screen = panel.wait_for("HOST");
-    let screen = if screen.contains("bob") {
-        screen
-    } else {
-        panel.wait_for("bob")
-    };
+    let panel = Panel::start(&a.world, 120);
+    panel.wait_for("the fleet's host column", "HOST");
+    panel.wait_for("bob's row", "bob");
+    let screen = panel.screen();
     let line = |screen: &str, peer: &str| {
         screen
             .lines()
@@ -598,14 +526,14 @@ fn the_panel_shows_every_hosts_peers_and_acts_on_them() {
         "alice's row names host a:\n{screen}"
     );
     // Select bob (filter), stop him: carried to b.
-    panel.tmux(&["send-keys", "-t", "panel", "/", "b", "o", "b", "Enter"]);
-    panel.tmux(&["send-keys", "-t", "panel", "s"]);
-    panel.wait_for("done by host b");
+    panel.keys(&["/", "b", "o", "b", "Enter"]);
+    panel.keys(&["s"]);
+    panel.wait_for("the stop carried to b", "done by host b");
     wait_until("bob stopped on b", Duration::from_secs(10), || {
         let out = b.world.run(&["--json", "list"]);
         String::from_utf8_lossy(&out.stdout).contains("\"stopped\"")
     });
-    panel.tmux(&["send-keys", "-t", "panel", "S"]);
+    panel.keys(&["S"]);
     wait_until("bob started on b", Duration::from_secs(10), || {
         let out = b.world.run(&["--json", "list"]);
         !String::from_utf8_lossy(&out.stdout).contains("\"stopped\"")

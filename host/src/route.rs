@@ -391,31 +391,11 @@ async fn route(
     if store::has_mark(&lc.cfg, &now_to, Mark::Stopped) {
         return Err(SendError::Stopped(LifecycleError::Stopped(now_to)));
     }
-    let text = |id: &MessageId| {
-        envelope::build(
-            id.as_str(),
-            &Sender {
-                personality: caller.personality().as_str(),
-                runtime: caller.runtime().as_str(),
-                intelligence: caller_rec.intelligence.as_str(),
-            },
-            req.topic.as_deref(),
-            &req.attachments,
-            &req.message,
-        )
-    };
+    let text = |id: &MessageId| envelope_of(id, caller, caller_rec, req);
     let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
     let id = mb
         .commit(
-            &NewMessage {
-                personality: target.personality.as_str(),
-                runtime: req.runtime.as_ref().map(Runtime::as_str),
-                sender: caller.as_str(),
-                door: door.into(),
-                topic: req.topic.as_deref(),
-                envelope: &text,
-                ttl: lc.cfg.mail_ttl,
-            },
+            &new_message(lc, target.personality.as_str(), caller, req, door, &text),
             lc.clock.now_ms(),
         )
         .map_err(|e| SendError::Lifecycle(e.into()))?;
@@ -439,6 +419,41 @@ async fn route(
         }
     }
     wait_for(lc, &id, req.wait()).await
+}
+
+/// The IAP envelope of `req` from `caller`, with the id it is given.
+fn envelope_of(id: &MessageId, caller: &Identity, rec: &PeerRecord, req: &SendRequest) -> String {
+    envelope::build(
+        id.as_str(),
+        &Sender {
+            personality: caller.personality().as_str(),
+            runtime: caller.runtime().as_str(),
+            intelligence: rec.intelligence.as_str(),
+        },
+        req.topic.as_deref(),
+        &req.attachments,
+        &req.message,
+    )
+}
+
+/// `req` from `caller` to `personality`, as the mailbox takes it.
+fn new_message<'a>(
+    lc: &Lifecycle,
+    personality: &'a str,
+    caller: &'a Identity,
+    req: &'a SendRequest,
+    door: Door,
+    envelope: &'a dyn Fn(&MessageId) -> String,
+) -> NewMessage<'a> {
+    NewMessage {
+        personality,
+        runtime: req.runtime.as_ref().map(Runtime::as_str),
+        sender: caller.as_str(),
+        door: door.into(),
+        topic: req.topic.as_deref(),
+        envelope,
+        ttl: lc.cfg.mail_ttl,
+    }
 }
 
 /// The caller's record: registered, and declaring the runtime it calls from.
@@ -473,20 +488,7 @@ async fn route_remote(
     let now = lc.clock.now_ms();
     let expires =
         now.saturating_add(u64::try_from(lc.cfg.mail_ttl.as_millis()).unwrap_or(u64::MAX));
-    let sender = Sender {
-        personality: caller.personality().as_str(),
-        runtime: caller.runtime().as_str(),
-        intelligence: caller_rec.intelligence.as_str(),
-    };
-    let text = |id: &MessageId| {
-        envelope::build(
-            id.as_str(),
-            &sender,
-            req.topic.as_deref(),
-            &req.attachments,
-            &req.message,
-        )
-    };
+    let text = |id: &MessageId| envelope_of(id, caller, caller_rec, req);
     let wire = |id: &MessageId| {
         serde_json::to_string(&WireMessage {
             id: id.to_string(),
@@ -505,15 +507,7 @@ async fn route_remote(
     let mb = lc.mailbox().map_err(SendError::Lifecycle)?;
     let id = mb
         .commit_outbound(
-            &NewMessage {
-                personality: req.personality.as_str(),
-                runtime: req.runtime.as_ref().map(Runtime::as_str),
-                sender: caller.as_str(),
-                door: door.into(),
-                topic: req.topic.as_deref(),
-                envelope: &text,
-                ttl: lc.cfg.mail_ttl,
-            },
+            &new_message(lc, req.personality.as_str(), caller, req, door, &text),
             host.as_str(),
             &wire,
             now,

@@ -1,6 +1,8 @@
 //! Helpers shared by the black-box tests.
 #![allow(dead_code)]
 
+pub mod panel;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

@@ -133,6 +133,9 @@ pub enum MailError {
     BadState(String),
 }
 
+/// How a message travels to another host, made with its id.
+type WireOf<'a> = dyn Fn(&MessageId) -> String + 'a;
+
 /// A message to commit.
 #[derive(Clone)]
 pub struct NewMessage<'a> {
@@ -381,26 +384,45 @@ impl Mailbox {
 
     /// Commits a new message, queued; its id.
     pub fn commit(&self, m: &NewMessage<'_>, now_ms: u64) -> Result<MessageId, MailError> {
+        self.insert(m, now_ms, None)
+    }
+
+    /// Commits a new message: queued here, or outbound to the host and
+    /// with the wire form `abroad` gives (made with its id).
+    fn insert(
+        &self,
+        m: &NewMessage<'_>,
+        now_ms: u64,
+        abroad: Option<(&str, &WireOf<'_>)>,
+    ) -> Result<MessageId, MailError> {
         let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
         self.write(Sync::Full, |c| {
             // Made under the lock: in one process, ids sort as they commit.
             let id = MessageId::generate();
             let envelope = (m.envelope)(&id);
+            let (state, to_host, wire) = match abroad {
+                Some((host, wire)) => ("outbound", Some(host), Some(wire(&id))),
+                None => ("queued", None, None),
+            };
             c.prepare_cached(
                 "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
-                 created_ms, expires_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued')",
+                 created_ms, expires_ms, state, to_host, wire) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
-                    id.as_str(),
-                    m.personality,
-                    m.runtime,
-                    m.sender,
-                    m.door,
-                    m.topic,
-                    envelope,
-                    ms(now_ms),
-                    ms(expires)
-                ])?;
+                id.as_str(),
+                m.personality,
+                m.runtime,
+                m.sender,
+                m.door,
+                m.topic,
+                envelope,
+                ms(now_ms),
+                ms(expires),
+                state,
+                to_host,
+                wire
+            ])?;
             Ok(id)
         })
     }
@@ -728,32 +750,10 @@ impl Mailbox {
         &self,
         m: &NewMessage<'_>,
         to_host: &str,
-        wire: &dyn Fn(&MessageId) -> String,
+        wire: &WireOf<'_>,
         now_ms: u64,
     ) -> Result<MessageId, MailError> {
-        let expires = now_ms.saturating_add(u64::try_from(m.ttl.as_millis()).unwrap_or(u64::MAX));
-        self.write(Sync::Full, |c| {
-            let id = MessageId::generate();
-            c.prepare_cached(
-                "INSERT INTO messages (id, personality, runtime, sender, door, topic, envelope, \
-                 created_ms, expires_ms, state, to_host, wire) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'outbound', ?10, ?11)",
-            )?
-            .execute(params![
-                id.as_str(),
-                m.personality,
-                m.runtime,
-                m.sender,
-                m.door,
-                m.topic,
-                (m.envelope)(&id),
-                ms(now_ms),
-                ms(expires),
-                to_host,
-                wire(&id)
-            ])?;
-            Ok(id)
-        })
+        self.insert(m, now_ms, Some((to_host, wire)))
     }
 
     /// Messages for peers of other hosts not yet delivered nor dead there,
