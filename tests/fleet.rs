@@ -29,6 +29,10 @@ pub const CASES: &[crate::toolchain::Case] = crate::cases![
 pub const NETNS_CASES: &[crate::toolchain::Case] =
     crate::cases![a_host_behind_a_link_taken_down_gets_its_mail_once_it_is_back];
 
+/// The cases that drive the dashboard in a browser, in a fleet.
+pub const BROWSER_CASES: &[crate::toolchain::Case] =
+    crate::cases![the_dashboard_shows_every_hosts_peers_and_acts_on_them];
+
 /// A server and hosts `names`, each with one peer (`peers[i]` on
 /// `names[i]`), each host through its own link; daemons started.
 struct World {
@@ -655,4 +659,56 @@ fn a_reload_keeps_the_mailbox_one_file_for_every_process() {
         deleted.is_empty(),
         "the daemon writes to removed files: {deleted:?}"
     );
+}
+
+fn the_dashboard_shows_every_hosts_peers_and_acts_on_them() {
+    let repo = crate::common::repo_root();
+    let python = crate::browser::driver_python(&repo).expect("the browser's driver");
+    let dir = tempfile::Builder::new()
+        .prefix("iapf")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let keys: Vec<_> = ["a", "b"].iter().map(|n| host_key(dir.path(), n)).collect();
+    let nats = Nats::start(dir.path(), &keys.iter().collect::<Vec<_>>());
+    let mut keys = keys.into_iter();
+    let mut a = Host::new("a", keys.next().unwrap(), nats.url());
+    let mut b = Host::new("b", keys.next().unwrap(), nats.url());
+    a.tcp = true;
+    a.world.register("alice", "claude", &[]);
+    b.world.register("bob", "claude", &[]);
+    a.start();
+    b.start();
+    a.wait_owner("bob", "b");
+    let shots = repo.join("target/test-artifacts/dashboard/fleet");
+    let _ = std::fs::remove_dir_all(&shots);
+    let url = format!("{}/", a.daemon().tcp);
+    let mut page = crate::browser::Browser::open(&python, &repo, &url, &shots);
+    let loaded = page.cmd(json!({"op": "load"}));
+    assert_eq!(loaded["rows"], 2, "alice here, bob on b: {loaded}");
+    let rows = page.cmd(json!({"op": "script", "js": "return Array.from(document.querySelectorAll('#rows tr')).map(tr => [tr.dataset.identity, tr.querySelector('td.host').textContent, getComputedStyle(tr.querySelector('td.host')).display])"}));
+    let rows = rows["value"].as_array().unwrap().clone();
+    assert!(
+        rows.contains(&json!(["claude-bob", "b", "table-cell"])),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&json!(["claude-alice", "a", "table-cell"])),
+        "{rows:?}"
+    );
+    let summary = page.cmd(json!({"op": "text", "id": "summary"}));
+    assert!(
+        summary["text"]
+            .as_str()
+            .unwrap()
+            .contains("hosts: a ●, b ●"),
+        "{summary}"
+    );
+    page.cmd(json!({"op": "screenshot", "name": "fleet"}));
+    // A verb on bob's row is carried to b.
+    page.cmd(json!({"op": "click", "identity": "claude-bob", "verb": "stop"}));
+    page.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "stopped"}));
+    let out = b.world.run(&["--json", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"stopped\""));
+    page.cmd(json!({"op": "click", "identity": "claude-bob", "verb": "start"}));
+    page.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "asleep"}));
 }

@@ -41,6 +41,7 @@ fn main() {
         (Some(Toolchain::Browser), dashboard::BROWSER_CASES),
         (Some(Toolchain::Nats), fleet::CASES),
         (Some(Toolchain::Netns), fleet::NETNS_CASES),
+        (Some(Toolchain::FleetBrowser), fleet::BROWSER_CASES),
         (Some(Toolchain::McpSdk), mcp_sdk::CASES),
         (Some(Toolchain::McpSdk), quickstart::CASES),
         (Some(Toolchain::PythonAdapter), python_adapter::CASES),

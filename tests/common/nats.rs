@@ -444,6 +444,8 @@ pub struct Host {
     pub extra: Vec<String>,
     /// What the daemon runs under (`ip netns exec NS`), if anything.
     pub wrapper: Vec<String>,
+    /// Serve loopback TCP too (the dashboard), not only the socket.
+    pub tcp: bool,
     pub daemon: Option<Daemon>,
 }
 
@@ -456,21 +458,22 @@ impl Host {
             url,
             extra: Vec::new(),
             wrapper: Vec::new(),
+            tcp: false,
             daemon: None,
         }
     }
 
     /// Starts this host's daemon (`--no-tcp`, in this host's fleet).
     pub fn spawn(&mut self) -> &Daemon {
-        let mut args = vec![
-            "--no-tcp",
+        let mut args = if self.tcp { vec![] } else { vec!["--no-tcp"] };
+        args.extend([
             "--fleet",
             &self.url,
             "--host-name",
             &self.name,
             "--fleet-nkey",
             self.key.seed.to_str().unwrap(),
-        ];
+        ]);
         args.extend(self.extra.iter().map(String::as_str));
         let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
         let d = self.world.start_daemon_under(&wrapper, &args);

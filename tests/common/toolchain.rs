@@ -22,6 +22,8 @@ pub enum Toolchain {
     Nats,
     /// … and a network namespace of its own for a host (root, iproute2).
     Netns,
+    /// `nats-server` and the browser both.
+    FleetBrowser,
 }
 
 impl Toolchain {
@@ -34,6 +36,7 @@ impl Toolchain {
             Toolchain::PythonAdapter => "IAPEER_REQUIRE_PYTHON_ADAPTER",
             Toolchain::Nats => "IAPEER_REQUIRE_FLEET",
             Toolchain::Netns => "IAPEER_REQUIRE_NETNS",
+            Toolchain::FleetBrowser => "IAPEER_REQUIRE_DASHBOARD",
         }
     }
 
@@ -69,6 +72,9 @@ impl Toolchain {
             Toolchain::Netns => Toolchain::Nats
                 .missing()
                 .or_else(crate::nats::Netns::unavailable),
+            Toolchain::FleetBrowser => Toolchain::Nats
+                .missing()
+                .or_else(|| Toolchain::Browser.missing()),
             Toolchain::PythonAdapter => {
                 std::env::var_os("IAPEER_PYTHON_ADAPTER")
                     .is_none()
