@@ -168,6 +168,17 @@ fn a_message_crosses_hosts_and_wakes_its_peer() {
     assert_eq!(row("alice")["host"], "a");
     assert_eq!(row("bob")["runtimes"][0]["status"], "live", "{list}");
 
+    // A runtime bob does not declare: refused at b, and said so here (and
+    // bounced to alice, as local mail given up is).
+    let r = a.daemon().send_to_peer(
+        Some("claude-alice"),
+        json!({"personality": "bob", "runtime": "codex", "message": "to codex", "wait_secs": 30}),
+    );
+    let refused = crate::common::tool_text(&r);
+    assert!(
+        refused.contains("not declared for \"bob\" on host b"),
+        "{refused}"
+    );
     // A verb on another host's peer is carried to its owner.
     let out = a.world.run(&["stop", "bob"]);
     assert!(out.status.success(), "{out:?}");
@@ -444,6 +455,14 @@ fn a_host_cannot_speak_for_another_hosts_peers() {
         };
         let stolen = js.create_consumer_on_stream(widened, "IAP_MAIL").await;
         assert!(stolen.is_err(), "a consumer of its own widened to a's mail");
+        // A call on a's peer sent to b: answered by b, never carried on.
+        let call = serde_json::json!({"method": "POST", "path": "/fleet/v1/peers/alice/stop"});
+        let answer = client
+            .request("iap.ctl.b.c", call.to_string().into())
+            .await
+            .expect("b answers");
+        let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+        assert_eq!(answer["status"], 404, "{answer}");
         (subject_refused, kv_refused)
     });
     assert!(subject_refused, "a publish as another host goes nowhere");
@@ -468,6 +487,11 @@ fn a_host_cannot_speak_for_another_hosts_peers() {
         },
     );
     assert!(!b.world.is_live("claude-bob"), "nothing woke bob");
+    let alice = a.world.run(&["--json", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&alice.stdout).contains("\"stopped\""),
+        "a call relayed through b stopped nothing on a"
+    );
     // Every claim is still there: a send from a still reaches bob.
     let sent = send(&a, "claude-alice", "bob", "claims intact", 30).unwrap();
     assert_eq!(sent["delivered_to"]["personality"], "bob", "{sent}");
