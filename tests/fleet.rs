@@ -23,6 +23,7 @@ pub const CASES: &[crate::toolchain::Case] = crate::cases![
     the_panel_shows_every_hosts_peers_and_acts_on_them,
     hosts_join_over_tls_and_an_unknown_certificate_is_turned_away,
     a_reload_keeps_the_mailbox_one_file_for_every_process,
+    two_daemons_started_at_once_under_one_name_one_joins,
 ];
 
 /// The cases that put a host in a network namespace of its own (root).
@@ -455,6 +456,19 @@ fn a_host_cannot_speak_for_another_hosts_peers() {
         };
         let stolen = js.create_consumer_on_stream(widened, "IAP_MAIL").await;
         assert!(stolen.is_err(), "a consumer of its own widened to a's mail");
+        // A call whose answer would go to a subject only b may use (a
+        // claim of bob by a host that is not there): never answered.
+        client
+            .publish_with_reply(
+                "iap.ctl.b.c",
+                "$KV.iap-owners.zz.bob",
+                serde_json::json!({"method": "GET", "path": "/fleet/v1/snapshot"})
+                    .to_string()
+                    .into(),
+            )
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
         // A call on a's peer sent to b: answered by b, never carried on.
         let call = serde_json::json!({"method": "POST", "path": "/fleet/v1/peers/alice/stop"});
         let answer = client
@@ -735,4 +749,36 @@ fn the_dashboard_shows_every_hosts_peers_and_acts_on_them() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"stopped\""));
     page.cmd(json!({"op": "click", "identity": "claude-bob", "verb": "start"}));
     page.cmd(json!({"op": "wait_state", "identity": "claude-bob", "state": "asleep"}));
+}
+
+fn two_daemons_started_at_once_under_one_name_one_joins() {
+    let dir = tempfile::Builder::new()
+        .prefix("iapf")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let key = host_key(dir.path(), "b");
+    let twin = crate::nats::HostKey {
+        name: key.name.clone(),
+        seed: key.seed.clone(),
+        user: key.user.clone(),
+    };
+    let nats = Nats::start(dir.path(), &[&key]);
+    let mut one = Host::new("b", key, nats.url());
+    let mut two = Host::new("b", twin, nats.url());
+    one.world.register("bob", "claude", &[]);
+    two.world.register("carol", "claude", &[]);
+    one.spawn();
+    two.spawn();
+    std::thread::sleep(Duration::from_secs(4));
+    let joined: Vec<bool> = [&one, &two]
+        .iter()
+        .map(|h| h.daemon().stderr().contains("JOINED"))
+        .collect();
+    assert_eq!(joined.iter().filter(|j| **j).count(), 1, "{joined:?}");
+    let refused = if joined[0] { &two } else { &one };
+    let stderr = refused.daemon().stderr();
+    assert!(
+        stderr.contains("in use by another live iapeerd"),
+        "{stderr}"
+    );
 }

@@ -76,16 +76,6 @@ pub async fn start(
     let lc = current();
     let instance = instance(&lc);
     let now = lc.clock.now_ms();
-    if let Ok(Some(entry)) = fleet.hosts.entry(me.as_str()).await
-        && let Ok(beat) = serde_json::from_slice::<Heartbeat>(&entry.value)
-        && beat.instance != instance
-        && now.saturating_sub(beat.at_ms) < HEARTBEAT_TTL.as_millis() as u64
-    {
-        anyhow::bail!(
-            "the host name {me} is in use by another live iapeerd (its last heartbeat is {} ms old): give this one another --host-name",
-            now.saturating_sub(beat.at_ms)
-        );
-    }
     let beat = Heartbeat {
         instance,
         started_ms: now,
@@ -93,6 +83,28 @@ pub async fn start(
         version: env!("CARGO_PKG_VERSION").into(),
         peers: 0,
     };
+    // The name taken atomically: of two daemons started at once under one
+    // name, one makes the key and the other finds it. A key of this daemon
+    // (a restart within the TTL) is its own; any other is another live
+    // daemon's (the bucket drops a heartbeat older than the TTL).
+    let first = serde_json::to_vec(&beat)?;
+    match fleet.hosts.create(me.as_str(), first.into()).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {
+            let theirs = fleet
+                .hosts
+                .entry(me.as_str())
+                .await?
+                .and_then(|e| serde_json::from_slice::<Heartbeat>(&e.value).ok());
+            if let Some(theirs) = theirs.filter(|t| t.instance != beat.instance) {
+                anyhow::bail!(
+                    "the host name {me} is in use by another live iapeerd (heartbeat {} ms old): give this one another --host-name",
+                    now.saturating_sub(theirs.at_ms)
+                );
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     let mut keys = fleet.owners.keys().await?;
     while let Some(key) = keys.next().await {
         if let Some((host, p)) = parse_key(&key?) {

@@ -79,6 +79,14 @@ pub fn serve(
             };
             let Some(reply) = msg.reply.clone() else { continue };
             let from = wire::sender_host(&msg.subject);
+            // Answered only into the asking host's own inbox: the server
+            // lets an answer through to whatever reply subject the asker
+            // named, which could be a subject only this host may use.
+            let inbox = from.as_ref().map(|h| format!("{}.", super::inbox_prefix(h)));
+            if !inbox.is_some_and(|i| reply.starts_with(&i)) {
+                tracing::warn!(subject = %msg.subject, reply = %crate::term::clip(&reply, 64), "fleet: a call whose answer would go elsewhere than its host's inbox; dropped");
+                continue;
+            }
             let (client, answer) = (client.clone(), answer.clone());
             inner.spawn(async move {
                 let answered = match serde_json::from_slice::<CtlRequest>(&msg.payload) {
