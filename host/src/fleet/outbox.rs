@@ -25,8 +25,16 @@ const RETRY_FORWARD: Duration = Duration::from_millis(500);
 /// as the stream's dedup id: a message published twice (a crash between
 /// the publish and its mark) is kept once.
 pub async fn forward(fleet: Arc<Fleet>, current: Current, shutdown: CancellationToken) {
+    let mut swept: Option<std::time::Instant> = None;
     loop {
         let lc = current();
+        // Off the per-send path: mail unheard of is looked for once a minute.
+        if swept.is_none_or(|t| t.elapsed() >= UNHEARD_SWEEP)
+            && let Ok(mb) = lc.mailbox()
+        {
+            give_up_unheard(&lc, mb);
+            swept = Some(std::time::Instant::now());
+        }
         let rest = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = forward_once(&fleet, &lc) => r,
@@ -48,7 +56,6 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
             return FORWARD_REST;
         }
     };
-    give_up_unheard(lc, mb);
     let pending = match mb.outbound() {
         Ok(p) => p,
         Err(e) => {
@@ -108,6 +115,8 @@ async fn forward_once(fleet: &Fleet, lc: &Lifecycle) -> Duration {
 /// unheard of before it is given up here: that host refuses it from then,
 /// and its own expiry would have been told.
 const UNHEARD_GRACE_MS: u64 = 3600 * 1000;
+/// How often the forwarder looks for such mail.
+const UNHEARD_SWEEP: Duration = Duration::from_secs(60);
 
 /// Gives up on forwarded mail long past its time to live with no word of
 /// its fate (its host gone for good, or the stream lost it); its sender is
